@@ -1,0 +1,11 @@
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-backend-wasm";
+import "@tensorflow/tfjs-backend-webgpu";
+import * as ort from "onnxruntime-node";
+import { encode } from "fast-png";
+import tarStream from "tar-stream";
+import { parquetReadObjects } from "hyparquet";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { Storage } from "@google-cloud/storage";
+console.log(tf.version_core, typeof ort.InferenceSession, typeof encode, typeof tarStream.pack, typeof parquetReadObjects, typeof parquetWriteBuffer, typeof Storage);
