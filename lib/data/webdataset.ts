@@ -1,0 +1,726 @@
+/**
+ * Webdataset shards in img2dataset's LAION layout, written atomically and read as a stream.
+ *
+ * A dataset folder holds, per shard `i`: `0000i.tar` (`key.png`, `key.txt`, `key.json` for each
+ * sample), `0000i.parquet` (one row of metadata per sample) and `0000i_stats.json` (counts, written
+ * last: a shard without stats is incomplete). {@link buildShapesWorldShards} adds `dataset.json`
+ * (written after every shard), so an existing complete dataset is detected and reused.
+ *
+ * {@link readShards} never dies on bad data: entries escaping the folder (absolute paths, `..`),
+ * links, corrupt images, samples without caption, truncated or corrupt tars are skipped and
+ * counted in a {@link ReadStats}. It partitions shards across ranks, shuffles shard order with an
+ * {@link Rng}, and resumes from a `{shard, index}` position exactly.
+ *
+ * @example
+ * ```ts
+ * await buildShapesWorldShards({ outDir: "runs/data/train32", seed: 0, count: 2000, perShard: 500 });
+ * const stats = newReadStats();
+ * for await (const s of readShards("runs/data/train32", { stats, minAesthetic: 4.5 })) {
+ *   console.log(s.key, s.caption, s.position);
+ * }
+ * console.log(stats.read, stats.skipped);
+ * ```
+ * @module
+ */
+
+import tarStream from "tar-stream";
+import { parquetReadObjects } from "hyparquet";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import type { Rng } from "../util/rng.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
+import { decodePngRgb, encodePngRgb } from "./png.ts";
+import { shapesWorldSample } from "./shapes_world.ts";
+
+/** A sample to write: RGB pixels, caption, optional metadata (stored in `key.json`). */
+export interface ShardSampleInput {
+  key: string;
+  /** Row-major RGB, `height * width * 3` bytes. */
+  image: Uint8Array;
+  width: number;
+  height: number;
+  caption: string;
+  /** Generator metadata; `meta.aesthetic` (number) fills the aesthetic column. */
+  meta?: { aesthetic?: number };
+}
+
+/** Paths and size of one written shard. */
+export interface ShardInfo {
+  index: number;
+  tar: string;
+  parquet: string;
+  stats: string;
+  count: number;
+}
+
+/** `00042` style shard stem. */
+export function shardStem(index: number): string {
+  return index.toString().padStart(5, "0");
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const KEY_RE = /^[A-Za-z0-9_-]+$/;
+
+/** Build an in-memory tar from (name, bytes) entries; fixed mtime so shards are reproducible. */
+async function tarBytes(entries: [string, Uint8Array][]): Promise<Uint8Array> {
+  const pack = tarStream.pack();
+  const mtime = new Date(0);
+  const chunks: Uint8Array[] = [];
+  const done = (async () => {
+    for await (const c of pack) chunks.push(c as Uint8Array);
+  })();
+  for (const [name, data] of entries) {
+    await new Promise<void>((res, rej) =>
+      pack.entry({ name, size: data.length, mtime, mode: 0o644 }, data, (e) => e ? rej(e) : res())
+    );
+  }
+  pack.finalize();
+  await done;
+  return concat(chunks);
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** Options for {@link writeShard}. */
+export interface WriteShardOptions {
+  outDir: string;
+  index: number;
+  samples: readonly ShardSampleInput[];
+  /** Extra fields for `_stats.json` (e.g. the generator config). */
+  extraStats?: Record<string, unknown>;
+}
+
+/**
+ * Write one shard (tar, parquet, then stats last), each file atomically.
+ *
+ * @example
+ * ```ts
+ * await writeShard({ outDir: "out", index: 0, samples: [shapesWorldSample(0, { seed: 1 })] });
+ * ```
+ */
+export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
+  const { outDir, index, samples } = opts;
+  const start = new Date();
+  const stem = shardStem(index);
+  const entries: [string, Uint8Array][] = [];
+  const enc = new TextEncoder();
+  const rows = {
+    key: [] as string[],
+    caption: [] as string[],
+    status: [] as string[],
+    error_message: [] as (string | null)[],
+    width: [] as number[],
+    height: [] as number[],
+    original_width: [] as number[],
+    original_height: [] as number[],
+    sha256: [] as string[],
+    aesthetic: [] as (number | null)[],
+    meta: [] as string[],
+  };
+  const seen = new Set<string>();
+  for (const s of samples) {
+    if (!KEY_RE.test(s.key)) {
+      throw new Error(
+        `writeShard ${stem}: key "${s.key}" must match ${KEY_RE} (no dots or slashes)`,
+      );
+    }
+    if (seen.has(s.key)) throw new Error(`writeShard ${stem}: duplicate key "${s.key}"`);
+    seen.add(s.key);
+    const png = encodePngRgb(s.image, s.width, s.height);
+    const sha256 = await sha256Hex(png);
+    const aesthetic = typeof s.meta?.aesthetic === "number" ? s.meta.aesthetic : null;
+    const json = {
+      key: s.key,
+      caption: s.caption,
+      status: "success",
+      error_message: null,
+      width: s.width,
+      height: s.height,
+      original_width: s.width,
+      original_height: s.height,
+      sha256,
+      aesthetic,
+      meta: s.meta ?? null,
+    };
+    entries.push([`${s.key}.png`, png]);
+    entries.push([`${s.key}.txt`, enc.encode(s.caption)]);
+    entries.push([`${s.key}.json`, enc.encode(JSON.stringify(json))]);
+    rows.key.push(s.key);
+    rows.caption.push(s.caption);
+    rows.status.push("success");
+    rows.error_message.push(null);
+    rows.width.push(s.width);
+    rows.height.push(s.height);
+    rows.original_width.push(s.width);
+    rows.original_height.push(s.height);
+    rows.sha256.push(sha256);
+    rows.aesthetic.push(aesthetic);
+    rows.meta.push(JSON.stringify(s.meta ?? null));
+  }
+  const info: ShardInfo = {
+    index,
+    tar: joinPath(outDir, `${stem}.tar`),
+    parquet: joinPath(outDir, `${stem}.parquet`),
+    stats: joinPath(outDir, `${stem}_stats.json`),
+    count: samples.length,
+  };
+  await Deno.mkdir(outDir, { recursive: true });
+  await writeFileAtomic(info.tar, await tarBytes(entries));
+  const parquet = parquetWriteBuffer({
+    columnData: [
+      { name: "key", data: rows.key, type: "STRING" },
+      { name: "caption", data: rows.caption, type: "STRING" },
+      { name: "status", data: rows.status, type: "STRING" },
+      { name: "error_message", data: rows.error_message, type: "STRING" },
+      { name: "width", data: Int32Array.from(rows.width), type: "INT32" },
+      { name: "height", data: Int32Array.from(rows.height), type: "INT32" },
+      { name: "original_width", data: Int32Array.from(rows.original_width), type: "INT32" },
+      { name: "original_height", data: Int32Array.from(rows.original_height), type: "INT32" },
+      { name: "sha256", data: rows.sha256, type: "STRING" },
+      { name: "aesthetic", data: rows.aesthetic, type: "DOUBLE" },
+      { name: "meta", data: rows.meta, type: "STRING" },
+    ],
+  });
+  await writeFileAtomic(info.parquet, new Uint8Array(parquet));
+  const end = new Date();
+  await writeJsonAtomic(info.stats, {
+    count: samples.length,
+    successes: samples.length,
+    failed_to_download: 0,
+    failed_to_resize: 0,
+    duration: (end.getTime() - start.getTime()) / 1000,
+    start_time: start.getTime() / 1000,
+    end_time: end.getTime() / 1000,
+    status_dict: { success: samples.length },
+    ...opts.extraStats,
+  });
+  return info;
+}
+
+/**
+ * Read a shard's parquet metadata as row objects.
+ *
+ * @example
+ * ```ts
+ * const rows = await readShardParquet("out/00000.parquet");
+ * console.log(rows[0].key, rows[0].aesthetic);
+ * ```
+ */
+export async function readShardParquet(path: string): Promise<Record<string, unknown>[]> {
+  const bytes = await Deno.readFile(path);
+  try {
+    return await parquetReadObjects({ file: bytes.buffer.slice(0) as ArrayBuffer });
+  } catch (e) {
+    throw new Error(`${path}: cannot read parquet (${(e as Error).message})`);
+  }
+}
+
+/** Configuration recorded in `dataset.json`; equal config means the dataset can be reused. */
+export interface ShapesWorldShardsConfig {
+  generator: "shapes_world";
+  version: number;
+  seed: number;
+  count: number;
+  perShard: number;
+  size: number;
+  split: "train" | "heldout";
+  singleObjectOnly: boolean;
+}
+
+/** Contents of `dataset.json`. */
+export interface DatasetManifest {
+  config: ShapesWorldShardsConfig;
+  count: number;
+  /** Tar file names relative to the dataset folder, in order. */
+  shards: string[];
+}
+
+/** Options for {@link buildShapesWorldShards}. */
+export interface BuildShardsOptions {
+  outDir: string;
+  seed: number;
+  count: number;
+  /** Samples per shard (default 1000). */
+  perShard?: number;
+  /** Image side (default 32). */
+  size?: number;
+  split?: "train" | "heldout";
+  singleObjectOnly?: boolean;
+  /** Called after each shard. */
+  onShard?: (info: ShardInfo) => void;
+}
+
+/** Bump when the generator's output changes, so old datasets are rebuilt. */
+const SHAPES_WORLD_VERSION = 1;
+
+async function readJsonOrNull(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Generate shapes-world samples `0..count-1` and write them as shards, then `dataset.json`.
+ * Returns `{ skipped: true }` when `dataset.json` already records the same config and its shards
+ * exist. After a crash, shards whose `_stats.json` records the same config are kept.
+ *
+ * @example
+ * ```ts
+ * const { manifest } = await buildShapesWorldShards({ outDir: "d", seed: 1, count: 100, perShard: 50 });
+ * manifest.shards; // ["00000.tar", "00001.tar"]
+ * ```
+ */
+export async function buildShapesWorldShards(
+  opts: BuildShardsOptions,
+): Promise<{ manifest: DatasetManifest; skipped: boolean }> {
+  const config: ShapesWorldShardsConfig = {
+    generator: "shapes_world",
+    version: SHAPES_WORLD_VERSION,
+    seed: opts.seed,
+    count: opts.count,
+    perShard: opts.perShard ?? 1000,
+    size: opts.size ?? 32,
+    split: opts.split ?? "train",
+    singleObjectOnly: opts.singleObjectOnly ?? false,
+  };
+  if (!Number.isInteger(config.count) || config.count < 0) {
+    throw new Error(
+      `buildShapesWorldShards: count must be a non-negative integer, got ${config.count}`,
+    );
+  }
+  if (!Number.isInteger(config.perShard) || config.perShard <= 0) {
+    throw new Error(
+      `buildShapesWorldShards: perShard must be a positive integer, got ${config.perShard}`,
+    );
+  }
+  const same = (c: unknown) => JSON.stringify(c) === JSON.stringify(config);
+  const manifestPath = joinPath(opts.outDir, "dataset.json");
+  const old = await readJsonOrNull(manifestPath) as DatasetManifest | null;
+  if (old && same(old.config)) {
+    const all = await Promise.all(old.shards.map((s) => exists(joinPath(opts.outDir, s))));
+    if (all.every(Boolean)) return { manifest: old, skipped: true };
+  }
+  await Deno.remove(manifestPath).catch(() => {});
+  await Deno.mkdir(opts.outDir, { recursive: true });
+  const nShards = Math.ceil(config.count / config.perShard);
+  const shards: string[] = [];
+  for (let i = 0; i < nShards; i++) {
+    const stem = shardStem(i);
+    shards.push(`${stem}.tar`);
+    const statsPath = joinPath(opts.outDir, `${stem}_stats.json`);
+    const st = await readJsonOrNull(statsPath) as { config?: unknown } | null;
+    if (
+      st && same(st.config) && await exists(joinPath(opts.outDir, `${stem}.tar`)) &&
+      await exists(joinPath(opts.outDir, `${stem}.parquet`))
+    ) continue;
+    const lo = i * config.perShard, hi = Math.min(config.count, lo + config.perShard);
+    const samples = [];
+    for (let k = lo; k < hi; k++) {
+      samples.push(shapesWorldSample(k, {
+        seed: config.seed,
+        size: config.size,
+        split: config.split,
+        singleObjectOnly: config.singleObjectOnly,
+      }));
+    }
+    const info = await writeShard({
+      outDir: opts.outDir,
+      index: i,
+      samples,
+      extraStats: { config },
+    });
+    opts.onShard?.(info);
+  }
+  const manifest: DatasetManifest = { config, count: config.count, shards };
+  await writeJsonAtomic(manifestPath, manifest);
+  return { manifest, skipped: false };
+}
+
+/** Counts kept by {@link readShards}. */
+export interface ReadStats {
+  /** Shards opened. */
+  shards: number;
+  /** Sample groups seen (after the resume point). */
+  records: number;
+  /** Samples yielded. */
+  read: number;
+  skipped: {
+    /** Tar entries with an absolute path or a `..` component. */
+    escape: number;
+    /** Symlinks and hard links (could point outside the folder). */
+    link: number;
+    /** Directories, devices, files without an extension. */
+    otherEntry: number;
+    /** Image bytes that do not decode. */
+    corruptImage: number;
+    /** Samples with only a jpg/webp image (no decoder in the kit). */
+    unsupportedImage: number;
+    /** Samples with no image at all. */
+    missingImage: number;
+    /** Samples with no (or an empty) caption. */
+    missingCaption: number;
+    /** `key.json` that is not valid JSON (the sample is kept with `json: null`). */
+    corruptJson: number;
+    /** Tars that end in the middle of an entry (the unfinished sample is dropped). */
+    truncated: number;
+    /** Tars with an invalid header (the rest of the shard is dropped). */
+    corruptTar: number;
+    /** Shards that could not be opened. */
+    unreadableShard: number;
+    /** Samples under `minAesthetic`. */
+    aesthetic: number;
+    /** Samples with no aesthetic score while `minAesthetic` is set. */
+    missingAesthetic: number;
+  };
+}
+
+/**
+ * Fresh zeroed {@link ReadStats}.
+ *
+ * @example
+ * ```ts
+ * const stats = newReadStats();
+ * ```
+ */
+export function newReadStats(): ReadStats {
+  return {
+    shards: 0,
+    records: 0,
+    read: 0,
+    skipped: {
+      escape: 0,
+      link: 0,
+      otherEntry: 0,
+      corruptImage: 0,
+      unsupportedImage: 0,
+      missingImage: 0,
+      missingCaption: 0,
+      corruptJson: 0,
+      truncated: 0,
+      corruptTar: 0,
+      unreadableShard: 0,
+      aesthetic: 0,
+      missingAesthetic: 0,
+    },
+  };
+}
+
+/** Where to resume: shard position in this rank's order, and groups already consumed in it. */
+export interface ReadPosition {
+  shard: number;
+  index: number;
+}
+
+/** A sample read from a shard. */
+export interface ShardSample {
+  key: string;
+  image: Uint8Array;
+  width: number;
+  height: number;
+  caption: string;
+  /** Parsed `key.json`, or null when absent or invalid. */
+  json: Record<string, unknown> | null;
+  /** Tar file it came from. */
+  shardPath: string;
+  /** Position to resume from to continue right after this sample. */
+  position: ReadPosition;
+}
+
+/** Options for {@link readShards} and {@link shardOrder}. */
+export interface ReadShardsOptions {
+  /** Filled in place with counts. */
+  stats?: ReadStats;
+  /** Drop samples whose aesthetic score (parquet column, else json) is below this. */
+  minAesthetic?: number;
+  /** Shuffles this rank's shard order (advances the generator). */
+  rng?: Rng;
+  /** This worker's rank (default 0); it takes shards i with i % worldSize == rank. */
+  rank?: number;
+  worldSize?: number;
+  /** Resume point (from a yielded sample's `position`). */
+  start?: ReadPosition;
+}
+
+/**
+ * Tar paths of a dataset folder: the shards listed in `dataset.json` when present, else every
+ * `*.tar` sorted by name.
+ *
+ * @example
+ * ```ts
+ * const paths = await listShards("runs/data/train32");
+ * ```
+ */
+export async function listShards(dir: string): Promise<string[]> {
+  const manifest = await readJsonOrNull(joinPath(dir, "dataset.json")) as DatasetManifest | null;
+  if (manifest && Array.isArray(manifest.shards)) {
+    return manifest.shards.map((s) => joinPath(dir, s));
+  }
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && e.name.endsWith(".tar")) out.push(joinPath(dir, e.name));
+    }
+  } catch (e) {
+    throw new Error(`listShards: cannot read folder ${dir} (${(e as Error).message})`);
+  }
+  return out.sort();
+}
+
+/**
+ * The shards this rank reads, in order: partition the sorted list by `i % worldSize == rank`
+ * first (so ranks never overlap whatever generators they use), then shuffle with `rng`.
+ *
+ * @example
+ * ```ts
+ * shardOrder(["a.tar", "b.tar", "c.tar"], { rank: 1, worldSize: 2 }); // ["b.tar"]
+ * ```
+ */
+export function shardOrder(
+  paths: readonly string[],
+  opts: Pick<ReadShardsOptions, "rank" | "worldSize" | "rng"> = {},
+): string[] {
+  const worldSize = opts.worldSize ?? 1, rank = opts.rank ?? 0;
+  if (!Number.isInteger(worldSize) || worldSize < 1) {
+    throw new Error(`readShards: worldSize must be a positive integer, got ${worldSize}`);
+  }
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) {
+    throw new Error(`readShards: rank must be an integer in [0, ${worldSize}), got ${rank}`);
+  }
+  const mine = paths.filter((_, i) => i % worldSize === rank);
+  return opts.rng ? opts.rng.shuffle(mine) : mine;
+}
+
+/** Whether a tar entry path would land outside the extraction folder. */
+export function isEscapingPath(name: string): boolean {
+  if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) return true;
+  return name.split(/[\\/]/).some((part) => part === "..");
+}
+
+interface Group {
+  key: string;
+  files: Map<string, Uint8Array>;
+}
+
+type TarExtract = ReturnType<typeof tarStream.extract>;
+
+/** Push a file into a tar extractor in chunks, respecting backpressure; ends or destroys it. */
+async function feed(path: string, extract: TarExtract): Promise<void> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (e) {
+    extract.destroy(new Error(`open failed: ${(e as Error).message}`));
+    return;
+  }
+  try {
+    const buf = new Uint8Array(1 << 16);
+    while (!extract.destroyed) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      if (!extract.write(buf.slice(0, n))) {
+        await new Promise<void>((res) => {
+          const done = () => {
+            extract.off("drain", done);
+            extract.off("close", done);
+            res();
+          };
+          extract.on("drain", done);
+          extract.on("close", done);
+        });
+      }
+    }
+    if (!extract.destroyed) extract.end(null);
+  } catch (e) {
+    extract.destroy(e as Error);
+  } finally {
+    file.close();
+  }
+}
+
+async function aestheticIndex(tarPath: string): Promise<Map<string, number> | null> {
+  const pq = tarPath.replace(/\.tar$/, ".parquet");
+  if (pq === tarPath || !(await exists(pq))) return null;
+  try {
+    const rows = await readShardParquet(pq);
+    const m = new Map<string, number>();
+    for (const r of rows) {
+      if (typeof r.key === "string" && typeof r.aesthetic === "number") m.set(r.key, r.aesthetic);
+    }
+    return m;
+  } catch {
+    return null; // fall back to the json score
+  }
+}
+
+/**
+ * Stream samples from webdataset shards (a folder or a list of tar paths), grouped by key.
+ *
+ * @example
+ * ```ts
+ * const stats = newReadStats();
+ * const it = readShards(["d/00000.tar"], { stats, rank: 0, worldSize: 1 });
+ * for await (const s of it) { console.log(s.caption); }
+ * ```
+ */
+export async function* readShards(
+  source: string | readonly string[],
+  opts: ReadShardsOptions = {},
+): AsyncGenerator<ShardSample> {
+  const stats = opts.stats ?? newReadStats();
+  const all = typeof source === "string" ? await listShards(source) : [...source];
+  const order = shardOrder(all, opts);
+  const start = opts.start ?? { shard: 0, index: 0 };
+  const dec = new TextDecoder();
+  for (let si = Math.max(0, start.shard); si < order.length; si++) {
+    const path = order[si];
+    const skip = si === start.shard ? start.index : 0;
+    const scores = opts.minAesthetic !== undefined ? await aestheticIndex(path) : null;
+    stats.shards++;
+    let groupIndex = 0;
+
+    /** Turn a finished group into a sample, or count why not. */
+    const finish = (g: Group): ShardSample | null => {
+      groupIndex++;
+      if (groupIndex <= skip) return null;
+      stats.records++;
+      let json: Record<string, unknown> | null = null;
+      const jb = g.files.get("json");
+      if (jb) {
+        try {
+          const v = JSON.parse(dec.decode(jb));
+          json = v && typeof v === "object" && !Array.isArray(v) ? v : null;
+          if (!json) stats.skipped.corruptJson++;
+        } catch {
+          stats.skipped.corruptJson++;
+        }
+      }
+      const tb = g.files.get("txt");
+      const caption = tb
+        ? dec.decode(tb).trim()
+        : typeof json?.caption === "string"
+        ? json.caption
+        : "";
+      if (!caption) {
+        stats.skipped.missingCaption++;
+        return null;
+      }
+      if (opts.minAesthetic !== undefined) {
+        const score = scores?.get(g.key) ?? json?.aesthetic;
+        if (typeof score !== "number") {
+          stats.skipped.missingAesthetic++;
+          return null;
+        }
+        if (score < opts.minAesthetic) {
+          stats.skipped.aesthetic++;
+          return null;
+        }
+      }
+      const png = g.files.get("png");
+      if (!png) {
+        const other = ["jpg", "jpeg", "webp"].some((e) => g.files.has(e));
+        if (other) stats.skipped.unsupportedImage++;
+        else stats.skipped.missingImage++;
+        return null;
+      }
+      let img;
+      try {
+        img = decodePngRgb(png, `${path}:${g.key}.png`);
+      } catch {
+        stats.skipped.corruptImage++;
+        return null;
+      }
+      stats.read++;
+      return {
+        key: g.key,
+        image: img.image,
+        width: img.width,
+        height: img.height,
+        caption,
+        json,
+        shardPath: path,
+        position: { shard: si, index: groupIndex },
+      };
+    };
+
+    const extract = tarStream.extract();
+    const feeding = feed(path, extract);
+    let cur: Group | null = null;
+    try {
+      for await (const entry of extract) {
+        const h = entry.header;
+        const name = h.name;
+        // Entries before the resume point were counted by the run that read them.
+        const counting = groupIndex >= skip;
+        const drop = async (reason: "escape" | "link" | "otherEntry" | null) => {
+          if (reason && counting) stats.skipped[reason]++;
+          for await (const _ of entry) { /* discard */ }
+        };
+        if (isEscapingPath(name)) {
+          await drop("escape");
+          continue;
+        }
+        if (h.type === "symlink" || h.type === "link") {
+          await drop("link");
+          continue;
+        }
+        const slash = name.lastIndexOf("/");
+        const base = name.slice(slash + 1);
+        const dot = base.indexOf(".");
+        if ((h.type !== "file" && h.type !== "contiguous-file") || dot <= 0) {
+          await drop(h.type === "directory" ? null : "otherEntry");
+          continue;
+        }
+        const key = name.slice(0, slash + 1) + base.slice(0, dot);
+        const ext = base.slice(dot + 1).toLowerCase();
+        const chunks: Uint8Array[] = [];
+        for await (const c of entry) chunks.push(c as Uint8Array);
+        if (cur && cur.key !== key) {
+          const s = finish(cur);
+          cur = null;
+          if (s) yield s;
+        }
+        cur ??= { key, files: new Map() };
+        cur.files.set(ext, concat(chunks));
+      }
+      if (cur) {
+        const s = finish(cur);
+        cur = null;
+        if (s) yield s;
+      }
+    } catch (e) {
+      const msg = (e as Error)?.message ?? String(e);
+      if (/open failed/.test(msg)) stats.skipped.unreadableShard++;
+      else if (/Unexpected end/i.test(msg)) stats.skipped.truncated++;
+      else stats.skipped.corruptTar++;
+    } finally {
+      if (!extract.destroyed) extract.destroy();
+      await feeding;
+    }
+  }
+}
