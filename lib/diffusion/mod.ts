@@ -1,0 +1,48 @@
+/**
+ * Diffusion schedules, training targets and samplers on flat Float32Array latents, mirroring
+ * Hugging Face diffusers (DDPM, DDIM, PNDM/PLMS, Euler, DPM-Solver++ 2M) so the same code drives
+ * TensorFlow.js and ONNX models.
+ *
+ * @example
+ * ```ts
+ * import { classifierFreeGuidance, makeSchedule, SAMPLERS, SD_SCHEDULER_CONFIG } from "./mod.ts";
+ * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const x = await SAMPLERS.pndm(classifierFreeGuidance(batched, 7.5), noise, schedule, { steps: 50 });
+ * ```
+ * @module
+ */
+
+export type {
+  BetaSchedule,
+  ModelFn,
+  NoiseSchedule,
+  PredictionType,
+  Sampler,
+  SamplerName,
+  SamplerOptions,
+  ScheduleConfig,
+  TimestepSpacing,
+  X0Eps,
+} from "./types.ts";
+export { makeSchedule, SD_SCHEDULER_CONFIG, validateConfig } from "./schedule.ts";
+export {
+  fromDiffusersConfig,
+  readDiffusersConfig,
+  SD_SCHEDULER_JSON,
+  toDiffusersConfig,
+} from "./diffusers_config.ts";
+export { DEFAULT_SPACING, timesteps } from "./timesteps.ts";
+export { captionDropout, type MinSnrOptions, minSnrWeights, sampleTimesteps } from "./loss.ts";
+export { img2imgStart, samplerRng } from "./sampler_common.ts";
+export {
+  ddimInvert,
+  getSampler,
+  sampleDdim,
+  sampleDdpm,
+  sampleDpmSolverPP2M,
+  sampleEuler,
+  samplePndm,
+  samplerForClass,
+  SAMPLERS,
+} from "./samplers.ts";
+export { classifierFreeGuidance } from "./guidance.ts";
