@@ -1,0 +1,19 @@
+/**
+ * Registers TensorFlow.js gradient functions.
+ *
+ * `@tensorflow/tfjs-core`'s Node bundle registers no gradients (they live in ESM files with
+ * extension-less imports that Deno cannot load), so `tf.variableGrads` fails with "gradient
+ * function not found". The `@tensorflow/tfjs` bundle registers all of them into the global
+ * registry shared with tfjs-core. Importing this module (as `lib/nn/mod.ts` does) is enough.
+ *
+ * @example
+ * ```ts
+ * import "./gradients.ts";
+ * const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
+ * ```
+ * @module
+ */
+import "@tensorflow/tfjs";
+
+/** True once this module has run (gradients registered). */
+export const GRADIENTS_REGISTERED = true;

@@ -1,0 +1,417 @@
+/**
+ * Crash-safe training checkpoints.
+ *
+ * A checkpoint is the folder `ckpt-<step:08d>/` with `model.safetensors`, optionally
+ * `ema.safetensors` and `optimizer.safetensors`, `state.json` (step, RNG states, data position,
+ * config...) and `manifest.json` (every file's name, size and sha256), written LAST. A folder
+ * without a valid manifest, or whose files do not match it, does not exist for readers. On stores
+ * that can rename (local disk) the parts go to `ckpt-<step>.partial-<rand>/` first and the folder is
+ * renamed once the manifest is in; on object stores the manifest-last rule alone makes it complete.
+ *
+ * @example
+ * ```ts
+ * await saveCheckpoint("runs/x", { step: 100, tensors: { model }, state: { step: 100 } });
+ * const latest = await latestCheckpoint("runs/x");
+ * if (latest) {
+ *   const ck = await loadCheckpoint({ store: storeFor("runs/x"), name: latest.name });
+ * }
+ * await pruneCheckpoints("runs/x", 3);
+ * ```
+ * @module
+ */
+import { decodeSafetensors, encodeSafetensors, toTensorDataMap } from "./safetensors.ts";
+import { type CheckpointStore, LocalStore, storeFor } from "./store.ts";
+import type { TensorDataMap } from "./tensor_data.ts";
+
+/** Tensor groups stored in a checkpoint. */
+export interface CheckpointTensors {
+  model: TensorDataMap;
+  ema?: TensorDataMap;
+  optimizer?: TensorDataMap;
+}
+
+/** What {@link saveCheckpoint} writes. */
+export interface SaveCheckpointOptions {
+  /** Optimizer steps completed. */
+  step: number;
+  tensors: CheckpointTensors;
+  /** JSON-safe training state (RNG states, data position, config...); `step` is added. */
+  state: Record<string, unknown>;
+  /** Data-parallel rank; only rank 0 writes (default 0). */
+  rank?: number;
+  /** Extra safetensors `__metadata__` for every tensor file. */
+  metadata?: Record<string, string>;
+}
+
+/** One entry of `manifest.json`. */
+export interface ManifestFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+/** Contents of `manifest.json`. */
+export interface Manifest {
+  format: "xgen-kit-checkpoint";
+  version: 1;
+  step: number;
+  files: ManifestFile[];
+}
+
+/** A checkpoint folder found in a run. */
+export interface CheckpointInfo {
+  /** Folder name (`ckpt-00000100` or `ckpt-00000100.partial-1a2b3c4d`). */
+  name: string;
+  step: number;
+  /** True when the manifest is present and the files match it. */
+  complete: boolean;
+  /** Why it is not complete. */
+  problem?: string;
+}
+
+/** A loaded checkpoint. */
+export interface LoadedCheckpoint {
+  name: string;
+  step: number;
+  state: Record<string, unknown>;
+  tensors: CheckpointTensors;
+  manifest: Manifest;
+}
+
+const MANIFEST = "manifest.json";
+const GROUPS = ["model", "ema", "optimizer"] as const;
+
+/**
+ * Folder name for a step: `ckpt-<step:08d>`.
+ *
+ * @example
+ * ```ts
+ * checkpointName(42); // "ckpt-00000042"
+ * ```
+ */
+export function checkpointName(step: number): string {
+  if (!Number.isInteger(step) || step < 0) {
+    throw new Error(`checkpointName: step must be a non-negative integer, got ${step}`);
+  }
+  return `ckpt-${String(step).padStart(8, "0")}`;
+}
+
+function parseName(name: string): { step: number; partial: boolean } | null {
+  const m = /^ckpt-(\d{8,})(\.partial-[A-Za-z0-9]+)?$/.exec(name);
+  return m ? { step: Number(m[1]), partial: !!m[2] } : null;
+}
+
+async function sha256Hex(data: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
+  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function where(store: CheckpointStore, key: string): string {
+  const loc = store.location;
+  return loc.endsWith("/") ? loc + key : `${loc}/${key}`;
+}
+
+async function deleteFolder(store: CheckpointStore, prefix: string): Promise<void> {
+  if (store.deletePrefix) return await store.deletePrefix(prefix);
+  for (const k of await store.list(prefix + "/")) await store.delete(k);
+}
+
+/**
+ * Write a checkpoint; returns its folder name, or null on ranks other than 0 (which write nothing).
+ *
+ * @example
+ * ```ts
+ * await saveCheckpoint("runs/x", {
+ *   step: 3,
+ *   tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },
+ *   state: { rng: rng.state() },
+ * });
+ * ```
+ */
+export async function saveCheckpoint(
+  run: string | CheckpointStore,
+  opts: SaveCheckpointOptions,
+): Promise<string | null> {
+  if ((opts.rank ?? 0) !== 0) return null;
+  const store = storeFor(run);
+  const name = checkpointName(opts.step);
+  const parts: [string, Uint8Array][] = [];
+  const meta = { ...(opts.metadata ?? {}), step: String(opts.step) };
+  for (const g of GROUPS) {
+    const t = opts.tensors[g];
+    if (g === "model" && !t) throw new Error(`saveCheckpoint: tensors.model is required`);
+    if (t) parts.push([`${g}.safetensors`, encodeSafetensors(t, { ...meta, group: g })]);
+  }
+  const state = { ...opts.state, step: opts.step };
+  parts.push(["state.json", new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n")]);
+  const files: ManifestFile[] = [];
+  for (const [n, b] of parts) files.push({ name: n, size: b.length, sha256: await sha256Hex(b) });
+  const manifest: Manifest = { format: "xgen-kit-checkpoint", version: 1, step: opts.step, files };
+  const mbytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+
+  if (store.renamePrefix) {
+    const tmp = `${name}.partial-${crypto.randomUUID().slice(0, 8)}`;
+    for (const [n, b] of parts) await store.put(`${tmp}/${n}`, b);
+    await store.put(`${tmp}/${MANIFEST}`, mbytes);
+    // A previous (possibly corrupt) folder of the same step is replaced, e.g. after a resume.
+    await deleteFolder(store, name);
+    await store.renamePrefix(tmp, name);
+  } else {
+    // No rename: retract the old manifest first so the folder is never "complete" while mixed.
+    await store.delete(`${name}/${MANIFEST}`);
+    for (const [n, b] of parts) await store.put(`${name}/${n}`, b);
+    await store.put(`${name}/${MANIFEST}`, mbytes);
+  }
+  return name;
+}
+
+function parseManifest(bytes: Uint8Array, path: string): Manifest {
+  let m: Manifest;
+  try {
+    m = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (m?.format !== "xgen-kit-checkpoint" || m.version !== 1) {
+    throw new Error(`${path}: expected format "xgen-kit-checkpoint" version 1`);
+  }
+  if (!Number.isInteger(m.step) || !Array.isArray(m.files)) {
+    throw new Error(`${path}: fields "step" (integer) and "files" (array) are required`);
+  }
+  for (const f of m.files) {
+    if (
+      typeof f?.name !== "string" || !Number.isInteger(f.size) || typeof f.sha256 !== "string" ||
+      f.name.includes("/")
+    ) {
+      throw new Error(`${path}: every file entry needs name, size and sha256`);
+    }
+  }
+  return m;
+}
+
+async function readManifest(store: CheckpointStore, name: string): Promise<Manifest> {
+  const key = `${name}/${MANIFEST}`;
+  let bytes: Uint8Array;
+  try {
+    bytes = await store.get(key);
+  } catch {
+    throw new Error(`${where(store, key)}: missing (checkpoint incomplete)`);
+  }
+  return parseManifest(bytes, where(store, key));
+}
+
+/** Read every file of a checkpoint, checking each against the manifest. */
+async function readVerified(
+  store: CheckpointStore,
+  name: string,
+): Promise<{ manifest: Manifest; files: Map<string, Uint8Array> }> {
+  const manifest = await readManifest(store, name);
+  const files = new Map<string, Uint8Array>();
+  for (const f of manifest.files) {
+    const key = `${name}/${f.name}`;
+    let b: Uint8Array;
+    try {
+      b = await store.get(key);
+    } catch {
+      throw new Error(`${where(store, key)}: listed in the manifest but missing`);
+    }
+    if (b.length !== f.size) {
+      throw new Error(`${where(store, key)}: size ${b.length} bytes, manifest says ${f.size}`);
+    }
+    const h = await sha256Hex(b);
+    if (h !== f.sha256) {
+      throw new Error(`${where(store, key)}: sha256 ${h.slice(0, 12)}... does not match manifest`);
+    }
+    files.set(f.name, b);
+  }
+  return { manifest, files };
+}
+
+/** Options for {@link listCheckpoints}. */
+export interface ListOptions {
+  /**
+   * `"full"` reads every file and checks sizes and hashes; `"manifest"` only checks that the
+   * manifest parses and lists the expected files (cheap; used by pruning). Default `"full"`.
+   */
+  verify?: "full" | "manifest";
+}
+
+async function check(
+  store: CheckpointStore,
+  name: string,
+  step: number,
+  verify: "full" | "manifest",
+  keys: Set<string>,
+): Promise<CheckpointInfo> {
+  try {
+    if (verify === "full") {
+      await readVerified(store, name);
+    } else {
+      const m = await readManifest(store, name);
+      for (const f of m.files) {
+        if (!keys.has(`${name}/${f.name}`)) {
+          throw new Error(
+            `${where(store, `${name}/${f.name}`)}: listed in the manifest but missing`,
+          );
+        }
+      }
+    }
+    return { name, step, complete: true };
+  } catch (e) {
+    return { name, step, complete: false, problem: (e as Error).message };
+  }
+}
+
+/**
+ * Every checkpoint folder in a run (complete or not), sorted by step then name.
+ *
+ * @example
+ * ```ts
+ * for (const c of await listCheckpoints("runs/x")) console.log(c.name, c.complete);
+ * ```
+ */
+export async function listCheckpoints(
+  run: string | CheckpointStore,
+  opts: ListOptions = {},
+): Promise<CheckpointInfo[]> {
+  const store = storeFor(run);
+  const keys = await store.list("ckpt-");
+  const folders = new Set(keys.map((k) => k.split("/")[0]).filter((f) => parseName(f)));
+  const keySet = new Set(keys);
+  const out: CheckpointInfo[] = [];
+  for (const f of folders) {
+    const p = parseName(f)!;
+    if (p.partial) {
+      out.push({
+        name: f,
+        step: p.step,
+        complete: false,
+        problem: "partial write, never finished",
+      });
+    } else {
+      out.push(await check(store, f, p.step, opts.verify ?? "full", keySet));
+    }
+  }
+  return out.sort((a, b) => a.step - b.step || (a.name < b.name ? -1 : 1));
+}
+
+/** Options for {@link latestCheckpoint}. */
+export interface LatestOptions {
+  /** Called for every newer checkpoint that was skipped (default: console.warn). */
+  warn?: (msg: string) => void;
+}
+
+/**
+ * The newest COMPLETE checkpoint (fully verified), or null. Newer partial or corrupt folders are
+ * skipped with a warning naming them.
+ *
+ * @example
+ * ```ts
+ * const c = await latestCheckpoint("runs/x"); // { name: "ckpt-00000300", step: 300, ... }
+ * ```
+ */
+export async function latestCheckpoint(
+  run: string | CheckpointStore,
+  opts: LatestOptions = {},
+): Promise<CheckpointInfo | null> {
+  const store = storeFor(run);
+  const warn = opts.warn ?? ((m: string) => console.warn(m));
+  const keys = await store.list("ckpt-");
+  const keySet = new Set(keys);
+  const folders = [...new Set(keys.map((k) => k.split("/")[0]))]
+    .map((f) => ({ f, p: parseName(f) }))
+    .filter((x) => x.p)
+    .sort((a, b) => b.p!.step - a.p!.step || (a.p!.partial ? 1 : 0) - (b.p!.partial ? 1 : 0));
+  for (const { f, p } of folders) {
+    if (p!.partial) {
+      warn(`checkpoint ${where(store, f)}: skipped (partial write, never finished)`);
+      continue;
+    }
+    const info = await check(store, f, p!.step, "full", keySet);
+    if (info.complete) return info;
+    warn(`checkpoint ${where(store, f)}: skipped (${info.problem})`);
+  }
+  return null;
+}
+
+/** Where to load a checkpoint from: a folder path, or a store plus folder name. */
+export type CheckpointLocation = string | { store: CheckpointStore; name: string };
+
+/**
+ * Load and verify a checkpoint. Any mismatch with the manifest throws one error line naming the
+ * file.
+ *
+ * @example
+ * ```ts
+ * const ck = await loadCheckpoint("runs/x/ckpt-00000300");
+ * ck.tensors.model; // name -> {shape, data}
+ * ```
+ */
+export async function loadCheckpoint(loc: CheckpointLocation): Promise<LoadedCheckpoint> {
+  let store: CheckpointStore;
+  let name: string;
+  if (typeof loc === "string") {
+    const clean = loc.replace(/\/+$/, "");
+    const i = clean.lastIndexOf("/");
+    store = new LocalStore(i > 0 ? clean.slice(0, i) : i === 0 ? "/" : ".");
+    name = clean.slice(i + 1);
+  } else {
+    store = loc.store;
+    name = loc.name;
+  }
+  const { manifest, files } = await readVerified(store, name);
+  const stateBytes = files.get("state.json");
+  if (!stateBytes) throw new Error(`${where(store, `${name}/${MANIFEST}`)}: lists no state.json`);
+  let state: Record<string, unknown>;
+  try {
+    state = JSON.parse(new TextDecoder().decode(stateBytes));
+  } catch (e) {
+    throw new Error(
+      `${where(store, `${name}/state.json`)}: not valid JSON (${(e as Error).message})`,
+    );
+  }
+  const tensors: Partial<CheckpointTensors> = {};
+  for (const g of GROUPS) {
+    const b = files.get(`${g}.safetensors`);
+    if (b) {
+      tensors[g] = toTensorDataMap(decodeSafetensors(b, where(store, `${name}/${g}.safetensors`)));
+    }
+  }
+  if (!tensors.model) {
+    throw new Error(`${where(store, `${name}/${MANIFEST}`)}: lists no model.safetensors`);
+  }
+  return { name, step: manifest.step, state, tensors: tensors as CheckpointTensors, manifest };
+}
+
+/**
+ * Keep the newest `keepLast` complete checkpoints and delete older ones, plus leftover partial
+ * folders and incomplete folders older than the newest complete checkpoint. The newest complete
+ * checkpoint is never deleted. Returns the deleted folder names.
+ *
+ * @example
+ * ```ts
+ * await pruneCheckpoints("runs/x", 2); // ["ckpt-00000100", "ckpt-00000200.partial-ab12cd34"]
+ * ```
+ */
+export async function pruneCheckpoints(
+  run: string | CheckpointStore,
+  keepLast: number,
+  opts: { rank?: number } = {},
+): Promise<string[]> {
+  if (!Number.isInteger(keepLast) || keepLast < 1) {
+    throw new Error(`pruneCheckpoints: keepLast must be an integer >= 1, got ${keepLast}`);
+  }
+  if ((opts.rank ?? 0) !== 0) return [];
+  const store = storeFor(run);
+  const all = await listCheckpoints(store, { verify: "manifest" });
+  const complete = all.filter((c) => c.complete);
+  if (complete.length === 0) return [];
+  const newest = complete[complete.length - 1];
+  const keep = new Set(complete.slice(-keepLast).map((c) => c.name));
+  const doomed = all.filter((c) =>
+    !keep.has(c.name) && c.name !== newest.name &&
+    (c.complete || c.name.includes(".partial-") || c.step < newest.step)
+  );
+  for (const c of doomed) await deleteFolder(store, c.name);
+  return doomed.map((c) => c.name);
+}

@@ -1,0 +1,353 @@
+/**
+ * A generic, resumable training loop shared by every stage (autoencoder, CLIP, UNet).
+ *
+ * Each step: draw `gradAccum` micro-batches with `nextBatch(position)`, take gradients of
+ * `lossFn(batch, rng)` with `tf.variableGrads`, average them, clip the global norm, apply AdamW,
+ * update the EMA, log, and checkpoint. A checkpoint holds everything the next step depends on
+ * (params, EMA, optimizer moments and step count, the loss RNG state, the data position), so a run
+ * resumed from one produces bit-identical losses to a run that was never interrupted.
+ *
+ * @example
+ * ```ts
+ * const res = await trainLoop({
+ *   runDir: "runs/mlp",
+ *   params,
+ *   lossFn: (batch, rng) => mse(forward(params, batch.x), batch.y),
+ *   nextBatch: (pos) => ({ batch: makeBatch(pos), position: pos + 1 }),
+ *   initialPosition: 0,
+ *   steps: 1000,
+ *   lr: warmupCosine({ baseLr: 1e-3, warmupSteps: 50, totalSteps: 1000 }),
+ *   seed: 1,
+ *   checkpointEvery: 100,
+ *   resume: true,
+ * });
+ * res.dispose();
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { Rng, type RngState, STREAM } from "../util/rng.ts";
+import { Progress } from "../util/progress.ts";
+import {
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from "./checkpoint.ts";
+import { constantLr, type LrSchedule } from "./lr.ts";
+import { type MetricRecord, MetricsLog, truncateMetrics } from "./metrics.ts";
+import {
+  AdamW,
+  type AdamWOptions,
+  clipGradNorm,
+  computeGrads,
+  Ema,
+  type EmaOptions,
+  globalNorm,
+  GradAccumulator,
+} from "./optim.ts";
+import { type CheckpointStore, storeFor } from "./store.ts";
+import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
+
+/** Options for {@link trainLoop}. `B` is the batch type, `P` the JSON-safe data position. */
+export interface TrainLoopOptions<B, P> {
+  /** Local run folder: `metrics.jsonl` goes here, and checkpoints unless `store` is given. */
+  runDir: string;
+  /** Checkpoint storage (default: a LocalStore on `runDir`). */
+  store?: CheckpointStore;
+  /** Trainable weights, updated in place. */
+  params: Params;
+  /** Loss of one micro-batch; draw all randomness from `rng` so resumes are exact. */
+  lossFn: (batch: B, rng: Rng) => tf.Scalar;
+  /** Batch at `position` and the position after it. tf.Tensors inside the batch are disposed. */
+  nextBatch: (position: P) => { batch: B; position: P } | Promise<{ batch: B; position: P }>;
+  /** Data position of a fresh run (saved in checkpoints as JSON). */
+  initialPosition: P;
+  /** Train until this many optimizer steps have been taken in total. */
+  steps: number;
+  /** AdamW settings. */
+  optimizer?: AdamWOptions;
+  /** Learning rate: a schedule of the step index (0-based) or a constant (default 1e-3). */
+  lr?: LrSchedule | number;
+  /** Micro-batches averaged per optimizer step (default 1). */
+  gradAccum?: number;
+  /** Clip the global gradient norm to this value (default: no clipping; the norm is logged). */
+  clipNorm?: number;
+  /** Keep an EMA of the weights (default: none). */
+  ema?: EmaOptions | false;
+  /** Save every N steps and at the last step (default 0: never). */
+  checkpointEvery?: number;
+  /** Complete checkpoints to keep (default: all). */
+  keepLast?: number;
+  /** Write a metrics line every N steps and at the last step (default 1). */
+  logEvery?: number;
+  /** Seed of the loss RNG stream `Rng.stream(seed, [rank, STREAM.noise])`. */
+  seed: number;
+  /** Data-parallel rank; only rank 0 writes checkpoints and metrics (default 0). */
+  rank?: number;
+  /** Called with every logged record. */
+  onLog?: (rec: MetricRecord) => void;
+  /** Continue from the newest complete checkpoint in the run, if any (default false). */
+  resume?: boolean;
+  /** Saved into state.json as `config` (for humans and tools; not read back). */
+  config?: unknown;
+  /** Items (e.g. images) per micro-batch, for `images_per_s` (default 1). */
+  itemsPerBatch?: number;
+  /** Show a progress bar on stderr (default true on rank 0). */
+  progress?: boolean;
+  /** Stop with an error when the loss is not finite (default true). */
+  stopOnNonFinite?: boolean;
+}
+
+/** What {@link trainLoop} returns. Call `dispose()` to free optimizer and EMA tensors. */
+export interface TrainLoopResult<P> {
+  /** Step reached. */
+  step: number;
+  /** Step the loop started from (0, or the resumed checkpoint's step). */
+  startStep: number;
+  /** Checkpoint resumed from, if any. */
+  resumedFrom: string | null;
+  /** Loss of every step run in this call. */
+  history: { step: number; loss: number }[];
+  optimizer: AdamW;
+  ema: Ema | null;
+  rng: Rng;
+  position: P;
+  /** Free optimizer moments and EMA shadows. */
+  dispose(): void;
+}
+
+/** state.json contents written by the loop. */
+interface LoopState {
+  step: number;
+  seed: number;
+  rng: { loss: RngState };
+  position: unknown;
+  optimizer: { t: number };
+  ema: { updates: number } | null;
+  elapsed_s: number;
+  config?: unknown;
+}
+
+/** Dispose tf.Tensors found in a batch (top level, arrays, plain objects). */
+function disposeTensors(x: unknown, depth = 0): void {
+  if (depth > 4 || x === null || typeof x !== "object") return;
+  if (x instanceof tf.Tensor) {
+    x.dispose();
+    return;
+  }
+  if (Array.isArray(x)) {
+    for (const v of x) disposeTensors(v, depth + 1);
+    return;
+  }
+  if (Object.getPrototypeOf(x) === Object.prototype) {
+    for (const v of Object.values(x)) disposeTensors(v, depth + 1);
+  }
+}
+
+function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
+  const x = v ?? dflt;
+  if (!Number.isInteger(x) || x < min) {
+    throw new Error(`trainLoop: option ${name} must be an integer >= ${min}, got ${v}`);
+  }
+  return x;
+}
+
+/**
+ * Run (or resume) training; see the module docs.
+ *
+ * @example
+ * ```ts
+ * const r = await trainLoop({ runDir, params, lossFn, nextBatch, initialPosition: 0, steps: 10, seed: 0 });
+ * console.log(r.history.at(-1)?.loss);
+ * r.dispose();
+ * ```
+ */
+export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainLoopResult<P>> {
+  const steps = positiveInt("steps", o.steps, 0, 0);
+  const gradAccum = positiveInt("gradAccum", o.gradAccum, 1);
+  const logEvery = positiveInt("logEvery", o.logEvery, 1);
+  const checkpointEvery = positiveInt("checkpointEvery", o.checkpointEvery, 0, 0);
+  const keepLast = o.keepLast === undefined ? undefined : positiveInt("keepLast", o.keepLast, 1);
+  const rank = o.rank ?? 0;
+  const writer = rank === 0;
+  const itemsPerBatch = o.itemsPerBatch ?? 1;
+  const schedule: LrSchedule = typeof o.lr === "function" ? o.lr : constantLr(o.lr ?? 1e-3);
+  if (o.clipNorm !== undefined && !(o.clipNorm > 0)) {
+    throw new Error(`trainLoop: option clipNorm must be > 0, got ${o.clipNorm}`);
+  }
+  const store = o.store ?? storeFor(o.runDir);
+  if (writer) await Deno.mkdir(o.runDir, { recursive: true });
+  const metricsPath = `${o.runDir}/metrics.jsonl`;
+
+  const opt = new AdamW(o.params, o.optimizer);
+  const ema = o.ema ? new Ema(o.params, o.ema) : null;
+  const dispose = () => {
+    opt.dispose();
+    ema?.dispose();
+  };
+  let rng = Rng.stream(o.seed, [rank, STREAM.noise]);
+  let position = o.initialPosition;
+  let start = 0;
+  let elapsedBefore = 0;
+  let resumedFrom: string | null = null;
+
+  try {
+    const latest = o.resume ? await latestCheckpoint(store) : null;
+    if (latest) {
+      const ck = await loadCheckpoint({ store, name: latest.name });
+      const st = ck.state as unknown as LoopState;
+      const src = `${store.location}/${latest.name}`;
+      restoreParams(o.params, ck.tensors.model, { source: `${src}/model.safetensors` });
+      if (!ck.tensors.optimizer || !st.optimizer) {
+        throw new Error(`${src}: has no optimizer state; cannot resume exactly`);
+      }
+      opt.loadState({ t: st.optimizer.t, tensors: ck.tensors.optimizer }, `${src}/optimizer`);
+      if (ema) {
+        if (!ck.tensors.ema || !st.ema) throw new Error(`${src}: has no EMA but option ema is set`);
+        ema.loadState({ updates: st.ema.updates, tensors: ck.tensors.ema }, `${src}/ema`);
+      }
+      if (!st.rng?.loss) throw new Error(`${src}/state.json: field rng.loss missing`);
+      // Only rank 0's stream is saved; other ranks restart theirs from a step-specific seed.
+      rng = rank === 0
+        ? Rng.fromState(st.rng.loss)
+        : Rng.stream(o.seed, [rank, STREAM.noise, ck.step]);
+      position = st.position as P;
+      start = ck.step;
+      elapsedBefore = st.elapsed_s ?? 0;
+      resumedFrom = latest.name;
+    } else if (!o.resume && writer) {
+      const existing = (await listCheckpoints(store, { verify: "manifest" })).filter((c) =>
+        c.complete
+      );
+      if (existing.length) {
+        throw new Error(
+          `trainLoop: ${store.location} already has checkpoints (newest ${
+            existing.at(-1)!.name
+          }); ` +
+            `pass resume: true or use a fresh runDir`,
+        );
+      }
+    }
+    // Drop log lines from steps the restored state has not seen (and a truncated last line).
+    if (writer) await truncateMetrics(metricsPath, start);
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+
+  const log = new MetricsLog(metricsPath);
+  const history: { step: number; loss: number }[] = [];
+  const t0 = performance.now();
+  let lastLogT = t0;
+  let lastLogStep = start;
+  const bar = (o.progress ?? writer) && steps > start
+    ? new Progress({ total: steps, label: "train", initial: start })
+    : null;
+
+  const save = async (step: number) => {
+    const optState = await opt.state();
+    const emaState = ema ? await ema.state() : null;
+    const state: LoopState = {
+      step,
+      seed: o.seed,
+      rng: { loss: rng.state() },
+      position,
+      optimizer: { t: optState.t },
+      ema: emaState ? { updates: emaState.updates } : null,
+      elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+      config: o.config,
+    };
+    await saveCheckpoint(store, {
+      step,
+      rank,
+      tensors: {
+        model: await snapshotParams(o.params),
+        optimizer: optState.tensors,
+        ...(emaState ? { ema: emaState.tensors } : {}),
+      },
+      state: state as unknown as Record<string, unknown>,
+    });
+    if (keepLast) await pruneCheckpoints(store, keepLast, { rank });
+  };
+
+  try {
+    for (let step = start + 1; step <= steps; step++) {
+      const lr = schedule(step - 1);
+      const acc = new GradAccumulator();
+      for (let i = 0; i < gradAccum; i++) {
+        const next = await o.nextBatch(position);
+        position = next.position;
+        try {
+          acc.add(computeGrads(o.params, () => o.lossFn(next.batch, rng)));
+        } finally {
+          disposeTensors(next.batch);
+        }
+      }
+      const { value, grads } = acc.mean();
+      let loss: number;
+      let gradNorm: number;
+      try {
+        loss = (await value.data())[0];
+        if (!Number.isFinite(loss) && (o.stopOnNonFinite ?? true)) {
+          throw new Error(`trainLoop: loss is ${loss} at step ${step}; stopping before the update`);
+        }
+        if (o.clipNorm !== undefined) {
+          const c = clipGradNorm(grads, o.clipNorm);
+          try {
+            gradNorm = (await c.norm.data())[0];
+            opt.step(c.grads, lr);
+          } finally {
+            tf.dispose([c.norm, ...Object.values(c.grads)]);
+          }
+        } else {
+          const n = globalNorm(grads);
+          gradNorm = (await n.data())[0];
+          n.dispose();
+          opt.step(grads, lr);
+        }
+      } finally {
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      ema?.update(o.params);
+      history.push({ step, loss });
+
+      if (step % logEvery === 0 || step === steps) {
+        const now = performance.now();
+        const rec: MetricRecord = {
+          step,
+          loss,
+          lr,
+          grad_norm: gradNorm,
+          images_per_s: ((step - lastLogStep) * gradAccum * itemsPerBatch * 1000) /
+            Math.max(1e-9, now - lastLogT),
+          elapsed_s: elapsedBefore + (now - t0) / 1000,
+        };
+        lastLogT = now;
+        lastLogStep = step;
+        if (writer) await log.append(rec);
+        o.onLog?.(rec);
+      }
+      bar?.update(step, { loss, lr });
+      if (checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps) && writer) {
+        await save(step);
+      }
+    }
+    bar?.done();
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+  return {
+    step: Math.max(start, steps),
+    startStep: start,
+    resumedFrom,
+    history,
+    optimizer: opt,
+    ema,
+    rng,
+    position,
+    dispose,
+  };
+}

@@ -1,0 +1,357 @@
+/**
+ * Reader and writer for the safetensors format (Hugging Face): an 8-byte little-endian header
+ * length N, N bytes of JSON (`{"name": {"dtype", "shape", "data_offsets": [begin, end]}, ...,
+ * "__metadata__": {string: string}}`, space-padded), then the raw little-endian tensor bytes, with
+ * offsets relative to the end of the header.
+ *
+ * Own implementation: the npm registry has no maintained, dependency-free safetensors package that
+ * both reads and writes (and handles F16/BF16) under Deno, and the format is small enough to
+ * validate fully here: offsets in range, contiguous, no overlap, sizes matching dtype and shape.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors({ w: { shape: [2], data: new Float32Array([1, 2]) } }, {
+ *   step: "100",
+ * });
+ * const file = decodeSafetensors(bytes, "model.safetensors");
+ * file.tensors.w.data; // Float32Array [1, 2]
+ * file.metadata.step; // "100"
+ * ```
+ * @module
+ */
+import { writeFileAtomic } from "../util/atomic.ts";
+import type { TensorDataMap } from "./tensor_data.ts";
+
+/** Element types the reader can decode (F16 and BF16 are widened to float32). */
+export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I32" | "I64";
+
+/** One decoded tensor. `dtype` is the type stored in the file. */
+export interface SafeTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: Float32Array | Int32Array | BigInt64Array;
+}
+
+/** A decoded safetensors file. */
+export interface SafetensorsFile {
+  tensors: Record<string, SafeTensor>;
+  metadata: Record<string, string>;
+}
+
+/** Bytes per element of every dtype the format defines (so headers with others still validate). */
+const ITEM_SIZE: Record<string, number> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
+};
+
+/** Refuse absurd headers before allocating (the reference implementation uses 100 MB too). */
+const MAX_HEADER = 100_000_000;
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function fail(source: string, msg: string): never {
+  throw new Error(`safetensors ${source}: ${msg}`);
+}
+
+let halfTable: Float32Array | null = null;
+
+/**
+ * Decode one IEEE 754 binary16 value (including subnormals, infinities and NaN).
+ *
+ * @example
+ * ```ts
+ * halfToFloat(0x3c00); // 1
+ * halfToFloat(0x0001); // 2 ** -24
+ * ```
+ */
+export function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return sign * f * 2 ** -24;
+  if (e === 31) return f ? NaN : sign * Infinity;
+  return sign * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+function decodeF16(bytes: Uint8Array): Float32Array {
+  if (!halfTable) {
+    // A 256 KB table makes decoding a lookup per element.
+    halfTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
+  }
+  const n = bytes.length / 2;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = halfTable[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
+  return out;
+}
+
+function decodeBF16(bytes: Uint8Array): Float32Array {
+  // bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret.
+  const n = bytes.length / 2;
+  const u = new Uint32Array(n);
+  for (let i = 0; i < n; i++) u[i] = ((bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16) >>> 0;
+  return new Float32Array(u.buffer);
+}
+
+function isNonNegInt(x: unknown): x is number {
+  return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+}
+
+interface Entry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Parse and validate safetensors bytes. `source` (usually the file path) prefixes every error.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = decodeSafetensors(await Deno.readFile("m.safetensors"), "m");
+ * ```
+ */
+export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): SafetensorsFile {
+  if (!LITTLE_ENDIAN) fail(source, "big-endian hosts are not supported");
+  if (bytes.length < 8) {
+    fail(source, `file is ${bytes.length} bytes, shorter than the 8-byte header length`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+    fail(source, `header length ${n64} exceeds the file (${bytes.length} bytes) or ${MAX_HEADER}`);
+  }
+  const n = Number(n64);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+  } catch (e) {
+    fail(source, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (!header || typeof header !== "object" || Array.isArray(header)) {
+    fail(source, "header must be a JSON object");
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+        fail(source, `"__metadata__" must be an object of strings`);
+      }
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== "string") {
+          fail(source, `__metadata__ "${k}" must be a string, got ${typeof v}`);
+        }
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `tensor "${name}"`;
+    if (!raw || typeof raw !== "object") fail(source, `${where}: entry must be an object`);
+    const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
+    if (typeof dtype !== "string" || !(dtype in ITEM_SIZE)) {
+      fail(source, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      fail(source, `${where}: shape must be an array of non-negative integers`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
+      fail(source, `${where}: data_offsets must be [begin, end] non-negative integers`);
+    }
+    const [begin, end] = offs as number[];
+    if (begin > end || end > dataLen) {
+      fail(
+        source,
+        `${where}: data_offsets [${begin}, ${end}] out of range (data is ${dataLen} bytes)`,
+      );
+    }
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    const want = count * ITEM_SIZE[dtype];
+    if (end - begin !== want) {
+      fail(
+        source,
+        `${where}: ${end - begin} bytes for ${dtype}[${shape}] which needs ${want}`,
+      );
+    }
+    entries.push({ name, dtype, shape: shape as number[], begin, end });
+  }
+  // Tensors must tile the data buffer exactly: sorted by offset, each starting where the last ended.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let pos = 0;
+  let prev: Entry | null = null;
+  for (const e of sorted) {
+    if (e.begin < pos) {
+      fail(
+        source,
+        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev!.name}"`,
+      );
+    }
+    if (e.begin > pos) {
+      fail(
+        source,
+        `tensor "${e.name}": gap of ${
+          e.begin - pos
+        } bytes before data_offsets [${e.begin}, ${e.end}]`,
+      );
+    }
+    pos = e.end;
+    prev = e;
+  }
+  if (pos !== dataLen) fail(source, `${dataLen - pos} trailing bytes after the last tensor`);
+
+  const tensors: Record<string, SafeTensor> = {};
+  for (const e of entries) {
+    const slice = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    // slice() copies into a fresh, aligned buffer the typed arrays can view.
+    const buf = slice.slice().buffer;
+    let data: SafeTensor["data"];
+    switch (e.dtype) {
+      case "F32":
+        data = new Float32Array(buf);
+        break;
+      case "F16":
+        data = decodeF16(slice);
+        break;
+      case "BF16":
+        data = decodeBF16(slice);
+        break;
+      case "I32":
+        data = new Int32Array(buf);
+        break;
+      case "I64":
+        data = new BigInt64Array(buf);
+        break;
+      default:
+        fail(
+          source,
+          `tensor "${e.name}": dtype ${e.dtype} is valid but not supported by this reader`,
+        );
+    }
+    tensors[e.name] = { dtype: e.dtype as SafetensorsDtype, shape: e.shape, data };
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Serialise float32 tensors (sorted by name) plus string metadata to safetensors bytes. The
+ * header is space-padded to a multiple of 8 so the data is aligned for zero-copy readers.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors({ b: { shape: [], data: new Float32Array([3]) } });
+ * ```
+ */
+export function encodeSafetensors(
+  tensors: TensorDataMap,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== "string") {
+      throw new Error(`encodeSafetensors: metadata "${k}" must be a string`);
+    }
+  }
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  const names = Object.keys(tensors).sort();
+  let off = 0;
+  for (const name of names) {
+    if (name === "__metadata__") throw new Error(`encodeSafetensors: "__metadata__" is reserved`);
+    const { shape, data } = tensors[name];
+    if (!(data instanceof Float32Array)) {
+      throw new Error(`encodeSafetensors: tensor "${name}" data must be a Float32Array`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers`);
+    }
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (count !== data.length) {
+      throw new Error(
+        `encodeSafetensors: tensor "${name}" has ${data.length} values but shape [${shape}] needs ${count}`,
+      );
+    }
+    header[name] = { dtype: "F32", shape, data_offsets: [off, off + 4 * count] };
+    off += 4 * count;
+  }
+  let json = JSON.stringify(header);
+  let hbytes = new TextEncoder().encode(json);
+  const pad = (8 - (hbytes.length % 8)) % 8;
+  if (pad) {
+    json += " ".repeat(pad);
+    hbytes = new TextEncoder().encode(json);
+  }
+  const out = new Uint8Array(8 + hbytes.length + off);
+  new DataView(out.buffer).setBigUint64(0, BigInt(hbytes.length), true);
+  out.set(hbytes, 8);
+  let pos = 8 + hbytes.length;
+  for (const name of names) {
+    const d = tensors[name].data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
+    pos += d.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Convert a decoded file to float32 host tensors (integers are converted by value).
+ *
+ * @example
+ * ```ts
+ * const weights = toTensorDataMap(decodeSafetensors(bytes));
+ * ```
+ */
+export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
+  const out: TensorDataMap = {};
+  for (const [k, t] of Object.entries(file.tensors)) {
+    let data: Float32Array;
+    if (t.data instanceof Float32Array) data = t.data;
+    else if (t.data instanceof BigInt64Array) data = Float32Array.from(t.data, (x) => Number(x));
+    else data = Float32Array.from(t.data);
+    out[k] = { shape: t.shape, data };
+  }
+  return out;
+}
+
+/**
+ * Read and validate a safetensors file.
+ *
+ * @example
+ * ```ts
+ * const { tensors } = await readSafetensors("runs/x/ckpt-00000100/model.safetensors");
+ * ```
+ */
+export async function readSafetensors(path: string): Promise<SafetensorsFile> {
+  return decodeSafetensors(await Deno.readFile(path), path);
+}
+
+/**
+ * Write float32 tensors to `path` atomically.
+ *
+ * @example
+ * ```ts
+ * await writeSafetensors("w.safetensors", { w: { shape: [1], data: new Float32Array([1]) } });
+ * ```
+ */
+export async function writeSafetensors(
+  path: string,
+  tensors: TensorDataMap,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+}
