@@ -1,0 +1,375 @@
+/**
+ * Small convolutional KL autoencoder (the role of SD's VAE): image `[B,H,W,3]` in [-1, 1] ->
+ * latent `[B,H/f,W/f,latentChannels]` -> image, with `f = 2^(levels-1)`. The encoder outputs a
+ * mean and a log-variance; a light KL term keeps latents smooth and near unit scale, and
+ * {@link estimateScalingFactor} gives the factor that makes them unit variance (how SD's 0.18215
+ * was chosen).
+ *
+ * @example
+ * ```ts
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
+ * const { mean, logvar } = encode(p, cfg, images); // [B, H/4, W/4, 4] each
+ * const recon = decode(p, cfg, mean);
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Rng } from "../util/rng.ts";
+import {
+  conv2d,
+  downsample,
+  groupNorm,
+  initConv2d,
+  initDownsample,
+  initGroupNorm,
+  initResnetBlock,
+  initUpsample,
+  type ParamBuilder,
+  type Params,
+  resnetBlock,
+  silu,
+  TensorBuilder,
+  upsample,
+} from "../nn/mod.ts";
+
+/** Shape of an autoencoder. */
+export interface AutoencoderConfig {
+  /** Image channels (3). */
+  imageChannels: number;
+  /** Latent channels (4, like SD). */
+  latentChannels: number;
+  /** Channels per level, highest resolution first; downsampling factor is 2^(length-1). */
+  blockChannels: number[];
+  /** Resnet blocks per level. */
+  layersPerBlock: number;
+  /** GroupNorm groups (must divide every channel count). */
+  groupNormGroups: number;
+}
+
+/** Presets: `tiny` for tests, `small` for the shapes-world 32x32 images (f = 4 for both). */
+export const AUTOENCODER_PRESETS: { tiny: AutoencoderConfig; small: AutoencoderConfig } = {
+  tiny: {
+    imageChannels: 3,
+    latentChannels: 4,
+    blockChannels: [8, 16, 16],
+    layersPerBlock: 1,
+    groupNormGroups: 4,
+  },
+  small: {
+    imageChannels: 3,
+    latentChannels: 4,
+    blockChannels: [32, 64, 64],
+    layersPerBlock: 1,
+    groupNormGroups: 16,
+  },
+};
+
+function checkConfig(c: AutoencoderConfig): void {
+  const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+  for (
+    const f of ["imageChannels", "latentChannels", "layersPerBlock", "groupNormGroups"] as const
+  ) {
+    if (!posInt(c[f])) {
+      throw new Error(`AutoencoderConfig.${f}: expected a positive integer, got ${c[f]}`);
+    }
+  }
+  if (!Array.isArray(c.blockChannels) || c.blockChannels.length === 0) {
+    throw new Error("AutoencoderConfig.blockChannels: expected a non-empty array");
+  }
+  for (const ch of c.blockChannels) {
+    if (!posInt(ch) || ch % c.groupNormGroups !== 0) {
+      throw new Error(
+        `AutoencoderConfig.blockChannels: ${ch} must be a positive multiple of groupNormGroups=${c.groupNormGroups}`,
+      );
+    }
+  }
+}
+
+/**
+ * Spatial downsampling factor `f` (latent = image / f).
+ *
+ * @example
+ * ```ts
+ * downsampleFactor(AUTOENCODER_PRESETS.small); // 4
+ * ```
+ */
+export function downsampleFactor(cfg: AutoencoderConfig): number {
+  return 2 ** (cfg.blockChannels.length - 1);
+}
+
+/**
+ * Latent shape `[H/f, W/f, latentChannels]` for an `height x width` image.
+ *
+ * @example
+ * ```ts
+ * latentShape(AUTOENCODER_PRESETS.small, 32, 32); // [8, 8, 4]
+ * ```
+ */
+export function latentShape(cfg: AutoencoderConfig, height: number, width: number): number[] {
+  const f = downsampleFactor(cfg);
+  if (height % f !== 0 || width % f !== 0) {
+    throw new Error(`autoencoder: image ${height}x${width} must be divisible by f=${f}`);
+  }
+  return [height / f, width / f, cfg.latentChannels];
+}
+
+function buildAutoencoder(b: ParamBuilder, c: AutoencoderConfig): void {
+  checkConfig(c);
+  const ch = c.blockChannels;
+  const n = ch.length;
+  initConv2d(b, "encoder.conv_in", { inChannels: c.imageChannels, outChannels: ch[0] });
+  let prev = ch[0];
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < c.layersPerBlock; j++) {
+      initResnetBlock(b, `encoder.down.${i}.resnets.${j}`, {
+        inChannels: prev,
+        outChannels: ch[i],
+      });
+      prev = ch[i];
+    }
+    if (i < n - 1) initDownsample(b, `encoder.down.${i}.downsample`, ch[i]);
+  }
+  const top = ch[n - 1];
+  initResnetBlock(b, "encoder.mid", { inChannels: top, outChannels: top });
+  initGroupNorm(b, "encoder.norm_out", top);
+  initConv2d(b, "encoder.conv_out", { inChannels: top, outChannels: 2 * c.latentChannels });
+
+  initConv2d(b, "decoder.conv_in", { inChannels: c.latentChannels, outChannels: top });
+  initResnetBlock(b, "decoder.mid", { inChannels: top, outChannels: top });
+  prev = top;
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = 0; j < c.layersPerBlock; j++) {
+      initResnetBlock(b, `decoder.up.${i}.resnets.${j}`, { inChannels: prev, outChannels: ch[i] });
+      prev = ch[i];
+    }
+    if (i > 0) initUpsample(b, `decoder.up.${i}.upsample`, ch[i]);
+  }
+  initGroupNorm(b, "decoder.norm_out", ch[0]);
+  initConv2d(b, "decoder.conv_out", { inChannels: ch[0], outChannels: c.imageChannels });
+}
+
+/**
+ * Allocate autoencoder weights drawn from `rng`.
+ *
+ * @example
+ * ```ts
+ * const p = initAutoencoder(AUTOENCODER_PRESETS.small, rng);
+ * ```
+ */
+export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
+  const b = new TensorBuilder(rng);
+  buildAutoencoder(b, cfg);
+  return b.params;
+}
+
+/** Posterior of the encoder: a diagonal Gaussian per latent element. */
+export interface LatentDistribution {
+  mean: tf.Tensor4D;
+  /** Log-variance, clipped to [-30, 20] like SD's DiagonalGaussianDistribution. */
+  logvar: tf.Tensor4D;
+}
+
+/**
+ * Encode images `[B,H,W,imageChannels]` (values in [-1, 1]) to the latent posterior.
+ *
+ * @example
+ * ```ts
+ * const { mean } = encode(p, cfg, images);
+ * ```
+ */
+export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): LatentDistribution {
+  checkConfig(cfg);
+  if (image.rank !== 4 || image.shape[3] !== cfg.imageChannels) {
+    throw new Error(`encode: image must be [B,H,W,${cfg.imageChannels}], got [${image.shape}]`);
+  }
+  latentShape(cfg, image.shape[1], image.shape[2]);
+  const gn = { groups: cfg.groupNormGroups };
+  const ch = cfg.blockChannels;
+  const [mean, logvar] = tf.tidy(() => {
+    let h = conv2d(p, "encoder.conv_in", image);
+    for (let i = 0; i < ch.length; i++) {
+      for (let j = 0; j < cfg.layersPerBlock; j++) {
+        h = resnetBlock(p, `encoder.down.${i}.resnets.${j}`, h, gn);
+      }
+      if (i < ch.length - 1) h = downsample(p, `encoder.down.${i}.downsample`, h);
+    }
+    h = resnetBlock(p, "encoder.mid", h, gn);
+    h = conv2d(p, "encoder.conv_out", silu(groupNorm(p, "encoder.norm_out", h, gn)));
+    const [m, lv] = tf.split(h, 2, 3) as tf.Tensor4D[];
+    return [m, tf.clipByValue(lv, -30, 20)];
+  });
+  return { mean, logvar };
+}
+
+/**
+ * Draw `z = mean + exp(logvar / 2) * noise`, with `noise` standard normal drawn by the caller
+ * from an {@link Rng} (so sampling is reproducible and backend-independent).
+ *
+ * @example
+ * ```ts
+ * const noise = tf.tensor(rng.normal(size), mean.shape);
+ * const z = sampleLatent(encode(p, cfg, images), noise);
+ * ```
+ */
+export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.Tensor4D {
+  if (noise.shape.join(",") !== dist.mean.shape.join(",")) {
+    throw new Error(
+      `sampleLatent: noise shape [${noise.shape}] != mean shape [${dist.mean.shape}]`,
+    );
+  }
+  return tf.tidy(() => tf.add(dist.mean, tf.mul(tf.exp(tf.mul(dist.logvar, 0.5)), noise)));
+}
+
+/**
+ * Decode latents `[B,h,w,latentChannels]` to images `[B,h*f,w*f,imageChannels]`.
+ *
+ * @example
+ * ```ts
+ * const images = decode(p, cfg, z);
+ * ```
+ */
+export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D {
+  checkConfig(cfg);
+  if (z.rank !== 4 || z.shape[3] !== cfg.latentChannels) {
+    throw new Error(`decode: latent must be [B,h,w,${cfg.latentChannels}], got [${z.shape}]`);
+  }
+  const gn = { groups: cfg.groupNormGroups };
+  const ch = cfg.blockChannels;
+  return tf.tidy(() => {
+    let h = conv2d(p, "decoder.conv_in", z);
+    h = resnetBlock(p, "decoder.mid", h, gn);
+    for (let i = ch.length - 1; i >= 0; i--) {
+      for (let j = 0; j < cfg.layersPerBlock; j++) {
+        h = resnetBlock(p, `decoder.up.${i}.resnets.${j}`, h, gn);
+      }
+      if (i > 0) h = upsample(p, `decoder.up.${i}.upsample`, h);
+    }
+    return conv2d(p, "decoder.conv_out", silu(groupNorm(p, "decoder.norm_out", h, gn)));
+  });
+}
+
+/** Inputs of {@link autoencoderForward}. */
+export interface AutoencoderInputs {
+  /** Images `[B,H,W,C]` in [-1, 1]. */
+  image: tf.Tensor4D;
+  /** Standard normal noise of the latent's shape; the posterior mean is decoded when absent. */
+  noise?: tf.Tensor4D;
+}
+
+/**
+ * Reconstruct images: encode, sample (or take the mean), decode.
+ *
+ * @example
+ * ```ts
+ * const recon = autoencoderForward(p, cfg, { image }); // same shape as image
+ * ```
+ */
+export function autoencoderForward(
+  p: Params,
+  cfg: AutoencoderConfig,
+  inputs: AutoencoderInputs,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const dist = encode(p, cfg, inputs.image);
+    return decode(p, cfg, inputs.noise ? sampleLatent(dist, inputs.noise) : dist.mean);
+  });
+}
+
+/**
+ * KL divergence from N(0, 1), summed over latent elements and averaged over the batch:
+ * `0.5 * sum(mean^2 + exp(logvar) - 1 - logvar)`.
+ *
+ * @example
+ * ```ts
+ * klDivergence(encode(p, cfg, images)); // scalar
+ * ```
+ */
+export function klDivergence(dist: LatentDistribution): tf.Scalar {
+  return tf.tidy(() => {
+    const terms = tf.sub(tf.sub(tf.add(tf.square(dist.mean), tf.exp(dist.logvar)), 1), dist.logvar);
+    return tf.div(tf.mul(tf.sum(terms), 0.5), dist.mean.shape[0]) as tf.Scalar;
+  });
+}
+
+/** Inputs and weights of {@link autoencoderLoss}. */
+export interface AutoencoderLossOptions {
+  /** Images `[B,H,W,C]` in [-1, 1]. */
+  image: tf.Tensor4D;
+  /** Standard normal noise of the latent's shape, for the reparameterised sample. */
+  noise: tf.Tensor4D;
+  /**
+   * KL weight relative to the per-sample reconstruction sum, as in SD's autoencoder training
+   * (default 1e-6). The kit reports the loss per pixel, so the KL term is divided by H*W*C.
+   */
+  klWeight?: number;
+  /** "l1" (default, SD's choice) or "l2". */
+  reconstruction?: "l1" | "l2";
+}
+
+/** Scalar losses of {@link autoencoderLoss} (caller disposes). */
+export interface AutoencoderLosses {
+  /** `recon + klWeight * kl / (H*W*C)`: what to minimise. */
+  loss: tf.Scalar;
+  /** Mean absolute (l1) or squared (l2) reconstruction error per element. */
+  recon: tf.Scalar;
+  /** KL per sample (see {@link klDivergence}). */
+  kl: tf.Scalar;
+}
+
+/**
+ * Reconstruction + KL loss of one batch (encode, sample with `noise`, decode).
+ *
+ * @example
+ * ```ts
+ * const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
+ * ```
+ */
+export function autoencoderLoss(
+  p: Params,
+  cfg: AutoencoderConfig,
+  o: AutoencoderLossOptions,
+): AutoencoderLosses {
+  const klWeight = o.klWeight ?? 1e-6;
+  if (!(klWeight >= 0)) throw new Error(`autoencoderLoss: klWeight must be >= 0, got ${klWeight}`);
+  const kind = o.reconstruction ?? "l1";
+  if (kind !== "l1" && kind !== "l2") {
+    throw new Error(`autoencoderLoss: reconstruction must be "l1" or "l2", got ${kind}`);
+  }
+  const [loss, recon, kl] = tf.tidy(() => {
+    const dist = encode(p, cfg, o.image);
+    const out = decode(p, cfg, sampleLatent(dist, o.noise));
+    const diff = tf.sub(out, o.image);
+    const rec = tf.mean(kind === "l1" ? tf.abs(diff) : tf.square(diff)) as tf.Scalar;
+    const k = klDivergence(dist);
+    const perSample = o.image.shape[1] * o.image.shape[2] * o.image.shape[3];
+    return [tf.add(rec, tf.mul(k, klWeight / perSample)) as tf.Scalar, rec, k];
+  });
+  return { loss, recon, kl };
+}
+
+/**
+ * Latent scaling factor `1 / std(latents)` (population std), the way SD's 0.18215 was chosen:
+ * diffusion then trains on `z * factor`, which has unit variance.
+ *
+ * @example
+ * ```ts
+ * const s = estimateScalingFactor(await mean.data() as Float32Array);
+ * ```
+ */
+export function estimateScalingFactor(latents: Float32Array): number {
+  const n = latents.length;
+  if (n < 2) throw new Error(`estimateScalingFactor: need at least 2 latent values, got ${n}`);
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += latents[i];
+  mean /= n;
+  let v = 0;
+  for (let i = 0; i < n; i++) v += (latents[i] - mean) ** 2;
+  const std = Math.sqrt(v / n);
+  if (!(std > 0) || !Number.isFinite(std)) {
+    throw new Error(
+      `estimateScalingFactor: latents have std ${std}; expected a positive finite value`,
+    );
+  }
+  return 1 / std;
+}

@@ -1,0 +1,322 @@
+/**
+ * A small CLIP for the kit's own conditioning and evaluation: a text transformer (token and
+ * position embeddings, pre-LayerNorm blocks with a causal mask, final LayerNorm, pooled at the
+ * end-of-text token, linear projection) and a small conv image encoder (pooled, projected),
+ * trained with the symmetric contrastive loss and a learnable logit scale (init ln(1/0.07)).
+ * The per-token hidden states `[B,T,D]` condition the UNet, as SD uses CLIP's last hidden state.
+ *
+ * @example
+ * ```ts
+ * const cfg = CLIP_PRESETS.small;
+ * const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
+ * const { hidden, embeds } = encodeText(p, cfg, ids); // ids [B,T] int32
+ * const img = encodeImage(p, cfg, images);            // images [B,32,32,3]
+ * const loss = clipLoss(embeds, img, p["logit_scale"]);
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Rng } from "../util/rng.ts";
+import {
+  attention,
+  conv2d,
+  downsample,
+  embedding,
+  gelu,
+  groupNorm,
+  initAttention,
+  initConv2d,
+  initDownsample,
+  initEmbedding,
+  initGroupNorm,
+  initLayerNorm,
+  initLinear,
+  initResnetBlock,
+  layerNorm,
+  linear,
+  type ParamBuilder,
+  type Params,
+  resnetBlock,
+  silu,
+  TensorBuilder,
+} from "../nn/mod.ts";
+
+/** Shape of a CLIP model. */
+export interface ClipConfig {
+  /** Vocabulary size (the tokenizer's). */
+  vocabSize: number;
+  /** Token positions (the tokenizer's context length). */
+  contextLength: number;
+  /** Text transformer width (also the width of the hidden states the UNet attends to). */
+  textWidth: number;
+  textLayers: number;
+  textHeads: number;
+  /** Shared embedding width of the two towers. */
+  embedDim: number;
+  /** Image side the conv tower expects (square images). */
+  imageSize: number;
+  /** Image tower channels per level (stride-2 downsample between levels). */
+  imageChannels: number[];
+  /** GroupNorm groups of the image tower. */
+  imageGroups: number;
+  /** Token id whose (first) position gives the pooled text feature (default 3, `<|endoftext|>`). */
+  eosTokenId?: number;
+}
+
+/** Presets: `tiny` for tests, `small` for shapes world (64-d text states, 32x32 images). */
+export const CLIP_PRESETS: { tiny: ClipConfig; small: ClipConfig } = {
+  tiny: {
+    vocabSize: 64,
+    contextLength: 16,
+    textWidth: 32,
+    textLayers: 1,
+    textHeads: 2,
+    embedDim: 16,
+    imageSize: 16,
+    imageChannels: [8, 16],
+    imageGroups: 4,
+  },
+  small: {
+    vocabSize: 512,
+    contextLength: 16,
+    textWidth: 64,
+    textLayers: 4,
+    textHeads: 4,
+    embedDim: 64,
+    imageSize: 32,
+    imageChannels: [32, 64, 128],
+    imageGroups: 16,
+  },
+};
+
+/** The initial logit scale, ln(1/0.07), as in CLIP. */
+export const CLIP_LOGIT_SCALE_INIT: number = Math.log(1 / 0.07);
+
+function checkConfig(c: ClipConfig): void {
+  const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+  for (
+    const f of [
+      "vocabSize",
+      "contextLength",
+      "textWidth",
+      "textLayers",
+      "textHeads",
+      "embedDim",
+      "imageSize",
+      "imageGroups",
+    ] as const
+  ) {
+    if (!posInt(c[f])) throw new Error(`ClipConfig.${f}: expected a positive integer, got ${c[f]}`);
+  }
+  if (c.textWidth % c.textHeads !== 0) {
+    throw new Error(`ClipConfig.textHeads: ${c.textHeads} must divide textWidth=${c.textWidth}`);
+  }
+  if (!Array.isArray(c.imageChannels) || c.imageChannels.length === 0) {
+    throw new Error("ClipConfig.imageChannels: expected a non-empty array");
+  }
+  for (const ch of c.imageChannels) {
+    if (!posInt(ch) || ch % c.imageGroups !== 0) {
+      throw new Error(
+        `ClipConfig.imageChannels: ${ch} must be a positive multiple of imageGroups=${c.imageGroups}`,
+      );
+    }
+  }
+}
+
+function buildClip(b: ParamBuilder, c: ClipConfig): void {
+  checkConfig(c);
+  const d = c.textWidth;
+  initEmbedding(b, "text.token_embedding", { numEmbeddings: c.vocabSize, dim: d, std: 0.02 });
+  initEmbedding(b, "text.position_embedding", {
+    numEmbeddings: c.contextLength,
+    dim: d,
+    std: 0.01,
+  });
+  for (let i = 0; i < c.textLayers; i++) {
+    const l = `text.layers.${i}`;
+    initLayerNorm(b, `${l}.layer_norm1`, d);
+    initAttention(b, `${l}.self_attn`, {
+      queryDim: d,
+      heads: c.textHeads,
+      headDim: d / c.textHeads,
+      qkvBias: true,
+    });
+    initLayerNorm(b, `${l}.layer_norm2`, d);
+    initLinear(b, `${l}.mlp.fc1`, { inFeatures: d, outFeatures: 4 * d });
+    initLinear(b, `${l}.mlp.fc2`, { inFeatures: 4 * d, outFeatures: d });
+  }
+  initLayerNorm(b, "text.final_layer_norm", d);
+  initLinear(b, "text_projection", { inFeatures: d, outFeatures: c.embedDim, bias: false });
+
+  const ch = c.imageChannels;
+  initConv2d(b, "vision.conv_in", { inChannels: 3, outChannels: ch[0] });
+  let prev = ch[0];
+  for (let i = 0; i < ch.length; i++) {
+    initResnetBlock(b, `vision.levels.${i}.resnet`, { inChannels: prev, outChannels: ch[i] });
+    prev = ch[i];
+    if (i < ch.length - 1) initDownsample(b, `vision.levels.${i}.downsample`, ch[i]);
+  }
+  initGroupNorm(b, "vision.norm_out", prev);
+  initLinear(b, "visual_projection", { inFeatures: prev, outFeatures: c.embedDim, bias: false });
+  b.add("logit_scale", [], { kind: "constant", value: CLIP_LOGIT_SCALE_INIT });
+}
+
+/**
+ * Allocate CLIP weights drawn from `rng`.
+ *
+ * @example
+ * ```ts
+ * const p = initClip(CLIP_PRESETS.small, rng);
+ * ```
+ */
+export function initClip(cfg: ClipConfig, rng: Rng): Params {
+  const b = new TensorBuilder(rng);
+  buildClip(b, cfg);
+  return b.params;
+}
+
+/** Output of {@link encodeText}. */
+export interface TextEncoding {
+  /** Per-token states after the final LayerNorm `[B, T, textWidth]` (UNet conditioning). */
+  hidden: tf.Tensor3D;
+  /** Projected state at the end-of-text token `[B, embedDim]` (not normalised). */
+  embeds: tf.Tensor2D;
+}
+
+/**
+ * Encode token ids `[B, contextLength]` (int32). Pooling takes the first `eosTokenId` position;
+ * a row without one pools position 0.
+ *
+ * @example
+ * ```ts
+ * const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
+ * ```
+ */
+export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEncoding {
+  checkConfig(cfg);
+  if (ids.rank !== 2 || ids.shape[1] !== cfg.contextLength || ids.dtype !== "int32") {
+    throw new Error(
+      `encodeText: ids must be int32 [B, ${cfg.contextLength}], got ${ids.dtype} [${ids.shape}]`,
+    );
+  }
+  const [bsz, t] = ids.shape;
+  const eos = cfg.eosTokenId ?? 3;
+  const [hidden, embeds] = tf.tidy(() => {
+    const pos = embedding(p, "text.position_embedding", tf.range(0, t, 1, "int32"));
+    let h = tf.add(embedding(p, "text.token_embedding", ids), pos) as tf.Tensor3D;
+    for (let i = 0; i < cfg.textLayers; i++) {
+      const l = `text.layers.${i}`;
+      h = tf.add(
+        h,
+        attention(p, `${l}.self_attn`, layerNorm(p, `${l}.layer_norm1`, h), {
+          heads: cfg.textHeads,
+          causal: true,
+        }),
+      );
+      const m = linear(
+        p,
+        `${l}.mlp.fc2`,
+        gelu(linear(p, `${l}.mlp.fc1`, layerNorm(p, `${l}.layer_norm2`, h))),
+      );
+      h = tf.add(h, m);
+    }
+    h = layerNorm(p, "text.final_layer_norm", h);
+    // argMax returns the first maximum, i.e. the first end-of-text position.
+    const eosPos = tf.argMax(tf.cast(tf.equal(ids, eos), "float32"), 1);
+    const pick = tf.reshape(tf.oneHot(eosPos, t), [bsz, t, 1]);
+    const pooled = tf.sum(tf.mul(h, pick), 1) as tf.Tensor2D;
+    return [h, linear(p, "text_projection", pooled)];
+  });
+  return { hidden: hidden as tf.Tensor3D, embeds: embeds as tf.Tensor2D };
+}
+
+/**
+ * Encode images `[B, imageSize, imageSize, 3]` in [-1, 1] to `[B, embedDim]` (not normalised).
+ *
+ * @example
+ * ```ts
+ * const e = encodeImage(p, cfg, images);
+ * ```
+ */
+export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf.Tensor2D {
+  checkConfig(cfg);
+  const s = cfg.imageSize;
+  if (
+    images.rank !== 4 || images.shape[1] !== s || images.shape[2] !== s || images.shape[3] !== 3
+  ) {
+    throw new Error(`encodeImage: images must be [B, ${s}, ${s}, 3], got [${images.shape}]`);
+  }
+  const gn = { groups: cfg.imageGroups };
+  const ch = cfg.imageChannels;
+  return tf.tidy(() => {
+    let h = conv2d(p, "vision.conv_in", images);
+    for (let i = 0; i < ch.length; i++) {
+      h = resnetBlock(p, `vision.levels.${i}.resnet`, h, gn);
+      if (i < ch.length - 1) h = downsample(p, `vision.levels.${i}.downsample`, h);
+    }
+    const pooled = tf.mean(silu(groupNorm(p, "vision.norm_out", h, gn)), [1, 2]) as tf.Tensor2D;
+    return linear(p, "visual_projection", pooled);
+  });
+}
+
+/**
+ * Symmetric CLIP loss: with L2-normalised embeddings and `logits = exp(logitScale) * img @ txt^T`
+ * (scale capped at 100 like CLIP), the mean of image->text and text->image cross-entropies where
+ * row i's target is column i.
+ *
+ * @example
+ * ```ts
+ * const loss = clipLoss(textEmbeds, imageEmbeds, p["logit_scale"]);
+ * ```
+ */
+export function clipLoss(
+  textEmbeds: tf.Tensor2D,
+  imageEmbeds: tf.Tensor2D,
+  logitScale: tf.Tensor | number,
+): tf.Scalar {
+  if (textEmbeds.shape.join(",") !== imageEmbeds.shape.join(",")) {
+    throw new Error(
+      `clipLoss: text [${textEmbeds.shape}] and image [${imageEmbeds.shape}] embeddings differ`,
+    );
+  }
+  const b = textEmbeds.shape[0];
+  return tf.tidy(() => {
+    const norm = (e: tf.Tensor2D) =>
+      tf.div(e, tf.sqrt(tf.add(tf.sum(tf.square(e), 1, true), 1e-12))) as tf.Tensor2D;
+    const scale = tf.minimum(tf.exp(logitScale), 100);
+    const logits = tf.mul(tf.matMul(norm(imageEmbeds), norm(textEmbeds), false, true), scale);
+    const eye = tf.eye(b);
+    const ce = (l: tf.Tensor) => tf.neg(tf.div(tf.sum(tf.mul(tf.logSoftmax(l, 1), eye)), b));
+    return tf.div(tf.add(ce(logits), ce(tf.transpose(logits))), 2) as tf.Scalar;
+  });
+}
+
+/** Inputs of {@link clipForward}. */
+export interface ClipInputs {
+  /** Token ids `[B, contextLength]` int32. */
+  ids: tf.Tensor2D;
+  /** Images `[B, imageSize, imageSize, 3]` in [-1, 1]. */
+  images: tf.Tensor4D;
+}
+
+/** Output of {@link clipForward} (caller disposes). */
+export interface ClipOutputs extends TextEncoding {
+  imageEmbeds: tf.Tensor2D;
+  /** Symmetric contrastive loss. */
+  loss: tf.Scalar;
+}
+
+/**
+ * Both towers plus the contrastive loss, for training.
+ *
+ * @example
+ * ```ts
+ * const { loss } = clipForward(p, cfg, { ids, images });
+ * ```
+ */
+export function clipForward(p: Params, cfg: ClipConfig, inputs: ClipInputs): ClipOutputs {
+  const text = encodeText(p, cfg, inputs.ids);
+  const imageEmbeds = encodeImage(p, cfg, inputs.images);
+  const loss = clipLoss(text.embeds, imageEmbeds, p["logit_scale"]);
+  return { ...text, imageEmbeds, loss };
+}

@@ -1,0 +1,16 @@
+/**
+ * Models: the conditional UNet (SD v1.5 structure and small presets), the KL autoencoder, the
+ * kit's small CLIP and its word tokenizer.
+ *
+ * @example
+ * ```ts
+ * import { initUnet, unetForward, UNET_PRESETS } from "./mod.ts";
+ * const p = initUnet(UNET_PRESETS.small, Rng.stream(0, [0, STREAM.init]));
+ * ```
+ * @module
+ */
+export * from "./unet.ts";
+export * from "./transformer2d.ts";
+export * from "./autoencoder.ts";
+export * from "./clip.ts";
+export * from "./tokenizer.ts";

@@ -1,0 +1,110 @@
+/**
+ * Flat, name-addressed model weights.
+ *
+ * Every model in the kit keeps its weights in one {@link Params} record whose keys are dotted
+ * names (`down.0.res.1.conv1.weight`). Keeping the structure flat makes checkpointing, EMA,
+ * optimizers and weight export simple loops over sorted names.
+ *
+ * @example
+ * ```ts
+ * const p = initUnet(UNET_PRESETS.tiny, Rng.stream(0, [0, STREAM.init]));
+ * console.log(countParams(p), paramNames(p).slice(0, 3));
+ * disposeParams(p);
+ * ```
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+
+/** A model's weights: dotted name -> trainable variable. */
+export type Params = Record<string, tf.Variable>;
+
+/** Parameter shapes by dotted name (what a model allocates, without allocating it). */
+export type ParamShapes = Record<string, number[]>;
+
+/**
+ * Names of all parameters, sorted (the canonical order for checkpoints and optimizers).
+ *
+ * @example
+ * ```ts
+ * paramNames(p); // ["conv_in.bias", "conv_in.weight", ...]
+ * ```
+ */
+export function paramNames(p: Params | ParamShapes): string[] {
+  return Object.keys(p).sort();
+}
+
+/** Number of scalars in a shape (1 for a scalar `[]`). */
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/**
+ * Total number of scalar weights.
+ *
+ * @example
+ * ```ts
+ * countParams(initUnet(UNET_PRESETS.tiny, rng)); // e.g. 170_000
+ * ```
+ */
+export function countParams(p: Params | ParamShapes): number {
+  let n = 0;
+  for (const v of Object.values(p)) n += shapeSize(Array.isArray(v) ? v : (v as tf.Variable).shape);
+  return n;
+}
+
+/**
+ * Shapes of all parameters, keys in sorted order.
+ *
+ * @example
+ * ```ts
+ * paramShapes(p)["conv_in.weight"]; // [3, 3, 4, 32]
+ * ```
+ */
+export function paramShapes(p: Params): ParamShapes {
+  const out: ParamShapes = {};
+  for (const k of paramNames(p)) out[k] = [...p[k].shape];
+  return out;
+}
+
+/**
+ * Dispose every variable (frees backend memory). The record is emptied.
+ *
+ * @example
+ * ```ts
+ * disposeParams(p);
+ * ```
+ */
+export function disposeParams(p: Params): void {
+  for (const k of Object.keys(p)) {
+    p[k].dispose();
+    delete p[k];
+  }
+}
+
+/**
+ * Read parameter `name`, failing with a message that names the missing weight.
+ *
+ * @example
+ * ```ts
+ * const w = getParam(p, "conv_in.weight");
+ * ```
+ */
+export function getParam(p: Params, name: string): tf.Variable {
+  const v = p[name];
+  if (v === undefined) {
+    const prefix = name.split(".").slice(0, -1).join(".");
+    const near = Object.keys(p).filter((k) => k.startsWith(prefix)).slice(0, 5);
+    throw new Error(
+      `Params: missing weight "${name}"` +
+        (near.length ? ` (weights under "${prefix}": ${near.join(", ")})` : ""),
+    );
+  }
+  return v;
+}
+
+/** Join a name prefix and a child name with a dot (an empty prefix gives the child). */
+export function joinName(prefix: string, child: string): string {
+  return prefix ? `${prefix}.${child}` : child;
+}

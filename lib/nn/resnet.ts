@@ -1,0 +1,92 @@
+/**
+ * Residual conv block, as diffusers' ResnetBlock2D: GroupNorm-SiLU-conv, optional projected time
+ * embedding added per channel, GroupNorm-SiLU-conv, plus a 1x1 `conv_shortcut` when the channel
+ * count changes.
+ *
+ * @example
+ * ```ts
+ * initResnetBlock(b, "resnets.0", { inChannels: 32, outChannels: 64, tembChannels: 128 });
+ * const y = resnetBlock(b.params, "resnets.0", x, { groups: 8, temb }); // [B,H,W,64]
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { joinName, type Params } from "./params.ts";
+import type { ParamBuilder } from "./init.ts";
+import { conv2d, initConv2d } from "./conv.ts";
+import { groupNorm, initGroupNorm } from "./norm.ts";
+import { initLinear, linear } from "./linear.ts";
+import { silu } from "./activations.ts";
+
+/** Options of {@link initResnetBlock}. */
+export interface ResnetBlockInit {
+  inChannels: number;
+  outChannels: number;
+  /** Width of the time embedding; no `time_emb_proj` when absent. */
+  tembChannels?: number;
+}
+
+/**
+ * Declare `norm1`, `conv1`, `time_emb_proj`, `norm2`, `conv2` and `conv_shortcut` under `name`.
+ *
+ * @example
+ * ```ts
+ * initResnetBlock(b, "mid_block.resnets.0", { inChannels: 64, outChannels: 64, tembChannels: 256 });
+ * ```
+ */
+export function initResnetBlock(b: ParamBuilder, name: string, o: ResnetBlockInit): void {
+  const n = (s: string) => joinName(name, s);
+  initGroupNorm(b, n("norm1"), o.inChannels);
+  initConv2d(b, n("conv1"), { inChannels: o.inChannels, outChannels: o.outChannels });
+  if (o.tembChannels) {
+    initLinear(b, n("time_emb_proj"), { inFeatures: o.tembChannels, outFeatures: o.outChannels });
+  }
+  initGroupNorm(b, n("norm2"), o.outChannels);
+  initConv2d(b, n("conv2"), { inChannels: o.outChannels, outChannels: o.outChannels });
+  if (o.inChannels !== o.outChannels) {
+    initConv2d(b, n("conv_shortcut"), {
+      inChannels: o.inChannels,
+      outChannels: o.outChannels,
+      kernelSize: 1,
+    });
+  }
+}
+
+/** Options of {@link resnetBlock}. */
+export interface ResnetBlockOptions {
+  /** GroupNorm groups. */
+  groups: number;
+  /** GroupNorm epsilon (default 1e-5). */
+  eps?: number;
+  /** Time embedding `[B, tembChannels]`; required when the block has `time_emb_proj`. */
+  temb?: tf.Tensor2D;
+}
+
+/**
+ * Run the block: `x [B,H,W,cin] -> [B,H,W,cout]`.
+ *
+ * @example
+ * ```ts
+ * resnetBlock(p, "down_blocks.0.resnets.0", h, { groups: 32, temb });
+ * ```
+ */
+export function resnetBlock(
+  p: Params,
+  name: string,
+  x: tf.Tensor4D,
+  opts: ResnetBlockOptions,
+): tf.Tensor4D {
+  const n = (s: string) => joinName(name, s);
+  const gn = { groups: opts.groups, eps: opts.eps };
+  return tf.tidy(() => {
+    let h = conv2d(p, n("conv1"), silu(groupNorm(p, n("norm1"), x, gn)));
+    if (p[n("time_emb_proj.weight")]) {
+      if (!opts.temb) throw new Error(`resnetBlock "${name}": has time_emb_proj but no temb given`);
+      const t = linear(p, n("time_emb_proj"), silu(opts.temb));
+      h = tf.add(h, tf.reshape(t, [t.shape[0], 1, 1, t.shape[1]]));
+    }
+    h = conv2d(p, n("conv2"), silu(groupNorm(p, n("norm2"), h, gn)));
+    const skip = p[n("conv_shortcut.weight")] ? conv2d(p, n("conv_shortcut"), x) : x;
+    return tf.add(skip, h);
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * Sinusoidal timestep embedding, as diffusers' `get_timestep_embedding`.
+ *
+ * @example
+ * ```ts
+ * const e = timestepEmbedding(tf.tensor1d([0, 500, 999]), { dim: 320 }); // [3, 320]
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+
+/** Options of {@link timestepEmbedding}. */
+export interface TimestepEmbeddingOptions {
+  /** Output width. */
+  dim: number;
+  /** Put cos before sin (default true, Stable Diffusion). */
+  flipSinToCos?: boolean;
+  /** Frequency exponent denominator is `dim/2 - shift` (default 0, Stable Diffusion). */
+  downscaleFreqShift?: number;
+  /** Multiplies the angles (default 1). */
+  scale?: number;
+  /** Longest period (default 10000). */
+  maxPeriod?: number;
+}
+
+/**
+ * The frequencies `exp(-ln(maxPeriod) * i / (half - shift))`, i = 0..half-1.
+ *
+ * @example
+ * ```ts
+ * timestepFrequencies({ dim: 4 }); // Float32Array [1, 0.01]
+ * ```
+ */
+export function timestepFrequencies(opts: TimestepEmbeddingOptions): Float32Array {
+  const half = Math.floor(opts.dim / 2);
+  const shift = opts.downscaleFreqShift ?? 0;
+  const maxPeriod = opts.maxPeriod ?? 10000;
+  if (!(opts.dim >= 2)) throw new Error(`timestepEmbedding: dim must be >= 2, got ${opts.dim}`);
+  const f = new Float32Array(half);
+  for (let i = 0; i < half; i++) f[i] = Math.exp(-Math.log(maxPeriod) * i / (half - shift));
+  return f;
+}
+
+/**
+ * Embed float timesteps `t [N]` as `[N, dim]`: `[cos(t f), sin(t f)]` (or sin first when
+ * `flipSinToCos` is false), zero-padded by one column when `dim` is odd.
+ *
+ * @example
+ * ```ts
+ * timestepEmbedding(tf.tensor1d([10]), { dim: 8 });
+ * ```
+ */
+export function timestepEmbedding(t: tf.Tensor1D, opts: TimestepEmbeddingOptions): tf.Tensor2D {
+  if (t.rank !== 1) throw new Error(`timestepEmbedding: t must be 1-D, got shape [${t.shape}]`);
+  const freqs = timestepFrequencies(opts);
+  const half = freqs.length;
+  return tf.tidy(() => {
+    const ang = tf.mul(
+      tf.reshape(tf.cast(t, "float32"), [-1, 1]),
+      tf.tensor(freqs, [1, half]),
+    );
+    const scaled = opts.scale !== undefined && opts.scale !== 1 ? tf.mul(ang, opts.scale) : ang;
+    const sin = tf.sin(scaled);
+    const cos = tf.cos(scaled);
+    let emb = (opts.flipSinToCos ?? true) ? tf.concat([cos, sin], 1) : tf.concat([sin, cos], 1);
+    if (opts.dim % 2 === 1) emb = tf.pad(emb, [[0, 0], [0, 1]]);
+    return emb as tf.Tensor2D;
+  });
+}
