@@ -1,0 +1,156 @@
+/**
+ * Training presets for the embedded default: every size, step count and learning rate of the
+ * three stages (autoencoder, CLIP, UNet) in one place, so a run's `config.json` says exactly what
+ * was trained.
+ *
+ * - `tiny`: seconds on 2 cores; for tests and smoke runs (the model learns little).
+ * - `default`: the kit's embedded default; sized to finish within ~20 minutes on 2 CPU cores and
+ *   follow colour and shape in captions.
+ *
+ * @example
+ * ```ts
+ * const p = resolvePreset("tiny", { unetSteps: 50 });
+ * ```
+ * @module
+ */
+import { AUTOENCODER_PRESETS, type AutoencoderConfig } from "../models/autoencoder.ts";
+import { CLIP_PRESETS, type ClipConfig } from "../models/clip.ts";
+import { UNET_PRESETS, type UnetConfig } from "../models/unet.ts";
+import type { ScheduleConfig } from "../diffusion/mod.ts";
+
+/** Settings of one training stage. */
+export interface StageSettings {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps: number;
+  checkpointEvery: number;
+}
+
+/** Everything a default-pipeline run needs. */
+export interface PipelinePreset {
+  name: string;
+  data: { imageSize: number; trainCount: number; perShard: number; minAesthetic: number };
+  autoencoder: StageSettings & { model: AutoencoderConfig; klWeight: number };
+  clip: StageSettings & { model: Omit<ClipConfig, "vocabSize">; minWordCount: number };
+  unet: StageSettings & {
+    model: UnetConfig;
+    schedule: Partial<ScheduleConfig>;
+    minSnrGamma: number;
+    captionDropout: number;
+    emaDecay: number;
+  };
+  sample: { scheduler: string; steps: number; guidance: number };
+  eval: { samplesPerPrompt: number };
+}
+
+const SD_LIKE_SCHEDULE: Partial<ScheduleConfig> = {
+  numTrainTimesteps: 1000,
+  betaStart: 0.00085,
+  betaEnd: 0.012,
+  betaSchedule: "scaled_linear",
+  predictionType: "epsilon",
+};
+
+/** The built-in presets. */
+export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
+  tiny: {
+    name: "tiny",
+    data: { imageSize: 16, trainCount: 256, perShard: 128, minAesthetic: 0 },
+    autoencoder: {
+      model: AUTOENCODER_PRESETS.tiny,
+      klWeight: 1e-6,
+      steps: 6,
+      batchSize: 8,
+      lr: 2e-3,
+      warmupSteps: 2,
+      checkpointEvery: 3,
+    },
+    clip: {
+      model: { ...CLIP_PRESETS.tiny, contextLength: 24 },
+      minWordCount: 1,
+      steps: 6,
+      batchSize: 16,
+      lr: 2e-3,
+      warmupSteps: 2,
+      checkpointEvery: 3,
+    },
+    unet: {
+      model: UNET_PRESETS.tiny,
+      schedule: SD_LIKE_SCHEDULE,
+      minSnrGamma: 5,
+      captionDropout: 0.1,
+      emaDecay: 0.99,
+      steps: 8,
+      batchSize: 8,
+      lr: 2e-3,
+      warmupSteps: 2,
+      checkpointEvery: 4,
+    },
+    sample: { scheduler: "dpmpp_2m", steps: 8, guidance: 3 },
+    eval: { samplesPerPrompt: 1 },
+  },
+  default: {
+    name: "default",
+    data: { imageSize: 32, trainCount: 12000, perShard: 2000, minAesthetic: 0 },
+    autoencoder: {
+      model: AUTOENCODER_PRESETS.small,
+      klWeight: 1e-6,
+      steps: 600,
+      batchSize: 16,
+      lr: 2e-3,
+      warmupSteps: 50,
+      checkpointEvery: 200,
+    },
+    clip: {
+      model: { ...CLIP_PRESETS.small, contextLength: 24 },
+      minWordCount: 1,
+      steps: 800,
+      batchSize: 64,
+      lr: 1e-3,
+      warmupSteps: 50,
+      checkpointEvery: 200,
+    },
+    unet: {
+      model: UNET_PRESETS.small,
+      schedule: SD_LIKE_SCHEDULE,
+      minSnrGamma: 5,
+      captionDropout: 0.1,
+      emaDecay: 0.999,
+      steps: 3000,
+      batchSize: 32,
+      lr: 1e-3,
+      warmupSteps: 100,
+      checkpointEvery: 500,
+    },
+    sample: { scheduler: "dpmpp_2m", steps: 25, guidance: 4 },
+    eval: { samplesPerPrompt: 8 },
+  },
+};
+
+/** Overrides accepted on top of a preset (from command-line flags). */
+export interface PresetOverrides {
+  /** Scale every stage's steps so the UNet gets this many (others keep their ratio). */
+  unetSteps?: number;
+}
+
+/** A preset by name with overrides applied; unknown names list the known ones. */
+export function resolvePreset(name: string, o: PresetOverrides = {}): PipelinePreset {
+  const base = PIPELINE_PRESETS[name as keyof typeof PIPELINE_PRESETS];
+  if (!base) {
+    throw new Error(
+      `unknown preset "${name}"; expected one of ${Object.keys(PIPELINE_PRESETS).join(", ")}`,
+    );
+  }
+  const p: PipelinePreset = structuredClone(base);
+  if (o.unetSteps !== undefined) {
+    const ratio = o.unetSteps / base.unet.steps;
+    for (const s of [p.autoencoder, p.clip, p.unet]) {
+      s.steps = Math.max(1, Math.round(s.steps * ratio));
+      s.warmupSteps = Math.min(s.warmupSteps, Math.max(0, s.steps - 1));
+      s.checkpointEvery = Math.max(1, Math.min(s.checkpointEvery, s.steps));
+    }
+    p.unet.steps = o.unetSteps;
+  }
+  return p;
+}

@@ -1,0 +1,364 @@
+/**
+ * The three training stages of the embedded default, as in the study: the UNet is the only part
+ * trained "for real"; the autoencoder (the VAE's stand-in) and the CLIP text encoder are trained
+ * first, frozen, and reused. Each stage trains in its own folder under the run (with resumable
+ * checkpoints) and ends by writing a frozen model folder; a stage whose model folder is complete is
+ * skipped, so an interrupted pipeline resumes where it stopped.
+ *
+ * @example
+ * ```ts
+ * const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  type AutoencoderConfig,
+  autoencoderLoss,
+  encode,
+  estimateScalingFactor,
+  initAutoencoder,
+  latentShape,
+} from "../models/autoencoder.ts";
+import { type ClipConfig, clipForward, encodeText, initClip } from "../models/clip.ts";
+import { WordTokenizer } from "../models/tokenizer.ts";
+import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
+import { disposeParams, type Params } from "../nn/mod.ts";
+import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
+import { type MetricRecord, trainLoop, warmupCosine } from "../train/mod.ts";
+import { Rng, STREAM } from "../util/rng.ts";
+import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
+import { hasModel, loadModel, saveModel } from "./model_files.ts";
+import type { PipelinePreset, StageSettings } from "./presets.ts";
+
+/** Options shared by every stage. */
+export interface StageOptions<S> {
+  /** The stage's folder (checkpoints while training, then the frozen model). */
+  dir: string;
+  data: ImageSet;
+  settings: S;
+  seed: number;
+  resume: boolean;
+  rank?: number;
+  worldSize?: number;
+  progress?: boolean;
+  onLog?: (rec: MetricRecord) => void;
+}
+
+function lrFor(s: StageSettings) {
+  return warmupCosine({
+    baseLr: s.lr,
+    warmupSteps: s.warmupSteps,
+    totalSteps: s.steps,
+    minLr: s.lr * 0.05,
+  });
+}
+
+function batcher(data: ImageSet, s: StageSettings, o: StageOptions<unknown>) {
+  return (pos: BatchPosition) =>
+    nextIndexBatch(data.size, s.batchSize, pos, {
+      seed: o.seed,
+      rank: o.rank,
+      worldSize: o.worldSize,
+    });
+}
+
+/** A trained, frozen autoencoder and its latent scaling factor. */
+export interface FrozenAutoencoder {
+  params: Params;
+  config: AutoencoderConfig;
+  scalingFactor: number;
+}
+
+/** Train (or load) the autoencoder; estimates the latent scaling factor as 1/std of latents. */
+export async function autoencoderStage(
+  o: StageOptions<PipelinePreset["autoencoder"]>,
+): Promise<FrozenAutoencoder> {
+  const modelDir = `${o.dir}/model`;
+  if (await hasModel(modelDir, "autoencoder")) {
+    const m = await loadModel<AutoencoderConfig>(modelDir, "autoencoder");
+    return {
+      params: m.params,
+      config: m.info.config,
+      scalingFactor: m.info.extra.scalingFactor as number,
+    };
+  }
+  const s = o.settings, cfg = s.model, data = o.data;
+  const params = initAutoencoder(cfg, Rng.stream(o.seed, [STREAM.init, 1]));
+  const [lh, lw, lc] = latentShape(cfg, data.height, data.width);
+  const res = await trainLoop<number[], BatchPosition>({
+    runDir: o.dir,
+    params,
+    steps: s.steps,
+    lr: lrFor(s),
+    optimizer: { weightDecay: 0 },
+    clipNorm: 1,
+    checkpointEvery: s.checkpointEvery,
+    keepLast: 2,
+    seed: o.seed,
+    rank: o.rank,
+    resume: o.resume,
+    config: { stage: "autoencoder", settings: s },
+    itemsPerBatch: s.batchSize,
+    progress: o.progress,
+    onLog: o.onLog,
+    initialPosition: { epoch: 0, index: 0 },
+    nextBatch: batcher(data, s, o),
+    lossFn: (idx, rng) => {
+      const b = idx.length;
+      const image = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
+      const noise = tf.tensor4d(rng.normal(b * lh * lw * lc), [b, lh, lw, lc]);
+      const l = autoencoderLoss(params, cfg, { image, noise, klWeight: s.klWeight });
+      tf.dispose([image, noise, l.recon, l.kl]);
+      return l.loss;
+    },
+  });
+  res.dispose();
+  // Scaling factor from the latents of (up to) 2048 training images, as SD's 0.18215 was chosen.
+  const n = Math.min(2048, data.size);
+  const lat = await encodeLatents({ params, config: cfg, scalingFactor: 1 }, data, range(n));
+  const scalingFactor = estimateScalingFactor(lat);
+  await saveModel(modelDir, { kind: "autoencoder", config: cfg, params, extra: { scalingFactor } });
+  return { params, config: cfg, scalingFactor };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Encode images `idx` to scaled latent means (NHWC, flat), in batches of 256. */
+export async function encodeLatents(
+  ae: FrozenAutoencoder,
+  data: ImageSet,
+  idx: number[],
+): Promise<Float32Array> {
+  const [lh, lw, lc] = latentShape(ae.config, data.height, data.width);
+  const per = lh * lw * lc;
+  const out = new Float32Array(idx.length * per);
+  for (let i = 0; i < idx.length; i += 256) {
+    const part = idx.slice(i, i + 256);
+    const z = tf.tidy(() => {
+      const image = tf.tensor4d(gatherImages(data, part), [
+        part.length,
+        data.height,
+        data.width,
+        3,
+      ]);
+      const d = encode(ae.params, ae.config, image);
+      return tf.mul(d.mean, ae.scalingFactor);
+    });
+    out.set(await z.data<"float32">(), i * per);
+    z.dispose();
+  }
+  return out;
+}
+
+/** A trained, frozen CLIP with its tokenizer. */
+export interface FrozenClip {
+  params: Params;
+  config: ClipConfig;
+  tokenizer: WordTokenizer;
+}
+
+/** Train (or load) the small CLIP on the captions; builds the tokenizer from them first. */
+export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promise<FrozenClip> {
+  const modelDir = `${o.dir}/model`;
+  const tokPath = `${o.dir}/tokenizer.json`;
+  if (await hasModel(modelDir, "clip")) {
+    const m = await loadModel<ClipConfig>(modelDir, "clip");
+    return {
+      params: m.params,
+      config: m.info.config,
+      tokenizer: await WordTokenizer.load(tokPath),
+    };
+  }
+  const s = o.settings, data = o.data;
+  await Deno.mkdir(o.dir, { recursive: true });
+  const tokenizer = WordTokenizer.build(data.captions, {
+    contextLength: s.model.contextLength,
+    minCount: s.minWordCount,
+  });
+  await tokenizer.save(tokPath);
+  const cfg: ClipConfig = { ...s.model, vocabSize: tokenizer.vocabSize, imageSize: data.width };
+  const params = initClip(cfg, Rng.stream(o.seed, [STREAM.init, 2]));
+  const res = await trainLoop<number[], BatchPosition>({
+    runDir: o.dir,
+    params,
+    steps: s.steps,
+    lr: lrFor(s),
+    optimizer: { weightDecay: 0.01 },
+    clipNorm: 1,
+    checkpointEvery: s.checkpointEvery,
+    keepLast: 2,
+    seed: o.seed,
+    rank: o.rank,
+    resume: o.resume,
+    config: { stage: "clip", settings: s },
+    itemsPerBatch: s.batchSize,
+    progress: o.progress,
+    onLog: o.onLog,
+    initialPosition: { epoch: 0, index: 0 },
+    nextBatch: batcher(data, s, o),
+    lossFn: (idx) => {
+      const b = idx.length;
+      const images = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
+      const ids = tf.tensor2d(
+        tokenizer.encodeBatch(idx.map((i) => data.captions[i])),
+        [b, cfg.contextLength],
+        "int32",
+      );
+      const out = clipForward(params, cfg, { ids, images });
+      tf.dispose([images, ids, out.hidden, out.embeds, out.imageEmbeds]);
+      return out.loss;
+    },
+  });
+  res.dispose();
+  await saveModel(modelDir, { kind: "clip", config: cfg, params });
+  return { params, config: cfg, tokenizer };
+}
+
+/** Per-token text states `[n, T, D]` (flat) for captions, in batches of 256. */
+export async function encodeCaptions(clip: FrozenClip, captions: string[]): Promise<Float32Array> {
+  const t = clip.config.contextLength, d = clip.config.textWidth;
+  const out = new Float32Array(captions.length * t * d);
+  for (let i = 0; i < captions.length; i += 256) {
+    const part = captions.slice(i, i + 256);
+    const h = tf.tidy(() => {
+      const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
+      const enc = encodeText(clip.params, clip.config, ids);
+      enc.embeds.dispose();
+      return enc.hidden;
+    });
+    out.set(await h.data<"float32">(), i * t * d);
+    h.dispose();
+  }
+  return out;
+}
+
+/** Everything the UNet stage trains on, precomputed with the frozen parts. */
+export interface ConditioningSet {
+  /** Scaled latents `[N, h, w, c]` flat. */
+  latents: Float32Array;
+  latentShape: [number, number, number];
+  /** Text states of each sample's caption `[N, T, D]` flat. */
+  contexts: Float32Array;
+  /** Text states of the empty caption `[T, D]` (classifier-free guidance's unconditional). */
+  emptyContext: Float32Array;
+  contextShape: [number, number];
+}
+
+/** Encode all images and captions once with the frozen autoencoder and text encoder. */
+export async function buildConditioning(
+  data: ImageSet,
+  ae: FrozenAutoencoder,
+  clip: FrozenClip,
+): Promise<ConditioningSet> {
+  const ls = latentShape(ae.config, data.height, data.width) as [number, number, number];
+  const latents = await encodeLatents(ae, data, range(data.size));
+  const contexts = await encodeCaptions(clip, data.captions);
+  const emptyContext = await encodeCaptions(clip, [""]);
+  return {
+    latents,
+    latentShape: ls,
+    contexts,
+    emptyContext,
+    contextShape: [clip.config.contextLength, clip.config.textWidth],
+  };
+}
+
+/** The trained UNet (EMA weights). */
+export interface TrainedUnet {
+  params: Params;
+  config: UnetConfig;
+}
+
+/**
+ * Train (or load) the diffusion UNet on precomputed latents and text states: random timesteps,
+ * noise and caption dropout (for classifier-free guidance) from the loop's checkpointed stream,
+ * epsilon or v targets, min-SNR-gamma weighting, EMA weights saved as the final model.
+ */
+export async function unetStage(
+  o: StageOptions<PipelinePreset["unet"]> & { cond: ConditioningSet },
+): Promise<TrainedUnet> {
+  const modelDir = `${o.dir}/model`;
+  if (await hasModel(modelDir, "unet")) {
+    const m = await loadModel<UnetConfig>(modelDir, "unet");
+    return { params: m.params, config: m.info.config };
+  }
+  const s = o.settings, cond = o.cond;
+  const cfg: UnetConfig = {
+    ...s.model,
+    inChannels: cond.latentShape[2],
+    outChannels: cond.latentShape[2],
+    contextDim: cond.contextShape[1],
+  };
+  const schedule = makeSchedule(s.schedule);
+  const params = initUnet(cfg, Rng.stream(o.seed, [STREAM.init, 3]));
+  const [h, w, c] = cond.latentShape, per = h * w * c;
+  const [T, D] = cond.contextShape, ctxPer = T * D;
+  const res = await trainLoop<number[], BatchPosition>({
+    runDir: o.dir,
+    params,
+    steps: s.steps,
+    lr: lrFor(s),
+    optimizer: { weightDecay: 0.01 },
+    clipNorm: 1,
+    ema: { decay: s.emaDecay, warmup: true },
+    checkpointEvery: s.checkpointEvery,
+    keepLast: 2,
+    seed: o.seed,
+    rank: o.rank,
+    resume: o.resume,
+    config: { stage: "unet", settings: s },
+    itemsPerBatch: s.batchSize,
+    progress: o.progress,
+    onLog: o.onLog,
+    initialPosition: { epoch: 0, index: 0 },
+    nextBatch: (pos) =>
+      nextIndexBatch(cond.latents.length / per, s.batchSize, pos, {
+        seed: o.seed,
+        rank: o.rank,
+        worldSize: o.worldSize,
+      }),
+    lossFn: (idx, rng) => {
+      const b = idx.length;
+      const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
+      const t = sampleTimesteps(rng, b, schedule.numTrainTimesteps);
+      const eps = rng.normal(b * per);
+      idx.forEach((i, k) => {
+        x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
+        // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
+        const drop = rng.uniform() < s.captionDropout;
+        ctx.set(
+          drop ? cond.emptyContext : cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer),
+          k * ctxPer,
+        );
+      });
+      // One timestep per sample: the schedule splits x0 into t.length equal chunks.
+      const xt = schedule.addNoise(x0, eps, t);
+      const target = schedule.target(x0, eps, t);
+      const wts = minSnrWeights(t, schedule, s.minSnrGamma);
+      return tf.tidy(() => {
+        const pred = unetForward(params, cfg, {
+          x: tf.tensor4d(xt, [b, h, w, c]),
+          t: tf.tensor1d(Float32Array.from(t)),
+          context: tf.tensor3d(ctx, [b, T, D]),
+        });
+        const se = tf.mean(tf.square(tf.sub(pred, tf.tensor4d(target, [b, h, w, c]))), [1, 2, 3]);
+        return tf.mean(tf.mul(se, tf.tensor1d(wts))) as tf.Scalar;
+      });
+    },
+  });
+  // Save the EMA weights as the model (what sampling uses).
+  const weights = res.ema ? res.ema.shadow : params;
+  await saveModel(modelDir, {
+    kind: "unet",
+    config: cfg,
+    params: weights as Record<string, tf.Tensor>,
+    extra: { schedule: s.schedule, ema: !!res.ema },
+  });
+  res.dispose();
+  disposeParams(params);
+  const m = await loadModel<UnetConfig>(modelDir, "unet");
+  return { params: m.params, config: m.info.config };
+}

@@ -1,0 +1,280 @@
+/**
+ * The kit's main job: build the embedded data, train and freeze the autoencoder and CLIP, train the
+ * UNet, then leave in the run folder a loss plot, a sample grid and caption-following scores.
+ * Every stage is cached in the run folder and skipped when complete; with `resume`, an interrupted
+ * stage continues from its newest complete checkpoint with exactly the losses it would have had.
+ *
+ * Run layout:
+ * ```
+ * <out>/config.json               preset, seed, backend (written first; resume checks it)
+ * <out>/data/train/               webdataset shards (00000.tar + .parquet) and dataset.json
+ * <out>/{autoencoder,clip,unet}/  ckpt-XXXXXXXX/ checkpoints, metrics.jsonl, model/ when finished
+ * <out>/loss.html                 Plotly loss curves of the three stages
+ * <out>/samples.png               sample grid (rows: prompts)
+ * <out>/eval/caption_following.json  colour/shape accuracy on held-out and seen pairs
+ * <out>/summary.json              timings, peak memory, results
+ * ```
+ *
+ * @example
+ * ```ts
+ * await trainPipeline({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: false, backend: "cpu" });
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { buildShapesWorldShards } from "../data/mod.ts";
+import { type MetricRecord, readMetrics } from "../train/mod.ts";
+import { imageGrid, type PlotlyFigure, writePlotlyHtml, writePng } from "../plot/mod.ts";
+import { writeJsonAtomic } from "../util/atomic.ts";
+import { loadImageSet } from "./memory_data.ts";
+import type { PipelinePreset } from "./presets.ts";
+import { autoencoderStage, buildConditioning, clipStage, unetStage } from "./stages.ts";
+import { generate, loadRun } from "./generate.ts";
+import { captionFollowing, type CaptionFollowingResult } from "./caption_following.ts";
+
+/** Options for {@link trainPipeline}. */
+export interface TrainPipelineOptions {
+  out: string;
+  preset: PipelinePreset;
+  seed: number;
+  resume: boolean;
+  /** Name of the active backend (recorded in config.json). */
+  backend: string;
+  progress?: boolean;
+  /** Where status lines go (default console.error). */
+  log?: (line: string) => void;
+  /** Skip samples and evaluation at the end. */
+  skipEval?: boolean;
+}
+
+/** What a finished pipeline reports (also written to summary.json). */
+export interface PipelineSummary {
+  out: string;
+  preset: string;
+  seed: number;
+  backend: string;
+  seconds: Record<string, number>;
+  peakRssMiB: number;
+  tensorsAfterTraining: number;
+  scalingFactor: number;
+  finalLoss: Record<string, number | null>;
+  captionFollowing?: {
+    heldout: Omit<CaptionFollowingResult, "images">;
+    seen: Omit<CaptionFollowingResult, "images">;
+  };
+}
+
+/** Prompts of the sample grid: seen and held-out single objects, a count and a relation. */
+export const GRID_PROMPTS = [
+  "a red circle",
+  "a blue square",
+  "a green star",
+  "a yellow triangle",
+  "a purple circle",
+  "a white triangle",
+  "two orange diamonds",
+  "a red circle to the left of a blue square",
+];
+
+/** Run the whole default pipeline; see the module docs for the folder layout. */
+export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSummary> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const p = o.preset, out = o.out;
+  const t0 = performance.now();
+  const seconds: Record<string, number> = {};
+  let peakRss = Deno.memoryUsage().rss;
+  const watchRss = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 500);
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    log(`== ${name}`);
+    const r = await f();
+    seconds[name] = (performance.now() - s) / 1000;
+    return r;
+  };
+  try {
+    await checkRunFolder(o);
+    const data = await timed("data", async () => {
+      const dir = `${out}/data/train`;
+      await buildShapesWorldShards({
+        outDir: dir,
+        seed: o.seed,
+        count: p.data.trainCount,
+        perShard: p.data.perShard,
+        size: p.data.imageSize,
+        split: "train",
+      });
+      const set = await loadImageSet(dir, { minAesthetic: p.data.minAesthetic });
+      log(
+        `   ${set.size} images ${set.width}x${set.height} (read stats: ${
+          JSON.stringify(set.stats.skipped)
+        })`,
+      );
+      return set;
+    });
+    const common = { data, seed: o.seed, resume: o.resume, progress: o.progress };
+    const ae = await timed(
+      "autoencoder",
+      () => autoencoderStage({ ...common, dir: `${out}/autoencoder`, settings: p.autoencoder }),
+    );
+    log(`   latent scaling factor ${ae.scalingFactor.toFixed(5)} (SD's VAE: 0.18215)`);
+    const clip = await timed(
+      "clip",
+      () => clipStage({ ...common, dir: `${out}/clip`, settings: p.clip }),
+    );
+    const cond = await timed("conditioning", () => buildConditioning(data, ae, clip));
+    const unet = await timed(
+      "unet",
+      () => unetStage({ ...common, dir: `${out}/unet`, settings: p.unet, cond }),
+    );
+    for (const m of [ae.params, clip.params, unet.params]) tf.dispose(Object.values(m));
+    const tensorsAfterTraining = tf.memory().numTensors;
+
+    const finalLoss: Record<string, number | null> = {};
+    const curves: Record<string, MetricRecord[]> = {};
+    for (const stage of ["autoencoder", "clip", "unet"]) {
+      curves[stage] = await readMetrics(`${out}/${stage}/metrics.jsonl`).catch(() => []);
+      finalLoss[stage] = curves[stage].at(-1)?.loss ?? null;
+    }
+    await writePlotlyHtml(`${out}/loss.html`, lossFigure(curves));
+
+    const summary: PipelineSummary = {
+      out,
+      preset: p.name,
+      seed: o.seed,
+      backend: o.backend,
+      seconds,
+      peakRssMiB: 0,
+      tensorsAfterTraining,
+      scalingFactor: ae.scalingFactor,
+      finalLoss,
+    };
+    if (!o.skipEval) {
+      const run = await loadRun(out);
+      const s = p.sample;
+      await timed("samples", async () => {
+        const n = 8;
+        const images = await generate(run, {
+          prompts: GRID_PROMPTS,
+          n,
+          seed: o.seed,
+          guidance: s.guidance,
+          steps: s.steps,
+          scheduler: s.scheduler,
+        });
+        await writePng(`${out}/samples.png`, imageGrid(images, { cols: n, pad: 2 }));
+        await Deno.writeTextFile(
+          `${out}/samples.txt`,
+          GRID_PROMPTS.map((q, i) => `row ${i + 1}: ${q}`).join("\n") + "\n",
+        );
+      });
+      await timed("eval", async () => {
+        const opts = {
+          n: p.eval.samplesPerPrompt,
+          seed: o.seed + 1,
+          guidance: s.guidance,
+          steps: s.steps,
+          scheduler: s.scheduler,
+        };
+        const heldout = await captionFollowing(run, { ...opts, pairs: "heldout" });
+        const seen = await captionFollowing(run, { ...opts, pairs: "seen", maxPairs: 14 });
+        const strip = ({ images: _, ...r }: CaptionFollowingResult) => r;
+        summary.captionFollowing = { heldout: strip(heldout), seen: strip(seen) };
+        await Deno.mkdir(`${out}/eval`, { recursive: true });
+        await writeJsonAtomic(`${out}/eval/caption_following.json`, summary.captionFollowing);
+        await writePng(
+          `${out}/eval/heldout.png`,
+          imageGrid(heldout.images, { cols: p.eval.samplesPerPrompt, pad: 2 }),
+        );
+        log(
+          `   held-out pairs: colour ${(100 * heldout.colorAccuracy).toFixed(1)}%, shape ${
+            (100 * heldout.shapeAccuracy).toFixed(1)
+          }%` +
+            ` | seen pairs: colour ${(100 * seen.colorAccuracy).toFixed(1)}%, shape ${
+              (100 * seen.shapeAccuracy).toFixed(1)
+            }%`,
+        );
+      });
+      for (const part of [run.ae.params, run.clip.params, run.unet.params]) {
+        tf.dispose(Object.values(part));
+      }
+    }
+    seconds.total = (performance.now() - t0) / 1000;
+    summary.peakRssMiB = Math.round(Math.max(peakRss, Deno.memoryUsage().rss) / 2 ** 20);
+    await writeJsonAtomic(`${out}/summary.json`, summary);
+    return summary;
+  } finally {
+    clearInterval(watchRss);
+  }
+}
+
+/** Three stacked loss curves (autoencoder, CLIP, UNet), each with a smoothed line. */
+function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
+  const stages = Object.keys(curves);
+  const data: Record<string, unknown>[] = [];
+  const layout: Record<string, unknown> = {
+    title: { text: "Training loss" },
+    grid: { rows: stages.length, columns: 1, pattern: "independent" },
+    height: 260 * stages.length,
+    showlegend: true,
+  };
+  stages.forEach((stage, i) => {
+    const rows = curves[stage].filter((r) => typeof r.loss === "number");
+    const x = rows.map((r) => r.step), y = rows.map((r) => r.loss as number);
+    const ax = i === 0 ? "" : String(i + 1);
+    let m = y[0] ?? 0;
+    const smooth = y.map((v) => (m = 0.9 * m + 0.1 * v));
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `${stage}`,
+      x,
+      y,
+      xaxis: `x${ax}`,
+      yaxis: `y${ax}`,
+      opacity: 0.35,
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `${stage} (smoothed)`,
+      x,
+      y: smooth,
+      xaxis: `x${ax}`,
+      yaxis: `y${ax}`,
+    });
+    layout[`yaxis${ax}`] = { title: { text: `${stage} loss` }, type: "log" };
+    layout[`xaxis${ax}`] = { title: { text: "step" } };
+  });
+  return { data, layout } as PlotlyFigure;
+}
+
+/** Refuse to train over a different run, or over an existing one without --resume. */
+async function checkRunFolder(o: TrainPipelineOptions): Promise<void> {
+  const path = `${o.out}/config.json`;
+  const config = { preset: o.preset, seed: o.seed };
+  let existing: string | null = null;
+  try {
+    existing = await Deno.readTextFile(path);
+  } catch { /* new run */ }
+  if (existing !== null) {
+    let prev: { preset?: unknown; seed?: unknown };
+    try {
+      prev = JSON.parse(existing);
+    } catch {
+      throw new Error(`${path}: not valid JSON; delete the run folder or pick another --out`);
+    }
+    if (!o.resume) {
+      throw new Error(
+        `${o.out} already holds a run; pass --resume to continue it or pick another --out`,
+      );
+    }
+    if (JSON.stringify({ preset: prev.preset, seed: prev.seed }) !== JSON.stringify(config)) {
+      throw new Error(
+        `${path}: the run was started with other settings (preset/seed/steps); resume it with the same flags or pick another --out`,
+      );
+    }
+    return;
+  }
+  await Deno.mkdir(o.out, { recursive: true });
+  await writeJsonAtomic(path, { ...config, backend: o.backend, created: new Date().toISOString() });
+}
