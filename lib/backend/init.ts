@@ -1,0 +1,160 @@
+/**
+ * Select the active TensorFlow.js backend by the kit's name for it.
+ *
+ * @example
+ * ```ts
+ * const info = await initBackend(defaultBackend());
+ * console.log(info.tfBackend, info.blas, info.details);
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
+import { parseBackendName } from "./types.ts";
+import { loadOpenBlas } from "./openblas.ts";
+import { CPU_BLAS_BACKEND, registerCpuBlasBackend } from "./cpu_backend.ts";
+import { prepareWasmBackend } from "./wasm_backend.ts";
+import { prepareWebgpuBackend, WEBGPU_HELP, webgpuAdapterInfo } from "./webgpu_backend.ts";
+import { findTensorflowPackage, prepareTensorflowBackend } from "./tensorflow_backend.ts";
+
+function cores(): number {
+  return Math.max(1, navigator.hardwareConcurrency || 1);
+}
+
+async function activate(tfName: string, kitName: BackendName): Promise<void> {
+  let ok = false;
+  let cause = "";
+  try {
+    ok = await tf.setBackend(tfName);
+    await tf.ready();
+  } catch (e) {
+    cause = `: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  if (!ok || tf.getBackend() !== tfName) {
+    throw new Error(`initBackend('${kitName}'): tfjs backend '${tfName}' failed to start${cause}`);
+  }
+}
+
+function silenceCpuBanner(): void {
+  const b = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+  if (b && "firstUse" in b) b.firstUse = false;
+}
+
+/**
+ * Make `name` the active tfjs backend (`tf.setBackend` + `tf.ready`) and describe it.
+ * `cpu` falls back to stock tfjs cpu with a warning when OpenBLAS cannot be loaded.
+ *
+ * @example
+ * ```ts
+ * const info = await initBackend("cpu", { threads: 2 });
+ * // { name: "cpu", tfBackend: "cpu-blas", blas: true, details: "OpenBLAS ... 2 threads" }
+ * ```
+ */
+export async function initBackend(
+  name: BackendName,
+  opts: InitBackendOptions = {},
+): Promise<BackendInfo> {
+  parseBackendName(name, "initBackend: name");
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads > 0)) {
+    throw new Error(`initBackend: threads must be a positive integer, got ${opts.threads}`);
+  }
+  switch (name) {
+    case "cpu": {
+      const blas = loadOpenBlas();
+      if (!blas) {
+        if (!opts.quiet) {
+          console.warn(
+            "initBackend('cpu'): OpenBLAS not found (apt-get install libopenblas0-pthread; " +
+              "needs --allow-ffi); using the stock tfjs cpu backend, which is slow for training",
+          );
+        }
+        if (opts.quiet) silenceCpuBanner();
+        await activate("cpu", name);
+        return { name, tfBackend: "cpu", blas: false, details: "stock tfjs cpu (no OpenBLAS)" };
+      }
+      const threads = opts.threads ?? cores();
+      blas.setThreads(threads);
+      registerCpuBlasBackend(blas);
+      await activate(CPU_BLAS_BACKEND, name);
+      return {
+        name,
+        tfBackend: CPU_BLAS_BACKEND,
+        blas: true,
+        details: `OpenBLAS ${blas.path}, ${blas.threads()} threads, fast element-wise kernels`,
+      };
+    }
+    case "cpu-js": {
+      if (opts.quiet) silenceCpuBanner();
+      await activate("cpu", name);
+      return { name, tfBackend: "cpu", blas: false, details: "stock tfjs cpu" };
+    }
+    case "wasm": {
+      await prepareWasmBackend();
+      await activate("wasm", name);
+      return {
+        name,
+        tfBackend: "wasm",
+        blas: false,
+        details: "tfjs wasm (XNNPACK, SIMD, 1 thread) + kit training kernels",
+      };
+    }
+    case "webgpu": {
+      const adapter = await webgpuAdapterInfo();
+      if (!adapter) throw new Error(`initBackend('webgpu'): ${WEBGPU_HELP}`);
+      await prepareWebgpuBackend();
+      await activate("webgpu", name);
+      return { name, tfBackend: "webgpu", blas: false, details: `WebGPU adapter: ${adapter}` };
+    }
+    case "tensorflow": {
+      const pkg = await prepareTensorflowBackend();
+      await activate("tensorflow", name);
+      return { name, tfBackend: "tensorflow", blas: false, details: `${pkg} (libtensorflow)` };
+    }
+  }
+}
+
+let available: Promise<BackendName[]> | null = null;
+
+/**
+ * Backends that actually start here, probed once per process. Probing wasm starts it, and the
+ * previously active backend is restored afterwards; `tensorflow` is reported only when an
+ * installed tfjs-node package has its native binding (it is not imported here).
+ *
+ * @example
+ * ```ts
+ * const names = await availableBackends(); // e.g. ["cpu", "wasm", "cpu-js", "webgpu"]
+ * ```
+ */
+export function availableBackends(): Promise<BackendName[]> {
+  if (!available) {
+    available = (async () => {
+      const names: BackendName[] = ["cpu"];
+      const previous = tf.getBackend();
+      try {
+        await prepareWasmBackend();
+        if (await tf.setBackend("wasm")) names.push("wasm");
+      } catch {
+        // wasm missing or failed to compile: not available.
+      }
+      names.push("cpu-js");
+      if (await webgpuAdapterInfo()) names.push("webgpu");
+      if (findTensorflowPackage()) names.push("tensorflow");
+      if (previous && tf.getBackend() !== previous) await tf.setBackend(previous);
+      return names;
+    })();
+  }
+  return available;
+}
+
+/**
+ * The backend the kit uses when none is named: `cpu` when OpenBLAS loads, else `wasm`.
+ *
+ * @example
+ * ```ts
+ * await initBackend(defaultBackend());
+ * ```
+ */
+export function defaultBackend(): BackendName {
+  return loadOpenBlas() ? "cpu" : "wasm";
+}

@@ -1,0 +1,23 @@
+/**
+ * Compute backends for TensorFlow.js: `cpu` (tfjs cpu + OpenBLAS GEMMs through Deno FFI + fast
+ * element-wise kernels), `cpu-js` (stock tfjs cpu), `wasm` (tfjs wasm + the training kernels it
+ * lacks), `webgpu` (`navigator.gpu`) and `tensorflow` (tfjs-node(-gpu), when installed).
+ *
+ * @example
+ * ```ts
+ * import { availableBackends, defaultBackend, initBackend } from "./lib/backend/mod.ts";
+ * const info = await initBackend(defaultBackend());
+ * console.log(info, await availableBackends());
+ * ```
+ * @module
+ */
+export type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
+export { BACKEND_NAMES, parseBackendName } from "./types.ts";
+export { availableBackends, defaultBackend, initBackend } from "./init.ts";
+export { loadOpenBlas, OPENBLAS_PATHS } from "./openblas.ts";
+export type { OpenBlas, SgemmArgs } from "./openblas.ts";
+export { CPU_BLAS_BACKEND } from "./cpu_backend.ts";
+export { col2im, type ConvGeometry, im2col } from "./im2col.ts";
+export { broadcastBinary, reduceSum, softmaxRows, transposeValues } from "./cpu_fast_kernels.ts";
+export { webgpuAdapterInfo } from "./webgpu_backend.ts";
+export { findTensorflowPackage, TENSORFLOW_HELP } from "./tensorflow_backend.ts";
