@@ -1,0 +1,20 @@
+/**
+ * The embedded default pipeline: presets, the three training stages, generation with a trained
+ * run, caption-following evaluation, and the end-to-end `trainPipeline` job.
+ *
+ * @example
+ * ```ts
+ * import { initCompute, resolvePreset, trainPipeline } from "./mod.ts";
+ * await initCompute("auto");
+ * await trainPipeline({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: true, backend: "cpu" });
+ * ```
+ * @module
+ */
+export * from "./presets.ts";
+export * from "./memory_data.ts";
+export * from "./model_files.ts";
+export * from "./stages.ts";
+export * from "./generate.ts";
+export * from "./caption_following.ts";
+export * from "./train_pipeline.ts";
+export * from "./compute.ts";

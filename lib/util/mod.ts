@@ -1,0 +1,14 @@
+/**
+ * Small shared utilities: seeded, serialisable random streams; crash-safe file writes; progress.
+ *
+ * @example
+ * ```ts
+ * import { Rng, STREAM, writeJsonAtomic } from "./mod.ts";
+ * const eps = Rng.stream(0, [0, STREAM.noise]).normal(16);
+ * await writeJsonAtomic("/tmp/x.json", { n: eps.length });
+ * ```
+ * @module
+ */
+export * from "./rng.ts";
+export * from "./atomic.ts";
+export * from "./progress.ts";
