@@ -33,7 +33,7 @@ import {
   type FrozenClip,
   type TrainedUnet,
 } from "./stages.ts";
-import { hasModel, loadModel } from "./model_files.ts";
+import { loadModel } from "./model_files.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
 import type { ClipConfig } from "../models/clip.ts";
@@ -56,10 +56,12 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   } catch {
     throw new Error(`run folder ${dir} does not exist`);
   }
-  for (const [part, kind] of [["autoencoder", "autoencoder"], ["clip", "clip"], ["unet", "unet"]]) {
-    if (!(await hasModel(`${dir}/${part}/model`, kind))) {
+  // A part without model.json was never finished; one with it must load cleanly, and a corrupt
+  // one gets loadModel's precise error (file, size or field).
+  for (const part of ["autoencoder", "clip", "unet"]) {
+    if (!(await exists(`${dir}/${part}/model/model.json`))) {
       throw new Error(
-        `${dir}/${part}/model: no finished ${kind} model (train it with: deno task train --out ${dir} --resume)`,
+        `${dir}/${part}/model: no finished ${part} model (train it with: deno task train --out ${dir} --resume)`,
       );
     }
   }
@@ -194,4 +196,8 @@ export async function generate(run: LoadedRun, o: GenerateOptions): Promise<RgbI
     o.onProgress?.(images.length, jobs.length);
   }
   return images;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
 }
