@@ -1,7 +1,8 @@
 /**
  * The kit's `cpu` backend: a second `MathBackendCPU` registered as `cpu-blas`, carrying every
- * stock cpu kernel plus OpenBLAS GEMM kernels. Registering a separate backend (instead of
- * swapping kernels on `cpu`) keeps stock `cpu` untouched, so both can run in one process and be
+ * stock cpu kernel plus OpenBLAS GEMM kernels, fast element-wise, unary and data-movement
+ * kernels, and a pool that recycles kernel output arrays. Registering a separate backend (instead
+ * of swapping kernels on `cpu`) keeps stock `cpu` untouched, so both can run in one process and be
  * compared op by op.
  *
  * @example
@@ -14,8 +15,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import type { OpenBlas } from "./openblas.ts";
+import { BufferPool, type PooledBackend } from "./cpu_buffer_pool.ts";
 import { blasKernelConfigs } from "./cpu_blas_kernels.ts";
 import { fastElementwiseConfigs } from "./cpu_fast_kernels.ts";
+import { fastCopyConfigs } from "./cpu_copy_kernels.ts";
+import { fastUnaryConfigs } from "./cpu_unary_kernels.ts";
 
 /** tfjs name of the BLAS-backed cpu backend. */
 export const CPU_BLAS_BACKEND = "cpu-blas";
@@ -29,8 +33,76 @@ export function quietCpuBackend(): MathBackendCPU {
   return b;
 }
 
+/** The cpu backend's handle of a tensor's data. */
+export type DataId = Parameters<MathBackendCPU["readSync"]>[0];
+/** The arrays the cpu backend stores tensor data in. */
+export type BackendValues = Parameters<MathBackendCPU["write"]>[0];
+
 /**
- * Register `cpu-blas` once: all stock cpu kernels, then the BLAS and element-wise overrides.
+ * `MathBackendCPU` whose kernels' output arrays are recycled through a {@link BufferPool}: the
+ * hooks below tell the pool when a tensor takes an array (write), when an array escapes (read,
+ * move) and when its tensor is gone (disposeData).
+ *
+ * @example
+ * ```ts
+ * tf.registerBackend("cpu-pooled", () => new PooledCpuBackend(), 0);
+ * ```
+ */
+export class PooledCpuBackend extends MathBackendCPU implements PooledBackend {
+  /** Recycled output arrays of this backend's kernels. */
+  readonly bufferPool: BufferPool;
+
+  /**
+   * A cpu backend with an empty pool (`limitBytes`: the pool's free-list cap).
+   *
+   * @example
+   * ```ts
+   * const b = new PooledCpuBackend({ limitBytes: 256 << 20 });
+   * ```
+   */
+  constructor(opts: { limitBytes?: number } = {}) {
+    super();
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+    this.bufferPool = new BufferPool(opts);
+  }
+
+  /** Store `values` as a new tensor's data; a pooled array becomes owned by it. */
+  override write(values: BackendValues, shape: number[], dtype: tf.DataType): DataId {
+    this.bufferPool.adopt(values);
+    return super.write(values, shape, dtype);
+  }
+
+  /** Take data moved in from another backend: those arrays are never pooled. */
+  override move(
+    dataId: DataId,
+    values: BackendValues,
+    shape: number[],
+    dtype: tf.DataType,
+    refCount: number,
+  ): void {
+    this.bufferPool.pin(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  /** The tensor's values, handed out as is (the array is pinned: never recycled). */
+  override readSync(dataId: DataId): BackendValues {
+    // The caller may keep the array after the tensor is gone: it must never be recycled.
+    if (this.data.has(dataId)) this.bufferPool.pin(this.data.get(dataId)!.values);
+    return super.readSync(dataId);
+  }
+
+  /** Drop a reference to the data; when it is gone, the pool may recycle its array. */
+  override disposeData(dataId: DataId, force = false): boolean {
+    const values = this.data.has(dataId) ? this.data.get(dataId)!.values : undefined;
+    const done = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) this.bufferPool.release(values);
+    return done;
+  }
+}
+
+/**
+ * Register `cpu-blas` once: all stock cpu kernels, then the BLAS, element-wise, unary and
+ * data-movement overrides.
  *
  * @example
  * ```ts
@@ -40,12 +112,14 @@ export function quietCpuBackend(): MathBackendCPU {
 export function registerCpuBlasBackend(blas: OpenBlas): void {
   if (registered) return;
   // Priority 0: never picked implicitly over stock cpu; only initBackend("cpu") selects it.
-  tf.registerBackend(CPU_BLAS_BACKEND, quietCpuBackend, 0);
+  tf.registerBackend(CPU_BLAS_BACKEND, () => new PooledCpuBackend(), 0);
   tf.copyRegisteredKernels("cpu", CPU_BLAS_BACKEND);
   for (
     const k of [
       ...blasKernelConfigs(CPU_BLAS_BACKEND, blas),
       ...fastElementwiseConfigs(CPU_BLAS_BACKEND),
+      ...fastCopyConfigs(CPU_BLAS_BACKEND),
+      ...fastUnaryConfigs(CPU_BLAS_BACKEND),
     ]
   ) {
     if (tf.getKernel(k.kernelName, CPU_BLAS_BACKEND)) {

@@ -16,6 +16,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import type { OpenBlas } from "./openblas.ts";
+import { takeF32 } from "./cpu_buffer_pool.ts";
 import { col2im, type ConvGeometry, im2col, isPointwise, patchSize } from "./im2col.ts";
 
 type Info = tf.TensorInfo;
@@ -98,7 +99,7 @@ function matmulValues(
   const batch = tf.util.sizeFromShape(outer);
   const batchA = tf.util.sizeFromShape(outerA), batchB = tf.util.sizeFromShape(outerB);
   const av = valuesOf(backend, a), bv = valuesOf(backend, b);
-  const out = new Float32Array(batch * m * n);
+  const out = takeF32(backend, batch * m * n, true);
   if (batchB === 1 && !transA && batchA === batch) {
     // Shared right operand: fold the batch into the rows (one big GEMM, e.g. x[B,T,C] @ W[C,D]).
     blas.sgemm({ m: batch * m, n, k, a: av, b: bv, c: out, transB });
@@ -251,10 +252,11 @@ function conv2dValues(
   g: ConvGeometry,
   batch: number,
   outC: number,
+  backend: MathBackendCPU,
 ): Float32Array {
   const kk = patchSize(g);
   const rowsPerImage = g.outH * g.outW;
-  const out = new Float32Array(batch * rowsPerImage * outC);
+  const out = takeF32(backend, batch * rowsPerImage * outC, true);
   if (isPointwise(g)) {
     blas.sgemm({ m: batch * rowsPerImage, n: outC, k: kk, a: x, b: w, c: out });
     return out;
@@ -346,6 +348,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
       geometry(info),
       info.batchSize,
       info.outChannels,
+      be,
     );
     return be.makeTensorInfo(info.outShape, "float32", out);
   };
@@ -365,6 +368,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
       geometry(info),
       info.batchSize,
       info.outChannels,
+      be,
     );
     return fused(be, out, info.outShape, args.inputs, attrs);
   };
@@ -381,7 +385,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
     const rowsPerImage = g.outH * g.outW;
     const dxSize = batch * g.inH * g.inW * g.inC;
     if (isPointwise(g)) {
-      const dx = new Float32Array(dxSize);
+      const dx = takeF32(be, dxSize, true);
       blas.sgemm({ m: batch * rowsPerImage, n: kk, k: outC, a: dyv, b: wv, c: dx, transB: true });
       return be.makeTensorInfo(info.inShape, "float32", dx);
     }
@@ -418,10 +422,10 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
       return be.makeTensorInfo(
         info.inShape,
         "float32",
-        conv2dValues(blas, dyv, wf, gf, batch, inC),
+        conv2dValues(blas, dyv, wf, gf, batch, inC, be),
       );
     }
-    const dx = new Float32Array(dxSize);
+    const dx = takeF32(be, dxSize, true);
     const step = chunkImages(g);
     for (let n0 = 0; n0 < batch; n0 += step) {
       const cnt = Math.min(step, batch - n0);
@@ -452,7 +456,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
     const xv = valuesOf(be, x), dyv = valuesOf(be, dy);
     const kk = patchSize(g), outC = info.outChannels, batch = info.batchSize;
     const rowsPerImage = g.outH * g.outW;
-    const dw = new Float32Array(kk * outC);
+    const dw = takeF32(be, kk * outC, true);
     if (isPointwise(g)) {
       blas.sgemm({ m: kk, n: outC, k: batch * rowsPerImage, a: xv, b: dyv, c: dw, transA: true });
       return be.makeTensorInfo(info.filterShape, "float32", dw);

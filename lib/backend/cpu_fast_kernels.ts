@@ -15,6 +15,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import { takeF32 } from "./cpu_buffer_pool.ts";
+import { tileValues } from "./cpu_copy_kernels.ts";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -77,45 +79,362 @@ export function broadcastPlan(aShape: number[], bShape: number[]): BroadcastPlan
   return { dims, aStrides: strides(fa), bStrides: strides(fb) };
 }
 
-type BinOp = "add" | "sub" | "mul" | "div" | "sqdiff";
+/** Binary ops `broadcastBinary` computes (`max`/`min`/`pow` as `Math.max`/`Math.min`/`Math.pow`). */
+export type BinOp = "add" | "sub" | "mul" | "div" | "sqdiff" | "max" | "min" | "pow";
 
-function inner(
+/** Strides of one loop level of a block: output, left and right operand. */
+interface Level {
+  count: number;
+  a: number;
+  b: number;
+}
+
+/**
+ * `op` over a 3-level block `outer x rows x n` (row-major in the output, starting at `oo`), the
+ * operands stepping by each level's strides. One loop nest per op keeps the JIT's inner loops free
+ * of calls and branches.
+ */
+function block(
   op: BinOp,
   o: Float32Array,
   oo: number,
   a: Float32Array,
   ia: number,
-  sa: number,
   b: Float32Array,
   ib: number,
-  sb: number,
-  n: number,
+  outer: Level,
+  rows: Level,
+  n: Level,
 ): void {
-  // One loop per op keeps the JIT's inner loop free of calls and branches.
+  const no = outer.count, nr = rows.count, nn = n.count;
+  const a0 = outer.a, b0 = outer.b, a1 = rows.a, b1 = rows.b, sa = n.a, sb = n.b;
+  let po = oo;
   switch (op) {
     case "add":
-      for (let j = 0; j < n; j++) o[oo + j] = a[ia + j * sa] + b[ib + j * sb];
-      break;
-    case "sub":
-      for (let j = 0; j < n; j++) o[oo + j] = a[ia + j * sa] - b[ib + j * sb];
-      break;
-    case "mul":
-      for (let j = 0; j < n; j++) o[oo + j] = a[ia + j * sa] * b[ib + j * sb];
-      break;
-    case "div":
-      for (let j = 0; j < n; j++) o[oo + j] = a[ia + j * sa] / b[ib + j * sb];
-      break;
-    case "sqdiff":
-      for (let j = 0; j < n; j++) {
-        const d = a[ia + j * sa] - b[ib + j * sb];
-        o[oo + j] = d * d;
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = x + y;
+            pa += sa;
+            pb += sb;
+          }
+        }
       }
-      break;
+      return;
+    case "sub":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = x - y;
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "mul":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = x * y;
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "div":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = x / y;
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "sqdiff":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = (x - y) * (x - y);
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "max":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = Math.max(x, y);
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "min":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = Math.min(x, y);
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
+    case "pow":
+      for (let k = 0; k < no; k++) {
+        for (let i = 0; i < nr; i++) {
+          let pa = ia + k * a0 + i * a1, pb = ib + k * b0 + i * b1;
+          const end = po + nn;
+          for (; po < end; po++) {
+            const x = a[pa], y = b[pb];
+            o[po] = Math.pow(x, y);
+            pa += sa;
+            pb += sb;
+          }
+        }
+      }
+      return;
   }
 }
 
+/** `o[i] = op(a[i], b[i])`: same shapes, the most common case. */
+function same(op: BinOp, o: Float32Array, a: Float32Array, b: Float32Array): void {
+  const n = o.length;
+  switch (op) {
+    case "add":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = x + y;
+      }
+      return;
+    case "sub":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = x - y;
+      }
+      return;
+    case "mul":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = x * y;
+      }
+      return;
+    case "div":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = x / y;
+      }
+      return;
+    case "sqdiff":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = (x - y) * (x - y);
+      }
+      return;
+    case "max":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = Math.max(x, y);
+      }
+      return;
+    case "min":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = Math.min(x, y);
+      }
+      return;
+    case "pow":
+      for (let i = 0; i < n; i++) {
+        const x = a[i], y = b[i];
+        o[i] = Math.pow(x, y);
+      }
+      return;
+  }
+}
+
+/** `o[i] = op(a[i], y)`: a scalar right operand. */
+function scalarRight(op: BinOp, o: Float32Array, a: Float32Array, y: number): void {
+  const n = o.length;
+  switch (op) {
+    case "add":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = x + y;
+      }
+      return;
+    case "sub":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = x - y;
+      }
+      return;
+    case "mul":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = x * y;
+      }
+      return;
+    case "div":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = x / y;
+      }
+      return;
+    case "sqdiff":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = (x - y) * (x - y);
+      }
+      return;
+    case "max":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = Math.max(x, y);
+      }
+      return;
+    case "min":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = Math.min(x, y);
+      }
+      return;
+    case "pow":
+      for (let i = 0; i < n; i++) {
+        const x = a[i];
+        o[i] = Math.pow(x, y);
+      }
+      return;
+  }
+}
+
+/** `o[i] = op(x, b[i])`: a scalar left operand. */
+function scalarLeft(op: BinOp, o: Float32Array, x: number, b: Float32Array): void {
+  const n = o.length;
+  switch (op) {
+    case "add":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = x + y;
+      }
+      return;
+    case "sub":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = x - y;
+      }
+      return;
+    case "mul":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = x * y;
+      }
+      return;
+    case "div":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = x / y;
+      }
+      return;
+    case "sqdiff":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = (x - y) * (x - y);
+      }
+      return;
+    case "max":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = Math.max(x, y);
+      }
+      return;
+    case "min":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = Math.min(x, y);
+      }
+      return;
+    case "pow":
+      for (let i = 0; i < n; i++) {
+        const y = b[i];
+        o[i] = Math.pow(x, y);
+      }
+      return;
+  }
+}
+
+/** Allocates an output array of `n` floats whose every element the caller then writes. */
+export type AllocF32 = (n: number) => Float32Array;
+
+const newF32: AllocF32 = (n) => new Float32Array(n);
+
+function lastOf(xs: number[]): number {
+  return xs[xs.length - 1];
+}
+
+/** Shortest innermost run worth looping over; shorter ones are widened first. */
+const MIN_RUN = 32;
+
 /**
- * `op(a, b)` with numpy broadcasting, on Float32Arrays.
+ * Broadcast shapes whose innermost run is short (a group norm's [B, HW, G, C/G] * [B, 1, G, 1]
+ * loops over runs of C/G) run several times slower than long ones. When the operand broadcast
+ * along the trailing dims is small, materialize it over those dims (a cheap tile) so that the
+ * trailing dims merge into one long run. Returns null when nothing is gained.
+ */
+function expandTrailing(
+  a: Float32Array,
+  aShape: number[],
+  b: Float32Array,
+  bShape: number[],
+  shape: number[],
+): { a: Float32Array; aShape: number[]; b: Float32Array; bShape: number[] } | null {
+  const r = shape.length, size = tf.util.sizeFromShape(shape);
+  let t = 0, run = 1;
+  while (t < r && run < MIN_RUN) run *= shape[r - 1 - t++];
+  if (t === r) return null; // the whole output is one short run: nothing to merge
+  const expand = (x: Float32Array, xShape: number[]) => {
+    const px = Array(r - xShape.length).fill(1).concat(xShape);
+    const reps = px.map((s, d) => (d >= r - t && s !== shape[d] ? shape[d] : 1));
+    if (reps.every((k) => k === 1)) return { v: x, s: xShape, ok: true };
+    const grown = x.length * reps.reduce((p, k) => p * k, 1);
+    if (grown * 4 > size) return { v: x, s: xShape, ok: false };
+    const { values, shape: s } = tileValues(x, px, reps);
+    return { v: values, s, ok: true };
+  };
+  const ea = expand(a, aShape), eb = expand(b, bShape);
+  if (!ea.ok || !eb.ok || (ea.v === a && eb.v === b)) return null;
+  return { a: ea.v, aShape: ea.s, b: eb.v, bShape: eb.s };
+}
+
+/**
+ * `op(a, b)` with numpy broadcasting, on Float32Arrays (`alloc` supplies the output array).
  *
  * @example
  * ```ts
@@ -128,20 +447,45 @@ export function broadcastBinary(
   aShape: number[],
   b: Float32Array,
   bShape: number[],
+  alloc: AllocF32 = newF32,
 ): { values: Float32Array; shape: number[] } {
   const shape = tf.broadcast_util.assertAndGetBroadcastShape(aShape, bShape);
   const size = tf.util.sizeFromShape(shape);
-  const o = new Float32Array(size);
+  const general = size > 0 && a.length > 1 && b.length > 1 &&
+    !(a.length === size && b.length === size);
+  if (general && lastOf(broadcastPlan(aShape, bShape).dims) < MIN_RUN) {
+    const ex = expandTrailing(a, aShape, b, bShape, shape);
+    if (ex) return broadcastBinary(op, ex.a, ex.aShape, ex.b, ex.bShape, alloc);
+  }
+  const o = alloc(size);
   if (size === 0) return { values: o, shape };
+  if (a.length === size && b.length === size) {
+    same(op, o, a, b);
+    return { values: o, shape };
+  }
+  if (b.length === 1 && a.length === size) {
+    scalarRight(op, o, a, b[0]);
+    return { values: o, shape };
+  }
+  if (a.length === 1 && b.length === size) {
+    scalarLeft(op, o, a[0], b);
+    return { values: o, shape };
+  }
   const { dims, aStrides, bStrides } = broadcastPlan(aShape, bShape);
   const r = dims.length;
-  const n = dims[r - 1], sa = aStrides[r - 1], sb = bStrides[r - 1];
+  // The last three dims run as plain loops: broadcast shapes such as a group norm's
+  // [B, HW, G, C/G] * [B, 1, G, 1] have very short rows, and stepping the odometer per row
+  // would cost more than the arithmetic.
+  const level = (d: number): Level =>
+    d >= 0 ? { count: dims[d], a: aStrides[d], b: bStrides[d] } : { count: 1, a: 0, b: 0 };
+  const n = level(r - 1), rows = level(r - 2), outer = level(r - 3);
+  const blockSize = n.count * rows.count * outer.count;
   const idx = new Array<number>(r).fill(0);
   let ia = 0, ib = 0;
-  for (let oo = 0; oo < size; oo += n) {
-    inner(op, o, oo, a, ia, sa, b, ib, sb, n);
-    // Odometer over the outer dims.
-    for (let d = r - 2; d >= 0; d--) {
+  for (let oo = 0; oo < size; oo += blockSize) {
+    block(op, o, oo, a, ia, b, ib, outer, rows, n);
+    // Odometer over the remaining outer dims.
+    for (let d = r - 4; d >= 0; d--) {
       idx[d]++;
       ia += aStrides[d];
       ib += bStrides[d];
@@ -166,11 +510,23 @@ export function reduceSum(
   x: Float32Array,
   shape: number[],
   axes: number[],
+  alloc: AllocF32 = newF32,
 ): { values: Float32Array; shape: number[] } {
   const r = shape.length;
   const red = new Array<boolean>(r).fill(false);
   for (const a of axes) red[a] = true;
   const outShape = shape.filter((_, d) => !red[d]);
+  // A short reduced innermost run (a group norm's sum of [B, HW, G, C/G] over HW and C/G) is
+  // slow to loop over: reduce the other axes first (long runs), then the short run.
+  let t0 = r;
+  while (t0 > 0 && (red[t0 - 1] || shape[t0 - 1] === 1)) t0--;
+  const tail = shape.slice(t0).reduce((p, s) => p * s, 1);
+  if (t0 < r && tail > 1 && tail < MIN_RUN && axes.some((a) => a < t0 && shape[a] > 1)) {
+    const first = reduceSum(x, shape, axes.filter((a) => a < t0));
+    const kept = first.shape.length - (r - t0);
+    const rest = Array.from({ length: r - t0 }, (_, i) => kept + i);
+    return reduceSum(first.values, first.shape, rest, alloc);
+  }
   const dims: number[] = [], flags: boolean[] = [];
   for (let d = 0; d < r; d++) {
     if (shape[d] === 1) continue;
@@ -196,17 +552,23 @@ export function reduceSum(
       }
       const k = dims.length - 1;
       const n = dims[k], so = os[k];
+      // As in broadcastBinary, the last two dims run as plain loops (rows x n).
+      const rows = k >= 1 ? dims[k - 1] : 1, ro = k >= 1 ? os[k - 1] : 0;
+      const block = rows * n;
       const idx = new Array<number>(dims.length).fill(0);
       let oi = 0;
-      for (let xi = 0; xi < x.length; xi += n) {
-        if (so === 0) {
-          let t = 0;
-          for (let j = 0; j < n; j++) t += x[xi + j];
-          acc[oi] += t;
-        } else {
-          for (let j = 0; j < n; j++) acc[oi + j] += x[xi + j];
+      for (let xb = 0; xb < x.length; xb += block) {
+        for (let i = 0; i < rows; i++) {
+          const xi = xb + i * n, oj = oi + i * ro;
+          if (so === 0) {
+            let t = 0;
+            for (let j = 0; j < n; j++) t += x[xi + j];
+            acc[oj] += t;
+          } else {
+            for (let j = 0; j < n; j++) acc[oj + j] += x[xi + j];
+          }
         }
-        for (let d = k - 1; d >= 0; d--) {
+        for (let d = k - 2; d >= 0; d--) {
           idx[d]++;
           oi += os[d];
           if (idx[d] < dims[d]) break;
@@ -216,7 +578,9 @@ export function reduceSum(
       }
     }
   }
-  return { values: Float32Array.from(acc), shape: outShape };
+  const values = alloc(outSize);
+  for (let i = 0; i < outSize; i++) values[i] = acc[i];
+  return { values, shape: outShape };
 }
 
 /**
@@ -231,9 +595,10 @@ export function transposeValues<T extends Float32Array | Int32Array | Uint8Array
   x: T,
   shape: number[],
   perm: number[],
+  alloc?: (n: number) => T,
 ): T {
   const r = shape.length;
-  const out = new (x.constructor as { new (n: number): T })(x.length);
+  const out = alloc ? alloc(x.length) : new (x.constructor as { new (n: number): T })(x.length);
   if (x.length === 0 || r === 0) {
     out.set(x);
     return out;
@@ -270,8 +635,8 @@ export function transposeValues<T extends Float32Array | Int32Array | Uint8Array
  * softmaxRows(Float32Array.from([0, 0]), 2); // [0.5, 0.5]
  * ```
  */
-export function softmaxRows(x: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(x.length);
+export function softmaxRows(x: Float32Array, n: number, alloc: AllocF32 = newF32): Float32Array {
+  const out = alloc(x.length);
   for (let o = 0; o < x.length; o += n) {
     let m = -Infinity;
     for (let j = 0; j < n; j++) if (x[o + j] > m) m = x[o + j];
@@ -292,7 +657,8 @@ function f32(backend: MathBackendCPU, t: Info): Float32Array {
 }
 
 /**
- * Fast Add/Sub/Multiply/RealDiv/SquaredDifference/Sum/Mean/Transpose/Softmax configs for `backendName`.
+ * Fast Add/Sub/Multiply/RealDiv/SquaredDifference/Maximum/Minimum/Sum/Mean/Transpose/Softmax
+ * configs for `backendName`.
  *
  * @example
  * ```ts
@@ -309,6 +675,7 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
       a.shape,
       f32(args.backend, b),
       b.shape,
+      (n) => takeF32(args.backend, n),
     );
     return args.backend.makeTensorInfo(shape, "float32", values);
   };
@@ -317,7 +684,12 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
     if (x.dtype !== "float32") return stock(name, args);
     const attrs = args.attrs ?? {};
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
-    const { values, shape } = reduceSum(f32(args.backend, x), x.shape, axes);
+    const { values, shape } = reduceSum(
+      f32(args.backend, x),
+      x.shape,
+      axes,
+      (n) => takeF32(args.backend, n),
+    );
     if (mean) {
       const count = axes.reduce((p, a) => p * x.shape[a], 1);
       for (let i = 0; i < values.length; i++) values[i] /= count;
@@ -332,7 +704,10 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
       return stock("Transpose", args);
     }
     const perm: number[] = args.attrs?.perm;
-    const out = transposeValues(v, x.shape, perm);
+    const alloc = v instanceof Float32Array
+      ? (n: number) => takeF32(args.backend, n) as typeof v
+      : undefined;
+    const out = transposeValues(v, x.shape, perm, alloc);
     return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), x.dtype, out);
   };
   const softmax = (args: KernelArgs): Info | Info[] => {
@@ -342,7 +717,11 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
     if (logits.dtype !== "float32" || r === 0 || (dim !== -1 && dim !== r - 1)) {
       return stock("Softmax", args);
     }
-    const out = softmaxRows(f32(args.backend, logits), logits.shape[r - 1]);
+    const out = softmaxRows(
+      f32(args.backend, logits),
+      logits.shape[r - 1],
+      (n) => takeF32(args.backend, n),
+    );
     return args.backend.makeTensorInfo(logits.shape, "float32", out);
   };
   const table: [string, (a: KernelArgs) => Info | Info[]][] = [
@@ -353,6 +732,8 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
     ["Multiply", binary("Multiply", "mul")],
     ["RealDiv", binary("RealDiv", "div")],
     ["SquaredDifference", binary("SquaredDifference", "sqdiff")],
+    ["Maximum", binary("Maximum", "max")],
+    ["Minimum", binary("Minimum", "min")],
     ["Sum", reduction("Sum", false)],
     ["Mean", reduction("Mean", true)],
   ];

@@ -17,18 +17,31 @@
 
 /** Geometry of one NHWC convolution (per image). */
 export interface ConvGeometry {
+  /** Input height. */
   inH: number;
+  /** Input width. */
   inW: number;
+  /** Input channels. */
   inC: number;
+  /** Output height. */
   outH: number;
+  /** Output width. */
   outW: number;
+  /** Kernel height. */
   kH: number;
+  /** Kernel width. */
   kW: number;
+  /** Vertical stride. */
   strideH: number;
+  /** Horizontal stride. */
   strideW: number;
+  /** Vertical dilation. */
   dilationH: number;
+  /** Horizontal dilation. */
   dilationW: number;
+  /** Zero rows padded above the input. */
   padTop: number;
+  /** Zero columns padded left of the input. */
   padLeft: number;
 }
 

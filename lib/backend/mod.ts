@@ -1,7 +1,8 @@
 /**
  * Compute backends for TensorFlow.js: `cpu` (tfjs cpu + OpenBLAS GEMMs through Deno FFI + fast
- * element-wise kernels), `cpu-js` (stock tfjs cpu), `wasm` (tfjs wasm + the training kernels it
- * lacks), `webgpu` (`navigator.gpu`) and `tensorflow` (tfjs-node(-gpu), when installed).
+ * element-wise, unary and data-movement kernels + recycled output buffers), `cpu-js` (stock tfjs
+ * cpu), `wasm` (tfjs wasm + the training kernels it lacks), `webgpu` (`navigator.gpu`) and
+ * `tensorflow` (tfjs-node(-gpu), when installed).
  *
  * @example
  * ```ts
@@ -18,6 +19,31 @@ export { loadOpenBlas, OPENBLAS_PATHS } from "./openblas.ts";
 export type { OpenBlas, SgemmArgs } from "./openblas.ts";
 export { CPU_BLAS_BACKEND } from "./cpu_backend.ts";
 export { col2im, type ConvGeometry, im2col } from "./im2col.ts";
-export { broadcastBinary, reduceSum, softmaxRows, transposeValues } from "./cpu_fast_kernels.ts";
+export {
+  type AllocF32,
+  type BinOp,
+  broadcastBinary,
+  reduceSum,
+  softmaxRows,
+  transposeValues,
+} from "./cpu_fast_kernels.ts";
+export {
+  type AllocLike,
+  type BoxPlace,
+  concatValues,
+  copyBox,
+  type NumericArray,
+  padValues,
+  sliceValues,
+  tileValues,
+} from "./cpu_copy_kernels.ts";
+export { powScalarValues, type UnaryOp, unaryValues } from "./cpu_unary_kernels.ts";
+export {
+  BufferPool,
+  type BufferPoolStats,
+  type PooledBackend,
+  takeF32,
+} from "./cpu_buffer_pool.ts";
+export { type BackendValues, type DataId, PooledCpuBackend } from "./cpu_backend.ts";
 export { webgpuAdapterInfo } from "./webgpu_backend.ts";
 export { findTensorflowPackage, TENSORFLOW_HELP } from "./tensorflow_backend.ts";

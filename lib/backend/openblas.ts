@@ -73,7 +73,9 @@ export interface SgemmArgs {
   b: Float32Array;
   /** Row-major `[m,n]` output (read too when `beta != 0`). */
   c: Float32Array;
+  /** Use `a` transposed (`a` stored `[k,m]`). */
   transA?: boolean;
+  /** Use `b` transposed (`b` stored `[n,k]`). */
   transB?: boolean;
   /** Default 1. */
   alpha?: number;

@@ -15,7 +15,7 @@
 export const TENSORFLOW_PACKAGES = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const;
 
 /** How to install the backend on a GPU VM (tfjs-node(-gpu) 4.22 bundle libtensorflow 2.9.1). */
-export const TENSORFLOW_HELP =
+export const TENSORFLOW_HELP: string =
   "the 'tensorflow' backend needs @tensorflow/tfjs-node-gpu (or @tensorflow/tfjs-node for CPU) " +
   "with its native binding. On a GPU VM: install the NVIDIA driver, CUDA 11.2 and cuDNN 8.1 " +
   "(what libtensorflow 2.9.1, used by tfjs-node-gpu 4.22.0, was built against), then in the " +
