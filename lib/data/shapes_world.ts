@@ -63,7 +63,9 @@ function regularStar(points: number, outer: number, inner: number): number[] {
  * Shape outlines. Chosen to differ in fill ratio and silhouette even at ~10 pixels across: the
  * square and diamond are the same polygon at 0 and 45 degrees, so objects are never rotated.
  */
-export const SHAPES = {
+export const SHAPES: Readonly<
+  Record<"circle" | "square" | "triangle" | "star" | "diamond" | "cross", ShapeDef>
+> = {
   circle: { kind: "circle", polygons: [] },
   square: { kind: "polygon", polygons: [[-0.85, -0.85, 0.85, -0.85, 0.85, 0.85, -0.85, 0.85]] },
   triangle: { kind: "polygon", polygons: [[0, -0.95, 1, 0.85, -1, 0.85]] },
@@ -76,7 +78,7 @@ export const SHAPES = {
       [-0.95, -0.32, 0.95, -0.32, 0.95, 0.32, -0.95, 0.32],
     ],
   },
-} as const satisfies Record<string, ShapeDef>;
+};
 
 /** A shape name from {@link SHAPES}. */
 export type ShapeName = keyof typeof SHAPES;
