@@ -28,7 +28,6 @@ import {
   type ParamBuilder,
   type Params,
   resnetBlock,
-  silu,
   TensorBuilder,
   upsample,
 } from "../nn/mod.ts";
@@ -195,7 +194,7 @@ export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): L
       if (i < ch.length - 1) h = downsample(p, `encoder.down.${i}.downsample`, h);
     }
     h = resnetBlock(p, "encoder.mid", h, gn);
-    h = conv2d(p, "encoder.conv_out", silu(groupNorm(p, "encoder.norm_out", h, gn)));
+    h = conv2d(p, "encoder.conv_out", groupNorm(p, "encoder.norm_out", h, { ...gn, silu: true }));
     const [m, lv] = tf.split(h, 2, 3) as tf.Tensor4D[];
     return [m, tf.clipByValue(lv, -30, 20)];
   });
@@ -245,7 +244,11 @@ export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Te
       }
       if (i > 0) h = upsample(p, `decoder.up.${i}.upsample`, h);
     }
-    return conv2d(p, "decoder.conv_out", silu(groupNorm(p, "decoder.norm_out", h, gn)));
+    return conv2d(
+      p,
+      "decoder.conv_out",
+      groupNorm(p, "decoder.norm_out", h, { ...gn, silu: true }),
+    );
   });
 }
 

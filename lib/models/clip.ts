@@ -37,7 +37,6 @@ import {
   type ParamBuilder,
   type Params,
   resnetBlock,
-  silu,
   TensorBuilder,
 } from "../nn/mod.ts";
 
@@ -254,7 +253,10 @@ export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf
       h = resnetBlock(p, `vision.levels.${i}.resnet`, h, gn);
       if (i < ch.length - 1) h = downsample(p, `vision.levels.${i}.downsample`, h);
     }
-    const pooled = tf.mean(silu(groupNorm(p, "vision.norm_out", h, gn)), [1, 2]) as tf.Tensor2D;
+    const pooled = tf.mean(groupNorm(p, "vision.norm_out", h, { ...gn, silu: true }), [
+      1,
+      2,
+    ]) as tf.Tensor2D;
     return linear(p, "visual_projection", pooled);
   });
 }

@@ -380,7 +380,7 @@ export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.
       }
       if (i > 0) h = upsample(p, `up_blocks.${u}.upsamplers.0`, h);
     }
-    h = silu(groupNorm(p, "conv_norm_out", h, gn));
+    h = groupNorm(p, "conv_norm_out", h, { ...gn, silu: true });
     return conv2d(p, "conv_out", h);
   });
 }

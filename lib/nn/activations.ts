@@ -11,9 +11,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import { getParam, joinName, type Params } from "./params.ts";
 import type { ParamBuilder } from "./init.ts";
 import { initLinear } from "./linear.ts";
+import { fusedGelu, fusedKernelsActive, fusedSilu } from "./fused.ts";
 
 /**
- * SiLU (swish): `x * sigmoid(x)`.
+ * SiLU (swish): `x * sigmoid(x)`; one fused kernel on `cpu-blas`.
  *
  * @example
  * ```ts
@@ -21,13 +22,15 @@ import { initLinear } from "./linear.ts";
  * ```
  */
 export function silu<T extends tf.Tensor>(x: T): T {
+  if (x.dtype === "float32" && fusedKernelsActive()) return fusedSilu(x);
   return tf.tidy(() => tf.mul(x, tf.sigmoid(x)) as T);
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /**
- * GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+ * GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; one fused kernel
+ * on `cpu-blas`.
  *
  * @example
  * ```ts
@@ -35,6 +38,7 @@ const GELU_C = Math.sqrt(2 / Math.PI);
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  if (x.dtype === "float32" && fusedKernelsActive()) return fusedGelu(x);
   return tf.tidy(() => {
     const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
     return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T;

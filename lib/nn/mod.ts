@@ -22,3 +22,4 @@ export * from "./activations.ts";
 export * from "./attention.ts";
 export * from "./timestep.ts";
 export * from "./resnet.ts";
+export * from "./fused.ts";

@@ -11,6 +11,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { getParam, joinName, type Params } from "./params.ts";
 import { ones, type ParamBuilder, zeros } from "./init.ts";
+import { silu } from "./activations.ts";
+import { fusedGroupNorm, fusedKernelsActive } from "./fused.ts";
 
 /**
  * Declare `name.weight` (ones) and `name.bias` (zeros) of size `channels`; shared by group and
@@ -51,15 +53,20 @@ export interface GroupNormOptions {
   groups: number;
   /** Variance epsilon (default 1e-5, PyTorch's GroupNorm). */
   eps?: number;
+  /** Apply SiLU to the output (GroupNorm-SiLU, fused into one kernel on `cpu-blas`). */
+  silu?: boolean;
 }
 
 /**
  * GroupNorm over channels-last input `[B, ..., C]` (rank 3 or 4): each sample's channels are split
- * into `groups` groups normalised over all positions and the group's channels (biased variance).
+ * into `groups` groups normalised over all positions and the group's channels (biased variance),
+ * optionally followed by SiLU. On `cpu-blas` this is one fused kernel (lib/nn/fused.ts), elsewhere
+ * composed tfjs ops with the same semantics.
  *
  * @example
  * ```ts
  * groupNorm(p, "norm", x, { groups: 8 });
+ * groupNorm(p, "norm1", x, { groups: 8, silu: true }); // silu(groupNorm(...))
  * ```
  */
 export function groupNorm<R extends tf.Rank>(
@@ -76,11 +83,15 @@ export function groupNorm<R extends tf.Rank>(
   const weight = getParam(p, joinName(name, "weight"));
   const bias = getParam(p, joinName(name, "bias"));
   const eps = opts.eps ?? 1e-5;
+  if (x.dtype === "float32" && fusedKernelsActive()) {
+    return fusedGroupNorm(x, weight, bias, { groups: g, eps, silu: opts.silu });
+  }
   return tf.tidy(() => {
     const xg = tf.reshape(x, [x.shape[0], -1, g, c / g]);
     const { mean, variance } = tf.moments(xg, [1, 3], true);
     const xn = tf.mul(tf.sub(xg, mean), tf.rsqrt(tf.add(variance, eps)));
-    return tf.add(tf.mul(tf.reshape(xn, x.shape), weight), bias) as tf.Tensor<R>;
+    const y = tf.add(tf.mul(tf.reshape(xn, x.shape), weight), bias) as tf.Tensor<R>;
+    return opts.silu ? silu(y) : y;
   });
 }
 

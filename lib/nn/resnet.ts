@@ -79,13 +79,13 @@ export function resnetBlock(
   const n = (s: string) => joinName(name, s);
   const gn = { groups: opts.groups, eps: opts.eps };
   return tf.tidy(() => {
-    let h = conv2d(p, n("conv1"), silu(groupNorm(p, n("norm1"), x, gn)));
+    let h = conv2d(p, n("conv1"), groupNorm(p, n("norm1"), x, { ...gn, silu: true }));
     if (p[n("time_emb_proj.weight")]) {
       if (!opts.temb) throw new Error(`resnetBlock "${name}": has time_emb_proj but no temb given`);
       const t = linear(p, n("time_emb_proj"), silu(opts.temb));
       h = tf.add(h, tf.reshape(t, [t.shape[0], 1, 1, t.shape[1]]));
     }
-    h = conv2d(p, n("conv2"), silu(groupNorm(p, n("norm2"), h, gn)));
+    h = conv2d(p, n("conv2"), groupNorm(p, n("norm2"), h, { ...gn, silu: true }));
     const skip = p[n("conv_shortcut.weight")] ? conv2d(p, n("conv_shortcut"), x) : x;
     return tf.add(skip, h);
   });

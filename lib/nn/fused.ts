@@ -1,0 +1,587 @@
+/**
+ * Fused GroupNorm(+SiLU), SiLU and tanh-GELU kernels (forward and backward) for the kit's `cpu`
+ * backend (tfjs name `cpu-blas`).
+ *
+ * Composed from tfjs ops, a GroupNorm+SiLU costs ~10 forward and ~25 backward kernel calls, each
+ * with ~20 us of framework overhead plus a full pass over the activation; a UNet step runs
+ * thousands of them. Here each is one forward and one backward kernel doing a few tight loops
+ * over Float32Arrays, with group statistics accumulated in float64. `groupNorm`, `silu` and `gelu`
+ * (lib/nn) call these when {@link fusedKernelsActive} is true and keep the composed ops on every
+ * other backend, so the semantics are the same everywhere.
+ *
+ * The `...Values` functions are the kernels' pure math over flat arrays (float32 in the kernels,
+ * float64 in tests).
+ *
+ * @example
+ * ```ts
+ * await initCompute("cpu"); // activates cpu-blas
+ * const y = fusedGroupNorm(x, gamma, beta, { groups: 8, silu: true }); // one kernel
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
+import { takeF32 } from "../backend/cpu_buffer_pool.ts";
+
+/** Flat float arrays the `...Values` functions read and write. */
+export type Floats = Float32Array | Float64Array;
+/** Allocates an output array of `n` elements (contents may be arbitrary: callers overwrite all). */
+export type AllocFloats = (n: number) => Floats;
+
+/** Kernel names registered on `cpu-blas`. */
+export const FUSED_KERNELS = {
+  groupNorm: "XgenGroupNorm",
+  groupNormGrad: "XgenGroupNormGrad",
+  silu: "XgenSilu",
+  siluGrad: "XgenSiluGrad",
+  gelu: "XgenGelu",
+  geluGrad: "XgenGeluGrad",
+} as const;
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_K = 0.044715;
+const newF32: AllocFloats = (n) => new Float32Array(n);
+
+// 2^k for k in [-1050, 1049]: the scale step of expApprox.
+const POW2_BIAS = 1050;
+const POW2 = Float64Array.from({ length: 2 * POW2_BIAS }, (_, i) => 2 ** (i - POW2_BIAS));
+
+/**
+ * `exp(t)` to ~1e-10 relative error (arguments clamped to [-700, 700]), ~5x faster than V8's
+ * `Math.exp` here: the SiLU/GELU loops are dominated by exp, and float32 outputs need only ~6e-8.
+ * Range reduction `t = k ln2 + r`, `|r| <= ln2/2`, then a degree-8 Taylor polynomial for `e^r`.
+ *
+ * @example
+ * ```ts
+ * expApprox(1); // 2.718281828...
+ * ```
+ */
+export function expApprox(t: number): number {
+  const v = t > 700 ? 700 : t < -700 ? -700 : t;
+  const k = Math.floor(v * Math.LOG2E + 0.5);
+  const r = v - k * Math.LN2;
+  const p = 1 +
+    r * (1 + r * (1 / 2 + r * (1 / 6 + r * (1 / 24 + r * (1 / 120 +
+                        r * (1 / 720 + r * (1 / 5040 + r * (1 / 40320))))))));
+  return p * POW2[k + POW2_BIAS];
+}
+
+let enabled = true;
+
+/**
+ * Switch the fused path on (default) or off; off, lib/nn composes tfjs ops on every backend.
+ * Benchmarks and tests use it to compare both paths in one process.
+ *
+ * @example
+ * ```ts
+ * setFusedKernels(false); // measure the composed ops
+ * ```
+ */
+export function setFusedKernels(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * True when lib/nn should use the fused kernels: enabled and the active backend is `cpu-blas`.
+ *
+ * @example
+ * ```ts
+ * if (fusedKernelsActive()) console.log("fused GroupNorm/SiLU/GELU");
+ * ```
+ */
+export function fusedKernelsActive(): boolean {
+  return enabled && tf.getBackend() === CPU_BLAS_BACKEND;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure math
+
+/** Layout of a channels-last GroupNorm input `[batch, spatial..., channels]`. */
+export interface GroupNormLayout {
+  batch: number;
+  channels: number;
+  /** Number of groups; must divide `channels`. */
+  groups: number;
+}
+
+/** Options of {@link groupNormValues} and {@link groupNormGradValues}. */
+export interface GroupNormValuesOptions extends GroupNormLayout {
+  /** Variance epsilon. */
+  eps: number;
+  /** Apply SiLU to the normalised output (forward) / include its derivative (backward). */
+  silu: boolean;
+}
+
+function checkLayout(xLen: number, o: GroupNormLayout, gammaLen: number, betaLen: number): number {
+  const { batch, channels: c, groups: g } = o;
+  if (!Number.isInteger(g) || g <= 0 || c % g !== 0) {
+    throw new Error(`fused groupNorm: groups=${g} must divide channels=${c}`);
+  }
+  if (gammaLen !== c || betaLen !== c) {
+    throw new Error(
+      `fused groupNorm: gamma/beta must have ${c} elements, got ${gammaLen}/${betaLen}`,
+    );
+  }
+  if (batch <= 0 || xLen % (batch * c) !== 0) {
+    throw new Error(`fused groupNorm: ${xLen} values do not form [${batch}, ..., ${c}]`);
+  }
+  return xLen / (batch * c);
+}
+
+/**
+ * GroupNorm forward over flat channels-last `x` (`[batch, spatial, channels]` in row-major order):
+ * `y = z` or `silu(z)` with `z = (x - mean) * rstd * gamma + beta`, plus the per-(batch, group)
+ * `mean` and `rstd = 1/sqrt(var + eps)` (biased variance, two float64 passes).
+ *
+ * @example
+ * ```ts
+ * const { y } = groupNormValues(x, gamma, beta, { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false });
+ * ```
+ */
+export function groupNormValues(
+  x: Floats,
+  gamma: Floats,
+  beta: Floats,
+  o: GroupNormValuesOptions,
+  alloc: AllocFloats = newF32,
+): { y: Floats; mean: Floats; rstd: Floats } {
+  const spatial = checkLayout(x.length, o, gamma.length, beta.length);
+  const { batch, channels: c, groups: ng, eps, silu } = o;
+  const cg = c / ng;
+  const count = spatial * cg;
+  const y = alloc(x.length), mean = alloc(batch * ng), rstd = alloc(batch * ng);
+  const acc = new Float64Array(ng), sq = new Float64Array(ng);
+  const scale = new Float64Array(c), shift = new Float64Array(c);
+  for (let b = 0; b < batch; b++) {
+    const base = b * spatial * c;
+    const end = base + spatial * c;
+    acc.fill(0);
+    for (let off = base; off < end; off += c) {
+      for (let g = 0, i = off; g < ng; g++) {
+        let s = 0;
+        for (let j = 0; j < cg; j++, i++) s += x[i];
+        acc[g] += s;
+      }
+    }
+    for (let g = 0; g < ng; g++) acc[g] /= count;
+    // Second pass on centred values: no cancellation when |mean| >> std.
+    sq.fill(0);
+    for (let off = base; off < end; off += c) {
+      for (let g = 0, i = off; g < ng; g++) {
+        const m = acc[g];
+        let s = 0;
+        for (let j = 0; j < cg; j++, i++) {
+          const d = x[i] - m;
+          s += d * d;
+        }
+        sq[g] += s;
+      }
+    }
+    for (let g = 0; g < ng; g++) {
+      const r = 1 / Math.sqrt(sq[g] / count + eps);
+      mean[b * ng + g] = acc[g];
+      rstd[b * ng + g] = r;
+      for (let j = 0, ch = g * cg; j < cg; j++, ch++) {
+        scale[ch] = r * gamma[ch];
+        shift[ch] = beta[ch] - acc[g] * scale[ch];
+      }
+    }
+    if (silu) {
+      for (let off = base; off < end; off += c) {
+        for (let ch = 0; ch < c; ch++) {
+          const z = x[off + ch] * scale[ch] + shift[ch];
+          y[off + ch] = z / (1 + expApprox(-z));
+        }
+      }
+    } else {
+      for (let off = base; off < end; off += c) {
+        for (let ch = 0; ch < c; ch++) y[off + ch] = x[off + ch] * scale[ch] + shift[ch];
+      }
+    }
+  }
+  return { y, mean, rstd };
+}
+
+/** Inputs of {@link groupNormGradValues}. */
+export interface GroupNormGradInputs {
+  /** Gradient of the loss wrt the kernel's output `y`. */
+  dy: Floats;
+  x: Floats;
+  gamma: Floats;
+  beta: Floats;
+  /** Per-(batch, group) mean and rstd saved by the forward pass. */
+  mean: Floats;
+  rstd: Floats;
+}
+
+/**
+ * GroupNorm(+SiLU) backward in two passes per sample: `dbeta_c = sum dz`, `dgamma_c = sum dz*xhat`,
+ * `dx = rstd * (g - mean_grp(g) - xhat * mean_grp(g*xhat))` with `g = dz*gamma_c`, where
+ * `dz = dy * silu'(z) = dy * s(1 + z(1 - s))` when SiLU is fused (`z` recomputed from `x`), else
+ * `dz = dy`.
+ *
+ * @example
+ * ```ts
+ * const { dx, dgamma, dbeta } = groupNormGradValues({ dy, x, gamma, beta, mean, rstd }, opts);
+ * ```
+ */
+export function groupNormGradValues(
+  inp: GroupNormGradInputs,
+  o: GroupNormValuesOptions,
+  alloc: AllocFloats = newF32,
+): { dx: Floats; dgamma: Floats; dbeta: Floats } {
+  const { dy, x, gamma, beta, mean, rstd } = inp;
+  const spatial = checkLayout(x.length, o, gamma.length, beta.length);
+  const { batch, channels: c, groups: ng, silu } = o;
+  if (dy.length !== x.length || mean.length !== batch * ng || rstd.length !== batch * ng) {
+    throw new Error("fused groupNorm grad: dy/mean/rstd sizes do not match x");
+  }
+  const cg = c / ng;
+  const count = spatial * cg;
+  const dx = alloc(x.length);
+  const dgamma = new Float64Array(c), dbeta = new Float64Array(c);
+  const mc = new Float64Array(c), rc = new Float64Array(c);
+  const sg = new Float64Array(ng), sgx = new Float64Array(ng);
+  const a = new Float64Array(c), bb = new Float64Array(c);
+  for (let b = 0; b < batch; b++) {
+    const base = b * spatial * c;
+    const end = base + spatial * c;
+    for (let ch = 0; ch < c; ch++) {
+      const g = (ch / cg) | 0;
+      mc[ch] = mean[b * ng + g];
+      rc[ch] = rstd[b * ng + g];
+    }
+    sg.fill(0);
+    sgx.fill(0);
+    // Pass 1: dz, parameter gradients and the two group sums; g = dz*gamma parks in dx.
+    for (let off = base; off < end; off += c) {
+      for (let g = 0, i = off, ch = 0; g < ng; g++) {
+        let s1 = 0, s2 = 0;
+        for (let j = 0; j < cg; j++, i++, ch++) {
+          const xh = (x[i] - mc[ch]) * rc[ch];
+          let d = dy[i];
+          if (silu) {
+            const z = xh * gamma[ch] + beta[ch];
+            const s = 1 / (1 + expApprox(-z));
+            d *= s * (1 + z * (1 - s));
+          }
+          dbeta[ch] += d;
+          dgamma[ch] += d * xh;
+          const gv = d * gamma[ch];
+          dx[i] = gv;
+          s1 += gv;
+          s2 += gv * xh;
+        }
+        sg[g] += s1;
+        sgx[g] += s2;
+      }
+    }
+    for (let ch = 0; ch < c; ch++) {
+      const g = (ch / cg) | 0;
+      a[ch] = sg[g] / count;
+      bb[ch] = sgx[g] / count;
+    }
+    // Pass 2: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+    for (let off = base; off < end; off += c) {
+      for (let ch = 0, i = off; ch < c; ch++, i++) {
+        const xh = (x[i] - mc[ch]) * rc[ch];
+        dx[i] = rc[ch] * (dx[i] - a[ch] - xh * bb[ch]);
+      }
+    }
+  }
+  const dg = alloc(c), db = alloc(c);
+  dg.set(dgamma);
+  db.set(dbeta);
+  return { dx, dgamma: dg, dbeta: db };
+}
+
+/**
+ * SiLU `x * sigmoid(x)` element-wise.
+ *
+ * @example
+ * ```ts
+ * siluValues(Float32Array.from([0])); // [0]
+ * ```
+ */
+export function siluValues(x: Floats, alloc: AllocFloats = newF32): Floats {
+  const n = x.length, y = alloc(n);
+  for (let i = 0; i < n; i++) y[i] = x[i] / (1 + expApprox(-x[i]));
+  return y;
+}
+
+/**
+ * SiLU backward: `dx = dy * s * (1 + x * (1 - s))`, `s = sigmoid(x)`.
+ *
+ * @example
+ * ```ts
+ * siluGradValues(Float32Array.from([1]), Float32Array.from([0])); // [0.5]
+ * ```
+ */
+export function siluGradValues(dy: Floats, x: Floats, alloc: AllocFloats = newF32): Floats {
+  const n = x.length, dx = alloc(n);
+  for (let i = 0; i < n; i++) {
+    const v = x[i], s = 1 / (1 + expApprox(-v));
+    dx[i] = dy[i] * s * (1 + v * (1 - s));
+  }
+  return dx;
+}
+
+/**
+ * tanh-GELU `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` element-wise (same formula as
+ * lib/nn `gelu`).
+ *
+ * @example
+ * ```ts
+ * geluValues(Float32Array.from([1])); // [~0.8412]
+ * ```
+ */
+export function geluValues(x: Floats, alloc: AllocFloats = newF32): Floats {
+  const n = x.length, y = alloc(n);
+  for (let i = 0; i < n; i++) {
+    const v = x[i];
+    // 1 + tanh(u) = 2 - 2 / (e^(2u) + 1)
+    y[i] = v * (1 - 1 / (expApprox(2 * GELU_C * (v + GELU_K * v * v * v)) + 1));
+  }
+  return y;
+}
+
+/**
+ * tanh-GELU backward: `dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3k x^2))`.
+ *
+ * @example
+ * ```ts
+ * geluGradValues(Float32Array.from([1]), Float32Array.from([0])); // [0.5]
+ * ```
+ */
+export function geluGradValues(dy: Floats, x: Floats, alloc: AllocFloats = newF32): Floats {
+  const n = x.length, dx = alloc(n);
+  for (let i = 0; i < n; i++) {
+    const v = x[i], v2 = v * v;
+    const t = 1 - 2 / (expApprox(2 * GELU_C * (v + GELU_K * v2 * v)) + 1); // tanh
+    dx[i] = dy[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_C * (1 + 3 * GELU_K * v2));
+  }
+  return dx;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tfjs kernels and gradients
+
+type Info = tf.TensorInfo;
+interface KernelArgs {
+  inputs: Record<string, Info>;
+  backend: MathBackendCPU;
+  attrs?: Record<string, unknown>;
+}
+
+function values(backend: MathBackendCPU, t: Info, kernel: string, name: string): Float32Array {
+  if (t.dtype !== "float32") {
+    throw new Error(`${kernel}: input '${name}' must be float32, got ${t.dtype}`);
+  }
+  return backend.data.get(t.dataId)!.values as Float32Array;
+}
+
+function gnOptions(x: Info, attrs: Record<string, unknown>): GroupNormValuesOptions {
+  return {
+    batch: x.shape[0],
+    channels: x.shape[x.shape.length - 1],
+    groups: attrs.groups as number,
+    eps: attrs.eps as number,
+    silu: attrs.silu as boolean,
+  };
+}
+
+function kernelConfigs(): tf.KernelConfig[] {
+  const K = FUSED_KERNELS;
+  const gn = ({ inputs, backend, attrs }: KernelArgs): Info[] => {
+    const o = gnOptions(inputs.x, attrs ?? {});
+    const alloc = (n: number) => takeF32(backend, n);
+    const v = (k: string) => values(backend, inputs[k], K.groupNorm, k);
+    const { y, mean, rstd } = groupNormValues(v("x"), v("gamma"), v("beta"), o, alloc);
+    const stat = [o.batch, o.groups];
+    return [
+      backend.makeTensorInfo(inputs.x.shape, "float32", y as Float32Array),
+      backend.makeTensorInfo(stat, "float32", mean as Float32Array),
+      backend.makeTensorInfo(stat, "float32", rstd as Float32Array),
+    ];
+  };
+  const gnGrad = ({ inputs, backend, attrs }: KernelArgs): Info[] => {
+    const o = gnOptions(inputs.x, attrs ?? {});
+    const alloc = (n: number) => takeF32(backend, n);
+    const v = (k: string) => values(backend, inputs[k], K.groupNormGrad, k);
+    const r = groupNormGradValues(
+      {
+        dy: v("dy"),
+        x: v("x"),
+        gamma: v("gamma"),
+        beta: v("beta"),
+        mean: v("mean"),
+        rstd: v("rstd"),
+      },
+      o,
+      alloc,
+    );
+    return [
+      backend.makeTensorInfo(inputs.x.shape, "float32", r.dx as Float32Array),
+      backend.makeTensorInfo(inputs.gamma.shape, "float32", r.dgamma as Float32Array),
+      backend.makeTensorInfo(inputs.beta.shape, "float32", r.dbeta as Float32Array),
+    ];
+  };
+  const unary = (name: string, f: typeof siluValues) => ({ inputs, backend }: KernelArgs): Info =>
+    backend.makeTensorInfo(
+      inputs.x.shape,
+      "float32",
+      f(values(backend, inputs.x, name, "x"), (n) => takeF32(backend, n)) as Float32Array,
+    );
+  const unaryGrad = (name: string, f: typeof siluGradValues) => ({ inputs, backend }: KernelArgs) =>
+    backend.makeTensorInfo(
+      inputs.x.shape,
+      "float32",
+      f(
+        values(backend, inputs.dy, name, "dy"),
+        values(backend, inputs.x, name, "x"),
+        (n) => takeF32(backend, n),
+      ) as Float32Array,
+    );
+  const table: [string, (a: KernelArgs) => Info | Info[]][] = [
+    [K.groupNorm, gn],
+    [K.groupNormGrad, gnGrad],
+    [K.silu, unary(K.silu, siluValues)],
+    [K.siluGrad, unaryGrad(K.siluGrad, siluGradValues)],
+    [K.gelu, unary(K.gelu, geluValues)],
+    [K.geluGrad, unaryGrad(K.geluGrad, geluGradValues)],
+  ];
+  return table.map(([kernelName, f]) => ({
+    kernelName,
+    backendName: CPU_BLAS_BACKEND,
+    kernelFunc: f as unknown as tf.KernelFunc,
+  }));
+}
+
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs?: tf.NamedAttrMap) {
+  if (tf.getBackend() !== CPU_BLAS_BACKEND) {
+    // The backward pass may run after the user switched backends: say so plainly.
+    throw new Error(
+      `${name}: fused kernels run on backend "${CPU_BLAS_BACKEND}", active is "${tf.getBackend()}"`,
+    );
+  }
+  return tf.engine().runKernel(name, inputs, attrs);
+}
+
+function gradConfigs(): tf.GradConfig[] {
+  const K = FUSED_KERNELS;
+  const unaryGrad = (kernelName: string, gradKernel: string): tf.GradConfig => ({
+    kernelName,
+    inputsToSave: ["x"],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      return { x: () => runKernel(gradKernel, { dy: dy as tf.Tensor, x }) as tf.Tensor };
+    },
+  });
+  return [
+    {
+      kernelName: K.groupNorm,
+      inputsToSave: ["x", "gamma", "beta"],
+      outputsToSave: [false, true, true],
+      gradFunc: (dys, saved, attrs) => {
+        const [x, gamma, beta, mean, rstd] = saved;
+        const dy = (dys as tf.Tensor[])[0];
+        // One kernel yields all three gradients; gradFunc runs inside the backward tidy, so the
+        // outputs survive until the engine has taken the ones it needs.
+        const [dx, dgamma, dbeta] = runKernel(
+          K.groupNormGrad,
+          { dy, x, gamma, beta, mean, rstd },
+          attrs as tf.NamedAttrMap,
+        ) as tf.Tensor[];
+        return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+      },
+    },
+    unaryGrad(K.silu, K.siluGrad),
+    unaryGrad(K.gelu, K.geluGrad),
+  ];
+}
+
+let registered = false;
+
+function ensureRegistered(): void {
+  if (registered) return;
+  for (const k of kernelConfigs()) {
+    if (!tf.getKernel(k.kernelName, k.backendName)) tf.registerKernel(k);
+  }
+  for (const g of gradConfigs()) {
+    if (!tf.getGradient(g.kernelName)) tf.registerGradient(g);
+  }
+  registered = true;
+}
+
+/** Options of {@link fusedGroupNorm}. */
+export interface FusedGroupNormOptions {
+  /** Number of groups; must divide the channel count. */
+  groups: number;
+  /** Variance epsilon (default 1e-5). */
+  eps?: number;
+  /** Apply SiLU after the affine transform. */
+  silu?: boolean;
+}
+
+/**
+ * GroupNorm(+SiLU) of channels-last float32 `x [B, ..., C]` with `gamma`, `beta` `[C]` as one
+ * differentiable `cpu-blas` kernel. Requires the active backend to be `cpu-blas`; lib/nn
+ * `groupNorm` picks this or the composed ops for you.
+ *
+ * @example
+ * ```ts
+ * const y = fusedGroupNorm(x, p["norm1.weight"], p["norm1.bias"], { groups: 8, silu: true });
+ * ```
+ */
+export function fusedGroupNorm<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  opts: FusedGroupNormOptions,
+): T {
+  ensureRegistered();
+  const c = x.shape[x.shape.length - 1];
+  if (x.rank < 2) throw new Error(`fusedGroupNorm: x must be [B, ..., C], got [${x.shape}]`);
+  if (gamma.size !== c || beta.size !== c || gamma.rank !== 1 || beta.rank !== 1) {
+    throw new Error(
+      `fusedGroupNorm: weight/bias must be [${c}], got [${gamma.shape}]/[${beta.shape}]`,
+    );
+  }
+  const attrs = { groups: opts.groups, eps: opts.eps ?? 1e-5, silu: opts.silu ?? false };
+  const [y, mean, rstd] = runKernel(
+    FUSED_KERNELS.groupNorm,
+    { x, gamma, beta },
+    attrs,
+  ) as tf.Tensor[];
+  // The tape keeps its own references to the statistics; callers only see y.
+  mean.dispose();
+  rstd.dispose();
+  return y as T;
+}
+
+/**
+ * SiLU of a float32 tensor as one differentiable `cpu-blas` kernel.
+ *
+ * @example
+ * ```ts
+ * fusedSilu(tf.tensor1d([0, 1])); // [0, 0.7311]
+ * ```
+ */
+export function fusedSilu<T extends tf.Tensor>(x: T): T {
+  ensureRegistered();
+  return runKernel(FUSED_KERNELS.silu, { x }) as T;
+}
+
+/**
+ * tanh-GELU of a float32 tensor as one differentiable `cpu-blas` kernel.
+ *
+ * @example
+ * ```ts
+ * fusedGelu(tf.tensor1d([1])); // [~0.8412]
+ * ```
+ */
+export function fusedGelu<T extends tf.Tensor>(x: T): T {
+  ensureRegistered();
+  return runKernel(FUSED_KERNELS.gelu, { x }) as T;
+}
