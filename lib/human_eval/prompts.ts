@@ -1,0 +1,143 @@
+/**
+ * PartiPrompts-format prompt lists: a TSV with columns `Prompt, Category, Challenge, Note`
+ * (Note often empty), read from a path or a URL.
+ *
+ * Quirks of the real file handled here: fields that start with a literal quote
+ * (`"G I G G L E" painted ...`), prompts with leading/trailing spaces (trimmed, since raters and
+ * crowdsourcing tools do not preserve them) and curly quotes / accents (UTF-8, kept as is).
+ * Each prompt gets an id from its data-row number (`p0001` is the first row after the header), so
+ * ids stay stable when a bad row is skipped.
+ *
+ * @example
+ * ```ts
+ * const { prompts, errors } = await loadPrompts("data/parti_prompts_example.tsv");
+ * prompts[0]; // { id: "p0001", prompt: "...", category: "Animals", challenge: "Basic", note: "" }
+ * ```
+ * @module
+ */
+import { parseDelimited, type RowError } from "./csv.ts";
+
+/** The public PartiPrompts file (Google Research's parti repository). */
+export const PARTI_PROMPTS_URL =
+  "https://raw.githubusercontent.com/google-research/parti/main/PartiPrompts.tsv";
+
+/** One prompt with its cross-sections. */
+export interface Prompt {
+  /** `p` + 4-digit data-row number. */
+  id: string;
+  prompt: string;
+  category: string;
+  challenge: string;
+  note: string;
+}
+
+/** Prompts plus the rows that could not be used. */
+export interface PromptList {
+  prompts: Prompt[];
+  errors: RowError[];
+  source: string;
+}
+
+/** Id for the `i`-th (0-based) data row. */
+export function promptId(i: number): string {
+  return `p${String(i + 1).padStart(4, "0")}`;
+}
+
+/**
+ * Parse PartiPrompts TSV text. Header names are matched case-insensitively; `Note` is optional.
+ * Rows with an empty prompt, category or challenge are reported by line and skipped.
+ *
+ * @example
+ * ```ts
+ * parsePromptsTsv("Prompt\tCategory\tChallenge\tNote\na cat\tAnimals\tBasic\t\n", "p.tsv");
+ * ```
+ */
+export function parsePromptsTsv(text: string, source: string): PromptList {
+  const table = parseDelimited(text, { source, delimiter: "\t" });
+  const find = (name: string) => table.header.find((h) => h.toLowerCase() === name.toLowerCase());
+  const cols = { prompt: find("Prompt"), category: find("Category"), challenge: find("Challenge") };
+  for (const [k, v] of Object.entries(cols)) {
+    if (v === undefined) {
+      throw new Error(
+        `${source}: missing column "${k[0].toUpperCase()}${k.slice(1)}" (expected a ` +
+          `PartiPrompts TSV with columns Prompt, Category, Challenge, Note; got ` +
+          `${table.header.join(", ")})`,
+      );
+    }
+  }
+  const noteCol = find("Note");
+  // Ids from the data-row ordinal (good or bad rows alike), so a skipped row does not renumber
+  // the prompts after it.
+  const allLines = [...table.rows.map((r) => r.line), ...table.errors.map((e) => e.line)];
+  allLines.sort((a, b) => a - b);
+  const ordinal = new Map(allLines.map((line, i) => [line, i]));
+  const prompts: Prompt[] = [];
+  const errors = [...table.errors];
+  for (const { line, record } of table.rows) {
+    const p = {
+      prompt: record[cols.prompt!].trim(),
+      category: record[cols.category!].trim(),
+      challenge: record[cols.challenge!].trim(),
+    };
+    const empty = Object.entries(p).find(([, v]) => v === "");
+    if (empty) {
+      errors.push({ line, message: `empty ${empty[0]}` });
+      continue;
+    }
+    const note = noteCol ? record[noteCol].trim() : "";
+    prompts.push({ id: promptId(ordinal.get(line)!), ...p, note });
+  }
+  errors.sort((a, b) => a.line - b.line);
+  return { prompts, errors, source };
+}
+
+/** Options for {@link loadPrompts}. */
+export interface LoadPromptsOptions {
+  /** Fetch implementation (tests inject one; default globalThis.fetch). */
+  fetch?: typeof fetch;
+}
+
+/** True for http(s) URLs. */
+export function isUrl(s: string): boolean {
+  return /^https?:\/\//i.test(s);
+}
+
+/**
+ * Read a PartiPrompts TSV from a local path or an http(s) URL. When the URL cannot be reached
+ * (offline), the error says how to point at a local copy instead.
+ *
+ * @example
+ * ```ts
+ * const list = await loadPrompts(PARTI_PROMPTS_URL); // needs network
+ * ```
+ */
+export async function loadPrompts(
+  pathOrUrl: string = PARTI_PROMPTS_URL,
+  opts: LoadPromptsOptions = {},
+): Promise<PromptList> {
+  if (!isUrl(pathOrUrl)) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(pathOrUrl);
+    } catch (e) {
+      throw new Error(`${pathOrUrl}: cannot read the prompts file: ${(e as Error).message}`);
+    }
+    return parsePromptsTsv(text, pathOrUrl);
+  }
+  const doFetch = opts.fetch ?? globalThis.fetch;
+  const hint = `download it where you have network (e.g. curl -LO ${pathOrUrl}) and pass ` +
+    `--prompts path/to/PartiPrompts.tsv, or use the example data/parti_prompts_example.tsv`;
+  let res: Response;
+  try {
+    res = await doFetch(pathOrUrl, { signal: AbortSignal.timeout(30_000) });
+  } catch (e) {
+    throw new Error(
+      `${pathOrUrl}: cannot download the prompts (offline?): ${(e as Error).message}; ${hint}`,
+    );
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new Error(`${pathOrUrl}: download failed with HTTP ${res.status}; ${hint}`);
+  }
+  return parsePromptsTsv(await res.text(), pathOrUrl);
+}
