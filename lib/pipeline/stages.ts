@@ -25,7 +25,7 @@ import { WordTokenizer } from "../models/tokenizer.ts";
 import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
 import { disposeParams, type Params } from "../nn/mod.ts";
 import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
-import { type MetricRecord, trainLoop, warmupCosine } from "../train/mod.ts";
+import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
@@ -45,22 +45,43 @@ export interface StageOptions<S> {
   onLog?: (rec: MetricRecord) => void;
 }
 
-function lrFor(s: StageSettings) {
-  return warmupCosine({
-    baseLr: s.lr,
-    warmupSteps: s.warmupSteps,
-    totalSteps: s.steps,
-    minLr: s.lr * 0.05,
-  });
-}
-
-function batcher(data: ImageSet, s: StageSettings, o: StageOptions<unknown>) {
-  return (pos: BatchPosition) =>
-    nextIndexBatch(data.size, s.batchSize, pos, {
-      seed: o.seed,
-      rank: o.rank,
-      worldSize: o.worldSize,
-    });
+/**
+ * The loop options every stage shares: warmup-cosine LR down to 5%, clipping at 1, the last two
+ * checkpoints kept, and batches from the resumable in-memory order over `n` samples.
+ */
+function stageLoop(
+  o: StageOptions<unknown>,
+  s: StageSettings,
+  stage: string,
+  n: number,
+): Omit<TrainLoopOptions<number[], BatchPosition>, "params" | "lossFn"> {
+  return {
+    runDir: o.dir,
+    steps: s.steps,
+    lr: warmupCosine({
+      baseLr: s.lr,
+      warmupSteps: s.warmupSteps,
+      totalSteps: s.steps,
+      minLr: s.lr * 0.05,
+    }),
+    clipNorm: 1,
+    checkpointEvery: s.checkpointEvery,
+    keepLast: 2,
+    seed: o.seed,
+    rank: o.rank,
+    resume: o.resume,
+    config: { stage, settings: s },
+    itemsPerBatch: s.batchSize,
+    progress: o.progress,
+    onLog: o.onLog,
+    initialPosition: { epoch: 0, index: 0 },
+    nextBatch: (pos: BatchPosition) =>
+      nextIndexBatch(n, s.batchSize, pos, {
+        seed: o.seed,
+        rank: o.rank,
+        worldSize: o.worldSize,
+      }),
+  };
 }
 
 /** A trained, frozen autoencoder and its latent scaling factor. */
@@ -87,23 +108,9 @@ export async function autoencoderStage(
   const params = initAutoencoder(cfg, Rng.stream(o.seed, [STREAM.init, 1]));
   const [lh, lw, lc] = latentShape(cfg, data.height, data.width);
   const res = await trainLoop<number[], BatchPosition>({
-    runDir: o.dir,
+    ...stageLoop(o, s, "autoencoder", data.size),
     params,
-    steps: s.steps,
-    lr: lrFor(s),
     optimizer: { weightDecay: 0 },
-    clipNorm: 1,
-    checkpointEvery: s.checkpointEvery,
-    keepLast: 2,
-    seed: o.seed,
-    rank: o.rank,
-    resume: o.resume,
-    config: { stage: "autoencoder", settings: s },
-    itemsPerBatch: s.batchSize,
-    progress: o.progress,
-    onLog: o.onLog,
-    initialPosition: { epoch: 0, index: 0 },
-    nextBatch: batcher(data, s, o),
     lossFn: (idx, rng) => {
       const b = idx.length;
       const image = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
@@ -182,23 +189,9 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
   const cfg: ClipConfig = { ...s.model, vocabSize: tokenizer.vocabSize, imageSize: data.width };
   const params = initClip(cfg, Rng.stream(o.seed, [STREAM.init, 2]));
   const res = await trainLoop<number[], BatchPosition>({
-    runDir: o.dir,
+    ...stageLoop(o, s, "clip", data.size),
     params,
-    steps: s.steps,
-    lr: lrFor(s),
     optimizer: { weightDecay: 0.01 },
-    clipNorm: 1,
-    checkpointEvery: s.checkpointEvery,
-    keepLast: 2,
-    seed: o.seed,
-    rank: o.rank,
-    resume: o.resume,
-    config: { stage: "clip", settings: s },
-    itemsPerBatch: s.batchSize,
-    progress: o.progress,
-    onLog: o.onLog,
-    initialPosition: { epoch: 0, index: 0 },
-    nextBatch: batcher(data, s, o),
     lossFn: (idx) => {
       const b = idx.length;
       const images = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
@@ -297,29 +290,10 @@ export async function unetStage(
   const [h, w, c] = cond.latentShape, per = h * w * c;
   const [T, D] = cond.contextShape, ctxPer = T * D;
   const res = await trainLoop<number[], BatchPosition>({
-    runDir: o.dir,
+    ...stageLoop(o, s, "unet", cond.latents.length / per),
     params,
-    steps: s.steps,
-    lr: lrFor(s),
     optimizer: { weightDecay: 0.01 },
-    clipNorm: 1,
     ema: { decay: s.emaDecay, warmup: true },
-    checkpointEvery: s.checkpointEvery,
-    keepLast: 2,
-    seed: o.seed,
-    rank: o.rank,
-    resume: o.resume,
-    config: { stage: "unet", settings: s },
-    itemsPerBatch: s.batchSize,
-    progress: o.progress,
-    onLog: o.onLog,
-    initialPosition: { epoch: 0, index: 0 },
-    nextBatch: (pos) =>
-      nextIndexBatch(cond.latents.length / per, s.batchSize, pos, {
-        seed: o.seed,
-        rank: o.rank,
-        worldSize: o.worldSize,
-      }),
     lossFn: (idx, rng) => {
       const b = idx.length;
       const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
