@@ -1,0 +1,74 @@
+/**
+ * Automated evaluation metrics (issue 4): streaming feature statistics, the Frechet distance via
+ * symmetric eigendecompositions (float64, own eigensolver), KID, CLIP score, percentile bootstrap
+ * intervals, cached reference statistics tied to their feature extractor, and the kit CLIP's
+ * image tower as the offline feature extractor ("Frechet distance in CLIP space (not Inception
+ * FID)").
+ *
+ * @example
+ * ```ts
+ * import { featureStats, frechetDistance, clipScoreWithInterval } from "./mod.ts";
+ * const fid = frechetDistance(featureStats(gen, n, d), featureStats(ref, m, d));
+ * ```
+ * @module
+ */
+export { blas64Info, gemm, type GemmArgs, setBlas64Enabled, symvLower } from "./blas64.ts";
+export type { SymvArgs } from "./blas64.ts";
+export {
+  applyReflectors,
+  solveSecular,
+  type SymmetricEigen,
+  symmetricEigen,
+  type SymmetricEigenOptions,
+  type Tridiagonal,
+  tridiagonalEigen,
+  tridiagonalEigenvalues,
+  tridiagonalize,
+} from "./eigen.ts";
+export { checkFeatureMatrix, type FeatureMatrix, gatherRows } from "./features.ts";
+export {
+  type FeatureStats,
+  featureStats,
+  FeatureStatsAccumulator,
+  type FeatureStatsState,
+} from "./stats.ts";
+export {
+  type FrechetDetails,
+  frechetDistance,
+  frechetDistanceDetailed,
+  type FrechetOptions,
+} from "./frechet.ts";
+export { kernelInceptionDistance, type KidOptions, type KidResult, mmdPolynomial } from "./kid.ts";
+export { clipScore, type ClipScoreResult } from "./clip_score.ts";
+export {
+  bootstrap,
+  type BootstrapOptions,
+  clipScoreWithInterval,
+  type Estimate,
+  formatEstimate,
+  type FrechetEstimate,
+  frechetWithInterval,
+  quantileSorted,
+} from "./bootstrap.ts";
+export {
+  assertSameExtractor,
+  cachedReferenceStats,
+  decodeStats,
+  encodeStats,
+  type ExtractorIdentity,
+  loadReferenceStats,
+  saveReferenceStats,
+  STATS_FORMAT,
+  type StoredStats,
+} from "./stats_file.ts";
+export {
+  type FeatureExtractor,
+  frechetLabel,
+  type KitClip,
+  type KitClipExtractor,
+  type KitClipExtractorOptions,
+  kitClipImageExtractor,
+  kitClipImageExtractorFromRun,
+  type RgbInput,
+  toClipInput,
+} from "./feature_extractor.ts";
