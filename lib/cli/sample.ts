@@ -29,6 +29,11 @@ const SPEC = {
   },
   seed: { type: "int", default: 0, help: "noise seed" },
   out: { type: "string", default: "samples.png", help: "output PNG grid" },
+  checkpoint: {
+    type: "int",
+    min: 1,
+    help: "sample from this UNet checkpoint step (EMA weights) instead of the finished model",
+  },
   backend: {
     type: "choice",
     choices: ["auto", ...BACKEND_NAMES],
@@ -46,7 +51,7 @@ if (import.meta.main) {
     }
     if (!f.prompt?.length) throw new UsageError("sample: give at least one --prompt");
     await initCompute(f.backend, { quiet: true });
-    const run = await loadRun(f.run);
+    const run = await loadRun(f.run, { checkpoint: f.checkpoint });
     const bar = new Progress({ total: f.prompt.length * f.n, label: "sample" });
     const images = await generate(run, {
       prompts: f.prompt,

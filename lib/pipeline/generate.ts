@@ -33,7 +33,11 @@ import {
   type FrozenClip,
   type TrainedUnet,
 } from "./stages.ts";
-import { loadModel } from "./model_files.ts";
+import { type LoadedModel, loadModel } from "./model_files.ts";
+import { checkpointName, loadCheckpoint } from "../train/mod.ts";
+import type { Params } from "../nn/mod.ts";
+import type { PipelinePreset } from "./presets.ts";
+import { unetConfigFor } from "./stages.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
 import type { ClipConfig } from "../models/clip.ts";
@@ -50,7 +54,17 @@ export interface LoadedRun {
 }
 
 /** Load a run folder written by `deno task train`; errors say which part is missing. */
-export async function loadRun(dir: string): Promise<LoadedRun> {
+/** Options of {@link loadRun}. */
+export interface LoadRunOptions {
+  /**
+   * UNet weights from a training checkpoint instead of the finished model: a step number or a
+   * `ckpt-XXXXXXXX` name under `<run>/unet/`. Its EMA weights are used when it has them, as the
+   * finished model does. Only the autoencoder and CLIP must be finished.
+   */
+  checkpoint?: number | string;
+}
+
+export async function loadRun(dir: string, opts: LoadRunOptions = {}): Promise<LoadedRun> {
   try {
     await Deno.stat(dir);
   } catch {
@@ -58,7 +72,10 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   }
   // A part without model.json was never finished; one with it must load cleanly, and a corrupt
   // one gets loadModel's precise error (file, size or field).
-  for (const part of ["autoencoder", "clip", "unet"]) {
+  const parts = opts.checkpoint === undefined
+    ? ["autoencoder", "clip", "unet"]
+    : ["autoencoder", "clip"];
+  for (const part of parts) {
     if (!(await exists(`${dir}/${part}/model/model.json`))) {
       throw new Error(
         `${dir}/${part}/model: no finished ${part} model (train it with: deno task train --out ${dir} --resume)`,
@@ -67,7 +84,9 @@ export async function loadRun(dir: string): Promise<LoadedRun> {
   }
   const a = await loadModel<AutoencoderConfig>(`${dir}/autoencoder/model`, "autoencoder");
   const c = await loadModel<ClipConfig>(`${dir}/clip/model`, "clip");
-  const u = await loadModel<UnetConfig>(`${dir}/unet/model`, "unet");
+  const u = opts.checkpoint === undefined
+    ? await loadModel<UnetConfig>(`${dir}/unet/model`, "unet")
+    : await loadUnetCheckpoint(dir, opts.checkpoint);
   const tokenizer = await WordTokenizer.load(`${dir}/clip/tokenizer.json`);
   const schedule = makeSchedule((u.info.extra.schedule ?? {}) as Partial<ScheduleConfig>);
   return {
@@ -200,4 +219,33 @@ export async function generate(run: LoadedRun, o: GenerateOptions): Promise<RgbI
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** UNet weights (EMA when present) and config from a checkpoint of the UNet stage. */
+async function loadUnetCheckpoint(
+  dir: string,
+  which: number | string,
+): Promise<LoadedModel<UnetConfig>> {
+  const name = typeof which === "number" ? checkpointName(which) : which;
+  const ck = await loadCheckpoint(`${dir}/unet/${name}`);
+  const settings = (ck.state.config as { settings?: PipelinePreset["unet"] } | undefined)?.settings;
+  if (!settings) throw new Error(`${dir}/unet/${name}/state.json: no UNet settings recorded`);
+  const weights = Object.keys(ck.tensors.ema ?? {}).length ? ck.tensors.ema! : ck.tensors.model;
+  const cfg = unetConfigFor(settings.model, weights);
+  const params: Params = {};
+  for (const [k, t] of Object.entries(weights)) {
+    params[k] = tf.variable(tf.tensor(t.data, t.shape, "float32"), false);
+  }
+  return {
+    params,
+    info: {
+      format: "xgen-kit-model/1",
+      kind: "unet",
+      config: cfg,
+      weights: name,
+      weightsBytes: 0,
+      params: Object.values(weights).reduce((a, t) => a + t.data.length, 0),
+      extra: { schedule: settings.schedule, checkpoint: name, step: ck.step },
+    },
+  };
 }

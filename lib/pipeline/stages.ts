@@ -279,12 +279,10 @@ export async function unetStage(
     return { params: m.params, config: m.info.config };
   }
   const s = o.settings, cond = o.cond;
-  const cfg: UnetConfig = {
-    ...s.model,
-    inChannels: cond.latentShape[2],
-    outChannels: cond.latentShape[2],
+  const cfg = unetConfigFor(s.model, {
+    latentChannels: cond.latentShape[2],
     contextDim: cond.contextShape[1],
-  };
+  });
   const schedule = makeSchedule(s.schedule);
   const params = initUnet(cfg, Rng.stream(o.seed, [STREAM.init, 3]));
   const [h, w, c] = cond.latentShape, per = h * w * c;
@@ -335,4 +333,27 @@ export async function unetStage(
   disposeParams(params);
   const m = await loadModel<UnetConfig>(modelDir, "unet");
   return { params: m.params, config: m.info.config };
+}
+
+/**
+ * The UNet config actually trained: the preset's with its input/output channels and context width
+ * taken from the frozen autoencoder and text encoder (given directly, or read off trained weights).
+ */
+export function unetConfigFor(
+  model: UnetConfig,
+  from: { latentChannels: number; contextDim: number } | Record<string, { shape: number[] }>,
+): UnetConfig {
+  let latent: number, context: number;
+  if ("latentChannels" in from && typeof from.latentChannels === "number") {
+    latent = from.latentChannels;
+    context = from.contextDim as number;
+  } else {
+    const w = from as Record<string, { shape: number[] }>;
+    const convIn = w["conv_in.weight"],
+      toK = Object.entries(w).find(([k]) => k.endsWith("attn2.to_k.weight"));
+    if (!convIn) throw new Error("UNet weights: conv_in.weight missing");
+    latent = convIn.shape[2];
+    context = toK ? toK[1].shape[0] : model.contextDim;
+  }
+  return { ...model, inChannels: latent, outChannels: latent, contextDim: context };
 }
