@@ -26,5 +26,6 @@ export * as train from "./train/mod.ts";
 export * as plot from "./plot/mod.ts";
 export * as pipeline from "./pipeline/mod.ts";
 export * as evaluation from "./eval/mod.ts";
+export * as onnx from "./onnx/mod.ts";
 export * as human_eval from "./human_eval/mod.ts";
 export * as util from "./util/mod.ts";

@@ -14,3 +14,4 @@ export * from "./transformer2d.ts";
 export * from "./autoencoder.ts";
 export * from "./clip.ts";
 export * from "./tokenizer.ts";
+export * from "./clip_bpe_tokenizer.ts";

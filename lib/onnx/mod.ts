@@ -1,0 +1,19 @@
+/**
+ * ONNX: write models from TypeScript (graph builder over the ONNX protobuf schema), read them
+ * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions.
+ *
+ * @example
+ * ```ts
+ * import { OnnxGraph, openSession } from "./mod.ts";
+ * const g = new OnnxGraph("relu");
+ * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32", [4]);
+ * const s = await openSession(g.toBytes());
+ * const { [s.outputs[0].name]: y } = await s.run({ x: { data: new Float32Array([-1, 2, -3, 4]), shape: [4] } });
+ * ```
+ * @module
+ */
+export * from "./schema.ts";
+export * from "./writer.ts";
+export * from "./reader.ts";
+export * from "./session.ts";
+export * from "./export_nn.ts";

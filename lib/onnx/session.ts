@@ -1,0 +1,342 @@
+/**
+ * ONNX Runtime sessions (onnxruntime-node) with the kit's defaults: one intra-op thread per core
+ * (onnxruntime-node defaults to 1 here), full graph optimisation, CUDA when the installed build
+ * has it, and feeds checked against the model's declared inputs so a wrong shape fails with the
+ * input's name and expected shape instead of a runtime error deep inside a kernel.
+ *
+ * @example
+ * ```ts
+ * const s = await openSession("vae_decoder/model.onnx");
+ * const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 64, 64] } });
+ * ```
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import type { OnnxTypedArray } from "./writer.ts";
+
+/** Graph optimisation levels (onnxruntime's names). */
+export type OnnxGraphOptimization = "disabled" | "basic" | "extended" | "all";
+
+/** Options of {@link openSession}. */
+export interface OnnxSessionOptions {
+  /** Intra-op threads (default `navigator.hardwareConcurrency`). */
+  threads?: number;
+  /** Graph optimisation level (default "all"). */
+  graphOptimization?: OnnxGraphOptimization;
+  /**
+   * Execution providers in order of preference, or "auto" (default): CUDA then CPU when this
+   * onnxruntime build has CUDA, otherwise CPU with a one-line notice.
+   */
+  executionProviders?: "auto" | readonly string[];
+  /** Name used in errors (default: the path, or "model.onnx" for bytes). */
+  name?: string;
+  /** Where the CUDA fallback notice goes (default `console.warn`). */
+  log?: (line: string) => void;
+}
+
+/** A model input or output as the session declares it. */
+export interface OnnxIoInfo {
+  /** Name. */
+  name: string;
+  /** Element type (`"float32"`, `"int64"`, ...), or "unknown" for non-tensors. */
+  dtype: string;
+  /** Dimensions: sizes or symbolic names; null when the model does not give the rank. */
+  shape: (number | string)[] | null;
+}
+
+/** A feed: an onnxruntime tensor, or data plus shape. */
+export type OnnxFeed = ort.Tensor | OnnxArrayFeed;
+
+const DTYPE_OF_ARRAY: [new (n: number) => ArrayBufferView, string][] = [
+  [Float32Array, "float32"],
+  [Float64Array, "float64"],
+  [Int32Array, "int32"],
+  [BigInt64Array, "int64"],
+  [BigUint64Array, "uint64"],
+  [Uint32Array, "uint32"],
+  [Int16Array, "int16"],
+  [Uint16Array, "float16"],
+  [Int8Array, "int8"],
+  [Uint8Array, "uint8"],
+];
+
+/** A feed given as data plus shape. */
+export interface OnnxArrayFeed {
+  /** Values, row-major. */
+  data: OnnxTypedArray;
+  /** Dimensions. */
+  shape: readonly number[];
+}
+
+function isTensor(feed: OnnxFeed): feed is ort.Tensor {
+  return feed instanceof ort.Tensor;
+}
+
+function toTensor(feed: OnnxFeed, dtypeHint: string): ort.Tensor {
+  if (isTensor(feed)) return feed;
+  let dtype = DTYPE_OF_ARRAY.find(([C]) => feed.data instanceof C)?.[1] ?? "float32";
+  // A Uint8Array feed for a bool input, or Uint16Array for uint16, is what the caller means.
+  if (
+    (dtypeHint === "bool" && dtype === "uint8") || (dtypeHint === "uint16" && dtype === "float16")
+  ) {
+    dtype = dtypeHint;
+  }
+  return new ort.Tensor(dtype as ort.Tensor.Type, feed.data as never, [...feed.shape]);
+}
+
+function fmtShape(shape: readonly (number | string)[] | null): string {
+  return shape === null ? "[?]" : `[${shape.join(", ")}]`;
+}
+
+let cudaUnavailable: string | null = null;
+
+/**
+ * Why CUDA was not used by `executionProviders: "auto"` sessions in this process (the first line
+ * of onnxruntime's error), or null when it has not failed (not tried yet, or working).
+ *
+ * @example
+ * ```ts
+ * if (cudaFallbackReason()) console.log("running ONNX models on the CPU");
+ * ```
+ */
+export function cudaFallbackReason(): string | null {
+  return cudaUnavailable;
+}
+
+/**
+ * An open model. Create with {@link openSession}.
+ *
+ * @example
+ * ```ts
+ * const s = await openSession(bytes, { name: "mlp.onnx" });
+ * s.inputs; // [{ name: "x", dtype: "float32", shape: ["batch", 4] }]
+ * ```
+ */
+export class OnnxSession {
+  /** Name used in errors. */
+  readonly name: string;
+  /** Declared inputs. */
+  readonly inputs: readonly OnnxIoInfo[];
+  /** Declared outputs. */
+  readonly outputs: readonly OnnxIoInfo[];
+  /** Execution providers the session was created with. */
+  readonly executionProviders: readonly string[];
+  /** Intra-op threads. */
+  readonly threads: number;
+  /** The underlying onnxruntime session. */
+  readonly session: ort.InferenceSession;
+
+  constructor(
+    session: ort.InferenceSession,
+    info: { name: string; executionProviders: readonly string[]; threads: number },
+  ) {
+    this.session = session;
+    this.name = info.name;
+    this.executionProviders = info.executionProviders;
+    this.threads = info.threads;
+    const io = (meta: readonly ort.InferenceSession.ValueMetadata[]) =>
+      meta.map((m): OnnxIoInfo =>
+        m.isTensor
+          ? {
+            name: m.name,
+            dtype: m.type,
+            // onnxruntime reports "no shape" as []; a real scalar input is rare in these models.
+            shape: m.shape.length === 0 ? null : [...m.shape],
+          }
+          : { name: m.name, dtype: "unknown", shape: null }
+      );
+    this.inputs = io(session.inputMetadata);
+    this.outputs = io(session.outputMetadata);
+  }
+
+  /**
+   * Check feeds against the declared inputs: every input present, no unknown names, dtype, rank,
+   * fixed sizes, and one size per symbolic dimension across inputs. Throws naming the input.
+   *
+   * @example
+   * ```ts
+   * s.validate({ x: new ort.Tensor("float32", data, [2, 4]) });
+   * ```
+   */
+  validate(feeds: Record<string, ort.Tensor>): void {
+    const symbols = new Map<string, { size: number; input: string }>();
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputs.some((i) => i.name === name)) {
+        throw new Error(
+          `${this.name}: unknown input "${name}"; the model takes ${
+            this.inputs.map((i) => `"${i.name}"`).join(", ")
+          }`,
+        );
+      }
+    }
+    for (const inp of this.inputs) {
+      const t = feeds[inp.name];
+      const expected = `${inp.dtype} ${fmtShape(inp.shape)}`;
+      if (!t) throw new Error(`${this.name}: missing input "${inp.name}" (${expected})`);
+      const got = `${t.type} [${t.dims.join(", ")}]`;
+      const fail = (why: string) =>
+        new Error(`${this.name}: input "${inp.name}" expects ${expected}, got ${got}${why}`);
+      if (inp.dtype !== "unknown" && t.type !== inp.dtype) throw fail("");
+      if (inp.shape === null) continue;
+      if (t.dims.length !== inp.shape.length) throw fail("");
+      inp.shape.forEach((d, k) => {
+        const size = t.dims[k];
+        if (typeof d === "number") {
+          if (d >= 0 && size !== d) throw fail("");
+          return;
+        }
+        if (d === "") return; // an unnamed free dimension
+        const seen = symbols.get(d);
+        if (seen && seen.size !== size) {
+          throw fail(` (${d} = ${seen.size} from input "${seen.input}")`);
+        }
+        if (!seen) symbols.set(d, { size, input: inp.name });
+      });
+    }
+  }
+
+  /**
+   * Validate and run; returns the requested outputs (default all) by name.
+   *
+   * @example
+   * ```ts
+   * const out = await s.run({ x: { data: new Float32Array(8), shape: [2, 4] } });
+   * out.y.data; // Float32Array
+   * ```
+   */
+  async run(
+    feeds: Record<string, OnnxFeed>,
+    outputNames?: readonly string[],
+  ): Promise<Record<string, ort.Tensor>> {
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [k, v] of Object.entries(feeds)) {
+      const inp = this.inputs.find((i) => i.name === k);
+      if (!isTensor(v)) {
+        const n = v.shape.reduce((a, b) => a * b, 1);
+        if (v.data.length !== n) {
+          throw new Error(
+            `${this.name}: input "${k}" has shape ${
+              fmtShape(v.shape)
+            } (${n} elements) but ${v.data.length} values`,
+          );
+        }
+      }
+      tensors[k] = toTensor(v, inp?.dtype ?? "");
+    }
+    this.validate(tensors);
+    if (outputNames) {
+      for (const o of outputNames) {
+        if (!this.outputs.some((x) => x.name === o)) {
+          throw new Error(
+            `${this.name}: unknown output "${o}"; the model gives ${
+              this.outputs.map((x) => `"${x.name}"`).join(", ")
+            }`,
+          );
+        }
+      }
+      return await this.session.run(tensors, [...outputNames]) as Record<string, ort.Tensor>;
+    }
+    return await this.session.run(tensors) as Record<string, ort.Tensor>;
+  }
+
+  /**
+   * Free the native session.
+   *
+   * @example
+   * ```ts
+   * await s.release();
+   * ```
+   */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Whether onnxruntime-node's CUDA provider library is installed (Linux; elsewhere, and when the
+ * package folder cannot be read, true so that opening with CUDA is simply tried). Checking the
+ * file first avoids onnxruntime printing a load error on every CPU-only machine.
+ */
+function cudaLibraryPresent(): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
+    const dir = new URL(`../bin/napi-v6/linux/${arch}/`, import.meta.resolve("onnxruntime-node"));
+    Deno.statSync(new URL("libonnxruntime_providers_cuda.so", dir));
+    return true;
+  } catch (e) {
+    return !(e instanceof Deno.errors.NotFound);
+  }
+}
+
+/**
+ * Open an ONNX model from a path or bytes.
+ *
+ * @example
+ * ```ts
+ * const s = await openSession("unet/model.onnx", { threads: 2 });
+ * const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
+ * ```
+ */
+export async function openSession(
+  model: string | Uint8Array,
+  opts: OnnxSessionOptions = {},
+): Promise<OnnxSession> {
+  const name = opts.name ?? (typeof model === "string" ? model : "model.onnx");
+  const threads = opts.threads ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new Error(`${name}: threads must be a positive integer, got ${threads}`);
+  }
+  const base: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads,
+    graphOptimizationLevel: opts.graphOptimization ?? "all",
+  };
+  const create = async (eps: readonly string[], quiet = false) => {
+    // The CUDA probe's failure is reported once by us; keep onnxruntime's own log line out.
+    const o = {
+      ...base,
+      executionProviders: [...eps],
+      ...(quiet ? { logSeverityLevel: 4 as const } : {}),
+    };
+    return typeof model === "string"
+      ? await ort.InferenceSession.create(model, o as ort.InferenceSession.SessionOptions)
+      : await ort.InferenceSession.create(model, o as ort.InferenceSession.SessionOptions);
+  };
+  const wrap = (s: ort.InferenceSession, eps: readonly string[]) =>
+    new OnnxSession(s, { name, executionProviders: eps, threads });
+
+  const requested = opts.executionProviders ?? "auto";
+  if (requested !== "auto") {
+    try {
+      return wrap(await create(requested), requested);
+    } catch (e) {
+      throw new Error(`${name}: cannot open with [${requested}]: ${(e as Error).message}`);
+    }
+  }
+  if (cudaUnavailable === null && !cudaLibraryPresent()) {
+    cudaUnavailable = "libonnxruntime_providers_cuda.so is not installed next to the binding " +
+      "(install onnxruntime-node with ONNXRUNTIME_NODE_INSTALL_CUDA=v12)";
+    (opts.log ?? console.warn)(
+      `onnx: CUDA is not available in this onnxruntime-node build; using the CPU (${cudaUnavailable})`,
+    );
+  }
+  if (cudaUnavailable === null) {
+    try {
+      const s = await create(["cuda", "cpu"], true);
+      return wrap(s, ["cuda", "cpu"]);
+    } catch (e) {
+      const msg = (e as Error).message;
+      // Only a missing CUDA provider is a reason to fall back; a broken model is not.
+      if (!/cuda/i.test(msg)) throw new Error(`${name}: cannot open: ${msg}`);
+      cudaUnavailable = msg.split("\n")[0];
+      (opts.log ?? console.warn)(
+        `onnx: CUDA is not available in this onnxruntime-node build; using the CPU (${cudaUnavailable})`,
+      );
+    }
+  }
+  try {
+    return wrap(await create(["cpu"]), ["cpu"]);
+  } catch (e) {
+    throw new Error(`${name}: cannot open: ${(e as Error).message}`);
+  }
+}
