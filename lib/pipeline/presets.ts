@@ -31,7 +31,12 @@ export interface StageSettings {
 export interface PipelinePreset {
   name: string;
   data: { imageSize: number; trainCount: number; perShard: number; minAesthetic: number };
-  autoencoder: StageSettings & { model: AutoencoderConfig; klWeight: number };
+  autoencoder: StageSettings & {
+    model: AutoencoderConfig;
+    klWeight: number;
+    /** Train on random square crops of this side (default: whole images). */
+    cropSize?: number;
+  };
   clip: StageSettings & { model: Omit<ClipConfig, "vocabSize">; minWordCount: number };
   unet: StageSettings & {
     model: UnetConfig;
@@ -92,14 +97,15 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
   },
   default: {
     name: "default",
-    data: { imageSize: 32, trainCount: 12000, perShard: 2000, minAesthetic: 0 },
+    data: { imageSize: 32, trainCount: 12000, perShard: 2000, minAesthetic: 4.5 },
     autoencoder: {
       // Narrow full-resolution levels: the autoencoder's cost is its 32x32 convolutions.
       model: { ...AUTOENCODER_PRESETS.small, blockChannels: [16, 32, 64], groupNormGroups: 8 },
       klWeight: 1e-6,
-      steps: 400,
-      batchSize: 16,
-      lr: 2e-3,
+      cropSize: 16,
+      steps: 700,
+      batchSize: 32,
+      lr: 3e-3,
       warmupSteps: 50,
       checkpointEvery: 200,
     },
@@ -111,7 +117,7 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
         imageGroups: 8,
       },
       minWordCount: 1,
-      steps: 500,
+      steps: 300,
       batchSize: 32,
       lr: 1e-3,
       warmupSteps: 50,
@@ -123,7 +129,7 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
       minSnrGamma: 5,
       captionDropout: 0.1,
       emaDecay: 0.999,
-      steps: 2000,
+      steps: 1500,
       batchSize: 32,
       lr: 1e-3,
       warmupSteps: 100,
