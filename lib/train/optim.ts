@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { fusedAdamW, fusedAdamWActive } from "./fused_adamw.ts";
 import * as tf from "@tensorflow/tfjs-core";
 // tf.variableGrads needs the gradient registry that only the full tfjs bundle fills.
 import "../nn/gradients.ts";
@@ -139,6 +140,8 @@ export class AdamW {
     const bc2 = 1 - Math.pow(b2, this.t);
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
+    // On the kit's cpu backend one kernel per parameter replaces the composed update below.
+    const fused = fusedAdamWActive();
     tf.tidy(() => {
       for (const [name, g] of Object.entries(grads)) {
         if (!g) continue;
@@ -146,12 +149,27 @@ export class AdamW {
         const m = this.m[name];
         const v = this.v[name];
         if (!m) throw new Error(`AdamW.step: param "${name}" is not trainable`);
+        const decay = this.decays[name] && wd > 0 ? 1 - lr * wd : 1;
+        if (fused && g.dtype === "float32") {
+          const [p1, m1, v1] = fusedAdamW(p, g, m, v, {
+            beta1: b1,
+            beta2: b2,
+            eps,
+            stepSize,
+            sqrtBc2,
+            decay,
+          });
+          m.assign(m1);
+          v.assign(v1);
+          p.assign(p1);
+          continue;
+        }
         const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
         const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
         m.assign(m1);
         v.assign(v1);
         const denom = tf.add(tf.div(tf.sqrt(v1), sqrtBc2), eps);
-        const decayed = this.decays[name] && wd > 0 ? tf.mul(p, 1 - lr * wd) : p;
+        const decayed = decay !== 1 ? tf.mul(p, decay) : p;
         p.assign(tf.sub(decayed, tf.mul(tf.div(m1, denom), stepSize)));
       }
     });

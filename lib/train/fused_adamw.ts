@@ -1,0 +1,125 @@
+/**
+ * One-kernel AdamW update for the kit's `cpu` backend (`cpu-blas`): per parameter, a single pass
+ * reads (param, grad, m, v) and writes (param', m', v'), where the composed update costs about a
+ * dozen element-wise kernels, each a full pass plus framework overhead. Other backends keep the
+ * composed update in {@link AdamW}; both compute the same formula (here in float64 per element,
+ * rounded once to float32).
+ *
+ * @example
+ * ```ts
+ * if (fusedAdamWActive()) {
+ *   const [p1, m1, v1] = fusedAdamW(p, g, m, v, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3, sqrtBc2: 0.03, decay: 1 });
+ * }
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
+import { takeF32 } from "../backend/cpu_buffer_pool.ts";
+
+/** Kernel name of the fused update. */
+export const FUSED_ADAMW_KERNEL = "XgenAdamW";
+
+/** Scalars of one AdamW step (bias corrections already folded in). */
+export interface FusedAdamWAttrs {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** lr / (1 - beta1^t). */
+  stepSize: number;
+  /** sqrt(1 - beta2^t). */
+  sqrtBc2: number;
+  /** Decoupled weight decay factor, 1 - lr * weightDecay (1 for no decay). */
+  decay: number;
+}
+
+/**
+ * The update on plain arrays: `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
+ * `p' = decay p - stepSize m' / (sqrt(v') / sqrtBc2 + eps)`.
+ *
+ * @example
+ * ```ts
+ * const out = adamWValues(p, g, m, v, attrs, (n) => new Float32Array(n));
+ * ```
+ */
+export function adamWValues(
+  p: Float32Array,
+  g: Float32Array,
+  m: Float32Array,
+  v: Float32Array,
+  a: FusedAdamWAttrs,
+  alloc: (n: number) => Float32Array,
+): [Float32Array, Float32Array, Float32Array] {
+  const n = p.length;
+  const p1 = alloc(n), m1 = alloc(n), v1 = alloc(n);
+  const { beta1: b1, beta2: b2, eps, stepSize, sqrtBc2, decay } = a;
+  const c1 = 1 - b1, c2 = 1 - b2;
+  for (let i = 0; i < n; i++) {
+    const gi = g[i];
+    const mi = b1 * m[i] + c1 * gi;
+    const vi = b2 * v[i] + c2 * gi * gi;
+    m1[i] = mi;
+    v1[i] = vi;
+    p1[i] = decay * p[i] - stepSize * (mi / (Math.sqrt(vi) / sqrtBc2 + eps));
+  }
+  return [p1, m1, v1];
+}
+
+type Info = tf.TensorInfo;
+
+let registered = false;
+
+function ensureRegistered(): void {
+  if (registered) return;
+  if (!tf.getKernel(FUSED_ADAMW_KERNEL, CPU_BLAS_BACKEND)) {
+    tf.registerKernel({
+      kernelName: FUSED_ADAMW_KERNEL,
+      backendName: CPU_BLAS_BACKEND,
+      kernelFunc: (({ inputs, backend, attrs }: {
+        inputs: Record<string, Info>;
+        backend: MathBackendCPU;
+        attrs: FusedAdamWAttrs;
+      }) => {
+        const val = (k: string) => {
+          const t = inputs[k];
+          if (t.dtype !== "float32") {
+            throw new Error(`${FUSED_ADAMW_KERNEL}: input ${k} must be float32, got ${t.dtype}`);
+          }
+          return backend.data.get(t.dataId)!.values as Float32Array;
+        };
+        const out = adamWValues(
+          val("p"),
+          val("g"),
+          val("m"),
+          val("v"),
+          attrs,
+          (n) => takeF32(backend, n),
+        );
+        return out.map((d) => backend.makeTensorInfo(inputs.p.shape, "float32", d));
+      }) as unknown as tf.KernelFunc,
+    });
+  }
+  registered = true;
+}
+
+/** Whether the fused update applies: the active backend is the kit's `cpu` (`cpu-blas`). */
+export function fusedAdamWActive(): boolean {
+  return tf.getBackend() === CPU_BLAS_BACKEND;
+}
+
+/** One fused AdamW step for one parameter; returns new (param, m, v) tensors. */
+export function fusedAdamW(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  attrs: FusedAdamWAttrs,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  ensureRegistered();
+  return tf.engine().runKernel(
+    FUSED_ADAMW_KERNEL,
+    { p, g, m, v },
+    attrs as unknown as tf.NamedAttrMap,
+  ) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
