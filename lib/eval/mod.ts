@@ -72,3 +72,30 @@ export {
   type RgbInput,
   toClipInput,
 } from "./feature_extractor.ts";
+export {
+  cocoPromptSet,
+  heldoutPromptSet,
+  parseCocoCaptions,
+  parsePromptSpec,
+  type PromptSet,
+  promptSetFromSpec,
+  type PromptSetOptions,
+  textPromptSet,
+  withPrefix,
+} from "./prompt_sets.ts";
+export type { CocoPair } from "./prompt_sets.ts";
+export {
+  type CheckpointRef,
+  type CheckpointSelector,
+  guidanceSweep,
+  parseCheckpointSelector,
+  resolveCheckpoints,
+  sha256Hex,
+  sweepFigure,
+  type SweepOptions,
+  type SweepPoint,
+  type SweepProgress,
+  sweepReport,
+  type SweepResult,
+  writeSweepOutputs,
+} from "./sweep.ts";

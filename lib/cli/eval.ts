@@ -1,0 +1,307 @@
+/**
+ * `deno task eval`: the CLIP-score vs FID guidance sweep of a trained run (issue 4). Settings come
+ * from a protocol file `evals/<name>.json` (default: `evals/default.json`); flags override them.
+ * Writes `<run>/eval/clip_fid.json` and `<run>/eval/clip_fid.html`; caches features under
+ * `<run>/eval/cache/`.
+ *
+ * @example
+ * ```sh
+ * deno task eval --run runs/default                        # evals/default.json
+ * deno task eval --run runs/default --checkpoints all --guidance 1,2,4 --n 64
+ * deno task eval --run runs/default --protocol coco1k      # needs the COCO files (it says which)
+ * ```
+ * @module
+ */
+import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { initCompute } from "../pipeline/compute.ts";
+import { SAMPLERS } from "../diffusion/mod.ts";
+import { BACKEND_NAMES } from "../backend/mod.ts";
+import { Progress } from "../util/progress.ts";
+import { formatEstimate } from "../eval/bootstrap.ts";
+import { promptSetFromSpec } from "../eval/prompt_sets.ts";
+import {
+  type CheckpointSelector,
+  guidanceSweep,
+  parseCheckpointSelector,
+  type SweepResult,
+  writeSweepOutputs,
+} from "../eval/sweep.ts";
+
+/** A file a protocol needs, with where to get it. */
+export interface ProtocolRequirement {
+  path: string;
+  /** `prompts` requirements are skipped when `--prompts` replaces the protocol's prompts. */
+  for: "prompts" | "extractor";
+  what: string;
+  get: string;
+}
+
+/** An evaluation protocol (`evals/<name>.json`). */
+export interface Protocol {
+  name: string;
+  description: string;
+  prompts: string;
+  prefix?: string;
+  n: number;
+  guidance: number[];
+  checkpoints: string;
+  steps: number;
+  scheduler: string;
+  seed: number;
+  extractor: "kit-clip" | "inception";
+  inceptionModel?: string;
+  bootstrap: { clip: number; fid: number };
+  kid: boolean;
+  requires: ProtocolRequirement[];
+}
+
+/**
+ * Validate a protocol document; errors name the file and field.
+ *
+ * @example
+ * ```ts
+ * const p = parseProtocol(await Deno.readTextFile("evals/default.json"), "evals/default.json");
+ * ```
+ */
+export function parseProtocol(text: string, source: string): Protocol {
+  const fail = (msg: string): never => {
+    throw new Error(`protocol ${source}: ${msg}`);
+  };
+  let d: Record<string, unknown>;
+  try {
+    d = JSON.parse(text);
+  } catch (e) {
+    return fail(`not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof d !== "object" || d === null || Array.isArray(d)) fail("expected a JSON object");
+  const str = (k: string) => {
+    if (typeof d[k] !== "string") fail(`field "${k}" must be a string`);
+    return d[k] as string;
+  };
+  const int = (k: string, min: number) => {
+    if (!Number.isInteger(d[k]) || (d[k] as number) < min) {
+      fail(`field "${k}" must be an integer >= ${min}`);
+    }
+    return d[k] as number;
+  };
+  const g = d.guidance;
+  if (!Array.isArray(g) || !g.length || g.some((x) => typeof x !== "number" || !(x >= 0))) {
+    fail(`field "guidance" must be a non-empty array of numbers >= 0`);
+  }
+  const extractor = str("extractor");
+  if (extractor !== "kit-clip" && extractor !== "inception") {
+    fail(`field "extractor" must be "kit-clip" or "inception", got ${JSON.stringify(extractor)}`);
+  }
+  if (!(str("scheduler") in SAMPLERS)) {
+    fail(`field "scheduler" must be one of ${Object.keys(SAMPLERS).join(", ")}`);
+  }
+  const b = (d.bootstrap ?? {}) as Record<string, unknown>;
+  for (const k of ["clip", "fid"]) {
+    if (b[k] !== undefined && !(Number.isInteger(b[k]) && (b[k] as number) >= 2)) {
+      fail(`field "bootstrap.${k}" must be an integer >= 2`);
+    }
+  }
+  const req = d.requires ?? [];
+  if (!Array.isArray(req)) fail(`field "requires" must be an array`);
+  (req as Record<string, unknown>[]).forEach((r, i) => {
+    for (const k of ["path", "what", "get"]) {
+      if (typeof r?.[k] !== "string") fail(`field "requires[${i}].${k}" must be a string`);
+    }
+    if (r.for !== "prompts" && r.for !== "extractor") {
+      fail(`field "requires[${i}].for" must be "prompts" or "extractor"`);
+    }
+  });
+  if (d.prefix !== undefined) str("prefix");
+  if (d.inceptionModel !== undefined) str("inceptionModel");
+  if (d.kid !== undefined && typeof d.kid !== "boolean") fail(`field "kid" must be a boolean`);
+  return {
+    name: str("name"),
+    description: typeof d.description === "string" ? d.description : "",
+    prompts: str("prompts"),
+    prefix: d.prefix as string | undefined,
+    n: int("n", 2),
+    guidance: g as number[],
+    checkpoints: str("checkpoints"),
+    steps: int("steps", 1),
+    scheduler: str("scheduler"),
+    seed: int("seed", 0),
+    extractor: extractor as Protocol["extractor"],
+    inceptionModel: d.inceptionModel as string | undefined,
+    bootstrap: { clip: (b.clip as number) ?? 200, fid: (b.fid as number) ?? 20 },
+    kid: (d.kid as boolean) ?? false,
+    requires: req as ProtocolRequirement[],
+  };
+}
+
+/**
+ * Load `evals/<name>.json` from the kit's folder; an unknown name lists the available ones.
+ *
+ * @example
+ * ```ts
+ * const p = await loadProtocol("coco1k");
+ * ```
+ */
+export async function loadProtocol(name: string): Promise<Protocol> {
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) {
+    throw new UsageError(`eval: --protocol expects a name like default or coco1k, got "${name}"`);
+  }
+  const dir = new URL("../../evals/", import.meta.url);
+  const url = new URL(`${name}.json`, dir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(url);
+  } catch {
+    const have: string[] = [];
+    try {
+      for (const e of Deno.readDirSync(dir)) {
+        if (e.name.endsWith(".json")) have.push(e.name.slice(0, -5));
+      }
+    } catch { /* no evals folder */ }
+    throw new UsageError(
+      `eval: no protocol "${name}" (${url.pathname} not found; available: ${
+        have.sort().join(", ") || "none"
+      })`,
+    );
+  }
+  return parseProtocol(text, `evals/${name}.json`);
+}
+
+/**
+ * Requirements whose path does not exist (relative paths resolve against the working folder).
+ *
+ * @example
+ * ```ts
+ * const missing = await missingRequirements(protocol.requires);
+ * ```
+ */
+export async function missingRequirements(
+  reqs: ProtocolRequirement[],
+): Promise<ProtocolRequirement[]> {
+  const out: ProtocolRequirement[] = [];
+  for (const r of reqs) {
+    if (!(await Deno.stat(r.path).then(() => true, () => false))) out.push(r);
+  }
+  return out;
+}
+
+const SPEC = {
+  run: { type: "string", required: true, help: "run folder written by deno task train" },
+  protocol: {
+    type: "string",
+    default: "default",
+    help: "evaluation protocol evals/<name>.json (default, coco1k, coco30k); flags override it",
+  },
+  checkpoints: { type: "string", help: "all | latest | comma list of steps and final" },
+  guidance: { type: "floats", help: "guidance scales, e.g. 1,1.5,2,3,4" },
+  n: { type: "int", min: 2, help: "images (one per prompt)" },
+  prompts: {
+    type: "string",
+    help: "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line)",
+  },
+  prefix: { type: "string", help: 'COCO caption prefix, e.g. "A photograph of " ("" for none)' },
+  steps: { type: "int", min: 1, help: "sampling steps" },
+  scheduler: { type: "choice", choices: Object.keys(SAMPLERS), help: "sampler" },
+  seed: { type: "int", help: "seed of the noise, the prompt sample and the bootstrap" },
+  "batch-size": { type: "int", min: 1, default: 32, help: "images per UNet batch" },
+  "reference-stats": {
+    type: "string",
+    help: "precomputed reference statistics (.safetensors); required for text: prompts",
+  },
+  kid: { type: "bool", help: "also compute KID (needs reference images)" },
+  "bootstrap-clip": { type: "int", min: 2, help: "bootstrap resamples for the CLIP score" },
+  "bootstrap-fid": { type: "int", min: 2, help: "bootstrap resamples for the Frechet distance" },
+  "no-cache": { type: "bool", default: false, help: "recompute everything, write no cache" },
+  out: { type: "string", help: "output folder (default <run>/eval)" },
+  backend: {
+    type: "choice",
+    choices: ["auto", ...BACKEND_NAMES],
+    default: "auto",
+    help: "compute backend",
+  },
+} satisfies FlagSpec;
+
+function printSummary(r: SweepResult) {
+  for (const p of r.points) {
+    const who = p.step === null ? "final" : `step ${p.step}`;
+    console.log(
+      `${who} guidance ${p.guidance}: CLIP ${formatEstimate(p.clipScore)}; FD ` +
+        `${formatEstimate(p.fid, 4)}${p.kid ? `; KID ${p.kid.mean.toExponential(3)}` : ""}` +
+        `${p.cached ? " (cached)" : ""}`,
+    );
+  }
+}
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const f = parseFlags(Deno.args, SPEC, "eval");
+    if (f.help) {
+      console.log(helpText("deno task eval", "CLIP score vs FID guidance sweep of a run", SPEC));
+      return;
+    }
+    const proto = await loadProtocol(f.protocol);
+    const promptsSpec = f.prompts ?? proto.prompts;
+    const reqs = proto.requires.filter((r) =>
+      r.for === "extractor" || (r.for === "prompts" && f.prompts === undefined)
+    );
+    const missing = await missingRequirements(reqs);
+    if (missing.length) {
+      throw new Error(
+        `protocol ${proto.name} needs ${missing.length} missing file(s): ` +
+          missing.map((m) => `${m.path} (${m.what}; get: ${m.get})`).join("; "),
+      );
+    }
+    if (proto.extractor === "inception") {
+      throw new Error(
+        `protocol ${proto.name}: the Inception-v3 ONNX feature extractor ` +
+          `(lib/eval/inception_onnx.ts) is not in the kit yet; use a kit-clip protocol ` +
+          `(--protocol coco1k) meanwhile`,
+      );
+    }
+    let checkpoints: CheckpointSelector;
+    try {
+      checkpoints = parseCheckpointSelector(f.checkpoints ?? proto.checkpoints);
+    } catch (e) {
+      throw new UsageError(`eval: --${(e as Error).message}`);
+    }
+    const n = f.n ?? proto.n, seed = f.seed ?? proto.seed;
+    const prefix = f.prefix ?? proto.prefix ?? "";
+    const guidance = f.guidance ?? proto.guidance;
+    if (guidance.some((g) => g < 0)) {
+      throw new UsageError(`eval: --guidance scales must be >= 0, got ${guidance.join(",")}`);
+    }
+    await initCompute(f.backend, { quiet: true });
+    let bar: Progress | null = null;
+    const result = await guidanceSweep({
+      runDir: f.run,
+      promptSet: (size) => promptSetFromSpec(promptsSpec, { count: n, seed, size, prefix }),
+      checkpoints,
+      guidance,
+      n,
+      steps: f.steps ?? proto.steps,
+      scheduler: f.scheduler ?? proto.scheduler,
+      seed,
+      batchSize: f["batch-size"],
+      bootstrap: {
+        clip: f["bootstrap-clip"] ?? proto.bootstrap.clip,
+        fid: f["bootstrap-fid"] ?? proto.bootstrap.fid,
+      },
+      kid: f.kid ?? proto.kid,
+      referenceStats: f["reference-stats"],
+      cacheDir: f["no-cache"] ? null : undefined,
+      onProgress: (p) => {
+        bar ??= new Progress({ total: 2 * p.total, label: "eval (images generated + features)" });
+        bar.update(p.generated + p.extracted, {
+          checkpoint: p.checkpoint,
+          guidance: p.guidance,
+          generated: p.generated,
+          extracted: p.extracted,
+        });
+      },
+    });
+    (bar as Progress | null)?.done();
+    const outDir = f.out ?? `${f.run}/eval`;
+    const { json, html } = await writeSweepOutputs(result, outDir, { protocol: proto.name });
+    printSummary(result);
+    console.log(`${result.fidLabel}; wrote ${json} and ${html}`);
+  });
+}
