@@ -9,26 +9,7 @@ import {
   tridiagonalEigenvalues,
 } from "../lib/eval/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-
-/** Random orthogonal matrix: modified Gram-Schmidt (twice) on a Gaussian matrix, plain loops. */
-function randomOrthogonal(n: number, rng: Rng): Float64Array {
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n * n; i++) q[i] = rng.gaussian();
-  for (let pass = 0; pass < 2; pass++) {
-    for (let j = 0; j < n; j++) {
-      for (let k = 0; k < j; k++) {
-        let dot = 0;
-        for (let i = 0; i < n; i++) dot += q[i * n + j] * q[i * n + k];
-        for (let i = 0; i < n; i++) q[i * n + j] -= dot * q[i * n + k];
-      }
-      let norm = 0;
-      for (let i = 0; i < n; i++) norm += q[i * n + j] ** 2;
-      norm = Math.sqrt(norm);
-      for (let i = 0; i < n; i++) q[i * n + j] /= norm;
-    }
-  }
-  return q;
-}
+import { randomOrthogonal } from "./helpers/linalg.ts";
 
 /** Q diag(l) Q^T with plain loops (independent of the kit's GEMM). */
 function withSpectrum(l: number[], rng: Rng): Float64Array {

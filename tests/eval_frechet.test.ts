@@ -7,24 +7,7 @@ import {
   frechetDistanceDetailed,
 } from "../lib/eval/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
-
-function randomOrthogonal(n: number, rng: Rng): Float64Array {
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n * n; i++) q[i] = rng.gaussian();
-  for (let pass = 0; pass < 2; pass++) {
-    for (let j = 0; j < n; j++) {
-      for (let k = 0; k < j; k++) {
-        let dot = 0;
-        for (let i = 0; i < n; i++) dot += q[i * n + j] * q[i * n + k];
-        for (let i = 0; i < n; i++) q[i * n + j] -= dot * q[i * n + k];
-      }
-      let norm = 0;
-      for (let i = 0; i < n; i++) norm += q[i * n + j] ** 2;
-      for (let i = 0; i < n; i++) q[i * n + j] /= Math.sqrt(norm);
-    }
-  }
-  return q;
-}
+import { randomOrthogonal } from "./helpers/linalg.ts";
 
 function diagStats(mu: number[], diag: number[]): FeatureStats {
   const d = mu.length, sigma = new Float64Array(d * d);
