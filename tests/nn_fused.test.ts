@@ -1,5 +1,5 @@
 /**
- * Fused GroupNorm(+SiLU), SiLU and GELU kernels (lib/nn/fused.ts): float64 finite-difference
+ * Fused GroupNorm(+SiLU), SiLU, GELU and scaled-softmax kernels (lib/nn/fused.ts): float64 finite-difference
  * checks of the kernels' math, and the `cpu-blas` fused path against the composed ops on stock
  * `cpu` (forward and gradients), through the public lib/nn layers.
  */
@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initCompute } from "../lib/pipeline/compute.ts";
 import {
+  attentionProbs,
   expApprox,
   FUSED_KERNELS,
   fusedGroupNorm,
@@ -25,6 +26,8 @@ import {
   silu,
   siluGradValues,
   siluValues,
+  softmaxGradValues,
+  softmaxValues,
   TensorBuilder,
 } from "../lib/nn/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -162,6 +165,40 @@ Deno.test("silu/gelu values and gradients: closed forms and finite differences i
   assert.equal(siluGradValues(ones, Float64Array.of(0), f64)[0], 0.5);
 });
 
+Deno.test("softmaxValues: rows sum to 1, shift invariance, and gradients by finite differences", () => {
+  const rng = Rng.stream(26);
+  const cols = 7, rows = 3, scale = 0.35;
+  const x = from(rng.normal(rows * cols), 3);
+  x[0] = 40; // a dominant logit must not overflow
+  const y = softmaxValues(x, cols, scale, f64);
+  for (let r = 0; r < rows; r++) {
+    const row = Array.from(y.subarray(r * cols, (r + 1) * cols));
+    assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+    // Closed form per element: exp(s x_i) / sum_j exp(s x_j).
+    const xs = Array.from(x.subarray(r * cols, (r + 1) * cols));
+    const z = xs.reduce((a, v) => a + Math.exp(scale * v), 0);
+    // expApprox is within 1e-9 relative of Math.exp.
+    xs.forEach((v, i) =>
+      assert.ok(Math.abs(row[i] - Math.exp(scale * v) / z) < 1e-9 * row[i] + 1e-15)
+    );
+  }
+  const shifted = softmaxValues(x.map((v) => v + 100), cols, scale, f64);
+  assertRel(shifted, y, 1e-12, "softmax shift invariance");
+  // d/dx of L = sum(w * softmax(x)) against central differences.
+  const w = from(rng.normal(rows * cols));
+  const dx = softmaxGradValues(w, y, cols, scale, f64);
+  const h = 1e-6;
+  for (let i = 0; i < x.length; i++) {
+    const xp = x.slice(), xm = x.slice();
+    xp[i] += h;
+    xm[i] -= h;
+    const fd = (dot(w, softmaxValues(xp, cols, scale, f64)) -
+      dot(w, softmaxValues(xm, cols, scale, f64))) / (2 * h);
+    assert.ok(Math.abs(fd - dx[i]) < 1e-7, `softmax grad [${i}]: ${dx[i]} vs ${fd}`);
+  }
+  assert.throws(() => softmaxValues(x, 5, 1, f64), /do not split into rows of 5/);
+});
+
 Deno.test("groupNormValues rejects groups that do not divide channels and bad gamma sizes", () => {
   const x = new Float64Array(12), p = new Float64Array(6);
   assert.throws(
@@ -293,6 +330,38 @@ Deno.test({
         assert.ok(fused.kernels.includes(kernel), `${name}: fused kernel not used`);
       }
     }
+    await tf.setBackend("cpu-blas");
+  },
+});
+
+Deno.test({
+  name: "attention probabilities on cpu-blas (fused scaled softmax) match stock cpu",
+  ignore: !hasBlas,
+  fn: async () => {
+    const rng = Rng.stream(27);
+    const [b, tq, tk, d, heads] = [2, 5, 3, 8, 2];
+    const inputs = [
+      { data: rng.normal(b * tq * d).map((v) => 2 * v), shape: [b, tq, d] },
+      { data: rng.normal(b * tk * d).map((v) => 2 * v), shape: [b, tk, d] },
+    ];
+    const r = rng.normal(b * heads * tq * tk);
+    const layer = ([q, k]: tf.Variable[]) =>
+      attentionProbs(q as tf.Tensor3D, k as tf.Tensor3D, { heads });
+    const fused = await runOn("cpu-blas", inputs, r, layer);
+    const stock = await runOn("cpu", inputs, r, layer);
+    compare(fused, stock, "attentionProbs");
+    assert.ok(fused.kernels.includes(FUSED_KERNELS.softmax), "fused softmax not used");
+    assert.ok(fused.kernels.includes(FUSED_KERNELS.softmaxGrad), "fused softmax grad not used");
+    // Causal masks keep the composed path (the mask is added before the softmax).
+    const causal = await runOn(
+      "cpu-blas",
+      [inputs[0], inputs[0]],
+      rng.normal(b * heads * tq * tq),
+      (
+        [q, k],
+      ) => attentionProbs(q as tf.Tensor3D, k as tf.Tensor3D, { heads, causal: true }),
+    );
+    assert.ok(!causal.kernels.includes(FUSED_KERNELS.softmax));
     await tf.setBackend("cpu-blas");
   },
 });

@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { joinName, type Params } from "./params.ts";
 import type { ParamBuilder } from "./init.ts";
 import { initLinear, linear } from "./linear.ts";
+import { fusedKernelsActive, fusedSoftmax } from "./fused.ts";
 
 /** Added to masked logits; finite so that a fully masked row stays finite (uniform). */
 const MASKED = -1e9;
@@ -56,8 +57,13 @@ export function attentionProbs(
   return tf.tidy(() => {
     const qh = splitHeads(q, h);
     const kh = splitHeads(k, h);
-    const scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d / h));
-    let logits = tf.reshape(scores, [b, h, tq, tk]) as tf.Tensor4D;
+    const scale = 1 / Math.sqrt(d / h);
+    const raw = tf.reshape(tf.matMul(qh, kh, false, true), [b, h, tq, tk]) as tf.Tensor4D;
+    // Unmasked scores go straight into one fused scaled softmax where the backend has it.
+    if (!opts.keyMask && !opts.causal && raw.dtype === "float32" && fusedKernelsActive()) {
+      return fusedSoftmax(raw, scale);
+    }
+    let logits = tf.mul(raw, scale) as tf.Tensor4D;
     if (opts.keyMask) {
       const m = opts.keyMask;
       if (m.shape[0] !== b || m.shape[1] !== tk) {

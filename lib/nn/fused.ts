@@ -1,5 +1,5 @@
 /**
- * Fused GroupNorm(+SiLU), SiLU and tanh-GELU kernels (forward and backward) for the kit's `cpu`
+ * Fused GroupNorm(+SiLU), SiLU, tanh-GELU and scaled-softmax kernels (forward and backward) for the kit's `cpu`
  * backend (tfjs name `cpu-blas`).
  *
  * Composed from tfjs ops, a GroupNorm+SiLU costs ~10 forward and ~25 backward kernel calls, each
@@ -37,6 +37,8 @@ export const FUSED_KERNELS = {
   siluGrad: "XgenSiluGrad",
   gelu: "XgenGelu",
   geluGrad: "XgenGeluGrad",
+  softmax: "XgenSoftmax",
+  softmaxGrad: "XgenSoftmaxGrad",
 } as const;
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -364,6 +366,72 @@ export function geluGradValues(dy: Floats, x: Floats, alloc: AllocFloats = newF3
   return dx;
 }
 
+/**
+ * Row-wise `softmax(scale * x)` over the last axis of `x` (`cols` per row). Attention folds its
+ * `1/sqrt(d)` into `scale`, saving a full pass over the scores.
+ *
+ * @example
+ * ```ts
+ * softmaxValues(Float32Array.from([0, 0]), 2, 1); // [0.5, 0.5]
+ * ```
+ */
+export function softmaxValues(
+  x: Floats,
+  cols: number,
+  scale: number,
+  alloc: AllocFloats = newF32,
+): Floats {
+  const n = x.length, y = alloc(n);
+  if (!(cols > 0) || n % cols !== 0) {
+    throw new Error(`fused softmax: ${n} values do not split into rows of ${cols}`);
+  }
+  for (let off = 0; off < n; off += cols) {
+    const end = off + cols;
+    let m = -Infinity;
+    for (let i = off; i < end; i++) if (x[i] > m) m = x[i];
+    let sum = 0;
+    for (let i = off; i < end; i++) {
+      const e = expApprox(scale * (x[i] - m));
+      y[i] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let i = off; i < end; i++) y[i] *= inv;
+  }
+  return y;
+}
+
+/**
+ * Backward of {@link softmaxValues} from its output `y`: `dx = scale * y * (dy - sum(dy * y))`
+ * per row.
+ *
+ * @example
+ * ```ts
+ * softmaxGradValues(Float32Array.from([1, 1]), Float32Array.from([0.5, 0.5]), 2, 1); // [0, 0]
+ * ```
+ */
+export function softmaxGradValues(
+  dy: Floats,
+  y: Floats,
+  cols: number,
+  scale: number,
+  alloc: AllocFloats = newF32,
+): Floats {
+  const n = y.length, dx = alloc(n);
+  if (dy.length !== n || !(cols > 0) || n % cols !== 0) {
+    throw new Error(
+      `fused softmax grad: dy (${dy.length}) and y (${n}) do not match rows of ${cols}`,
+    );
+  }
+  for (let off = 0; off < n; off += cols) {
+    const end = off + cols;
+    let s = 0;
+    for (let i = off; i < end; i++) s += dy[i] * y[i];
+    for (let i = off; i < end; i++) dx[i] = scale * y[i] * (dy[i] - s);
+  }
+  return dx;
+}
+
 // ---------------------------------------------------------------------------------------------
 // tfjs kernels and gradients
 
@@ -443,7 +511,30 @@ function kernelConfigs(): tf.KernelConfig[] {
         (n) => takeF32(backend, n),
       ) as Float32Array,
     );
+  const softmax = ({ inputs, backend, attrs }: KernelArgs): Info => {
+    const x = inputs.x, cols = x.shape[x.shape.length - 1];
+    const y = softmaxValues(
+      values(backend, x, K.softmax, "x"),
+      cols,
+      (attrs?.scale as number) ?? 1,
+      (n) => takeF32(backend, n),
+    );
+    return backend.makeTensorInfo(x.shape, "float32", y as Float32Array);
+  };
+  const softmaxGrad = ({ inputs, backend, attrs }: KernelArgs): Info => {
+    const y = inputs.y, cols = y.shape[y.shape.length - 1];
+    const dx = softmaxGradValues(
+      values(backend, inputs.dy, K.softmaxGrad, "dy"),
+      values(backend, y, K.softmaxGrad, "y"),
+      cols,
+      (attrs?.scale as number) ?? 1,
+      (n) => takeF32(backend, n),
+    );
+    return backend.makeTensorInfo(y.shape, "float32", dx as Float32Array);
+  };
   const table: [string, (a: KernelArgs) => Info | Info[]][] = [
+    [K.softmax, softmax],
+    [K.softmaxGrad, softmaxGrad],
     [K.groupNorm, gn],
     [K.groupNormGrad, gnGrad],
     [K.silu, unary(K.silu, siluValues)],
@@ -498,6 +589,21 @@ function gradConfigs(): tf.GradConfig[] {
     },
     unaryGrad(K.silu, K.siluGrad),
     unaryGrad(K.gelu, K.geluGrad),
+    {
+      kernelName: K.softmax,
+      outputsToSave: [true],
+      gradFunc: (dy, saved, attrs) => {
+        const [y] = saved;
+        return {
+          x: () =>
+            runKernel(
+              K.softmaxGrad,
+              { dy: dy as tf.Tensor, y },
+              attrs as tf.NamedAttrMap,
+            ) as tf.Tensor,
+        };
+      },
+    },
   ];
 }
 
@@ -584,4 +690,21 @@ export function fusedSilu<T extends tf.Tensor>(x: T): T {
 export function fusedGelu<T extends tf.Tensor>(x: T): T {
   ensureRegistered();
   return runKernel(FUSED_KERNELS.gelu, { x }) as T;
+}
+
+/**
+ * `softmax(scale * x)` over the last axis of a float32 tensor as one differentiable `cpu-blas`
+ * kernel (attention passes `scale = 1/sqrt(dHead)`).
+ *
+ * @example
+ * ```ts
+ * fusedSoftmax(tf.tensor2d([[0, 0]]), 1); // [[0.5, 0.5]]
+ * ```
+ */
+export function fusedSoftmax<T extends tf.Tensor>(x: T, scale = 1): T {
+  ensureRegistered();
+  if (x.rank < 1) throw new Error(`fusedSoftmax: x must have at least one axis, got a scalar`);
+  // The row maximum is subtracted before scaling, which is only the maximum of scale*x for scale>0.
+  if (!(scale > 0)) throw new Error(`fusedSoftmax: scale must be > 0, got ${scale}`);
+  return runKernel(FUSED_KERNELS.softmax, { x }, { scale }) as T;
 }
