@@ -5,6 +5,7 @@
  * Each domain is a namespace with its own `mod.ts`:
  * `backend` (TensorFlow.js backends), `data` (shapes world, webdataset shards), `nn` (layers),
  * `models` (UNet, autoencoder, CLIP, tokenizer), `diffusion` (schedules, samplers, guidance),
+ * `dist` (data-parallel communicators: one process or Open MPI),
  * `train` (optimizer, checkpoints, loop), `plot` (Plotly HTML, PNG grids), `pipeline` (the
  * embedded default end to end), `util` (seeded streams, atomic writes, progress).
  *
@@ -22,6 +23,7 @@ export * as data from "./data/mod.ts";
 export * as nn from "./nn/mod.ts";
 export * as models from "./models/mod.ts";
 export * as diffusion from "./diffusion/mod.ts";
+export * as dist from "./dist/mod.ts";
 export * as train from "./train/mod.ts";
 export * as plot from "./plot/mod.ts";
 export * as pipeline from "./pipeline/mod.ts";

@@ -48,6 +48,8 @@ import {
   GradAccumulator,
 } from "./optim.ts";
 import { type CheckpointStore, storeFor } from "./store.ts";
+import { assertSameOnAllRanks, type Communicator, singleProcess } from "../dist/comm.ts";
+import { averageGrads, gatherRngStates } from "./data_parallel.ts";
 import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
 
 /** Options for {@link trainLoop}. `B` is the batch type, `P` the JSON-safe data position. */
@@ -84,8 +86,14 @@ export interface TrainLoopOptions<B, P> {
   logEvery?: number;
   /** Seed of the loss RNG stream `Rng.stream(seed, [rank, STREAM.noise])`. */
   seed: number;
-  /** Data-parallel rank; only rank 0 writes checkpoints and metrics (default 0). */
+  /** Data-parallel rank; only rank 0 writes checkpoints and metrics (default: `comm`'s rank). */
   rank?: number;
+  /**
+   * Data-parallel group (lib/dist): each step's loss and gradients are averaged over its ranks
+   * before clipping, so every rank takes the same update; checkpoints carry every rank's RNG
+   * state and all ranks join each save. Default: this process alone.
+   */
+  comm?: Communicator;
   /** Called with every logged record. */
   onLog?: (rec: MetricRecord) => void;
   /** Continue from the newest complete checkpoint in the run, if any (default false). */
@@ -122,7 +130,8 @@ export interface TrainLoopResult<P> {
 interface LoopState {
   step: number;
   seed: number;
-  rng: { loss: RngState };
+  /** `loss`: rank 0's stream; `ranks`: every rank's, in rank order (data-parallel runs). */
+  rng: { loss: RngState; ranks?: RngState[] };
   position: unknown;
   optimizer: { t: number };
   ema: { updates: number } | null;
@@ -170,7 +179,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
   const logEvery = positiveInt("logEvery", o.logEvery, 1);
   const checkpointEvery = positiveInt("checkpointEvery", o.checkpointEvery, 0, 0);
   const keepLast = o.keepLast === undefined ? undefined : positiveInt("keepLast", o.keepLast, 1);
-  const rank = o.rank ?? 0;
+  const comm = o.comm ?? singleProcess();
+  const rank = o.rank ?? comm.rank;
   const writer = rank === 0;
   const itemsPerBatch = o.itemsPerBatch ?? 1;
   const schedule: LrSchedule = typeof o.lr === "function" ? o.lr : constantLr(o.lr ?? 1e-3);
@@ -209,9 +219,13 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         ema.loadState({ updates: st.ema.updates, tensors: ck.tensors.ema }, `${src}/ema`);
       }
       if (!st.rng?.loss) throw new Error(`${src}/state.json: field rng.loss missing`);
-      // Only rank 0's stream is saved; other ranks restart theirs from a step-specific seed.
+      // Every rank's stream is saved by data-parallel runs; a checkpoint from a run with another
+      // world size has only rank 0's, and the others restart from a step-specific seed.
+      const saved = st.rng.ranks?.length === comm.size ? st.rng.ranks[rank] : undefined;
       rng = rank === 0
         ? Rng.fromState(st.rng.loss)
+        : saved
+        ? Rng.fromState(saved)
         : Rng.stream(o.seed, [rank, STREAM.noise, ck.step]);
       position = st.position as P;
       start = ck.step;
@@ -230,6 +244,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         );
       }
     }
+    // Every rank must resume from the same step, or the collectives would pair different steps.
+    await assertSameOnAllRanks(comm, "trainLoop: resume step", start);
     // Drop log lines from steps the restored state has not seen (and a truncated last line).
     if (writer) await truncateMetrics(metricsPath, start);
   } catch (e) {
@@ -246,13 +262,20 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
     ? new Progress({ total: steps, label: "train", initial: start })
     : null;
 
+  // Called on every rank: all join the RNG gather, rank 0 alone writes, and the closing barrier
+  // keeps the others from running ahead of a checkpoint that is not yet complete.
   const save = async (step: number) => {
+    const ranks = await gatherRngStates(comm, rng.state());
+    if (!writer) {
+      await comm.barrier();
+      return;
+    }
     const optState = await opt.state();
     const emaState = ema ? await ema.state() : null;
     const state: LoopState = {
       step,
       seed: o.seed,
-      rng: { loss: rng.state() },
+      rng: { loss: rng.state(), ...(comm.size > 1 ? { ranks } : {}) },
       position,
       optimizer: { t: optState.t },
       ema: emaState ? { updates: emaState.updates } : null,
@@ -270,6 +293,7 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
       state: state as unknown as Record<string, unknown>,
     });
     if (keepLast) await pruneCheckpoints(store, keepLast, { rank });
+    await comm.barrier();
   };
 
   try {
@@ -285,7 +309,7 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
           disposeTensors(next.batch);
         }
       }
-      const { value, grads } = acc.mean();
+      const { value, grads } = await averageGrads(comm, acc.mean());
       let loss: number;
       let gradNorm: number;
       try {
@@ -330,7 +354,7 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         o.onLog?.(rec);
       }
       bar?.update(step, { loss, lr });
-      if (checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps) && writer) {
+      if (checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps)) {
         await save(step);
       }
     }

@@ -16,3 +16,4 @@ export * from "./store.ts";
 export * from "./checkpoint.ts";
 export * from "./metrics.ts";
 export * from "./loop.ts";
+export * from "./data_parallel.ts";

@@ -19,6 +19,8 @@ PACKAGES=(
   jupyter-client         # kernel launching / messaging used by nbclient
   python3-ipykernel      # jupyter's kernel machinery (nbclient's kernel-manager defaults)
   python3-zmq            # ZeroMQ transport for the Jupyter messaging protocol
+  openmpi-bin            # data-parallel tests: mpirun starts the ranks
+  libopenmpi-dev         # data-parallel tests: libmpi.so.40 loaded through Deno FFI
 )
 
 mode="${1:-install}"

@@ -1,0 +1,147 @@
+/**
+ * The communicator data-parallel training talks to: rank, world size and the three collectives
+ * the kit needs (sum-allreduce in place, broadcast, barrier). One process is a world of size one
+ * where every collective is the identity, so training code never branches on "distributed or
+ * not".
+ *
+ * Everything else is built from these: gradient averaging is a float32 sum-allreduce divided by
+ * the world size; gathering one small record per rank (RNG states, peak memory) is a float64
+ * sum-allreduce of a zero buffer in which each rank fills its own slot (adding zeros is exact).
+ *
+ * @example
+ * ```ts
+ * const comm = singleProcess();
+ * const g = Float32Array.from([1, 2]);
+ * await comm.allreduceSum(g); // unchanged in a world of one
+ * ```
+ * @module
+ */
+
+/** Float arrays the collectives accept (float32 for gradients, float64 for exact small data). */
+export type CommBuffer = Float32Array | Float64Array;
+
+/** A group of cooperating processes (MPI's `MPI_COMM_WORLD`, or just this process). */
+export interface Communicator {
+  /** This process's rank in [0, size). */
+  readonly rank: number;
+  /** Number of processes. */
+  readonly size: number;
+  /** What runs the collectives ("single", "mpi (Open MPI ...)"). */
+  readonly kind: string;
+  /** Replace `buf` on every rank by the element-wise sum over ranks. */
+  allreduceSum(buf: CommBuffer): Promise<void>;
+  /** Copy `root`'s `buf` into every rank's `buf`. */
+  broadcast(buf: CommBuffer, root?: number): Promise<void>;
+  /** Return once every rank has called it. */
+  barrier(): Promise<void>;
+  /** Leave the group (MPI_Finalize); further calls fail. */
+  close(): Promise<void>;
+}
+
+/**
+ * The world of one process: collectives leave buffers as they are.
+ *
+ * @example
+ * ```ts
+ * singleProcess().size; // 1
+ * ```
+ */
+export function singleProcess(): Communicator {
+  let open = true;
+  const call = (what: string, f: () => void = () => {}) =>
+    settle(() => {
+      if (!open) throw new Error(`communicator: ${what} after close()`);
+      f();
+    });
+  return {
+    rank: 0,
+    size: 1,
+    kind: "single",
+    allreduceSum: (_buf) => call("allreduceSum"),
+    broadcast: (_buf, root = 0) =>
+      call("broadcast", () => {
+        if (root !== 0) throw new Error(`communicator: broadcast root ${root} outside [0, 1)`);
+      }),
+    barrier: () => call("barrier"),
+    close: () => settle(() => open = false),
+  };
+}
+
+/**
+ * Run synchronous work as a promise: errors become rejections, so callers see collectives fail
+ * the same way whether they block (MPI) or not.
+ *
+ * @example
+ * ```ts
+ * await settle(() => mpiCall());
+ * ```
+ */
+export function settle(f: () => unknown): Promise<void> {
+  try {
+    f();
+    return Promise.resolve();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Element-wise mean over ranks of equally long float32 arrays, in place (sum, then divide).
+ *
+ * @example
+ * ```ts
+ * await allreduceMean(comm, grads); // every rank now holds the average gradient
+ * ```
+ */
+export async function allreduceMean(comm: Communicator, buf: Float32Array): Promise<void> {
+  if (comm.size === 1) return;
+  await comm.allreduceSum(buf);
+  const inv = 1 / comm.size;
+  for (let i = 0; i < buf.length; i++) buf[i] *= inv;
+}
+
+/**
+ * Every rank's `values` (same length on all ranks), as one row per rank, on every rank. Exact for
+ * any float64 values: each rank writes its slot of a zero buffer and the sum-allreduce adds zeros
+ * to it.
+ *
+ * @example
+ * ```ts
+ * const rows = await allGather(comm, [Deno.memoryUsage().rss]); // rows[r][0] = rank r's RSS
+ * ```
+ */
+export async function allGather(
+  comm: Communicator,
+  values: readonly number[],
+): Promise<number[][]> {
+  const n = values.length;
+  const buf = new Float64Array(n * comm.size);
+  buf.set(values, comm.rank * n);
+  await comm.allreduceSum(buf);
+  return Array.from({ length: comm.size }, (_, r) => Array.from(buf.subarray(r * n, (r + 1) * n)));
+}
+
+/**
+ * Check that every rank passes the same `value` (a configuration fingerprint, a step number), so a
+ * mismatch fails loudly instead of deadlocking later; the error names the ranks that differ.
+ *
+ * @example
+ * ```ts
+ * await assertSameOnAllRanks(comm, "resume step", start);
+ * ```
+ */
+export async function assertSameOnAllRanks(
+  comm: Communicator,
+  what: string,
+  value: number,
+): Promise<void> {
+  if (comm.size === 1) return;
+  const rows = await allGather(comm, [value]);
+  const bad = rows.map((r, i) => [i, r[0]] as const).filter(([, v]) => v !== rows[0][0]);
+  if (bad.length) {
+    throw new Error(
+      `${what} differs across ranks: rank 0 has ${rows[0][0]}, ` +
+        bad.map(([i, v]) => `rank ${i} has ${v}`).join(", "),
+    );
+  }
+}
