@@ -17,6 +17,7 @@
  */
 import type { Params } from "../nn/params.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
+import { timestepFrequencies } from "../nn/timestep.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
 
 /** Weights read out of `Params`: name -> values and shape (kit layout). */
@@ -78,6 +79,34 @@ export interface ExportResnetOptions {
   eps?: number;
   /** Timestep embedding `[B, tembChannels]`, required when the block has `time_emb_proj`. */
   temb?: string;
+}
+
+/** Options of {@link NnExporter.timestepEmbedding} (as `lib/nn` timestepEmbedding). */
+export interface ExportTimestepOptions {
+  /** Output width. */
+  dim: number;
+  /** cos before sin (default true). */
+  flipSinToCos?: boolean;
+  /** Frequency denominator shift (default 0). */
+  downscaleFreqShift?: number;
+  /** Angle multiplier (default 1). */
+  scale?: number;
+  /** Longest period (default 10000). */
+  maxPeriod?: number;
+}
+
+/** Options of {@link NnExporter.transformer2d} (as `lib/models/transformer2d.ts`). */
+export interface ExportTransformer2dOptions {
+  /** Heads of both attentions. */
+  heads: number;
+  /** GroupNorm groups of the input norm. */
+  groups: number;
+  /** Text context `[B, T, D]` for the cross-attention. */
+  context: string;
+  /** Linear `proj_in`/`proj_out` instead of 1x1 convs. */
+  useLinearProjection?: boolean;
+  /** Transformer blocks (default 1). */
+  depth?: number;
 }
 
 /** Masked logits get this bias, as in `lib/nn/attention.ts`. */
@@ -409,6 +438,159 @@ export class NnExporter {
     const probs = g.node("Softmax", [logits], { axis: -1 });
     const o = g.node("Transpose", [g.node("MatMul", [probs, v])], { perm: [0, 2, 1, 3] });
     return this.linear(`${name}.to_out.0`, g.node("Reshape", [o, g.int64s([0, 0, inner])]));
+  }
+
+  /**
+   * A float32 scalar constant, added once per value.
+   *
+   * @example
+   * ```ts
+   * const half = ex.scalar(0.5);
+   * ```
+   */
+  scalar(v: number): string {
+    return this.init(`@scalar${v}`, "scalar", () => ({ data: new Float32Array([v]), shape: [] }));
+  }
+
+  /**
+   * `lib/nn` embedding: rows of `name.weight` `[vocab, dim]` for integer ids of any shape (Gather
+   * takes int32 and int64 ids alike).
+   *
+   * @example
+   * ```ts
+   * const e = ex.embedding("text.token_embedding", ids); // [B, T] -> [B, T, D]
+   * ```
+   */
+  embedding(name: string, ids: string): string {
+    const wName = `${name}.weight`;
+    const w = this.init(wName, wName, () => this.param(wName));
+    return this.g.node("Gather", [w, ids], { axis: 0 });
+  }
+
+  /**
+   * `lib/nn` timestepEmbedding: timesteps `[B]` (any numeric type, cast to float32) to
+   * `[B, dim]` sinusoids, cos first by default, zero-padded when `dim` is odd.
+   *
+   * @example
+   * ```ts
+   * const tproj = ex.timestepEmbedding(t, { dim: 32 });
+   * ```
+   */
+  timestepEmbedding(t: string, opts: ExportTimestepOptions): string {
+    const g = this.g;
+    const freqs = timestepFrequencies(opts);
+    const half = freqs.length;
+    const f = this.init(
+      `@freqs${opts.dim}/${opts.downscaleFreqShift ?? 0}/${opts.maxPeriod ?? 10000}`,
+      "time_proj.freqs",
+      () => ({
+        data: freqs,
+        shape: [1, half],
+      }),
+    );
+    const tf32 = g.node("Cast", [t], { to: 1 });
+    let ang = g.node("Mul", [g.node("Reshape", [tf32, g.int64s([-1, 1])]), f]);
+    if (opts.scale !== undefined && opts.scale !== 1) {
+      ang = g.node("Mul", [ang, this.scalar(opts.scale)]);
+    }
+    const cos = g.node("Cos", [ang]);
+    const sin = g.node("Sin", [ang]);
+    const pair = (opts.flipSinToCos ?? true) ? [cos, sin] : [sin, cos];
+    const emb = g.node("Concat", pair, { axis: 1 });
+    if (opts.dim % 2 === 0) return emb;
+    return g.node("Pad", [emb, g.int64s([0, 0, 0, 1])]);
+  }
+
+  /**
+   * `lib/nn` geglu on `[..., in]`: project with `name.proj`, split the last axis into
+   * (hidden, gate), return `hidden * gelu(gate)`.
+   *
+   * @example
+   * ```ts
+   * const h = ex.geglu("ff.net.0", x);
+   * ```
+   */
+  geglu(name: string, x: string): string {
+    const y = this.linear(`${name}.proj`, x);
+    const [hidden, gate] = this.g.nodeMulti("Split", [y], 2, { axis: -1 });
+    return this.g.node("Mul", [hidden, this.gelu(gate)]);
+  }
+
+  /**
+   * `[B, C, H, W]` -> `[B, H*W, C]` (the token sequence of a feature map).
+   *
+   * @example
+   * ```ts
+   * const seq = ex.nchwToSequence(h);
+   * ```
+   */
+  nchwToSequence(x: string): string {
+    const flat = this.g.node("Reshape", [x, this.g.int64s([0, 0, -1])]);
+    return this.g.node("Transpose", [flat], { perm: [0, 2, 1] });
+  }
+
+  /**
+   * `[B, H*W, C]` -> `[B, C, H, W]`, with B, H and W taken from the NCHW value `like`.
+   *
+   * @example
+   * ```ts
+   * const h = ex.sequenceToNchw(seq, x, 64);
+   * ```
+   */
+  sequenceToNchw(seq: string, like: string, channels: number): string {
+    const g = this.g;
+    const shape = g.node("Concat", [
+      g.node("Shape", [like], { start: 0, end: 1 }),
+      g.int64s([channels]),
+      g.node("Shape", [like], { start: 2, end: 4 }),
+    ], { axis: 0 });
+    return g.node("Reshape", [g.node("Transpose", [seq], { perm: [0, 2, 1] }), shape]);
+  }
+
+  /**
+   * The spatial transformer of `lib/models/transformer2d.ts` on an NCHW value: GroupNorm (eps
+   * 1e-6), `proj_in`, blocks of self-attention, cross-attention to `context` and a GEGLU
+   * feed-forward (each pre-LayerNorm and residual), `proj_out`, residual.
+   *
+   * @example
+   * ```ts
+   * h = ex.transformer2d("mid_block.attentions.0", h, { heads: 4, groups: 8, context });
+   * ```
+   */
+  transformer2d(name: string, x: string, opts: ExportTransformer2dOptions): string {
+    const g = this.g;
+    const channels = this.param(`${name}.norm.weight`).shape[0];
+    const hn = this.groupNorm(`${name}.norm`, x, { groups: opts.groups, eps: 1e-6 });
+    let inner: number;
+    let h: string;
+    if (opts.useLinearProjection) {
+      inner = this.param(`${name}.proj_in.weight`).shape[1];
+      h = this.linear(`${name}.proj_in`, this.nchwToSequence(hn));
+    } else {
+      inner = this.param(`${name}.proj_in.weight`).shape[3];
+      h = this.nchwToSequence(this.conv2d(`${name}.proj_in`, hn));
+    }
+    for (let d = 0; d < (opts.depth ?? 1); d++) {
+      const t = `${name}.transformer_blocks.${d}`;
+      const a1 = this.attention(`${t}.attn1`, this.layerNorm(`${t}.norm1`, h), {
+        heads: opts.heads,
+      });
+      h = g.node("Add", [h, a1]);
+      const a2 = this.attention(`${t}.attn2`, this.layerNorm(`${t}.norm2`, h), {
+        heads: opts.heads,
+        context: opts.context,
+      });
+      h = g.node("Add", [h, a2]);
+      const ff = this.linear(
+        `${t}.ff.net.2`,
+        this.geglu(`${t}.ff.net.0`, this.layerNorm(`${t}.norm3`, h)),
+      );
+      h = g.node("Add", [h, ff]);
+    }
+    const out = opts.useLinearProjection
+      ? this.sequenceToNchw(this.linear(`${name}.proj_out`, h), x, channels)
+      : this.conv2d(`${name}.proj_out`, this.sequenceToNchw(h, x, inner));
+    return g.node("Add", [out, x]);
   }
 
   /**

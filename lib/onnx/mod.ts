@@ -1,6 +1,8 @@
 /**
  * ONNX: write models from TypeScript (graph builder over the ONNX protobuf schema), read them
- * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions.
+ * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions; export the
+ * kit's trained models and whole runs in Hugging Face Optimum's Stable Diffusion layout, and
+ * sample from such folders (kit exports or real SD exports) with the kit's samplers.
  *
  * @example
  * ```ts
@@ -17,3 +19,6 @@ export * from "./writer.ts";
 export * from "./reader.ts";
 export * from "./session.ts";
 export * from "./export_nn.ts";
+export * from "./export_models.ts";
+export * from "./export_run.ts";
+export * from "./sd_pipeline.ts";
