@@ -114,3 +114,50 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "deno task train --procs 2: the tiny preset trains data-parallel into one run folder",
+  ignore: !mpirun,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${here}../lib/cli/train.ts`,
+          "--preset",
+          "tiny",
+          "--out",
+          `${dir}/run`,
+          "--procs",
+          "2",
+          "--skip-eval",
+        ],
+        stderr: "piped",
+        stdout: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const summary = JSON.parse(await Deno.readTextFile(`${dir}/run/summary.json`));
+      assert.equal(summary.worldSize, 2);
+      for (const part of ["autoencoder", "clip", "unet"]) {
+        assert.ok((await Deno.stat(`${dir}/run/${part}/model/model.json`)).isFile, part);
+      }
+      const ckpts = [...Deno.readDirSync(`${dir}/run/unet`)].filter((e) =>
+        e.name.startsWith("ckpt-")
+      );
+      const state = JSON.parse(
+        await Deno.readTextFile(`${dir}/run/unet/${ckpts[0].name}/state.json`),
+      );
+      assert.equal(state.rng.ranks.length, 2);
+      assert.equal(state.config.worldSize, 2);
+      // Only rank 0 printed the final JSON line.
+      const lines = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
+        l.startsWith("{")
+      );
+      assert.equal(lines.length, 1);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -6,7 +6,12 @@
  * ```sh
  * deno task train --preset tiny --out runs/tiny
  * deno task train --out runs/default --resume   # continue after an interruption
+ * deno task train --procs 2                       # data-parallel on 2 local processes (Open MPI)
  * ```
+ *
+ * With `--procs N` (N > 1) the command starts itself N times under `mpirun`, one BLAS thread per
+ * process; a process started by `mpirun` (also across hosts, with your own hostfile) joins
+ * MPI_COMM_WORLD and trains its share of every batch.
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain } from "./args.ts";
@@ -14,6 +19,7 @@ import { initCompute } from "../pipeline/compute.ts";
 import { resolvePreset } from "../pipeline/presets.ts";
 import { trainPipeline } from "../pipeline/train_pipeline.ts";
 import { BACKEND_NAMES } from "../backend/mod.ts";
+import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../dist/mod.ts";
 
 const SPEC = {
   preset: {
@@ -37,7 +43,32 @@ const SPEC = {
     help: "continue an interrupted run from its newest complete checkpoint",
   },
   "skip-eval": { type: "bool", default: false, help: "do not sample or evaluate at the end" },
+  procs: {
+    type: "int",
+    min: 1,
+    default: 1,
+    help: "data-parallel processes on this machine (>1 starts them with Open MPI's mpirun)",
+  },
 } satisfies FlagSpec;
+
+/** Start this command `procs` times under mpirun and return its exit code. */
+async function relaunchUnderMpi(procs: number): Promise<number> {
+  const mpirun = await findMpirun();
+  if (!mpirun) {
+    throw new Error(
+      `--procs ${procs} needs Open MPI's mpirun; install it with ` +
+        "`apt-get install openmpi-bin libopenmpi-dev`, or use --procs 1",
+    );
+  }
+  const argv = mpiCommand({
+    procs,
+    script: new URL(import.meta.url).pathname,
+    args: Deno.args,
+    mpirun,
+  });
+  const child = new Deno.Command(argv[0], { args: argv.slice(1) }).spawn();
+  return (await child.status).code;
+}
 
 if (import.meta.main) {
   await runMain(async () => {
@@ -46,8 +77,20 @@ if (import.meta.main) {
       console.log(helpText("deno task train", "train the embedded default model end to end", SPEC));
       return;
     }
-    const info = await initCompute(f.backend);
-    console.error(`backend: ${info.name} (${info.details})`);
+    if (f.procs > 1 && !launchedByMpi()) {
+      const code = await relaunchUnderMpi(f.procs);
+      if (code !== 0) Deno.exit(code);
+      return;
+    }
+    const comm = worldCommunicator();
+    const lead = comm.rank === 0;
+    const info = await initCompute(f.backend, { quiet: !lead });
+    if (lead) {
+      console.error(
+        `backend: ${info.name} (${info.details})` +
+          (comm.size > 1 ? `; ${comm.size} data-parallel processes (${comm.kind})` : ""),
+      );
+    }
     const preset = resolvePreset(f.preset, { unetSteps: f.steps });
     const summary = await trainPipeline({
       out: f.out,
@@ -57,7 +100,11 @@ if (import.meta.main) {
       backend: info.name,
       progress: true,
       skipEval: f["skip-eval"],
+      comm,
+      log: lead ? undefined : () => {},
     });
+    await comm.close();
+    if (!lead) return;
     console.log(
       JSON.stringify({
         out: summary.out,

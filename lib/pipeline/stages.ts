@@ -29,6 +29,7 @@ import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } fro
 import { Rng, STREAM } from "../util/rng.ts";
 import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
+import { type Communicator, singleProcess } from "../dist/comm.ts";
 import type { PipelinePreset, StageSettings } from "./presets.ts";
 
 /** Options shared by every stage. */
@@ -39,8 +40,12 @@ export interface StageOptions<S> {
   settings: S;
   seed: number;
   resume: boolean;
-  rank?: number;
-  worldSize?: number;
+  /**
+   * Data-parallel group: every rank trains on its share of each batch (`batchSize / size`) and the
+   * loop averages gradients; rank 0 alone writes checkpoints and the frozen model. Default: this
+   * process alone.
+   */
+  comm?: Communicator;
   progress?: boolean;
   onLog?: (rec: MetricRecord) => void;
 }
@@ -55,6 +60,13 @@ function stageLoop(
   stage: string,
   n: number,
 ): Omit<TrainLoopOptions<number[], BatchPosition>, "params" | "lossFn"> {
+  const comm = o.comm ?? singleProcess();
+  if (s.batchSize % comm.size !== 0) {
+    throw new Error(
+      `${stage}: batchSize ${s.batchSize} does not split over ${comm.size} data-parallel ranks`,
+    );
+  }
+  const perRank = s.batchSize / comm.size;
   return {
     runDir: o.dir,
     steps: s.steps,
@@ -68,20 +80,35 @@ function stageLoop(
     checkpointEvery: s.checkpointEvery,
     keepLast: 2,
     seed: o.seed,
-    rank: o.rank,
+    comm,
     resume: o.resume,
-    config: { stage, settings: s },
+    config: { stage, settings: s, worldSize: comm.size },
+    // The whole group's batch, so images_per_s is the group's rate.
     itemsPerBatch: s.batchSize,
-    progress: o.progress,
+    progress: (o.progress ?? true) && comm.rank === 0,
     onLog: o.onLog,
     initialPosition: { epoch: 0, index: 0 },
     nextBatch: (pos: BatchPosition) =>
-      nextIndexBatch(n, s.batchSize, pos, {
+      nextIndexBatch(n, perRank, pos, {
         seed: o.seed,
-        rank: o.rank,
-        worldSize: o.worldSize,
+        rank: comm.rank,
+        worldSize: comm.size,
       }),
   };
+}
+
+/**
+ * Rank 0 writes a stage's frozen model; every rank waits until it is complete, so ranks that
+ * load it next never see a half-written folder.
+ */
+async function saveFrozen(
+  o: StageOptions<unknown>,
+  dir: string,
+  model: Parameters<typeof saveModel>[1],
+): Promise<void> {
+  const comm = o.comm ?? singleProcess();
+  if (comm.rank === 0) await saveModel(dir, model);
+  await comm.barrier();
 }
 
 /** A trained, frozen autoencoder and its latent scaling factor. */
@@ -128,7 +155,12 @@ export async function autoencoderStage(
   const n = Math.min(2048, data.size);
   const lat = await encodeLatents({ params, config: cfg, scalingFactor: 1 }, data, range(n));
   const scalingFactor = estimateScalingFactor(lat);
-  await saveModel(modelDir, { kind: "autoencoder", config: cfg, params, extra: { scalingFactor } });
+  await saveFrozen(o, modelDir, {
+    kind: "autoencoder",
+    config: cfg,
+    params,
+    extra: { scalingFactor },
+  });
   return { params, config: cfg, scalingFactor };
 }
 
@@ -210,7 +242,7 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
     contextLength: s.model.contextLength,
     minCount: s.minWordCount,
   });
-  await tokenizer.save(tokPath);
+  if ((o.comm?.rank ?? 0) === 0) await tokenizer.save(tokPath);
   const cfg: ClipConfig = { ...s.model, vocabSize: tokenizer.vocabSize, imageSize: data.width };
   const params = initClip(cfg, Rng.stream(o.seed, [STREAM.init, 2]));
   const res = await trainLoop<number[], BatchPosition>({
@@ -231,7 +263,7 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
     },
   });
   res.dispose();
-  await saveModel(modelDir, { kind: "clip", config: cfg, params });
+  await saveFrozen(o, modelDir, { kind: "clip", config: cfg, params });
   return { params, config: cfg, tokenizer };
 }
 
@@ -265,22 +297,38 @@ export interface ConditioningSet {
   contextShape: [number, number];
 }
 
-/** Encode all images and captions once with the frozen autoencoder and text encoder. */
+/**
+ * Encode all images and captions once with the frozen autoencoder and text encoder. With a
+ * data-parallel `comm`, each rank encodes a contiguous share and a sum-allreduce of zero-filled
+ * arrays assembles the whole set on every rank (adding zeros is exact).
+ */
 export async function buildConditioning(
   data: ImageSet,
   ae: FrozenAutoencoder,
   clip: FrozenClip,
+  comm: Communicator = singleProcess(),
 ): Promise<ConditioningSet> {
   const ls = latentShape(ae.config, data.height, data.width) as [number, number, number];
-  const latents = await encodeLatents(ae, data, range(data.size));
-  const contexts = await encodeCaptions(clip, data.captions);
+  const per = ls[0] * ls[1] * ls[2];
+  const T = clip.config.contextLength, D = clip.config.textWidth;
+  const share = Math.ceil(data.size / comm.size);
+  const lo = Math.min(data.size, comm.rank * share), hi = Math.min(data.size, lo + share);
+  const mine = range(hi - lo).map((i) => lo + i);
+  const latents = new Float32Array(data.size * per);
+  latents.set(await encodeLatents(ae, data, mine), lo * per);
+  const contexts = new Float32Array(data.size * T * D);
+  contexts.set(await encodeCaptions(clip, data.captions.slice(lo, hi)), lo * T * D);
+  if (comm.size > 1) {
+    await comm.allreduceSum(latents);
+    await comm.allreduceSum(contexts);
+  }
   const emptyContext = await encodeCaptions(clip, [""]);
   return {
     latents,
     latentShape: ls,
     contexts,
     emptyContext,
-    contextShape: [clip.config.contextLength, clip.config.textWidth],
+    contextShape: [T, D],
   };
 }
 
@@ -348,7 +396,7 @@ export async function unetStage(
   });
   // Save the EMA weights as the model (what sampling uses).
   const weights = res.ema ? res.ema.shadow : params;
-  await saveModel(modelDir, {
+  await saveFrozen(o, modelDir, {
     kind: "unet",
     config: cfg,
     params: weights as Record<string, tf.Tensor>,

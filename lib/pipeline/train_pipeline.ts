@@ -27,6 +27,8 @@ import { type MetricRecord, readMetrics } from "../train/mod.ts";
 import { imageGrid, type PlotlyFigure, writePlotlyHtml, writePng } from "../plot/mod.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 import { loadImageSet } from "./memory_data.ts";
+import { allGather, type Communicator, singleProcess } from "../dist/comm.ts";
+import { loadOpenBlas } from "../backend/openblas.ts";
 import type { PipelinePreset } from "./presets.ts";
 import { autoencoderStage, buildConditioning, clipStage, unetStage } from "./stages.ts";
 import { generate, loadRun } from "./generate.ts";
@@ -45,6 +47,12 @@ export interface TrainPipelineOptions {
   log?: (line: string) => void;
   /** Skip samples and evaluation at the end. */
   skipEval?: boolean;
+  /**
+   * Data-parallel group (lib/dist; e.g. `mpirun -np 2`): every stage splits each batch over the
+   * ranks; rank 0 writes the run folder, samples and evaluates, the others return after training
+   * (with `seconds` and `out` only). Default: this process alone.
+   */
+  comm?: Communicator;
 }
 
 /** What a finished pipeline reports (also written to summary.json). */
@@ -53,7 +61,10 @@ export interface PipelineSummary {
   preset: string;
   seed: number;
   backend: string;
+  /** Data-parallel processes that trained the run. */
+  worldSize?: number;
   seconds: Record<string, number>;
+  /** Peak resident memory of the busiest process. */
   peakRssMiB: number;
   tensorsAfterTraining: number;
   scalingFactor: number;
@@ -80,6 +91,8 @@ export const GRID_PROMPTS = [
 export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSummary> {
   const log = o.log ?? ((s: string) => console.error(s));
   const p = o.preset, out = o.out;
+  const comm = o.comm ?? singleProcess();
+  const lead = comm.rank === 0;
   const t0 = performance.now();
   const seconds: Record<string, number> = {};
   let peakRss = Deno.memoryUsage().rss;
@@ -92,17 +105,33 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
     return r;
   };
   try {
-    await checkRunFolder(o);
+    // Rank 0 checks and writes the folder; a failure there must stop every rank, not hang them.
+    const ok = Float64Array.of(1);
+    let failure: unknown = null;
+    if (lead) {
+      try {
+        await checkRunFolder(o, comm.size);
+      } catch (e) {
+        failure = e;
+        ok[0] = 0;
+      }
+    }
+    await comm.broadcast(ok, 0);
+    if (failure) throw failure;
+    if (!ok[0]) throw new Error(`rank 0 could not prepare ${out}; see its error`);
     const data = await timed("data", async () => {
       const dir = `${out}/data/train`;
-      await buildShapesWorldShards({
-        outDir: dir,
-        seed: o.seed,
-        count: p.data.trainCount,
-        perShard: p.data.perShard,
-        size: p.data.imageSize,
-        split: "train",
-      });
+      if (lead) {
+        await buildShapesWorldShards({
+          outDir: dir,
+          seed: o.seed,
+          count: p.data.trainCount,
+          perShard: p.data.perShard,
+          size: p.data.imageSize,
+          split: "train",
+        });
+      }
+      await comm.barrier();
       const set = await loadImageSet(dir, { minAesthetic: p.data.minAesthetic });
       log(
         `   ${set.size} images ${set.width}x${set.height} (read stats: ${
@@ -111,7 +140,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       );
       return set;
     });
-    const common = { data, seed: o.seed, resume: o.resume, progress: o.progress };
+    const common = { data, seed: o.seed, resume: o.resume, progress: o.progress, comm };
     const ae = await timed(
       "autoencoder",
       () => autoencoderStage({ ...common, dir: `${out}/autoencoder`, settings: p.autoencoder }),
@@ -121,13 +150,21 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       "clip",
       () => clipStage({ ...common, dir: `${out}/clip`, settings: p.clip }),
     );
-    const cond = await timed("conditioning", () => buildConditioning(data, ae, clip));
+    const cond = await timed("conditioning", () => buildConditioning(data, ae, clip, comm));
     const unet = await timed(
       "unet",
       () => unetStage({ ...common, dir: `${out}/unet`, settings: p.unet, cond }),
     );
     for (const m of [ae.params, clip.params, unet.params]) tf.dispose(Object.values(m));
     const tensorsAfterTraining = tf.memory().numTensors;
+    // Peak memory of the busiest rank; then only rank 0 goes on, with every core's BLAS threads.
+    const rss = await allGather(comm, [Math.max(peakRss, Deno.memoryUsage().rss)]);
+    peakRss = Math.max(...rss.map((r) => r[0]));
+    if (!lead) {
+      seconds.total = (performance.now() - t0) / 1000;
+      return { out, preset: p.name, seed: o.seed, backend: o.backend, seconds } as PipelineSummary;
+    }
+    if (comm.size > 1) loadOpenBlas()?.setThreads(navigator.hardwareConcurrency);
 
     const finalLoss: Record<string, number | null> = {};
     const curves: Record<string, MetricRecord[]> = {};
@@ -142,6 +179,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       preset: p.name,
       seed: o.seed,
       backend: o.backend,
+      worldSize: comm.size,
       seconds,
       peakRssMiB: 0,
       tensorsAfterTraining,
@@ -249,7 +287,7 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
 }
 
 /** Refuse to train over a different run, or over an existing one without --resume. */
-async function checkRunFolder(o: TrainPipelineOptions): Promise<void> {
+async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
   const config = { preset: o.preset, seed: o.seed };
   let existing: string | null = null;
@@ -276,5 +314,10 @@ async function checkRunFolder(o: TrainPipelineOptions): Promise<void> {
     return;
   }
   await Deno.mkdir(o.out, { recursive: true });
-  await writeJsonAtomic(path, { ...config, backend: o.backend, created: new Date().toISOString() });
+  await writeJsonAtomic(path, {
+    ...config,
+    backend: o.backend,
+    worldSize,
+    created: new Date().toISOString(),
+  });
 }
