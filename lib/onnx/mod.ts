@@ -22,3 +22,4 @@ export * from "./export_nn.ts";
 export * from "./export_models.ts";
 export * from "./export_run.ts";
 export * from "./sd_pipeline.ts";
+export * from "./parts/mod.ts";

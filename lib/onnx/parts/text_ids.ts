@@ -1,0 +1,181 @@
+/**
+ * Token ids for the text inputs of pretrained parts: one tokenizer interface over CLIP's BPE
+ * (`vocab.json` + `merges.txt`, Hugging Face `CLIPTokenizer` folders) and the kit's word
+ * tokenizer (`word_tokenizer.json` of a kit export), plus the int32/int64 feed the model's
+ * `input_ids` declares.
+ *
+ * @example
+ * ```ts
+ * const tok = await loadPartsTokenizer("clip/tokenizer", { contextLength: 77 });
+ * const { ids, attentionMask } = tok.encodeBatch(["a photo of a cat"]);
+ * const feed = idsFeed(ids, "int64", "text_model.onnx: input_ids"); // BigInt64Array
+ * ```
+ * @module
+ */
+import { ClipBpeTokenizer } from "../../models/clip_bpe_tokenizer.ts";
+import { PAD_ID, WordTokenizer } from "../../models/tokenizer.ts";
+import { KIT_TOKENIZER_FILE } from "../export_run.ts";
+
+/** Ids and attention mask of a batch, row-major `[n, contextLength]`. */
+export interface PartsEncoding {
+  /** Token ids. */
+  ids: Int32Array;
+  /** 1 for real tokens (start, text, end), 0 for padding. */
+  attentionMask: Int32Array;
+}
+
+/** A tokenizer as the parts use it. */
+export interface PartsTokenizer {
+  /** "clip_bpe" (CLIP's BPE), "word" (the kit's word tokenizer) or "custom". */
+  kind: "clip_bpe" | "word" | "custom";
+  /** Ids per text. */
+  contextLength: number;
+  /** Encode texts. */
+  encodeBatch(texts: readonly string[]): PartsEncoding;
+}
+
+/**
+ * Wrap a CLIP BPE tokenizer.
+ *
+ * @example
+ * ```ts
+ * const tok = clipBpeParts(await ClipBpeTokenizer.load("tokenizer"));
+ * ```
+ */
+export function clipBpeParts(tok: ClipBpeTokenizer): PartsTokenizer {
+  return {
+    kind: "clip_bpe",
+    contextLength: tok.contextLength,
+    encodeBatch: (texts) => {
+      const b = tok.encodeBatch(texts);
+      return { ids: b.ids, attentionMask: b.attentionMask };
+    },
+  };
+}
+
+/**
+ * Wrap the kit's word tokenizer (padding id 0 is masked out).
+ *
+ * @example
+ * ```ts
+ * const tok = wordParts(await WordTokenizer.load("export/tokenizer/word_tokenizer.json"));
+ * ```
+ */
+export function wordParts(tok: WordTokenizer): PartsTokenizer {
+  return {
+    kind: "word",
+    contextLength: tok.contextLength,
+    encodeBatch: (texts) => {
+      const ids = tok.encodeBatch(texts);
+      const attentionMask = new Int32Array(ids.length);
+      for (let i = 0; i < ids.length; i++) attentionMask[i] = ids[i] === PAD_ID ? 0 : 1;
+      return { ids, attentionMask };
+    },
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function readJsonObject(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new Error(`${path}: cannot read (${(e as Error).message})`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  throw new Error(`${path}: expected a JSON object`);
+}
+
+/** Options of {@link loadPartsTokenizer}. */
+export interface LoadPartsTokenizerOptions {
+  /**
+   * Ids per text for a BPE tokenizer (the model's fixed sequence length, when it has one);
+   * default `model_max_length` of `tokenizer_config.json` when sensible, else 77. For the word
+   * tokenizer its own context length rules and a different value is an error.
+   */
+  contextLength?: number;
+}
+
+/**
+ * Load the tokenizer in `dir`: `vocab.json` + `merges.txt` (CLIP BPE; `tokenizer_config.json`
+ * may set `model_max_length` and `pad_token`) or the kit's `word_tokenizer.json`.
+ *
+ * @example
+ * ```ts
+ * const tok = await loadPartsTokenizer("exports/default/tokenizer");
+ * tok.kind; // "word"
+ * ```
+ */
+export async function loadPartsTokenizer(
+  dir: string,
+  opts: LoadPartsTokenizerOptions = {},
+): Promise<PartsTokenizer> {
+  const kitFile = `${dir}/${KIT_TOKENIZER_FILE}`;
+  const hasVocab = await exists(`${dir}/vocab.json`);
+  if (!hasVocab && (await exists(kitFile))) {
+    const tok = await WordTokenizer.load(kitFile);
+    if (opts.contextLength !== undefined && opts.contextLength !== tok.contextLength) {
+      throw new Error(
+        `${kitFile}: the word tokenizer gives ${tok.contextLength} ids per text, but the model ` +
+          `takes ${opts.contextLength}`,
+      );
+    }
+    return wordParts(tok);
+  }
+  for (const f of ["vocab.json", "merges.txt"]) {
+    if (!(await exists(`${dir}/${f}`))) {
+      throw new Error(
+        `${dir}/${f}: missing; a tokenizer folder holds vocab.json + merges.txt (CLIPTokenizer) ` +
+          `or the kit's ${KIT_TOKENIZER_FILE}`,
+      );
+    }
+  }
+  const cfg = await readJsonObject(`${dir}/tokenizer_config.json`);
+  const mml = cfg.model_max_length;
+  // Hugging Face writes "no limit" as a huge number; only a plausible value is a context length.
+  const cfgLen = Number.isInteger(mml) && (mml as number) >= 2 && (mml as number) <= 4096
+    ? mml as number
+    : undefined;
+  const pad = cfg.pad_token;
+  const padToken = typeof pad === "string"
+    ? pad
+    : pad && typeof pad === "object" && typeof (pad as { content?: unknown }).content === "string"
+    ? (pad as { content: string }).content
+    : undefined;
+  const tok = await ClipBpeTokenizer.load(dir, {
+    contextLength: opts.contextLength ?? cfgLen ?? 77,
+    padToken,
+  });
+  return clipBpeParts(tok);
+}
+
+/**
+ * Ids as the typed array an input of `dtype` takes (`"int32"` or `"int64"`).
+ *
+ * @example
+ * ```ts
+ * idsFeed(new Int32Array([49406, 49407]), "int64", "text.onnx: input_ids"); // BigInt64Array
+ * ```
+ */
+export function idsFeed(
+  ids: Int32Array,
+  dtype: string,
+  where: string,
+): Int32Array | BigInt64Array {
+  if (dtype === "int32") return ids;
+  if (dtype === "int64") {
+    const out = new BigInt64Array(ids.length);
+    for (let i = 0; i < ids.length; i++) out[i] = BigInt(ids[i]);
+    return out;
+  }
+  throw new Error(`${where}: expects ${dtype} ids; token ids must be int32 or int64`);
+}
