@@ -47,7 +47,7 @@ function cocoDoc(captions: [number, unknown][]) {
   };
 }
 
-Deno.test("prompt sets: COCO captions format, prefix, PNG references and field errors", async () => {
+Deno.test("prompt sets: COCO captions format, prefix, image references and field errors", async () => {
   const dir = await Deno.makeTempDir({ prefix: "xgen_coco_" });
   const img = (v: number) => new Uint8Array(4 * 3 * 3).fill(v);
   await Deno.writeFile(`${dir}/a.png`, encodePngRgb(img(10), 4, 3));
@@ -77,14 +77,18 @@ Deno.test("prompt sets: COCO captions format, prefix, PNG references and field e
   assert.deepEqual((await cocoPromptSet(json, dir, o)).prompts, set.prompts, "seeded sample");
   const other = await cocoPromptSet(json, dir, { ...o, seed: 4 });
   assert.notDeepEqual(other.prompts, set.prompts, "another seed, another order");
-  // References follow their prompts: image 1 -> a.png (10), 2 -> b.png (200), 3 -> JPEG error.
+  // References follow their prompts: image 1 -> a.png (10), 2 -> b.png (200), 3 -> c.jpg, a
+  // truncated JPEG: skipped (null) and recorded with its path.
   for (let i = 0; i < 5; i++) {
     const id = caps[expected.indexOf(set.prompts[i])][0];
     if (id === 3) {
-      await assert.rejects(set.reference!(i), /c\.jpg: JPEG is not supported.*convert/);
+      assert.equal(await set.reference!(i), null);
+      assert.equal(set.skipped.at(-1)?.path, `${dir}/c.jpg`);
+      assert.match(set.skipped.at(-1)!.reason, /corrupt JPEG/);
       continue;
     }
     const r = await set.reference!(i);
+    assert.ok(r);
     assert.equal(r.width, 4);
     assert.equal(r.height, 3);
     assert.ok(r.data.every((v) => v === (id === 1 ? 10 : 200)));
@@ -139,7 +143,7 @@ Deno.test("prompt sets: COCO captions format, prefix, PNG references and field e
   const h = heldoutPromptSet({ count: 3, seed: 5, size: 16 });
   const s2 = shapesWorldSample(2, { seed: 5, size: 16, split: "heldout" });
   assert.equal(h.prompts[2], s2.caption);
-  assert.deepEqual((await h.reference!(2)).data, s2.image);
+  assert.deepEqual((await h.reference!(2))?.data, s2.image);
 
   assert.deepEqual(parsePromptSpec("coco:a:b/c.json:imgs"), {
     kind: "coco",

@@ -9,6 +9,8 @@
  * deno task eval --run runs/default                        # evals/default.json
  * deno task eval --run runs/default --checkpoints all --guidance 1,2,4 --n 64
  * deno task eval --run runs/default --protocol coco1k      # needs the COCO files (it says which)
+ * deno task eval --run runs/default --prompts coco:captions.json:val2014 --extractor inception \
+ *   --inception data/models/pt_inception-2015-12-05.onnx    # FID with Inception-v3 pool3 features
  * ```
  * @module
  */
@@ -18,7 +20,16 @@ import { SAMPLERS } from "../diffusion/mod.ts";
 import { BACKEND_NAMES } from "../backend/mod.ts";
 import { Progress } from "../util/progress.ts";
 import { formatEstimate } from "../eval/bootstrap.ts";
-import { promptSetFromSpec } from "../eval/prompt_sets.ts";
+import { type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
+import { formatSkipped } from "../eval/image_files.ts";
+import {
+  type InceptionInputRange,
+  type InceptionOnnxExtractor,
+  inceptionOnnxExtractor,
+  INPUT_RANGES,
+  RESIZE_MODES,
+  type ResizeMode,
+} from "../eval/inception_onnx.ts";
 import {
   type CheckpointSelector,
   guidanceSweep,
@@ -49,7 +60,12 @@ export interface Protocol {
   scheduler: string;
   seed: number;
   extractor: "kit-clip" | "inception";
+  /** Inception ONNX model (required with the inception extractor unless --inception is given). */
   inceptionModel?: string;
+  /** Resize to 299x299 (default "clean", clean-fid's). */
+  inceptionResize?: ResizeMode;
+  /** Value mapping fed to the network (default "-1-1"). */
+  inceptionInput?: InceptionInputRange;
   bootstrap: { clip: number; fid: number };
   kid: boolean;
   requires: ProtocolRequirement[];
@@ -113,6 +129,15 @@ export function parseProtocol(text: string, source: string): Protocol {
   });
   if (d.prefix !== undefined) str("prefix");
   if (d.inceptionModel !== undefined) str("inceptionModel");
+  if (d.inceptionResize !== undefined && !RESIZE_MODES.includes(d.inceptionResize as ResizeMode)) {
+    fail(`field "inceptionResize" must be one of ${RESIZE_MODES.join(", ")}`);
+  }
+  if (
+    d.inceptionInput !== undefined &&
+    !INPUT_RANGES.includes(d.inceptionInput as InceptionInputRange)
+  ) {
+    fail(`field "inceptionInput" must be one of ${INPUT_RANGES.join(", ")}`);
+  }
   if (d.kid !== undefined && typeof d.kid !== "boolean") fail(`field "kid" must be a boolean`);
   return {
     name: str("name"),
@@ -127,6 +152,8 @@ export function parseProtocol(text: string, source: string): Protocol {
     seed: int("seed", 0),
     extractor: extractor as Protocol["extractor"],
     inceptionModel: d.inceptionModel as string | undefined,
+    inceptionResize: d.inceptionResize as ResizeMode | undefined,
+    inceptionInput: d.inceptionInput as InceptionInputRange | undefined,
     bootstrap: { clip: (b.clip as number) ?? 200, fid: (b.fid as number) ?? 20 },
     kid: (d.kid as boolean) ?? false,
     requires: req as ProtocolRequirement[],
@@ -184,6 +211,43 @@ export async function missingRequirements(
   return out;
 }
 
+/** Where the Inception model comes from, in one line (also in evals/coco*.json). */
+export const INCEPTION_GET = "pytorch-fid's pt_inception-2015-12-05 weights exported to ONNX: " +
+  "torch.onnx.export(pytorch_fid.inception.InceptionV3([3], resize_input=False, " +
+  "normalize_input=False).eval(), torch.zeros(1, 3, 299, 299), FILE, input_names=['images'], " +
+  "output_names=['pool3'], dynamic_axes={'images': {0: 'batch'}, 'pool3': {0: 'batch'}})";
+
+/**
+ * The files a run of `proto` needs: its prompt files unless `--prompts` replaces them, and the
+ * Inception model only with the inception extractor (at `--inception` when given).
+ *
+ * @example
+ * ```ts
+ * const reqs = requirementsFor(proto, { promptsReplaced: false, extractor: "inception", inceptionPath: "m.onnx" });
+ * ```
+ */
+export function requirementsFor(
+  proto: Protocol,
+  o: { promptsReplaced: boolean; extractor: Protocol["extractor"]; inceptionPath?: string },
+): ProtocolRequirement[] {
+  const out: ProtocolRequirement[] = [];
+  for (const r of proto.requires) {
+    if (r.for === "prompts" && !o.promptsReplaced) out.push(r);
+    if (r.for === "extractor" && o.extractor === "inception") {
+      out.push({ ...r, path: o.inceptionPath ?? r.path });
+    }
+  }
+  if (o.extractor === "inception" && o.inceptionPath && !out.some((r) => r.for === "extractor")) {
+    out.push({
+      path: o.inceptionPath,
+      for: "extractor",
+      what: "Inception-v3 FID network as ONNX (2048-d pool3 features)",
+      get: INCEPTION_GET,
+    });
+  }
+  return out;
+}
+
 const SPEC = {
   run: { type: "string", required: true, help: "run folder written by deno task train" },
   protocol: {
@@ -206,6 +270,26 @@ const SPEC = {
   "reference-stats": {
     type: "string",
     help: "precomputed reference statistics (.safetensors); required for text: prompts",
+  },
+  extractor: {
+    type: "choice",
+    choices: ["clip", "inception"],
+    help: "FID features: the run's kit CLIP image tower, or Inception-v3 pool3 (ONNX, --inception)",
+  },
+  inception: {
+    type: "string",
+    help: "Inception-v3 pool3 ONNX model (pytorch-fid's weights exported; see README)",
+  },
+  "inception-resize": {
+    type: "choice",
+    choices: RESIZE_MODES,
+    help: "resize to 299x299: clean (clean-fid, PIL bicubic), legacy_tensorflow, bilinear",
+  },
+  "inception-input": {
+    type: "choice",
+    choices: INPUT_RANGES,
+    help:
+      "values fed to the network: -1-1 = (x-128)/128, 0-255, 0-1 (write --inception-input=-1-1)",
   },
   kid: { type: "bool", help: "also compute KID (needs reference images)" },
   "bootstrap-clip": { type: "int", min: 2, help: "bootstrap resamples for the CLIP score" },
@@ -240,21 +324,27 @@ if (import.meta.main) {
     }
     const proto = await loadProtocol(f.protocol);
     const promptsSpec = f.prompts ?? proto.prompts;
-    const reqs = proto.requires.filter((r) =>
-      r.for === "extractor" || (r.for === "prompts" && f.prompts === undefined)
-    );
+    const extractor = f.extractor === undefined
+      ? proto.extractor
+      : f.extractor === "clip"
+      ? "kit-clip"
+      : "inception";
+    const inceptionPath = f.inception ?? proto.inceptionModel;
+    if (extractor === "inception" && !inceptionPath) {
+      throw new UsageError(
+        `eval: the inception extractor needs --inception FILE (${INCEPTION_GET})`,
+      );
+    }
+    const reqs = requirementsFor(proto, {
+      promptsReplaced: f.prompts !== undefined,
+      extractor,
+      inceptionPath,
+    });
     const missing = await missingRequirements(reqs);
     if (missing.length) {
       throw new Error(
         `protocol ${proto.name} needs ${missing.length} missing file(s): ` +
           missing.map((m) => `${m.path} (${m.what}; get: ${m.get})`).join("; "),
-      );
-    }
-    if (proto.extractor === "inception") {
-      throw new Error(
-        `protocol ${proto.name}: the Inception-v3 ONNX feature extractor ` +
-          `(lib/eval/inception_onnx.ts) is not in the kit yet; use a kit-clip protocol ` +
-          `(--protocol coco1k) meanwhile`,
       );
     }
     let checkpoints: CheckpointSelector;
@@ -270,10 +360,20 @@ if (import.meta.main) {
       throw new UsageError(`eval: --guidance scales must be >= 0, got ${guidance.join(",")}`);
     }
     await initCompute(f.backend, { quiet: true });
+    let fidExtractor: InceptionOnnxExtractor | undefined;
+    if (extractor === "inception") {
+      fidExtractor = await inceptionOnnxExtractor(inceptionPath!, {
+        resize: (f["inception-resize"] as ResizeMode | undefined) ?? proto.inceptionResize,
+        input: (f["inception-input"] as InceptionInputRange | undefined) ?? proto.inceptionInput,
+      });
+    }
     let bar: Progress | null = null;
+    let set: PromptSet | null = null;
     const result = await guidanceSweep({
       runDir: f.run,
-      promptSet: (size) => promptSetFromSpec(promptsSpec, { count: n, seed, size, prefix }),
+      promptSet: async (size) =>
+        set = await promptSetFromSpec(promptsSpec, { count: n, seed, size, prefix }),
+      extractor: fidExtractor,
       checkpoints,
       guidance,
       n,
@@ -299,6 +399,9 @@ if (import.meta.main) {
       },
     });
     (bar as Progress | null)?.done();
+    await fidExtractor?.release();
+    const skipped = (set as PromptSet | null)?.skipped ?? [];
+    if (skipped.length) console.warn(`reference images: ${formatSkipped(skipped)}`);
     const outDir = f.out ?? `${f.run}/eval`;
     const { json, html } = await writeSweepOutputs(result, outDir, { protocol: proto.name });
     printSummary(result);

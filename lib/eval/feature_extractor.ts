@@ -4,11 +4,11 @@
  * study's CLIP-FID curves have the same shape, but the numbers are not comparable with published
  * Inception FIDs, and every report says so ({@link frechetLabel}).
  *
- * Where the Inception network plugs in: a later `lib/eval/inception_onnx.ts` will export
- * `inceptionOnnxExtractor(modelPath)` returning this same {@link FeatureExtractor} (onnxruntime-node,
- * 2048-d pool3 features, name `inception-v3-pool3-<sha256[:8] of the model file>`, preprocessing
- * clean-fid's resize to 299x299). The statistics cache, FID, KID and bootstrap code take any
- * extractor and need no change; {@link frechetLabel} already names that space "FID".
+ * The Inception network plugs in through `lib/eval/inception_onnx.ts`:
+ * `inceptionOnnxExtractor` returns this same {@link FeatureExtractor} (onnxruntime-node, 2048-d
+ * pool3 features, name `inception-v3-pool3-<sha256[:8] of the model file>`, clean-fid's resize to
+ * 299x299 recorded in its preprocessing string). The statistics cache, FID, KID and bootstrap code
+ * take any extractor; {@link frechetLabel} names that space "FID".
  *
  * @example
  * ```ts

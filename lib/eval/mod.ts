@@ -1,9 +1,10 @@
 /**
  * Automated evaluation metrics (issue 4): streaming feature statistics, the Frechet distance via
  * symmetric eigendecompositions (float64, own eigensolver), KID, CLIP score, percentile bootstrap
- * intervals, cached reference statistics tied to their feature extractor, and the kit CLIP's
+ * intervals, cached reference statistics tied to their feature extractor, the kit CLIP's
  * image tower as the offline feature extractor ("Frechet distance in CLIP space (not Inception
- * FID)").
+ * FID)"), an Inception-v3 ONNX extractor with clean-fid's preprocessing, PNG/JPEG reference
+ * images, and the CLIP-score vs FID guidance sweep.
  *
  * @example
  * ```ts
@@ -72,6 +73,32 @@ export {
   type RgbInput,
   toClipInput,
 } from "./feature_extractor.ts";
+export {
+  INCEPTION_DIM,
+  INCEPTION_SIZE,
+  type InceptionInputRange,
+  type InceptionOnnxExtractor,
+  inceptionOnnxExtractor,
+  type InceptionOnnxOptions,
+  inceptionPreprocessing,
+  INPUT_RANGES,
+  RESIZE_MODES,
+  type ResizeMode,
+  type ResizeOptions,
+  resizeRgb,
+} from "./inception_onnx.ts";
+export {
+  CorruptImageError,
+  decodeImageRgb,
+  decodeJpegRgb,
+  formatSkipped,
+  type ImageFormat,
+  isJpeg,
+  readImageOrSkip,
+  readImageRgb,
+  type SkippedImage,
+  sniffImageFormat,
+} from "./image_files.ts";
 export {
   cocoPromptSet,
   heldoutPromptSet,

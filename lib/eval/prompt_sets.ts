@@ -7,22 +7,23 @@
  * - `coco:<captions.json>:<images dir>`: captions in the official COCO `captions_*.json` format
  *   (`{images: [{id, file_name}], annotations: [{image_id, caption}]}`), a seeded sample of
  *   caption/image pairs, optionally prefixed the study's way ("A photograph of a man ...").
- *   Reference images are read as PNG (`lib/data/png.ts`); the kit has no JPEG decoder, so COCO's
- *   `.jpg` files must be converted to PNG first (a `.png` file with the same base name is used
- *   when present).
+ *   Reference images are COCO's own `.jpg` files or PNGs (`lib/eval/image_files.ts`, format told
+ *   by the bytes); a listed `.jpg` that is absent is looked for as a `.png` with the same base name
+ *   (folders converted earlier). Corrupt images are skipped and recorded in `skipped`.
  * - `text:<file>`: one prompt per line, no reference images (FID then needs precomputed reference
  *   statistics).
  *
  * @example
  * ```ts
  * const set = await promptSetFromSpec("heldout", { count: 64, seed: 0, size: 32 });
- * const first = await set.reference!(0); // RGB image of the first caption
+ * const first = await set.reference!(0); // RGB image of the first caption (null: skipped)
  * ```
  * @module
  */
-import { decodePngRgb, isPng, shapesWorldSample } from "../data/mod.ts";
+import { shapesWorldSample } from "../data/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import type { RgbInput } from "./feature_extractor.ts";
+import { readImageOrSkip, type SkippedImage } from "./image_files.ts";
 
 /** Prompts plus (optionally) one reference image per prompt, loaded lazily. */
 export interface PromptSet {
@@ -36,11 +37,14 @@ export interface PromptSet {
   prompts: string[];
   /**
    * Reference image `i` (same index as `prompts[i]`), or null when the set has no images.
-   * Images are read on demand so 30k references never sit in memory at once.
+   * Images are read on demand so 30k references never sit in memory at once. A corrupt image
+   * resolves to null and is added to {@link PromptSet.skipped}; FID then uses the others.
    */
-  reference: ((i: number) => Promise<RgbInput>) | null;
+  reference: ((i: number) => Promise<RgbInput | null>) | null;
   /** Identity of the reference images (file names, seeds), hashed into cache keys. */
   referenceIds: string[] | null;
+  /** Reference images skipped as corrupt so far (path and reason), in the order met. */
+  skipped: SkippedImage[];
 }
 
 /** Options shared by the prompt-set loaders. */
@@ -81,6 +85,7 @@ export function heldoutPromptSet(o: PromptSetOptions): PromptSet {
       return Promise.resolve({ data: s.image, width: s.width, height: s.height });
     },
     referenceIds: samples.map((_, i) => `shapes-heldout:${o.seed}:${size}:${i}`),
+    skipped: [],
   };
 }
 
@@ -178,41 +183,25 @@ function checkCount(count: number, what: string) {
   }
 }
 
-/** JPEG files start with FF D8 FF. */
-function isJpeg(b: Uint8Array): boolean {
-  return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-}
-
 /**
- * Read a reference image as PNG. A `.jpg` name is tried as a `.png` sibling first (converted
- * folders); a JPEG file gets an error saying how to convert it.
+ * Read a reference image (PNG or JPEG, by content). A listed `.jpg`/`.jpeg` that does not exist is
+ * looked for as a `.png` with the same base name (folders converted to PNG earlier). Corrupt files
+ * resolve to null and are recorded in `skipped`; a file found under neither name throws.
  */
-async function readReferenceImage(dir: string, fileName: string): Promise<RgbInput> {
+async function readReferenceImage(
+  dir: string,
+  fileName: string,
+  skipped: SkippedImage[],
+): Promise<RgbInput | null> {
   const path = `${dir}/${fileName}`;
   const png = path.replace(/\.jpe?g$/i, ".png");
-  let bytes: Uint8Array | null = null;
-  let used = path;
-  if (png !== path) {
-    bytes = await Deno.readFile(png).catch(() => null);
-    used = png;
+  const exists = (p: string) => Deno.stat(p).then((st) => st.isFile, () => false);
+  const used = png !== path && !(await exists(path)) && (await exists(png)) ? png : path;
+  try {
+    return await readImageOrSkip(used, skipped);
+  } catch (e) {
+    throw new Error(`COCO reference ${(e as Error).message}`);
   }
-  if (!bytes) {
-    used = path;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch (e) {
-      throw new Error(`COCO reference image ${path}: cannot be read (${(e as Error).message})`);
-    }
-  }
-  if (isJpeg(bytes) || (!isPng(bytes) && /\.jpe?g$/i.test(used))) {
-    throw new Error(
-      `COCO reference image ${used}: JPEG is not supported (the kit decodes PNG only); convert ` +
-        `the folder to PNG with the same base names, e.g. \`mogrify -format png *.jpg\` ` +
-        `(ImageMagick) in the images folder`,
-    );
-  }
-  const img = decodePngRgb(bytes, used);
-  return { data: img.image, width: img.width, height: img.height };
 }
 
 /**
@@ -249,14 +238,16 @@ export async function cocoPromptSet(
   Rng.stream(o.seed, [STREAM.eval, 6]).shuffle(order);
   const picked = order.slice(0, o.count).map((i) => all[i]);
   const prefix = o.prefix ?? "";
+  const skipped: SkippedImage[] = [];
   return {
     kind: "coco",
     spec: `coco:${captionsPath}:${imagesDir}`,
     description: `${o.count} COCO caption/image pairs from ${captionsPath} (seed ${o.seed}` +
       `${prefix ? `, prefix ${JSON.stringify(prefix)}` : ""})`,
     prompts: picked.map((p) => withPrefix(p.caption, prefix)),
-    reference: (i) => readReferenceImage(imagesDir, picked[i].fileName),
+    reference: (i) => readReferenceImage(imagesDir, picked[i].fileName, skipped),
     referenceIds: picked.map((p) => `${p.imageId}:${p.fileName}`),
+    skipped,
   };
 }
 
@@ -286,6 +277,7 @@ export async function textPromptSet(path: string, o: PromptSetOptions): Promise<
     prompts: Array.from({ length: o.count }, (_, i) => lines[i % lines.length]),
     reference: null,
     referenceIds: null,
+    skipped: [],
   };
 }
 

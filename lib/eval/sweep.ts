@@ -213,22 +213,30 @@ function disposeParams(p: Record<string, { dispose(): void }>) {
   for (const v of Object.values(p)) v.dispose();
 }
 
-/** Extract features of many images in chunks, reporting each chunk. */
+/**
+ * Extract features of many images in chunks, reporting each chunk. Images given as null (corrupt
+ * reference files, see `PromptSet.skipped`) are left out: the result has one row per image kept.
+ */
 async function extractAll(
   ex: FeatureExtractor,
   count: number,
-  image: (i: number) => Promise<RgbInput> | RgbInput,
+  image: (i: number) => Promise<RgbInput | null> | RgbInput | null,
   onChunk?: (done: number) => void,
 ): Promise<Float32Array> {
   const out = new Float32Array(count * ex.dim);
   const chunk = 64;
+  let kept = 0;
   for (let i = 0; i < count; i += chunk) {
     const part: RgbInput[] = [];
-    for (let j = i; j < Math.min(count, i + chunk); j++) part.push(await image(j));
-    out.set(await ex.extract(part), i * ex.dim);
-    onChunk?.(i + part.length);
+    for (let j = i; j < Math.min(count, i + chunk); j++) {
+      const img = await image(j);
+      if (img) part.push(img);
+    }
+    if (part.length) out.set(await ex.extract(part), kept * ex.dim);
+    kept += part.length;
+    onChunk?.(Math.min(count, i + chunk));
   }
-  return out;
+  return kept === count ? out : out.slice(0, kept * ex.dim);
 }
 
 async function readCache(path: string, key: string): Promise<Record<string, Float32Array> | null> {
@@ -307,14 +315,15 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
         await extractAll(fidEx, refCount, (i) => set.reference!(i));
       if (path && !hit) {
         await writeSafetensors(path, {
-          features: { shape: [refCount, fidEx.dim], data: refFeatures },
+          features: { shape: [refFeatures.length / fidEx.dim, fidEx.dim], data: refFeatures },
         }, { key: refKey, extractor: fidEx.name, source: set.description });
       }
       return refFeatures;
     };
     const statsOf = async (): Promise<FeatureStats> => {
       const acc = new FeatureStatsAccumulator(fidEx.dim);
-      acc.add(await getRefFeatures(), refCount);
+      const feats = await getRefFeatures();
+      acc.add(feats, feats.length / fidEx.dim);
       return acc.stats();
     };
     let refStats: FeatureStats;
@@ -439,9 +448,10 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
           seconds: (performance.now() - t0) / 1000,
         };
         if (o.kid) {
+          const refFeats = await getRefFeatures();
           const r = kernelInceptionDistance(
             { data: fidFeats, n: o.n, d: fidEx.dim },
-            { data: await getRefFeatures(), n: refCount, d: fidEx.dim },
+            { data: refFeats, n: refFeats.length / fidEx.dim, d: fidEx.dim },
             { subsets: 20, subsetSize: 1000, seed: o.seed },
           );
           point.kid = { mean: r.mean, std: r.std, subsetSize: r.subsetSize };
