@@ -126,6 +126,35 @@ Deno.test("clipLoss: aligned embeddings -> ~0, all-equal logits -> log(B), match
   assert.throws(() => clipLoss(t, tf.ones([2, 5]) as tf.Tensor2D, 1), /differ/);
 });
 
+Deno.test("clipLoss with hard negatives: NegCLIP's image->text softmax over captions + negatives", () => {
+  const rng = Rng.stream(5);
+  const t = randn(rng, [3, 4]) as tf.Tensor2D, im = randn(rng, [3, 4]) as tf.Tensor2D;
+  const neg = randn(rng, [2, 4]) as tf.Tensor2D;
+  const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
+  const dot = (a: number[], b: number[]) => unit(a).reduce((acc, x, k) => acc + x * unit(b)[k], 0);
+  const s = Math.exp(0.7);
+  const ta = t.arraySync(), ia = im.arraySync(), na = neg.arraySync();
+  const lse = (row: number[]) => Math.log(row.reduce((z, x) => z + Math.exp(x), 0));
+  // image i: softmax over the 3 true captions and the 2 negatives, target caption i.
+  const i2t = -ia.reduce((acc, a, i) => {
+    const row = [...ta.map((b) => s * dot(a, b)), ...na.map((b) => s * dot(a, b))];
+    return acc + row[i] - lse(row);
+  }, 0) / 3;
+  // caption j: softmax over the 3 images only.
+  const t2i = -ta.reduce((acc, b, j) => {
+    const row = ia.map((a) => s * dot(a, b));
+    return acc + row[j] - lse(row);
+  }, 0) / 3;
+  const got = clipLoss(t, im, 0.7, { negativeTextEmbeds: neg }).dataSync()[0];
+  assert.ok(Math.abs(got - (i2t + t2i) / 2) < 1e-5, `${got} vs ${(i2t + t2i) / 2}`);
+  // Negatives only add competitors: the loss can only grow.
+  assert.ok(got > clipLoss(t, im, 0.7).dataSync()[0]);
+  assert.throws(
+    () => clipLoss(t, im, 1, { negativeTextEmbeds: tf.ones([2, 3]) as tf.Tensor2D }),
+    /must have width 4/,
+  );
+});
+
 Deno.test("CLIP: shapes, causal text, EOS pooling, logit scale init, grads reach every weight", () => {
   const cfg = CLIP_PRESETS.tiny;
   const p = initClip(cfg, Rng.stream(5, [0, 5]));

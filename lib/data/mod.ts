@@ -16,3 +16,4 @@ export * from "./classify.ts";
 export * from "./png.ts";
 export * from "./webdataset.ts";
 export * from "./captions.ts";
+export * from "./hard_negatives.ts";

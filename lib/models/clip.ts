@@ -275,10 +275,17 @@ export function clipLoss(
   textEmbeds: tf.Tensor2D,
   imageEmbeds: tf.Tensor2D,
   logitScale: tf.Tensor | number,
+  opts: ClipLossOptions = {},
 ): tf.Scalar {
   if (textEmbeds.shape.join(",") !== imageEmbeds.shape.join(",")) {
     throw new Error(
       `clipLoss: text [${textEmbeds.shape}] and image [${imageEmbeds.shape}] embeddings differ`,
+    );
+  }
+  const neg = opts.negativeTextEmbeds;
+  if (neg && neg.shape[1] !== textEmbeds.shape[1]) {
+    throw new Error(
+      `clipLoss: negative text embeddings [${neg.shape}] must have width ${textEmbeds.shape[1]}`,
     );
   }
   const b = textEmbeds.shape[0];
@@ -286,11 +293,31 @@ export function clipLoss(
     const norm = (e: tf.Tensor2D) =>
       tf.div(e, tf.sqrt(tf.add(tf.sum(tf.square(e), 1, true), 1e-12))) as tf.Tensor2D;
     const scale = tf.minimum(tf.exp(logitScale), 100);
-    const logits = tf.mul(tf.matMul(norm(imageEmbeds), norm(textEmbeds), false, true), scale);
+    const img = norm(imageEmbeds);
+    const logits = tf.mul(tf.matMul(img, norm(textEmbeds), false, true), scale);
     const eye = tf.eye(b);
-    const ce = (l: tf.Tensor) => tf.neg(tf.div(tf.sum(tf.mul(tf.logSoftmax(l, 1), eye)), b));
-    return tf.div(tf.add(ce(logits), ce(tf.transpose(logits))), 2) as tf.Scalar;
+    const ce = (l: tf.Tensor, target: tf.Tensor) =>
+      tf.neg(tf.div(tf.sum(tf.mul(tf.logSoftmax(l, 1), target)), b));
+    const textToImage = ce(tf.transpose(logits), eye);
+    // NegCLIP: each image also ranks its caption above every hard negative (extra columns of
+    // the image->text softmax); text->image keeps the true captions only.
+    const imageToText = neg
+      ? ce(
+        tf.concat([logits, tf.mul(tf.matMul(img, norm(neg), false, true), scale)], 1),
+        tf.concat([eye, tf.zeros([b, neg.shape[0]])], 1),
+      )
+      : ce(logits, eye);
+    return tf.div(tf.add(imageToText, textToImage), 2) as tf.Scalar;
   });
+}
+
+/** Options of {@link clipLoss}. */
+export interface ClipLossOptions {
+  /**
+   * Extra captions that match no image (e.g. one-word swaps of the true ones, NegCLIP): they join
+   * the image->text softmax as wrong answers. `[N, embedDim]`, not normalised.
+   */
+  negativeTextEmbeds?: tf.Tensor2D;
 }
 
 /** Inputs of {@link clipForward}. */
@@ -299,6 +326,8 @@ export interface ClipInputs {
   ids: tf.Tensor2D;
   /** Images `[B, imageSize, imageSize, 3]` in [-1, 1]. */
   images: tf.Tensor4D;
+  /** Hard-negative captions' ids `[N, contextLength]` int32 (see {@link ClipLossOptions}). */
+  negativeIds?: tf.Tensor2D;
 }
 
 /** Output of {@link clipForward} (caller disposes). */
@@ -317,8 +346,18 @@ export interface ClipOutputs extends TextEncoding {
  * ```
  */
 export function clipForward(p: Params, cfg: ClipConfig, inputs: ClipInputs): ClipOutputs {
-  const text = encodeText(p, cfg, inputs.ids);
   const imageEmbeds = encodeImage(p, cfg, inputs.images);
-  const loss = clipLoss(text.embeds, imageEmbeds, p["logit_scale"]);
-  return { ...text, imageEmbeds, loss };
+  if (!inputs.negativeIds) {
+    const text = encodeText(p, cfg, inputs.ids);
+    const loss = clipLoss(text.embeds, imageEmbeds, p["logit_scale"]);
+    return { ...text, imageEmbeds, loss };
+  }
+  // True and negative captions through the text tower as one batch.
+  const b = inputs.ids.shape[0], n = inputs.negativeIds.shape[0];
+  const all = encodeText(p, cfg, tf.concat([inputs.ids, inputs.negativeIds], 0));
+  const [hidden, negHidden] = tf.split(all.hidden, [b, n], 0) as tf.Tensor3D[];
+  const [embeds, negEmbeds] = tf.split(all.embeds, [b, n], 0) as tf.Tensor2D[];
+  const loss = clipLoss(embeds, imageEmbeds, p["logit_scale"], { negativeTextEmbeds: negEmbeds });
+  tf.dispose([all.hidden, all.embeds, negHidden, negEmbeds]);
+  return { hidden, embeds, imageEmbeds, loss };
 }

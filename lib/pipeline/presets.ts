@@ -17,6 +17,7 @@ import { AUTOENCODER_PRESETS, type AutoencoderConfig } from "../models/autoencod
 import { CLIP_PRESETS, type ClipConfig } from "../models/clip.ts";
 import { UNET_PRESETS, type UnetConfig } from "../models/unet.ts";
 import type { ScheduleConfig } from "../diffusion/mod.ts";
+import { SHAPES_WORLD_WORD_GROUPS } from "../data/hard_negatives.ts";
 
 /** Settings of one training stage. */
 export interface StageSettings {
@@ -37,7 +38,15 @@ export interface PipelinePreset {
     /** Train on random square crops of this side (default: whole images). */
     cropSize?: number;
   };
-  clip: StageSettings & { model: Omit<ClipConfig, "vocabSize">; minWordCount: number };
+  clip: StageSettings & {
+    model: Omit<ClipConfig, "vocabSize">;
+    minWordCount: number;
+    /**
+     * Interchangeable words for NegCLIP-style hard negatives (each caption also competes with a
+     * copy that has one of these words swapped); none when absent.
+     */
+    negativeWordGroups?: readonly (readonly string[])[];
+  };
   unet: StageSettings & {
     model: UnetConfig;
     schedule: Partial<ScheduleConfig>;
@@ -74,6 +83,7 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
     clip: {
       model: { ...CLIP_PRESETS.tiny, contextLength: 24 },
       minWordCount: 1,
+      negativeWordGroups: SHAPES_WORLD_WORD_GROUPS,
       steps: 6,
       batchSize: 16,
       lr: 2e-3,
@@ -117,6 +127,8 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
         imageGroups: 8,
       },
       minWordCount: 1,
+      // No hard negatives here: at 300 steps they did not lift zero-shot shape accuracy above
+      // chance (24%, measured) and cost ~30% more per step; longer CLIP runs may want them.
       steps: 300,
       batchSize: 32,
       lr: 1e-3,

@@ -29,6 +29,7 @@ import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } fro
 import { Rng, STREAM } from "../util/rng.ts";
 import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
+import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../dist/comm.ts";
 import type { PipelinePreset, StageSettings } from "./presets.ts";
 
@@ -249,16 +250,21 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
     ...stageLoop(o, s, "clip", data.size),
     params,
     optimizer: { weightDecay: 0.01 },
-    lossFn: (idx) => {
+    lossFn: (idx, rng) => {
       const b = idx.length;
       const images = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
-      const ids = tf.tensor2d(
-        tokenizer.encodeBatch(idx.map((i) => data.captions[i])),
-        [b, cfg.contextLength],
-        "int32",
-      );
-      const out = clipForward(params, cfg, { ids, images });
+      const captions = idx.map((i) => data.captions[i]);
+      const ids = tf.tensor2d(tokenizer.encodeBatch(captions), [b, cfg.contextLength], "int32");
+      const negativeIds = s.negativeWordGroups
+        ? tf.tensor2d(
+          tokenizer.encodeBatch(hardNegativeCaptions(captions, s.negativeWordGroups, rng)),
+          [b, cfg.contextLength],
+          "int32",
+        )
+        : undefined;
+      const out = clipForward(params, cfg, { ids, images, negativeIds });
       tf.dispose([images, ids, out.hidden, out.embeds, out.imageEmbeds]);
+      if (negativeIds) negativeIds.dispose();
       return out.loss;
     },
   });
