@@ -303,6 +303,21 @@ Deno.test("eval command: 2 checkpoints x 2 scales on a tiny run, cache, determin
     assert.deepEqual(numbers(rows), numbers(first));
   });
 
+  await t.step("the TF.js engine gives the same numbers as the default ONNX engine", async () => {
+    const r = await cli([...sweepArgs, "--engine", "tfjs", "--no-cache", "--out", `${dir}/tfjs`]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(await Deno.readTextFile(`${dir}/tfjs/clip_fid.json`));
+    const rows: Row[] = doc.results;
+    assert.equal(rows.length, first.length);
+    // Same noise, same sampler: images differ by float rounding at most (a level of 255 here
+    // and there), so CLIP scores and distances agree closely but need not be bit-equal.
+    rows.forEach((row, i) => {
+      assert.equal(row.checkpoint, first[i].checkpoint);
+      assert.ok(Math.abs(row.clip_score - first[i].clip_score) < 0.05, `${row.clip_score}`);
+      assert.ok(Math.abs(row.fid - first[i].fid) < 0.02 * Math.max(1, first[i].fid), `${row.fid}`);
+    });
+  });
+
   await t.step("--kid adds KID, equal to one recomputed from the cached features", async () => {
     const r = await cli([...sweepArgs, "--kid", "--out", `${dir}/kid`]);
     assert.equal(r.code, 0, r.stderr);

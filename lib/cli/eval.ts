@@ -267,6 +267,12 @@ const SPEC = {
   scheduler: { type: "choice", choices: Object.keys(SAMPLERS), help: "sampler" },
   seed: { type: "int", help: "seed of the noise, the prompt sample and the bootstrap" },
   "batch-size": { type: "int", min: 1, default: 32, help: "images per UNet batch" },
+  engine: {
+    type: "choice",
+    choices: ["onnx", "tfjs"],
+    default: "onnx",
+    help: "what generates the images (onnx: onnxruntime on the run's export, made once)",
+  },
   "reference-stats": {
     type: "string",
     help: "precomputed reference statistics (.safetensors); required for text: prompts",
@@ -381,6 +387,7 @@ if (import.meta.main) {
       scheduler: f.scheduler ?? proto.scheduler,
       seed,
       batchSize: f["batch-size"],
+      engine: f.engine as "onnx" | "tfjs",
       bootstrap: {
         clip: f["bootstrap-clip"] ?? proto.bootstrap.clip,
         fid: f["bootstrap-fid"] ?? proto.bootstrap.fid,

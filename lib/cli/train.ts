@@ -43,6 +43,12 @@ const SPEC = {
     help: "continue an interrupted run from its newest complete checkpoint",
   },
   "skip-eval": { type: "bool", default: false, help: "do not sample or evaluate at the end" },
+  engine: {
+    type: "choice",
+    choices: ["onnx", "tfjs"],
+    default: "onnx",
+    help: "what samples and evaluates the finished run (onnx: onnxruntime on its export)",
+  },
   procs: {
     type: "int",
     min: 1,
@@ -100,6 +106,7 @@ if (import.meta.main) {
       backend: info.name,
       progress: true,
       skipEval: f["skip-eval"],
+      sampleEngine: f.engine as "onnx" | "tfjs",
       comm,
       log: lead ? undefined : () => {},
     });

@@ -20,6 +20,8 @@
  * @module
  */
 import { type LoadedRun, loadRun } from "../pipeline/generate.ts";
+import { ensureOnnxExport } from "../onnx/export_run.ts";
+import { loadOnnxPipeline, type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { generate } from "../pipeline/generate.ts";
 import { checkpointName, listCheckpoints } from "../train/mod.ts";
 import { readSafetensors, writeSafetensors } from "../train/safetensors.ts";
@@ -85,6 +87,11 @@ export interface SweepOptions {
   extractor?: FeatureExtractor;
   /** Cache folder (default `<run>/eval/cache`); null disables the cache. */
   cacheDir?: string | null;
+  /**
+   * What generates the images: "onnx" (default; onnxruntime on the run's export, made once per
+   * checkpoint by `ensureOnnxExport`) or "tfjs". Same noise, same images up to rounding.
+   */
+  engine?: "onnx" | "tfjs";
   onProgress?: (p: SweepProgress) => void;
 }
 
@@ -112,6 +119,8 @@ export interface SweepResult {
     steps: number;
     scheduler: string;
     batchSize: number;
+    /** What generated the images. */
+    engine: "onnx" | "tfjs";
     guidance: number[];
     bootstrap: { clip: number; fid: number; level: number };
   };
@@ -272,6 +281,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
   }
   if (!Number.isInteger(o.n) || o.n < 2) throw new Error(`n: expected an integer >= 2, got ${o.n}`);
   const batchSize = o.batchSize ?? 32;
+  const engine = o.engine ?? "onnx";
   const boot = {
     clip: o.bootstrap?.clip ?? 200,
     fid: o.bootstrap?.fid ?? 20,
@@ -348,6 +358,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
     const points: SweepPoint[] = [];
     for (const [ci, ref] of refs.entries()) {
       let run: LoadedRun | null = ci === 0 ? base : null;
+      let pipe: OnnxPipeline | null = null;
       for (const g of o.guidance) {
         const t0 = performance.now();
         const report = () =>
@@ -362,6 +373,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
           scheduler: o.scheduler,
           steps: o.steps,
           batchSize,
+          engine,
           promptsHash,
           clip: [clip.name, clip.preprocessing],
           fid: [fidEx.name, fidEx.preprocessing],
@@ -376,7 +388,14 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
           extracted += o.n;
           report();
         } else {
-          if (!run) {
+          if (engine === "onnx" && !pipe) {
+            const dir = await ensureOnnxExport(
+              o.runDir,
+              ref.name === "final" ? {} : { checkpoint: ref.name },
+            );
+            pipe = await loadOnnxPipeline(dir);
+          }
+          if (engine === "tfjs" && !run) {
             run = await loadRef(o.runDir, ref);
             // Only the UNet differs between checkpoints: keep the base's frozen parts.
             disposeParams(run.ae.params);
@@ -384,7 +403,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
             run = { ...run, ae: base.ae, clip: base.clip };
           }
           const g0 = generated, e0 = extracted;
-          const images = await generate(run, {
+          const sampleOpts = {
             prompts,
             n: 1,
             guidance: g,
@@ -392,11 +411,12 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
             scheduler: o.scheduler,
             seed: o.seed,
             batchSize,
-            onProgress: (d) => {
+            onProgress: (d: number) => {
               generated = g0 + d;
               report();
             },
-          });
+          };
+          const images = pipe ? await txt2img(pipe, sampleOpts) : await generate(run!, sampleOpts);
           const rgb = images.map((im) => ({ data: im.data, width: im.width, height: im.height }));
           clipFeats = await extractAll(clip, o.n, (i) => rgb[i], (d) => {
             extracted = e0 + d;
@@ -459,6 +479,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
         points.push(point);
       }
       if (run && run !== base) disposeParams(run.unet.params);
+      await pipe?.release();
     }
     return {
       runDir: o.runDir,
@@ -469,6 +490,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
         steps: o.steps,
         scheduler: o.scheduler,
         batchSize,
+        engine,
         guidance: o.guidance,
         bootstrap: boot,
       },

@@ -21,7 +21,7 @@ import {
   type ShapeName,
 } from "../data/mod.ts";
 import type { RgbImage } from "../plot/mod.ts";
-import { generate, type GenerateOptions, type LoadedRun } from "./generate.ts";
+import { generate, type GenerateOptions, type ImageGenerator, type LoadedRun } from "./generate.ts";
 
 /** Options for {@link captionFollowing}. */
 export interface CaptionFollowingOptions extends Omit<GenerateOptions, "prompts"> {
@@ -57,11 +57,15 @@ export function seenPairs(): [ColorName, ShapeName][] {
   return out;
 }
 
-/** Generate single-object images and score colour and shape from the pixels. */
+/**
+ * Generate single-object images and score colour and shape from the pixels. `source` is a loaded
+ * TensorFlow.js run or any {@link ImageGenerator} (e.g. onnxruntime on the run's export).
+ */
 export async function captionFollowing(
-  run: LoadedRun,
+  source: LoadedRun | ImageGenerator,
   o: CaptionFollowingOptions,
 ): Promise<CaptionFollowingResult> {
+  const gen: ImageGenerator = typeof source === "function" ? source : (g) => generate(source, g);
   let pairs: [ColorName, ShapeName][] = o.pairs === "heldout"
     ? HELDOUT_PAIRS.map(([c, s]) => [c, s])
     : seenPairs();
@@ -71,7 +75,7 @@ export async function captionFollowing(
     pairs = Array.from({ length: o.maxPairs }, (_, i) => pairs[Math.floor(i * k)]);
   }
   const prompts = pairs.map(([c, s]) => pairPrompt(c, s));
-  const images = await generate(run, { ...o, prompts });
+  const images = await gen({ ...o, prompts });
   let color = 0, shape = 0, both = 0;
   const perPrompt = prompts.map((prompt, p) => {
     let pc = 0, ps = 0;

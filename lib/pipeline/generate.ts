@@ -119,6 +119,18 @@ export interface GenerateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * Anything that turns prompts into images with {@link GenerateOptions}: `generate` bound to a
+ * TensorFlow.js run, or onnxruntime on an exported one (`(o) => txt2img(pipe, o)` from lib/onnx).
+ * Both draw the same initial noise, so for a seed they give the same images.
+ *
+ * @example
+ * ```ts
+ * const gen: ImageGenerator = (o) => generate(run, o);
+ * ```
+ */
+export type ImageGenerator = (o: GenerateOptions) => Promise<RgbImage[]>;
+
 /** Initial noise of image `sample` of prompt `prompt`. */
 export function initialNoise(
   seed: number,

@@ -31,7 +31,9 @@ import { allGather, type Communicator, singleProcess } from "../dist/comm.ts";
 import { loadOpenBlas } from "../backend/openblas.ts";
 import type { PipelinePreset } from "./presets.ts";
 import { autoencoderStage, buildConditioning, clipStage, unetStage } from "./stages.ts";
-import { generate, loadRun } from "./generate.ts";
+import { generate, type ImageGenerator, loadRun } from "./generate.ts";
+import { ensureOnnxExport } from "../onnx/export_run.ts";
+import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { captionFollowing, type CaptionFollowingResult } from "./caption_following.ts";
 
 /** Options for {@link trainPipeline}. */
@@ -53,6 +55,11 @@ export interface TrainPipelineOptions {
    * (with `seconds` and `out` only). Default: this process alone.
    */
   comm?: Communicator;
+  /**
+   * What samples and evaluates the finished run: "onnx" (default) exports it once to `<out>/onnx`
+   * and runs onnxruntime, ~4x faster on CPU than "tfjs"; both give the same images for a seed.
+   */
+  sampleEngine?: "onnx" | "tfjs";
 }
 
 /** What a finished pipeline reports (also written to summary.json). */
@@ -63,6 +70,8 @@ export interface PipelineSummary {
   backend: string;
   /** Data-parallel processes that trained the run. */
   worldSize?: number;
+  /** What sampled and evaluated the finished run. */
+  sampleEngine?: "onnx" | "tfjs";
   seconds: Record<string, number>;
   /** Peak resident memory of the busiest process. */
   peakRssMiB: number;
@@ -180,6 +189,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       seed: o.seed,
       backend: o.backend,
       worldSize: comm.size,
+      sampleEngine: o.skipEval ? undefined : o.sampleEngine ?? "onnx",
       seconds,
       peakRssMiB: 0,
       tensorsAfterTraining,
@@ -187,11 +197,26 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       finalLoss,
     };
     if (!o.skipEval) {
-      const run = await loadRun(out);
+      const engine = o.sampleEngine ?? "onnx";
+      let gen: ImageGenerator, release: () => Promise<void>;
+      if (engine === "onnx") {
+        const pipe = await loadOnnxPipeline(await ensureOnnxExport(out, { log }));
+        gen = (g) => txt2img(pipe, g);
+        release = () => pipe.release();
+      } else {
+        const run = await loadRun(out);
+        gen = (g) => generate(run, g);
+        release = () => {
+          for (const part of [run.ae.params, run.clip.params, run.unet.params]) {
+            tf.dispose(Object.values(part));
+          }
+          return Promise.resolve();
+        };
+      }
       const s = p.sample;
       await timed("samples", async () => {
         const n = 8;
-        const images = await generate(run, {
+        const images = await gen({
           prompts: GRID_PROMPTS,
           n,
           seed: o.seed,
@@ -213,8 +238,8 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
           steps: s.steps,
           scheduler: s.scheduler,
         };
-        const heldout = await captionFollowing(run, { ...opts, pairs: "heldout" });
-        const seen = await captionFollowing(run, { ...opts, pairs: "seen", maxPairs: 14 });
+        const heldout = await captionFollowing(gen, { ...opts, pairs: "heldout" });
+        const seen = await captionFollowing(gen, { ...opts, pairs: "seen", maxPairs: 14 });
         const strip = ({ images: _, ...r }: CaptionFollowingResult) => r;
         summary.captionFollowing = { heldout: strip(heldout), seen: strip(seen) };
         await Deno.mkdir(`${out}/eval`, { recursive: true });
@@ -232,9 +257,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
             }%`,
         );
       });
-      for (const part of [run.ae.params, run.clip.params, run.unet.params]) {
-        tf.dispose(Object.values(part));
-      }
+      await release();
     }
     seconds.total = (performance.now() - t0) / 1000;
     summary.peakRssMiB = Math.round(Math.max(peakRss, Deno.memoryUsage().rss) / 2 ** 20);
