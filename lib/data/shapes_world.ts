@@ -335,8 +335,8 @@ function drawBackground(rng: Rng, size: number): { pixels: Float32Array; meta: B
 
 /** Half-extent in pixels for a size label; multi-object scenes use smaller objects. */
 function radiusFor(size: "small" | "large", px: number, multi: boolean): number {
-  const r = size === "large" ? 0.27 : 0.17;
-  return r * px * (multi ? 0.72 : 1);
+  const r = size === "large" ? 0.34 : 0.24;
+  return r * px * (multi ? 0.65 : 1);
 }
 
 type Draft = Omit<ObjectMeta, "x" | "y">;
