@@ -236,3 +236,20 @@ Deno.test("zero and already-diagonal matrices (every merge fully deflated)", () 
     assert.ok(res < 1e-13 * n && orth < 1e-13, `n=${n}: ${res} ${orth}`);
   }
 });
+
+Deno.test("tridiagonal QL converges on graded near-zero blocks and rejects non-finite input", () => {
+  // A low-rank-covariance-like tridiagonal: a few O(1) entries, then a long tail of ~1e-20
+  // diagonals coupled by ~1e-22, which the purely relative deflation test never accepts.
+  const n = 40;
+  const d = new Float64Array(n), e = new Float64Array(n - 1);
+  for (let i = 0; i < n; i++) d[i] = i < 4 ? 1 + i : 1e-20 * (1 + (i % 3));
+  for (let i = 0; i < n - 1; i++) e[i] = i < 3 ? 0.3 : 1e-22 * (1 + (i % 5));
+  const vals = tridiagonalEigenvalues(d, e);
+  // The trace is kept and every eigenvalue is within eps*||T|| of the leading block's or zero.
+  const trace = d.reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(vals.reduce((a, b) => a + b, 0) - trace) < 1e-12 * trace);
+  assert.equal(vals.filter((v) => Math.abs(v) > 1e-10).length, 4);
+  const bad = Float64Array.from(d);
+  bad[7] = NaN;
+  assert.throws(() => tridiagonalEigenvalues(bad, e), /non-finite entries/);
+});

@@ -375,13 +375,23 @@ export function applyReflectors(a: Float64Array, tau: Float64Array, n: number, z
  */
 function qlImplicit(d: Float64Array, e: Float64Array, z: Float64Array | null): void {
   const n = d.length;
+  let norm = 0;
+  for (let i = 0; i < n; i++) {
+    norm = Math.max(norm, Math.abs(d[i]) + (i < n - 1 ? Math.abs(e[i]) : 0));
+  }
+  if (!Number.isFinite(norm)) throw new Error("tridiagonal QL: the matrix has non-finite entries");
+  // Couplings below eps * ||T|| are dropped even between near-zero diagonal entries: they move
+  // eigenvalues by no more than the tridiagonalisation's own rounding, and low-rank covariances
+  // (fewer images than dimensions) otherwise never meet the purely relative test.
+  const tiny = EPS * norm;
   for (let l = 0; l < n; l++) {
     let iter = 0;
     for (;;) {
       let m = l;
       for (; m < n - 1; m++) {
         const dd = Math.abs(d[m]) + Math.abs(d[m + 1]);
-        if (Math.abs(e[m]) <= EPS * dd || Math.abs(e[m]) < 1e-300) break;
+        const em = Math.abs(e[m]);
+        if (em <= EPS * dd || em <= tiny || em < 1e-300) break;
       }
       if (m === l) break;
       if (++iter > 60) throw new Error(`tridiagonal QL: no convergence for eigenvalue ${l}`);
