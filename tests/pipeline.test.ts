@@ -13,6 +13,7 @@ import {
   initCompute,
   loadImageSet,
   resolvePreset,
+  trainPipeline,
   unetStage,
 } from "../lib/pipeline/mod.ts";
 import { autoencoderStage, clipStage } from "../lib/pipeline/stages.ts";
@@ -176,4 +177,28 @@ Deno.test("UNet stage killed after a checkpoint resumes with identical losses", 
   assert.deepEqual(again, full, "same loss at every step, to the last bit");
   tf.dispose([...Object.values(ae.params), ...Object.values(clip.params)]);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a run folder made with other settings: refused, or retrained with replaceStale", async () => {
+  await initCompute("cpu", { quiet: true });
+  const dir = await Deno.makeTempDir();
+  try {
+    const preset = resolvePreset("tiny", { unetSteps: 2 });
+    const o = { out: dir, preset, resume: true, backend: "cpu", progress: false, skipEval: true };
+    const lines: string[] = [];
+    await trainPipeline({ ...o, seed: 0, log: () => {} });
+    await assert.rejects(
+      () => trainPipeline({ ...o, seed: 1, log: () => {} }),
+      /the run was started with other settings/,
+    );
+    await trainPipeline({ ...o, seed: 1, replaceStale: true, log: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.includes("made with other settings: training it afresh")));
+    const config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    assert.equal(config.seed, 1);
+    // Trained afresh: the UNet's metrics start at step 1 again and hold only this run's steps.
+    const m = await readMetrics(`${dir}/unet/metrics.jsonl`);
+    assert.deepEqual(m.map((r) => r.step), [1, 2]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

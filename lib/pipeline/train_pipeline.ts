@@ -60,6 +60,12 @@ export interface TrainPipelineOptions {
    * and runs onnxruntime, ~4x faster on CPU than "tfjs"; both give the same images for a seed.
    */
   sampleEngine?: "onnx" | "tfjs";
+  /**
+   * With `resume`: a run folder made with another preset or seed is deleted and trained afresh
+   * (with a log line) instead of refused. For caches such as notebooks' run folders, never for
+   * runs worth keeping.
+   */
+  replaceStale?: boolean;
 }
 
 /** What a finished pipeline reports (also written to summary.json). */
@@ -330,6 +336,11 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
       );
     }
     if (JSON.stringify({ preset: prev.preset, seed: prev.seed }) !== JSON.stringify(config)) {
+      if (o.replaceStale) {
+        (o.log ?? console.error)(`   ${o.out} was made with other settings: training it afresh`);
+        await Deno.remove(o.out, { recursive: true });
+        return await checkRunFolder({ ...o, replaceStale: false }, worldSize);
+      }
       throw new Error(
         `${path}: the run was started with other settings (preset/seed/steps); resume it with the same flags or pick another --out`,
       );
