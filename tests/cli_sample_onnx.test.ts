@@ -11,23 +11,11 @@ import { decodePngRgb } from "../lib/data/mod.ts";
 import { loadModel, saveModel } from "../lib/pipeline/model_files.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { ensureOnnxExport } from "../lib/onnx/mod.ts";
+import { cli } from "./helpers/cli.ts";
 
 await tf.setBackend("cpu");
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const PROMPTS = ["--prompt", "a red circle", "--prompt", "two blue squares"];
-
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 /** Run the sample command; fails the test with its stderr when it does not exit 0. */
 async function sample(run: string, out: string, extra: string[] = []) {

@@ -22,8 +22,8 @@ import { OnnxGraph, type OnnxShape, saveOnnx } from "../lib/onnx/mod.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import { INCEPTION_GET, loadProtocol, parseProtocol, requirementsFor } from "../lib/cli/eval.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { cli } from "./helpers/cli.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
 const S = 299;
 
 /** Spatial probes of the stand-in: channel means plus two 8-pixel rows (row, first column). */
@@ -495,18 +495,6 @@ Deno.test("protocols: coco1k/coco30k use Inception; requirements follow --extrac
     /field "inceptionInput" must be one of -1-1, 0-255, 0-1/,
   );
 });
-
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 Deno.test("deno task eval --extractor inception: COCO-style JPEG references, FID from the stand-in", async () => {
   const dir = await Deno.makeTempDir({ prefix: "xgen_eval_inception_" });

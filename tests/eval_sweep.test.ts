@@ -21,20 +21,7 @@ import { featureStats } from "../lib/eval/stats.ts";
 import { frechetDistance } from "../lib/eval/frechet.ts";
 import { kernelInceptionDistance } from "../lib/eval/kid.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function cli(args: string[], cwd = ROOT) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { cli, ROOT } from "./helpers/cli.ts";
 
 function cocoDoc(captions: [number, unknown][]) {
   return {

@@ -18,20 +18,7 @@ import {
 } from "../lib/pipeline/mod.ts";
 import { autoencoderStage, clipStage } from "../lib/pipeline/stages.ts";
 import { buildShapesWorldShards } from "../lib/data/mod.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { cli } from "./helpers/cli.ts";
 
 Deno.test("train and sample commands: tiny preset end to end, then one-line errors", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "xgen_cli_" });

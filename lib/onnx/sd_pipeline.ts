@@ -21,6 +21,7 @@
  * ```
  * @module
  */
+import { readJsonObjectIfAny } from "../util/json_file.ts";
 import {
   classifierFreeGuidance,
   getSampler,
@@ -131,27 +132,6 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** Parsed JSON object of `path`, or {} when the file is absent. */
-async function readJsonIfAny(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return {};
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    throw new Error(`${path}: expected a JSON object`);
-  }
-  return v as Record<string, unknown>;
-}
-
 const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0;
 const fixed = (d: number | string | undefined): number | null =>
   typeof d === "number" && d > 0 ? d : null;
@@ -186,7 +166,7 @@ async function loadTokenizer(
       );
     }
   }
-  const cfg = await readJsonIfAny(`${tdir}/tokenizer_config.json`);
+  const cfg = await readJsonObjectIfAny(`${tdir}/tokenizer_config.json`);
   // HF stores "no limit" as a huge model_max_length; the text encoder's sequence dim then rules.
   const maxLen = posInt(cfg.model_max_length) && cfg.model_max_length <= 4096
     ? cfg.model_max_length
@@ -271,12 +251,12 @@ export async function loadOnnxPipeline(
       );
     }
   }
-  const index = await readJsonIfAny(`${dir}/model_index.json`);
+  const index = await readJsonObjectIfAny(`${dir}/model_index.json`);
   const kit = (index._xgen_kit as { format?: string } | undefined)?.format === KIT_ONNX_FORMAT;
-  const unetCfg = await readJsonIfAny(`${dir}/unet/config.json`);
-  const decCfg = await readJsonIfAny(`${dir}/vae_decoder/config.json`);
-  const encCfg = await readJsonIfAny(`${dir}/vae_encoder/config.json`);
-  const textCfg = await readJsonIfAny(`${dir}/text_encoder/config.json`);
+  const unetCfg = await readJsonObjectIfAny(`${dir}/unet/config.json`);
+  const decCfg = await readJsonObjectIfAny(`${dir}/vae_decoder/config.json`);
+  const encCfg = await readJsonObjectIfAny(`${dir}/vae_encoder/config.json`);
+  const textCfg = await readJsonObjectIfAny(`${dir}/text_encoder/config.json`);
   const scheduleConfig = await readDiffusersConfig(`${dir}/${PARTS.scheduler}`);
   const schedule = makeSchedule(scheduleConfig);
 

@@ -12,3 +12,4 @@
 export * from "./rng.ts";
 export * from "./atomic.ts";
 export * from "./progress.ts";
+export * from "./json_file.ts";

@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import { readJsonObjectIfAny } from "../../util/json_file.ts";
 import { ClipBpeTokenizer } from "../../models/clip_bpe_tokenizer.ts";
 import { PAD_ID, WordTokenizer } from "../../models/tokenizer.ts";
 import { KIT_TOKENIZER_FILE } from "../export_run.ts";
@@ -78,23 +79,6 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-async function readJsonObject(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return {};
-    throw new Error(`${path}: cannot read (${(e as Error).message})`);
-  }
-  try {
-    const v = JSON.parse(text);
-    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-  }
-  throw new Error(`${path}: expected a JSON object`);
-}
-
 /** Options of {@link loadPartsTokenizer}. */
 export interface LoadPartsTokenizerOptions {
   /**
@@ -139,7 +123,7 @@ export async function loadPartsTokenizer(
       );
     }
   }
-  const cfg = await readJsonObject(`${dir}/tokenizer_config.json`);
+  const cfg = await readJsonObjectIfAny(`${dir}/tokenizer_config.json`);
   const mml = cfg.model_max_length;
   // Hugging Face writes "no limit" as a huge number; only a plausible value is a context length.
   const cfgLen = Number.isInteger(mml) && (mml as number) >= 2 && (mml as number) <= 4096
