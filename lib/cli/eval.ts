@@ -260,7 +260,8 @@ const SPEC = {
   n: { type: "int", min: 2, help: "images (one per prompt)" },
   prompts: {
     type: "string",
-    help: "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line)",
+    help:
+      "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line) | parti:PATH.tsv[?category=X&challenge=Y]",
   },
   prefix: { type: "string", help: 'COCO caption prefix, e.g. "A photograph of " ("" for none)' },
   steps: { type: "int", min: 1, help: "sampling steps" },

@@ -104,6 +104,8 @@ export {
   heldoutPromptSet,
   parseCocoCaptions,
   parsePromptSpec,
+  type PartiFilter,
+  partiPromptSet,
   type PromptSet,
   promptSetFromSpec,
   type PromptSetOptions,

@@ -24,11 +24,12 @@ import { shapesWorldSample } from "../data/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import type { RgbInput } from "./feature_extractor.ts";
 import { readImageOrSkip, type SkippedImage } from "./image_files.ts";
+import { parsePromptsTsv } from "../human_eval/prompts.ts";
 
 /** Prompts plus (optionally) one reference image per prompt, loaded lazily. */
 export interface PromptSet {
   /** Kind of the set. */
-  kind: "heldout" | "coco" | "text";
+  kind: "heldout" | "coco" | "text" | "parti";
   /** The spec it came from, e.g. `coco:data/coco/captions_val2017.json:data/coco/val2017`. */
   spec: string;
   /** One-line description for reports. */
@@ -281,8 +282,60 @@ export async function textPromptSet(path: string, o: PromptSetOptions): Promise<
   };
 }
 
+/** Row filter of a PartiPrompts set: keep rows whose Category / Challenge equal these. */
+export interface PartiFilter {
+  category?: string;
+  challenge?: string;
+}
+
 /**
- * Parse a `--prompts` spec: `heldout`, `coco:<captions.json>:<images dir>` or `text:<file>`.
+ * PartiPrompts (the TSV with columns Prompt, Category, Challenge, Note), optionally one category
+ * or challenge; `count` prompts drawn without replacement with `seed` (cycled when the file has
+ * fewer). No reference images: FID needs `--reference-stats`. Unreadable rows are skipped (the
+ * human-evaluation loader's rules) and an empty selection is an error naming the filter.
+ *
+ * @example
+ * ```ts
+ * const set = await partiPromptSet("PartiPrompts.tsv", { count: 200, seed: 0 }, { category: "Animals" });
+ * ```
+ */
+export async function partiPromptSet(
+  path: string,
+  o: PromptSetOptions,
+  filter: PartiFilter = {},
+): Promise<PromptSet> {
+  checkCount(o.count, "parti");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`PartiPrompts file ${path}: cannot be read (${(e as Error).message})`);
+  }
+  const list = parsePromptsTsv(text, path).prompts.filter((p) =>
+    (filter.category === undefined || p.category === filter.category) &&
+    (filter.challenge === undefined || p.challenge === filter.challenge)
+  );
+  const what = Object.entries(filter).map(([k, v]) => `${k}=${v}`).join(", ");
+  if (!list.length) {
+    throw new Error(`PartiPrompts file ${path}: no prompts${what ? ` with ${what}` : ""}`);
+  }
+  const order = Array.from({ length: list.length }, (_, i) => i);
+  Rng.stream(o.seed, [STREAM.eval, 7]).shuffle(order);
+  const query = what ? `?${what.replaceAll(", ", "&")}` : "";
+  return {
+    kind: "parti",
+    spec: `parti:${path}${query}`,
+    description: `${o.count} PartiPrompts from ${path}${what ? ` (${what})` : ""}, seed ${o.seed}`,
+    prompts: Array.from({ length: o.count }, (_, i) => list[order[i % order.length]].prompt),
+    reference: null,
+    referenceIds: null,
+    skipped: [],
+  };
+}
+
+/**
+ * Parse a `--prompts` spec: `heldout`, `coco:<captions.json>:<images dir>`, `text:<file>` or
+ * `parti:<file.tsv>[?category=NAME&challenge=NAME]`.
  *
  * @example
  * ```ts
@@ -294,8 +347,20 @@ export function parsePromptSpec(
 ):
   | { kind: "heldout" }
   | { kind: "coco"; captions: string; images: string }
-  | { kind: "text"; path: string } {
+  | { kind: "text"; path: string }
+  | { kind: "parti"; path: string; filter: PartiFilter } {
   if (spec === "heldout") return { kind: "heldout" };
+  if (spec.startsWith("parti:") && spec.length > 6) {
+    const [path, query] = spec.slice(6).split("?", 2);
+    const filter: PartiFilter = {};
+    for (const [k, v] of new URLSearchParams(query ?? "")) {
+      if (k !== "category" && k !== "challenge") {
+        throw new Error(`prompts: parti filter must be category= or challenge=, got ${k}=`);
+      }
+      filter[k] = v;
+    }
+    return { kind: "parti", path, filter };
+  }
   if (spec.startsWith("text:") && spec.length > 5) return { kind: "text", path: spec.slice(5) };
   if (spec.startsWith("coco:")) {
     const rest = spec.slice(5);
@@ -305,7 +370,7 @@ export function parsePromptSpec(
     }
   }
   throw new Error(
-    `prompts: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR or text:PATH, got ${
+    `prompts: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH or parti:PATH.tsv, got ${
       JSON.stringify(spec)
     }`,
   );
@@ -323,5 +388,6 @@ export function promptSetFromSpec(spec: string, o: PromptSetOptions): Promise<Pr
   const p = parsePromptSpec(spec);
   if (p.kind === "heldout") return Promise.resolve(heldoutPromptSet(o));
   if (p.kind === "coco") return cocoPromptSet(p.captions, p.images, o);
+  if (p.kind === "parti") return partiPromptSet(p.path, o, p.filter);
   return textPromptSet(p.path, o);
 }
