@@ -139,7 +139,7 @@ Deno.test("prompt sets: COCO captions format, prefix, image references and field
   });
   assert.throws(
     () => parsePromptSpec("coco:only.json"),
-    /expected heldout, coco:PATH_TO_JSON:IMAGES_DIR or text:PATH/,
+    /expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH or parti:PATH\.tsv/,
   );
   assert.deepEqual(parseCheckpointSelector("4, 8,final"), [4, 8, "final"]);
   assert.throws(() => parseCheckpointSelector("4,x"), /comma list of steps/);
@@ -303,6 +303,58 @@ Deno.test("eval command: 2 checkpoints x 2 scales on a tiny run, cache, determin
       assert.ok(Math.abs(row.clip_score - first[i].clip_score) < 0.05, `${row.clip_score}`);
       assert.ok(Math.abs(row.fid - first[i].fid) < 0.02 * Math.max(1, first[i].fid), `${row.fid}`);
     });
+  });
+
+  await t.step("--clip: a shared ONNX CLIP judge gives the run's own CLIP numbers", async () => {
+    // The run's own export is a judge with the same weights as the kit CLIP: same numbers.
+    const judge = `${run}/onnx-ckpt-${String(ck[0]).padStart(8, "0")}`;
+    const r = await cli([...sweepArgs, "--clip", judge, "--no-cache", "--out", `${dir}/judge`]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(await Deno.readTextFile(`${dir}/judge/clip_fid.json`));
+    assert.match(doc.clip_model, /^onnx-clip-image-[0-9a-f]{8}$/);
+    assert.match(doc.label, /feature space \(not Inception FID\)/);
+    doc.results.forEach((row: Row, i: number) => {
+      assert.ok(Math.abs(row.clip_score - first[i].clip_score) < 0.05, `${row.clip_score}`);
+      assert.ok(Math.abs(row.fid - first[i].fid) < 0.02 * Math.max(1, first[i].fid), `${row.fid}`);
+    });
+    const bad = await cli([...sweepArgs, "--clip", dir, "--no-cache", "--out", `${dir}/bad`]);
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /missing text_model\.onnx, vision_model\.onnx, vocab\.json, merges\.txt/,
+    );
+  });
+
+  await t.step("eval:compare overlays comparable reports and refuses others", async () => {
+    const html = `${dir}/compare.html`;
+    const ok = await cli([
+      "lib/cli/eval_compare.ts",
+      "--report",
+      `${dir}/fresh/clip_fid.json`,
+      "--report",
+      `${dir}/tfjs/clip_fid.json`,
+      "--name",
+      "onnx",
+      "--name",
+      "tfjs",
+      "--out",
+      html,
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /\(4 curves\)/);
+    const page = await Deno.readTextFile(html);
+    for (const name of ["onnx step", "tfjs step"]) assert.ok(page.includes(name), name);
+    const bad = await cli([
+      "lib/cli/eval_compare.ts",
+      "--report",
+      `${dir}/fresh/clip_fid.json`,
+      "--report",
+      `${dir}/judge/clip_fid.json`,
+      "--out",
+      `${dir}/bad.html`,
+    ]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /differ in their FID extractor .* not comparable/);
   });
 
   await t.step("--kid adds KID, equal to one recomputed from the cached features", async () => {

@@ -23,6 +23,12 @@ import { formatEstimate } from "../eval/bootstrap.ts";
 import { type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
 import { formatSkipped } from "../eval/image_files.ts";
 import {
+  type ClipTowers,
+  clipTowersExtractor,
+  loadClipTowers,
+  loadKitClipTowers,
+} from "../onnx/parts/clip_towers.ts";
+import {
   type InceptionInputRange,
   type InceptionOnnxExtractor,
   inceptionOnnxExtractor,
@@ -298,6 +304,12 @@ const SPEC = {
     help:
       "values fed to the network: -1-1 = (x-128)/128, 0-255, 0-1 (write --inception-input=-1-1)",
   },
+  clip: {
+    type: "string",
+    help: "shared CLIP judge for CLIP scores (and the default FD space): a kit ONNX export " +
+      "(text_encoder/, image_encoder/, tokenizer/) or a folder with text_model.onnx, " +
+      "vision_model.onnx and vocab.json + merges.txt; default: the run's own CLIP",
+  },
   kid: { type: "bool", help: "also compute KID (needs reference images)" },
   "bootstrap-clip": { type: "int", min: 2, help: "bootstrap resamples for the CLIP score" },
   "bootstrap-fid": { type: "int", min: 2, help: "bootstrap resamples for the Frechet distance" },
@@ -320,6 +332,30 @@ function printSummary(r: SweepResult) {
         `${p.cached ? " (cached)" : ""}`,
     );
   }
+}
+
+/**
+ * CLIP towers for `--clip DIR`: a kit export (what `exportRun` writes) or a folder holding
+ * `text_model.onnx`, `vision_model.onnx` and CLIP's BPE tokenizer files (OpenAI conventions).
+ */
+async function loadClipJudge(dir: string): Promise<ClipTowers> {
+  const has = (p: string) => Deno.stat(`${dir}/${p}`).then(() => true, () => false);
+  if (await has("image_encoder/model.onnx")) return await loadKitClipTowers(dir);
+  const missing = [];
+  for (const p of ["text_model.onnx", "vision_model.onnx", "vocab.json", "merges.txt"]) {
+    if (!(await has(p))) missing.push(p);
+  }
+  if (missing.length) {
+    throw new Error(
+      `--clip ${dir}: missing ${missing.join(", ")} (expected a kit ONNX export or a folder ` +
+        "with text_model.onnx, vision_model.onnx, vocab.json and merges.txt)",
+    );
+  }
+  return await loadClipTowers({
+    textModel: `${dir}/text_model.onnx`,
+    imageModel: `${dir}/vision_model.onnx`,
+    tokenizerDir: dir,
+  });
 }
 
 if (import.meta.main) {
@@ -374,9 +410,12 @@ if (import.meta.main) {
         input: (f["inception-input"] as InceptionInputRange | undefined) ?? proto.inceptionInput,
       });
     }
+    const towers = f.clip ? await loadClipJudge(f.clip) : null;
+    const clipModel = towers ? await clipTowersExtractor(towers) : undefined;
     let bar: Progress | null = null;
     let set: PromptSet | null = null;
     const result = await guidanceSweep({
+      clipModel,
       runDir: f.run,
       promptSet: async (size) =>
         set = await promptSetFromSpec(promptsSpec, { count: n, seed, size, prefix }),
@@ -408,6 +447,7 @@ if (import.meta.main) {
     });
     (bar as Progress | null)?.done();
     await fidExtractor?.release();
+    await towers?.release();
     const skipped = (set as PromptSet | null)?.skipped ?? [];
     if (skipped.length) console.warn(`reference images: ${formatSkipped(skipped)}`);
     const outDir = f.out ?? `${f.run}/eval`;

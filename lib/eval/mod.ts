@@ -128,3 +128,4 @@ export {
   type SweepResult,
   writeSweepOutputs,
 } from "./sweep.ts";
+export * from "./compare.ts";

@@ -85,6 +85,12 @@ export interface SweepOptions {
   referenceStats?: string;
   /** FID feature extractor (default: the run's kit CLIP image tower). */
   extractor?: FeatureExtractor;
+  /**
+   * CLIP model for CLIP scores (image features + text embeddings), e.g. ONNX CLIP towers shared by
+   * every model compared (`clipTowersExtractor` in lib/onnx). Default: the run's own kit CLIP,
+   * whose scores compare checkpoints of one run but not different runs.
+   */
+  clipModel?: FeatureExtractor & { embedTexts(texts: string[]): Promise<Float32Array> };
   /** Cache folder (default `<run>/eval/cache`); null disables the cache. */
   cacheDir?: string | null;
   /**
@@ -293,7 +299,8 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
   const base = await loadRef(o.runDir, refs[0]);
   try {
     const runName = o.runDir.replace(/\/+$/, "").split("/").pop() || "run";
-    const clip: KitClipExtractor = await kitClipImageExtractor(base.clip, { runName });
+    const kitClip: KitClipExtractor = await kitClipImageExtractor(base.clip, { runName });
+    const clip = o.clipModel ?? kitClip;
     const fidEx = o.extractor ?? clip;
     const ident = { name: fidEx.name, preprocessing: fidEx.preprocessing, dim: fidEx.dim };
     const set = typeof o.promptSet === "function" ? await o.promptSet(base.imageSize) : o.promptSet;

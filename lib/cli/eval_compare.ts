@@ -1,0 +1,41 @@
+/**
+ * `deno task eval:compare`: one CLIP-FID figure for several models from their `clip_fid.json`
+ * reports (one curve per run and checkpoint). Reports measured in different spaces (FID extractor,
+ * CLIP model, prompts) are refused with the reason.
+ *
+ * @example
+ * ```sh
+ * deno task eval:compare --report runs/a/eval/clip_fid.json --report runs/b/eval/clip_fid.json --out compare.html
+ * ```
+ * @module
+ */
+import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { compareFigure, readSweepReport } from "../eval/compare.ts";
+import { writePlotlyHtml } from "../plot/mod.ts";
+
+const SPEC = {
+  report: { type: "strings", help: "a clip_fid.json written by deno task eval (repeatable)" },
+  name: { type: "strings", help: "curve name for each report, in order (default: its run)" },
+  out: { type: "string", default: "clip_fid_compare.html", help: "output HTML file" },
+} satisfies FlagSpec;
+
+if (import.meta.main) {
+  await runMain(async () => {
+    const f = parseFlags(Deno.args, SPEC, "eval:compare");
+    if (f.help) {
+      console.log(helpText("deno task eval:compare", "overlay CLIP-FID curves", SPEC));
+      return;
+    }
+    const paths = f.report ?? [];
+    if (paths.length < 1) throw new UsageError("eval:compare: give at least one --report");
+    if (f.name && f.name.length !== paths.length) {
+      throw new UsageError(
+        `eval:compare: ${f.name.length} --name for ${paths.length} --report (one each, in order)`,
+      );
+    }
+    const reports = await Promise.all(paths.map(readSweepReport));
+    const fig = compareFigure(reports, f.name ?? reports.map((r, i) => r.run || paths[i]));
+    await writePlotlyHtml(f.out, fig, { title: "CLIP score vs FID" });
+    console.log(`wrote ${f.out} (${fig.data.length} curves)`);
+  });
+}
