@@ -61,7 +61,7 @@ import {
   requireInput,
   takeRows,
 } from "./io_check.ts";
-import { idsFeed, loadPartsTokenizer, type PartsTokenizer } from "./text_ids.ts";
+import { loadPartsTokenizer, type PartsTokenizer, textFeeds } from "./text_ids.ts";
 
 /** Preprocessing and tokenizer conventions (see the module doc). */
 export type ClipConvention = "openai" | "kit";
@@ -282,19 +282,7 @@ export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipT
       for (const st of batchSteps(prompts.length, { fixedBatch: ids.batch, maxBatch })) {
         const texts = prompts.slice(st.start, st.start + st.n);
         while (texts.length < st.feedN) texts.push("");
-        const enc = tokenizer.encodeBatch(texts);
-        const feeds: Record<string, { data: Int32Array | BigInt64Array; shape: number[] }> = {
-          [idsIn.name]: {
-            data: idsFeed(enc.ids, idsIn.dtype, `${text.name}: input "${idsIn.name}"`),
-            shape: [st.feedN, T],
-          },
-        };
-        if (maskIn) {
-          feeds[maskIn.name] = {
-            data: idsFeed(enc.attentionMask, maskIn.dtype, `${text.name}: input "${maskIn.name}"`),
-            shape: [st.feedN, T],
-          };
-        }
+        const feeds = textFeeds(tokenizer, texts, { ids: idsIn, mask: maskIn }, text.name);
         const out = (await text.run(feeds, [textOut.name]))[textOut.name];
         width = checkRunDims(text, textOut, out.dims, st.feedN);
         parts.push(takeRows(out.data as Float32Array, {

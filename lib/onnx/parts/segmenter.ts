@@ -42,7 +42,7 @@ import {
   type PartSessionOptions,
   requireInput,
 } from "./io_check.ts";
-import { idsFeed, loadPartsTokenizer, type PartsTokenizer } from "./text_ids.ts";
+import { loadPartsTokenizer, type PartsTokenizer, textFeeds } from "./text_ids.ts";
 
 /** A probability mask at an image's size, row-major. */
 export interface SegmentMask {
@@ -150,23 +150,13 @@ export async function loadSegmenter(opts: LoadSegmenterOptions): Promise<Segment
       x.set(preprocessImage(image, preprocess));
       const texts = [prompt];
       while (texts.length < st.feedN) texts.push("");
-      const enc = tokenizer.encodeBatch(texts);
       const feeds: Record<
         string,
         { data: Float32Array | Int32Array | BigInt64Array; shape: number[] }
       > = {
         [pxIn.name]: { data: x, shape: [st.feedN, 3, H, W] },
-        [idsIn.name]: {
-          data: idsFeed(enc.ids, idsIn.dtype, `${s.name}: input "${idsIn.name}"`),
-          shape: [st.feedN, T],
-        },
+        ...textFeeds(tokenizer, texts, { ids: idsIn, mask: maskIn }, s.name),
       };
-      if (maskIn) {
-        feeds[maskIn.name] = {
-          data: idsFeed(enc.attentionMask, maskIn.dtype, `${s.name}: input "${maskIn.name}"`),
-          shape: [st.feedN, T],
-        };
-      }
       const y = (await s.run(feeds, [outName]))[outName];
       const d = y.dims;
       const ok = (d.length === 2 && st.feedN === 1) || (d.length === 3 && d[0] === st.feedN) ||

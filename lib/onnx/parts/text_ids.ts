@@ -163,3 +163,40 @@ export function idsFeed(
   }
   throw new Error(`${where}: expects ${dtype} ids; token ids must be int32 or int64`);
 }
+
+/** Which session inputs take the token ids and (optionally) the attention mask. */
+export interface TextInputs {
+  ids: { name: string; dtype: string };
+  mask: { name: string; dtype: string } | null;
+}
+
+/**
+ * Feeds for a text model: `texts` tokenised, ids (and the attention mask when the model takes
+ * one) as the dtype each input declares, shaped `[texts.length, contextLength]`. `model` names the
+ * model in errors.
+ *
+ * @example
+ * ```ts
+ * const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
+ * ```
+ */
+export function textFeeds(
+  tokenizer: PartsTokenizer,
+  texts: string[],
+  inputs: TextInputs,
+  model: string,
+): Record<string, { data: Int32Array | BigInt64Array; shape: number[] }> {
+  const enc = tokenizer.encodeBatch(texts);
+  const shape = [texts.length, tokenizer.contextLength];
+  const { ids, mask } = inputs;
+  const feeds: Record<string, { data: Int32Array | BigInt64Array; shape: number[] }> = {
+    [ids.name]: { data: idsFeed(enc.ids, ids.dtype, `${model}: input "${ids.name}"`), shape },
+  };
+  if (mask) {
+    feeds[mask.name] = {
+      data: idsFeed(enc.attentionMask, mask.dtype, `${model}: input "${mask.name}"`),
+      shape,
+    };
+  }
+  return feeds;
+}
