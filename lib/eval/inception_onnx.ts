@@ -41,6 +41,7 @@
  * ```
  * @module
  */
+import { resampleKernel } from "../onnx/parts/image_preprocess.ts";
 import { type OnnxIoInfo, type OnnxSession, openSession } from "../onnx/session.ts";
 import type { FeatureExtractor, RgbInput } from "./feature_extractor.ts";
 
@@ -100,40 +101,13 @@ interface AxisTaps {
   k: number;
 }
 
-/** Pillow's bicubic kernel (Keys, a = -0.5), support 2. */
-function bicubic(x: number): number {
-  const a = -0.5;
-  if (x < 0) x = -x;
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-
-/** Pillow's `precompute_coeffs` for BICUBIC over the whole input (box 0..inSize). */
+/**
+ * Pillow's `precompute_coeffs` for BICUBIC over the whole input (antialiased when shrinking): the
+ * same kernel the ONNX parts' Pillow-exact resize uses, in this module's tap layout.
+ */
 function cleanTaps(inSize: number, outSize: number): AxisTaps {
-  const scale = inSize / outSize;
-  const filterscale = Math.max(scale, 1);
-  const support = 2 * filterscale;
-  const k = Math.ceil(support) * 2 + 1;
-  const start = new Int32Array(outSize), count = new Int32Array(outSize);
-  const weights = new Float64Array(outSize * k);
-  for (let o = 0; o < outSize; o++) {
-    const center = (o + 0.5) * scale;
-    const ss = 1 / filterscale;
-    // Pillow rounds with a C (int) cast, i.e. truncation, before clamping to the image.
-    const lo = Math.max(0, Math.trunc(center - support + 0.5));
-    const hi = Math.min(inSize, Math.trunc(center + support + 0.5));
-    let ww = 0;
-    for (let x = 0; x < hi - lo; x++) {
-      const w = bicubic((x + lo - center + 0.5) * ss);
-      weights[o * k + x] = w;
-      ww += w;
-    }
-    if (ww !== 0) { for (let x = 0; x < hi - lo; x++) weights[o * k + x] /= ww; }
-    start[o] = lo;
-    count[o] = hi - lo;
-  }
-  return { start, count, weights, k };
+  const r = resampleKernel(inSize, outSize, { filter: "bicubic" });
+  return { start: r.starts, count: r.counts, weights: r.weights, k: r.ksize };
 }
 
 /** Two-tap linear interpolation at float32 source positions `src(o)` (clamped to the image). */
