@@ -348,7 +348,12 @@ export class ClipBpeTokenizer {
         throw new Error(`${path}: cannot read tokenizer file (${(e as Error).message})`);
       }
     };
-    const [vocab, merges] = await Promise.all([read(paths.vocab), read(paths.merges)]);
+    // allSettled, not all: with both files missing, Promise.all rejects with whichever read
+    // fails first, so the error would name a random file; report them in a fixed order.
+    const [v, m] = await Promise.allSettled([read(paths.vocab), read(paths.merges)]);
+    if (v.status === "rejected") throw v.reason;
+    if (m.status === "rejected") throw m.reason;
+    const vocab = v.value, merges = m.value;
     return ClipBpeTokenizer.fromData(
       { vocab, merges, vocabSource: paths.vocab, mergesSource: paths.merges },
       opts,
