@@ -13,6 +13,7 @@ export * from "./optim.ts";
 export * from "./lr.ts";
 export * from "./safetensors.ts";
 export * from "./store.ts";
+export * from "./gcs_store.ts";
 export * from "./checkpoint.ts";
 export * from "./metrics.ts";
 export * from "./loop.ts";

@@ -14,6 +14,7 @@
  * @module
  */
 import { writeFileAtomic } from "../util/atomic.ts";
+import { GcsStore } from "./gcs_store.ts";
 
 /** Storage backend for checkpoints. */
 export interface CheckpointStore {
@@ -45,7 +46,17 @@ function joinPath(dir: string, key: string): string {
   return dir.endsWith("/") ? dir + key : `${dir}/${key}`;
 }
 
-function checkKey(key: string): void {
+/**
+ * Throw when `key` is not a relative `/`-separated path (empty, absolute, or with `.`/`..`
+ * segments): every store checks keys the same way so none can escape its folder or prefix.
+ *
+ * @example
+ * ```ts
+ * checkStoreKey("ckpt-00000001/model.safetensors"); // ok
+ * checkStoreKey("../x"); // throws: invalid key "../x"
+ * ```
+ */
+export function checkStoreKey(key: string): void {
   if (
     key === "" || key.startsWith("/") || key.split("/").some((p) => p === ".." || p === ".")
   ) {
@@ -72,7 +83,7 @@ export class LocalStore implements CheckpointStore {
 
   /** Absolute-or-relative filesystem path of a key. */
   pathOf(key: string): string {
-    checkKey(key);
+    checkStoreKey(key);
     return joinPath(this.location, key);
   }
 
@@ -136,20 +147,23 @@ export class LocalStore implements CheckpointStore {
 }
 
 /**
- * Resolve a run location to a store: a {@link CheckpointStore} is returned as is, a path gives a
- * {@link LocalStore}. `gs://` URLs need a store object (none is built in yet).
+ * Resolve a run location to a store: a {@link CheckpointStore} is returned as is, `gs://bucket/prefix`
+ * gives a {@link GcsStore} (default client options; it loads `@google-cloud/storage` on first use,
+ * so this stays synchronous), and a path gives a {@link LocalStore}.
  *
  * @example
  * ```ts
- * const store = storeFor("runs/exp1");
+ * const local = storeFor("runs/exp1");
+ * const remote = storeFor("gs://my-bucket/runs/exp1");
  * ```
  */
 export function storeFor(location: string | CheckpointStore): CheckpointStore {
   if (typeof location !== "string") return location;
+  if (location.startsWith("gs://")) return new GcsStore(location);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location)) {
     throw new Error(
-      `storeFor: "${location}": no built-in store for this URL scheme; pass a CheckpointStore ` +
-        `(e.g. a gs:// implementation) instead of a string`,
+      `storeFor: "${location}": no built-in store for this URL scheme (built in: gs://); pass a ` +
+        `CheckpointStore instead of a string`,
     );
   }
   return new LocalStore(location);
