@@ -42,6 +42,10 @@ const SPEC = {
     default: false,
     help: "continue an interrupted run from its newest complete checkpoint",
   },
+  checkpoints: {
+    type: "string",
+    help: "where training checkpoints go: a folder or gs://bucket/prefix (default: inside --out)",
+  },
   "skip-eval": { type: "bool", default: false, help: "do not sample or evaluate at the end" },
   engine: {
     type: "choice",
@@ -103,6 +107,7 @@ if (import.meta.main) {
       preset,
       seed: f.seed,
       resume: f.resume,
+      checkpoints: f.checkpoints,
       backend: info.name,
       progress: true,
       skipEval: f["skip-eval"],

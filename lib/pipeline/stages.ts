@@ -25,7 +25,13 @@ import { WordTokenizer } from "../models/tokenizer.ts";
 import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
 import { disposeParams, type Params } from "../nn/mod.ts";
 import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
-import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
+import {
+  type MetricRecord,
+  storeFor,
+  trainLoop,
+  type TrainLoopOptions,
+  warmupCosine,
+} from "../train/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
@@ -49,6 +55,11 @@ export interface StageOptions<S> {
   comm?: Communicator;
   progress?: boolean;
   onLog?: (rec: MetricRecord) => void;
+  /**
+   * Where training checkpoints go instead of `dir`: a folder or a `gs://bucket/prefix` URL, with
+   * the stage's name appended (`gs://b/run/unet`). Metrics and the frozen model stay in `dir`.
+   */
+  checkpointRoot?: string;
 }
 
 /**
@@ -70,6 +81,7 @@ function stageLoop(
   const perRank = s.batchSize / comm.size;
   return {
     runDir: o.dir,
+    ...(o.checkpointRoot ? { store: storeFor(`${o.checkpointRoot}/${stage}`) } : {}),
     steps: s.steps,
     lr: warmupCosine({
       baseLr: s.lr,

@@ -66,6 +66,12 @@ export interface TrainPipelineOptions {
    * runs worth keeping.
    */
   replaceStale?: boolean;
+  /**
+   * Where the stages' training checkpoints go: a folder or `gs://bucket/prefix` (each stage
+   * appends its name). Default: inside each stage's folder under `out`. Recorded in config.json;
+   * a resume must name the same place.
+   */
+  checkpoints?: string;
 }
 
 /** What a finished pipeline reports (also written to summary.json). */
@@ -155,7 +161,14 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       );
       return set;
     });
-    const common = { data, seed: o.seed, resume: o.resume, progress: o.progress, comm };
+    const common = {
+      data,
+      seed: o.seed,
+      resume: o.resume,
+      progress: o.progress,
+      comm,
+      checkpointRoot: o.checkpoints,
+    };
     const ae = await timed(
       "autoencoder",
       () => autoencoderStage({ ...common, dir: `${out}/autoencoder`, settings: p.autoencoder }),
@@ -318,13 +331,13 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
 /** Refuse to train over a different run, or over an existing one without --resume. */
 async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
-  const config = { preset: o.preset, seed: o.seed };
+  const config = { preset: o.preset, seed: o.seed, checkpoints: o.checkpoints ?? null };
   let existing: string | null = null;
   try {
     existing = await Deno.readTextFile(path);
   } catch { /* new run */ }
   if (existing !== null) {
-    let prev: { preset?: unknown; seed?: unknown };
+    let prev: { preset?: unknown; seed?: unknown; checkpoints?: unknown };
     try {
       prev = JSON.parse(existing);
     } catch {
@@ -335,14 +348,16 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
         `${o.out} already holds a run; pass --resume to continue it or pick another --out`,
       );
     }
-    if (JSON.stringify({ preset: prev.preset, seed: prev.seed }) !== JSON.stringify(config)) {
+    // Runs made before checkpoints could move have no field: they kept them in the run folder.
+    const before = { preset: prev.preset, seed: prev.seed, checkpoints: prev.checkpoints ?? null };
+    if (JSON.stringify(before) !== JSON.stringify(config)) {
       if (o.replaceStale) {
         (o.log ?? console.error)(`   ${o.out} was made with other settings: training it afresh`);
         await Deno.remove(o.out, { recursive: true });
         return await checkRunFolder({ ...o, replaceStale: false }, worldSize);
       }
       throw new Error(
-        `${path}: the run was started with other settings (preset/seed/steps); resume it with the same flags or pick another --out`,
+        `${path}: the run was started with other settings (preset/seed/steps/--checkpoints); resume it with the same flags or pick another --out`,
       );
     }
     return;
