@@ -6,17 +6,32 @@
  * run's models change (`ensureOnnxExport`); `--engine tfjs` samples through TensorFlow.js as
  * training does. Both draw the same noise, so one seed gives the same grid (up to rounding).
  *
+ * `--best-of N` is the study's rejection sampling (`lib/pipeline/best_of_n.ts`): every grid cell
+ * is the best of N candidates by `--scorer`, and `<out>.json` records every score, the winners,
+ * their seeds and the settings.
+ *
  * @example
  * ```sh
  * deno task sample --run runs/default --prompt "a red circle" --prompt "a blue star" --n 8 --out grid.png
  * deno task sample --run runs/default --prompt "a red circle" --engine tfjs --backend wasm
+ * deno task sample --run runs/default --prompt "a red circle" --n 4 --best-of 8 --scheduler pndm
  * ```
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { initCompute } from "../pipeline/compute.ts";
-import { generate, loadRun } from "../pipeline/generate.ts";
+import { generate, type ImageGenerator, loadRun } from "../pipeline/generate.ts";
+import { bestOfN, type BestOfNPick } from "../pipeline/best_of_n.ts";
+import {
+  checkScorerFolder,
+  formatScorerSpec,
+  type LoadedScorer,
+  loadScorer,
+  parseScorerSpec,
+  type ScorerSpec,
+} from "../pipeline/scorers.ts";
 import { imageGrid, type RgbImage, writePng } from "../plot/mod.ts";
+import { writeJsonAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
 import { BACKEND_NAMES } from "../backend/mod.ts";
@@ -26,7 +41,13 @@ import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 const SPEC = {
   run: { type: "string", required: true, help: "run folder written by deno task train" },
   prompt: { type: "strings", help: "prompt (repeatable)" },
-  n: { type: "int", default: 8, min: 1, help: "images per prompt" },
+  n: {
+    type: "int",
+    default: 8,
+    min: 1,
+    help: "images per prompt in the grid; with --best-of N each is the best of N candidates, so " +
+      "n*N images are generated per prompt",
+  },
   guidance: { type: "float", default: 4, min: 0, help: "classifier-free guidance scale" },
   steps: { type: "int", default: 25, min: 1, help: "sampling steps" },
   scheduler: {
@@ -55,56 +76,178 @@ const SPEC = {
     default: "auto",
     help: "TensorFlow.js backend (tfjs engine; with onnx, only for exporting)",
   },
+  "best-of": {
+    type: "int",
+    default: 1,
+    min: 1,
+    help: "rejection sampling: each grid cell is the best of N candidates by --scorer; every " +
+      "score, winner and seed goes to <out>.json (1 = off)",
+  },
+  scorer: {
+    type: "string",
+    help: "what --best-of ranks by: clip (the run's own CLIP, 100*cos; the default), " +
+      "pickscore:DIR (PickScore-style CLIP towers: text_model.onnx, vision_model.onnx, " +
+      "vocab.json, merges.txt), aesthetic:DIR (those towers + aesthetic_head.onnx)",
+  },
+  "batch-size": {
+    type: "int",
+    default: 32,
+    min: 1,
+    help: "images per UNet batch (and per scorer call with --best-of)",
+  },
 } satisfies FlagSpec;
 
 type SampleFlags = ReturnType<typeof parseFlags<typeof SPEC>>;
 
 /** Started once the models are loaded, so export and load time do not count in its rate. */
-function progressBar(f: SampleFlags, prompts: string[]): Progress {
-  return new Progress({ total: prompts.length * f.n, label: "sample" });
+function progressBar(total: number): Progress {
+  return new Progress({ total, label: "sample" });
 }
 
-/** Images through onnxruntime, exporting the run (or checkpoint) first when needed. */
-async function sampleOnnx(f: SampleFlags, prompts: string[]): Promise<RgbImage[]> {
-  const dir = await ensureOnnxExport(f.run, {
+/** A loaded engine: something that turns prompts into images, and the export it used. */
+interface Engine {
+  generator: ImageGenerator;
+  /** The run's ONNX export (onnx engine), else null. */
+  exportDir: string | null;
+  release(): Promise<void>;
+}
+
+/** The ONNX export of the run (or checkpoint), made or refreshed when needed. */
+function exportFor(f: SampleFlags, beforeExport?: () => Promise<unknown>): Promise<string> {
+  return ensureOnnxExport(f.run, {
     checkpoint: f.checkpoint,
-    beforeExport: () => initCompute(f.backend, { quiet: true }),
+    beforeExport,
     log: (line) => console.log(line),
   });
-  const pipe = await loadOnnxPipeline(dir);
-  const bar = progressBar(f, prompts);
-  try {
-    return await txt2img(pipe, {
-      prompts,
-      n: f.n,
-      guidance: f.guidance,
-      steps: f.steps,
-      scheduler: f.scheduler,
-      seed: f.seed,
-      onProgress: (d) => bar.update(d),
-    });
-  } finally {
-    bar.done();
-    await pipe.release();
-  }
 }
 
-/** Images through TensorFlow.js (lib/pipeline/generate.ts). */
-async function sampleTfjs(f: SampleFlags, prompts: string[]): Promise<RgbImage[]> {
+/**
+ * onnxruntime on the run's export (exporting first when needed), or TensorFlow.js
+ * (lib/pipeline/generate.ts).
+ */
+async function openEngine(f: SampleFlags): Promise<Engine> {
+  if (f.engine === "onnx") {
+    const dir = await exportFor(f, () => initCompute(f.backend, { quiet: true }));
+    const pipe = await loadOnnxPipeline(dir);
+    return { generator: (o) => txt2img(pipe, o), exportDir: dir, release: () => pipe.release() };
+  }
   await initCompute(f.backend, { quiet: true });
   const run = await loadRun(f.run, { checkpoint: f.checkpoint });
-  const bar = progressBar(f, prompts);
-  const images = await generate(run, {
-    prompts,
-    n: f.n,
+  return { generator: (o) => generate(run, o), exportDir: null, release: () => Promise.resolve() };
+}
+
+/** The sampling settings every generator call shares. */
+function settings(f: SampleFlags) {
+  return {
     guidance: f.guidance,
     steps: f.steps,
     scheduler: f.scheduler,
     seed: f.seed,
-    onProgress: (d) => bar.update(d),
-  });
-  bar.done();
-  return images;
+    batchSize: f["batch-size"],
+  };
+}
+
+/** `n` images per prompt, prompt-major. */
+async function samplePlain(f: SampleFlags, prompts: string[]): Promise<RgbImage[]> {
+  const engine = await openEngine(f);
+  const bar = progressBar(prompts.length * f.n);
+  try {
+    return await engine.generator({
+      ...settings(f),
+      prompts,
+      n: f.n,
+      onProgress: (d) => bar.update(d),
+    });
+  } finally {
+    bar.done();
+    await engine.release();
+  }
+}
+
+/** The winners of `n` best-of-N draws per prompt, prompt-major, and the scorer's name. */
+async function sampleBestOf(
+  f: SampleFlags,
+  prompts: string[],
+  spec: ScorerSpec,
+): Promise<{ picks: BestOfNPick[]; scorer: string }> {
+  const N = f["best-of"];
+  const engine = await openEngine(f);
+  let scorer: LoadedScorer | null = null;
+  try {
+    // The tfjs engine has no export yet; its compute is already set up for exporting.
+    const exportDir = spec.kind === "clip" ? engine.exportDir ?? await exportFor(f) : undefined;
+    scorer = await loadScorer(spec, { exportDir });
+    // One bestOfN entry per grid cell, so each cell draws its own candidates.
+    const cells = prompts.flatMap((p) => Array<string>(f.n).fill(p));
+    const bar = progressBar(cells.length * N);
+    try {
+      const picks = await bestOfN({
+        ...settings(f),
+        generator: engine.generator,
+        scorer,
+        prompts: cells,
+        candidates: N,
+        onProgress: (p) => bar.update(p.prompt * N + p.done),
+      });
+      return { picks, scorer: scorer.name };
+    } finally {
+      bar.done();
+    }
+  } finally {
+    await scorer?.release();
+    await engine.release();
+  }
+}
+
+/** The `<out>.json` record of a best-of-N grid. */
+function bestOfRecord(
+  f: SampleFlags,
+  prompts: string[],
+  spec: ScorerSpec,
+  r: { picks: BestOfNPick[]; scorer: string },
+) {
+  return {
+    format: "xgen-kit-best-of-n/1",
+    out: f.out,
+    scorer: { name: r.scorer, spec: formatScorerSpec(spec) },
+    settings: {
+      run: f.run,
+      checkpoint: f.checkpoint ?? null,
+      engine: f.engine,
+      n: f.n,
+      bestOf: f["best-of"],
+      ...settings(f),
+    },
+    prompts: prompts.map((prompt, row) => ({
+      prompt,
+      cells: r.picks.slice(row * f.n, (row + 1) * f.n).map((p) => ({
+        seed: p.seed,
+        winner: p.winner,
+        score: p.score,
+        scores: Array.from(p.scores),
+      })),
+    })),
+  };
+}
+
+/** The scorer `--scorer` names, its folder checked; null without `--best-of`. */
+async function scorerFlag(f: SampleFlags): Promise<ScorerSpec | null> {
+  if (f["best-of"] === 1) {
+    if (f.scorer !== undefined) {
+      throw new UsageError(
+        "sample: --scorer needs --best-of N with N >= 2 (--best-of 1, the default, does not rank)",
+      );
+    }
+    return null;
+  }
+  const text = f.scorer ?? "clip";
+  try {
+    const spec = parseScorerSpec(text);
+    await checkScorerFolder(spec);
+    return spec;
+  } catch (e) {
+    throw new UsageError(`sample: ${(e as Error).message}`);
+  }
 }
 
 if (import.meta.main) {
@@ -115,10 +258,19 @@ if (import.meta.main) {
       return;
     }
     if (!f.prompt?.length) throw new UsageError("sample: give at least one --prompt");
-    const images = f.engine === "onnx"
-      ? await sampleOnnx(f, f.prompt)
-      : await sampleTfjs(f, f.prompt);
-    await writePng(f.out, imageGrid(images, { cols: f.n, pad: 2 }));
-    console.log(`wrote ${f.out} (${f.prompt.length} rows x ${f.n})`);
+    const spec = await scorerFlag(f);
+    if (spec === null) {
+      const images = await samplePlain(f, f.prompt);
+      await writePng(f.out, imageGrid(images, { cols: f.n, pad: 2 }));
+      console.log(`wrote ${f.out} (${f.prompt.length} rows x ${f.n})`);
+      return;
+    }
+    const r = await sampleBestOf(f, f.prompt, spec);
+    await writePng(f.out, imageGrid(r.picks.map((p) => p.image), { cols: f.n, pad: 2 }));
+    await writeJsonAtomic(`${f.out}.json`, bestOfRecord(f, f.prompt, spec, r));
+    console.log(
+      `wrote ${f.out} (${f.prompt.length} rows x ${f.n}, each the best of ${f["best-of"]} by ` +
+        `${r.scorer}) and ${f.out}.json`,
+    );
   });
 }

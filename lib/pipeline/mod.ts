@@ -1,6 +1,7 @@
 /**
  * The embedded default pipeline: presets, the three training stages, generation with a trained
- * run, caption-following evaluation, and the end-to-end `trainPipeline` job.
+ * run, best-of-N rejection sampling with its scorers, caption-following evaluation, and the
+ * end-to-end `trainPipeline` job.
  *
  * @example
  * ```ts
@@ -18,3 +19,5 @@ export * from "./generate.ts";
 export * from "./caption_following.ts";
 export * from "./train_pipeline.ts";
 export * from "./compute.ts";
+export * from "./best_of_n.ts";
+export * from "./scorers.ts";
