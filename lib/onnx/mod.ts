@@ -2,7 +2,8 @@
  * ONNX: write models from TypeScript (graph builder over the ONNX protobuf schema), read them
  * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions; export the
  * kit's trained models and whole runs in Hugging Face Optimum's Stable Diffusion layout, and
- * sample from such folders (kit exports or real SD exports) with the kit's samplers.
+ * sample from such folders (kit exports or real SD exports) with the kit's samplers, and touch up
+ * regions of an image (mask, crop, img2img, blend back).
  *
  * @example
  * ```ts
@@ -22,4 +23,5 @@ export * from "./export_nn.ts";
 export * from "./export_models.ts";
 export * from "./export_run.ts";
 export * from "./sd_pipeline.ts";
+export * from "./touch_up.ts";
 export * from "./parts/mod.ts";
