@@ -15,5 +15,6 @@ export * from "./shapes_world.ts";
 export * from "./classify.ts";
 export * from "./png.ts";
 export * from "./webdataset.ts";
+export * from "./shard_source.ts";
 export * from "./captions.ts";
 export * from "./hard_negatives.ts";

@@ -9,7 +9,8 @@
  * {@link readShards} never dies on bad data: entries escaping the folder (absolute paths, `..`),
  * links, corrupt images, samples without caption, truncated or corrupt tars are skipped and
  * counted in a {@link ReadStats}. It partitions shards across ranks, shuffles shard order with an
- * {@link Rng}, and resumes from a `{shard, index}` position exactly.
+ * {@link Rng}, and resumes from a `{shard, index}` position exactly. Shards can live in a local
+ * folder or under a `gs://bucket/prefix` (streamed, see `shard_source.ts`); both read the same.
  *
  * @example
  * ```ts
@@ -27,9 +28,11 @@ import tarStream from "tar-stream";
 import { parquetReadObjects } from "hyparquet";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import type { Rng } from "../util/rng.ts";
+import type { GcsStoreOptions } from "../train/gcs_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
+import { type ShardSource, shardSourceFor, ShardTransportError } from "./shard_source.ts";
 
 /** A sample to write: RGB pixels, caption, optional metadata (stored in `key.json`). */
 export interface ShardSampleInput {
@@ -222,11 +225,18 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
  * ```
  */
 export async function readShardParquet(path: string): Promise<Record<string, unknown>[]> {
-  const bytes = await Deno.readFile(path);
+  return await parseShardParquet(await Deno.readFile(path), path);
+}
+
+async function parseShardParquet(
+  bytes: Uint8Array,
+  where: string,
+): Promise<Record<string, unknown>[]> {
   try {
-    return await parquetReadObjects({ file: bytes.buffer.slice(0) as ArrayBuffer });
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    return await parquetReadObjects({ file: file as ArrayBuffer });
   } catch (e) {
-    throw new Error(`${path}: cannot read parquet (${(e as Error).message})`);
+    throw new Error(`${where}: cannot read parquet (${(e as Error).message})`);
   }
 }
 
@@ -465,31 +475,25 @@ export interface ReadShardsOptions {
   worldSize?: number;
   /** Resume point (from a yielded sample's `position`). */
   start?: ReadPosition;
+  /** Client options for `gs://` shards (emulator endpoint, retries, a ready client...). */
+  gcs?: GcsStoreOptions;
 }
 
 /**
- * Tar paths of a dataset folder: the shards listed in `dataset.json` when present, else every
- * `*.tar` sorted by name.
+ * Tar paths (or `gs://` URLs) of a dataset folder or bucket prefix: the shards listed in
+ * `dataset.json` when present, else every `*.tar` directly inside, sorted by name.
  *
  * @example
  * ```ts
  * const paths = await listShards("runs/data/train32");
+ * const urls = await listShards("gs://bucket/laion", { gcs: { apiEndpoint: "http://127.0.0.1:9199" } });
  * ```
  */
-export async function listShards(dir: string): Promise<string[]> {
-  const manifest = await readJsonOrNull(joinPath(dir, "dataset.json")) as DatasetManifest | null;
-  if (manifest && Array.isArray(manifest.shards)) {
-    return manifest.shards.map((s) => joinPath(dir, s));
-  }
-  const out: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && e.name.endsWith(".tar")) out.push(joinPath(dir, e.name));
-    }
-  } catch (e) {
-    throw new Error(`listShards: cannot read folder ${dir} (${(e as Error).message})`);
-  }
-  return out.sort();
+export async function listShards(
+  location: string,
+  opts: Pick<ReadShardsOptions, "gcs"> = {},
+): Promise<string[]> {
+  return await shardSourceFor(location, opts).list();
 }
 
 /**
@@ -529,21 +533,22 @@ interface Group {
 
 type TarExtract = ReturnType<typeof tarStream.extract>;
 
-/** Push a file into a tar extractor in chunks, respecting backpressure; ends or destroys it. */
-async function feed(path: string, extract: TarExtract): Promise<void> {
-  let file: Deno.FsFile;
+/**
+ * Push a shard's bytes into a tar extractor, respecting backpressure; ends or destroys it. The
+ * stream's own error is handed to `onError` as is: a storage failure must stay recognisable
+ * (streamx may wrap what `destroy` is given).
+ */
+async function feed(
+  bytes: ReadableStream<Uint8Array>,
+  extract: TarExtract,
+  onError: (e: unknown) => void,
+): Promise<void> {
+  const reader = bytes.getReader();
   try {
-    file = await Deno.open(path);
-  } catch (e) {
-    extract.destroy(new Error(`open failed: ${(e as Error).message}`));
-    return;
-  }
-  try {
-    const buf = new Uint8Array(1 << 16);
     while (!extract.destroyed) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      if (!extract.write(buf.slice(0, n))) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!extract.write(value)) {
         await new Promise<void>((res) => {
           const done = () => {
             extract.off("drain", done);
@@ -557,51 +562,87 @@ async function feed(path: string, extract: TarExtract): Promise<void> {
     }
     if (!extract.destroyed) extract.end(null);
   } catch (e) {
+    onError(e);
     extract.destroy(e as Error);
   } finally {
-    file.close();
+    // Stopping early (consumer broke out, corrupt tar) releases the file or HTTP response.
+    await reader.cancel().catch(() => {});
   }
 }
 
-async function aestheticIndex(tarPath: string): Promise<Map<string, number> | null> {
-  const pq = tarPath.replace(/\.tar$/, ".parquet");
-  if (pq === tarPath || !(await exists(pq))) return null;
+async function aestheticIndex(
+  src: ShardSource,
+  tarPath: string,
+): Promise<Map<string, number> | null> {
   try {
-    const rows = await readShardParquet(pq);
+    const bytes = await src.readParquet(tarPath);
+    if (!bytes) return null;
+    const rows = await parseShardParquet(bytes, tarPath.replace(/\.tar$/, ".parquet"));
     const m = new Map<string, number>();
     for (const r of rows) {
       if (typeof r.key === "string" && typeof r.aesthetic === "number") m.set(r.key, r.aesthetic);
     }
     return m;
-  } catch {
+  } catch (e) {
+    // A storage outage is not a bad sidecar: falling back would hide it.
+    if (e instanceof ShardTransportError) throw e;
     return null; // fall back to the json score
   }
 }
 
+/** Readers' error for a storage failure mid-read, with where to resume. */
+function interrupted(e: ShardTransportError, shard: number, index: number): Error {
+  return new Error(
+    `readShards: ${e.message}; stopped after record ${index} of shard ${shard} in this rank's ` +
+      `order (resume with start { shard: ${shard}, index: ${index} })`,
+    { cause: e },
+  );
+}
+
 /**
- * Stream samples from webdataset shards (a folder or a list of tar paths), grouped by key.
+ * Stream samples from webdataset shards, grouped by key. `source` is a folder, a
+ * `gs://bucket/prefix`, a list of tar paths and `gs://` URLs, or a {@link ShardSource}; tars are
+ * streamed either way, never read whole. Storage failures that retries cannot repair throw a
+ * message naming the object and the position to resume from; bad data never throws.
  *
  * @example
  * ```ts
  * const stats = newReadStats();
  * const it = readShards(["d/00000.tar"], { stats, rank: 0, worldSize: 1 });
  * for await (const s of it) { console.log(s.caption); }
+ * for await (const s of readShards("gs://bucket/laion", { minAesthetic: 6 })) console.log(s.key);
  * ```
  */
 export async function* readShards(
-  source: string | readonly string[],
+  source: string | readonly string[] | ShardSource,
   opts: ReadShardsOptions = {},
 ): AsyncGenerator<ShardSample> {
   const stats = opts.stats ?? newReadStats();
-  const all = typeof source === "string" ? await listShards(source) : [...source];
+  const src = shardSourceFor(source, opts);
+  const all = await src.list();
   const order = shardOrder(all, opts);
   const start = opts.start ?? { shard: 0, index: 0 };
   const dec = new TextDecoder();
   for (let si = Math.max(0, start.shard); si < order.length; si++) {
     const path = order[si];
     const skip = si === start.shard ? start.index : 0;
-    const scores = opts.minAesthetic !== undefined ? await aestheticIndex(path) : null;
+    let scores: Map<string, number> | null = null;
+    if (opts.minAesthetic !== undefined) {
+      try {
+        scores = await aestheticIndex(src, path);
+      } catch (e) {
+        throw interrupted(e as ShardTransportError, si, skip);
+      }
+    }
     stats.shards++;
+    let bytes: ReadableStream<Uint8Array>;
+    try {
+      bytes = await src.open(path);
+    } catch (e) {
+      if (e instanceof ShardTransportError) throw interrupted(e, si, skip);
+      stats.skipped.unreadableShard++; // a missing file or object, like any bad data
+      continue;
+    }
     let groupIndex = 0;
 
     /** Turn a finished group into a sample, or count why not. */
@@ -669,7 +710,8 @@ export async function* readShards(
     };
 
     const extract = tarStream.extract();
-    const feeding = feed(path, extract);
+    let failure: unknown = null;
+    const feeding = feed(bytes, extract, (e) => (failure = e));
     let cur: Group | null = null;
     try {
       for await (const entry of extract) {
@@ -714,9 +756,11 @@ export async function* readShards(
         if (s) yield s;
       }
     } catch (e) {
+      // The storage broke after its retries: stop, and say where to resume (groupIndex groups
+      // of this shard are done; an unfinished group is read again from its start).
+      if (failure instanceof ShardTransportError) throw interrupted(failure, si, groupIndex);
       const msg = (e as Error)?.message ?? String(e);
-      if (/open failed/.test(msg)) stats.skipped.unreadableShard++;
-      else if (/Unexpected end/i.test(msg)) stats.skipped.truncated++;
+      if (/Unexpected end/i.test(msg)) stats.skipped.truncated++;
       else stats.skipped.corruptTar++;
     } finally {
       if (!extract.destroyed) extract.destroy();

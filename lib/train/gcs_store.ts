@@ -30,6 +30,10 @@ export interface GcsFileLike {
   ): Promise<unknown>;
   download(): Promise<[Uint8Array, ...unknown[]]>;
   delete(opts: { ignoreNotFound: boolean }): Promise<unknown>;
+  /** Object size and generation (used to stream shards; optional so small fakes can omit it). */
+  getMetadata?(): Promise<[{ size?: string | number; generation?: string | number }, ...unknown[]]>;
+  /** Byte stream of the object, from byte `start` when given (used to stream shards). */
+  createReadStream?(opts?: { start?: number }): AsyncIterable<Uint8Array>;
 }
 
 /** One page request of a listing (`autoPaginate: false` so each page is its own, retried, call). */
@@ -42,7 +46,8 @@ export interface GcsListQuery {
 
 /** The parts of a `@google-cloud/storage` Bucket that {@link GcsStore} uses. */
 export interface GcsBucketLike {
-  file(name: string): GcsFileLike;
+  /** `opts.generation` pins one version of the object (reads of a replaced one then fail). */
+  file(name: string, opts?: { generation?: string | number }): GcsFileLike;
   /** Resolves to `[files, nextQuery (with pageToken) or null, ...]`. */
   getFiles(query: GcsListQuery): Promise<[{ name: string }[], unknown, ...unknown[]]>;
 }
@@ -209,6 +214,20 @@ export class GcsStore implements CheckpointStore {
     });
     this.#bucket = p;
     return p;
+  }
+
+  /**
+   * The bucket handle this store uses, for reads a {@link CheckpointStore} has no method for
+   * (streaming a large object); creates the client on first use, like every other method.
+   *
+   * @example
+   * ```ts
+   * const bucket = await new GcsStore("gs://bucket").bucket();
+   * const stream = bucket.file("data/00000.tar").createReadStream?.();
+   * ```
+   */
+  bucket(): Promise<GcsBucketLike> {
+    return this.#getBucket();
   }
 
   /** Full `gs://` URL of a key (or of a listing prefix). */
