@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import tarStream from "tar-stream";
+import { encode as encodeJpeg } from "jpeg-js";
 import { Rng } from "../lib/util/rng.ts";
 import { encodePngRgb } from "../lib/data/png.ts";
 import { shapesWorldSample } from "../lib/data/shapes_world.ts";
@@ -122,7 +123,9 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
       ["c.png", png(2)],
       ["c.json", "{}"],
       ["d.jpg", new Uint8Array([255, 216, 255])],
-      ["d.txt", "jpeg only"],
+      ["d.txt", "corrupt jpeg"],
+      ["w.webp", new Uint8Array([82, 73, 70, 70])],
+      ["w.txt", "webp only"],
       ["e.txt", "no image"],
       ["f.png", new Uint8Array(0), "symlink"],
       ["g.png", png(3)],
@@ -149,7 +152,7 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
       escape: 3,
       link: 1,
       otherEntry: 0,
-      corruptImage: 1,
+      corruptImage: 2,
       unsupportedImage: 1,
       missingImage: 1,
       missingCaption: 1,
@@ -273,6 +276,36 @@ Deno.test("a shard larger than the read buffer streams through with backpressure
       if (n % 50 === 0) await new Promise((r) => setTimeout(r, 5));
     }
     assert.equal(n, 300);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("JPEG samples (img2dataset's LAION format) are decoded like PNG ones", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A smooth picture survives JPEG at quality 95 within a few levels per channel.
+    const w = 16, h = 8, rgba = new Uint8Array(w * h * 4), rgb = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const px = [x * 12, y * 24, 128];
+        rgba.set([...px, 255], (y * w + x) * 4);
+        rgb.set(px, (y * w + x) * 3);
+      }
+    }
+    const jpg = new Uint8Array(encodeJpeg({ data: rgba, width: w, height: h }, 95).data);
+    await Deno.writeFile(
+      `${dir}/00000.tar`,
+      await makeTar([["p.jpg", jpg], ["p.txt", "a gradient"], ["q.jpeg", jpg], ["q.txt", "again"]]),
+    );
+    const stats = newReadStats();
+    const got = await collect(readShards(dir, { stats }));
+    assert.deepEqual(got.map((s) => [s.key, s.width, s.height]), [["p", 16, 8], ["q", 16, 8]]);
+    assert.deepEqual(got[0].image, got[1].image);
+    const maxDiff = got[0].image.reduce((m, v, i) => Math.max(m, Math.abs(v - rgb[i])), 0);
+    assert.ok(maxDiff <= 6, `JPEG round trip within 6 levels, got ${maxDiff}`);
+    assert.equal(stats.read, 2);
+    assert.equal(stats.skipped.corruptImage, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -31,6 +31,7 @@ import type { Rng } from "../util/rng.ts";
 import type { GcsStoreOptions } from "../train/gcs_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";
+import { decodeJpegRgb } from "./jpeg.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
 import { type ShardSource, shardSourceFor, ShardTransportError } from "./shard_source.ts";
 
@@ -389,7 +390,7 @@ export interface ReadStats {
     otherEntry: number;
     /** Image bytes that do not decode. */
     corruptImage: number;
-    /** Samples with only a jpg/webp image (no decoder in the kit). */
+    /** Samples with only a webp image (no decoder in the kit; PNG and JPEG are decoded). */
     unsupportedImage: number;
     /** Samples with no image at all. */
     missingImage: number;
@@ -682,16 +683,21 @@ export async function* readShards(
           return null;
         }
       }
-      const png = g.files.get("png");
-      if (!png) {
-        const other = ["jpg", "jpeg", "webp"].some((e) => g.files.has(e));
-        if (other) stats.skipped.unsupportedImage++;
+      // img2dataset writes LAION as JPEG (`key.jpg`); the kit's own shards are PNG.
+      const ext = ["png", "jpg", "jpeg"].find((e) => g.files.has(e));
+      if (!ext) {
+        if (g.files.has("webp")) stats.skipped.unsupportedImage++;
         else stats.skipped.missingImage++;
         return null;
       }
-      let img;
+      let img: { image: Uint8Array; width: number; height: number };
       try {
-        img = decodePngRgb(png, `${path}:${g.key}.png`);
+        const bytes = g.files.get(ext)!, what = `${path}:${g.key}.${ext}`;
+        if (ext === "png") img = decodePngRgb(bytes, what);
+        else {
+          const j = decodeJpegRgb(bytes, what);
+          img = { image: j.data, width: j.width, height: j.height };
+        }
       } catch {
         stats.skipped.corruptImage++;
         return null;

@@ -21,9 +21,13 @@
  * ```
  * @module
  */
-import { decode as decodeJpeg } from "jpeg-js";
 import { decodePngRgb, isPng } from "../data/png.ts";
+import { decodeJpegRgb, isJpeg } from "../data/jpeg.ts";
 import type { RgbInput } from "./feature_extractor.ts";
+
+// JPEG decoding lives with the data readers (webdataset shards hold JPEGs too); re-exported here
+// so lib/eval keeps its public surface.
+export { decodeJpegRgb, isJpeg };
 
 /** Image formats the kit decodes. */
 export type ImageFormat = "png" | "jpeg";
@@ -51,18 +55,6 @@ export class CorruptImageError extends Error {
 }
 
 /**
- * Whether bytes start like a JPEG file (SOI marker FF D8 followed by another marker).
- *
- * @example
- * ```ts
- * isJpeg(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])); // true
- * ```
- */
-export function isJpeg(bytes: Uint8Array): boolean {
-  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
-}
-
-/**
  * The format of an image file from its signature, or null when it is neither PNG nor JPEG.
  *
  * @example
@@ -74,31 +66,6 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
   if (isPng(bytes)) return "png";
   if (isJpeg(bytes)) return "jpeg";
   return null;
-}
-
-/**
- * Decode a JPEG into 8-bit RGB; throws `"<what>: corrupt JPEG (...)"` on anything jpeg-js cannot
- * decode completely (a truncated file has no end-of-image marker and fails too).
- *
- * @example
- * ```ts
- * const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
- * ```
- */
-export function decodeJpegRgb(bytes: Uint8Array, what = "JPEG"): RgbInput {
-  if (!isJpeg(bytes)) throw new Error(`${what}: not a JPEG (no FF D8 FF start)`);
-  let img: { width: number; height: number; data: Uint8Array };
-  try {
-    // useTArray: plain Uint8Array output (no Node Buffer); formatAsRGBA false: 3 channels.
-    img = decodeJpeg(bytes, { useTArray: true, formatAsRGBA: false });
-  } catch (e) {
-    throw new Error(`${what}: corrupt JPEG (${(e as Error).message})`);
-  }
-  const { width, height, data } = img;
-  if (!(width >= 1 && height >= 1) || data.length !== width * height * 3) {
-    throw new Error(`${what}: corrupt JPEG (decoded ${data.length} bytes for ${width}x${height})`);
-  }
-  return { data, width, height };
 }
 
 /**
