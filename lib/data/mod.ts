@@ -14,6 +14,7 @@
 export * from "./shapes_world.ts";
 export * from "./classify.ts";
 export * from "./png.ts";
+export * from "./jpeg.ts";
 export * from "./webdataset.ts";
 export * from "./shard_source.ts";
 export * from "./captions.ts";
