@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { disposeParams, type Params } from "../lib/nn/mod.ts";
+import { disposeParams } from "../lib/nn/mod.ts";
 import {
-  AUTOENCODER_PRESETS,
   CLIP_PRESETS,
   ClipBpeTokenizer,
   type ClipConfig,
   encode,
   encodeText,
-  initAutoencoder,
   initClip,
   initUnet,
-  UNET_PRESETS,
-  WordTokenizer,
 } from "../lib/models/mod.ts";
 import {
   decodeLatents,
@@ -23,8 +19,6 @@ import {
   initialNoise,
   type LoadedRun,
   loadRun,
-  saveModel,
-  unetConfigFor,
 } from "../lib/pipeline/mod.ts";
 import {
   getSampler,
@@ -45,7 +39,8 @@ import {
   txt2img,
 } from "../lib/onnx/mod.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
-import { Rng, STREAM } from "../lib/util/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { makeTinyRun, perturb } from "./helpers/tiny_run.ts";
 
 await tf.setBackend("cpu");
 
@@ -60,45 +55,6 @@ const SCHEDULE: Partial<ScheduleConfig> = {
   predictionType: "v_prediction",
   timestepSpacing: "trailing",
 };
-
-/** Perturb 1-D parameters so norms are not exactly 1/0 (see onnx_export_models.test.ts). */
-function perturb(p: Params, seed: number): Params {
-  const rng = Rng.stream(seed);
-  for (const v of Object.values(p)) {
-    if (v.rank === 1) v.assign(tf.add(v, tf.tensor(rng.normal(v.size), v.shape).mul(0.3)));
-  }
-  return p;
-}
-
-/** A tiny run folder, saved the way the stages save their frozen models (nothing trained). */
-async function makeRun(dir: string): Promise<void> {
-  const tok = WordTokenizer.build(CAPTIONS, { contextLength: 16 });
-  await Deno.mkdir(`${dir}/clip`, { recursive: true });
-  await tok.save(`${dir}/clip/tokenizer.json`);
-  const clipCfg: ClipConfig = { ...CLIP_PRESETS.tiny, vocabSize: tok.vocabSize };
-  const clip = perturb(initClip(clipCfg, Rng.stream(1, [STREAM.init, 2])), 11);
-  await saveModel(`${dir}/clip/model`, { kind: "clip", config: clipCfg, params: clip });
-  const aeCfg = AUTOENCODER_PRESETS.tiny;
-  const ae = perturb(initAutoencoder(aeCfg, Rng.stream(1, [STREAM.init, 1])), 12);
-  await saveModel(`${dir}/autoencoder/model`, {
-    kind: "autoencoder",
-    config: aeCfg,
-    params: ae,
-    extra: { scalingFactor: 0.8 },
-  });
-  const unetCfg = unetConfigFor(UNET_PRESETS.tiny, {
-    latentChannels: aeCfg.latentChannels,
-    contextDim: clipCfg.textWidth,
-  });
-  const unet = perturb(initUnet(unetCfg, Rng.stream(1, [STREAM.init, 3])), 13);
-  await saveModel(`${dir}/unet/model`, {
-    kind: "unet",
-    config: unetCfg,
-    params: unet,
-    extra: { schedule: SCHEDULE, ema: false },
-  });
-  for (const p of [clip, ae, unet]) disposeParams(p);
-}
 
 function maxPixelDiff(a: RgbImage[], b: RgbImage[]): number {
   assert.equal(a.length, b.length);
@@ -131,7 +87,7 @@ async function copyDir(from: string, to: string): Promise<void> {
 const root = await Deno.makeTempDir({ prefix: "xgen_onnx_sd_" });
 const runDir = `${root}/run`;
 const exportDir = `${root}/export`;
-await makeRun(runDir);
+await makeTinyRun(runDir, { captions: CAPTIONS, schedule: SCHEDULE });
 const exported = await exportRun(runDir, exportDir);
 const run = await loadRun(runDir);
 

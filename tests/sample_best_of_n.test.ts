@@ -8,17 +8,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { disposeParams, type Params } from "../lib/nn/mod.ts";
-import {
-  AUTOENCODER_PRESETS,
-  CLIP_PRESETS,
-  type ClipConfig,
-  initAutoencoder,
-  initClip,
-  initUnet,
-  UNET_PRESETS,
-  WordTokenizer,
-} from "../lib/models/mod.ts";
 import {
   argmaxFirst,
   bestOfN,
@@ -27,9 +16,7 @@ import {
   type GenerateOptions,
   loadScorer,
   parseScorerSpec,
-  saveModel,
   type Scorer,
-  unetConfigFor,
 } from "../lib/pipeline/mod.ts";
 import {
   ensureOnnxExport,
@@ -43,53 +30,15 @@ import {
 } from "../lib/onnx/mod.ts";
 import { decodePngRgb } from "../lib/data/mod.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
-import { Rng, STREAM } from "../lib/util/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
+import { makeTinyRun } from "./helpers/tiny_run.ts";
 
 await tf.setBackend("cpu");
 
 const OPTS = { threads: 1, executionProviders: ["cpu"] } as const;
 const CAPTIONS = ["a red circle", "two blue squares", "a green triangle"];
 const SIZE = 16; // the tiny presets' image side
-
-/** Perturb 1-D parameters so norms are not exactly 1/0 (as onnx_sd_pipeline.test.ts). */
-function perturb(p: Params, seed: number): Params {
-  const rng = Rng.stream(seed);
-  for (const v of Object.values(p)) {
-    if (v.rank === 1) v.assign(tf.add(v, tf.tensor(rng.normal(v.size), v.shape).mul(0.3)));
-  }
-  return p;
-}
-
-/** A tiny run folder saved the way the stages save their models (nothing trained). */
-async function makeRun(dir: string): Promise<void> {
-  const tok = WordTokenizer.build(CAPTIONS, { contextLength: 16 });
-  await Deno.mkdir(`${dir}/clip`, { recursive: true });
-  await tok.save(`${dir}/clip/tokenizer.json`);
-  const clipCfg: ClipConfig = { ...CLIP_PRESETS.tiny, vocabSize: tok.vocabSize };
-  const clip = perturb(initClip(clipCfg, Rng.stream(1, [STREAM.init, 2])), 11);
-  await saveModel(`${dir}/clip/model`, { kind: "clip", config: clipCfg, params: clip });
-  const aeCfg = AUTOENCODER_PRESETS.tiny;
-  const ae = perturb(initAutoencoder(aeCfg, Rng.stream(1, [STREAM.init, 1])), 12);
-  await saveModel(`${dir}/autoencoder/model`, {
-    kind: "autoencoder",
-    config: aeCfg,
-    params: ae,
-    extra: { scalingFactor: 0.8 },
-  });
-  const unetCfg = unetConfigFor(UNET_PRESETS.tiny, {
-    latentChannels: aeCfg.latentChannels,
-    contextDim: clipCfg.textWidth,
-  });
-  const unet = perturb(initUnet(unetCfg, Rng.stream(1, [STREAM.init, 3])), 13);
-  await saveModel(`${dir}/unet/model`, {
-    kind: "unet",
-    config: unetCfg,
-    params: unet,
-    extra: { schedule: {}, ema: false },
-  });
-  for (const p of [clip, ae, unet]) disposeParams(p);
-}
 
 // A PickScore-style folder: a letters-only CLIP BPE vocabulary without merges, so every word is
 // its letters with "</w>" on the last one, and towers simple enough to recompute by hand.
@@ -183,7 +132,7 @@ const root = await Deno.makeTempDir({ prefix: "xgen_best_of_n_" });
 const runDir = `${root}/run`;
 const pickDir = `${root}/pickscore`;
 const aesDir = `${root}/aesthetic`;
-await makeRun(runDir);
+await makeTinyRun(runDir, { captions: CAPTIONS });
 // The same export the CLI makes, so its runs below find it up to date.
 const exportDir = await ensureOnnxExport(runDir);
 await makePickScoreDir(pickDir, false);

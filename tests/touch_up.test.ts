@@ -5,18 +5,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { disposeParams, type Params } from "../lib/nn/mod.ts";
-import {
-  AUTOENCODER_PRESETS,
-  CLIP_PRESETS,
-  type ClipConfig,
-  initAutoencoder,
-  initClip,
-  initUnet,
-  UNET_PRESETS,
-  WordTokenizer,
-} from "../lib/models/mod.ts";
-import { saveModel, unetConfigFor } from "../lib/pipeline/mod.ts";
 import {
   blendThroughMask,
   cropRgb,
@@ -35,8 +23,9 @@ import {
 } from "../lib/onnx/mod.ts";
 import { decodePngRgb } from "../lib/data/png.ts";
 import { encodePng, type RgbImage } from "../lib/plot/mod.ts";
-import { Rng, STREAM } from "../lib/util/rng.ts";
+import { Rng } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
+import { makeTinyRun } from "./helpers/tiny_run.ts";
 
 await tf.setBackend("cpu");
 
@@ -168,44 +157,6 @@ Deno.test("blendThroughMask: mask*patch + (1-mask)*original, rounded half up, ex
 
 // ---- a tiny kit run and its ONNX export (as tests/onnx_sd_pipeline.test.ts makes one) ----
 
-/** Perturb 1-D parameters so norms are not exactly 1/0 and images vary. */
-function perturb(p: Params, seed: number): Params {
-  const rng = Rng.stream(seed);
-  for (const v of Object.values(p)) {
-    if (v.rank === 1) v.assign(tf.add(v, tf.tensor(rng.normal(v.size), v.shape).mul(0.3)));
-  }
-  return p;
-}
-
-async function makeRun(dir: string): Promise<void> {
-  const tok = WordTokenizer.build(["a red circle", "a detailed face"], { contextLength: 16 });
-  await Deno.mkdir(`${dir}/clip`, { recursive: true });
-  await tok.save(`${dir}/clip/tokenizer.json`);
-  const clipCfg: ClipConfig = { ...CLIP_PRESETS.tiny, vocabSize: tok.vocabSize };
-  const clip = perturb(initClip(clipCfg, Rng.stream(1, [STREAM.init, 2])), 11);
-  await saveModel(`${dir}/clip/model`, { kind: "clip", config: clipCfg, params: clip });
-  const aeCfg = AUTOENCODER_PRESETS.tiny;
-  const ae = perturb(initAutoencoder(aeCfg, Rng.stream(1, [STREAM.init, 1])), 12);
-  await saveModel(`${dir}/autoencoder/model`, {
-    kind: "autoencoder",
-    config: aeCfg,
-    params: ae,
-    extra: { scalingFactor: 0.8 },
-  });
-  const unetCfg = unetConfigFor(UNET_PRESETS.tiny, {
-    latentChannels: aeCfg.latentChannels,
-    contextDim: clipCfg.textWidth,
-  });
-  const unet = perturb(initUnet(unetCfg, Rng.stream(1, [STREAM.init, 3])), 13);
-  await saveModel(`${dir}/unet/model`, {
-    kind: "unet",
-    config: unetCfg,
-    params: unet,
-    extra: { schedule: { numTrainTimesteps: 1000 }, ema: false },
-  });
-  for (const p of [clip, ae, unet]) disposeParams(p);
-}
-
 // ---- a tiny CLIPSeg-style segmenter: logits = 4 * red (ImageNet-normalised) - 3 * tok + 16 ----
 
 const S = 32; // segmenter input side = the test image's side, so no resize blurs the mask
@@ -254,7 +205,10 @@ async function writeSegmenterDir(dir: string): Promise<void> {
 const root = await Deno.makeTempDir({ prefix: "xgen_touch_up_" });
 const runDir = `${root}/run`;
 const segDir = `${root}/seg`;
-await makeRun(runDir);
+await makeTinyRun(runDir, {
+  captions: ["a red circle", "a detailed face"],
+  schedule: { numTrainTimesteps: 1000 },
+});
 await writeSegmenterDir(segDir);
 // The export the CLI's --run finds up to date (same place, same fingerprint).
 const exportDir = await ensureOnnxExport(runDir);
