@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import tarStream from "tar-stream";
 import { Storage } from "@google-cloud/storage";
 import { encodePngRgb } from "../lib/data/png.ts";
 import { shapesWorldSample } from "../lib/data/shapes_world.ts";
@@ -16,6 +15,7 @@ import { GcsShardSource, type ShardSource, ShardTransportError } from "../lib/da
 import { type GcsClientLike, type GcsFileLike, GcsStore } from "../lib/train/gcs_store.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
+import { makeTar } from "./helpers/tar.ts";
 
 const BUCKET = "xgen-shards-test";
 const URL_BASE = `gs://${BUCKET}`;
@@ -65,32 +65,6 @@ async function upload(dir: string, url: string, endpoint: string, keep = (_: str
   for await (const e of Deno.readDir(dir)) {
     if (e.isFile && keep(e.name)) await store.put(e.name, await Deno.readFile(`${dir}/${e.name}`));
   }
-}
-
-/** Hand-made tar from [name, bytes, type?] entries. */
-async function makeTar(entries: [string, Uint8Array | string, string?][]): Promise<Uint8Array> {
-  const pack = tarStream.pack();
-  const chunks: Uint8Array[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Uint8Array);
-  })();
-  for (const [name, data, type] of entries) {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    await new Promise<void>((res, rej) => {
-      if (type === "symlink") {
-        pack.entry({ name, type: "symlink", linkname: "/etc/passwd" }, (e) => e ? rej(e) : res());
-      } else pack.entry({ name, size: bytes.length }, bytes, (e) => e ? rej(e) : res());
-    });
-  }
-  pack.finalize();
-  await done;
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 /**

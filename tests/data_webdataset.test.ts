@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import tarStream from "tar-stream";
 import { encode as encodeJpeg } from "jpeg-js";
 import { Rng } from "../lib/util/rng.ts";
 import { encodePngRgb } from "../lib/data/png.ts";
@@ -15,36 +14,11 @@ import {
   type ShardSample,
   writeShard,
 } from "../lib/data/webdataset.ts";
+import { makeTar } from "./helpers/tar.ts";
 
 async function collect(it: AsyncIterable<ShardSample>): Promise<ShardSample[]> {
   const out: ShardSample[] = [];
   for await (const s of it) out.push(s);
-  return out;
-}
-
-/** Hand-made tar from [name, bytes, type?] entries. */
-async function makeTar(entries: [string, Uint8Array | string, string?][]): Promise<Uint8Array> {
-  const pack = tarStream.pack();
-  const chunks: Uint8Array[] = [];
-  const done = (async () => {
-    for await (const c of pack) chunks.push(c as Uint8Array);
-  })();
-  for (const [name, data, type] of entries) {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    await new Promise<void>((res, rej) => {
-      if (type === "symlink") {
-        pack.entry({ name, type: "symlink", linkname: "/etc/passwd" }, (e) => e ? rej(e) : res());
-      } else pack.entry({ name, size: bytes.length }, bytes, (e) => e ? rej(e) : res());
-    });
-  }
-  pack.finalize();
-  await done;
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
   return out;
 }
 
