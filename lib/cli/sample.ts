@@ -33,10 +33,10 @@ import {
 import { imageGrid, type RgbImage, writePng } from "../plot/mod.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
-import { SAMPLERS } from "../diffusion/mod.ts";
 import { BACKEND_NAMES } from "../backend/mod.ts";
 import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+import { SAMPLING_FLAGS } from "./sampling_flags.ts";
 
 const SPEC = {
   run: { type: "string", required: true, help: "run folder written by deno task train" },
@@ -48,15 +48,7 @@ const SPEC = {
     help: "images per prompt in the grid; with --best-of N each is the best of N candidates, so " +
       "n*N images are generated per prompt",
   },
-  guidance: { type: "float", default: 4, min: 0, help: "classifier-free guidance scale" },
-  steps: { type: "int", default: 25, min: 1, help: "sampling steps" },
-  scheduler: {
-    type: "choice",
-    choices: Object.keys(SAMPLERS),
-    default: "dpmpp_2m",
-    help: "sampler",
-  },
-  seed: { type: "int", default: 0, help: "noise seed" },
+  ...SAMPLING_FLAGS,
   out: { type: "string", default: "samples.png", help: "output PNG grid" },
   checkpoint: {
     type: "int",

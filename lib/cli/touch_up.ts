@@ -19,11 +19,11 @@
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { decodePngRgb } from "../data/png.ts";
 import { type RgbImage, writePng } from "../plot/mod.ts";
-import { SAMPLERS } from "../diffusion/mod.ts";
 import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, type OnnxPipeline } from "../onnx/sd_pipeline.ts";
 import { loadSegmenter, type Segmenter, type SegmentMask } from "../onnx/parts/segmenter.ts";
 import { touchUp, type TouchUpRegion } from "../onnx/touch_up.ts";
+import { SAMPLING_FLAGS } from "./sampling_flags.ts";
 
 const SPEC = {
   run: { type: "string", help: "run folder written by deno task train (uses its ONNX export)" },
@@ -37,15 +37,7 @@ const SPEC = {
   mask: { type: "string", help: "mask PNG of the image's size (white = touch up) instead" },
   prompt: { type: "string", required: true, help: "what the region becomes" },
   strength: { type: "float", default: 0.6, min: 0, help: "img2img strength in (0, 1]" },
-  steps: { type: "int", default: 25, min: 1, help: "sampling steps" },
-  guidance: { type: "float", default: 4, min: 0, help: "classifier-free guidance scale" },
-  scheduler: {
-    type: "choice",
-    choices: Object.keys(SAMPLERS),
-    default: "dpmpp_2m",
-    help: "sampler",
-  },
-  seed: { type: "int", default: 0, help: "noise seed" },
+  ...SAMPLING_FLAGS,
   margin: { type: "float", default: 0.25, min: 0, help: "box margin, a fraction of its size" },
   feather: { type: "int", default: 8, min: 0, help: "mask feather radius in pixels" },
   threshold: { type: "float", default: 0.5, help: "mask value a pixel must exceed" },
