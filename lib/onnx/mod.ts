@@ -3,7 +3,8 @@
  * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions; export the
  * kit's trained models and whole runs in Hugging Face Optimum's Stable Diffusion layout, and
  * sample from such folders (kit exports or real SD exports) with the kit's samplers, and touch up
- * regions of an image (mask, crop, img2img, blend back).
+ * regions of an image (mask, crop, img2img, blend back), and upsample or re-upsample images with a
+ * pretrained pixel upsampler.
  *
  * @example
  * ```ts
@@ -24,4 +25,5 @@ export * from "./export_models.ts";
 export * from "./export_run.ts";
 export * from "./sd_pipeline.ts";
 export * from "./touch_up.ts";
+export * from "./upscale.ts";
 export * from "./parts/mod.ts";
