@@ -53,7 +53,7 @@ Deno.test("trainPipeline({ checkpoints }) puts every stage's checkpoints under t
     assert.equal(config.checkpoints, `${dir}/ckpts`);
     await assert.rejects(
       () => trainPipeline({ ...o, checkpoints: `${dir}/elsewhere` }),
-      /run\/config\.json: the run was started with other settings \(preset\/seed\/steps\/--checkpoints\)/,
+      /run\/config\.json: the run was started with other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
     );
     await assert.rejects(() => trainPipeline(o), /other settings/);
   } finally {
@@ -87,7 +87,10 @@ Deno.test("deno task train --checkpoints gs://...: checkpoints in the bucket, re
     assert.equal(await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`), before);
     const other = await cli([...args, "--resume"], { env });
     assert.equal(other.code, 1);
-    assert.match(other.stderr, /other settings \(preset\/seed\/steps\/--checkpoints\)/);
+    assert.match(
+      other.stderr,
+      /other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
+    );
   } finally {
     await emu.stop();
     await Deno.remove(dir, { recursive: true });

@@ -7,6 +7,8 @@
  * deno task train --preset tiny --out runs/tiny
  * deno task train --out runs/default --resume   # continue after an interruption
  * deno task train --procs 2                       # data-parallel on 2 local processes (Open MPI)
+ * deno task train --reuse runs/default --out runs/unet2 --backend webgpu --batch-size 256
+ *                                                  # only the UNet, on runs/default's frozen parts
  * ```
  *
  * With `--procs N` (N > 1) the command starts itself N times under `mpirun`, one BLAS thread per
@@ -29,6 +31,11 @@ const SPEC = {
     help: "training preset",
   },
   steps: { type: "int", min: 1, help: "UNet steps (other stages scale with it)" },
+  "batch-size": { type: "int", min: 1, help: "UNet batch size (default: the preset's)" },
+  reuse: {
+    type: "string",
+    help: "finished run whose frozen autoencoder and CLIP to copy; only the UNet trains",
+  },
   out: { type: "string", default: "runs/default", help: "run folder" },
   backend: {
     type: "choice",
@@ -101,13 +108,17 @@ if (import.meta.main) {
           (comm.size > 1 ? `; ${comm.size} data-parallel processes (${comm.kind})` : ""),
       );
     }
-    const preset = resolvePreset(f.preset, { unetSteps: f.steps });
+    const preset = resolvePreset(f.preset, {
+      unetSteps: f.steps,
+      unetBatchSize: f["batch-size"],
+    });
     const summary = await trainPipeline({
       out: f.out,
       preset,
       seed: f.seed,
       resume: f.resume,
       checkpoints: f.checkpoints,
+      reuse: f.reuse,
       backend: info.name,
       progress: true,
       skipEval: f["skip-eval"],

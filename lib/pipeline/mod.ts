@@ -18,6 +18,7 @@ export * from "./stages.ts";
 export * from "./generate.ts";
 export * from "./caption_following.ts";
 export * from "./train_pipeline.ts";
+export * from "./reuse_parts.ts";
 export * from "./compute.ts";
 export * from "./best_of_n.ts";
 export * from "./scorers.ts";

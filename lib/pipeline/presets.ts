@@ -157,6 +157,8 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
 export interface PresetOverrides {
   /** Scale every stage's steps so the UNet gets this many (others keep their ratio). */
   unetSteps?: number;
+  /** The UNet's batch size (e.g. larger on an accelerator); the learning rate is kept. */
+  unetBatchSize?: number;
 }
 
 /** A preset by name with overrides applied; unknown names list the known ones. */
@@ -176,6 +178,12 @@ export function resolvePreset(name: string, o: PresetOverrides = {}): PipelinePr
       s.checkpointEvery = Math.max(1, Math.min(s.checkpointEvery, s.steps));
     }
     p.unet.steps = o.unetSteps;
+  }
+  if (o.unetBatchSize !== undefined) {
+    if (!Number.isInteger(o.unetBatchSize) || o.unetBatchSize < 1) {
+      throw new Error(`unetBatchSize must be a positive integer, got ${o.unetBatchSize}`);
+    }
+    p.unet.batchSize = o.unetBatchSize;
   }
   return p;
 }

@@ -6,7 +6,7 @@
  *
  * Run layout:
  * ```
- * <out>/config.json               preset, seed, backend (written first; resume checks it)
+ * <out>/config.json               preset, seed, backend, reused run (written first; resume checks it)
  * <out>/data/train/               webdataset shards (00000.tar + .parquet) and dataset.json
  * <out>/{autoencoder,clip,unet}/  ckpt-XXXXXXXX/ checkpoints, metrics.jsonl, model/ when finished
  * <out>/loss.html                 Plotly loss curves of the three stages
@@ -35,6 +35,7 @@ import { generate, type ImageGenerator, loadRun } from "./generate.ts";
 import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { captionFollowing, type CaptionFollowingResult } from "./caption_following.ts";
+import { assertReusable, reuseFrozenParts } from "./reuse_parts.ts";
 
 /** Options for {@link trainPipeline}. */
 export interface TrainPipelineOptions {
@@ -72,6 +73,11 @@ export interface TrainPipelineOptions {
    * a resume must name the same place.
    */
   checkpoints?: string;
+  /**
+   * A finished run whose frozen autoencoder and CLIP this run copies instead of training its own
+   * (as the study reused SD's VAE and CLIP): only the UNet trains. Recorded in config.json.
+   */
+  reuse?: string;
 }
 
 /** What a finished pipeline reports (also written to summary.json). */
@@ -131,7 +137,10 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
     let failure: unknown = null;
     if (lead) {
       try {
+        // Check the source first, so a wrong --reuse leaves no half-made run folder behind.
+        if (o.reuse) await assertReusable(o.reuse);
         await checkRunFolder(o, comm.size);
+        if (o.reuse) await reuseFrozenParts(o.reuse, out);
       } catch (e) {
         failure = e;
         ok[0] = 0;
@@ -331,13 +340,18 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
 /** Refuse to train over a different run, or over an existing one without --resume. */
 async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
-  const config = { preset: o.preset, seed: o.seed, checkpoints: o.checkpoints ?? null };
+  const config = {
+    preset: o.preset,
+    seed: o.seed,
+    checkpoints: o.checkpoints ?? null,
+    reuse: o.reuse ?? null,
+  };
   let existing: string | null = null;
   try {
     existing = await Deno.readTextFile(path);
   } catch { /* new run */ }
   if (existing !== null) {
-    let prev: { preset?: unknown; seed?: unknown; checkpoints?: unknown };
+    let prev: { preset?: unknown; seed?: unknown; checkpoints?: unknown; reuse?: unknown };
     try {
       prev = JSON.parse(existing);
     } catch {
@@ -348,8 +362,14 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
         `${o.out} already holds a run; pass --resume to continue it or pick another --out`,
       );
     }
-    // Runs made before checkpoints could move have no field: they kept them in the run folder.
-    const before = { preset: prev.preset, seed: prev.seed, checkpoints: prev.checkpoints ?? null };
+    // Runs made before checkpoints could move (or parts be reused) lack those fields: they kept
+    // checkpoints in the run folder and trained every part.
+    const before = {
+      preset: prev.preset,
+      seed: prev.seed,
+      checkpoints: prev.checkpoints ?? null,
+      reuse: prev.reuse ?? null,
+    };
     if (JSON.stringify(before) !== JSON.stringify(config)) {
       if (o.replaceStale) {
         (o.log ?? console.error)(`   ${o.out} was made with other settings: training it afresh`);
@@ -357,7 +377,7 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
         return await checkRunFolder({ ...o, replaceStale: false }, worldSize);
       }
       throw new Error(
-        `${path}: the run was started with other settings (preset/seed/steps/--checkpoints); resume it with the same flags or pick another --out`,
+        `${path}: the run was started with other settings (preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags or pick another --out`,
       );
     }
     return;
