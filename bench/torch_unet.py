@@ -48,7 +48,7 @@ SMALL = dict(
 def timestep_embedding(t, dim, max_period=10000.0):
     """cos-first sinusoidal embedding, frequencies exp(-ln(P) i / half) (shift 0)."""
     half = dim // 2
-    i = torch.arange(half, dtype=torch.float32)
+    i = torch.arange(half, dtype=torch.float32, device=t.device)
     freqs = torch.exp(-math.log(max_period) * i / half)
     ang = t.float()[:, None] * freqs[None, :]
     emb = torch.cat([torch.cos(ang), torch.sin(ang)], dim=1)
@@ -253,6 +253,7 @@ def main():
     ap.add_argument("--size", type=int, default=8, help="latent height = width")
     ap.add_argument("--tokens", type=int, default=24, help="text context length")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the peer of the kit's webgpu)")
     args = ap.parse_args()
     for name in ("batch", "steps", "threads", "size", "tokens"):
         if getattr(args, name) < 1:
@@ -260,10 +261,13 @@ def main():
     if args.warmup < 0:
         sys.exit(f"torch_unet.py: --warmup must be >= 0, got {args.warmup}")
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("torch_unet.py: --device cuda but this torch sees no CUDA device")
+    dev = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg = SMALL
-    model = UNet(cfg)
+    model = UNet(cfg).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -272,16 +276,17 @@ def main():
         lr=1e-4,
     )
     b, s = args.batch, args.size
-    x = torch.randn(b, cfg["in_channels"], s, s)
-    target = torch.randn(b, cfg["out_channels"], s, s)
-    t = torch.rand(b) * 999
-    context = torch.randn(b, args.tokens, cfg["context_dim"])
+    x = torch.randn(b, cfg["in_channels"], s, s).to(dev)
+    target = torch.randn(b, cfg["out_channels"], s, s).to(dev)
+    t = (torch.rand(b) * 999).to(dev)
+    context = torch.randn(b, args.tokens, cfg["context_dim"]).to(dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss = F.mse_loss(model(x, t, context), target)
         loss.backward()
         opt.step()
+        # .item() waits for the device, so a CUDA step is timed to its end.
         return loss.item()
 
     losses = []
@@ -298,6 +303,8 @@ def main():
                 "framework": "pytorch",
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "device": args.device
+                + (f" ({torch.cuda.get_device_name(0)})" if args.device == "cuda" else ""),
                 "params": n_params,
                 "batch": b,
                 "ms_per_step": statistics.median(times),

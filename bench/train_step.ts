@@ -15,7 +15,7 @@
  *   deno run -A bench/train_step.ts [--batch 32] [--steps 5] [--backends all|cpu,wasm,...]
  *     [--warmup 1] [--budget-s 20] [--profile cpu] [--profile-steps 2] [--blas-threads N]
  *     [--no-torch] [--torch-steps 8] [--torch-runs 2] [--torch-threads 2,1]
- *     [--python /usr/bin/python3] [--seed 0]
+ *     [--python /usr/bin/python3] [--torch-device cpu|cuda] [--seed 0]
  * `all` runs every backend `availableBackends()` reports, except webgpu on a software adapter
  * (Mesa lavapipe: ~75 s of shader compilation, then ~25 s a step); name it to include it.
  * Unavailable backends are listed with the reason. `--blas-threads` overrides the OpenBLAS
@@ -80,6 +80,12 @@ const SPEC = {
   },
   "no-torch": { type: "bool", default: false, help: "skip the PyTorch reference" },
   python: { type: "string", default: "/usr/bin/python3", help: "interpreter with torch 1.13" },
+  "torch-device": {
+    type: "choice",
+    choices: ["cpu", "cuda"],
+    default: "cpu",
+    help: "where PyTorch runs: cpu, or cuda (the peer of webgpu on an accelerator VM)",
+  },
   "torch-steps": { type: "int", default: 8, min: 1, help: "timed PyTorch steps per run" },
   "torch-runs": {
     type: "int",
@@ -149,6 +155,8 @@ interface TorchReport {
   times_ms: number[];
   torch: string;
   threads: number;
+  /** "cpu" or "cuda (<GPU name>)". */
+  device?: string;
   losses: number[];
 }
 
@@ -415,6 +423,7 @@ async function runTorch(
   const script = fromFileUrl(new URL("./torch_unet.py", import.meta.url));
   const args = [script, "--batch", `${f.batch}`, "--steps", `${f["torch-steps"]}`];
   args.push("--warmup", "2", "--threads", `${threads}`, "--seed", `${f.seed}`);
+  args.push("--device", f["torch-device"]);
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command(f.python, { args, stdout: "piped", stderr: "piped" }).output();
@@ -525,7 +534,7 @@ async function main(): Promise<void> {
     }
     torchRuns.push(tr);
     console.log(
-      `pytorch ${tr.torch} (${tr.threads} thread${
+      `pytorch ${tr.torch} on ${tr.device ?? "cpu"} (${tr.threads} thread${
         tr.threads > 1 ? "s" : ""
       }, ${when}): params ${tr.params} = kit ` +
         `${kitParams}; ${fmt(tr.ms_per_step)} ms/step (runs ${tr.times_ms.map(fmt).join(", ")})`,
@@ -624,9 +633,11 @@ async function main(): Promise<void> {
     const best = Math.min(...runs.map((r) => r.ms_per_step));
     const ref = torch && torch.threads === th ? " (reference)" : "";
     console.log(
-      `| pytorch ${th} thread${th > 1 ? "s" : ""}${ref}, best of ${runs.length} run medians | ${
-        fmt(best)
-      } | ${(torch!.ms_per_step / best).toFixed(2)} | - | - |`,
+      `| pytorch ${f["torch-device"]}, ${th} thread${
+        th > 1 ? "s" : ""
+      }${ref}, best of ${runs.length} run medians | ${fmt(best)} | ${
+        (torch!.ms_per_step / best).toFixed(2)
+      } | - | - |`,
     );
   }
   for (const r of reports) {
