@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { Storage } from "@google-cloud/storage";
-import { Rng, STREAM } from "../lib/util/rng.ts";
 import {
   type CheckpointStore,
   type GcsClientLike,
@@ -14,7 +13,6 @@ import {
   listCheckpoints,
   loadCheckpoint,
   LocalStore,
-  type Params,
   parseGsUrl,
   pruneCheckpoints,
   saveCheckpoint,
@@ -22,10 +20,9 @@ import {
   storeFor,
   StoreNotFoundError,
   trainLoop,
-  type TrainLoopOptions,
-  warmupCosine,
 } from "../lib/train/mod.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
+import { initTinyMlp, tinyMlpLoopOptions } from "./helpers/tiny_mlp.ts";
 
 await tf.setBackend("cpu");
 
@@ -144,61 +141,9 @@ async function saveStep(run: CheckpointStore, step: number, rank = 0) {
   });
 }
 
-// Tiny MLP and loss as in train_loop.test.ts: the loss draws noise from the loop's RNG, so an
-// exact resume needs the RNG state from the checkpoint too.
-const SEED = 17;
-
-function initMlp(): Params {
-  const rng = Rng.stream(SEED, [0, STREAM.init]);
-  const t = (shape: number[], scale: number) =>
-    tf.tidy(() =>
-      tf.variable(
-        tf.tensor(rng.normal(shape.reduce((a, b) => a * b, 1)).map((v) => v * scale), shape),
-      )
-    );
-  return { "l1.weight": t([3, 8], 0.5), "l1.bias": t([8], 0.1), "l2.weight": t([8, 1], 0.5) };
-}
-
-interface Batch {
-  x: Float32Array;
-  y: Float32Array;
-}
-
-function nextBatch(pos: number): { batch: Batch; position: number } {
-  const r = Rng.stream(SEED, [0, STREAM.data, pos]);
-  const x = r.normal(8 * 3);
-  const y = new Float32Array(8);
-  for (let i = 0; i < 8; i++) y[i] = Math.sin(x[3 * i]) + 0.5 * x[3 * i + 1] * x[3 * i + 2];
-  return { batch: { x, y }, position: pos + 1 };
-}
-
-function loopOptions(
-  p: Params,
-  o: { runDir: string; store: CheckpointStore; steps: number },
-): TrainLoopOptions<Batch, number> {
-  return {
-    ...o,
-    params: p,
-    lossFn: (b, rng) =>
-      tf.tidy(() => {
-        const x = tf.tensor2d(b.x, [8, 3]);
-        const h = tf.tanh(tf.add(tf.matMul(x, p["l1.weight"]), p["l1.bias"]));
-        const out = tf.reshape(tf.matMul(h, p["l2.weight"]), [8]);
-        const noise = tf.tensor1d(rng.normal(8).map((v) => 0.05 * v));
-        return tf.mean(tf.square(tf.sub(out, tf.add(tf.tensor1d(b.y), noise)))) as tf.Scalar;
-      }),
-    nextBatch,
-    initialPosition: 0,
-    lr: warmupCosine({ baseLr: 0.05, warmupSteps: 2, totalSteps: 10, minLr: 0.005 }),
-    gradAccum: 2,
-    clipNorm: 1.0,
-    ema: { decay: 0.9, warmup: true },
-    checkpointEvery: 3,
-    keepLast: 2,
-    seed: SEED,
-    progress: false,
-  };
-}
+// The resumed-trainLoop step trains the shared tiny MLP without its output bias, as this file
+// always has: its losses are only compared with its own uninterrupted reference run.
+const initMlp = () => initTinyMlp({ outputBias: false });
 
 Deno.test({
   name: "GcsStore on the Cloud Storage emulator: round trips, checkpoints, resumed trainLoop",
@@ -383,7 +328,7 @@ Deno.test({
           // Reference: 10 uninterrupted steps, checkpoints on local disk.
           const p0 = initMlp();
           const ref = await trainLoop(
-            loopOptions(p0, {
+            tinyMlpLoopOptions(p0, {
               runDir: `${tmp}/ref`,
               store: new LocalStore(`${tmp}/ref`),
               steps: 10,
@@ -401,7 +346,9 @@ Deno.test({
             const url = `gs://${BUCKET}/loop/run`;
             const p1 = initMlp();
             const runDir = `${tmp}/loop`;
-            const r1 = await trainLoop(loopOptions(p1, { runDir, store: storeFor(url), steps: 6 }));
+            const r1 = await trainLoop(
+              tinyMlpLoopOptions(p1, { runDir, store: storeFor(url), steps: 6 }),
+            );
             assert.deepEqual(r1.history.map((h) => h.loss), refLosses.slice(0, 6));
             r1.dispose();
             tf.dispose(Object.values(p1));
@@ -417,7 +364,7 @@ Deno.test({
             let r2;
             try {
               r2 = await trainLoop({
-                ...loopOptions(p2, { runDir, store: storeFor(url), steps: 10 }),
+                ...tinyMlpLoopOptions(p2, { runDir, store: storeFor(url), steps: 10 }),
                 resume: true,
               });
             } finally {

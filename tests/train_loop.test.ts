@@ -1,81 +1,32 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { Rng, STREAM } from "../lib/util/rng.ts";
 import {
   type Params,
   readMetrics,
   snapshotParams,
   trainLoop,
   type TrainLoopOptions,
-  warmupCosine,
 } from "../lib/train/mod.ts";
+import { initTinyMlp, type TinyMlpBatch, tinyMlpLoopOptions } from "./helpers/tiny_mlp.ts";
 
 await tf.setBackend("cpu");
 
-const SEED = 17;
-
-function initMlp(): Params {
-  const rng = Rng.stream(SEED, [0, STREAM.init]);
-  const t = (shape: number[], scale: number) =>
-    tf.tidy(() =>
-      tf.variable(
-        tf.tensor(rng.normal(shape.reduce((a, b) => a * b, 1)).map((v) => v * scale), shape),
-      )
-    );
+/** The shared tiny-MLP run, with weight decay and 8 items per batch for `images_per_s`. */
+function options(
+  p: Params,
+  runDir: string,
+  steps: number,
+): TrainLoopOptions<TinyMlpBatch, number> {
   return {
-    "l1.weight": t([3, 8], 0.5),
-    "l1.bias": t([8], 0.1),
-    "l2.weight": t([8, 1], 0.5),
-    "l2.bias": t([1], 0.1),
-  };
-}
-
-interface Batch {
-  x: Float32Array;
-  y: Float32Array;
-}
-
-/** Deterministic batch for a position: the data stream is indexed by position. */
-function nextBatch(pos: number): { batch: Batch; position: number } {
-  const r = Rng.stream(SEED, [0, STREAM.data, pos]);
-  const x = r.normal(8 * 3);
-  const y = new Float32Array(8);
-  for (let i = 0; i < 8; i++) y[i] = Math.sin(x[3 * i]) + 0.5 * x[3 * i + 1] * x[3 * i + 2];
-  return { batch: { x, y }, position: pos + 1 };
-}
-
-function options(p: Params, runDir: string, steps: number): TrainLoopOptions<Batch, number> {
-  return {
-    runDir,
-    params: p,
-    // The loss draws label noise from the loop's RNG so a resume must restore its state too.
-    lossFn: (b, rng) =>
-      tf.tidy(() => {
-        const x = tf.tensor2d(b.x, [8, 3]);
-        const h = tf.tanh(tf.add(tf.matMul(x, p["l1.weight"]), p["l1.bias"]));
-        const out = tf.reshape(tf.add(tf.matMul(h, p["l2.weight"]), p["l2.bias"]), [8]);
-        const noise = tf.tensor1d(rng.normal(8).map((v) => 0.05 * v));
-        return tf.mean(tf.square(tf.sub(out, tf.add(tf.tensor1d(b.y), noise)))) as tf.Scalar;
-      }),
-    nextBatch,
-    initialPosition: 0,
-    steps,
-    lr: warmupCosine({ baseLr: 0.05, warmupSteps: 2, totalSteps: 10, minLr: 0.005 }),
+    ...tinyMlpLoopOptions(p, { runDir, steps }),
     optimizer: { weightDecay: 0.01 },
-    gradAccum: 2,
-    clipNorm: 1.0,
-    ema: { decay: 0.9, warmup: true },
-    checkpointEvery: 3,
-    keepLast: 2,
-    seed: SEED,
     itemsPerBatch: 8,
-    progress: false,
   };
 }
 
 async function straightRun(runDir: string) {
-  const p = initMlp();
+  const p = initTinyMlp();
   const counts: number[] = [];
   const r = await trainLoop({
     ...options(p, runDir, 10),
@@ -105,7 +56,7 @@ Deno.test("resume after a kill reproduces the uninterrupted losses exactly; no t
 
   for (const kill of ["manifest", "partial"] as const) {
     const run = `${base}/killed-${kill}`;
-    const p1 = initMlp();
+    const p1 = initTinyMlp();
     const r1 = await trainLoop(options(p1, run, 6));
     assert.deepEqual(r1.history.map((h) => h.loss), ref.losses.slice(0, 6));
     r1.dispose();
@@ -116,7 +67,7 @@ Deno.test("resume after a kill reproduces the uninterrupted losses exactly; no t
       await Deno.rename(`${run}/ckpt-00000006`, `${run}/ckpt-00000006.partial-1234abcd`);
     }
     // Fresh params (as in a new process): everything must come from the checkpoint.
-    const p2 = initMlp();
+    const p2 = initTinyMlp();
     const warn = console.warn;
     const warnings: string[] = [];
     console.warn = (m: string) => warnings.push(m);
@@ -162,7 +113,7 @@ Deno.test("resume after a kill reproduces the uninterrupted losses exactly; no t
 
 Deno.test("a fresh run refuses a folder with checkpoints; bad options are named", async () => {
   const run = await Deno.makeTempDir();
-  const p = initMlp();
+  const p = initTinyMlp();
   const r = await trainLoop({ ...options(p, run, 3), ema: false, gradAccum: 1 });
   r.dispose();
   const before = tf.memory().numTensors;

@@ -15,9 +15,9 @@
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
-import { BACKEND_NAMES } from "../backend/mod.ts";
 import { Progress } from "../util/progress.ts";
 import { formatEstimate } from "../eval/bootstrap.ts";
 import { type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
@@ -315,12 +315,7 @@ const SPEC = {
   "bootstrap-fid": { type: "int", min: 2, help: "bootstrap resamples for the Frechet distance" },
   "no-cache": { type: "bool", default: false, help: "recompute everything, write no cache" },
   out: { type: "string", help: "output folder (default <run>/eval)" },
-  backend: {
-    type: "choice",
-    choices: ["auto", ...BACKEND_NAMES],
-    default: "auto",
-    help: "compute backend",
-  },
+  backend: BACKEND_FLAG,
 } satisfies FlagSpec;
 
 function printSummary(r: SweepResult) {

@@ -19,6 +19,7 @@
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { generate, type ImageGenerator, loadRun } from "../pipeline/generate.ts";
 import { bestOfN, type BestOfNPick } from "../pipeline/best_of_n.ts";
@@ -33,7 +34,6 @@ import {
 import { imageGrid, type RgbImage, writePng } from "../plot/mod.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
-import { BACKEND_NAMES } from "../backend/mod.ts";
 import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
@@ -63,9 +63,7 @@ const SPEC = {
       "models change); tfjs: TensorFlow.js",
   },
   backend: {
-    type: "choice",
-    choices: ["auto", ...BACKEND_NAMES],
-    default: "auto",
+    ...BACKEND_FLAG,
     help: "TensorFlow.js backend (tfjs engine; with onnx, only for exporting)",
   },
   "best-of": {

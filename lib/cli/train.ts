@@ -17,10 +17,10 @@
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain } from "./args.ts";
+import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { resolvePreset } from "../pipeline/presets.ts";
 import { trainPipeline } from "../pipeline/train_pipeline.ts";
-import { BACKEND_NAMES } from "../backend/mod.ts";
 import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../dist/mod.ts";
 
 const SPEC = {
@@ -37,12 +37,7 @@ const SPEC = {
     help: "finished run whose frozen autoencoder and CLIP to copy; only the UNet trains",
   },
   out: { type: "string", default: "runs/default", help: "run folder" },
-  backend: {
-    type: "choice",
-    choices: ["auto", ...BACKEND_NAMES],
-    default: "auto",
-    help: "compute backend",
-  },
+  backend: BACKEND_FLAG,
   seed: { type: "int", default: 0, help: "seed of data, init, noise and sampling" },
   resume: {
     type: "bool",

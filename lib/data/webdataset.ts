@@ -30,6 +30,7 @@ import { parquetWriteBuffer } from "hyparquet-writer";
 import type { Rng } from "../util/rng.ts";
 import type { GcsStoreOptions } from "../train/gcs_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
+import { concatBytes } from "../util/concat.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";
 import { decodeJpegRgb } from "./jpeg.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
@@ -87,17 +88,7 @@ async function tarBytes(entries: [string, Uint8Array][]): Promise<Uint8Array> {
   }
   pack.finalize();
   await done;
-  return concat(chunks);
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Options for {@link writeShard}. */
@@ -754,7 +745,7 @@ export async function* readShards(
           if (s) yield s;
         }
         cur ??= { key, files: new Map() };
-        cur.files.set(ext, concat(chunks));
+        cur.files.set(ext, concatBytes(chunks));
       }
       if (cur) {
         const s = finish(cur);

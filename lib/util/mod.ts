@@ -1,5 +1,6 @@
 /**
- * Small shared utilities: seeded, serialisable random streams; crash-safe file writes; progress.
+ * Small shared utilities: seeded, serialisable random streams; crash-safe file writes; progress;
+ * typed-array concatenation.
  *
  * @example
  * ```ts
@@ -13,3 +14,4 @@ export * from "./rng.ts";
 export * from "./atomic.ts";
 export * from "./progress.ts";
 export * from "./json_file.ts";
+export * from "./concat.ts";

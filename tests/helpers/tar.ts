@@ -3,6 +3,7 @@
  * data), written with npm `tar-stream` as the kit's writer does.
  */
 import tarStream from "tar-stream";
+import { concatBytes } from "../../lib/util/concat.ts";
 
 /**
  * A tar from `[name, bytes or text, type?]` entries; type "symlink" makes a link to /etc/passwd.
@@ -30,11 +31,5 @@ export async function makeTar(
   }
   pack.finalize();
   await done;
-  const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }

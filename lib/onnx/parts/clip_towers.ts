@@ -38,6 +38,7 @@
 import { createHash } from "node:crypto";
 import type { RgbImage } from "../../plot/mod.ts";
 import type { FeatureExtractor, RgbInput } from "../../eval/feature_extractor.ts";
+import { concatFloat32 } from "../../util/concat.ts";
 import type { OnnxIoInfo, OnnxSession } from "../session.ts";
 import {
   clipPreprocess,
@@ -291,7 +292,7 @@ export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipT
           where: `${text.name}: output "${textOut.name}"`,
         }));
       }
-      return concat(parts);
+      return concatFloat32(parts);
     };
 
     const encodeImages = async (images: readonly RgbImage[]): Promise<Float32Array> => {
@@ -310,7 +311,7 @@ export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipT
           where: `${image.name}: output "${imageOut.name}"`,
         }));
       }
-      return concat(parts);
+      return concatFloat32(parts);
     };
 
     // Widths the sessions leave symbolic are learnt from one probe call each.
@@ -361,16 +362,6 @@ function checkRunDims(
     );
   }
   return dims[1];
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Options of {@link loadKitClipTowers}. */
