@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import { registerWebgpuKernels } from "./webgpu_kernels.ts";
 
 interface GpuLike {
   requestAdapter(): Promise<{ info?: Record<string, unknown> } | null>;
@@ -58,7 +59,9 @@ let prepared: Promise<void> | null = null;
  * ```
  */
 export function prepareWebgpuBackend(): Promise<void> {
-  if (!prepared) prepared = import("@tensorflow/tfjs-backend-webgpu").then(() => {});
+  if (!prepared) {
+    prepared = import("@tensorflow/tfjs-backend-webgpu").then(() => registerWebgpuKernels());
+  }
   return prepared;
 }
 

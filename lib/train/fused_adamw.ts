@@ -1,9 +1,10 @@
 /**
  * One-kernel AdamW update for the kit's `cpu` backend (`cpu-blas`): per parameter, a single pass
  * reads (param, grad, m, v) and writes (param', m', v'), where the composed update costs about a
- * dozen element-wise kernels, each a full pass plus framework overhead. Other backends keep the
- * composed update in {@link AdamW}; both compute the same formula (here in float64 per element,
- * rounded once to float32).
+ * dozen element-wise kernels, each a full pass plus framework overhead. `webgpu` registers its own
+ * version of the kernel (three WGSL programs, float32; lib/backend/webgpu_kernels.ts); other
+ * backends keep the composed update in {@link AdamW}. All compute the same formula (the cpu kernel
+ * in float64 per element, rounded once to float32).
  *
  * @example
  * ```ts
@@ -103,9 +104,13 @@ function ensureRegistered(): void {
   registered = true;
 }
 
-/** Whether the fused update applies: the active backend is the kit's `cpu` (`cpu-blas`). */
+/**
+ * Whether the fused update applies: the active backend is the kit's `cpu` (`cpu-blas`), or
+ * another one the kit registered the kernel for (`webgpu`, lib/backend/webgpu_kernels.ts).
+ */
 export function fusedAdamWActive(): boolean {
-  return tf.getBackend() === CPU_BLAS_BACKEND;
+  const name = tf.getBackend();
+  return name === CPU_BLAS_BACKEND || !!tf.getKernel(FUSED_ADAMW_KERNEL, name);
 }
 
 /** One fused AdamW step for one parameter; returns new (param, m, v) tensors. */

@@ -140,7 +140,7 @@ export class AdamW {
     const bc2 = 1 - Math.pow(b2, this.t);
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
-    // On the kit's cpu backend one kernel per parameter replaces the composed update below.
+    // On the kit's cpu and webgpu backends one kernel per parameter replaces the update below.
     const fused = fusedAdamWActive();
     tf.tidy(() => {
       for (const [name, g] of Object.entries(grads)) {
