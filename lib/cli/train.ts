@@ -19,7 +19,7 @@
 import { type FlagSpec, helpText, parseFlags, runMain } from "./args.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
-import { resolvePreset } from "../pipeline/presets.ts";
+import { resolvePreset, type TextContext } from "../pipeline/presets.ts";
 import { trainPipeline } from "../pipeline/train_pipeline.ts";
 import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../dist/mod.ts";
 
@@ -32,6 +32,12 @@ const SPEC = {
   },
   steps: { type: "int", min: 1, help: "UNet steps (other stages scale with it)" },
   "batch-size": { type: "int", min: 1, help: "UNet batch size (default: the preset's)" },
+  "text-context": {
+    type: "choice",
+    choices: ["states", "states+tokens"],
+    help: "what the UNet cross-attends to: the text encoder's states (default), or also each " +
+      "word's plain embedding (samples with the tfjs engine)",
+  },
   reuse: {
     type: "string",
     help: "finished run whose frozen autoencoder and CLIP to copy; only the UNet trains",
@@ -106,6 +112,7 @@ if (import.meta.main) {
     const preset = resolvePreset(f.preset, {
       unetSteps: f.steps,
       unetBatchSize: f["batch-size"],
+      unetTextContext: f["text-context"] as TextContext | undefined,
     });
     const summary = await trainPipeline({
       out: f.out,

@@ -139,6 +139,12 @@ export async function exportLoadedRun(
   outDir: string,
   opts: ExportRunOptions = {},
 ): Promise<ExportRunResult> {
+  if (run.textContext !== "states") {
+    throw new Error(
+      `${run.dir}: the UNet cross-attends to textContext "${run.textContext}", which the ONNX ` +
+        "export does not carry (its text encoder outputs the states alone); sample with --engine tfjs",
+    );
+  }
   const files: string[] = [];
   const put = async (rel: string, data: Uint8Array | Record<string, unknown>) => {
     const path = `${outDir}/${rel}`;

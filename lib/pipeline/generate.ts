@@ -28,6 +28,7 @@ import {
 import { Rng, STREAM } from "../util/rng.ts";
 import type { RgbImage } from "../plot/mod.ts";
 import {
+  contextTokens,
   encodeCaptions,
   type FrozenAutoencoder,
   type FrozenClip,
@@ -36,7 +37,7 @@ import {
 import { type LoadedModel, loadModel } from "./model_files.ts";
 import { checkpointName, loadCheckpoint } from "../train/mod.ts";
 import type { Params } from "../nn/mod.ts";
-import type { PipelinePreset } from "./presets.ts";
+import type { PipelinePreset, TextContext } from "./presets.ts";
 import { unetConfigFor } from "./stages.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
@@ -51,6 +52,8 @@ export interface LoadedRun {
   unet: TrainedUnet;
   schedule: NoiseSchedule;
   imageSize: number;
+  /** What the UNet was trained to cross-attend to (see the preset's `unet.textContext`). */
+  textContext: TextContext;
 }
 
 /** Load a run folder written by `deno task train`; errors say which part is missing. */
@@ -100,6 +103,8 @@ export async function loadRun(dir: string, opts: LoadRunOptions = {}): Promise<L
     unet: { params: u.params, config: u.info.config },
     schedule,
     imageSize: c.info.config.imageSize,
+    // Models saved before the option existed were trained on the states alone.
+    textContext: (u.info.extra.textContext ?? "states") as TextContext,
   };
 }
 
@@ -149,7 +154,7 @@ export function guidedUnet(
   guidance: number,
 ): ModelFn {
   const { config: cfg, params } = run.unet;
-  const [T, D] = [run.clip.config.contextLength, run.clip.config.textWidth];
+  const [T, D] = [contextTokens(run.clip, run.textContext), run.clip.config.textWidth];
   const [h, w, c] = latentDims(run);
   const call = async (x: Float32Array, t: number, context: Float32Array, n: number) => {
     const out = tf.tidy(() =>
@@ -207,8 +212,8 @@ export async function generate(run: LoadedRun, o: GenerateOptions): Promise<RgbI
   o.prompts.forEach((_, p) => {
     for (let k = 0; k < o.n; k++) jobs.push([p, k]);
   });
-  const states = await encodeCaptions(run.clip, ["", ...o.prompts]);
-  const ctxPer = run.clip.config.contextLength * run.clip.config.textWidth;
+  const states = await encodeCaptions(run.clip, ["", ...o.prompts], run.textContext);
+  const ctxPer = contextTokens(run.clip, run.textContext) * run.clip.config.textWidth;
   const bs = o.batchSize ?? 32;
   const images: RgbImage[] = [];
   for (let i = 0; i < jobs.length; i += bs) {
@@ -257,7 +262,12 @@ async function loadUnetCheckpoint(
       weights: name,
       weightsBytes: 0,
       params: Object.values(weights).reduce((a, t) => a + t.data.length, 0),
-      extra: { schedule: settings.schedule, checkpoint: name, step: ck.step },
+      extra: {
+        schedule: settings.schedule,
+        checkpoint: name,
+        step: ck.step,
+        textContext: settings.textContext ?? "states",
+      },
     },
   };
 }

@@ -53,6 +53,13 @@ export interface PipelinePreset {
     minSnrGamma: number;
     captionDropout: number;
     emaDecay: number;
+    /**
+     * What the UNet cross-attends to: the text encoder's per-token states (`states`, the
+     * default, as Stable Diffusion), or those followed by the plain token embeddings
+     * (`states+tokens`, twice the tokens), so a word is also seen apart from the words before it
+     * in a causal encoder. Sampled with the tfjs engine only (ONNX export keeps `states`).
+     */
+    textContext?: TextContext;
   };
   sample: { scheduler: string; steps: number; guidance: number };
   eval: { samplesPerPrompt: number };
@@ -153,12 +160,17 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
   },
 };
 
+/** See `PipelinePreset["unet"].textContext`. */
+export type TextContext = "states" | "states+tokens";
+
 /** Overrides accepted on top of a preset (from command-line flags). */
 export interface PresetOverrides {
   /** Scale every stage's steps so the UNet gets this many (others keep their ratio). */
   unetSteps?: number;
   /** The UNet's batch size (e.g. larger on an accelerator); the learning rate is kept. */
   unetBatchSize?: number;
+  /** What the UNet cross-attends to (see `PipelinePreset["unet"].textContext`). */
+  unetTextContext?: TextContext;
 }
 
 /** A preset by name with overrides applied; unknown names list the known ones. */
@@ -184,6 +196,16 @@ export function resolvePreset(name: string, o: PresetOverrides = {}): PipelinePr
       throw new Error(`unetBatchSize must be a positive integer, got ${o.unetBatchSize}`);
     }
     p.unet.batchSize = o.unetBatchSize;
+  }
+  if (o.unetTextContext !== undefined) {
+    if (o.unetTextContext !== "states" && o.unetTextContext !== "states+tokens") {
+      throw new Error(
+        `textContext must be "states" or "states+tokens", got "${o.unetTextContext}"`,
+      );
+    }
+    // The default is left implicit, so runs made before the option resume with the same preset.
+    if (o.unetTextContext === "states") delete p.unet.textContext;
+    else p.unet.textContext = o.unetTextContext;
   }
   return p;
 }

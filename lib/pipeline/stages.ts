@@ -23,7 +23,7 @@ import {
 import { type ClipConfig, clipForward, encodeText, initClip } from "../models/clip.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
-import { disposeParams, type Params } from "../nn/mod.ts";
+import { disposeParams, embedding, type Params } from "../nn/mod.ts";
 import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
 import {
   type MetricRecord,
@@ -37,7 +37,7 @@ import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from 
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../dist/comm.ts";
-import type { PipelinePreset, StageSettings } from "./presets.ts";
+import type { PipelinePreset, StageSettings, TextContext } from "./presets.ts";
 
 /** Options shared by every stage. */
 export interface StageOptions<S> {
@@ -285,19 +285,35 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
   return { params, config: cfg, tokenizer };
 }
 
-/** Per-token text states `[n, T, D]` (flat) for captions, in batches of 256. */
-export async function encodeCaptions(clip: FrozenClip, captions: string[]): Promise<Float32Array> {
+/** Context tokens per caption the UNet sees for a text-context mode (see `textContext`). */
+export function contextTokens(clip: FrozenClip, mode: TextContext = "states"): number {
+  return mode === "states+tokens" ? 2 * clip.config.contextLength : clip.config.contextLength;
+}
+
+/**
+ * Per-token text states `[n, T, D]` (flat) for captions, in batches of 256; with
+ * `states+tokens`, `[n, 2T, D]`: the states, then each token's plain embedding.
+ */
+export async function encodeCaptions(
+  clip: FrozenClip,
+  captions: string[],
+  mode: TextContext = "states",
+): Promise<Float32Array> {
   const t = clip.config.contextLength, d = clip.config.textWidth;
-  const out = new Float32Array(captions.length * t * d);
+  const per = contextTokens(clip, mode) * d;
+  const out = new Float32Array(captions.length * per);
   for (let i = 0; i < captions.length; i += 256) {
     const part = captions.slice(i, i + 256);
     const h = tf.tidy(() => {
       const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
       const enc = encodeText(clip.params, clip.config, ids);
       enc.embeds.dispose();
-      return enc.hidden;
+      if (mode === "states") return enc.hidden;
+      // The token embedding table alone: each word's identity, untouched by the words before it.
+      const words = embedding(clip.params, "text.token_embedding", ids);
+      return tf.concat([enc.hidden, words], 1);
     });
-    out.set(await h.data<"float32">(), i * t * d);
+    out.set(await h.data<"float32">(), i * per);
     h.dispose();
   }
   return out;
@@ -325,22 +341,23 @@ export async function buildConditioning(
   ae: FrozenAutoencoder,
   clip: FrozenClip,
   comm: Communicator = singleProcess(),
+  textContext: TextContext = "states",
 ): Promise<ConditioningSet> {
   const ls = latentShape(ae.config, data.height, data.width) as [number, number, number];
   const per = ls[0] * ls[1] * ls[2];
-  const T = clip.config.contextLength, D = clip.config.textWidth;
+  const T = contextTokens(clip, textContext), D = clip.config.textWidth;
   const share = Math.ceil(data.size / comm.size);
   const lo = Math.min(data.size, comm.rank * share), hi = Math.min(data.size, lo + share);
   const mine = range(hi - lo).map((i) => lo + i);
   const latents = new Float32Array(data.size * per);
   latents.set(await encodeLatents(ae, data, mine), lo * per);
   const contexts = new Float32Array(data.size * T * D);
-  contexts.set(await encodeCaptions(clip, data.captions.slice(lo, hi)), lo * T * D);
+  contexts.set(await encodeCaptions(clip, data.captions.slice(lo, hi), textContext), lo * T * D);
   if (comm.size > 1) {
     await comm.allreduceSum(latents);
     await comm.allreduceSum(contexts);
   }
-  const emptyContext = await encodeCaptions(clip, [""]);
+  const emptyContext = await encodeCaptions(clip, [""], textContext);
   return {
     latents,
     latentShape: ls,
@@ -418,7 +435,7 @@ export async function unetStage(
     kind: "unet",
     config: cfg,
     params: weights as Record<string, tf.Tensor>,
-    extra: { schedule: s.schedule, ema: !!res.ema },
+    extra: { schedule: s.schedule, ema: !!res.ema, textContext: s.textContext ?? "states" },
   });
   res.dispose();
   disposeParams(params);

@@ -187,7 +187,10 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       "clip",
       () => clipStage({ ...common, dir: `${out}/clip`, settings: p.clip }),
     );
-    const cond = await timed("conditioning", () => buildConditioning(data, ae, clip, comm));
+    const cond = await timed(
+      "conditioning",
+      () => buildConditioning(data, ae, clip, comm, p.unet.textContext),
+    );
     const unet = await timed(
       "unet",
       () => unetStage({ ...common, dir: `${out}/unet`, settings: p.unet, cond }),
@@ -217,7 +220,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       seed: o.seed,
       backend: o.backend,
       worldSize: comm.size,
-      sampleEngine: o.skipEval ? undefined : o.sampleEngine ?? "onnx",
+      sampleEngine: o.skipEval ? undefined : engineFor(o, p),
       seconds,
       peakRssMiB: 0,
       tensorsAfterTraining,
@@ -225,7 +228,12 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       finalLoss,
     };
     if (!o.skipEval) {
-      const engine = o.sampleEngine ?? "onnx";
+      const engine = engineFor(o, p);
+      if (engine !== (o.sampleEngine ?? "onnx")) {
+        log(
+          `   sampling with tfjs: the ONNX export does not carry textContext "${p.unet.textContext}"`,
+        );
+      }
       let gen: ImageGenerator, release: () => Promise<void>;
       if (engine === "onnx") {
         const pipe = await loadOnnxPipeline(await ensureOnnxExport(out, { log }));
@@ -338,6 +346,12 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
 }
 
 /** Refuse to train over a different run, or over an existing one without --resume. */
+/** The engine that samples the finished run: ONNX unless its UNet needs what only tfjs has. */
+function engineFor(o: TrainPipelineOptions, p: PipelinePreset): "onnx" | "tfjs" {
+  const want = o.sampleEngine ?? "onnx";
+  return want === "onnx" && (p.unet.textContext ?? "states") !== "states" ? "tfjs" : want;
+}
+
 async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
   const config = {
