@@ -29,6 +29,15 @@ Deno.test("encodeCaptions with states+tokens appends each word's embedding row",
     assert.equal(contextTokens(run.clip, "states+tokens"), 2 * T);
     const states = await encodeCaptions(run.clip, caps);
     const both = await encodeCaptions(run.clip, caps, "states+tokens");
+    const words = await encodeCaptions(run.clip, caps, "tokens");
+    assert.equal(contextTokens(run.clip, "tokens"), T);
+    // `tokens` is exactly the second half of `states+tokens`.
+    for (let n = 0; n < caps.length; n++) {
+      assert.deepEqual(
+        words.subarray(n * T * D, (n + 1) * T * D),
+        both.subarray((n * 2 + 1) * T * D, (n * 2 + 2) * T * D),
+      );
+    }
     assert.equal(both.length, caps.length * 2 * T * D);
     const table = await run.clip.params["text.token_embedding.weight"].data<"float32">();
     const ids = run.clip.tokenizer.encodeBatch(caps);
@@ -66,8 +75,8 @@ Deno.test("resolvePreset: textContext states stays implicit, states+tokens is se
   );
   assert.throws(
     // deno-lint-ignore no-explicit-any
-    () => resolvePreset("tiny", { unetTextContext: "tokens" as any }),
-    /textContext must be "states" or "states\+tokens", got "tokens"/,
+    () => resolvePreset("tiny", { unetTextContext: "words" as any }),
+    /textContext must be one of states, states\+tokens, tokens, got "words"/,
   );
 });
 

@@ -19,7 +19,7 @@
 import { type FlagSpec, helpText, parseFlags, runMain } from "./args.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
-import { resolvePreset, type TextContext } from "../pipeline/presets.ts";
+import { resolvePreset, TEXT_CONTEXTS, type TextContext } from "../pipeline/presets.ts";
 import { trainPipeline } from "../pipeline/train_pipeline.ts";
 import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../dist/mod.ts";
 
@@ -34,9 +34,9 @@ const SPEC = {
   "batch-size": { type: "int", min: 1, help: "UNet batch size (default: the preset's)" },
   "text-context": {
     type: "choice",
-    choices: ["states", "states+tokens"],
-    help: "what the UNet cross-attends to: the text encoder's states (default), or also each " +
-      "word's plain embedding (samples with the tfjs engine)",
+    choices: TEXT_CONTEXTS,
+    help: "what the UNet cross-attends to: the text encoder's states (default), those and each " +
+      "word's plain embedding, or the plain embeddings alone (the last two sample with tfjs)",
   },
   reuse: {
     type: "string",

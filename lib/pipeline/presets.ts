@@ -57,7 +57,8 @@ export interface PipelinePreset {
      * What the UNet cross-attends to: the text encoder's per-token states (`states`, the
      * default, as Stable Diffusion), or those followed by the plain token embeddings
      * (`states+tokens`, twice the tokens), so a word is also seen apart from the words before it
-     * in a causal encoder. Sampled with the tfjs engine only (ONNX export keeps `states`).
+     * in a causal encoder, or the plain token embeddings alone (`tokens`: no word sees another).
+     * Sampled with the tfjs engine only (ONNX export keeps `states`).
      */
     textContext?: TextContext;
   };
@@ -161,7 +162,10 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
 };
 
 /** See `PipelinePreset["unet"].textContext`. */
-export type TextContext = "states" | "states+tokens";
+export type TextContext = "states" | "states+tokens" | "tokens";
+
+/** Every {@link TextContext}, for flags and checks. */
+export const TEXT_CONTEXTS: readonly TextContext[] = ["states", "states+tokens", "tokens"];
 
 /** Overrides accepted on top of a preset (from command-line flags). */
 export interface PresetOverrides {
@@ -198,9 +202,9 @@ export function resolvePreset(name: string, o: PresetOverrides = {}): PipelinePr
     p.unet.batchSize = o.unetBatchSize;
   }
   if (o.unetTextContext !== undefined) {
-    if (o.unetTextContext !== "states" && o.unetTextContext !== "states+tokens") {
+    if (!TEXT_CONTEXTS.includes(o.unetTextContext)) {
       throw new Error(
-        `textContext must be "states" or "states+tokens", got "${o.unetTextContext}"`,
+        `textContext must be one of ${TEXT_CONTEXTS.join(", ")}, got "${o.unetTextContext}"`,
       );
     }
     // The default is left implicit, so runs made before the option resume with the same preset.

@@ -292,7 +292,8 @@ export function contextTokens(clip: FrozenClip, mode: TextContext = "states"): n
 
 /**
  * Per-token text states `[n, T, D]` (flat) for captions, in batches of 256; with
- * `states+tokens`, `[n, 2T, D]`: the states, then each token's plain embedding.
+ * `states+tokens`, `[n, 2T, D]`: the states, then each token's plain embedding; with `tokens`,
+ * `[n, T, D]` of plain embeddings alone.
  */
 export async function encodeCaptions(
   clip: FrozenClip,
@@ -311,7 +312,7 @@ export async function encodeCaptions(
       if (mode === "states") return enc.hidden;
       // The token embedding table alone: each word's identity, untouched by the words before it.
       const words = embedding(clip.params, "text.token_embedding", ids);
-      return tf.concat([enc.hidden, words], 1);
+      return mode === "tokens" ? words : tf.concat([enc.hidden, words], 1);
     });
     out.set(await h.data<"float32">(), i * per);
     h.dispose();
