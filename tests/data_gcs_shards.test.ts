@@ -15,7 +15,7 @@ import { GcsShardSource, type ShardSource, ShardTransportError } from "../lib/da
 import { type GcsClientLike, type GcsFileLike, GcsStore } from "../lib/train/gcs_store.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
-import { makeTar } from "./helpers/tar.ts";
+import { makeTar, writeBrokenShards } from "./helpers/tar.ts";
 
 const BUCKET = "xgen-shards-test";
 const URL_BASE = `gs://${BUCKET}`;
@@ -249,14 +249,7 @@ Deno.test({
             ["g.json", "{not json"],
           ]),
         );
-        const good = await makeTar([
-          ["h.png", png(4)],
-          ["h.txt", "caption h"],
-          ["i.png", png(5)],
-          ["i.txt", "caption i that is cut"],
-        ]);
-        await Deno.writeFile(`${bad}/00001.tar`, good.subarray(0, good.length - 1024 - 512 + 5));
-        await Deno.writeFile(`${bad}/00002.tar`, new Uint8Array(1024).fill(65));
+        await writeBrokenShards(bad, png);
         const url = `${URL_BASE}/bad`;
         await upload(bad, url, emu.endpoint);
         const local = await readAll(bad);

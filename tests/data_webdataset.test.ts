@@ -14,7 +14,7 @@ import {
   type ShardSample,
   writeShard,
 } from "../lib/data/webdataset.ts";
-import { makeTar } from "./helpers/tar.ts";
+import { makeTar, writeBrokenShards } from "./helpers/tar.ts";
 
 async function collect(it: AsyncIterable<ShardSample>): Promise<ShardSample[]> {
   const out: ShardSample[] = [];
@@ -107,16 +107,8 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
       ["g.json", "{not json"],
     ]);
     await Deno.writeFile(`${dir}/00000.tar`, bad);
-    // Truncated: a good shard cut in the middle of its last entry's data.
-    const good = await makeTar([
-      ["h.png", png(4)],
-      ["h.txt", "caption h"],
-      ["i.png", png(5)],
-      ["i.txt", "caption i that is cut"],
-    ]);
-    await Deno.writeFile(`${dir}/00001.tar`, good.subarray(0, good.length - 1024 - 512 + 5));
-    // Garbage header.
-    await Deno.writeFile(`${dir}/00002.tar`, new Uint8Array(1024).fill(65));
+    // Truncated (a good shard cut in its last entry's data) and a garbage header.
+    await writeBrokenShards(dir, png);
     const stats = newReadStats();
     const got = await collect(readShards(dir, { stats }));
     assert.deepEqual(got.map((s) => s.key), ["a", "g", "h"]);

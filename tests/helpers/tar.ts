@@ -33,3 +33,27 @@ export async function makeTar(
   await done;
   return concatBytes(chunks);
 }
+
+/**
+ * Write the two broken shards both shard-reader tests use: `00001.tar`, a good shard (samples h
+ * and i, images from `png`) cut in the middle of its last entry's data, and `00002.tar`, a
+ * garbage header.
+ *
+ * @example
+ * ```ts
+ * await writeBrokenShards(dir, (i) => encodePngRgb(sample(i).image, 8, 8));
+ * ```
+ */
+export async function writeBrokenShards(
+  dir: string,
+  png: (i: number) => Uint8Array,
+): Promise<void> {
+  const good = await makeTar([
+    ["h.png", png(4)],
+    ["h.txt", "caption h"],
+    ["i.png", png(5)],
+    ["i.txt", "caption i that is cut"],
+  ]);
+  await Deno.writeFile(`${dir}/00001.tar`, good.subarray(0, good.length - 1024 - 512 + 5));
+  await Deno.writeFile(`${dir}/00002.tar`, new Uint8Array(1024).fill(65));
+}
