@@ -307,12 +307,13 @@ export async function encodeCaptions(
     const part = captions.slice(i, i + 256);
     const h = tf.tidy(() => {
       const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
+      // The token embedding table alone: each word's identity, untouched by the words before it.
+      // `tokens` needs no transformer pass at all.
+      const words = () => embedding(clip.params, "text.token_embedding", ids);
+      if (mode === "tokens") return words();
       const enc = encodeText(clip.params, clip.config, ids);
       enc.embeds.dispose();
-      if (mode === "states") return enc.hidden;
-      // The token embedding table alone: each word's identity, untouched by the words before it.
-      const words = embedding(clip.params, "text.token_embedding", ids);
-      return mode === "tokens" ? words : tf.concat([enc.hidden, words], 1);
+      return mode === "states" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
     });
     out.set(await h.data<"float32">(), i * per);
     h.dispose();
