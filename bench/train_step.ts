@@ -46,10 +46,10 @@ import { helpText, parseFlags, runMain, UsageError } from "../lib/cli/args.ts";
 import { availableBackends, loadOpenBlas, webgpuAdapterInfo } from "../lib/backend/mod.ts";
 import { BACKEND_NAMES, type BackendName, parseBackendName } from "../lib/backend/types.ts";
 import { initCompute } from "../lib/pipeline/compute.ts";
-import { countParamsForConfig, initUnet, UNET_PRESETS, unetForward } from "../lib/models/unet.ts";
+import { countParamsForConfig, UNET_PRESETS } from "../lib/models/unet.ts";
 import { countParams } from "../lib/nn/mod.ts";
 import { AdamW, computeGrads } from "../lib/train/optim.ts";
-import { Rng, STREAM } from "../lib/util/rng.ts";
+import { BENCH_TOKENS, unetFixture } from "./unet_fixture.ts";
 
 const SPEC = {
   batch: { type: "int", default: 32, min: 1, help: "batch size" },
@@ -102,7 +102,6 @@ const SPEC = {
   child: { type: "string", help: "internal: run one backend and print its JSON" },
 } as const;
 
-const TOKENS = 24;
 const TOP_KERNELS = 15;
 const CHILD_TAG = "TRAIN_STEP_JSON ";
 
@@ -196,31 +195,15 @@ async function runChild(name: BackendName, f: ReturnType<typeof flags>): Promise
     loadOpenBlas()!.setThreads(blasThreads);
     details += ` (--blas-threads: now ${loadOpenBlas()!.threads()})`;
   }
-  const cfg = UNET_PRESETS.small;
-  const params = initUnet(cfg, Rng.stream(f.seed, [0, STREAM.init]));
+  const { cfg, params, loss } = unetFixture(f.batch, f.seed);
   const nParams = countParams(params);
   if (nParams !== countParamsForConfig(cfg)) {
     throw new Error(
       `countParams(${nParams}) != countParamsForConfig(${countParamsForConfig(cfg)})`,
     );
   }
-  const b = f.batch;
-  const [h, w, cin] = [8, 8, cfg.inChannels];
-  const rng = Rng.stream(f.seed, [0, STREAM.noise]);
-  const x = tf.tensor4d(rng.normal(b * h * w * cin), [b, h, w, cin]);
-  const target = tf.tensor4d(rng.normal(b * h * w * cfg.outChannels), [b, h, w, cfg.outChannels]);
-  const t = tf.tensor1d(Float32Array.from({ length: b }, () => rng.uniform() * 999));
-  const context = tf.tensor3d(rng.normal(b * TOKENS * cfg.contextDim), [
-    b,
-    TOKENS,
-    cfg.contextDim,
-  ]);
   const opt = new AdamW(params, { weightDecay: 0.01 });
   const lr = 1e-4;
-  const loss = () =>
-    tf.tidy(() =>
-      tf.mean(tf.square(tf.sub(unetForward(params, cfg, { x, t, context }), target))) as tf.Scalar
-    );
 
   // One full step; reading the loss after the update waits for every queued kernel (webgpu).
   const step = async (): Promise<{ ms: number; loss: number }> => {
@@ -491,7 +474,7 @@ async function main(): Promise<void> {
 
   const env = (k: string) => Deno.env.get(k) ?? "(unset)";
   console.log(
-    `train_step: UNET_PRESETS.small, batch ${f.batch}, latents 8x8x4, context [${f.batch}, ${TOKENS}, 64]`,
+    `train_step: UNET_PRESETS.small, batch ${f.batch}, latents 8x8x4, context [${f.batch}, ${BENCH_TOKENS}, 64]`,
   );
   console.log(
     `BLAS setting: OPENBLAS_CORETYPE=${env("OPENBLAS_CORETYPE")} OPENBLAS_L2_SIZE=${

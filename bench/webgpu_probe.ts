@@ -14,10 +14,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { helpText, parseFlags, runMain } from "../lib/cli/args.ts";
 import { initCompute } from "../lib/pipeline/compute.ts";
-import { initUnet, UNET_PRESETS, unetForward } from "../lib/models/unet.ts";
-import { disposeParams } from "../lib/nn/mod.ts";
 import { AdamW, computeGrads } from "../lib/train/optim.ts";
-import { Rng, STREAM } from "../lib/util/rng.ts";
+import { unetFixture } from "./unet_fixture.ts";
 
 const SPEC = {
   batch: { type: "int", default: 32, min: 1, help: "UNet batch size" },
@@ -49,40 +47,25 @@ async function timeIt(label: string, f: () => Out, reps: number): Promise<number
   return med;
 }
 
-/** The UNet of bench/train_step.ts: loss, forward+backward and full AdamW step closures. */
+/** The UNet step of bench/train_step.ts: forward, forward+backward and full AdamW step. */
 function unetStep(batch: number) {
-  const cfg = UNET_PRESETS.small;
-  const params = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
-  const rng = Rng.stream(0, [0, STREAM.noise]);
-  const x = tf.tensor4d(rng.normal(batch * 64 * 4), [batch, 8, 8, 4]);
-  const target = tf.tensor4d(rng.normal(batch * 64 * 4), [batch, 8, 8, 4]);
-  const t = tf.tensor1d(Float32Array.from({ length: batch }, () => rng.uniform() * 999));
-  const context = tf.tensor3d(rng.normal(batch * 24 * cfg.contextDim), [
-    batch,
-    24,
-    cfg.contextDim,
-  ]);
-  const loss = () =>
-    tf.tidy(() =>
-      tf.mean(tf.square(tf.sub(unetForward(params, cfg, { x, t, context }), target))) as tf.Scalar
-    );
-  const opt = new AdamW(params, { weightDecay: 0.01 });
+  const u = unetFixture(batch, 0);
+  const opt = new AdamW(u.params, { weightDecay: 0.01 });
   return {
-    forward: () => loss(),
+    forward: () => u.loss(),
     backward: (): Out => {
-      const { value, grads } = computeGrads(params, loss);
+      const { value, grads } = computeGrads(u.params, u.loss);
       return [value, ...Object.values(grads)];
     },
     step: (): Out => {
-      const { value, grads } = computeGrads(params, loss);
+      const { value, grads } = computeGrads(u.params, u.loss);
       opt.step(grads, 1e-4);
       tf.dispose(Object.values(grads));
       return value;
     },
     dispose: () => {
       opt.dispose();
-      disposeParams(params);
-      tf.dispose([x, target, t, context]);
+      u.dispose();
     },
   };
 }
