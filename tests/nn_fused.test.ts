@@ -20,6 +20,7 @@ import {
   groupNormValues,
   type GroupNormValuesOptions,
   initResnetBlock,
+  layerNorm,
   type Params,
   resnetBlock,
   setFusedKernels,
@@ -299,6 +300,33 @@ Deno.test({
         assert.ok(!fused.kernels.includes("Sigmoid"), `${what}: composed ops ran on cpu-blas`);
         assert.ok(!stock.kernels.some((k) => k.startsWith("Xgen")), `${what}: fused on stock`);
       }
+    }
+    await tf.setBackend("cpu-blas");
+  },
+});
+
+Deno.test({
+  name:
+    "layerNorm on cpu-blas (the fused one-group kernel per row) matches composed ops on stock cpu",
+  ignore: !hasBlas,
+  fn: async () => {
+    const rng = Rng.stream(23);
+    for (const shape of [[5, 8], [2, 7, 16], [3, 1, 6]]) {
+      const d = shape[shape.length - 1];
+      const n = shape.reduce((a, b) => a * b, 1);
+      const inputs = [
+        { data: rng.normal(n).map((v) => 2.3 * v - 0.8), shape },
+        { data: rng.normal(d).map((v) => 1 + 0.5 * v), shape: [d] },
+        { data: rng.normal(d).map((v) => 0.5 * v), shape: [d] },
+      ];
+      const r = rng.normal(n);
+      const layer = ([xv, w, b]: tf.Variable[]) =>
+        layerNorm({ "ln.weight": w, "ln.bias": b }, "ln", xv);
+      const fused = await runOn("cpu-blas", inputs, r, layer);
+      const stock = await runOn("cpu", inputs, r, layer);
+      compare(fused, stock, `layerNorm [${shape}]`);
+      assert.ok(fused.kernels.includes(FUSED_KERNELS.groupNormGrad), `[${shape}]: no fused grad`);
+      assert.ok(!fused.kernels.includes("Mean"), `[${shape}]: composed moments ran on cpu-blas`);
     }
     await tf.setBackend("cpu-blas");
   },

@@ -153,40 +153,63 @@ export function groupNormValues(
   const cg = c / ng;
   const count = spatial * cg;
   const y = alloc(x.length), mean = alloc(batch * ng), rstd = alloc(batch * ng);
-  const acc = new Float64Array(ng), sq = new Float64Array(ng);
+  if (spatial === 1) {
+    // Each (sample, group) is one contiguous run (LayerNorm is this with one group): no
+    // per-channel bookkeeping, which would cost more than the arithmetic on short rows.
+    for (let seg = 0, i0 = 0; seg < batch * ng; seg++, i0 += cg) {
+      const i1 = i0 + cg, ch0 = (seg % ng) * cg;
+      let s = 0;
+      for (let i = i0; i < i1; i++) s += x[i];
+      const m = s / cg;
+      let q = 0;
+      for (let i = i0; i < i1; i++) {
+        const d = x[i] - m;
+        q += d * d;
+      }
+      const r = 1 / Math.sqrt(q / cg + eps);
+      mean[seg] = m;
+      rstd[seg] = r;
+      for (let i = i0, ch = ch0; i < i1; i++, ch++) {
+        const z = (x[i] - m) * r * gamma[ch] + beta[ch];
+        y[i] = silu ? z / (1 + expApprox(-z)) : z;
+      }
+    }
+    return { y, mean, rstd };
+  }
+  // Channels-last with many positions: accumulate per channel along whole rows (inner loops run
+  // over all channels, not over a group's few), then fold channels into groups.
+  const chSum = new Float64Array(c), grpMean = new Float64Array(c);
   const scale = new Float64Array(c), shift = new Float64Array(c);
   for (let b = 0; b < batch; b++) {
     const base = b * spatial * c;
     const end = base + spatial * c;
-    acc.fill(0);
+    chSum.fill(0);
     for (let off = base; off < end; off += c) {
-      for (let g = 0, i = off; g < ng; g++) {
-        let s = 0;
-        for (let j = 0; j < cg; j++, i++) s += x[i];
-        acc[g] += s;
-      }
+      for (let ch = 0, i = off; ch < c; ch++, i++) chSum[ch] += x[i];
     }
-    for (let g = 0; g < ng; g++) acc[g] /= count;
+    for (let g = 0, ch = 0; g < ng; g++) {
+      let s = 0;
+      for (let j = 0; j < cg; j++) s += chSum[ch + j];
+      const m = s / count;
+      for (let j = 0; j < cg; j++, ch++) grpMean[ch] = m;
+    }
     // Second pass on centred values: no cancellation when |mean| >> std.
-    sq.fill(0);
+    chSum.fill(0);
     for (let off = base; off < end; off += c) {
-      for (let g = 0, i = off; g < ng; g++) {
-        const m = acc[g];
-        let s = 0;
-        for (let j = 0; j < cg; j++, i++) {
-          const d = x[i] - m;
-          s += d * d;
-        }
-        sq[g] += s;
+      for (let ch = 0, i = off; ch < c; ch++, i++) {
+        const d = x[i] - grpMean[ch];
+        chSum[ch] += d * d;
       }
     }
-    for (let g = 0; g < ng; g++) {
-      const r = 1 / Math.sqrt(sq[g] / count + eps);
-      mean[b * ng + g] = acc[g];
+    for (let g = 0, ch = g * cg; g < ng; g++) {
+      let q = 0;
+      for (let j = 0; j < cg; j++) q += chSum[ch + j];
+      const r = 1 / Math.sqrt(q / count + eps);
+      mean[b * ng + g] = grpMean[ch];
       rstd[b * ng + g] = r;
-      for (let j = 0, ch = g * cg; j < cg; j++, ch++) {
+      for (let j = 0; j < cg; j++, ch++) {
         scale[ch] = r * gamma[ch];
-        shift[ch] = beta[ch] - acc[g] * scale[ch];
+        shift[ch] = beta[ch] - grpMean[ch] * scale[ch];
       }
     }
     if (silu) {
@@ -243,52 +266,76 @@ export function groupNormGradValues(
   const count = spatial * cg;
   const dx = alloc(x.length);
   const dgamma = new Float64Array(c), dbeta = new Float64Array(c);
-  const mc = new Float64Array(c), rc = new Float64Array(c);
-  const sg = new Float64Array(ng), sgx = new Float64Array(ng);
-  const a = new Float64Array(c), bb = new Float64Array(c);
-  for (let b = 0; b < batch; b++) {
-    const base = b * spatial * c;
-    const end = base + spatial * c;
-    for (let ch = 0; ch < c; ch++) {
-      const g = (ch / cg) | 0;
-      mc[ch] = mean[b * ng + g];
-      rc[ch] = rstd[b * ng + g];
+  // dz = dy * silu'(z) with z recomputed from x, or dy itself.
+  const dz = (d: number, xh: number, ch: number) => {
+    if (!silu) return d;
+    const z = xh * gamma[ch] + beta[ch];
+    const s = 1 / (1 + expApprox(-z));
+    return d * s * (1 + z * (1 - s));
+  };
+  if (spatial === 1) {
+    // One contiguous run per (sample, group), as in the forward pass.
+    for (let seg = 0, i0 = 0; seg < batch * ng; seg++, i0 += cg) {
+      const i1 = i0 + cg, ch0 = (seg % ng) * cg, m = mean[seg], r = rstd[seg];
+      let s1 = 0, s2 = 0;
+      for (let i = i0, ch = ch0; i < i1; i++, ch++) {
+        const xh = (x[i] - m) * r;
+        const d = dz(dy[i], xh, ch);
+        dbeta[ch] += d;
+        dgamma[ch] += d * xh;
+        const gv = d * gamma[ch];
+        dx[i] = gv;
+        s1 += gv;
+        s2 += gv * xh;
+      }
+      const a = s1 / cg, bb = s2 / cg;
+      for (let i = i0; i < i1; i++) dx[i] = r * (dx[i] - a - (x[i] - m) * r * bb);
     }
-    sg.fill(0);
-    sgx.fill(0);
-    // Pass 1: dz, parameter gradients and the two group sums; g = dz*gamma parks in dx.
-    for (let off = base; off < end; off += c) {
-      for (let g = 0, i = off, ch = 0; g < ng; g++) {
-        let s1 = 0, s2 = 0;
-        for (let j = 0; j < cg; j++, i++, ch++) {
+  } else {
+    const mc = new Float64Array(c), rc = new Float64Array(c);
+    const c1 = new Float64Array(c), c2 = new Float64Array(c);
+    const a = new Float64Array(c), bb = new Float64Array(c);
+    for (let b = 0; b < batch; b++) {
+      const base = b * spatial * c;
+      const end = base + spatial * c;
+      for (let g = 0, ch = 0; g < ng; g++) {
+        for (let j = 0; j < cg; j++, ch++) {
+          mc[ch] = mean[b * ng + g];
+          rc[ch] = rstd[b * ng + g];
+        }
+      }
+      c1.fill(0);
+      c2.fill(0);
+      // Pass 1: dz, parameter gradients and per-channel sums; g = dz*gamma parks in dx.
+      for (let off = base; off < end; off += c) {
+        for (let ch = 0, i = off; ch < c; ch++, i++) {
           const xh = (x[i] - mc[ch]) * rc[ch];
-          let d = dy[i];
-          if (silu) {
-            const z = xh * gamma[ch] + beta[ch];
-            const s = 1 / (1 + expApprox(-z));
-            d *= s * (1 + z * (1 - s));
-          }
+          const d = dz(dy[i], xh, ch);
           dbeta[ch] += d;
           dgamma[ch] += d * xh;
           const gv = d * gamma[ch];
           dx[i] = gv;
-          s1 += gv;
-          s2 += gv * xh;
+          c1[ch] += gv;
+          c2[ch] += gv * xh;
         }
-        sg[g] += s1;
-        sgx[g] += s2;
       }
-    }
-    for (let ch = 0; ch < c; ch++) {
-      const g = (ch / cg) | 0;
-      a[ch] = sg[g] / count;
-      bb[ch] = sgx[g] / count;
-    }
-    // Pass 2: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
-    for (let off = base; off < end; off += c) {
-      for (let ch = 0, i = off; ch < c; ch++, i++) {
-        const xh = (x[i] - mc[ch]) * rc[ch];
-        dx[i] = rc[ch] * (dx[i] - a[ch] - xh * bb[ch]);
+      for (let g = 0, ch = 0; g < ng; g++) {
+        let s1 = 0, s2 = 0;
+        for (let j = 0; j < cg; j++) {
+          s1 += c1[ch + j];
+          s2 += c2[ch + j];
+        }
+        for (let j = 0; j < cg; j++, ch++) {
+          a[ch] = s1 / count;
+          bb[ch] = s2 / count;
+        }
+      }
+      // Pass 2: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+      for (let off = base; off < end; off += c) {
+        for (let ch = 0, i = off; ch < c; ch++, i++) {
+          const xh = (x[i] - mc[ch]) * rc[ch];
+          dx[i] = rc[ch] * (dx[i] - a[ch] - xh * bb[ch]);
+        }
       }
     }
   }

@@ -96,7 +96,8 @@ export function groupNorm<R extends tf.Rank>(
 }
 
 /**
- * LayerNorm over the last axis (biased variance, eps default 1e-5).
+ * LayerNorm over the last axis (biased variance, eps default 1e-5). On `cpu-blas` this is the
+ * fused GroupNorm kernel with one group per row, elsewhere composed tfjs ops.
  *
  * @example
  * ```ts
@@ -116,6 +117,15 @@ export function layerNorm<R extends tf.Rank>(
     throw new Error(`layerNorm "${name}": input last dim ${d} != weight size ${weight.shape[0]}`);
   }
   const eps = opts.eps ?? 1e-5;
+  if (x.dtype === "float32" && fusedKernelsActive()) {
+    // A LayerNorm is a one-group GroupNorm of each row: one fused kernel instead of ~10 forward
+    // and ~25 backward tfjs kernels (a UNet step runs dozens of LayerNorms).
+    return tf.tidy(() => {
+      const rows = tf.reshape(x, [x.size / d, 1, d]);
+      const y = fusedGroupNorm(rows, weight, bias, { groups: 1, eps, silu: false });
+      return tf.reshape(y, x.shape) as tf.Tensor<R>;
+    });
+  }
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     const xn = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
