@@ -1,7 +1,8 @@
 /**
  * `textContext: "states+tokens"` (`deno task train --text-context states+tokens`): the UNet
  * cross-attends to the text encoder's states followed by each word's plain token embedding, so a
- * shape word is also seen apart from the colour word before it in the causal encoder.
+ * shape word is also seen apart from the colour word before it in the causal encoder; with
+ * `tokens`, the plain embeddings alone. The ONNX export carries either as `encoder_hidden_states`.
  */
 import assert from "node:assert/strict";
 import {
@@ -9,13 +10,23 @@ import {
   encodeCaptions,
   generate,
   initCompute,
+  type LoadedRun,
   loadRun,
   resolvePreset,
+  TEXT_CONTEXTS,
   trainPipeline,
 } from "../lib/pipeline/mod.ts";
-import { exportLoadedRun } from "../lib/onnx/mod.ts";
+import {
+  encodePrompts,
+  exportClipText,
+  loadOnnxPipeline,
+  openSession,
+  txt2img,
+} from "../lib/onnx/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+
+const ORT = { threads: 1, executionProviders: ["cpu"] } as const;
 
 Deno.test("encodeCaptions with states+tokens appends each word's embedding row", async () => {
   await initCompute("cpu", { quiet: true });
@@ -80,9 +91,10 @@ Deno.test("resolvePreset: textContext states stays implicit, states+tokens is se
   );
 });
 
-Deno.test("a states+tokens run trains, samples with tfjs and refuses an ONNX export", async () => {
+Deno.test("a states+tokens run trains and samples through ONNX, whose context equals encodeCaptions", async () => {
   await initCompute("cpu", { quiet: true });
   const dir = await Deno.makeTempDir({ prefix: "xgen_textctx_run_" });
+  let run: LoadedRun | undefined;
   try {
     const preset = resolvePreset("tiny", { unetSteps: 3, unetTextContext: "states+tokens" });
     const summary = await trainPipeline({
@@ -95,25 +107,78 @@ Deno.test("a states+tokens run trains, samples with tfjs and refuses an ONNX exp
       sampleEngine: "onnx",
       log: () => {},
     });
-    assert.equal(summary.sampleEngine, "tfjs", "falls back to the engine that carries the option");
+    assert.equal(summary.sampleEngine, "onnx");
     assert.ok(summary.captionFollowing, "the finished run was evaluated");
-    const run = await loadRun(`${dir}/run`);
+    run = await loadRun(`${dir}/run`);
     assert.equal(run.textContext, "states+tokens");
     assert.equal((await loadRun(`${dir}/run`, { checkpoint: 3 })).textContext, "states+tokens");
-    const images = await generate(run, {
+    const gen = {
       prompts: ["a red circle"],
       n: 2,
       guidance: 3,
       steps: 2,
       scheduler: "ddim",
       seed: 0,
-    });
+    };
+    const images = await generate(run, gen);
     assert.equal(images.length, 2);
+
+    // The export made for the evaluation above: its UNet context is the training context.
+    const T = run.clip.config.contextLength, D = run.clip.config.textWidth;
+    const pipe = await loadOnnxPipeline(`${dir}/run/onnx`, ORT);
+    try {
+      assert.equal(pipe.contextTokens, 2 * T);
+      assert.equal(pipe.io.text.hidden, "encoder_hidden_states");
+      const prompts = ["", "a red circle", "a blue square"];
+      const onnx = await encodePrompts(pipe, prompts);
+      assert.deepEqual(onnx.shape, [3, 2 * T, D]);
+      assertNear(onnx.states, await encodeCaptions(run.clip, prompts, "states+tokens"), "both");
+      // Same seed, same images from both engines (8-bit pixels, float32 rounding apart).
+      const viaOnnx = await txt2img(pipe, gen);
+      let worst = 0;
+      viaOnnx.forEach((im, i) =>
+        im.data.forEach((v, k) => worst = Math.max(worst, Math.abs(v - images[i].data[k])))
+      );
+      assert.ok(worst <= 2, `ONNX and tfjs images differ by ${worst} levels`);
+    } finally {
+      await pipe.release();
+    }
+
+    // `tokens`: the output is the embedding rows themselves; `states` adds no output (SD layout).
+    const ids = run.clip.tokenizer.encodeBatch(["a red circle", ""]);
+    for (const mode of TEXT_CONTEXTS) {
+      const s = await openSession(
+        await exportClipText(run.clip.params, run.clip.config, { unetContext: mode }),
+        ORT,
+      );
+      try {
+        const names = s.outputs.map((o) => o.name);
+        assert.equal(names.includes("encoder_hidden_states"), mode !== "states", mode);
+        if (mode !== "tokens") continue;
+        const out = await s.run({ input_ids: { data: ids, shape: [2, T] } });
+        assert.deepEqual(out.encoder_hidden_states.dims, [2, T, D]);
+        const want = await encodeCaptions(run.clip, ["a red circle", ""], "tokens");
+        assertNear(out.encoder_hidden_states.data as Float32Array, want, "tokens");
+      } finally {
+        await s.release();
+      }
+    }
     await assert.rejects(
-      () => exportLoadedRun(run, `${dir}/onnx`),
-      /textContext "states\+tokens", which the ONNX export does not carry.*--engine tfjs/,
+      // deno-lint-ignore no-explicit-any
+      () => exportClipText(run!.clip.params, run!.clip.config, { unetContext: "words" as any }),
+      /unetContext must be one of states, states\+tokens, tokens, got "words"/,
     );
   } finally {
+    if (run) {
+      for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
+    }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+function assertNear(got: Float32Array, want: Float32Array, what: string) {
+  assert.equal(got.length, want.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  assert.ok(worst < 1e-4, `${what}: ONNX and tfjs differ by ${worst}`);
+}

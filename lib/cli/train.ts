@@ -36,7 +36,7 @@ const SPEC = {
     type: "choice",
     choices: TEXT_CONTEXTS,
     help: "what the UNet cross-attends to: the text encoder's states (default), those and each " +
-      "word's plain embedding, or the plain embeddings alone (the last two sample with tfjs)",
+      "word's plain embedding, or the plain embeddings alone",
   },
   reuse: {
     type: "string",

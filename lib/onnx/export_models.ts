@@ -25,6 +25,7 @@ import type { Params } from "../nn/params.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
 import type { ClipConfig } from "../models/clip.ts";
 import { resolveUnetConfig, type UnetConfig } from "../models/unet.ts";
+import { TEXT_CONTEXTS, type TextContext } from "../pipeline/presets.ts";
 import { NnExporter, readParams } from "./export_nn.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
 
@@ -199,6 +200,13 @@ export async function exportAutoencoderEncoder(
 export interface ExportClipTextOptions extends OnnxModelOptions {
   /** Element type of `input_ids` (default "int32", as Optimum's SD text encoders). */
   idsDtype?: "int32" | "int64";
+  /**
+   * What the run's UNet cross-attends to (`unet.textContext` of its preset). For `tokens` and
+   * `states+tokens` the graph gets a fourth output, `encoder_hidden_states`, with exactly that
+   * context (the plain token embeddings, or the states followed by them); pipelines feed it to the
+   * UNet instead of `last_hidden_state`. `states` (the default) adds nothing: SD's layout.
+   */
+  unetContext?: TextContext;
 }
 
 /**
@@ -222,16 +230,20 @@ export async function exportClipText(
   if (idsDtype !== "int32" && idsDtype !== "int64") {
     throw new Error(`exportClipText: idsDtype must be "int32" or "int64", got ${idsDtype}`);
   }
+  const mode = opts.unetContext ?? "states";
+  if (!TEXT_CONTEXTS.includes(mode)) {
+    throw new Error(
+      `exportClipText: unetContext must be one of ${TEXT_CONTEXTS.join(", ")}, got "${mode}"`,
+    );
+  }
   const T = cfg.contextLength;
   const D = cfg.textWidth;
   const g = new OnnxGraph("clip_text");
   const ex = new NnExporter(g, await readParams(p));
   const ids = g.input("input_ids", idsDtype, ["batch", T]);
   const positions = g.int64s(Array.from({ length: T }, (_, i) => i));
-  let h = g.node("Add", [
-    ex.embedding("text.token_embedding", ids),
-    ex.embedding("text.position_embedding", positions),
-  ]);
+  const words = ex.embedding("text.token_embedding", ids);
+  let h = g.node("Add", [words, ex.embedding("text.position_embedding", positions)]);
   for (let i = 0; i < cfg.textLayers; i++) {
     const l = `text.layers.${i}`;
     const a = ex.attention(`${l}.self_attn`, ex.layerNorm(`${l}.layer_norm1`, h), {
@@ -267,6 +279,13 @@ export async function exportClipText(
   g.output(hidden, "float32", ["batch", T, D]);
   g.output(pooled, "float32", ["batch", D]);
   g.output(embeds, "float32", ["batch", cfg.embedDim]);
+  if (mode !== "states") {
+    // As encodeCaptions (lib/pipeline/stages.ts) builds it for training.
+    const ctx = mode === "tokens"
+      ? g.node("Identity", [words], {}, { outputs: ["encoder_hidden_states"] })
+      : g.node("Concat", [last, words], { axis: 1 }, { outputs: ["encoder_hidden_states"] });
+    g.output(ctx, "float32", ["batch", mode === "tokens" ? T : 2 * T, D]);
+  }
   return g.toBytes({
     ...opts,
     metadata: { model: "xgen-kit clip text encoder", ...(opts.metadata ?? {}) },

@@ -6,6 +6,8 @@
  * ```
  * model_index.json              written last: a folder without it is an unfinished export
  * text_encoder/model.onnx       input_ids -> last_hidden_state, pooler_output, text_embeds
+ *                               (+ encoder_hidden_states, the UNet's context, for runs trained
+ *                               with textContext tokens or states+tokens)
  * text_encoder/config.json
  * unet/model.onnx               sample, timestep, encoder_hidden_states -> out_sample (NCHW)
  * unet/config.json              diffusers UNet2DConditionModel keys (sample_size, in_channels, ...)
@@ -139,12 +141,6 @@ export async function exportLoadedRun(
   outDir: string,
   opts: ExportRunOptions = {},
 ): Promise<ExportRunResult> {
-  if (run.textContext !== "states") {
-    throw new Error(
-      `${run.dir}: the UNet cross-attends to textContext "${run.textContext}", which the ONNX ` +
-        "export does not carry (its text encoder outputs the states alone); sample with --engine tfjs",
-    );
-  }
   const files: string[] = [];
   const put = async (rel: string, data: Uint8Array | Record<string, unknown>) => {
     const path = `${outDir}/${rel}`;
@@ -166,6 +162,7 @@ export async function exportLoadedRun(
     "text_encoder/model.onnx",
     await exportClipText(clip.params, clip.config, {
       idsDtype: opts.idsDtype,
+      unetContext: run.textContext,
       metadata: source,
     }),
   );
@@ -179,7 +176,7 @@ export async function exportLoadedRun(
     max_position_embeddings: clip.config.contextLength,
     projection_dim: clip.config.embedDim,
     eos_token_id: clip.config.eosTokenId ?? 3,
-    xgen_kit: { config: clip.config },
+    xgen_kit: { config: clip.config, textContext: run.textContext },
   });
 
   await put(
@@ -235,7 +232,7 @@ export async function exportLoadedRun(
     image_size: clip.config.imageSize,
     projection_dim: clip.config.embedDim,
     pixel_range: [-1, 1],
-    xgen_kit: { config: clip.config },
+    xgen_kit: { config: clip.config, textContext: run.textContext },
   });
 
   await put(`tokenizer/${KIT_TOKENIZER_FILE}`, { ...clip.tokenizer.toJSON() });

@@ -109,6 +109,11 @@ export interface OnnxPipeline {
   latentChannels: number;
   /** Width of the text states, when the models declare or configure it. */
   textWidth: number | null;
+  /**
+   * Context tokens per prompt the UNet sees: the tokenizer's length, or what the text encoder's
+   * output declares (twice that for a kit run trained with `states+tokens`).
+   */
+  contextTokens: number;
   /** Default image size (from `unet/config.json` sample_size or fixed UNet dims), or null. */
   height: number | null;
   width: number | null;
@@ -208,8 +213,13 @@ function onlyInputs(s: OnnxSession, part: string, names: string[]): void {
   }
 }
 
+/** The first of `preferred` (in that order) the session outputs, else its first output. */
 function pickOutput(s: OnnxSession, preferred: string[]): OnnxIoInfo {
-  return s.outputs.find((o) => preferred.includes(o.name)) ?? s.outputs[0];
+  for (const name of preferred) {
+    const o = s.outputs.find((o) => o.name === name);
+    if (o) return o;
+  }
+  return s.outputs[0];
 }
 
 /** Throw naming the input, its declared type and what the pipeline needs. */
@@ -280,7 +290,8 @@ export async function loadOnnxPipeline(
     const tP = `${dir}/${PARTS.text}`, uP = `${dir}/${PARTS.unet}`;
     const dP = `${dir}/${PARTS.decoder}`, eP = `${dir}/${PARTS.encoder}`;
 
-    // Text encoder: input_ids -> last_hidden_state.
+    // Text encoder: input_ids -> the UNet's context: `encoder_hidden_states` where the export has
+    // one (kit runs trained on another text context), else SD's `last_hidden_state`.
     const ids = findInput(textEncoder, "input_ids", tP, "int32 or int64 [batch, sequence]");
     onlyInputs(textEncoder, tP, ["input_ids"]);
     const tokenizer = await loadTokenizer(dir, index, ids);
@@ -291,13 +302,14 @@ export async function loadOnnxPipeline(
     if (ids.shape !== null && (ids.shape.length !== 2 || (fixed(ids.shape[1]) ?? T) !== T)) {
       misfit(tP, ids, `${ids.dtype} [batch, ${T}]`, `the tokenizer gives ${T} ids per text`);
     }
-    const hidden = pickOutput(textEncoder, ["last_hidden_state"]);
+    const hidden = pickOutput(textEncoder, ["encoder_hidden_states", "last_hidden_state"]);
     if (hidden.shape !== null && hidden.shape.length !== 3) {
       throw new Error(
         `${tP}: output "${hidden.name}" is ${fmt(hidden.shape)}; expected last_hidden_state ` +
           `[batch, sequence, width]`,
       );
     }
+    const S = fixed(hidden.shape?.[1]) ?? T;
     const textWidth = fixed(hidden.shape?.[2]) ??
       (posInt(textCfg.hidden_size) ? textCfg.hidden_size : null);
 
@@ -318,7 +330,7 @@ export async function loadOnnxPipeline(
       unet,
       "encoder_hidden_states",
       uP,
-      `float32 [batch, ${T}, ${textWidth ?? "width"}]`,
+      `float32 [batch, ${S}, ${textWidth ?? "width"}]`,
     );
     onlyInputs(unet, uP, ["sample", "timestep", "encoder_hidden_states"]);
     const sampleWant = `float32 [batch, ${latentChannels}, height, width]`;
@@ -326,13 +338,13 @@ export async function loadOnnxPipeline(
     if ((fixed(unetSample.shape?.[1]) ?? latentChannels) !== latentChannels) {
       misfit(uP, unetSample, sampleWant, `the latent channels of ${dP}`);
     }
-    const ctxWant = `float32 [batch, ${T}, ${textWidth ?? "width"}]`;
+    const ctxWant = `float32 [batch, ${S}, ${textWidth ?? "width"}]`;
     checkRank(uP, ctxIn, 3, ctxWant);
     if (
       (textWidth !== null && (fixed(ctxIn.shape?.[2]) ?? textWidth) !== textWidth) ||
-      (fixed(ctxIn.shape?.[1]) ?? T) !== T
+      (fixed(ctxIn.shape?.[1]) ?? S) !== S
     ) {
-      misfit(uP, ctxIn, ctxWant, `the last_hidden_state of ${tP}`);
+      misfit(uP, ctxIn, ctxWant, `the ${hidden.name} of ${tP}`);
     }
     if (!["float32", "float64", "int64", "int32"].includes(tIn.dtype)) {
       misfit(uP, tIn, "int64 or float32 [batch]", "diffusion timesteps");
@@ -400,6 +412,7 @@ export async function loadOnnxPipeline(
       vaeScaleFactor,
       latentChannels,
       textWidth,
+      contextTokens: S,
       height: lh === null ? null : lh * vaeScaleFactor,
       width: lw === null ? null : lw * vaeScaleFactor,
       io: {
@@ -496,7 +509,8 @@ function float32Data(part: string, name: string, data: unknown): Float32Array {
 }
 
 /**
- * Per-token text states `[texts, T, D]` (flat) of the folder's text encoder, in batches of 32.
+ * The UNet context `[texts, S, D]` (flat) of the folder's text encoder for each text, in batches of
+ * 32: `S` is `pipe.contextTokens`.
  *
  * @example
  * ```ts
@@ -507,7 +521,7 @@ export async function encodePrompts(
   pipe: OnnxPipeline,
   texts: readonly string[],
 ): Promise<{ states: Float32Array; shape: [number, number, number] }> {
-  const T = pipe.tokenizer.contextLength;
+  const T = pipe.tokenizer.contextLength, S = pipe.contextTokens;
   const { ids: idsName, idsDtype, hidden } = pipe.io.text;
   const parts: Float32Array[] = [];
   let D = 0;
@@ -520,21 +534,21 @@ export async function encodePrompts(
     const out = (await pipe.textEncoder.run({ [idsName]: { data, shape: [part.length, T] } }, [
       hidden,
     ]))[hidden];
-    if (out.dims.length !== 3 || out.dims[1] !== T) {
+    if (out.dims.length !== 3 || out.dims[1] !== S) {
       throw new Error(
-        `${pipe.textEncoder.name}: output "${hidden}" is [${out.dims}], expected [${part.length}, ${T}, width]`,
+        `${pipe.textEncoder.name}: output "${hidden}" is [${out.dims}], expected [${part.length}, ${S}, width]`,
       );
     }
     D = out.dims[2];
     parts.push(float32Data(pipe.textEncoder.name, hidden, out.data));
   }
-  const states = new Float32Array(texts.length * T * D);
+  const states = new Float32Array(texts.length * S * D);
   let off = 0;
   for (const p of parts) {
     states.set(p, off);
     off += p.length;
   }
-  return { states, shape: [texts.length, T, D] };
+  return { states, shape: [texts.length, S, D] };
 }
 
 /** The UNet on `n` NHWC latents with `n` contexts (flat `[n, T, D]`), NHWC prediction back. */

@@ -58,7 +58,7 @@ export interface PipelinePreset {
      * default, as Stable Diffusion), or those followed by the plain token embeddings
      * (`states+tokens`, twice the tokens), so a word is also seen apart from the words before it
      * in a causal encoder, or the plain token embeddings alone (`tokens`: no word sees another).
-     * Sampled with the tfjs engine only (ONNX export keeps `states`).
+     * The ONNX export carries it as the text encoder's `encoder_hidden_states` output.
      */
     textContext?: TextContext;
   };

@@ -214,13 +214,14 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
     }
     await writePlotlyHtml(`${out}/loss.html`, lossFigure(curves));
 
+    const engine = o.sampleEngine ?? "onnx";
     const summary: PipelineSummary = {
       out,
       preset: p.name,
       seed: o.seed,
       backend: o.backend,
       worldSize: comm.size,
-      sampleEngine: o.skipEval ? undefined : engineFor(o, p),
+      sampleEngine: o.skipEval ? undefined : engine,
       seconds,
       peakRssMiB: 0,
       tensorsAfterTraining,
@@ -228,12 +229,6 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       finalLoss,
     };
     if (!o.skipEval) {
-      const engine = engineFor(o, p);
-      if (engine !== (o.sampleEngine ?? "onnx")) {
-        log(
-          `   sampling with tfjs: the ONNX export does not carry textContext "${p.unet.textContext}"`,
-        );
-      }
       let gen: ImageGenerator, release: () => Promise<void>;
       if (engine === "onnx") {
         const pipe = await loadOnnxPipeline(await ensureOnnxExport(out, { log }));
@@ -346,12 +341,6 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
 }
 
 /** Refuse to train over a different run, or over an existing one without --resume. */
-/** The engine that samples the finished run: ONNX unless its UNet needs what only tfjs has. */
-function engineFor(o: TrainPipelineOptions, p: PipelinePreset): "onnx" | "tfjs" {
-  const want = o.sampleEngine ?? "onnx";
-  return want === "onnx" && (p.unet.textContext ?? "states") !== "states" ? "tfjs" : want;
-}
-
 async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
   const config = {
