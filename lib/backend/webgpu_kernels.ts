@@ -10,6 +10,9 @@
  *   batch x height x width serially, 315 ms for a 3x3 conv on [256, 8, 8, 96] on the H200 (the
  *   forward conv: 17 ms). Here it is im2col (pad, one strided slice per filter tap, concat) and
  *   one matmul `cols^T dy` over all batch positions, which the backend's matmul parallelises.
+ * - `XgenGroupNorm` / `XgenGroupNormGrad` (GroupNorm(+SiLU), and LayerNorm as its one-group case):
+ *   3 WGSL programs forward and 3 backward instead of ~10 and ~25 composed kernels; see
+ *   lib/backend/webgpu_norm_kernels.ts.
  *
  * @example
  * ```ts
@@ -18,6 +21,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { registerWebgpuNormKernels } from "./webgpu_norm_kernels.ts";
 
 /** Kernel name shared with lib/train/fused_adamw.ts (which owns the formula and its cpu kernel). */
 const ADAMW_KERNEL = "XgenAdamW";
@@ -25,7 +29,7 @@ const BACKEND = "webgpu";
 const WORKGROUP = 64;
 
 /** The parts of tfjs-backend-webgpu's program interface used here (structural, no import). */
-interface Program {
+export interface Program {
   outputShape: number[];
   shaderKey: string;
   dispatchLayout: { x: number[] };
@@ -36,7 +40,8 @@ interface Program {
   uniforms: string;
   getUserCode: () => string;
 }
-interface WebgpuBackendLike {
+/** The one method of tfjs-backend-webgpu's backend the kit's kernels call. */
+export interface WebgpuBackendLike {
   runWebGPUProgram(
     program: Program,
     inputs: tf.TensorInfo[],
@@ -197,6 +202,7 @@ function conv2DBackpropFilterIm2col(fallback: KernelCall): KernelCall {
 
 /** Register the kit's webgpu kernels (idempotent); needs the webgpu backend imported. */
 export function registerWebgpuKernels(): void {
+  registerWebgpuNormKernels();
   if (tf.getKernel(ADAMW_KERNEL, BACKEND)) return;
   tf.registerKernel({
     kernelName: ADAMW_KERNEL,

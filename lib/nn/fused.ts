@@ -7,7 +7,9 @@
  * thousands of them. Here each is one forward and one backward kernel doing a few tight loops
  * over Float32Arrays, with group statistics accumulated in float64. `groupNorm`, `silu` and `gelu`
  * (lib/nn) call these when {@link fusedKernelsActive} is true and keep the composed ops on every
- * other backend, so the semantics are the same everywhere.
+ * other backend, so the semantics are the same everywhere. The GroupNorm kernels also exist for
+ * `webgpu` (WGSL, lib/backend/webgpu_norm_kernels.ts), where {@link fusedNormActive} lets the
+ * norms use them; the gradient registered here serves both.
  *
  * The `...Values` functions are the kernels' pure math over flat arrays (float32 in the kernels,
  * float64 in tests).
@@ -29,7 +31,7 @@ export type Floats = Float32Array | Float64Array;
 /** Allocates an output array of `n` elements (contents may be arbitrary: callers overwrite all). */
 export type AllocFloats = (n: number) => Floats;
 
-/** Kernel names registered on `cpu-blas`. */
+/** Kernel names registered on `cpu-blas` (the GroupNorm pair also on `webgpu`). */
 export const FUSED_KERNELS = {
   groupNorm: "XgenGroupNorm",
   groupNormGrad: "XgenGroupNormGrad",
@@ -86,6 +88,7 @@ export function setFusedKernels(on: boolean): void {
 
 /**
  * True when lib/nn should use the fused kernels: enabled and the active backend is `cpu-blas`.
+ * (The norms alone also run fused on `webgpu`: see {@link fusedNormActive}.)
  *
  * @example
  * ```ts
@@ -94,6 +97,26 @@ export function setFusedKernels(on: boolean): void {
  */
 export function fusedKernelsActive(): boolean {
   return enabled && tf.getBackend() === CPU_BLAS_BACKEND;
+}
+
+/**
+ * True when lib/nn's `groupNorm`/`layerNorm` should use {@link fusedGroupNorm}: enabled, and the
+ * active backend is `cpu-blas` or has both GroupNorm kernels registered (the kit registers them
+ * for `webgpu`, lib/backend/webgpu_norm_kernels.ts). The cpu-blas kernels register lazily, hence
+ * the name check for it. SiLU, GELU and softmax keep {@link fusedKernelsActive}.
+ *
+ * @example
+ * ```ts
+ * await initCompute("webgpu");
+ * fusedNormActive(); // true: GroupNorm/LayerNorm are one kernel each way
+ * ```
+ */
+export function fusedNormActive(): boolean {
+  if (!enabled) return false;
+  const name = tf.getBackend();
+  return name === CPU_BLAS_BACKEND ||
+    (!!tf.getKernel(FUSED_KERNELS.groupNorm, name) &&
+      !!tf.getKernel(FUSED_KERNELS.groupNormGrad, name));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -597,10 +620,12 @@ function kernelConfigs(): tf.KernelConfig[] {
 }
 
 function runKernel(name: string, inputs: tf.NamedTensorMap, attrs?: tf.NamedAttrMap) {
-  if (tf.getBackend() !== CPU_BLAS_BACKEND) {
+  const backend = tf.getBackend();
+  if (backend !== CPU_BLAS_BACKEND && !tf.getKernel(name, backend)) {
     // The backward pass may run after the user switched backends: say so plainly.
     throw new Error(
-      `${name}: fused kernels run on backend "${CPU_BLAS_BACKEND}", active is "${tf.getBackend()}"`,
+      `${name}: fused kernels run on backend "${CPU_BLAS_BACKEND}", active is "${backend}", ` +
+        `which has no ${name} kernel`,
     );
   }
   return tf.engine().runKernel(name, inputs, attrs);
@@ -679,8 +704,8 @@ export interface FusedGroupNormOptions {
 
 /**
  * GroupNorm(+SiLU) of channels-last float32 `x [B, ..., C]` with `gamma`, `beta` `[C]` as one
- * differentiable `cpu-blas` kernel. Requires the active backend to be `cpu-blas`; lib/nn
- * `groupNorm` picks this or the composed ops for you.
+ * differentiable kernel. Requires the active backend to be `cpu-blas` or one with the kernels
+ * registered (`webgpu`); lib/nn `groupNorm` picks this or the composed ops for you.
  *
  * @example
  * ```ts

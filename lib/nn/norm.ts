@@ -12,7 +12,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { getParam, joinName, type Params } from "./params.ts";
 import { ones, type ParamBuilder, zeros } from "./init.ts";
 import { silu } from "./activations.ts";
-import { fusedGroupNorm, fusedKernelsActive } from "./fused.ts";
+import { fusedGroupNorm, fusedNormActive } from "./fused.ts";
 
 /**
  * Declare `name.weight` (ones) and `name.bias` (zeros) of size `channels`; shared by group and
@@ -53,15 +53,15 @@ export interface GroupNormOptions {
   groups: number;
   /** Variance epsilon (default 1e-5, PyTorch's GroupNorm). */
   eps?: number;
-  /** Apply SiLU to the output (GroupNorm-SiLU, fused into one kernel on `cpu-blas`). */
+  /** Apply SiLU to the output (GroupNorm-SiLU, fused into one kernel on `cpu-blas` and `webgpu`). */
   silu?: boolean;
 }
 
 /**
  * GroupNorm over channels-last input `[B, ..., C]` (rank 3 or 4): each sample's channels are split
  * into `groups` groups normalised over all positions and the group's channels (biased variance),
- * optionally followed by SiLU. On `cpu-blas` this is one fused kernel (lib/nn/fused.ts), elsewhere
- * composed tfjs ops with the same semantics.
+ * optionally followed by SiLU. On `cpu-blas` and `webgpu` this is one fused kernel each way
+ * (lib/nn/fused.ts, {@link fusedNormActive}), elsewhere composed tfjs ops with the same semantics.
  *
  * @example
  * ```ts
@@ -83,7 +83,7 @@ export function groupNorm<R extends tf.Rank>(
   const weight = getParam(p, joinName(name, "weight"));
   const bias = getParam(p, joinName(name, "bias"));
   const eps = opts.eps ?? 1e-5;
-  if (x.dtype === "float32" && fusedKernelsActive()) {
+  if (x.dtype === "float32" && fusedNormActive()) {
     return fusedGroupNorm(x, weight, bias, { groups: g, eps, silu: opts.silu });
   }
   return tf.tidy(() => {
@@ -96,8 +96,8 @@ export function groupNorm<R extends tf.Rank>(
 }
 
 /**
- * LayerNorm over the last axis (biased variance, eps default 1e-5). On `cpu-blas` this is the
- * fused GroupNorm kernel with one group per row, elsewhere composed tfjs ops.
+ * LayerNorm over the last axis (biased variance, eps default 1e-5). On `cpu-blas` and `webgpu`
+ * this is the fused GroupNorm kernel with one group per row, elsewhere composed tfjs ops.
  *
  * @example
  * ```ts
@@ -117,7 +117,7 @@ export function layerNorm<R extends tf.Rank>(
     throw new Error(`layerNorm "${name}": input last dim ${d} != weight size ${weight.shape[0]}`);
   }
   const eps = opts.eps ?? 1e-5;
-  if (x.dtype === "float32" && fusedKernelsActive()) {
+  if (x.dtype === "float32" && fusedNormActive()) {
     // A LayerNorm is a one-group GroupNorm of each row: one fused kernel instead of ~10 forward
     // and ~25 backward tfjs kernels (a UNet step runs dozens of LayerNorms).
     return tf.tidy(() => {
