@@ -224,7 +224,7 @@ export function groupNormValues(
         chSum[ch] += d * d;
       }
     }
-    for (let g = 0, ch = g * cg; g < ng; g++) {
+    for (let g = 0, ch = 0; g < ng; g++) {
       let q = 0;
       for (let j = 0; j < cg; j++) q += chSum[ch + j];
       const r = 1 / Math.sqrt(q / count + eps);
