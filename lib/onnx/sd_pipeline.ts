@@ -305,7 +305,7 @@ export async function loadOnnxPipeline(
     const hidden = pickOutput(textEncoder, ["encoder_hidden_states", "last_hidden_state"]);
     if (hidden.shape !== null && hidden.shape.length !== 3) {
       throw new Error(
-        `${tP}: output "${hidden.name}" is ${fmt(hidden.shape)}; expected last_hidden_state ` +
+        `${tP}: output "${hidden.name}" is ${fmt(hidden.shape)}; expected the UNet's context ` +
           `[batch, sequence, width]`,
       );
     }
