@@ -18,6 +18,7 @@ import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import type { OpenBlas } from "./openblas.ts";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 import { col2im, type ConvGeometry, im2col, isPointwise, patchSize } from "./im2col.ts";
+import { activeNativeKernels } from "./native_kernels.ts";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -240,6 +241,32 @@ function geometry(info: tf.backend_util.Conv2DInfo): ConvGeometry {
   };
 }
 
+/** im2col on the native kernels when active (a memcpy per tap instead of a JS subarray). */
+function toCols(
+  x: Float32Array,
+  cols: Float32Array,
+  g: ConvGeometry,
+  first: number,
+  count: number,
+) {
+  const nk = activeNativeKernels();
+  if (nk) nk.im2col(x, cols, g, first, count);
+  else im2col(x, cols, g, first, count);
+}
+
+/** col2im on the native kernels when active. */
+function fromCols(
+  cols: Float32Array,
+  dx: Float32Array,
+  g: ConvGeometry,
+  first: number,
+  count: number,
+) {
+  const nk = activeNativeKernels();
+  if (nk) nk.col2im(cols, dx, g, first, count);
+  else col2im(cols, dx, g, first, count);
+}
+
 function chunkImages(g: ConvGeometry): number {
   return Math.max(1, Math.floor(MAX_COLS / Math.max(1, g.outH * g.outW * patchSize(g))));
 }
@@ -266,7 +293,7 @@ function conv2dValues(
     const cnt = Math.min(step, batch - n0);
     const rows = cnt * rowsPerImage;
     const cols = scratchOf(rows * kk);
-    im2col(x, cols, g, n0, cnt);
+    toCols(x, cols, g, n0, cnt);
     const o = n0 * rowsPerImage * outC;
     blas.sgemm({ m: rows, n: outC, k: kk, a: cols, b: w, c: out.subarray(o, o + rows * outC) });
   }
@@ -441,7 +468,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
         c: dcols,
         transB: true,
       });
-      col2im(dcols, dx, g, n0, cnt);
+      fromCols(dcols, dx, g, n0, cnt);
     }
     return be.makeTensorInfo(info.inShape, "float32", dx);
   };
@@ -466,7 +493,7 @@ export function blasKernelConfigs(backendName: string, blas: OpenBlas): tf.Kerne
       const cnt = Math.min(step, batch - n0);
       const rows = cnt * rowsPerImage;
       const cols = scratchOf(rows * kk);
-      im2col(xv, cols, g, n0, cnt);
+      toCols(xv, cols, g, n0, cnt);
       const o = n0 * rowsPerImage * outC;
       blas.sgemm({
         m: kk,

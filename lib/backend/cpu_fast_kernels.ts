@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 import { tileValues } from "./cpu_copy_kernels.ts";
+import { activeNativeKernels, type NativeBinOp, type NativeKernels } from "./native_kernels.ts";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -503,6 +504,97 @@ export function broadcastBinary(
 }
 
 /**
+ * The merged loop plan of a sum over `axes`: adjacent dims merge when both are reduced or both
+ * kept (size-1 dims drop out), and `outStrides[d]` is the output stride of merged dim `d` (0 for
+ * reduced dims). Empty `dims` means a single element.
+ *
+ * @example
+ * ```ts
+ * sumPlan([8, 4, 4, 64], [0, 1, 2]); // { dims: [128, 64], outStrides: [0, 1] }
+ * ```
+ */
+export function sumPlan(shape: number[], axes: number[]): { dims: number[]; outStrides: number[] } {
+  const red = new Array<boolean>(shape.length).fill(false);
+  for (const a of axes) red[a] = true;
+  const dims: number[] = [], flags: boolean[] = [];
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = dims.length - 1;
+    if (last >= 0 && flags[last] === red[d]) dims[last] *= shape[d];
+    else {
+      dims.push(shape[d]);
+      flags.push(red[d]);
+    }
+  }
+  const outStrides = new Array<number>(dims.length);
+  let s = 1;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    outStrides[d] = flags[d] ? 0 : s;
+    if (!flags[d]) s *= dims[d];
+  }
+  return { dims, outStrides };
+}
+
+/**
+ * {@link reduceSum} on the native kernels: the same merged plan and float64 accumulation order
+ * (the TypeScript version's detour for short reduced tails is a speed trick it does not need).
+ */
+function nativeSum(
+  nk: NativeKernels,
+  x: Float32Array,
+  shape: number[],
+  axes: number[],
+  alloc: AllocF32,
+): { values: Float32Array; shape: number[] } {
+  const red = new Set(axes);
+  const outShape = shape.filter((_, d) => !red.has(d));
+  const values = alloc(tf.util.sizeFromShape(outShape));
+  const plan = sumPlan(shape, axes);
+  if (x.length === 0) values.fill(0);
+  else if (plan.dims.length === 0) values[0] = x[0];
+  else nk.sum(x, plan, values);
+  return { values, shape: outShape };
+}
+
+/**
+ * Output dims of `x` transposed by `perm` and the input stride of each (the gather plan).
+ *
+ * @example
+ * ```ts
+ * transposePlan([2, 3], [1, 0]); // { dims: [3, 2], strides: [1, 3] }
+ * ```
+ */
+export function transposePlan(
+  shape: number[],
+  perm: number[],
+): { dims: number[]; strides: number[] } {
+  const inStrides = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    inStrides[d] = acc;
+    acc *= shape[d];
+  }
+  return { dims: perm.map((p) => shape[p]), strides: perm.map((p) => inStrides[p]) };
+}
+
+const NATIVE_BIN_OPS: Record<string, true> = {
+  add: true,
+  sub: true,
+  mul: true,
+  div: true,
+  sqdiff: true,
+};
+
+/** Broadcast plan for the native binary kernel (same-size and scalar operands as one run). */
+function nativePlan(aShape: number[], bShape: number[], size: number) {
+  const na = tf.util.sizeFromShape(aShape), nb = tf.util.sizeFromShape(bShape);
+  if (na === size && nb === size) return { dims: [size], aStrides: [1], bStrides: [1] };
+  if (nb === 1 && na === size) return { dims: [size], aStrides: [1], bStrides: [0] };
+  if (na === 1 && nb === size) return { dims: [size], aStrides: [0], bStrides: [1] };
+  return broadcastPlan(aShape, bShape);
+}
+
+/**
  * Sum of `x` over `axes` (any set), accumulated in float64; returns values and the kept shape.
  *
  * @example
@@ -531,29 +623,13 @@ export function reduceSum(
     const rest = Array.from({ length: r - t0 }, (_, i) => kept + i);
     return reduceSum(first.values, first.shape, rest, alloc);
   }
-  const dims: number[] = [], flags: boolean[] = [];
-  for (let d = 0; d < r; d++) {
-    if (shape[d] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && flags[last] === red[d]) dims[last] *= shape[d];
-    else {
-      dims.push(shape[d]);
-      flags.push(red[d]);
-    }
-  }
+  const { dims, outStrides: os } = sumPlan(shape, axes);
   const outSize = tf.util.sizeFromShape(outShape);
   const acc = new Float64Array(outSize);
   if (x.length > 0) {
     if (dims.length === 0) {
       acc[0] = x[0];
     } else {
-      // Output stride of each merged dim (0 for reduced dims).
-      const os = new Array<number>(dims.length);
-      let s = 1;
-      for (let d = dims.length - 1; d >= 0; d--) {
-        os[d] = flags[d] ? 0 : s;
-        if (!flags[d]) s *= dims[d];
-      }
       const k = dims.length - 1;
       const n = dims[k], so = os[k];
       // As in broadcastBinary, the last two dims run as plain loops (rows x n).
@@ -673,6 +749,22 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
   const binary = (name: string, op: BinOp) => (args: KernelArgs): Info | Info[] => {
     const { a, b } = args.inputs;
     if (a.dtype !== "float32" || b.dtype !== "float32") return stock(name, args);
+    const nk = activeNativeKernels();
+    if (nk && op in NATIVE_BIN_OPS) {
+      const shape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const size = tf.util.sizeFromShape(shape);
+      const o = takeF32(args.backend, size);
+      if (size > 0) {
+        nk.binary(
+          op as NativeBinOp,
+          o,
+          f32(args.backend, a),
+          f32(args.backend, b),
+          nativePlan(a.shape, b.shape, size),
+        );
+      }
+      return args.backend.makeTensorInfo(shape, "float32", o);
+    }
     const { values, shape } = broadcastBinary(
       op,
       f32(args.backend, a),
@@ -688,12 +780,10 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
     if (x.dtype !== "float32") return stock(name, args);
     const attrs = args.attrs ?? {};
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
-    const { values, shape } = reduceSum(
-      f32(args.backend, x),
-      x.shape,
-      axes,
-      (n) => takeF32(args.backend, n),
-    );
+    const nk = activeNativeKernels();
+    const { values, shape } = nk
+      ? nativeSum(nk, f32(args.backend, x), x.shape, axes, (n) => takeF32(args.backend, n))
+      : reduceSum(f32(args.backend, x), x.shape, axes, (n) => takeF32(args.backend, n));
     if (mean) {
       const count = axes.reduce((p, a) => p * x.shape[a], 1);
       for (let i = 0; i < values.length; i++) values[i] /= count;
@@ -708,6 +798,14 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
       return stock("Transpose", args);
     }
     const perm: number[] = args.attrs?.perm;
+    const nk = activeNativeKernels();
+    if (nk && !(v instanceof Uint8Array) && v.length > 0 && x.shape.length > 0) {
+      const out = v instanceof Float32Array
+        ? takeF32(args.backend, v.length)
+        : new Int32Array(v.length);
+      nk.transpose32(v, out, transposePlan(x.shape, perm));
+      return args.backend.makeTensorInfo(perm.map((p) => x.shape[p]), x.dtype, out);
+    }
     const alloc = v instanceof Float32Array
       ? (n: number) => takeF32(args.backend, n) as typeof v
       : undefined;
@@ -721,11 +819,13 @@ export function fastElementwiseConfigs(backendName: string): tf.KernelConfig[] {
     if (logits.dtype !== "float32" || r === 0 || (dim !== -1 && dim !== r - 1)) {
       return stock("Softmax", args);
     }
-    const out = softmaxRows(
-      f32(args.backend, logits),
-      logits.shape[r - 1],
-      (n) => takeF32(args.backend, n),
-    );
+    const xv = f32(args.backend, logits), cols = logits.shape[r - 1];
+    const nk = activeNativeKernels();
+    let out: Float32Array;
+    if (nk && cols > 0) {
+      out = takeF32(args.backend, xv.length);
+      nk.softmax(xv, out, cols, 1);
+    } else out = softmaxRows(xv, cols, (n) => takeF32(args.backend, n));
     return args.backend.makeTensorInfo(logits.shape, "float32", out);
   };
   const table: [string, (a: KernelArgs) => Info | Info[]][] = [

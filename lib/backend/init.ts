@@ -14,6 +14,11 @@ import type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
 import { parseBackendName } from "./types.ts";
 import { loadOpenBlas } from "./openblas.ts";
 import { CPU_BLAS_BACKEND, registerCpuBlasBackend } from "./cpu_backend.ts";
+import {
+  loadNativeKernels,
+  nativeKernelsStatus,
+  setActiveNativeKernels,
+} from "./native_kernels.ts";
 import { prepareWasmBackend } from "./wasm_backend.ts";
 import { prepareWebgpuBackend, WEBGPU_HELP, webgpuAdapterInfo } from "./webgpu_backend.ts";
 import { findTensorflowPackage, prepareTensorflowBackend } from "./tensorflow_backend.ts";
@@ -76,12 +81,20 @@ export async function initBackend(
       const threads = opts.threads ?? cores();
       blas.setThreads(threads);
       registerCpuBlasBackend(blas);
+      // The C element-wise kernels are optional: without a compiler the TypeScript loops run.
+      const native = opts.native === false ? null : loadNativeKernels();
+      setActiveNativeKernels(native);
       await activate(CPU_BLAS_BACKEND, name);
+      const elementwise = native
+        ? `native element-wise kernels (${native.compiler})`
+        : `TypeScript element-wise kernels (${
+          opts.native === false ? "native ones switched off" : nativeKernelsStatus()
+        })`;
       return {
         name,
         tfBackend: CPU_BLAS_BACKEND,
         blas: true,
-        details: `OpenBLAS ${blas.path}, ${blas.threads()} threads, fast element-wise kernels`,
+        details: `OpenBLAS ${blas.path}, ${blas.threads()} threads, ${elementwise}`,
       };
     }
     case "cpu-js": {

@@ -18,6 +18,18 @@ export { availableBackends, defaultBackend, initBackend } from "./init.ts";
 export { loadOpenBlas, OPENBLAS_PATHS } from "./openblas.ts";
 export type { OpenBlas, SgemmArgs } from "./openblas.ts";
 export { CPU_BLAS_BACKEND } from "./cpu_backend.ts";
+export {
+  activeNativeKernels,
+  buildNativeKernels,
+  loadNativeKernels,
+  NATIVE_CFLAGS,
+  type NativeBinOp,
+  nativeCacheDir,
+  type NativeKernelOptions,
+  type NativeKernels,
+  nativeKernelsStatus,
+  setActiveNativeKernels,
+} from "./native_kernels.ts";
 export { col2im, type ConvGeometry, im2col } from "./im2col.ts";
 export {
   type AllocF32,
@@ -25,6 +37,8 @@ export {
   broadcastBinary,
   reduceSum,
   softmaxRows,
+  sumPlan,
+  transposePlan,
   transposeValues,
 } from "./cpu_fast_kernels.ts";
 export {

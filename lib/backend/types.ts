@@ -38,6 +38,11 @@ export interface InitBackendOptions {
   threads?: number;
   /** Suppress the fallback warning and tfjs' console banners. */
   quiet?: boolean;
+  /**
+   * `cpu` only: compile (once, cached) and use the C element-wise kernels when a C compiler is
+   * present (default true; `XGEN_NATIVE_KERNELS=0` also switches them off).
+   */
+  native?: boolean;
 }
 
 /** Parse a backend name (from a CLI flag or config), with a clear error for anything else. */

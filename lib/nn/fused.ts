@@ -25,6 +25,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
 import { takeF32 } from "../backend/cpu_buffer_pool.ts";
+import { activeNativeKernels, type NativeKernels } from "../backend/native_kernels.ts";
 
 /** Flat float arrays the `...Values` functions read and write. */
 export type Floats = Float32Array | Float64Array;
@@ -529,14 +530,49 @@ function gnOptions(x: Info, attrs: Record<string, unknown>): GroupNormValuesOpti
   };
 }
 
+/** {@link groupNormValues} on the native kernels (same outputs, C loops). */
+function nativeGroupNorm(
+  nk: NativeKernels,
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  o: GroupNormValuesOptions,
+  alloc: (n: number) => Float32Array,
+): { y: Floats; mean: Floats; rstd: Floats } {
+  const spatial = checkLayout(x.length, o, gamma.length, beta.length);
+  const out = {
+    y: alloc(x.length),
+    mean: alloc(o.batch * o.groups),
+    rstd: alloc(o.batch * o.groups),
+  };
+  nk.groupNorm(x, gamma, beta, { ...o, spatial }, out);
+  return out;
+}
+
+/** {@link groupNormGradValues} on the native kernels. */
+function nativeGroupNormGrad(
+  nk: NativeKernels,
+  inp: { [K in keyof GroupNormGradInputs]: Float32Array },
+  o: GroupNormValuesOptions,
+  alloc: (n: number) => Float32Array,
+): { dx: Floats; dgamma: Floats; dbeta: Floats } {
+  const spatial = checkLayout(inp.x.length, o, inp.gamma.length, inp.beta.length);
+  const out = { dx: alloc(inp.x.length), dgamma: alloc(o.channels), dbeta: alloc(o.channels) };
+  nk.groupNormGrad(inp, { ...o, spatial }, out);
+  return out;
+}
+
 function kernelConfigs(): tf.KernelConfig[] {
   const K = FUSED_KERNELS;
   const gn = ({ inputs, backend, attrs }: KernelArgs): Info[] => {
     const o = gnOptions(inputs.x, attrs ?? {});
     const alloc = (n: number) => takeF32(backend, n);
     const v = (k: string) => values(backend, inputs[k], K.groupNorm, k);
-    const { y, mean, rstd } = groupNormValues(v("x"), v("gamma"), v("beta"), o, alloc);
     const stat = [o.batch, o.groups];
+    const nk = activeNativeKernels();
+    const { y, mean, rstd } = nk
+      ? nativeGroupNorm(nk, v("x"), v("gamma"), v("beta"), o, alloc)
+      : groupNormValues(v("x"), v("gamma"), v("beta"), o, alloc);
     return [
       backend.makeTensorInfo(inputs.x.shape, "float32", y as Float32Array),
       backend.makeTensorInfo(stat, "float32", mean as Float32Array),
@@ -547,59 +583,68 @@ function kernelConfigs(): tf.KernelConfig[] {
     const o = gnOptions(inputs.x, attrs ?? {});
     const alloc = (n: number) => takeF32(backend, n);
     const v = (k: string) => values(backend, inputs[k], K.groupNormGrad, k);
-    const r = groupNormGradValues(
-      {
-        dy: v("dy"),
-        x: v("x"),
-        gamma: v("gamma"),
-        beta: v("beta"),
-        mean: v("mean"),
-        rstd: v("rstd"),
-      },
-      o,
-      alloc,
-    );
+    const inp = {
+      dy: v("dy"),
+      x: v("x"),
+      gamma: v("gamma"),
+      beta: v("beta"),
+      mean: v("mean"),
+      rstd: v("rstd"),
+    };
+    const nk = activeNativeKernels();
+    const r = nk ? nativeGroupNormGrad(nk, inp, o, alloc) : groupNormGradValues(inp, o, alloc);
     return [
       backend.makeTensorInfo(inputs.x.shape, "float32", r.dx as Float32Array),
       backend.makeTensorInfo(inputs.gamma.shape, "float32", r.dgamma as Float32Array),
       backend.makeTensorInfo(inputs.beta.shape, "float32", r.dbeta as Float32Array),
     ];
   };
-  const unary = (name: string, f: typeof siluValues) => ({ inputs, backend }: KernelArgs): Info =>
-    backend.makeTensorInfo(
-      inputs.x.shape,
-      "float32",
-      f(values(backend, inputs.x, name, "x"), (n) => takeF32(backend, n)) as Float32Array,
-    );
-  const unaryGrad = (name: string, f: typeof siluGradValues) => ({ inputs, backend }: KernelArgs) =>
-    backend.makeTensorInfo(
-      inputs.x.shape,
-      "float32",
-      f(
-        values(backend, inputs.dy, name, "dy"),
-        values(backend, inputs.x, name, "x"),
-        (n) => takeF32(backend, n),
-      ) as Float32Array,
-    );
+  type NativeUnary = "silu" | "gelu";
+  const unary =
+    (name: string, f: typeof siluValues, nat: NativeUnary) =>
+    ({ inputs, backend }: KernelArgs): Info => {
+      const x = values(backend, inputs.x, name, "x");
+      const nk = activeNativeKernels();
+      let y: Floats;
+      if (nk) {
+        y = takeF32(backend, x.length);
+        nk[nat](x, y as Float32Array);
+      } else y = f(x, (n) => takeF32(backend, n));
+      return backend.makeTensorInfo(inputs.x.shape, "float32", y as Float32Array);
+    };
+  const unaryGrad =
+    (name: string, f: typeof siluGradValues, nat: `${NativeUnary}Grad`) =>
+    ({ inputs, backend }: KernelArgs): Info => {
+      const dy = values(backend, inputs.dy, name, "dy"), x = values(backend, inputs.x, name, "x");
+      const nk = activeNativeKernels();
+      let dx: Floats;
+      if (nk) {
+        dx = takeF32(backend, x.length);
+        nk[nat](dy, x, dx as Float32Array);
+      } else dx = f(dy, x, (n) => takeF32(backend, n));
+      return backend.makeTensorInfo(inputs.x.shape, "float32", dx as Float32Array);
+    };
   const softmax = ({ inputs, backend, attrs }: KernelArgs): Info => {
     const x = inputs.x, cols = x.shape[x.shape.length - 1];
-    const y = softmaxValues(
-      values(backend, x, K.softmax, "x"),
-      cols,
-      (attrs?.scale as number) ?? 1,
-      (n) => takeF32(backend, n),
-    );
+    const xv = values(backend, x, K.softmax, "x"), scale = (attrs?.scale as number) ?? 1;
+    const nk = activeNativeKernels();
+    let y: Floats;
+    if (nk) {
+      y = takeF32(backend, xv.length);
+      nk.softmax(xv, y as Float32Array, cols, scale);
+    } else y = softmaxValues(xv, cols, scale, (n) => takeF32(backend, n));
     return backend.makeTensorInfo(x.shape, "float32", y as Float32Array);
   };
   const softmaxGrad = ({ inputs, backend, attrs }: KernelArgs): Info => {
     const y = inputs.y, cols = y.shape[y.shape.length - 1];
-    const dx = softmaxGradValues(
-      values(backend, inputs.dy, K.softmaxGrad, "dy"),
-      values(backend, y, K.softmaxGrad, "y"),
-      cols,
-      (attrs?.scale as number) ?? 1,
-      (n) => takeF32(backend, n),
-    );
+    const dyv = values(backend, inputs.dy, K.softmaxGrad, "dy");
+    const yv = values(backend, y, K.softmaxGrad, "y"), scale = (attrs?.scale as number) ?? 1;
+    const nk = activeNativeKernels();
+    let dx: Floats;
+    if (nk) {
+      dx = takeF32(backend, yv.length);
+      nk.softmaxGrad(dyv, yv, dx as Float32Array, cols, scale);
+    } else dx = softmaxGradValues(dyv, yv, cols, scale, (n) => takeF32(backend, n));
     return backend.makeTensorInfo(y.shape, "float32", dx as Float32Array);
   };
   const table: [string, (a: KernelArgs) => Info | Info[]][] = [
@@ -607,10 +652,10 @@ function kernelConfigs(): tf.KernelConfig[] {
     [K.softmaxGrad, softmaxGrad],
     [K.groupNorm, gn],
     [K.groupNormGrad, gnGrad],
-    [K.silu, unary(K.silu, siluValues)],
-    [K.siluGrad, unaryGrad(K.siluGrad, siluGradValues)],
-    [K.gelu, unary(K.gelu, geluValues)],
-    [K.geluGrad, unaryGrad(K.geluGrad, geluGradValues)],
+    [K.silu, unary(K.silu, siluValues, "silu")],
+    [K.siluGrad, unaryGrad(K.siluGrad, siluGradValues, "siluGrad")],
+    [K.gelu, unary(K.gelu, geluValues, "gelu")],
+    [K.geluGrad, unaryGrad(K.geluGrad, geluGradValues, "geluGrad")],
   ];
   return table.map(([kernelName, f]) => ({
     kernelName,

@@ -18,6 +18,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
 import { takeF32 } from "../backend/cpu_buffer_pool.ts";
+import { activeNativeKernels } from "../backend/native_kernels.ts";
 
 /** Kernel name of the fused update. */
 export const FUSED_ADAMW_KERNEL = "XgenAdamW";
@@ -89,14 +90,14 @@ function ensureRegistered(): void {
           }
           return backend.data.get(t.dataId)!.values as Float32Array;
         };
-        const out = adamWValues(
-          val("p"),
-          val("g"),
-          val("m"),
-          val("v"),
-          attrs,
-          (n) => takeF32(backend, n),
-        );
+        const [p, g, m, v] = [val("p"), val("g"), val("m"), val("v")];
+        const nk = activeNativeKernels();
+        let out: Float32Array[];
+        if (nk) {
+          // Same formula in C, float64 per element: bit-identical to adamWValues.
+          out = [0, 1, 2].map(() => takeF32(backend, p.length));
+          nk.adamW({ p, g, m, v }, attrs, out as [Float32Array, Float32Array, Float32Array]);
+        } else out = adamWValues(p, g, m, v, attrs, (n) => takeF32(backend, n));
         return out.map((d) => backend.makeTensorInfo(inputs.p.shape, "float32", d));
       }) as unknown as tf.KernelFunc,
     });

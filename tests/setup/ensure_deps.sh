@@ -11,6 +11,8 @@ set -euo pipefail
 # The single list of Debian packages the tests rely on (why each is needed):
 PACKAGES=(
   libopenblas0-pthread   # `cpu` backend: cblas_sgemm through Deno FFI
+  gcc                    # `cpu` backend: compiles lib/backend/native/xgen_kernels.c once
+  libc6-dev              # the C headers (math.h, string.h) that compile needs
   mesa-vulkan-drivers    # `webgpu` backend: lavapipe software Vulkan
   libvulkan1             # `webgpu` backend: Vulkan loader
   chromium               # headless browser checks of Plotly/HTML reports
