@@ -15,7 +15,7 @@
 export type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
 export { BACKEND_NAMES, parseBackendName } from "./types.ts";
 export { availableBackends, defaultBackend, initBackend } from "./init.ts";
-export { loadOpenBlas, OPENBLAS_PATHS } from "./openblas.ts";
+export { loadOpenBlas, OPENBLAS_PATHS, SINGLE_THREAD_GEMM_MACS } from "./openblas.ts";
 export type { OpenBlas, SgemmArgs } from "./openblas.ts";
 export { CPU_BLAS_BACKEND } from "./cpu_backend.ts";
 export {
