@@ -84,6 +84,16 @@ export async function initBackend(
       // The C element-wise kernels are optional: without a compiler the TypeScript loops run.
       const native = opts.native === false ? null : loadNativeKernels();
       setActiveNativeKernels(native);
+      if (
+        !native && opts.native !== false && !opts.quiet &&
+        !/disabled by/.test(nativeKernelsStatus())
+      ) {
+        console.warn(
+          `initBackend('cpu'): ${nativeKernelsStatus()}; using the TypeScript loops, about 2x ` +
+            "slower for training (Debian: apt-get install gcc libc6-dev; XGEN_NATIVE_KERNELS=0 " +
+            "silences this)",
+        );
+      }
       await activate(CPU_BLAS_BACKEND, name);
       const elementwise = native
         ? `native element-wise kernels (${native.compiler})`
