@@ -91,6 +91,23 @@ Deno.test("native kernels: build once per source/compiler/CPU, then reuse the ca
   }
 });
 
+Deno.test("native kernels: a damaged cached library is rebuilt, not given up on", () => {
+  need();
+  const dir = Deno.makeTempDirSync();
+  try {
+    const { path } = buildNativeKernels({ cacheDir: dir });
+    Deno.writeTextFileSync(path, "not a shared library");
+    const k = loadNativeKernels({ cacheDir: dir });
+    assert.ok(k, nativeKernelsStatus());
+    assert.equal(k.path, path);
+    const y = new Float32Array(1);
+    k.silu(Float32Array.from([1]), y);
+    assert.ok(Math.abs(y[0] - 1 / (1 + Math.exp(-1))) < 1e-6);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("native kernels: a missing compiler gives null and a reason, never an exception", () => {
   const dir = Deno.makeTempDirSync();
   try {

@@ -385,8 +385,18 @@ export function loadNativeKernels(opts: NativeKernelOptions = {}): NativeKernels
     if (off === "0" || off === "false") {
       status = "disabled by XGEN_NATIVE_KERNELS=0";
     } else {
-      const { path, compiler } = buildNativeKernels(opts);
-      const lib = Deno.dlopen(path, SYMBOLS);
+      let { path, compiler, built } = buildNativeKernels(opts);
+      let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+      try {
+        lib = Deno.dlopen(path, SYMBOLS);
+      } catch (e) {
+        if (built) throw e;
+        // A cached library that no longer opens (damaged, or left by a different libc): rebuild
+        // it once rather than running without native kernels from then on.
+        Deno.removeSync(path);
+        ({ path, compiler, built } = buildNativeKernels(opts));
+        lib = Deno.dlopen(path, SYMBOLS);
+      }
       const abi = lib.symbols.xg_abi_version();
       if (abi !== ABI_VERSION) {
         lib.close();
@@ -403,7 +413,7 @@ export function loadNativeKernels(opts: NativeKernelOptions = {}): NativeKernels
   return result;
 }
 
-/** Why the native kernels are (not) in use, for logs and backend details. */
+/** What the last {@link loadNativeKernels} attempt gave: the library, or why there is none. */
 export function nativeKernelsStatus(): string {
   return status;
 }
