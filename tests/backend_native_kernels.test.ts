@@ -6,6 +6,7 @@
  * (tests/setup/ensure_deps.sh), so the kernels must load here.
  */
 import assert from "node:assert/strict";
+import { assertClose } from "./helpers/assert_close.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   activeNativeKernels,
@@ -50,16 +51,6 @@ function randn(rng: Rng, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = rng.gaussian() * scale;
   return a;
-}
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let scale = 1e-12, diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(diff / scale <= tol, `${what}: relative error ${(diff / scale).toExponential(2)}`);
 }
 
 function assertSame(got: ArrayLike<number>, want: ArrayLike<number>, what: string) {

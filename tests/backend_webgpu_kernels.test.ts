@@ -5,6 +5,7 @@
  * Runs where a WebGPU adapter exists (CI installs Mesa's lavapipe, so it runs there).
  */
 import assert from "node:assert/strict";
+import { assertClose } from "./helpers/assert_close.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, webgpuAdapterInfo } from "../lib/backend/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -103,16 +104,6 @@ async function normRun(
   );
   tf.dispose([...tensors, ...vars]);
   return { y, grads, kernels: prof.kernels.map((k) => k.name) };
-}
-
-function assertClose(got: Float32Array, want: Float32Array, tol: number, what: string) {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let scale = 1e-12, diff = 0;
-  for (let i = 0; i < want.length; i++) {
-    scale = Math.max(scale, Math.abs(want[i]));
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-  }
-  assert.ok(diff / scale <= tol, `${what}: relative error ${(diff / scale).toExponential(2)}`);
 }
 
 interface NormCase {

@@ -26,6 +26,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import type { ConvGeometry } from "./im2col.ts";
 
 /** Bumped with the C file's `xg_abi_version()` whenever a signature changes. */
 const ABI_VERSION = 1;
@@ -139,31 +140,17 @@ export interface NativeGroupNormShape {
   silu: boolean;
 }
 
-/** Scalars of one AdamW step, as `FusedAdamWAttrs` in lib/train/fused_adamw.ts. */
+/** Scalars of one AdamW step (bias corrections already folded in). */
 export interface NativeAdamWScalars {
   beta1: number;
   beta2: number;
   eps: number;
+  /** lr / (1 - beta1^t). */
   stepSize: number;
+  /** sqrt(1 - beta2^t). */
   sqrtBc2: number;
+  /** Decoupled weight decay factor, 1 - lr * weightDecay (1 for no decay). */
   decay: number;
-}
-
-/** NHWC convolution geometry, as `ConvGeometry` in lib/backend/im2col.ts. */
-export interface NativeConvGeometry {
-  inH: number;
-  inW: number;
-  inC: number;
-  outH: number;
-  outW: number;
-  kH: number;
-  kW: number;
-  strideH: number;
-  strideW: number;
-  dilationH: number;
-  dilationW: number;
-  padTop: number;
-  padLeft: number;
 }
 
 /** Binary ops with a native loop (the others stay in TypeScript). */
@@ -231,7 +218,7 @@ export interface NativeKernels {
   im2col(
     x: Float32Array,
     cols: Float32Array,
-    g: NativeConvGeometry,
+    g: ConvGeometry,
     first: number,
     count: number,
   ): void;
@@ -239,7 +226,7 @@ export interface NativeKernels {
   col2im(
     cols: Float32Array,
     dx: Float32Array,
-    g: NativeConvGeometry,
+    g: ConvGeometry,
     first: number,
     count: number,
   ): void;
@@ -466,7 +453,7 @@ function checkRank(what: string, dims: number[], ...others: number[][]): void {
 }
 
 /** Geometry as the C side reads it, the image size and the patch-matrix size; checks values. */
-function convCheck(g: NativeConvGeometry, first: number, count: number) {
+function convCheck(g: ConvGeometry, first: number, count: number) {
   const v = [
     g.inH,
     g.inW,

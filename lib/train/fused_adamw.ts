@@ -18,23 +18,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
 import { takeF32 } from "../backend/cpu_buffer_pool.ts";
-import { activeNativeKernels } from "../backend/native_kernels.ts";
+import { activeNativeKernels, type NativeAdamWScalars } from "../backend/native_kernels.ts";
 
 /** Kernel name of the fused update. */
 export const FUSED_ADAMW_KERNEL = "XgenAdamW";
 
-/** Scalars of one AdamW step (bias corrections already folded in). */
-export interface FusedAdamWAttrs {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** lr / (1 - beta1^t). */
-  stepSize: number;
-  /** sqrt(1 - beta2^t). */
-  sqrtBc2: number;
-  /** Decoupled weight decay factor, 1 - lr * weightDecay (1 for no decay). */
-  decay: number;
-}
+/** Scalars of one AdamW step (bias corrections already folded in); the native kernel's too. */
+export type FusedAdamWAttrs = NativeAdamWScalars;
 
 /**
  * The update on plain arrays: `m' = b1 m + (1-b1) g`, `v' = b2 v + (1-b2) g^2`,
