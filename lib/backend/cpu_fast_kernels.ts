@@ -683,14 +683,7 @@ export function transposeValues<T extends Float32Array | Int32Array | Uint8Array
     out.set(x);
     return out;
   }
-  const inStrides = new Array<number>(r);
-  let acc = 1;
-  for (let d = r - 1; d >= 0; d--) {
-    inStrides[d] = acc;
-    acc *= shape[d];
-  }
-  const dims = perm.map((p) => shape[p]);
-  const st = perm.map((p) => inStrides[p]);
+  const { dims, strides: st } = transposePlan(shape, perm);
   const n = dims[r - 1], sn = st[r - 1];
   const idx = new Array<number>(r).fill(0);
   let ii = 0;
