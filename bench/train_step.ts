@@ -12,7 +12,7 @@
  * `tf.profile` table of kernel time per kernel name (top 15).
  *
  * Usage (default run: about 1-1.5 minutes on 2 cores):
- *   deno run -A bench/train_step.ts [--batch 32] [--steps 5] [--backends all|cpu,wasm,...]
+ *   deno run -A bench/train_step.ts [--batch 32] [--steps 10] [--backends all|cpu,wasm,...]
  *     [--warmup 1] [--budget-s 20] [--profile cpu] [--profile-steps 2] [--blas-threads N]
  *     [--no-torch] [--torch-steps 8] [--torch-runs 2] [--torch-threads 2,1]
  *     [--python /usr/bin/python3] [--torch-device cpu|cuda] [--seed 0]
@@ -53,7 +53,7 @@ import { BENCH_TOKENS, unetFixture } from "./unet_fixture.ts";
 
 const SPEC = {
   batch: { type: "int", default: 32, min: 1, help: "batch size" },
-  steps: { type: "int", default: 5, min: 1, help: "timed steps per backend (median reported)" },
+  steps: { type: "int", default: 10, min: 1, help: "timed steps per backend (median reported)" },
   warmup: { type: "int", default: 1, min: 1, help: "untimed steps first (step 1 is one)" },
   backends: {
     type: "string",
