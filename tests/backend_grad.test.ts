@@ -6,6 +6,7 @@
  * of the same op, and each backend's forward output and gradients are compared with stock cpu-js.
  */
 import assert from "node:assert/strict";
+import { assertClose } from "./helpers/assert_close.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import {
   availableBackends,
@@ -426,25 +427,6 @@ async function runTf(c: Case, inp: Inputs): Promise<{ y: Float32Array; grads: Fl
   tf.dispose([...xs, r, y, ...gs]);
   return out;
 }
-function assertClose(
-  got: ArrayLike<number>,
-  want: ArrayLike<number>,
-  tol: number,
-  what: string,
-): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let scale = 1, worst = 0, at = -1;
-  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]);
-    if (!(e <= worst)) [worst, at] = [e, i];
-  }
-  assert.ok(
-    worst <= tol * scale,
-    `${what}: max error ${worst} at ${at} (got ${got[at]}, want ${want[at]}) > ${tol} * ${scale}`,
-  );
-}
-
 const BACKENDS: BackendName[] = ["cpu", "cpu-js", "wasm", "webgpu"];
 const available = await availableBackends();
 const skipReason = (b: BackendName): string | null => {
@@ -485,16 +467,14 @@ for (const backend of BACKENDS) {
           const ref = c.ref(
             inp.xs.map((x, k) => ({ shape: c.shapes[k], data: Float64Array.from(x) })),
           );
-          assertClose(got.y, ref.data, 1e-4, `${backend} ${c.name} forward vs float64 reference`);
-          assertClose(got.y, stock.y, 1e-4, `${backend} ${c.name} forward vs cpu-js`);
+          // Errors are relative to max(|values|, 1): absolute for values below magnitude 1.
+          const unit = { minScale: 1 };
+          const name = `${backend} ${c.name}`;
+          assertClose(got.y, ref.data, 1e-4, `${name} forward vs float64 reference`, unit);
+          assertClose(got.y, stock.y, 1e-4, `${name} forward vs cpu-js`, unit);
           for (let k = 0; k < fd.length; k++) {
-            assertClose(got.grads[k], fd[k], 2e-3, `${backend} ${c.name} grad ${k} vs finite diff`);
-            assertClose(
-              got.grads[k],
-              stock.grads[k],
-              1e-4,
-              `${backend} ${c.name} grad ${k} vs cpu-js`,
-            );
+            assertClose(got.grads[k], fd[k], 2e-3, `${name} grad ${k} vs finite diff`, unit);
+            assertClose(got.grads[k], stock.grads[k], 1e-4, `${name} grad ${k} vs cpu-js`, unit);
           }
         });
       }
