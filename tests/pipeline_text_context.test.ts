@@ -2,7 +2,8 @@
  * `textContext: "states+tokens"` (`deno task train --text-context states+tokens`): the UNet
  * cross-attends to the text encoder's states followed by each word's plain token embedding, so a
  * shape word is also seen apart from the colour word before it in the causal encoder; with
- * `tokens`, the plain embeddings alone. The ONNX export carries either as `encoder_hidden_states`.
+ * `tokens`, the plain embeddings alone; `words` and `states+words` are the same with each
+ * embedding layer-normalised. The ONNX export carries any of them as `encoder_hidden_states`.
  */
 import assert from "node:assert/strict";
 import {
@@ -72,22 +73,60 @@ Deno.test("encodeCaptions with states+tokens appends each word's embedding row",
       a.subarray((n * 2 * T + t) * D, (n * 2 * T + t + 1) * D);
     assert.deepEqual(rowOf(both, 0, T + 3), rowOf(both, 1, T + 3));
     assert.notDeepEqual(rowOf(both, 0, 3), rowOf(both, 1, 3));
+
+    // `words`: each `tokens` row moved to mean 0 and divided by sqrt(variance + 1e-5), computed
+    // here in float64; `states+words` is the states followed by exactly those rows.
+    const normed = await encodeCaptions(run.clip, caps, "words");
+    const bothNormed = await encodeCaptions(run.clip, caps, "states+words");
+    assert.equal(contextTokens(run.clip, "words"), T);
+    assert.equal(contextTokens(run.clip, "states+words"), 2 * T);
+    for (let n = 0; n < caps.length; n++) {
+      assert.deepEqual(
+        bothNormed.subarray(n * 2 * T * D, (n * 2 + 1) * T * D),
+        states.subarray(n * T * D, (n + 1) * T * D),
+      );
+      assert.deepEqual(
+        bothNormed.subarray((n * 2 + 1) * T * D, (n * 2 + 2) * T * D),
+        normed.subarray(n * T * D, (n + 1) * T * D),
+      );
+      for (let t = 0; t < T; t++) {
+        const raw = words.subarray((n * T + t) * D, (n * T + t + 1) * D);
+        const got = normed.subarray((n * T + t) * D, (n * T + t + 1) * D);
+        const mean = raw.reduce((a, v) => a + v, 0) / D;
+        const variance = raw.reduce((a, v) => a + (v - mean) ** 2, 0) / D;
+        for (let k = 0; k < D; k++) {
+          const want = (raw[k] - mean) / Math.sqrt(variance + 1e-5);
+          assert.ok(Math.abs(got[k] - want) < 1e-4 * Math.max(1, Math.abs(want)), `${n},${t},${k}`);
+        }
+      }
+    }
+    // The raw table is small (init std 0.02), the normalised rows have about unit scale (the
+    // epsilon, 1e-5 against a variance of ~4e-4, keeps them ~1% under): the reason for `words`.
+    const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+    assert.ok(rms(words) < 0.1, `raw embeddings rms ${rms(words)}`);
+    assert.ok(rms(normed) > 0.9 && rms(normed) <= 1, `normalised rms ${rms(normed)}`);
     for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("resolvePreset: textContext states stays implicit, states+tokens is set, others fail", () => {
-  assert.deepEqual(resolvePreset("tiny", { unetTextContext: "states" }), resolvePreset("tiny"));
+Deno.test("resolvePreset: presets use words, states stays implicit, others are set or fail", () => {
+  assert.equal(resolvePreset("default").unet.textContext, "words");
+  assert.equal(resolvePreset("tiny").unet.textContext, "words");
+  // An absent field means `states`, so runs made before the option resume with the same preset.
+  const states = resolvePreset("tiny", { unetTextContext: "states" });
+  assert.equal("textContext" in states.unet, false);
+  const { textContext: _, ...rest } = resolvePreset("tiny").unet;
+  assert.deepEqual(states.unet, rest);
   assert.equal(
     resolvePreset("tiny", { unetTextContext: "states+tokens" }).unet.textContext,
     "states+tokens",
   );
   assert.throws(
     // deno-lint-ignore no-explicit-any
-    () => resolvePreset("tiny", { unetTextContext: "words" as any }),
-    /textContext must be one of states, states\+tokens, tokens, got "words"/,
+    () => resolvePreset("tiny", { unetTextContext: "bag" as any }),
+    /textContext must be one of states, states\+tokens, tokens, words, states\+words, got "bag"/,
   );
 });
 
@@ -144,7 +183,8 @@ Deno.test("a states+tokens run trains and samples through ONNX, whose context eq
       await pipe.release();
     }
 
-    // `tokens`: the output is the embedding rows themselves; `states` adds no output (SD layout).
+    // Every other mode: the output is what encodeCaptions gives; `states` adds no output (SD
+    // layout).
     const ids = run.clip.tokenizer.encodeBatch(["a red circle", ""]);
     for (const mode of TEXT_CONTEXTS) {
       const s = await openSession(
@@ -154,19 +194,19 @@ Deno.test("a states+tokens run trains and samples through ONNX, whose context eq
       try {
         const names = s.outputs.map((o) => o.name);
         assert.equal(names.includes("encoder_hidden_states"), mode !== "states", mode);
-        if (mode !== "tokens") continue;
+        if (mode === "states") continue;
         const out = await s.run({ input_ids: { data: ids, shape: [2, T] } });
-        assert.deepEqual(out.encoder_hidden_states.dims, [2, T, D]);
-        const want = await encodeCaptions(run.clip, ["a red circle", ""], "tokens");
-        assertNear(out.encoder_hidden_states.data as Float32Array, want, "tokens");
+        assert.deepEqual(out.encoder_hidden_states.dims, [2, contextTokens(run.clip, mode), D]);
+        const want = await encodeCaptions(run.clip, ["a red circle", ""], mode);
+        assertNear(out.encoder_hidden_states.data as Float32Array, want, mode);
       } finally {
         await s.release();
       }
     }
     await assert.rejects(
       // deno-lint-ignore no-explicit-any
-      () => exportClipText(run!.clip.params, run!.clip.config, { unetContext: "words" as any }),
-      /unetContext must be one of states, states\+tokens, tokens, got "words"/,
+      () => exportClipText(run!.clip.params, run!.clip.config, { unetContext: "bag" as any }),
+      /unetContext must be one of states, states\+tokens, tokens, words, states\+words, got "bag"/,
     );
   } finally {
     if (run) {

@@ -35,8 +35,9 @@ const SPEC = {
   "text-context": {
     type: "choice",
     choices: TEXT_CONTEXTS,
-    help: "what the UNet cross-attends to: the text encoder's states (default), those and each " +
-      "word's plain embedding, or the plain embeddings alone",
+    help: "what the UNet cross-attends to: each word's layer-normalised embedding (words, the " +
+      "presets' default), the text encoder's states (states, as Stable Diffusion), both " +
+      "(states+words), or the raw embeddings (tokens, states+tokens)",
   },
   reuse: {
     type: "string",

@@ -25,7 +25,7 @@ import type { Params } from "../nn/params.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
 import type { ClipConfig } from "../models/clip.ts";
 import { resolveUnetConfig, type UnetConfig } from "../models/unet.ts";
-import { TEXT_CONTEXTS, type TextContext } from "../pipeline/presets.ts";
+import { TEXT_CONTEXTS, type TextContext, WORDS_NORM_EPS } from "../pipeline/presets.ts";
 import { NnExporter, readParams } from "./export_nn.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
 
@@ -201,10 +201,11 @@ export interface ExportClipTextOptions extends OnnxModelOptions {
   /** Element type of `input_ids` (default "int32", as Optimum's SD text encoders). */
   idsDtype?: "int32" | "int64";
   /**
-   * What the run's UNet cross-attends to (`unet.textContext` of its preset). For `tokens` and
-   * `states+tokens` the graph gets a fourth output, `encoder_hidden_states`, with exactly that
-   * context (the plain token embeddings, or the states followed by them); pipelines feed it to the
-   * UNet instead of `last_hidden_state`. `states` (the default) adds nothing: SD's layout.
+   * What the run's UNet cross-attends to (`unet.textContext` of its preset). For every mode but
+   * `states` the graph gets a fourth output, `encoder_hidden_states`, with exactly that context
+   * (the token embeddings, plain or layer-normalised, alone or after the states); pipelines feed
+   * it to the UNet instead of `last_hidden_state`. `states` (the default) adds nothing: SD's
+   * layout.
    */
   unetContext?: TextContext;
 }
@@ -280,11 +281,23 @@ export async function exportClipText(
   g.output(pooled, "float32", ["batch", D]);
   g.output(embeds, "float32", ["batch", cfg.embedDim]);
   if (mode !== "states") {
-    // As encodeCaptions (lib/pipeline/stages.ts) builds it for training.
-    const ctx = mode === "tokens"
-      ? g.node("Identity", [words], {}, { outputs: ["encoder_hidden_states"] })
-      : g.node("Concat", [last, words], { axis: 1 }, { outputs: ["encoder_hidden_states"] });
-    g.output(ctx, "float32", ["batch", mode === "tokens" ? T : 2 * T, D]);
+    // As encodeCaptions (lib/pipeline/stages.ts) builds it for training: `words` layer-normalises
+    // each embedding without a learned scale or shift (constant ones and zeros here).
+    const plain = mode === "words" || mode === "states+words"
+      ? g.node("LayerNormalization", [
+        words,
+        g.constant(new Array(D).fill(1), [D]),
+        g.constant(
+          new Array(D).fill(0),
+          [D],
+        ),
+      ], { axis: -1, epsilon: WORDS_NORM_EPS })
+      : words;
+    const both = mode.startsWith("states+");
+    const ctx = both
+      ? g.node("Concat", [last, plain], { axis: 1 }, { outputs: ["encoder_hidden_states"] })
+      : g.node("Identity", [plain], {}, { outputs: ["encoder_hidden_states"] });
+    g.output(ctx, "float32", ["batch", both ? 2 * T : T, D]);
   }
   return g.toBytes({
     ...opts,

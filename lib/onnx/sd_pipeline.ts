@@ -111,7 +111,7 @@ export interface OnnxPipeline {
   textWidth: number | null;
   /**
    * Context tokens per prompt the UNet sees: the tokenizer's length, or what the text encoder's
-   * output declares (twice that for a kit run trained with `states+tokens`).
+   * output declares (twice that for a kit run trained with `states+tokens` or `states+words`).
    */
   contextTokens: number;
   /** Default image size (from `unet/config.json` sample_size or fixed UNet dims), or null. */

@@ -37,7 +37,12 @@ import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from 
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../dist/comm.ts";
-import type { PipelinePreset, StageSettings, TextContext } from "./presets.ts";
+import {
+  type PipelinePreset,
+  type StageSettings,
+  type TextContext,
+  WORDS_NORM_EPS,
+} from "./presets.ts";
 
 /** Options shared by every stage. */
 export interface StageOptions<S> {
@@ -287,13 +292,14 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
 
 /** Context tokens per caption the UNet sees for a text-context mode (see `textContext`). */
 export function contextTokens(clip: FrozenClip, mode: TextContext = "states"): number {
-  return mode === "states+tokens" ? 2 * clip.config.contextLength : clip.config.contextLength;
+  return mode.startsWith("states+") ? 2 * clip.config.contextLength : clip.config.contextLength;
 }
 
 /**
- * Per-token text states `[n, T, D]` (flat) for captions, in batches of 256; with
- * `states+tokens`, `[n, 2T, D]`: the states, then each token's plain embedding; with `tokens`,
- * `[n, T, D]` of plain embeddings alone.
+ * Per-token text states `[n, T, D]` (flat) for captions, in batches of 256; with `tokens`,
+ * `[n, T, D]` of plain token embeddings; with `words`, the same embeddings layer-normalised
+ * (each row to mean 0, variance 1, no learned scale); with `states+tokens` / `states+words`,
+ * `[n, 2T, D]`: the states, then those embeddings.
  */
 export async function encodeCaptions(
   clip: FrozenClip,
@@ -308,9 +314,12 @@ export async function encodeCaptions(
     const h = tf.tidy(() => {
       const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
       // The token embedding table alone: each word's identity, untouched by the words before it.
-      // `tokens` needs no transformer pass at all.
-      const words = () => embedding(clip.params, "text.token_embedding", ids);
-      if (mode === "tokens") return words();
+      // `tokens` and `words` need no transformer pass at all.
+      const words = () => {
+        const e = embedding(clip.params, "text.token_embedding", ids);
+        return mode === "words" || mode === "states+words" ? normalizeRows(e) : e;
+      };
+      if (mode === "tokens" || mode === "words") return words();
       const enc = encodeText(clip.params, clip.config, ids);
       enc.embeds.dispose();
       return mode === "states" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
@@ -319,6 +328,17 @@ export async function encodeCaptions(
     h.dispose();
   }
   return out;
+}
+
+/**
+ * Each row of the last axis to mean 0 and variance 1 (a LayerNorm without learned scale or shift).
+ * Why `words` needs it: a token embedding table starts at ~0.02 per element and a short CLIP run
+ * barely moves it, so raw embeddings reach the UNet's cross-attention keys and values near zero
+ * and the UNet spends thousands of steps scaling them up before a word can steer the image.
+ */
+function normalizeRows(x: tf.Tensor): tf.Tensor {
+  const m = tf.moments(x, -1, true);
+  return tf.div(tf.sub(x, m.mean), tf.sqrt(tf.add(m.variance, WORDS_NORM_EPS)));
 }
 
 /** Everything the UNet stage trains on, precomputed with the frozen parts. */
