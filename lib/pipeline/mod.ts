@@ -22,3 +22,4 @@ export * from "./reuse_parts.ts";
 export * from "./compute.ts";
 export * from "./best_of_n.ts";
 export * from "./scorers.ts";
+export * from "./word_swap.ts";
