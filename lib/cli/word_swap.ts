@@ -17,7 +17,14 @@ import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { loadRun } from "../pipeline/generate.ts";
 import { wordSwapLoss } from "../pipeline/word_swap.ts";
-import { COLOR_NAMES, SHAPE_NAMES, shapesWorldSample } from "../data/mod.ts";
+import {
+  COLOR_NAMES,
+  type ColorName,
+  SHAPE_NAMES,
+  type ShapeName,
+  shapesWorldSample,
+} from "../data/mod.ts";
+import { pairPrompt } from "../pipeline/caption_following.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 
 const SPEC = {
@@ -62,8 +69,12 @@ export function swapProbe(
     const own = o.word === "shape" ? obj.shape : obj.color;
     const other = names[(names.indexOf(own) + 1 + (i % (names.length - 1))) % names.length];
     images.push(s.image);
-    captions.push(`a ${obj.color} ${obj.shape}`);
-    swapped.push(o.word === "shape" ? `a ${obj.color} ${other}` : `a ${other} ${obj.shape}`);
+    captions.push(pairPrompt(obj.color, obj.shape));
+    swapped.push(
+      o.word === "shape"
+        ? pairPrompt(obj.color, other as ShapeName)
+        : pairPrompt(other as ColorName, obj.shape),
+    );
   }
   return { images, captions, swapped };
 }

@@ -121,8 +121,11 @@ export function nextIndexBatch(
   return { batch, position: { epoch, index } };
 }
 
+/** The pixels of an {@link ImageSet} (or of any images of one size, RGB bytes back to back). */
+export type ImagePixels = Pick<ImageSet, "images" | "width" | "height">;
+
 /** Gather images `idx` as floats in [-1, 1], NHWC. */
-export function gatherImages(set: ImageSet, idx: number[]): Float32Array {
+export function gatherImages(set: ImagePixels, idx: number[]): Float32Array {
   const px = set.width * set.height * 3;
   const out = new Float32Array(idx.length * px);
   idx.forEach((i, b) => {

@@ -33,7 +33,13 @@ import {
   warmupCosine,
 } from "../train/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
-import { type BatchPosition, gatherImages, type ImageSet, nextIndexBatch } from "./memory_data.ts";
+import {
+  type BatchPosition,
+  gatherImages,
+  type ImagePixels,
+  type ImageSet,
+  nextIndexBatch,
+} from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../dist/comm.ts";
@@ -211,7 +217,7 @@ function range(n: number): number[] {
 /** Encode images `idx` to scaled latent means (NHWC, flat), in batches of 256. */
 export async function encodeLatents(
   ae: FrozenAutoencoder,
-  data: ImageSet,
+  data: ImagePixels,
   idx: number[],
 ): Promise<Float32Array> {
   const [lh, lw, lc] = latentShape(ae.config, data.height, data.width);

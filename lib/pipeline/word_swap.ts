@@ -19,12 +19,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { encode, latentShape } from "../models/autoencoder.ts";
-import { concatFloat32 } from "../util/concat.ts";
+import { latentShape } from "../models/autoencoder.ts";
+import { concatBytes } from "../util/concat.ts";
 import { unetForward } from "../models/unet.ts";
 import { Rng } from "../util/rng.ts";
 import type { LoadedRun } from "./generate.ts";
-import { contextTokens, encodeCaptions } from "./stages.ts";
+import { contextTokens, encodeCaptions, encodeLatents } from "./stages.ts";
 
 /** Options of {@link wordSwapLoss}. */
 export interface WordSwapLossOptions {
@@ -95,7 +95,11 @@ export async function wordSwapLoss(
   const [T, D] = [contextTokens(run.clip, run.textContext), run.clip.config.textWidth];
   const right = await encodeCaptions(run.clip, o.captions, run.textContext);
   const wrong = await encodeCaptions(run.clip, o.swapped, run.textContext);
-  const z0 = await encodeImages(run, o.images, batch);
+  const z0 = await encodeLatents(
+    run.ae,
+    { images: concatBytes(o.images), width: size, height: size },
+    o.images.map((_, i) => i),
+  );
   const [h, w, c] = latentShape(run.ae.config, size, size), per = h * w * c;
   const rows: WordSwapLossRow[] = [];
   for (const t of timesteps) {
@@ -132,23 +136,4 @@ export async function wordSwapLoss(
     });
   }
   return rows;
-}
-
-/** Scaled autoencoder means of the images, flat `[n, h, w, c]`. */
-async function encodeImages(run: LoadedRun, images: Uint8Array[], batch: number) {
-  const size = run.imageSize, parts: Float32Array[] = [];
-  for (let i = 0; i < images.length; i += batch) {
-    const chunk = images.slice(i, i + batch);
-    const pixels = new Float32Array(chunk.length * size * size * 3);
-    chunk.forEach((im, k) => {
-      for (let j = 0; j < im.length; j++) pixels[k * im.length + j] = im[j] / 127.5 - 1;
-    });
-    const z = tf.tidy(() => {
-      const x = tf.tensor4d(pixels, [chunk.length, size, size, 3]);
-      return tf.mul(encode(run.ae.params, run.ae.config, x).mean, run.ae.scalingFactor);
-    });
-    parts.push(await z.data<"float32">());
-    z.dispose();
-  }
-  return concatFloat32(parts);
 }
