@@ -110,8 +110,9 @@ export async function wordSwapLoss(
     let sumRight = 0, sumWrong = 0;
     for (let i = 0; i < n; i += batch) {
       const b = Math.min(batch, n - i);
-      const mse = (ctx: Float32Array) =>
-        tf.tidy(() => {
+      // Summed per-image mean squared error of one batch under one caption set.
+      const batchError = async (ctx: Float32Array) => {
+        const s = tf.tidy(() => {
           const pred = unetForward(run.unet.params, run.unet.config, {
             x: tf.tensor4d(xt.subarray(i * per, (i + b) * per), [b, h, w, c]),
             t: tf.fill([b], t) as tf.Tensor1D,
@@ -120,13 +121,12 @@ export async function wordSwapLoss(
           const y = tf.tensor4d(target.subarray(i * per, (i + b) * per), [b, h, w, c]);
           return tf.sum(tf.mean(tf.square(tf.sub(pred, y)), [1, 2, 3]));
         });
-      for (const [ctx, add] of [[right, 0], [wrong, 1]] as const) {
-        const s = mse(ctx);
         const v = (await s.data())[0];
         s.dispose();
-        if (add === 0) sumRight += v;
-        else sumWrong += v;
-      }
+        return v;
+      };
+      sumRight += await batchError(right);
+      sumWrong += await batchError(wrong);
     }
     rows.push({
       t,
