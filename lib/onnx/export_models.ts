@@ -25,7 +25,12 @@ import type { Params } from "../nn/params.ts";
 import type { AutoencoderConfig } from "../models/autoencoder.ts";
 import type { ClipConfig } from "../models/clip.ts";
 import { resolveUnetConfig, type UnetConfig } from "../models/unet.ts";
-import { TEXT_CONTEXTS, type TextContext, WORDS_NORM_EPS } from "../pipeline/presets.ts";
+import {
+  TEXT_CONTEXTS,
+  type TextContext,
+  textContextParts,
+  WORDS_NORM_EPS,
+} from "../pipeline/presets.ts";
 import { NnExporter, readParams } from "./export_nn.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
 
@@ -283,17 +288,15 @@ export async function exportClipText(
   if (mode !== "states") {
     // As encodeCaptions (lib/pipeline/stages.ts) builds it for training: `words` layer-normalises
     // each embedding without a learned scale or shift (constant ones and zeros here).
-    const plain = mode === "words" || mode === "states+words"
+    const parts = textContextParts(mode);
+    const plain = parts.embeddings === "normalised"
       ? g.node("LayerNormalization", [
         words,
         g.constant(new Array(D).fill(1), [D]),
-        g.constant(
-          new Array(D).fill(0),
-          [D],
-        ),
+        g.constant(new Array(D).fill(0), [D]),
       ], { axis: -1, epsilon: WORDS_NORM_EPS })
       : words;
-    const both = mode.startsWith("states+");
+    const both = parts.states;
     const ctx = both
       ? g.node("Concat", [last, plain], { axis: 1 }, { outputs: ["encoder_hidden_states"] })
       : g.node("Identity", [plain], {}, { outputs: ["encoder_hidden_states"] });

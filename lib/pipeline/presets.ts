@@ -176,6 +176,28 @@ export const PIPELINE_PRESETS: Record<"tiny" | "default", PipelinePreset> = {
 /** See `PipelinePreset["unet"].textContext`. */
 export type TextContext = "states" | "states+tokens" | "tokens" | "words" | "states+words";
 
+/** What a {@link TextContext} is made of: the encoder's states, token embeddings, or both. */
+export interface TextContextParts {
+  /** The text encoder's per-token states come first. */
+  states: boolean;
+  /** Token embeddings after them (or alone): none, raw, or layer-normalised. */
+  embeddings: "none" | "raw" | "normalised";
+}
+
+/**
+ * The parts of a text context, so training and the ONNX export build it from one definition.
+ *
+ * @example
+ * ```ts
+ * textContextParts("states+words"); // { states: true, embeddings: "normalised" }
+ * ```
+ */
+export function textContextParts(mode: TextContext): TextContextParts {
+  const states = mode === "states" || mode.startsWith("states+");
+  const embeddings = mode === "states" ? "none" : mode.endsWith("words") ? "normalised" : "raw";
+  return { states, embeddings };
+}
+
 /** Epsilon of the parameter-free LayerNorm that `words` applies to each token embedding. */
 export const WORDS_NORM_EPS = 1e-5;
 

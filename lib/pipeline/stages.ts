@@ -47,6 +47,7 @@ import {
   type PipelinePreset,
   type StageSettings,
   type TextContext,
+  textContextParts,
   WORDS_NORM_EPS,
 } from "./presets.ts";
 
@@ -298,7 +299,10 @@ export async function clipStage(o: StageOptions<PipelinePreset["clip"]>): Promis
 
 /** Context tokens per caption the UNet sees for a text-context mode (see `textContext`). */
 export function contextTokens(clip: FrozenClip, mode: TextContext = "states"): number {
-  return mode.startsWith("states+") ? 2 * clip.config.contextLength : clip.config.contextLength;
+  const parts = textContextParts(mode);
+  return parts.states && parts.embeddings !== "none"
+    ? 2 * clip.config.contextLength
+    : clip.config.contextLength;
 }
 
 /**
@@ -321,14 +325,15 @@ export async function encodeCaptions(
       const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
       // The token embedding table alone: each word's identity, untouched by the words before it.
       // `tokens` and `words` need no transformer pass at all.
+      const parts = textContextParts(mode);
       const words = () => {
         const e = embedding(clip.params, "text.token_embedding", ids);
-        return mode === "words" || mode === "states+words" ? normalizeRows(e) : e;
+        return parts.embeddings === "normalised" ? normalizeRows(e) : e;
       };
-      if (mode === "tokens" || mode === "words") return words();
+      if (!parts.states) return words();
       const enc = encodeText(clip.params, clip.config, ids);
       enc.embeds.dispose();
-      return mode === "states" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
+      return parts.embeddings === "none" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
     });
     out.set(await h.data<"float32">(), i * per);
     h.dispose();
