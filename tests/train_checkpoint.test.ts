@@ -130,6 +130,82 @@ Deno.test("partial and corrupt checkpoints are skipped with warnings; load error
   await Deno.remove(run, { recursive: true });
 });
 
+/** Rewrite one file of a checkpoint and re-hash it in the manifest, so only its content is bad. */
+async function replaceRehashed(dir: string, name: string, bytes: Uint8Array): Promise<void> {
+  await Deno.writeFile(`${dir}/${name}`, bytes);
+  const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  const f = m.files.find((x: { name: string }) => x.name === name);
+  f.size = bytes.length;
+  f.sha256 = Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+  await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(m));
+}
+
+Deno.test("every corruption of the newest checkpoint falls back to the previous one with a warning", async () => {
+  const cases: [string, (dir: string) => Promise<void>, RegExp][] = [
+    ["bit flip", async (dir) => {
+      const b = await Deno.readFile(`${dir}/model.safetensors`);
+      b[b.length - 1] ^= 1;
+      await Deno.writeFile(`${dir}/model.safetensors`, b);
+    }, /ckpt-00000003\/model\.safetensors: sha256 [0-9a-f]{12}\.\.\. does not match manifest/],
+    [
+      "truncated",
+      (dir) => Deno.truncate(`${dir}/ema.safetensors`, 20),
+      /ckpt-00000003\/ema\.safetensors: size 20 bytes, manifest says \d+/,
+    ],
+    [
+      "manifest removed",
+      (dir) => Deno.remove(`${dir}/manifest.json`),
+      /ckpt-00000003\/manifest\.json: missing \(checkpoint incomplete\)/,
+    ],
+    [
+      "header length 2^63-1, manifest re-hashed",
+      async (dir) => {
+        const b = await Deno.readFile(`${dir}/model.safetensors`);
+        new DataView(b.buffer).setBigUint64(0, 2n ** 63n - 1n, true);
+        await replaceRehashed(dir, "model.safetensors", b);
+      },
+      /safetensors .*ckpt-00000003\/model\.safetensors: header length 9223372036854775807 exceeds/,
+    ],
+    ["header not JSON, manifest re-hashed", async (dir) => {
+      const b = await Deno.readFile(`${dir}/optimizer.safetensors`);
+      b[8] = 0x5b; // "[" where "{" was
+      await replaceRehashed(dir, "optimizer.safetensors", b);
+    }, /safetensors .*ckpt-00000003\/optimizer\.safetensors: header is not valid UTF-8 JSON/],
+    [
+      "state.json not JSON, manifest re-hashed",
+      (dir) => replaceRehashed(dir, "state.json", new TextEncoder().encode('{"step":\n x}')),
+      /ckpt-00000003\/state\.json: not valid JSON/,
+    ],
+    ["manifest names a file outside the folder", async (dir) => {
+      const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+      m.files[0].name = "../ckpt-00000002/model.safetensors";
+      await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(m));
+    }, /ckpt-00000003\/manifest\.json: field "files\[0\]\.name" must be a file name inside/],
+  ];
+  for (const [what, corrupt, re] of cases) {
+    const run = await Deno.makeTempDir();
+    try {
+      for (const s of [1, 2, 3]) await save(run, s);
+      await corrupt(`${run}/ckpt-00000003`);
+      const warnings: string[] = [];
+      const latest = await latestCheckpoint(run, { warn: (m) => warnings.push(m) });
+      assert.equal(latest?.name, "ckpt-00000002", what);
+      assert.equal(warnings.length, 1, what);
+      assert.match(warnings[0], /^checkpoint .*ckpt-00000003: skipped \(/, what);
+      assert.match(warnings[0], re, what);
+      assert.equal(warnings[0].split("\n").length, 1, `${what}: one line`);
+      const all = await listCheckpoints(run);
+      assert.deepEqual(all.map((c) => c.complete), [true, true, false], what);
+      await assert.rejects(loadCheckpoint(`${run}/ckpt-00000003`), re, what);
+      const ck = await loadCheckpoint(`${run}/${latest!.name}`);
+      assert.deepEqual(Array.from(ck.tensors.model.w.data), [2, 1, 2, 3], what);
+    } finally {
+      await Deno.remove(run, { recursive: true });
+    }
+  }
+});
+
 Deno.test("re-saving a step replaces a corrupt folder; prune keeps newest complete", async () => {
   const run = await Deno.makeTempDir();
   for (const s of [10, 20, 30, 40]) await save(run, s);

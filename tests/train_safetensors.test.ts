@@ -169,3 +169,72 @@ Deno.test("malformed headers give errors naming the file and tensor", () => {
     /tensor "w" has 2 values but shape \[3\] needs 3/,
   );
 });
+
+Deno.test("hostile headers: one-line errors naming the file; any tensor name round-trips", () => {
+  const src = "evil.safetensors";
+  const data = new Uint8Array(8);
+  const f32 = (offs: unknown, shape: unknown = [2], dtype: unknown = "F32") => ({
+    a: { dtype, shape, data_offsets: offs },
+  });
+  const cases: [unknown, RegExp][] = [
+    [f32([-8, 0]), /tensor "a": data_offsets must be \[begin, end\] non-negative integers/],
+    [f32([0, 8.5]), /tensor "a": data_offsets must be \[begin, end\] non-negative integers/],
+    [f32([0, 2 ** 53]), /tensor "a": data_offsets must be \[begin, end\] non-negative integers/],
+    [f32([0, 2 ** 53 - 1]), /tensor "a": data_offsets \[0, 9007199254740991\] out of range/],
+    [f32([8, 0]), /tensor "a": data_offsets \[8, 0\] out of range/],
+    [f32([0, 8, 16]), /tensor "a": data_offsets must be \[begin, end\]/],
+    [f32([0, 8], [2], "F16"), /tensor "a": 8 bytes for F16\[2\] which needs 4/],
+    [f32([0, 8], [2 ** 40, 2 ** 40]), /tensor "a": 8 bytes for F32\[.*\] which needs /],
+    // Names of Object.prototype members are not dtypes.
+    [f32([0, 8], [2], "toString"), /tensor "a": unknown dtype "toString"/],
+    [f32([0, 8], [2], "__proto__"), /tensor "a": unknown dtype "__proto__"/],
+    [{ a: null }, /tensor "a": entry must be an object/],
+    [{ a: [1, 2] }, /tensor "a": entry must be an object/],
+    [{ __metadata__: null }, /"__metadata__" must be an object of strings/],
+    // A name with a line break is quoted, so the error stays on one line.
+    [{ "x\ny": { dtype: "F32", shape: [3], data_offsets: [0, 8] } }, /tensor "x\\ny": 8 bytes/],
+  ];
+  for (const [h, re] of cases) {
+    assert.throws(() => decodeSafetensors(build(h, data), src), (e: Error) => {
+      assert.match(e.message, /^safetensors evil\.safetensors: /);
+      assert.match(e.message, re);
+      assert.equal(e.message.split("\n").length, 1, `one line: ${e.message}`);
+      return true;
+    }, JSON.stringify(h));
+  }
+  // The parser's message quotes the header; its line breaks are escaped.
+  const broken = build({}, new Uint8Array(0));
+  broken.set(new TextEncoder().encode("\n"), 8);
+  assert.throws(() => decodeSafetensors(broken, src), (e: Error) => {
+    assert.match(e.message, /^safetensors evil\.safetensors: header is not valid UTF-8 JSON/);
+    assert.equal(e.message.split("\n").length, 1, `one line: ${e.message}`);
+    return true;
+  });
+  // Header lengths of 2^63-1 and 2^64-1 are refused before any allocation.
+  for (const n of [2n ** 63n - 1n, 2n ** 64n - 1n]) {
+    const b = build({}, new Uint8Array(0));
+    new DataView(b.buffer).setBigUint64(0, n, true);
+    assert.throws(() => decodeSafetensors(b, src), (e: Error) => {
+      assert.match(
+        e.message,
+        new RegExp(`^safetensors evil\\.safetensors: header length ${n} exceeds the file \\(`),
+      );
+      return true;
+    });
+  }
+  // "__proto__" and "constructor" are ordinary tensor names (Deno has no __proto__ setter).
+  const two = new Uint8Array(new Float32Array([1, 2, 3, 4]).buffer);
+  const file = decodeSafetensors(
+    build({
+      ["__proto__"]: { dtype: "F32", shape: [2], data_offsets: [0, 8] },
+      constructor: { dtype: "F32", shape: [2], data_offsets: [8, 16] },
+    }, two),
+    src,
+  );
+  assert.deepEqual(Object.keys(file.tensors).sort(), ["__proto__", "constructor"]);
+  assert.equal(Object.getPrototypeOf(file.tensors), Object.prototype);
+  assert.deepEqual(Array.from(file.tensors["__proto__"].data as Float32Array), [1, 2]);
+  const map = toTensorDataMap(file);
+  assert.deepEqual(Object.keys(map).sort(), ["__proto__", "constructor"]);
+  assert.deepEqual(Array.from(map["constructor"].data), [3, 4]);
+});

@@ -30,6 +30,7 @@ import {
   parseGsUrl,
 } from "../train/gcs_store.ts";
 import { StoreNotFoundError } from "../train/store.ts";
+import { confinedJoin } from "../util/confined_path.ts";
 
 /** Lists and opens webdataset shards; see the module docs. */
 export interface ShardSource {
@@ -129,7 +130,11 @@ export class LocalShardSource implements ShardSource {
       // No (or an unreadable) manifest: fall back to the folder listing.
     }
     const names = manifestShards(manifest);
-    if (names) return names.map((s) => joinPath(dir, s));
+    if (names) {
+      // The list is data: each name must stay inside the folder.
+      const file = joinPath(dir, "dataset.json");
+      return names.map((s, i) => confinedJoin(dir, s, { file, field: `shards[${i}]` }));
+    }
     const out: string[] = [];
     try {
       for await (const e of Deno.readDir(dir)) {

@@ -43,6 +43,7 @@ import { disposeParams } from "../nn/params.ts";
 import { downsampleFactor } from "../models/autoencoder.ts";
 import { toDiffusersConfig } from "../diffusion/diffusers_config.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
+import { confinedJoin } from "../util/confined_path.ts";
 import { checkpointName } from "../train/checkpoint.ts";
 import { saveOnnx } from "./writer.ts";
 import { exportAutoencoderDecoder } from "./export_nn.ts";
@@ -330,17 +331,19 @@ function checkpointFolder(which: number | string): string {
 
 /** The run files `loadRun` reads, relative to the run folder. */
 function sourceFiles(checkpoint: string | null): string[] {
+  // Weights before model.json: model.json records their SHA-256, so when weights change both
+  // do, and the weights are the reason worth reporting.
   const files = [
-    "autoencoder/model/model.json",
     "autoencoder/model/model.safetensors",
-    "clip/model/model.json",
+    "autoencoder/model/model.json",
     "clip/model/model.safetensors",
+    "clip/model/model.json",
     "clip/tokenizer.json",
   ];
   // A checkpoint's manifest holds the size and SHA-256 of each of its files, so hashing it
   // fingerprints them all without reading the optimizer state.
   if (checkpoint) files.push(`unet/${checkpoint}/manifest.json`);
-  else files.push("unet/model/model.json", "unet/model/model.safetensors");
+  else files.push("unet/model/model.safetensors", "unet/model/model.json");
   return files;
 }
 
@@ -398,8 +401,16 @@ async function staleReason(out: string, want: ExportFingerprint): Promise<string
     }
   }
   // Parts deleted by hand make the folder unusable even though its sources did not change.
-  for (const rel of Array.isArray(kit.files) ? kit.files : []) {
-    if (typeof rel === "string" && !(await pathExists(`${out}/${rel}`))) return `${rel} is missing`;
+  const listed: unknown[] = Array.isArray(kit.files) ? kit.files : [];
+  for (const [i, rel] of listed.entries()) {
+    let path: string;
+    try {
+      // The list is data: an entry outside the export makes it stale, never a path to look at.
+      path = confinedJoin(out, rel, { file: "model_index.json", field: `_xgen_kit.files[${i}]` });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    if (!(await pathExists(path))) return `${rel} is missing`;
   }
   return null;
 }

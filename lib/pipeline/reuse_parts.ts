@@ -12,7 +12,9 @@
  * ```
  * @module
  */
-import { hasModel } from "./model_files.ts";
+import { hasModel, type ModelFiles, readModelFiles } from "./model_files.ts";
+import { tempPathFor, writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
+import { sha256Hex } from "../util/file_digest.ts";
 
 /** The stage folders copied and the files besides `model/` each needs. */
 const PARTS = [
@@ -25,19 +27,31 @@ const PARTS = [
  * tokenizer). A part `out` already holds complete is left alone, so calling this again on resume
  * is free. Each part is copied under a temporary name and renamed into place, so a kill mid-copy
  * leaves no half model that the pipeline would take for finished.
- * Throws, naming the folder, when `from` lacks a finished part.
+ * Only `model.json` and the weights it names are copied, after checking the weights against their
+ * recorded SHA-256; a source saved before hashes were recorded gets one in the copy.
+ * Throws, naming the folder or file, when `from` lacks a finished part or holds a damaged one.
+ *
+ * @example
+ * ```ts
+ * await reuseFrozenParts("runs/default", "runs/gpu-unet");
+ * ```
  */
 export async function reuseFrozenParts(from: string, out: string): Promise<void> {
   for (const p of PARTS) {
     const src = `${from}/${p.stage}`, dst = `${out}/${p.stage}`;
     if (await hasModel(`${dst}/model`, p.kind)) continue;
-    await assertPart(from, p);
+    const model = await readPart(from, p);
     await Deno.mkdir(dst, { recursive: true });
     for (const f of p.files) await copyAtomic(`${src}/${f}`, `${dst}/${f}`);
-    const tmp = `${dst}/model.tmp-${crypto.randomUUID().slice(0, 8)}`;
+    const tmp = tempPathFor(`${dst}/model`);
     await Deno.mkdir(tmp);
-    for await (const e of Deno.readDir(`${src}/model`)) {
-      if (e.isFile) await Deno.copyFile(`${src}/model/${e.name}`, `${tmp}/${e.name}`);
+    await writeFileAtomic(`${tmp}/${model.info.weights}`, model.weights);
+    if (model.info.weightsSha256) await writeFileAtomic(`${tmp}/model.json`, model.json);
+    else {
+      await writeJsonAtomic(`${tmp}/model.json`, {
+        ...model.info,
+        weightsSha256: await sha256Hex(model.weights),
+      });
     }
     await Deno.remove(`${dst}/model`, { recursive: true }).catch(() => {});
     await Deno.rename(tmp, `${dst}/model`);
@@ -45,8 +59,9 @@ export async function reuseFrozenParts(from: string, out: string): Promise<void>
 }
 
 /**
- * Throw, naming the folder, unless `from` holds every part {@link reuseFrozenParts} copies; a
- * pipeline checks this before it creates the new run folder.
+ * Throw, naming the folder or file, unless `from` holds every part {@link reuseFrozenParts}
+ * copies, intact (weights matching their recorded SHA-256); a pipeline checks this before it
+ * creates the new run folder.
  *
  * @example
  * ```ts
@@ -54,15 +69,21 @@ export async function reuseFrozenParts(from: string, out: string): Promise<void>
  * ```
  */
 export async function assertReusable(from: string): Promise<void> {
-  for (const p of PARTS) await assertPart(from, p);
+  for (const p of PARTS) await readPart(from, p);
 }
 
-async function assertPart(from: string, p: (typeof PARTS)[number]): Promise<void> {
+/** A part's checked files, or an error naming the source run and what is wrong. */
+async function readPart(from: string, p: (typeof PARTS)[number]): Promise<ModelFiles> {
   const src = `${from}/${p.stage}`;
   if (!(await hasModel(`${src}/model`, p.kind))) {
     throw new Error(
       `--reuse ${from}: ${src}/model holds no finished ${p.kind} (train that run to the end first)`,
     );
+  }
+  try {
+    return await readModelFiles(`${src}/model`, p.kind);
+  } catch (e) {
+    throw new Error(`--reuse ${from}: ${(e as Error).message}`);
   }
 }
 
@@ -72,7 +93,7 @@ async function copyAtomic(src: string, dst: string): Promise<void> {
   } catch {
     throw new Error(`--reuse: ${src} is missing (needed beside the frozen model)`);
   }
-  const tmp = `${dst}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  const tmp = tempPathFor(dst);
   await Deno.copyFile(src, tmp);
   await Deno.rename(tmp, dst);
 }

@@ -19,7 +19,14 @@
  * ```
  * @module
  */
-import { decodeSafetensors, encodeSafetensors, toTensorDataMap } from "./safetensors.ts";
+import {
+  checkSafetensors,
+  decodeSafetensors,
+  encodeSafetensors,
+  toTensorDataMap,
+} from "./safetensors.ts";
+import { confinedJoin } from "../util/confined_path.ts";
+import { fileDigest, verifyDigest } from "../util/file_digest.ts";
 import { type CheckpointStore, LocalStore, storeFor } from "./store.ts";
 import type { TensorDataMap } from "./tensor_data.ts";
 
@@ -101,9 +108,9 @@ function parseName(name: string): { step: number; partial: boolean } | null {
   return m ? { step: Number(m[1]), partial: !!m[2] } : null;
 }
 
-async function sha256Hex(data: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
+/** JSON.parse quotes the text it failed on, line breaks included: keep errors on one line. */
+function oneLine(msg: string): string {
+  return msg.replace(/\r?\n/g, "\\n");
 }
 
 function where(store: CheckpointStore, key: string): string {
@@ -145,7 +152,7 @@ export async function saveCheckpoint(
   const state = { ...opts.state, step: opts.step };
   parts.push(["state.json", new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n")]);
   const files: ManifestFile[] = [];
-  for (const [n, b] of parts) files.push({ name: n, size: b.length, sha256: await sha256Hex(b) });
+  for (const [n, b] of parts) files.push({ name: n, ...(await fileDigest(b)) });
   const manifest: Manifest = { format: "xgen-kit-checkpoint", version: 1, step: opts.step, files };
   const mbytes = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
 
@@ -170,7 +177,7 @@ function parseManifest(bytes: Uint8Array, path: string): Manifest {
   try {
     m = JSON.parse(new TextDecoder().decode(bytes));
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+    throw new Error(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
   }
   if (m?.format !== "xgen-kit-checkpoint" || m.version !== 1) {
     throw new Error(`${path}: expected format "xgen-kit-checkpoint" version 1`);
@@ -178,14 +185,17 @@ function parseManifest(bytes: Uint8Array, path: string): Manifest {
   if (!Number.isInteger(m.step) || !Array.isArray(m.files)) {
     throw new Error(`${path}: fields "step" (integer) and "files" (array) are required`);
   }
-  for (const f of m.files) {
-    if (
-      typeof f?.name !== "string" || !Number.isInteger(f.size) || typeof f.sha256 !== "string" ||
-      f.name.includes("/")
-    ) {
+  m.files.forEach((f, i) => {
+    if (typeof f?.name !== "string" || !Number.isInteger(f.size) || typeof f.sha256 !== "string") {
       throw new Error(`${path}: every file entry needs name, size and sha256`);
     }
-  }
+    // Names become store keys next to the manifest: plain file names only.
+    confinedJoin(path.replace(/\/[^/]*$/, ""), f.name, {
+      file: path,
+      field: `files[${i}].name`,
+      fileName: true,
+    });
+  });
   return m;
 }
 
@@ -215,16 +225,34 @@ async function readVerified(
     } catch {
       throw new Error(`${where(store, key)}: listed in the manifest but missing`);
     }
-    if (b.length !== f.size) {
-      throw new Error(`${where(store, key)}: size ${b.length} bytes, manifest says ${f.size}`);
-    }
-    const h = await sha256Hex(b);
-    if (h !== f.sha256) {
-      throw new Error(`${where(store, key)}: sha256 ${h.slice(0, 12)}... does not match manifest`);
-    }
+    await verifyDigest(b, f, { path: where(store, key), recordedIn: "manifest" });
+    checkContent(f.name, b, where(store, key));
     files.set(f.name, b);
   }
   return { manifest, files };
+}
+
+/**
+ * A file can match its manifest and still be unusable (damaged before it was hashed, or the
+ * manifest rewritten to agree): tensor files must parse as safetensors and state.json as a JSON
+ * object, so such a checkpoint counts as corrupt like any other and a resume falls back past it.
+ */
+function checkContent(name: string, bytes: Uint8Array, path: string): void {
+  if (name.endsWith(".safetensors")) checkSafetensors(bytes, path);
+  else if (name === "state.json") parseState(bytes, path);
+}
+
+function parseState(bytes: Uint8Array, path: string): Record<string, unknown> {
+  let state: unknown;
+  try {
+    state = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
+  }
+  if (!state || typeof state !== "object" || Array.isArray(state)) {
+    throw new Error(`${path}: expected a JSON object`);
+  }
+  return state as Record<string, unknown>;
 }
 
 /** Options for {@link listCheckpoints}. */
@@ -362,14 +390,7 @@ export async function loadCheckpoint(loc: CheckpointLocation): Promise<LoadedChe
   const { manifest, files } = await readVerified(store, name);
   const stateBytes = files.get("state.json");
   if (!stateBytes) throw new Error(`${where(store, `${name}/${MANIFEST}`)}: lists no state.json`);
-  let state: Record<string, unknown>;
-  try {
-    state = JSON.parse(new TextDecoder().decode(stateBytes));
-  } catch (e) {
-    throw new Error(
-      `${where(store, `${name}/state.json`)}: not valid JSON (${(e as Error).message})`,
-    );
-  }
+  const state = parseState(stateBytes, where(store, `${name}/state.json`));
   const tensors: Partial<CheckpointTensors> = {};
   for (const g of GROUPS) {
     const b = files.get(`${g}.safetensors`);

@@ -63,7 +63,8 @@ const MAX_HEADER = 100_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function fail(source: string, msg: string): never {
-  throw new Error(`safetensors ${source}: ${msg}`);
+  // Parser messages quote the header, line breaks included: keep the error on one line.
+  throw new Error(`safetensors ${source}: ${msg.replace(/\r?\n/g, "\\n")}`);
 }
 
 let halfTable: Float32Array | null = null;
@@ -127,6 +128,63 @@ interface Entry {
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): SafetensorsFile {
+  const { entries, metadata, dataStart } = parseLayout(bytes, source);
+  const tensors: Record<string, SafeTensor> = {};
+  for (const e of entries) {
+    const slice = bytes.subarray(dataStart + e.begin, dataStart + e.end);
+    // slice() copies into a fresh, aligned buffer the typed arrays can view.
+    const buf = slice.slice().buffer;
+    let data: SafeTensor["data"];
+    switch (e.dtype) {
+      case "F32":
+        data = new Float32Array(buf);
+        break;
+      case "F16":
+        data = decodeF16(slice);
+        break;
+      case "BF16":
+        data = decodeBF16(slice);
+        break;
+      case "I32":
+        data = new Int32Array(buf);
+        break;
+      case "I64":
+        data = new BigInt64Array(buf);
+        break;
+      default:
+        fail(
+          source,
+          `tensor ${quote(e.name)}: dtype ${e.dtype} is valid but not supported by this reader`,
+        );
+    }
+    tensors[e.name] = { dtype: e.dtype as SafetensorsDtype, shape: e.shape, data };
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Validate safetensors bytes without decoding the data: the header length, the header JSON and
+ * every tensor's dtype, shape and offsets (in range, matching the size, tiling the data exactly).
+ * Throws what {@link decodeSafetensors} would for a malformed file, naming `source`.
+ *
+ * @example
+ * ```ts
+ * checkSafetensors(await Deno.readFile("ckpt-00000100/model.safetensors"), "ckpt-00000100");
+ * ```
+ */
+export function checkSafetensors(bytes: Uint8Array, source = "<bytes>"): void {
+  parseLayout(bytes, source);
+}
+
+/** Tensor names are data: quoted as JSON so a hostile one cannot break an error line. */
+function quote(name: string): string {
+  return JSON.stringify(name);
+}
+
+function parseLayout(
+  bytes: Uint8Array,
+  source: string,
+): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
   if (!LITTLE_ENDIAN) fail(source, "big-endian hosts are not supported");
   if (bytes.length < 8) {
     fail(source, `file is ${bytes.length} bytes, shorter than the 8-byte header length`);
@@ -157,16 +215,18 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
       }
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== "string") {
-          fail(source, `__metadata__ "${k}" must be a string, got ${typeof v}`);
+          fail(source, `__metadata__ ${quote(k)} must be a string, got ${typeof v}`);
         }
         metadata[k] = v;
       }
       continue;
     }
-    const where = `tensor "${name}"`;
-    if (!raw || typeof raw !== "object") fail(source, `${where}: entry must be an object`);
+    const where = `tensor ${quote(name)}`;
+    if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+      fail(source, `${where}: entry must be an object`);
+    }
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
-    if (typeof dtype !== "string" || !(dtype in ITEM_SIZE)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(ITEM_SIZE, dtype)) {
       fail(source, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
@@ -200,13 +260,15 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
     if (e.begin < pos) {
       fail(
         source,
-        `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev!.name}"`,
+        `tensor ${quote(e.name)}: data_offsets [${e.begin}, ${e.end}] overlap tensor ${
+          quote(prev!.name)
+        }`,
       );
     }
     if (e.begin > pos) {
       fail(
         source,
-        `tensor "${e.name}": gap of ${
+        `tensor ${quote(e.name)}: gap of ${
           e.begin - pos
         } bytes before data_offsets [${e.begin}, ${e.end}]`,
       );
@@ -215,38 +277,7 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
     prev = e;
   }
   if (pos !== dataLen) fail(source, `${dataLen - pos} trailing bytes after the last tensor`);
-
-  const tensors: Record<string, SafeTensor> = {};
-  for (const e of entries) {
-    const slice = bytes.subarray(dataStart + e.begin, dataStart + e.end);
-    // slice() copies into a fresh, aligned buffer the typed arrays can view.
-    const buf = slice.slice().buffer;
-    let data: SafeTensor["data"];
-    switch (e.dtype) {
-      case "F32":
-        data = new Float32Array(buf);
-        break;
-      case "F16":
-        data = decodeF16(slice);
-        break;
-      case "BF16":
-        data = decodeBF16(slice);
-        break;
-      case "I32":
-        data = new Int32Array(buf);
-        break;
-      case "I64":
-        data = new BigInt64Array(buf);
-        break;
-      default:
-        fail(
-          source,
-          `tensor "${e.name}": dtype ${e.dtype} is valid but not supported by this reader`,
-        );
-    }
-    tensors[e.name] = { dtype: e.dtype as SafetensorsDtype, shape: e.shape, data };
-  }
-  return { tensors, metadata };
+  return { entries, metadata, dataStart };
 }
 
 /**
@@ -265,7 +296,7 @@ export function encodeSafetensors(
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== "string") {
-      throw new Error(`encodeSafetensors: metadata "${k}" must be a string`);
+      throw new Error(`encodeSafetensors: metadata ${quote(k)} must be a string`);
     }
   }
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -275,15 +306,19 @@ export function encodeSafetensors(
     if (name === "__metadata__") throw new Error(`encodeSafetensors: "__metadata__" is reserved`);
     const { shape, data } = tensors[name];
     if (!(data instanceof Float32Array)) {
-      throw new Error(`encodeSafetensors: tensor "${name}" data must be a Float32Array`);
+      throw new Error(`encodeSafetensors: tensor ${quote(name)} data must be a Float32Array`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers`);
+      throw new Error(
+        `encodeSafetensors: tensor ${quote(name)} shape must be non-negative integers`,
+      );
     }
     const count = shape.reduce((a, b) => a * b, 1);
     if (count !== data.length) {
       throw new Error(
-        `encodeSafetensors: tensor "${name}" has ${data.length} values but shape [${shape}] needs ${count}`,
+        `encodeSafetensors: tensor ${
+          quote(name)
+        } has ${data.length} values but shape [${shape}] needs ${count}`,
       );
     }
     header[name] = { dtype: "F32", shape, data_offsets: [off, off + 4 * count] };

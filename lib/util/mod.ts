@@ -1,6 +1,6 @@
 /**
  * Small shared utilities: seeded, serialisable random streams; crash-safe file writes; progress;
- * typed-array concatenation.
+ * typed-array concatenation; file digests; confining paths read from files to their folder.
  *
  * @example
  * ```ts
@@ -15,3 +15,5 @@ export * from "./atomic.ts";
 export * from "./progress.ts";
 export * from "./json_file.ts";
 export * from "./concat.ts";
+export * from "./file_digest.ts";
+export * from "./confined_path.ts";
