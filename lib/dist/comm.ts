@@ -6,7 +6,9 @@
  *
  * Everything else is built from these: gradient averaging is a float32 sum-allreduce divided by
  * the world size; gathering one small record per rank (RNG states, peak memory) is a float64
- * sum-allreduce of a zero buffer in which each rank fills its own slot (adding zeros is exact).
+ * sum-allreduce of a zero buffer in which each rank fills its own slot (adding zeros is exact);
+ * handing rank 0's bytes (a checkpoint's header) to every rank is a broadcast of the length, then
+ * of the bytes.
  *
  * @example
  * ```ts
@@ -20,6 +22,9 @@
 /** Float arrays the collectives accept (float32 for gradients, float64 for exact small data). */
 export type CommBuffer = Float32Array | Float64Array;
 
+/** What {@link Communicator.broadcast} copies: float arrays, or raw bytes (copied as they are). */
+export type BroadcastBuffer = CommBuffer | Uint8Array;
+
 /** A group of cooperating processes (MPI's `MPI_COMM_WORLD`, or just this process). */
 export interface Communicator {
   /** This process's rank in [0, size). */
@@ -30,8 +35,8 @@ export interface Communicator {
   readonly kind: string;
   /** Replace `buf` on every rank by the element-wise sum over ranks. */
   allreduceSum(buf: CommBuffer): Promise<void>;
-  /** Copy `root`'s `buf` into every rank's `buf`. */
-  broadcast(buf: CommBuffer, root?: number): Promise<void>;
+  /** Copy `root`'s `buf` into every rank's `buf` (same type and length on every rank). */
+  broadcast(buf: BroadcastBuffer, root?: number): Promise<void>;
   /** Return once every rank has called it. */
   barrier(): Promise<void>;
   /** Leave the group (MPI_Finalize); further calls fail. */
@@ -119,6 +124,32 @@ export async function allGather(
   buf.set(values, comm.rank * n);
   await comm.allreduceSum(buf);
   return Array.from({ length: comm.size }, (_, r) => Array.from(buf.subarray(r * n, (r + 1) * n)));
+}
+
+/**
+ * `root`'s bytes on every rank, whose length only `root` knows: the length goes first (one
+ * float64, exact up to 2^53), then the bytes. `bytes` is required on `root` and ignored elsewhere;
+ * `root` gets its own array back.
+ *
+ * @example
+ * ```ts
+ * const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
+ * const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
+ * ```
+ */
+export async function broadcastBytes(
+  comm: Communicator,
+  bytes: Uint8Array | null,
+  root = 0,
+): Promise<Uint8Array> {
+  const mine = comm.rank === root;
+  if (mine && !bytes) throw new Error(`broadcastBytes: rank ${root} is the root and has no bytes`);
+  const n = Float64Array.of(mine ? bytes!.length : 0);
+  await comm.broadcast(n, root);
+  if (comm.size === 1) return bytes!;
+  const buf = mine ? bytes! : new Uint8Array(n[0]);
+  if (buf.length > 0) await comm.broadcast(buf, root);
+  return buf;
 }
 
 /**

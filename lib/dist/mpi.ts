@@ -2,10 +2,10 @@
  * Open MPI through Deno's FFI: `MPI_COMM_WORLD` as a {@link Communicator}.
  *
  * Open MPI's handles are the addresses of exported globals (`ompi_mpi_comm_world`,
- * `ompi_mpi_float`, `ompi_mpi_double`, `ompi_mpi_op_sum`), read here as pointer statics;
- * `MPI_IN_PLACE` is the pointer value 1. Calls are synchronous: a collective blocks the event loop
- * until every rank has joined it, which is what a training step wants. Works across processes on
- * one host and across hosts alike (`mpirun --hostfile ...`).
+ * `ompi_mpi_float`, `ompi_mpi_double`, `ompi_mpi_byte`, `ompi_mpi_op_sum`), read here as pointer
+ * statics; `MPI_IN_PLACE` is the pointer value 1. Calls are synchronous: a collective blocks the
+ * event loop until every rank has joined it, which is what a training step wants. Works across
+ * processes on one host and across hosts alike (`mpirun --hostfile ...`).
  *
  * @example
  * ```ts
@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { type CommBuffer, type Communicator, settle } from "./comm.ts";
+import { type BroadcastBuffer, type Communicator, settle } from "./comm.ts";
 
 /** Library names tried in order (Debian's `libopenmpi-dev`/`openmpi-bin` install the first). */
 export const MPI_LIBRARY_PATHS: readonly string[] = [
@@ -44,6 +44,7 @@ const SYMBOLS = {
   ompi_mpi_comm_world: { type: "pointer" },
   ompi_mpi_float: { type: "pointer" },
   ompi_mpi_double: { type: "pointer" },
+  ompi_mpi_byte: { type: "pointer" },
   ompi_mpi_op_sum: { type: "pointer" },
 } as const;
 
@@ -119,15 +120,20 @@ export function openMpi(opts: { library?: string } = {}): Communicator {
   const versionText = new TextDecoder().decode(version.subarray(0, vlen[0])).split(",")[0].trim();
   const inPlace = Deno.UnsafePointer.create(1n);
   let open = true;
-  const typeOf = (buf: CommBuffer) =>
-    buf instanceof Float64Array ? f.ompi_mpi_double : f.ompi_mpi_float;
+  // MPI_BYTE is copied untouched (no conversion, even between hosts of different byte order).
+  const typeOf = (buf: BroadcastBuffer) =>
+    buf instanceof Float64Array
+      ? f.ompi_mpi_double
+      : buf instanceof Uint8Array
+      ? f.ompi_mpi_byte
+      : f.ompi_mpi_float;
   const guard = (what: string) => {
     if (!open) throw new Error(`MPI: ${what} after close()`);
   };
   // Chunks keep every count below the int limit; subarrays pass as zero-copy pointers.
-  const chunks = (buf: CommBuffer, fn: (part: CommBuffer) => void) => {
+  const chunks = <B extends BroadcastBuffer>(buf: B, fn: (part: B) => void) => {
     for (let off = 0; off < buf.length; off += MAX_COUNT) {
-      fn(buf.subarray(off, Math.min(buf.length, off + MAX_COUNT)));
+      fn(buf.subarray(off, Math.min(buf.length, off + MAX_COUNT)) as B);
     }
   };
   world = {

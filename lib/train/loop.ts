@@ -32,6 +32,7 @@ import {
   latestCheckpoint,
   listCheckpoints,
   loadCheckpoint,
+  type LoadedCheckpoint,
   pruneCheckpoints,
   saveCheckpoint,
 } from "./checkpoint.ts";
@@ -48,6 +49,7 @@ import {
   GradAccumulator,
 } from "./optim.ts";
 import { type CheckpointStore, storeFor } from "./store.ts";
+import { shareCheckpoint } from "./checkpoint_broadcast.ts";
 import { assertSameOnAllRanks, type Communicator, singleProcess } from "../dist/comm.ts";
 import { averageGrads, gatherRngStates } from "./data_parallel.ts";
 import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
@@ -91,7 +93,9 @@ export interface TrainLoopOptions<B, P> {
   /**
    * Data-parallel group (lib/dist): each step's loss and gradients are averaged over its ranks
    * before clipping, so every rank takes the same update; checkpoints carry every rank's RNG
-   * state and all ranks join each save. Default: this process alone.
+   * state and all ranks join each save. Only rank 0 touches the store: on resume it reads the
+   * checkpoint and broadcasts it (weights, moments, EMA, every rank's RNG state) to the others,
+   * which make no store request. Default: this process alone.
    */
   comm?: Communicator;
   /** Called with every logged record. */
@@ -155,6 +159,26 @@ function disposeTensors(x: unknown, depth = 0): void {
   }
 }
 
+/** The newest complete checkpoint in `store`, loaded and verified, or null when there is none. */
+async function readNewest(store: CheckpointStore): Promise<LoadedCheckpoint | null> {
+  const latest = await latestCheckpoint(store);
+  return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
+}
+
+/** A fresh run starts from nothing; refuse to train over a run that has checkpoints. */
+async function refuseExisting(store: CheckpointStore): Promise<null> {
+  const existing = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
+  if (existing.length) {
+    throw new Error(
+      `trainLoop: ${store.location} already has checkpoints (newest ${existing.at(-1)!.name}); ` +
+        `pass resume: true or use a fresh runDir`,
+    );
+  }
+  return null;
+}
+
+const nothing = (): Promise<null> => Promise.resolve(null);
+
 function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
   const x = v ?? dflt;
   if (!Number.isInteger(x) || x < min) {
@@ -204,11 +228,16 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
   let resumedFrom: string | null = null;
 
   try {
-    const latest = o.resume ? await latestCheckpoint(store) : null;
-    if (latest) {
-      const ck = await loadCheckpoint({ store, name: latest.name });
+    // Rank 0 alone touches the store: it finds and reads the newest complete checkpoint (or checks
+    // that a fresh run has none) and every other rank gets the outcome by broadcast.
+    const ck = await shareCheckpoint({
+      comm,
+      location: store.location,
+      read: () => o.resume ? readNewest(store) : writer ? refuseExisting(store) : nothing(),
+    });
+    if (ck) {
       const st = ck.state as unknown as LoopState;
-      const src = `${store.location}/${latest.name}`;
+      const src = `${store.location}/${ck.name}`;
       restoreParams(o.params, ck.tensors.model, { source: `${src}/model.safetensors` });
       if (!ck.tensors.optimizer || !st.optimizer) {
         throw new Error(`${src}: has no optimizer state; cannot resume exactly`);
@@ -230,19 +259,7 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
       position = st.position as P;
       start = ck.step;
       elapsedBefore = st.elapsed_s ?? 0;
-      resumedFrom = latest.name;
-    } else if (!o.resume && writer) {
-      const existing = (await listCheckpoints(store, { verify: "manifest" })).filter((c) =>
-        c.complete
-      );
-      if (existing.length) {
-        throw new Error(
-          `trainLoop: ${store.location} already has checkpoints (newest ${
-            existing.at(-1)!.name
-          }); ` +
-            `pass resume: true or use a fresh runDir`,
-        );
-      }
+      resumedFrom = ck.name;
     }
     // Every rank must resume from the same step, or the collectives would pair different steps.
     await assertSameOnAllRanks(comm, "trainLoop: resume step", start);

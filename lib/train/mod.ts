@@ -17,4 +17,5 @@ export * from "./gcs_store.ts";
 export * from "./checkpoint.ts";
 export * from "./metrics.ts";
 export * from "./loop.ts";
+export * from "./checkpoint_broadcast.ts";
 export * from "./data_parallel.ts";
