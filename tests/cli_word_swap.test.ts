@@ -52,6 +52,14 @@ Deno.test("deno task word-swap runs on a tiny run, writes its JSON and refuses b
       new TextDecoder().decode(bad.stderr),
       /--timesteps must be comma-separated integers/,
     );
+    // Past the run's training timesteps: one usage line before any probing.
+    const late = await run(["--timesteps", "100,1000"]);
+    assert.equal(late.code, 2);
+    assert.equal(
+      new TextDecoder().decode(late.stderr).trim(),
+      "word-swap: --timesteps must be comma-separated integers from 0 to 999 (the run's " +
+        'training timesteps), got "100,1000"',
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

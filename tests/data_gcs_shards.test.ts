@@ -271,6 +271,7 @@ Deno.test({
           unreadableShard: 0,
           aesthetic: 0,
           missingAesthetic: 0,
+          corruptParquet: 0,
         });
         // A listed shard that does not exist is counted, not fatal, as a missing local file.
         const missing = await readAll([`${url}/00000.tar`, `${url}/nope.tar`], { gcs });
@@ -278,6 +279,29 @@ Deno.test({
         assert.equal(missing.stats.skipped.unreadableShard, 1);
         assert.equal(missing.stats.shards, 2);
       });
+
+      await t.step(
+        "a garbage parquet sidecar is counted with its URL; scores come from json",
+        async () => {
+          const url = `${URL_BASE}/garbage-parquet`;
+          const store = new GcsStore(url, gcs);
+          for (const n of ["00000.tar", "00000.parquet", "00001.tar"]) {
+            await store.put(n, await Deno.readFile(`${dir}/${n}`));
+          }
+          await store.put("00001.parquet", new TextEncoder().encode("not a parquet file"));
+          const local = await readAll([`${dir}/00000.tar`, `${dir}/00001.tar`], {
+            minAesthetic: 4.5,
+          });
+          const remote = await readAll(url, { gcs, minAesthetic: 4.5 });
+          // Same samples as the intact local shards: the bad sidecar's scores came from key.json.
+          assert.deepEqual(view(remote.samples, url), view(local.samples, dir));
+          assert.ok(remote.samples.some((s) => s.shardPath === `${url}/00001.tar`));
+          assert.equal(remote.stats.skipped.corruptParquet, 1);
+          assert.deepEqual(remote.stats.corruptFiles.map((f) => f.path), [`${url}/00001.parquet`]);
+          assert.match(remote.stats.corruptFiles[0].reason, /cannot read parquet/);
+          assert.equal(local.stats.skipped.corruptParquet, 0);
+        },
+      );
 
       await t.step("a missing bucket prefix is a clear error naming the URL", async () => {
         const url = `${URL_BASE}/laion/no-such-prefix`;

@@ -5,6 +5,7 @@ import { encodePngRgb } from "../lib/data/png.ts";
 import { shapesWorldSample } from "../lib/data/shapes_world.ts";
 import {
   buildShapesWorldShards,
+  formatReadStats,
   isEscapingPath,
   listShards,
   newReadStats,
@@ -128,6 +129,7 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
       unreadableShard: 0,
       aesthetic: 0,
       missingAesthetic: 0,
+      corruptParquet: 0,
     });
     assert.equal(stats.read, 3);
     assert.equal(stats.shards, 3);
@@ -272,6 +274,54 @@ Deno.test("JPEG samples (img2dataset's LAION format) are decoded like PNG ones",
     assert.ok(maxDiff <= 6, `JPEG round trip within 6 levels, got ${maxDiff}`);
     assert.equal(stats.read, 2);
     assert.equal(stats.skipped.corruptImage, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a garbage parquet sidecar is counted with its file name; scores come from the json", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const samples = Array.from(
+      { length: 12 },
+      (_, i) => shapesWorldSample(i, { seed: 6, size: 8 }),
+    );
+    const good = await writeShard({ outDir: dir, index: 0, samples: samples.slice(0, 6) });
+    const bad = await writeShard({ outDir: dir, index: 1, samples: samples.slice(6) });
+    await Deno.writeFile(bad.parquet, new TextEncoder().encode("not a parquet file at all"));
+    const want = samples.filter((s) => s.meta.aesthetic >= 4.5).map((s) => s.key);
+    assert.ok(want.length > 2 && want.length < 12, `${want.length} samples kept`);
+    const stats = newReadStats();
+    const got = await collect(readShards(dir, { minAesthetic: 4.5, stats }));
+    // The shard still loads: its scores come from each sample's key.json.
+    assert.deepEqual(got.map((s) => s.key), want);
+    assert.equal(stats.read, want.length);
+    assert.equal(stats.skipped.aesthetic, 12 - want.length);
+    assert.equal(stats.skipped.corruptParquet, 1);
+    assert.equal(stats.corruptFiles.length, 1);
+    assert.equal(stats.corruptFiles[0].path, bad.parquet);
+    assert.match(stats.corruptFiles[0].reason, /cannot read parquet/);
+    // The summary line names it.
+    assert.match(
+      formatReadStats(stats),
+      new RegExp(
+        `^${want.length} of 12 records read from 2 shards; skipped: aesthetic ${
+          12 - want.length
+        }, corruptParquet 1 \\(${bad.parquet.replace(/[/.]/g, "\\$&")}: cannot read parquet`,
+      ),
+    );
+    // A missing sidecar is not corrupt (img2dataset may omit it): not counted.
+    await Deno.remove(good.parquet);
+    const s2 = newReadStats();
+    await collect(readShards([good.tar], { minAesthetic: 4.5, stats: s2 }));
+    assert.equal(s2.skipped.corruptParquet, 0);
+    assert.deepEqual(s2.corruptFiles, []);
+    // Resuming inside the bad shard does not count its sidecar again (the first run did).
+    const s3 = newReadStats();
+    await collect(
+      readShards([bad.tar], { minAesthetic: 4.5, stats: s3, start: { shard: 0, index: 2 } }),
+    );
+    assert.equal(s3.skipped.corruptParquet, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

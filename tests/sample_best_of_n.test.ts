@@ -451,6 +451,6 @@ Deno.test("deno task sample --best-of: grid of winners and a JSON record that ma
     lines[4],
     "sample: --scorer needs --best-of N with N >= 2 (--best-of 1, the default, does not rank)",
   );
-  assert.equal(lines[5], 'sample: --best-of expects an integer >= 1, got "0"');
+  assert.equal(lines[5], 'sample: --best-of expects an integer from 1 to 10000, got "0"');
   await Deno.remove(root, { recursive: true });
 });

@@ -14,13 +14,15 @@
  * ```
  * @module
  */
-import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } from "./args.ts";
+import { inputFile, outputFolder } from "./path_checks.ts";
+import { evalPlan, formatEvalPlan, runClipConfig } from "./job_plan.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
 import { Progress } from "../util/progress.ts";
 import { formatEstimate } from "../eval/bootstrap.ts";
-import { type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
+import { parsePromptSpec, type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
 import { formatSkipped } from "../eval/image_files.ts";
 import {
   type ClipTowers,
@@ -40,6 +42,7 @@ import {
   type CheckpointSelector,
   guidanceSweep,
   parseCheckpointSelector,
+  resolveCheckpoints,
   type SweepResult,
   writeSweepOutputs,
 } from "../eval/sweep.ts";
@@ -78,6 +81,39 @@ export interface Protocol {
 }
 
 /**
+ * `--prompts`: a spec `parsePromptSpec` reads, whose files exist (so a typo fails before the run's
+ * models load, not after).
+ */
+function promptSpecFiles(spec: string): void {
+  let p: ReturnType<typeof parsePromptSpec>;
+  try {
+    p = parsePromptSpec(spec);
+  } catch (e) {
+    throw new Error((e as Error).message.replace(/^prompts: /, ""));
+  }
+  const paths: [string, "file" | "folder"][] = p.kind === "coco"
+    ? [[p.captions, "file"], [p.images, "folder"]]
+    : p.kind === "heldout"
+    ? []
+    : [[p.path, "file"]];
+  for (const [path, kind] of paths) {
+    const s = (() => {
+      try {
+        return Deno.statSync(path);
+      } catch {
+        return null;
+      }
+    })();
+    if (!s || (kind === "file" ? !s.isFile : !s.isDirectory)) {
+      throw new Error(`${path}: no such ${kind}`);
+    }
+  }
+}
+
+/** Ranges of the sweep's numbers, the same for flags and protocol files. */
+const MAX_IMAGES = 10_000_000, MAX_STEPS = 1000, MAX_GUIDANCE = 100, MAX_BOOTSTRAP = 1_000_000;
+
+/**
  * Validate a protocol document; errors name the file and field.
  *
  * @example
@@ -100,15 +136,18 @@ export function parseProtocol(text: string, source: string): Protocol {
     if (typeof d[k] !== "string") fail(`field "${k}" must be a string`);
     return d[k] as string;
   };
-  const int = (k: string, min: number) => {
-    if (!Number.isInteger(d[k]) || (d[k] as number) < min) {
-      fail(`field "${k}" must be an integer >= ${min}`);
+  const int = (k: string, min: number, max: number) => {
+    if (!Number.isSafeInteger(d[k]) || (d[k] as number) < min || (d[k] as number) > max) {
+      fail(`field "${k}" must be an integer from ${min} to ${max}, got ${JSON.stringify(d[k])}`);
     }
     return d[k] as number;
   };
   const g = d.guidance;
-  if (!Array.isArray(g) || !g.length || g.some((x) => typeof x !== "number" || !(x >= 0))) {
-    fail(`field "guidance" must be a non-empty array of numbers >= 0`);
+  if (
+    !Array.isArray(g) || !g.length ||
+    g.some((x) => typeof x !== "number" || !(x >= 0 && x <= MAX_GUIDANCE))
+  ) {
+    fail(`field "guidance" must be a non-empty array of numbers from 0 to ${MAX_GUIDANCE}`);
   }
   const extractor = str("extractor");
   if (extractor !== "kit-clip" && extractor !== "inception") {
@@ -119,8 +158,9 @@ export function parseProtocol(text: string, source: string): Protocol {
   }
   const b = (d.bootstrap ?? {}) as Record<string, unknown>;
   for (const k of ["clip", "fid"]) {
-    if (b[k] !== undefined && !(Number.isInteger(b[k]) && (b[k] as number) >= 2)) {
-      fail(`field "bootstrap.${k}" must be an integer >= 2`);
+    const v = b[k] as number;
+    if (b[k] !== undefined && !(Number.isSafeInteger(v) && v >= 2 && v <= MAX_BOOTSTRAP)) {
+      fail(`field "bootstrap.${k}" must be an integer from 2 to ${MAX_BOOTSTRAP}`);
     }
   }
   const req = d.requires ?? [];
@@ -150,12 +190,12 @@ export function parseProtocol(text: string, source: string): Protocol {
     description: typeof d.description === "string" ? d.description : "",
     prompts: str("prompts"),
     prefix: d.prefix as string | undefined,
-    n: int("n", 2),
+    n: int("n", 2, MAX_IMAGES),
     guidance: g as number[],
     checkpoints: str("checkpoints"),
-    steps: int("steps", 1),
+    steps: int("steps", 1, MAX_STEPS),
     scheduler: str("scheduler"),
-    seed: int("seed", 0),
+    seed: int("seed", SEED_RANGE.min, SEED_RANGE.max),
     extractor: extractor as Protocol["extractor"],
     inceptionModel: d.inceptionModel as string | undefined,
     inceptionResize: d.inceptionResize as ResizeMode | undefined,
@@ -262,18 +302,28 @@ const SPEC = {
     help: "evaluation protocol evals/<name>.json (default, coco1k, coco30k); flags override it",
   },
   checkpoints: { type: "string", help: "all | latest | comma list of steps and final" },
-  guidance: { type: "floats", help: "guidance scales, e.g. 1,1.5,2,3,4" },
-  n: { type: "int", min: 2, help: "images (one per prompt)" },
+  guidance: {
+    type: "floats",
+    min: 0,
+    max: MAX_GUIDANCE,
+    help: "guidance scales, e.g. 1,1.5,2,3,4",
+  },
+  n: { type: "int", min: 2, max: MAX_IMAGES, help: "images (one per prompt)" },
   prompts: {
     type: "string",
+    check: promptSpecFiles,
     help:
       "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line) | parti:PATH.tsv[?category=X&challenge=Y]",
   },
   prefix: { type: "string", help: 'COCO caption prefix, e.g. "A photograph of " ("" for none)' },
-  steps: { type: "int", min: 1, help: "sampling steps" },
+  steps: { type: "int", min: 1, max: MAX_STEPS, help: "sampling steps" },
   scheduler: { type: "choice", choices: Object.keys(SAMPLERS), help: "sampler" },
-  seed: { type: "int", help: "seed of the noise, the prompt sample and the bootstrap" },
-  "batch-size": { type: "int", min: 1, default: 32, help: "images per UNet batch" },
+  seed: {
+    type: "int",
+    ...SEED_RANGE,
+    help: "seed of the noise, the prompt sample and the bootstrap",
+  },
+  "batch-size": { type: "int", min: 1, max: 4096, default: 32, help: "images per UNet batch" },
   engine: {
     type: "choice",
     choices: ["onnx", "tfjs"],
@@ -282,6 +332,7 @@ const SPEC = {
   },
   "reference-stats": {
     type: "string",
+    check: inputFile,
     help: "precomputed reference statistics (.safetensors); required for text: prompts",
   },
   extractor: {
@@ -311,10 +362,20 @@ const SPEC = {
       "vision_model.onnx and vocab.json + merges.txt; default: the run's own CLIP",
   },
   kid: { type: "bool", help: "also compute KID (needs reference images)" },
-  "bootstrap-clip": { type: "int", min: 2, help: "bootstrap resamples for the CLIP score" },
-  "bootstrap-fid": { type: "int", min: 2, help: "bootstrap resamples for the Frechet distance" },
+  "bootstrap-clip": {
+    type: "int",
+    min: 2,
+    max: MAX_BOOTSTRAP,
+    help: "bootstrap resamples for the CLIP score",
+  },
+  "bootstrap-fid": {
+    type: "int",
+    min: 2,
+    max: MAX_BOOTSTRAP,
+    help: "bootstrap resamples for the Frechet distance",
+  },
   "no-cache": { type: "bool", default: false, help: "recompute everything, write no cache" },
-  out: { type: "string", help: "output folder (default <run>/eval)" },
+  out: { type: "string", check: outputFolder, help: "output folder (default <run>/eval)" },
   backend: BACKEND_FLAG,
 } satisfies FlagSpec;
 
@@ -394,9 +455,6 @@ if (import.meta.main) {
     const n = f.n ?? proto.n, seed = f.seed ?? proto.seed;
     const prefix = f.prefix ?? proto.prefix ?? "";
     const guidance = f.guidance ?? proto.guidance;
-    if (guidance.some((g) => g < 0)) {
-      throw new UsageError(`eval: --guidance scales must be >= 0, got ${guidance.join(",")}`);
-    }
     await initCompute(f.backend, { quiet: true });
     let fidExtractor: InceptionOnnxExtractor | undefined;
     if (extractor === "inception") {
@@ -407,6 +465,23 @@ if (import.meta.main) {
     }
     const towers = f.clip ? await loadClipJudge(f.clip) : null;
     const clipModel = towers ? await clipTowersExtractor(towers) : undefined;
+    const steps = f.steps ?? proto.steps;
+    const outDir = f.out ?? `${f.run}/eval`;
+    const clipDim = clipModel?.dim ?? await runClipConfig(f.run, "embedDim");
+    if (clipDim !== null) {
+      const plan = evalPlan({
+        checkpoints: (await resolveCheckpoints(f.run, checkpoints)).length,
+        guidance: guidance.length,
+        n,
+        batchSize: f["batch-size"],
+        steps,
+        clipDim,
+        fidDim: fidExtractor?.dim ?? null,
+        cacheDir: f["no-cache"] ? null : `${f.run}/eval/cache`,
+        outDir,
+      });
+      console.log(formatEvalPlan(plan));
+    }
     let bar: Progress | null = null;
     let set: PromptSet | null = null;
     const result = await guidanceSweep({
@@ -418,7 +493,7 @@ if (import.meta.main) {
       checkpoints,
       guidance,
       n,
-      steps: f.steps ?? proto.steps,
+      steps,
       scheduler: f.scheduler ?? proto.scheduler,
       seed,
       batchSize: f["batch-size"],
@@ -445,7 +520,6 @@ if (import.meta.main) {
     await towers?.release();
     const skipped = (set as PromptSet | null)?.skipped ?? [];
     if (skipped.length) console.warn(`reference images: ${formatSkipped(skipped)}`);
-    const outDir = f.out ?? `${f.run}/eval`;
     const { json, html } = await writeSweepOutputs(result, outDir, { protocol: proto.name });
     printSummary(result);
     console.log(`${result.fidLabel}; wrote ${json} and ${html}`);

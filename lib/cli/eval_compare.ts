@@ -12,11 +12,21 @@
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { compareFigure, readSweepReport } from "../eval/compare.ts";
 import { writePlotlyHtml } from "../plot/mod.ts";
+import { inputFile, outputFile } from "./path_checks.ts";
 
 const SPEC = {
-  report: { type: "strings", help: "a clip_fid.json written by deno task eval (repeatable)" },
+  report: {
+    type: "strings",
+    check: inputFile,
+    help: "a clip_fid.json written by deno task eval (repeatable)",
+  },
   name: { type: "strings", help: "curve name for each report, in order (default: its run)" },
-  out: { type: "string", default: "clip_fid_compare.html", help: "output HTML file" },
+  out: {
+    type: "string",
+    default: "clip_fid_compare.html",
+    check: outputFile,
+    help: "output HTML file",
+  },
 } satisfies FlagSpec;
 
 if (import.meta.main) {

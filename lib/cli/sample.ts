@@ -37,6 +37,8 @@ import { Progress } from "../util/progress.ts";
 import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { outputFile } from "./path_checks.ts";
+import { assertSamplePlanFits, formatSamplePlan, runClipConfig, samplePlan } from "./job_plan.ts";
 
 const SPEC = {
   run: { type: "string", required: true, help: "run folder written by deno task train" },
@@ -45,14 +47,16 @@ const SPEC = {
     type: "int",
     default: 8,
     min: 1,
+    max: 1_000_000,
     help: "images per prompt in the grid; with --best-of N each is the best of N candidates, so " +
       "n*N images are generated per prompt",
   },
   ...SAMPLING_FLAGS,
-  out: { type: "string", default: "samples.png", help: "output PNG grid" },
+  out: { type: "string", default: "samples.png", check: outputFile, help: "output PNG grid" },
   checkpoint: {
     type: "int",
     min: 1,
+    max: 1e9,
     help: "sample from this UNet checkpoint step (EMA weights) instead of the finished model",
   },
   engine: {
@@ -70,6 +74,7 @@ const SPEC = {
     type: "int",
     default: 1,
     min: 1,
+    max: 10_000,
     help: "rejection sampling: each grid cell is the best of N candidates by --scorer; every " +
       "score, winner and seed goes to <out>.json (1 = off)",
   },
@@ -83,6 +88,7 @@ const SPEC = {
     type: "int",
     default: 32,
     min: 1,
+    max: 4096,
     help: "images per UNet batch (and per scorer call with --best-of)",
   },
 } satisfies FlagSpec;
@@ -240,6 +246,22 @@ async function scorerFlag(f: SampleFlags): Promise<ScorerSpec | null> {
   }
 }
 
+/** Print what the job will do (and refuse one that cannot fit in memory) before any work. */
+async function announcePlan(f: SampleFlags, prompts: number): Promise<void> {
+  const imageSize = await runClipConfig(f.run, "imageSize");
+  if (imageSize === null) return;
+  const plan = samplePlan({
+    prompts,
+    n: f.n,
+    bestOf: f["best-of"],
+    batchSize: f["batch-size"],
+    steps: f.steps,
+    imageSize,
+  });
+  assertSamplePlanFits(plan, { memoryBytes: Deno.systemMemoryInfo().total });
+  console.log(formatSamplePlan(plan, f.out));
+}
+
 if (import.meta.main) {
   await runMain(async () => {
     const f = parseFlags(Deno.args, SPEC, "sample");
@@ -249,6 +271,7 @@ if (import.meta.main) {
     }
     if (!f.prompt?.length) throw new UsageError("sample: give at least one --prompt");
     const spec = await scorerFlag(f);
+    await announcePlan(f, f.prompt.length);
     if (spec === null) {
       const images = await samplePlain(f, f.prompt);
       await writePng(f.out, imageGrid(images, { cols: f.n, pad: 2 }));

@@ -24,6 +24,7 @@ import { loadOnnxPipeline, type OnnxPipeline } from "../onnx/sd_pipeline.ts";
 import { loadSegmenter, type Segmenter, type SegmentMask } from "../onnx/parts/segmenter.ts";
 import { touchUp, type TouchUpRegion } from "../onnx/touch_up.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { outputFile } from "./path_checks.ts";
 
 const SPEC = {
   run: { type: "string", help: "run folder written by deno task train (uses its ONNX export)" },
@@ -36,14 +37,34 @@ const SPEC = {
   },
   mask: { type: "string", help: "mask PNG of the image's size (white = touch up) instead" },
   prompt: { type: "string", required: true, help: "what the region becomes" },
-  strength: { type: "float", default: 0.6, min: 0, help: "img2img strength in (0, 1]" },
+  strength: {
+    type: "float",
+    default: 0.6,
+    min: 0,
+    minExclusive: true,
+    max: 1,
+    help: "img2img strength in (0, 1]",
+  },
   ...SAMPLING_FLAGS,
-  margin: { type: "float", default: 0.25, min: 0, help: "box margin, a fraction of its size" },
-  feather: { type: "int", default: 8, min: 0, help: "mask feather radius in pixels" },
-  threshold: { type: "float", default: 0.5, help: "mask value a pixel must exceed" },
+  margin: {
+    type: "float",
+    default: 0.25,
+    min: 0,
+    max: 10,
+    help: "box margin, a fraction of its size",
+  },
+  feather: { type: "int", default: 8, min: 0, max: 4096, help: "mask feather radius in pixels" },
+  threshold: {
+    type: "float",
+    default: 0.5,
+    min: 0,
+    max: 1,
+    help: "mask value (a probability) a pixel must exceed",
+  },
   out: {
     type: "string",
     default: "touch_up.png",
+    check: outputFile,
     help: "output PNG (the mask goes beside it: out.png -> out.mask.png)",
   },
 } satisfies FlagSpec;
@@ -67,9 +88,6 @@ async function checkFlags(f: TouchUpFlags): Promise<void> {
   }
   if (f.mask !== undefined && f.region !== undefined) {
     throw bad("--region goes with --segmenter; --mask already says where");
-  }
-  if (!(f.strength > 0 && f.strength <= 1)) {
-    throw bad(`--strength must be in (0, 1], got ${f.strength}`);
   }
   if (!(await isFile(f.image))) throw bad(`--image ${f.image}: no such file`);
   if (f.mask !== undefined && !(await isFile(f.mask))) {

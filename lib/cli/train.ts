@@ -16,7 +16,8 @@
  * MPI_COMM_WORLD and trains its share of every batch.
  * @module
  */
-import { type FlagSpec, helpText, parseFlags, runMain } from "./args.ts";
+import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE } from "./args.ts";
+import { checkpointLocation, outputFolder } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { resolvePreset, TEXT_CONTEXTS, type TextContext } from "../pipeline/presets.ts";
@@ -30,8 +31,13 @@ const SPEC = {
     default: "default",
     help: "training preset",
   },
-  steps: { type: "int", min: 1, help: "UNet steps (other stages scale with it)" },
-  "batch-size": { type: "int", min: 1, help: "UNet batch size (default: the preset's)" },
+  steps: { type: "int", min: 1, max: 1e9, help: "UNet steps (other stages scale with it)" },
+  "batch-size": {
+    type: "int",
+    min: 1,
+    max: 65536,
+    help: "UNet batch size (default: the preset's)",
+  },
   "text-context": {
     type: "choice",
     choices: TEXT_CONTEXTS,
@@ -43,9 +49,9 @@ const SPEC = {
     type: "string",
     help: "finished run whose frozen autoencoder and CLIP to copy; only the UNet trains",
   },
-  out: { type: "string", default: "runs/default", help: "run folder" },
+  out: { type: "string", default: "runs/default", check: outputFolder, help: "run folder" },
   backend: BACKEND_FLAG,
-  seed: { type: "int", default: 0, help: "seed of data, init, noise and sampling" },
+  seed: { type: "int", default: 0, ...SEED_RANGE, help: "seed of data, init, noise and sampling" },
   resume: {
     type: "bool",
     default: false,
@@ -53,6 +59,7 @@ const SPEC = {
   },
   checkpoints: {
     type: "string",
+    check: checkpointLocation,
     help: "where training checkpoints go: a folder or gs://bucket/prefix (default: inside --out)",
   },
   "skip-eval": { type: "bool", default: false, help: "do not sample or evaluate at the end" },
@@ -65,6 +72,7 @@ const SPEC = {
   procs: {
     type: "int",
     min: 1,
+    max: 1024,
     default: 1,
     help: "data-parallel processes on this machine (>1 starts them with Open MPI's mpirun)",
   },

@@ -18,10 +18,13 @@ import { writePng } from "../plot/mod.ts";
 import { NORM_SYMMETRIC, NORM_UNIT } from "../onnx/parts/image_preprocess.ts";
 import { loadUpsampler } from "../onnx/parts/upsampler.ts";
 import { type ImageSize, reUpsample, reUpsamplePlan, upscale } from "../onnx/upscale.ts";
+import { outputFile } from "./path_checks.ts";
 
 /** What an upsampler folder must hold, named in the error when it does not. */
 const MODEL_FILE = "model.onnx";
 const DEFAULT_LOW = 64;
+/** Largest image side the command accepts or makes (a 32768^2 RGB image is 3 GiB). */
+const MAX_SIDE = 32768;
 
 const SPEC = {
   model: {
@@ -30,35 +33,49 @@ const SPEC = {
     help: `upsampler folder holding ${MODEL_FILE} (float32 [batch, 3, H, W] -> [batch, 3, sH, sW])`,
   },
   image: { type: "string", required: true, help: "input PNG" },
-  out: { type: "string", default: "upscaled.png", help: "output PNG" },
+  out: { type: "string", default: "upscaled.png", check: outputFile, help: "output PNG" },
   size: { type: "string", help: "exact output size, N or WxH (shrinks the upsampled image)" },
   reupsample: { type: "bool", default: false, help: "shrink to --low, upsample back to the size" },
   low: {
     type: "int",
     min: 1,
+    max: MAX_SIDE,
     help: `long side of the low image for --reupsample (default ${DEFAULT_LOW})`,
   },
-  tile: { type: "int", default: 256, min: 0, help: "tile side in input pixels (0 = whole image)" },
+  tile: {
+    type: "int",
+    default: 256,
+    min: 0,
+    max: MAX_SIDE,
+    help: "tile side in input pixels (0 = whole image)",
+  },
   overlap: {
     type: "int",
     default: 24,
     min: 0,
+    max: MAX_SIDE,
     help: "least input pixels neighbouring tiles share",
   },
   margin: {
     type: "int",
     default: 8,
     min: 0,
+    max: MAX_SIDE,
     help: "input pixels at a shared tile edge given weight 0 (overlap >= 2*margin+1)",
   },
-  scale: { type: "int", min: 1, help: "integer scale of the model (default: probed)" },
+  scale: { type: "int", min: 1, max: 16, help: "integer scale of the model (default: probed)" },
   norm: {
     type: "choice",
     choices: ["unit", "symmetric"],
     default: "unit",
     help: "pixel range of the model: unit = [0, 1], symmetric = [-1, 1]",
   },
-  threads: { type: "int", min: 1, help: "ONNX Runtime intra-op threads (default: one per core)" },
+  threads: {
+    type: "int",
+    min: 1,
+    max: 1024,
+    help: "ONNX Runtime intra-op threads (default: one per core)",
+  },
 } satisfies FlagSpec;
 
 type UpscaleFlags = ReturnType<typeof parseFlags<typeof SPEC>>;
@@ -79,8 +96,10 @@ export function parseSize(text: string | undefined): ImageSize | null {
   if (text === undefined) return null;
   const m = /^\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$/.exec(text);
   const width = m ? Number(m[1]) : 0, height = m ? Number(m[2] ?? m[1]) : 0;
-  if (width < 1 || height < 1) {
-    throw new UsageError(`upscale: --size expects N or WxH with positive integers, got "${text}"`);
+  if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
+    throw new UsageError(
+      `upscale: --size expects N or WxH with integers from 1 to ${MAX_SIDE}, got "${text}"`,
+    );
   }
   return { width, height };
 }

@@ -12,7 +12,8 @@
  * ```
  * @module
  */
-import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } from "./args.ts";
+import { outputFile } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
 import { initCompute } from "../pipeline/compute.ts";
 import { loadRun } from "../pipeline/generate.ts";
@@ -29,7 +30,12 @@ import { writeJsonAtomic } from "../util/atomic.ts";
 
 const SPEC = {
   run: { type: "string", required: true, help: "run folder written by deno task train" },
-  checkpoint: { type: "int", min: 1, help: "probe this UNet checkpoint step (EMA weights)" },
+  checkpoint: {
+    type: "int",
+    min: 1,
+    max: 1e9,
+    help: "probe this UNet checkpoint step (EMA weights)",
+  },
   split: {
     type: "choice",
     choices: ["train", "heldout"],
@@ -37,14 +43,18 @@ const SPEC = {
     help: "colour/shape pairs of the images: seen in training, or the held-out ones",
   },
   word: { type: "choice", choices: ["shape", "colour"], default: "shape", help: "word to swap" },
-  n: { type: "int", default: 96, min: 1, help: "images" },
+  n: { type: "int", default: 96, min: 1, max: 1_000_000, help: "images" },
   timesteps: {
     type: "string",
     default: "200,300,400,500,600",
     help: "comma-separated timesteps to probe",
   },
-  seed: { type: "int", default: 0, min: 0, help: "seed of the images and the noise" },
-  json: { type: "string", help: "also write the rows and settings to this JSON file" },
+  seed: { type: "int", default: 0, ...SEED_RANGE, help: "seed of the images and the noise" },
+  json: {
+    type: "string",
+    check: outputFile,
+    help: "also write the rows and settings to this JSON file",
+  },
   backend: BACKEND_FLAG,
 } satisfies FlagSpec;
 
@@ -94,6 +104,13 @@ if (import.meta.main) {
     }
     await initCompute(f.backend, { quiet: true });
     const run = await loadRun(f.run, { checkpoint: f.checkpoint });
+    const T = run.schedule.numTrainTimesteps;
+    if (timesteps.some((t) => t >= T)) {
+      throw new UsageError(
+        `word-swap: --timesteps must be comma-separated integers from 0 to ${T - 1} (the run's ` +
+          `training timesteps), got "${f.timesteps}"`,
+      );
+    }
     const probe = swapProbe(f.n, {
       seed: f.seed,
       size: run.imageSize,

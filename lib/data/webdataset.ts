@@ -8,9 +8,11 @@
  *
  * {@link readShards} never dies on bad data: entries escaping the folder (absolute paths, `..`),
  * links, corrupt images, samples without caption, truncated or corrupt tars are skipped and
- * counted in a {@link ReadStats}. It partitions shards across ranks, shuffles shard order with an
- * {@link Rng}, and resumes from a `{shard, index}` position exactly. Shards can live in a local
- * folder or under a `gs://bucket/prefix` (streamed, see `shard_source.ts`); both read the same.
+ * counted in a {@link ReadStats}; so is a parquet sidecar that does not parse (aesthetic scores
+ * then come from each sample's `key.json`), with its file name. It partitions shards across
+ * ranks, shuffles shard order with an {@link Rng}, and resumes from a `{shard, index}` position
+ * exactly. Shards can live in a local folder or under a `gs://bucket/prefix` (streamed, see
+ * `shard_source.ts`); both read the same.
  *
  * @example
  * ```ts
@@ -19,7 +21,7 @@
  * for await (const s of readShards("runs/data/train32", { stats, minAesthetic: 4.5 })) {
  *   console.log(s.key, s.caption, s.position);
  * }
- * console.log(stats.read, stats.skipped);
+ * console.log(formatReadStats(stats)); // "50 of 50 records read from 5 shards; nothing skipped"
  * ```
  * @module
  */
@@ -34,7 +36,12 @@ import { concatBytes } from "../util/concat.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";
 import { decodeJpegRgb } from "./jpeg.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
-import { type ShardSource, shardSourceFor, ShardTransportError } from "./shard_source.ts";
+import {
+  parquetNameOf,
+  type ShardSource,
+  shardSourceFor,
+  ShardTransportError,
+} from "./shard_source.ts";
 
 /** A sample to write: RGB pixels, caption, optional metadata (stored in `key.json`). */
 export interface ShardSampleInput {
@@ -399,7 +406,14 @@ export interface ReadStats {
     aesthetic: number;
     /** Samples with no aesthetic score while `minAesthetic` is set. */
     missingAesthetic: number;
+    /**
+     * Parquet sidecars that exist but do not parse, read while `minAesthetic` is set (their
+     * samples are kept, scored from `key.json`); named in {@link ReadStats.corruptFiles}.
+     */
+    corruptParquet: number;
   };
+  /** Files counted as corrupt, with why, in the order met (the sample counts cannot name them). */
+  corruptFiles: { path: string; reason: string }[];
 }
 
 /**
@@ -429,8 +443,31 @@ export function newReadStats(): ReadStats {
       unreadableShard: 0,
       aesthetic: 0,
       missingAesthetic: 0,
+      corruptParquet: 0,
     },
+    corruptFiles: [],
   };
+}
+
+/**
+ * One line for logs: how many records were read, the non-zero skip counts, and the corrupt files
+ * by name.
+ *
+ * @example
+ * ```ts
+ * formatReadStats(stats);
+ * // "9 of 12 records read from 2 shards; skipped: aesthetic 3, corruptParquet 1
+ * //  (d/00001.parquet: cannot read parquet (...))"
+ * ```
+ */
+export function formatReadStats(stats: ReadStats): string {
+  const head = `${stats.read} of ${stats.records} records read from ${stats.shards} shard` +
+    (stats.shards === 1 ? "" : "s");
+  const counts = Object.entries(stats.skipped).filter(([, n]) => n > 0);
+  if (!counts.length) return `${head}; nothing skipped`;
+  const files = stats.corruptFiles.map((f) => `${f.path}: ${f.reason}`).join("; ");
+  return `${head}; skipped: ${counts.map(([k, n]) => `${k} ${n}`).join(", ")}` +
+    (files ? ` (${files})` : "");
 }
 
 /** Where to resume: shard position in this rank's order, and groups already consumed in it. */
@@ -562,14 +599,22 @@ async function feed(
   }
 }
 
+/**
+ * Aesthetic scores by key from a shard's parquet sidecar; null when there is none or it cannot be
+ * read, and then each sample's `key.json` score is used. An unreadable sidecar is corrupt data:
+ * counted (when `count`) and named in `stats`.
+ */
 async function aestheticIndex(
   src: ShardSource,
   tarPath: string,
+  stats: ReadStats,
+  count: boolean,
 ): Promise<Map<string, number> | null> {
+  const where = parquetNameOf(tarPath) ?? `${tarPath} (parquet sidecar)`;
   try {
     const bytes = await src.readParquet(tarPath);
     if (!bytes) return null;
-    const rows = await parseShardParquet(bytes, tarPath.replace(/\.tar$/, ".parquet"));
+    const rows = await parseShardParquet(bytes, where);
     const m = new Map<string, number>();
     for (const r of rows) {
       if (typeof r.key === "string" && typeof r.aesthetic === "number") m.set(r.key, r.aesthetic);
@@ -578,6 +623,13 @@ async function aestheticIndex(
   } catch (e) {
     // A storage outage is not a bad sidecar: falling back would hide it.
     if (e instanceof ShardTransportError) throw e;
+    if (count) {
+      stats.skipped.corruptParquet++;
+      const msg = (e as Error)?.message ?? String(e);
+      // parseShardParquet's message starts with the file name, which `path` already holds.
+      const reason = msg.startsWith(`${where}: `) ? msg.slice(where.length + 2) : msg;
+      stats.corruptFiles.push({ path: where, reason: reason.split("\n")[0] });
+    }
     return null; // fall back to the json score
   }
 }
@@ -621,7 +673,8 @@ export async function* readShards(
     let scores: Map<string, number> | null = null;
     if (opts.minAesthetic !== undefined) {
       try {
-        scores = await aestheticIndex(src, path);
+        // A resumed shard's sidecar was counted by the run that opened it first.
+        scores = await aestheticIndex(src, path, stats, skip === 0);
       } catch (e) {
         throw interrupted(e as ShardTransportError, si, skip);
       }

@@ -22,10 +22,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { buildShapesWorldShards } from "../data/mod.ts";
+import { buildShapesWorldShards, formatReadStats } from "../data/mod.ts";
 import { type MetricRecord, readMetrics } from "../train/mod.ts";
 import { imageGrid, type PlotlyFigure, writePlotlyHtml, writePng } from "../plot/mod.ts";
-import { writeJsonAtomic } from "../util/atomic.ts";
+import { removeStaleTemps, writeJsonAtomic } from "../util/atomic.ts";
 import { loadImageSet } from "./memory_data.ts";
 import { allGather, type Communicator, singleProcess } from "../dist/comm.ts";
 import { loadOpenBlas } from "../backend/openblas.ts";
@@ -36,6 +36,7 @@ import { ensureOnnxExport } from "../onnx/export_run.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { captionFollowing, type CaptionFollowingResult } from "./caption_following.ts";
 import { assertReusable, reuseFrozenParts } from "./reuse_parts.ts";
+import { storeLocationProblem } from "../train/store.ts";
 
 /** Options for {@link trainPipeline}. */
 export interface TrainPipelineOptions {
@@ -132,6 +133,8 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
     return r;
   };
   try {
+    // Every rank checks the options alike (no communication), before any stage or file.
+    checkPipelineOptions(o);
     // Rank 0 checks and writes the folder; a failure there must stop every rank, not hang them.
     const ok = Float64Array.of(1);
     let failure: unknown = null;
@@ -140,6 +143,8 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
         // Check the source first, so a wrong --reuse leaves no half-made run folder behind.
         if (o.reuse) await assertReusable(o.reuse);
         await checkRunFolder(o, comm.size);
+        // A kill mid-write leaves the kit's temporaries (`*.tmp-<pid>-<hex>`); drop the dead ones.
+        if (o.resume) await removeStaleTemps(out, { recursive: true });
         if (o.reuse) await reuseFrozenParts(o.reuse, out);
       } catch (e) {
         failure = e;
@@ -163,11 +168,7 @@ export async function trainPipeline(o: TrainPipelineOptions): Promise<PipelineSu
       }
       await comm.barrier();
       const set = await loadImageSet(dir, { minAesthetic: p.data.minAesthetic });
-      log(
-        `   ${set.size} images ${set.width}x${set.height} (read stats: ${
-          JSON.stringify(set.stats.skipped)
-        })`,
-      );
+      log(`   ${set.size} images ${set.width}x${set.height} (${formatReadStats(set.stats)})`);
       return set;
     });
     const common = {
@@ -340,6 +341,38 @@ function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
   return { data, layout } as PlotlyFigure;
 }
 
+/** Seeds `Rng.stream` tells apart: it keeps a seed's low 32 bits. */
+const SEED_MAX = 2 ** 32 - 1;
+
+/**
+ * Options that would fail a later stage fail here, before the run folder or config.json is
+ * written: a checkpoint location no store can open (only rank 0 reaches storage, at the first
+ * stage, minutes in), or a seed outside what the random streams tell apart.
+ */
+function checkPipelineOptions(o: TrainPipelineOptions): void {
+  if (o.checkpoints !== undefined) {
+    const problem = storeLocationProblem(o.checkpoints);
+    if (problem) throw new Error(`checkpoints "${o.checkpoints}": ${problem}`);
+  }
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > SEED_MAX) {
+    throw new Error(`seed must be an integer from 0 to ${SEED_MAX}, got ${o.seed}`);
+  }
+}
+
+/**
+ * A config.json whose checkpoint location no store can open, and otherwise equal to `config`: the
+ * run that wrote it (an older kit wrote config.json before checking the location) failed when its
+ * first stage opened that store, so no stage trained and the new location can replace it.
+ */
+function unusableCheckpoints(prev: Record<string, unknown>, config: Record<string, unknown>) {
+  const ck = prev.checkpoints;
+  const problem = typeof ck === "string" ? storeLocationProblem(ck) : null;
+  if (!problem) return null;
+  const rest = (c: Record<string, unknown>) =>
+    JSON.stringify({ preset: c.preset, seed: c.seed, reuse: c.reuse ?? null });
+  return rest(prev) === rest(config) ? { location: ck as string, problem } : null;
+}
+
 /** Refuse to train over a different run, or over an existing one without --resume. */
 async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promise<void> {
   const path = `${o.out}/config.json`;
@@ -354,11 +387,23 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
     existing = await Deno.readTextFile(path);
   } catch { /* new run */ }
   if (existing !== null) {
-    let prev: { preset?: unknown; seed?: unknown; checkpoints?: unknown; reuse?: unknown };
+    let prev: Record<string, unknown>;
     try {
       prev = JSON.parse(existing);
+      if (typeof prev !== "object" || prev === null) throw new Error("not an object");
     } catch {
       throw new Error(`${path}: not valid JSON; delete the run folder or pick another --out`);
+    }
+    const unusable = unusableCheckpoints(prev, config);
+    if (unusable) {
+      (o.log ?? console.error)(
+        `   ${path} records checkpoints at ${unusable.location}, which no run can use ` +
+          `(${unusable.problem}): no stage trained; recording ${
+            config.checkpoints ?? "the default (inside the run folder)"
+          }`,
+      );
+      await writeRunConfig(o, path, config, worldSize);
+      return;
     }
     if (!o.resume) {
       throw new Error(
@@ -386,6 +431,16 @@ async function checkRunFolder(o: TrainPipelineOptions, worldSize: number): Promi
     return;
   }
   await Deno.mkdir(o.out, { recursive: true });
+  await writeRunConfig(o, path, config, worldSize);
+}
+
+/** config.json: the settings a resume must repeat, plus the backend and process count. */
+async function writeRunConfig(
+  o: TrainPipelineOptions,
+  path: string,
+  config: Record<string, unknown>,
+  worldSize: number,
+): Promise<void> {
   await writeJsonAtomic(path, {
     ...config,
     backend: o.backend,

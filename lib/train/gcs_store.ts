@@ -87,11 +87,67 @@ export interface GsUrl {
   prefix: string;
 }
 
-// Bucket names: 3-63 characters (up to 222 with dots), lowercase letters, digits, `-`, `_`, `.`.
-const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+/**
+ * What is wrong with a bucket name under Cloud Storage's naming rules, or null when it is valid:
+ * lowercase letters, digits, `-`, `_` and `.`; starts and ends with a letter or digit; 3 to 63
+ * characters (with dots up to 222, each dot-separated part at most 63); not an IP address; not
+ * starting with "goog" nor containing "google" (or a look-alike such as "g00gle").
+ *
+ * @example
+ * ```ts
+ * bucketNameProblem("my-bucket"); // null
+ * bucketNameProblem("My-Bucket"); // 'invalid bucket name "My-Bucket" (uppercase letters; ...)'
+ * ```
+ */
+export function bucketNameProblem(bucket: string): string | null {
+  const bad = (why: string) => `invalid bucket name "${bucket}" (${why})`;
+  if (/[A-Z]/.test(bucket)) {
+    return bad("uppercase letters; use lowercase letters, digits, -, _ and .");
+  }
+  if (!/^[a-z0-9._-]*$/.test(bucket)) return bad("only lowercase letters, digits, -, _ and .");
+  const parts = bucket.split(".");
+  if (parts.length === 1 && (bucket.length < 3 || bucket.length > 63)) {
+    return bad("3 to 63 characters");
+  }
+  if (bucket.length < 3) return bad("3 to 63 characters");
+  if (bucket.length > 222) return bad("at most 222 characters with dots");
+  if (!/^[a-z0-9]/.test(bucket) || !/[a-z0-9]$/.test(bucket)) {
+    return bad("must start and end with a letter or digit");
+  }
+  if (parts.some((p) => p === "")) return bad("empty dot-separated part");
+  if (parts.some((p) => p.length > 63)) return bad("each dot-separated part at most 63 characters");
+  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(bucket)) return bad("looks like an IP address");
+  if (bucket.startsWith("goog")) return bad('cannot begin with "goog"');
+  if (/g[o0][o0]g[l1]e/.test(bucket)) return bad('cannot contain "google" or a look-alike');
+  return null;
+}
 
 /**
- * Split a `gs://bucket/prefix` URL; throws a one-line error naming the URL when it is malformed.
+ * What is wrong with a `gs://bucket/prefix` URL (scheme, bucket name, object prefix), or null;
+ * checks the text only, so it is instant and needs no credentials.
+ *
+ * @example
+ * ```ts
+ * gsUrlProblem("gs://my-bucket/runs/exp1"); // null
+ * gsUrlProblem("gs://ab/p"); // 'invalid bucket name "ab" (3 to 63 characters)'
+ * ```
+ */
+export function gsUrlProblem(url: string): string | null {
+  const m = /^gs:\/\/([^/]*)\/?(.*)$/.exec(url);
+  if (!m) return "not a gs:// URL (expected gs://bucket/prefix)";
+  const [, bucket, rest] = m;
+  const problem = bucketNameProblem(bucket);
+  if (problem) return problem;
+  const prefix = rest.replace(/\/+$/, "");
+  if (prefix && prefix.split("/").some((p) => p === "" || p === "." || p === "..")) {
+    return `invalid object prefix "${prefix}" (empty, "." or ".." segment)`;
+  }
+  return null;
+}
+
+/**
+ * Split a `gs://bucket/prefix` URL; throws a one-line error naming the URL and what is wrong with
+ * it (see {@link gsUrlProblem}).
  *
  * @example
  * ```ts
@@ -99,17 +155,10 @@ const BUCKET_RE = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
  * ```
  */
 export function parseGsUrl(url: string): GsUrl {
-  const m = /^gs:\/\/([^/]*)\/?(.*)$/.exec(url);
-  if (!m) throw new Error(`"${url}": not a gs:// URL (expected gs://bucket/prefix)`);
-  const [, bucket, rest] = m;
-  if (!BUCKET_RE.test(bucket) || bucket.includes("..")) {
-    throw new Error(`"${url}": invalid bucket name "${bucket}"`);
-  }
-  const prefix = rest.replace(/\/+$/, "");
-  if (prefix && prefix.split("/").some((p) => p === "" || p === "." || p === "..")) {
-    throw new Error(`"${url}": invalid object prefix "${prefix}" (empty, "." or ".." segment)`);
-  }
-  return { bucket, prefix };
+  const problem = gsUrlProblem(url);
+  if (problem) throw new Error(`"${url}": ${problem}`);
+  const [, bucket, rest] = /^gs:\/\/([^/]*)\/?(.*)$/.exec(url)!;
+  return { bucket, prefix: rest.replace(/\/+$/, "") };
 }
 
 function httpStatus(e: unknown): number | undefined {
