@@ -3,14 +3,13 @@ import { parsePromptSpec, partiPromptSet, promptSetFromSpec } from "../lib/eval/
 
 const TSV = new URL("../data/parti_prompts_example.tsv", import.meta.url).pathname;
 
-/** A TSV field without its quoting ("" inside quotes is one "). */
-const unquote = (f: string) =>
-  f.startsWith('"') && f.endsWith('"') ? f.slice(1, -1).replaceAll('""', '"') : f;
-
-/** Rows of the example file as [prompt, category, challenge], read independently. */
+/**
+ * Rows of the example file as [prompt, category, challenge], read independently: plain TSV, so
+ * quotes are part of the prompt.
+ */
 function rows(): [string, string, string][] {
   return Deno.readTextFileSync(TSV).trim().split("\n").slice(1).map((l) => {
-    const [p, c, ch] = l.split("\t").map((f) => unquote(f.trim()));
+    const [p, c, ch] = l.split("\t").map((f) => f.trim());
     return [p, c, ch];
   });
 }

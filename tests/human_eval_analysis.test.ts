@@ -73,7 +73,12 @@ function smallStudy(): Judgement[] {
 }
 
 Deno.test("sections: tallies, win rates with and without ties, sign test and Holm", () => {
-  const sections = analyzeComparison(smallStudy(), { bootstrapReps: 100, seed: 1 });
+  // Wilson requested explicitly (the default is the prompt-cluster bootstrap).
+  const sections = analyzeComparison(smallStudy(), {
+    method: "wilson",
+    bootstrapReps: 100,
+    seed: 1,
+  });
   const byName = new Map(sections.map((s) => [`${s.kind}:${s.name}`, s]));
   assert.deepEqual([...byName.keys()], [
     "overall:overall",
@@ -106,7 +111,7 @@ Deno.test("comparisons recorded in either orientation are merged with the score 
     j({ prompt_id: "p1", model_a: "y", model_b: "x", score: 1 }), // y beat x
     j({ prompt_id: "p2", model_a: "y", model_b: "x", score: 0.5 }),
   ];
-  const a = analyzeJudgements(js, { bootstrapReps: 0, btReps: 0 });
+  const a = analyzeJudgements(js, { method: "wilson", bootstrapReps: 0, btReps: 0 });
   assert.equal(a.comparisons.length, 1);
   const o = a.comparisons[0].sections[0];
   assert.equal(a.comparisons[0].key, "x vs y");
@@ -176,11 +181,14 @@ Deno.test("agreement and rater stats: a left-clicking rater stands out", () => {
   assert.equal(lefty.agreeWithMajority, 0.5);
   assert.equal(stats.get("careful0")!.agreeWithMajority, 1);
   assert.ok(Math.abs(stats.get("careful0")!.leftRate - 0.5) < 1e-12);
-  const a = analyzeJudgements(js, { bootstrapReps: 0 });
+  const a = analyzeJudgements(js, { method: "wilson", bootstrapReps: 0 });
   // Per item: 5 or 6 of 6 answers in one category; kappa < 1 but high, alpha similar.
   assert.equal(a.agreement.items, 40);
   assert.ok(a.agreement.fleissKappa < 1 && a.agreement.krippendorffAlpha < 1);
-  const perfect = analyzeJudgements(js.filter((x) => x.rater !== "lefty"), { bootstrapReps: 0 });
+  const perfect = analyzeJudgements(js.filter((x) => x.rater !== "lefty"), {
+    method: "wilson",
+    bootstrapReps: 0,
+  });
   // Everyone picked x: a single category throughout, agreement is undefined (NaN), not 1.
   assert.ok(Number.isNaN(perfect.agreement.fleissKappa));
 });

@@ -37,10 +37,10 @@ function prompts(n: number, categories = ["A", "B", "C"]): Prompt[] {
   }));
 }
 
-Deno.test("prompts TSV: literal leading quotes, RFC quoted fields, trimming, bad rows by line", () => {
+Deno.test("prompts TSV: quotes kept literally, trimming, bad rows by line", () => {
   const text = "Prompt\tCategory\tChallenge\tNote\n" +
     '"G O" painted on a wall\tIllustrations\tWriting & Symbols\t\n' +
-    '"a sign that says ""hi"""\tIllustrations\tWriting & Symbols\tquoted\n' +
+    '"a sign that says ""hi"""\tIllustrations\tWriting & Symbols\tquotes are not TSV quoting\n' +
     " a sloth \tAnimals\tBasic\t\n" +
     "missing fields\tAnimals\n" +
     "\tAnimals\tBasic\tempty prompt\n" +
@@ -48,7 +48,7 @@ Deno.test("prompts TSV: literal leading quotes, RFC quoted fields, trimming, bad
   const list = parsePromptsTsv(text, "p.tsv");
   assert.deepEqual(list.prompts.map((p) => p.prompt), [
     '"G O" painted on a wall',
-    'a sign that says "hi"',
+    '"a sign that says ""hi"""',
     "a sloth",
     "a “curly” café",
   ]);
@@ -97,7 +97,12 @@ Deno.test("CSV writer and reader round-trip awkward fields", () => {
   const table = parseDelimited(formatCsv(["x", "y", "z"], rows), { source: "t.csv" });
   assert.deepEqual(table.rows.map((r) => [r.record.x, r.record.y, r.record.z]), rows);
   assert.deepEqual(table.rows.map((r) => r.line), [3, 4]);
-  assert.throws(() => parseDelimited('x\n"open', { source: "u.csv" }), /u\.csv.*line 2/);
+  // A quote that never closes makes its row unreadable, at its line (the file is still read).
+  const open = parseDelimited('x\n"open', { source: "u.csv" });
+  assert.deepEqual(open.rows, []);
+  assert.deepEqual(open.errors.map((e) => e.line), [2]);
+  assert.match(open.errors[0].message, /line 2 never closes/);
+  assert.throws(() => parseDelimited('"x\nopen', { source: "u.csv" }), /u\.csv line 1: header/);
 });
 
 Deno.test("design: pairs x trials, sides drawn and recorded, reproducible, checks with answers", () => {

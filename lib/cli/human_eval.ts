@@ -6,8 +6,11 @@
  *   and `DIR/design.json`.
  * - `deno task human-eval simulate --design DIR/tasks.jsonl --out answers.csv` writes simulated
  *   answers (Mechanical Turk batch-results CSV, plain CSV or JSONL).
- * - `deno task human-eval [analyze] --responses FILE [--prompts TSV] --out DIR` writes
- *   `DIR/summary.json` and `DIR/report.html`.
+ * - `deno task human-eval [analyze] --responses FILE [--prompts TSV] [--strict] --out DIR` writes
+ *   `DIR/summary.json` and `DIR/report.html`. Intervals are the prompt-cluster bootstrap (2000
+ *   seeded replicates) unless `--interval wilson`; Wilson is reported beside it either way.
+ *   `--strict` refuses answers whose prompt is not in `--prompts` (they would count in the
+ *   overall result but in no category or challenge).
  *
  * @example
  * ```sh
@@ -17,19 +20,22 @@
  * ```
  * @module
  */
-import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
+import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } from "./args.ts";
 import { writeJsonAtomic, writeTextAtomic } from "../util/atomic.ts";
 import {
   analyzeStudy,
   answersToCsv,
   answersToJsonl,
   answersToMturkCsv,
+  DEFAULT_BOOTSTRAP_REPS,
+  describeUnknownPrompts,
   designStudy,
   ingestResponses,
   loadPrompts,
   parseTasks,
   PARTI_PROMPTS_URL,
   type Prompt,
+  readTextInput,
   reportHtml,
   type ResponseFormat,
   type RowError,
@@ -50,11 +56,26 @@ const DESIGN_SPEC = {
     default: "first",
     help: "first: the first model vs each other; all: every pair",
   },
-  trials: { type: "int", default: 6, min: 1, help: "answers per (prompt, pair)" },
-  seed: { type: "int", default: 0, help: "seed for sides, subsampling, checks, order" },
-  "per-category": { type: "int", min: 1, help: "keep at most N prompts per category" },
-  "per-challenge": { type: "int", min: 1, help: "keep at most N prompts per challenge" },
-  checks: { type: "float", default: 0.05, min: 0, help: "attention checks per real item" },
+  trials: { type: "int", default: 6, min: 1, max: 1000, help: "answers per (prompt, pair)" },
+  seed: {
+    type: "int",
+    default: 0,
+    ...SEED_RANGE,
+    help: "seed for sides, subsampling, checks, order",
+  },
+  "per-category": {
+    type: "int",
+    min: 1,
+    max: 1_000_000,
+    help: "keep at most N prompts per category",
+  },
+  "per-challenge": {
+    type: "int",
+    min: 1,
+    max: 1_000_000,
+    help: "keep at most N prompts per challenge",
+  },
+  checks: { type: "float", default: 0.05, min: 0, max: 1, help: "attention checks per real item" },
   "image-template": {
     type: "string",
     default: "images/{model}/{prompt_id}_{trial}.png",
@@ -71,19 +92,32 @@ const SIMULATE_SPEC = {
     type: "string",
     help: 'JSON file {"a vs b": {"default": 0.6, "<category>": 0.7}} (default: --preference)',
   },
-  preference: { type: "float", default: 0.6, min: 0, help: "true preference of model_a" },
-  seed: { type: "int", default: 1, help: "simulation seed" },
-  raters: { type: "int", default: 40, min: 1, help: "rater pool size" },
-  lapse: { type: "float", default: 0.1, min: 0, help: "probability of a blind answer" },
-  ties: { type: "float", default: 0.1, min: 0, help: "probability of a tie" },
+  preference: { type: "float", default: 0.6, min: 0, max: 1, help: "true preference of model_a" },
+  seed: { type: "int", default: 1, ...SEED_RANGE, help: "simulation seed" },
+  raters: { type: "int", default: 40, min: 1, max: 1_000_000, help: "rater pool size" },
+  lapse: { type: "float", default: 0.1, min: 0, max: 1, help: "probability of a blind answer" },
+  ties: { type: "float", default: 0.1, min: 0, max: 1, help: "probability of a tie" },
   "prompt-effect": {
     type: "float",
     default: 4,
     min: 0,
+    max: 1e9,
     help: "Beta concentration of per-prompt preference (large = no prompt effect)",
   },
-  spammers: { type: "float", default: 0.05, min: 0, help: "fraction of raters who never look" },
-  reject: { type: "float", default: 0.01, min: 0, help: "fraction of rejected assignments" },
+  spammers: {
+    type: "float",
+    default: 0.05,
+    min: 0,
+    max: 1,
+    help: "fraction of raters who never look",
+  },
+  reject: {
+    type: "float",
+    default: 0.01,
+    min: 0,
+    max: 1,
+    help: "fraction of rejected assignments",
+  },
 } satisfies FlagSpec;
 
 const ANALYZE_SPEC = {
@@ -100,18 +134,44 @@ const ANALYZE_SPEC = {
   "answer-field": { type: "string", default: "choice", help: "MTurk Answer.<field> name" },
   interval: {
     type: "choice",
-    choices: ["wilson", "bootstrap"],
-    default: "wilson",
-    help: "interval shown as the result (both are computed)",
+    choices: ["bootstrap", "wilson"],
+    default: "bootstrap",
+    help: "headline interval: prompt-cluster bootstrap, or Wilson (assumes independent answers; " +
+      "reported beside the bootstrap either way)",
   },
-  bootstrap: { type: "int", default: 1000, min: 0, help: "prompt bootstrap replicates" },
-  "bt-bootstrap": { type: "int", default: 200, min: 0, help: "Bradley-Terry bootstrap reps" },
-  confidence: { type: "float", default: 0.95, min: 0, help: "interval level" },
-  seed: { type: "int", default: 0, help: "bootstrap seed" },
+  bootstrap: {
+    type: "int",
+    default: DEFAULT_BOOTSTRAP_REPS,
+    min: 0,
+    max: 1_000_000,
+    help: "prompt bootstrap replicates (0 skips it; needs --interval wilson)",
+  },
+  strict: {
+    type: "bool",
+    default: false,
+    help: "fail when an answer's prompt is not in --prompts (instead of reporting it)",
+  },
+  "bt-bootstrap": {
+    type: "int",
+    default: 200,
+    min: 0,
+    max: 1_000_000,
+    help: "Bradley-Terry bootstrap reps",
+  },
+  confidence: {
+    type: "float",
+    default: 0.95,
+    min: 0,
+    minExclusive: true,
+    max: 0.999,
+    help: "interval level",
+  },
+  seed: { type: "int", default: 0, ...SEED_RANGE, help: "bootstrap seed" },
   "max-check-fail": {
     type: "float",
     default: 0.34,
     min: 0,
+    max: 1,
     help: "exclude raters failing more than this share of attention checks",
   },
 } satisfies FlagSpec;
@@ -123,14 +183,6 @@ function printRowErrors(source: string, errors: readonly RowError[]): void {
     console.error(`${source}:${e.line}: ${e.message} (excluded)`);
   }
   if (errors.length > 20) console.error(`... and ${errors.length - 20} more rows excluded`);
-}
-
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read the ${what}: ${(e as Error).message}`);
-  }
 }
 
 async function runDesign(argv: string[]): Promise<void> {
@@ -184,11 +236,11 @@ async function runDesign(argv: string[]): Promise<void> {
 async function runSimulate(argv: string[]): Promise<void> {
   const f = parseFlags(argv, SIMULATE_SPEC, "human-eval simulate");
   if (f.help) return console.log(helpText("deno task human-eval simulate", SUMMARY, SIMULATE_SPEC));
-  const tasks = parseTasks(await readText(f.design, "task list"), f.design);
+  const tasks = parseTasks(await readTextInput(f.design, "task list"), f.design);
   let truth: TruthTable;
   if (f.truth) {
     try {
-      truth = JSON.parse(await readText(f.truth, "truth table"));
+      truth = JSON.parse(await readTextInput(f.truth, "truth table"));
     } catch (e) {
       throw new Error(
         `${f.truth}: expected JSON {"a vs b": {"default": p}}: ${(e as Error).message}`,
@@ -220,10 +272,13 @@ async function runSimulate(argv: string[]): Promise<void> {
 async function runAnalyze(argv: string[]): Promise<void> {
   const f = parseFlags(argv, ANALYZE_SPEC, "human-eval");
   if (f.help) return console.log(helpText("deno task human-eval [analyze]", SUMMARY, ANALYZE_SPEC));
-  if (!(f.confidence > 0 && f.confidence < 1)) {
+  if (f.interval === "bootstrap" && f.bootstrap < 1) {
     throw new UsageError(
-      `human-eval: --confidence expects a number in (0, 1), got ${f.confidence}`,
+      "human-eval: --interval bootstrap needs --bootstrap >= 1 (or use --interval wilson)",
     );
+  }
+  if (f.strict && !f.prompts) {
+    throw new UsageError("human-eval: --strict checks answers against --prompts; give --prompts");
   }
   let prompts: Prompt[] | undefined;
   if (f.prompts) {
@@ -232,20 +287,24 @@ async function runAnalyze(argv: string[]): Promise<void> {
     prompts = list.prompts;
   }
   let design: Task[] | undefined;
-  if (f.design) design = parseTasks(await readText(f.design, "task list"), f.design);
-  const ing = ingestResponses(await readText(f.responses, "answers"), {
+  if (f.design) design = parseTasks(await readTextInput(f.design, "task list"), f.design);
+  const ing = ingestResponses(await readTextInput(f.responses, "answers"), {
     source: f.responses,
     format: f.format as ResponseFormat,
     answerField: f["answer-field"],
     design,
     prompts,
+    promptsSource: f.prompts,
     maxCheckFailRate: f["max-check-fail"],
   });
   printRowErrors(f.responses, ing.errors);
+  if (f.strict && ing.unknownPrompts && ing.unknownPrompts.answers > 0) {
+    throw new Error(`human-eval --strict: ${describeUnknownPrompts(ing.unknownPrompts)}`);
+  }
   const summary = analyzeStudy(ing, {
     method: f.interval as "wilson" | "bootstrap",
     confidence: f.confidence,
-    bootstrapReps: f.interval === "bootstrap" ? Math.max(1, f.bootstrap) : f.bootstrap,
+    bootstrapReps: f.bootstrap,
     btReps: f["bt-bootstrap"],
     seed: f.seed,
   });
@@ -253,6 +312,7 @@ async function runAnalyze(argv: string[]): Promise<void> {
   await writeJsonAtomic(`${f.out}/summary.json`, summary);
   await writeTextAtomic(`${f.out}/report.html`, reportHtml(summary));
   const c = ing.counts;
+  // Every data row is in exactly one of these buckets.
   console.log(
     `${c.rows} rows: ${c.judgements} used, ${c.parseErrors} unreadable, ${c.rejected} rejected, ` +
       `${c.checks} checks (${c.checksFailed} failed), ${c.excludedRaters} raters excluded ` +

@@ -1,12 +1,23 @@
 /**
- * Delimited text in and out: reading CSV/TSV with line numbers (on the npm package `csv-parse`)
- * and writing RFC 4180 CSV that crowdsourcing tools (Mechanical Turk, Prolific, Label Studio)
- * accept.
+ * Delimited text in and out: reading CSV/TSV with line numbers and writing RFC 4180 CSV that
+ * crowdsourcing tools (Mechanical Turk, Prolific, Label Studio) accept.
  *
- * Reading is lenient about quotes the way real files need: PartiPrompts.tsv has fields that
- * *start* with a quote which is not a CSV quote (`"G I G G L E" painted ...`); with
- * `relax_quotes` such a field is kept literally, while a properly quoted field is unquoted.
- * A row with the wrong number of fields is reported with its line number, never dropped silently.
+ * Reading CSV (`quotes: true`, the default) follows RFC 4180 (a field that starts with `"` is
+ * quoted, `""` inside it is one quote, it may hold delimiters and line breaks) with two rules for
+ * real, hand-edited files:
+ * - a quote that does not start a field is literal, and so is a field like `"G O" painted` whose
+ *   quote closes on its own line but is followed by more text;
+ * - a quoted field that runs across a line break is accepted (free-text comments in Mechanical
+ *   Turk results) only when it closes with a delimiter or line end, never reaches the end of the
+ *   file, leaves a row with the header's number of fields, and none of the lines it swallows
+ *   reads as a complete row on its own. Otherwise it is a stray quote: the row where it opened is
+ *   reported as unreadable with that line number, and reading resumes on the next line, so one
+ *   stray quote costs one row, never the rows after it.
+ *
+ * Every data row therefore ends up either in `rows` or in `errors`, each with its line. A
+ * problem in the header rejects the file. With `quotes: false` (plain TSV such as PartiPrompts,
+ * where `"G I G G L E" painted ...` is a prompt that starts with a quote) every line is one row
+ * and quotes are ordinary characters.
  *
  * @example
  * ```ts
@@ -17,9 +28,9 @@
  * ```
  * @module
  */
-import { parse } from "csv-parse/sync";
+import { escapeExcerpt, escapeText } from "./text_input.ts";
 
-/** A row that could not be used, with the 1-based line where it ends in its file. */
+/** A row that could not be used, with its 1-based line in its file. */
 export interface RowError {
   line: number;
   message: string;
@@ -32,7 +43,7 @@ export interface DelimitedRow {
   record: Record<string, string>;
 }
 
-/** A parsed table. */
+/** A parsed table: every data row is in `rows` or in `errors`. */
 export interface DelimitedTable {
   header: string[];
   rows: DelimitedRow[];
@@ -43,57 +54,288 @@ export interface DelimitedTable {
 export interface ParseDelimitedOptions {
   /** File name or URL used in error messages. */
   source: string;
-  /** Field separator (default ","). */
+  /** Field separator, one character (default ","). */
   delimiter?: string;
+  /** Whether `"` starts a quoted field (default true: CSV); false reads quotes literally (TSV). */
+  quotes?: boolean;
+}
+
+const QUOTE = 34;
+const LF = 10;
+const CR = 13;
+
+/** A quoted field that ran across at least one line break. */
+interface Crossing {
+  openLine: number;
+  closeLine: number;
+  value: string;
+  /** Offset of the line after `openLine`, where reading resumes when the quote is rejected. */
+  resumeAt: number;
+}
+
+/** A rejected stretch of text: reported at `line`, reading resumes at `resumeAt`. */
+interface Rejected {
+  line: number;
+  message: string;
+  resumeAt: number;
+}
+
+type Field = { value: string; crossing: Crossing | null } | { rejected: Rejected };
+
+type Scanned =
+  | { fields: string[]; line: number; crossings: Crossing[] }
+  | { rejected: Rejected };
+
+/** How to recover from a stray quote, appended to its message. */
+function strayHint(openLine: number): string {
+  return `; a stray quote? (a field holding quotes is quoted whole, inner quotes doubled: ` +
+    `"say ""hi""") reading resumes on line ${openLine + 1}`;
+}
+
+/** A record-at-a-time reader that tracks line numbers. */
+class Scanner {
+  pos = 0;
+  line = 1;
+  private readonly n: number;
+  private readonly delim: number;
+
+  constructor(
+    private readonly text: string,
+    delimiter: string,
+    private readonly quotes: boolean,
+  ) {
+    this.n = text.length;
+    this.delim = delimiter.charCodeAt(0);
+  }
+
+  /** Length of the line break at `p` (2 for CRLF), 0 if none. */
+  private breakAt(p: number): number {
+    const c = this.text.charCodeAt(p);
+    if (c === CR) return this.text.charCodeAt(p + 1) === LF ? 2 : 1;
+    return c === LF ? 1 : 0;
+  }
+
+  /** Continue reading at `offset`, which starts line `line`. */
+  resume(offset: number, line: number): void {
+    this.pos = offset;
+    this.line = line;
+  }
+
+  /** The next record (blank lines skipped), or null at the end of the text. */
+  next(): Scanned | null {
+    for (let b = this.breakAt(this.pos); b > 0; b = this.breakAt(this.pos)) {
+      this.pos += b;
+      this.line++;
+    }
+    if (this.pos >= this.n) return null;
+    const fields: string[] = [];
+    const crossings: Crossing[] = [];
+    for (;;) {
+      const f = this.field();
+      if ("rejected" in f) return f;
+      fields.push(f.value);
+      if (f.crossing) crossings.push(f.crossing);
+      if (this.pos < this.n && this.text.charCodeAt(this.pos) === this.delim) {
+        this.pos++;
+        continue;
+      }
+      const line = this.line;
+      const b = this.breakAt(this.pos);
+      if (b > 0) {
+        this.pos += b;
+        this.line++;
+      }
+      return { fields, line, crossings };
+    }
+  }
+
+  private field(): Field {
+    const t = this.text;
+    if (this.quotes && t.charCodeAt(this.pos) === QUOTE) {
+      const openLine = this.line;
+      const parts: string[] = [];
+      let p = this.pos + 1;
+      let seg = p;
+      let line = openLine;
+      let resumeAt = -1;
+      for (;;) {
+        if (p >= this.n) {
+          return {
+            rejected: {
+              line: openLine,
+              message: `the quoted field opened on line ${openLine} never closes (it runs to ` +
+                `the end of the file)${strayHint(openLine)}`,
+              resumeAt: resumeAt < 0 ? this.n : resumeAt,
+            },
+          };
+        }
+        const c = t.charCodeAt(p);
+        if (c === QUOTE) {
+          if (t.charCodeAt(p + 1) === QUOTE) {
+            parts.push(t.slice(seg, p + 1));
+            p += 2;
+            seg = p;
+            continue;
+          }
+          parts.push(t.slice(seg, p));
+          p++;
+          break;
+        }
+        const b = this.breakAt(p);
+        if (b > 0) {
+          p += b;
+          line++;
+          if (resumeAt < 0) resumeAt = p;
+          continue;
+        }
+        p++;
+      }
+      const after = p < this.n ? t.charCodeAt(p) : -1;
+      if (after === -1 || after === this.delim || after === CR || after === LF) {
+        const value = parts.join("");
+        this.pos = p;
+        this.line = line;
+        return {
+          value,
+          crossing: resumeAt < 0 ? null : { openLine, closeLine: line, value, resumeAt },
+        };
+      }
+      if (resumeAt >= 0) {
+        return {
+          rejected: {
+            line: openLine,
+            message: `the quoted field opened on line ${openLine} runs to line ${line}, where ` +
+              `its closing quote is followed by ${escapeExcerpt(t.slice(p, p + 20))} instead ` +
+              `of a delimiter or line end${strayHint(openLine)}`,
+            resumeAt,
+          },
+        };
+      }
+      // Closed on its own line but followed by text (`"G O" painted`): a literal quote.
+    }
+    const start = this.pos;
+    let p = start;
+    while (p < this.n) {
+      const c = t.charCodeAt(p);
+      if (c === this.delim || c === CR || c === LF) break;
+      p++;
+    }
+    this.pos = p;
+    return { value: t.slice(start, p), crossing: null };
+  }
+}
+
+/** The header names for messages, escaped and shortened. */
+function headerList(header: readonly string[]): string {
+  return escapeText(header.join(", "), 300);
 }
 
 /**
- * Parse CSV/TSV text with a header row. Rows with a wrong field count become {@link RowError}s;
- * an unterminated quote (which makes the rest of the file unreadable) throws naming the line.
+ * Why a record whose quoted fields ran across line breaks is a stray quote, or null if it reads
+ * as a proper multi-line record.
+ */
+function strayQuote(
+  width: number,
+  count: number,
+  crossings: readonly Crossing[],
+  delimiter: string,
+): Rejected | null {
+  const first = crossings[0];
+  if (count !== width) {
+    return {
+      line: first.openLine,
+      message: `the quoted field opened on line ${first.openLine} runs to line ` +
+        `${first.closeLine} and leaves a row of ${count} fields, expected ${width}` +
+        strayHint(first.openLine),
+      resumeAt: first.resumeAt,
+    };
+  }
+  if (width < 2) return null;
+  for (const c of crossings) {
+    const lines = c.value.split(/\r\n|\r|\n/);
+    for (let k = 1; k < lines.length; k++) {
+      const fields = lines[k].split(delimiter).length;
+      if (fields < width) continue;
+      return {
+        line: c.openLine,
+        message: `the quoted field opened on line ${c.openLine} swallows line ${c.openLine + k}, ` +
+          `which reads as a complete row of ${fields} fields${strayHint(c.openLine)}`,
+        resumeAt: c.resumeAt,
+      };
+    }
+  }
+  return null;
+}
+
+/**
+ * Parse CSV/TSV text with a header row. Rows with a wrong field count or a stray quote become
+ * {@link RowError}s at their line (see the module notes); a header that cannot be read throws.
  *
  * @example
  * ```ts
- * parseDelimited("Prompt\tCategory\nhi\tArts\n", { source: "p.tsv", delimiter: "\t" });
+ * parseDelimited("Prompt\tCategory\nhi\tArts\n", { source: "p.tsv", delimiter: "\t", quotes: false });
  * ```
  */
 export function parseDelimited(text: string, opts: ParseDelimitedOptions): DelimitedTable {
   const delimiter = opts.delimiter ?? ",";
-  let records: { record: string[]; info: { lines: number } }[];
-  try {
-    records = parse(text, {
-      delimiter,
-      bom: true,
-      info: true,
-      relax_quotes: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-    }) as unknown as { record: string[]; info: { lines: number } }[];
-  } catch (e) {
-    const err = e as Error & { lines?: number };
-    const where = err.lines !== undefined ? ` (line ${err.lines})` : "";
-    throw new Error(`${opts.source}${where}: not valid delimited text: ${err.message}`);
+  if (delimiter.length !== 1 || /["\r\n]/.test(delimiter)) {
+    throw new Error(
+      `${opts.source}: delimiter must be one character other than a quote or line break`,
+    );
   }
-  if (records.length === 0) throw new Error(`${opts.source}: empty file, expected a header row`);
-  const header = records[0].record.map((h) => h.trim());
+  const scanner = new Scanner(text.replace(/^\uFEFF/, ""), delimiter, opts.quotes ?? true);
+  const first = scanner.next();
+  if (first === null) throw new Error(`${opts.source}: empty file, expected a header row`);
+  if ("rejected" in first) {
+    throw new Error(
+      `${opts.source} line ${first.rejected.line}: header: ${first.rejected.message}`,
+    );
+  }
+  if (first.crossings.length) {
+    const c = first.crossings[0];
+    throw new Error(
+      `${opts.source} line ${c.openLine}: header: a quoted column name runs across a line break ` +
+        `(quote opened on line ${c.openLine}, closed on line ${c.closeLine})`,
+    );
+  }
+  const header = first.fields.map((h) => h.trim());
   const dup = header.find((h, i) => header.indexOf(h) !== i);
-  if (dup !== undefined) throw new Error(`${opts.source}: duplicate column "${dup}" in the header`);
+  if (dup !== undefined) {
+    throw new Error(`${opts.source}: duplicate column ${escapeExcerpt(dup)} in the header`);
+  }
+  const width = header.length;
   const rows: DelimitedRow[] = [];
   const errors: RowError[] = [];
-  for (const { record, info } of records.slice(1)) {
+  const reject = (r: Rejected, resumeLine: number) => {
+    errors.push({ line: r.line, message: r.message });
+    scanner.resume(r.resumeAt, resumeLine);
+  };
+  for (let rec = scanner.next(); rec !== null; rec = scanner.next()) {
+    if ("rejected" in rec) {
+      reject(rec.rejected, rec.rejected.line + 1);
+      continue;
+    }
     // A trailing delimiter at the end of a line gives one extra empty field: tolerate it.
-    const fields = record.length === header.length + 1 && record[header.length] === ""
-      ? record.slice(0, header.length)
-      : record;
-    if (fields.length !== header.length) {
+    const fields = rec.fields.length === width + 1 && rec.fields[width] === ""
+      ? rec.fields.slice(0, width)
+      : rec.fields;
+    if (rec.crossings.length) {
+      const stray = strayQuote(width, fields.length, rec.crossings, delimiter);
+      if (stray) {
+        reject(stray, stray.line + 1);
+        continue;
+      }
+    }
+    if (fields.length !== width) {
       errors.push({
-        line: info.lines,
-        message: `expected ${header.length} fields (${header.join(", ")}), got ${fields.length}`,
+        line: rec.line,
+        message: `expected ${width} fields (${headerList(header)}), got ${fields.length}`,
       });
       continue;
     }
-    const rec: Record<string, string> = {};
-    header.forEach((h, i) => rec[h] = fields[i]);
-    rows.push({ line: info.lines, record: rec });
+    const record: Record<string, string> = {};
+    header.forEach((h, i) => record[h] = fields[i]);
+    rows.push({ line: rec.line, record });
   }
   return { header, rows, errors };
 }
@@ -149,7 +391,10 @@ export function parseJsonl(
         errors.push({ line, message: "expected a JSON object" });
       } else rows.push({ line, value: v as Record<string, unknown> });
     } catch (e) {
-      errors.push({ line, message: `not valid JSON in ${source}: ${(e as Error).message}` });
+      errors.push({
+        line,
+        message: `not valid JSON in ${source}: ${escapeText((e as Error).message, 200)}`,
+      });
     }
   });
   return { rows, errors };

@@ -19,6 +19,7 @@
  */
 import { Rng } from "../util/rng.ts";
 import { formatCsv, parseDelimited, parseJsonl } from "./csv.ts";
+import { escapeExcerpt } from "./text_input.ts";
 import type { Prompt } from "./prompts.ts";
 
 /** Random sub-stream for design draws (order, subsampling, checks). */
@@ -297,15 +298,19 @@ export function parseTasks(text: string, source: string): Task[] {
     const expected = str("expected");
     if (!Number.isInteger(trial) || trial < 0) {
       throw new Error(
-        `${source} line ${line}: trial must be an integer >= 0, got "${str("trial")}"`,
+        `${source} line ${line}: trial must be an integer >= 0, got ${escapeExcerpt(str("trial"))}`,
       );
     }
     if (!["0", "1"].includes(isCheck)) {
-      throw new Error(`${source} line ${line}: is_check must be 0 or 1, got "${isCheck}"`);
+      throw new Error(
+        `${source} line ${line}: is_check must be 0 or 1, got ${escapeExcerpt(isCheck)}`,
+      );
     }
     if (!["", "left", "right"].includes(expected)) {
       throw new Error(
-        `${source} line ${line}: expected must be "", left or right, got "${expected}"`,
+        `${source} line ${line}: expected must be "", left or right, got ${
+          escapeExcerpt(expected)
+        }`,
       );
     }
     return {

@@ -5,7 +5,9 @@
  *
  * Nothing is dropped silently: rows that do not parse come back as errors with their line
  * numbers; rejected assignments, attention checks (passed and failed) and the answers of raters
- * who failed too many checks are excluded and counted.
+ * who failed too many checks are excluded and counted, so every data row is in exactly one
+ * count. Used answers whose prompt is not in the prompt list are counted and named in
+ * `unknownPrompts` (they have no category or challenge).
  *
  * @example
  * ```ts
@@ -17,6 +19,7 @@
  * @module
  */
 import { parseDelimited, parseJsonl, type RowError } from "./csv.ts";
+import { escapeExcerpt as q, escapeText } from "./text_input.ts";
 import type { Choice, Task } from "./design.ts";
 import type { Prompt } from "./prompts.ts";
 
@@ -71,8 +74,13 @@ export interface IngestOptions {
   answerField?: string;
   /** Task list: answers that carry only `task_id` get the rest from it. */
   design?: readonly Task[];
-  /** Prompt list: fills category/challenge (matched on prompt text) when a row lacks them. */
+  /**
+   * Prompt list: fills category/challenge (matched on prompt text) when a row lacks them; used
+   * answers whose prompt is not in it are counted in {@link IngestResult.unknownPrompts}.
+   */
   prompts?: readonly Prompt[];
+  /** Name of the prompts file, for messages about unknown prompts. */
+  promptsSource?: string;
   /**
    * Exclude every answer of a rater whose attention-check failure rate is above this (default
    * 0.34, i.e. one failure in three checks is tolerated; 1 keeps everyone).
@@ -88,6 +96,42 @@ export interface RaterChecks {
   excluded: boolean;
 }
 
+/** How many example prompts {@link UnknownPrompts} keeps. */
+export const UNKNOWN_PROMPT_EXAMPLES = 5;
+
+/**
+ * Used answers whose prompt is not in the prompt list: they count in the overall result but,
+ * without a category and challenge, in no cross-section.
+ */
+export interface UnknownPrompts {
+  /** The prompts file's name, when given. */
+  promptsSource: string | null;
+  /** Used answers (judgements) whose prompt is not in the list. */
+  answers: number;
+  /** Distinct such prompts. */
+  prompts: number;
+  /** The first few such prompts in file order, with the line of their first answer. */
+  examples: { prompt: string; line: number }[];
+}
+
+/**
+ * One line about unknown prompts, for logs, reports and `--strict` errors (prompts escaped).
+ *
+ * @example
+ * ```ts
+ * describeUnknownPrompts(r.unknownPrompts!);
+ * // '3 answers (2 prompts) are not in the prompts file p.tsv, ...: "a dog" (line 6), ...'
+ * ```
+ */
+export function describeUnknownPrompts(u: UnknownPrompts): string {
+  const file = u.promptsSource === null ? "" : ` ${escapeText(u.promptsSource, 200)}`;
+  const more = u.prompts > u.examples.length ? ", ..." : "";
+  return `${u.answers} answer${u.answers === 1 ? "" : "s"} (${u.prompts} prompt` +
+    `${u.prompts === 1 ? "" : "s"}) are not in the prompts file${file}, so they count in the ` +
+    `overall result but in no category or challenge: ` +
+    u.examples.map((e) => `${q(e.prompt)} (line ${e.line})`).join(", ") + more;
+}
+
 /** Everything {@link ingestResponses} found. */
 export interface IngestResult {
   source: string;
@@ -99,9 +143,16 @@ export interface IngestResult {
   /** Rows that did not parse, by line. */
   errors: RowError[];
   raterChecks: RaterChecks[];
+  /** Used answers whose prompt is not in `prompts` (null when no prompt list was given). */
+  unknownPrompts: UnknownPrompts | null;
+  /**
+   * Every data row is counted once: `rows = judgements + parseErrors + rejected + checks +
+   * excludedByRater`.
+   */
   counts: {
-    /** Data rows in the file. */
+    /** Data rows in the file (records: a row with a multi-line quoted field counts once). */
     rows: number;
+    /** Unreadable rows (listed in `errors` with their lines). */
     parseErrors: number;
     rejected: number;
     checks: number;
@@ -138,7 +189,7 @@ function toAnswer(
 ): Answer {
   const taskId = get("task_id")?.trim() ?? "";
   const task = taskId && ctx.design ? ctx.design.get(taskId) : undefined;
-  if (taskId && ctx.design && !task) throw new Error(`task_id "${taskId}" is not in the design`);
+  if (taskId && ctx.design && !task) throw new Error(`task_id ${q(taskId)} is not in the design`);
   const field = (name: keyof Task): string => {
     const v = get(name)?.trim();
     if (v !== undefined && v !== "") return v;
@@ -158,7 +209,7 @@ function toAnswer(
   const isCheckRaw = field("is_check").toLowerCase();
   const isCheck = TRUE.has(isCheckRaw);
   if (isCheckRaw && !isCheck && !["0", "false", "no", "off"].includes(isCheckRaw)) {
-    throw new Error(`is_check: expected 0/1 or true/false, got "${isCheckRaw}"`);
+    throw new Error(`is_check: expected 0/1 or true/false, got ${q(isCheckRaw)}`);
   }
   const modelA = field("model_a");
   const modelB = field("model_b");
@@ -166,26 +217,28 @@ function toAnswer(
   if (!modelB) throw new Error("model_b: missing or empty");
   const left = field("left");
   if (!isCheck) {
-    if (modelA === modelB) throw new Error(`model_a and model_b are both "${modelA}"`);
+    if (modelA === modelB) throw new Error(`model_a and model_b are both ${q(modelA)}`);
     if (left !== modelA && left !== modelB) {
-      throw new Error(`left: expected "${modelA}" or "${modelB}" (model_a/model_b), got "${left}"`);
+      throw new Error(
+        `left: expected ${q(modelA)} or ${q(modelB)} (model_a/model_b), got ${q(left)}`,
+      );
     }
   }
   const choice = (get("choice") ?? "").trim().toLowerCase();
   if (choice !== "left" && choice !== "right" && choice !== "tie") {
-    throw new Error(`choice: expected left, right or tie, got "${get("choice") ?? ""}"`);
+    throw new Error(`choice: expected left, right or tie, got ${q(get("choice") ?? "")}`);
   }
   const rater = (get("rater") ?? "").trim();
   if (!rater) throw new Error("rater: missing or empty");
   const trialRaw = field("trial");
   const trial = trialRaw === "" ? 0 : Number(trialRaw);
   if (!Number.isInteger(trial) || trial < 0) {
-    throw new Error(`trial: expected an integer >= 0, got "${trialRaw}"`);
+    throw new Error(`trial: expected an integer >= 0, got ${q(trialRaw)}`);
   }
   const expected = field("expected").toLowerCase();
   if (isCheck && expected !== "left" && expected !== "right") {
     throw new Error(
-      `expected: an attention check needs expected = left or right, got "${expected}"`,
+      `expected: an attention check needs expected = left or right, got ${q(expected)}`,
     );
   }
   return {
@@ -273,7 +326,7 @@ function rowsOf(
   if (!table.header.includes(`Answer.${answerField}`) && answerCols.length === 0) {
     throw new Error(
       `${source}: no answer column "Answer.${answerField}" (or Answer.${answerField}.left/right/tie ` +
-        `from crowd-radio-button); columns are ${table.header.join(", ")}`,
+        `from crowd-radio-button); columns are ${escapeText(table.header.join(", "), 300)}`,
     );
   }
   return {
@@ -361,6 +414,21 @@ export function ingestResponses(text: string, opts: IngestOptions): IngestResult
     judgements.push(toJudgement(a));
   }
   const raterChecks = [...tally.values()].sort((x, y) => x.rater.localeCompare(y.rater));
+  let unknownPrompts: UnknownPrompts | null = null;
+  if (ctx.prompts) {
+    const unknown = judgements.filter((j) => !ctx.prompts!.has(j.prompt));
+    const firstLine = new Map<string, number>();
+    for (const j of unknown) if (!firstLine.has(j.prompt)) firstLine.set(j.prompt, j.line);
+    unknownPrompts = {
+      promptsSource: opts.promptsSource ?? null,
+      answers: unknown.length,
+      prompts: firstLine.size,
+      examples: [...firstLine].slice(0, UNKNOWN_PROMPT_EXAMPLES).map(([prompt, line]) => ({
+        prompt,
+        line,
+      })),
+    };
+  }
   const checks = answers.filter((a) => a.is_check);
   return {
     source: opts.source,
@@ -369,6 +437,7 @@ export function ingestResponses(text: string, opts: IngestOptions): IngestResult
     answers,
     errors,
     raterChecks,
+    unknownPrompts,
     counts: {
       rows: rows.length + parseErrors.length,
       parseErrors: errors.length,

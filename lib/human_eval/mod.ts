@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./stats.ts";
+export * from "./text_input.ts";
 export * from "./csv.ts";
 export * from "./prompts.ts";
 export * from "./design.ts";

@@ -2,9 +2,11 @@
  * PartiPrompts-format prompt lists: a TSV with columns `Prompt, Category, Challenge, Note`
  * (Note often empty), read from a path or a URL.
  *
- * Quirks of the real file handled here: fields that start with a literal quote
- * (`"G I G G L E" painted ...`), prompts with leading/trailing spaces (trimmed, since raters and
- * crowdsourcing tools do not preserve them) and curly quotes / accents (UTF-8, kept as is).
+ * The file is read as the plain tab-separated file it is: one prompt per line, fields split on
+ * tabs, and quotes are part of the prompt, never TSV quoting (the real file has
+ * `"G I G G L E" painted ...`, a prompt that starts with a quote; a prompt written entirely in
+ * quotes keeps them too). Prompts with leading/trailing spaces are trimmed, since raters and
+ * crowdsourcing tools do not preserve them; curly quotes and accents are kept (UTF-8).
  * Each prompt gets an id from its data-row number (`p0001` is the first row after the header), so
  * ids stay stable when a bad row is skipped.
  *
@@ -16,6 +18,7 @@
  * @module
  */
 import { parseDelimited, type RowError } from "./csv.ts";
+import { decodeTextInput, escapeText, readTextInput } from "./text_input.ts";
 
 /** The public PartiPrompts file (Google Research's parti repository). */
 export const PARTI_PROMPTS_URL =
@@ -44,8 +47,9 @@ export function promptId(i: number): string {
 }
 
 /**
- * Parse PartiPrompts TSV text. Header names are matched case-insensitively; `Note` is optional.
- * Rows with an empty prompt, category or challenge are reported by line and skipped.
+ * Parse PartiPrompts TSV text (plain TSV: quotes are literal). Header names are matched
+ * case-insensitively; `Note` is optional. Rows with an empty prompt, category or challenge or
+ * the wrong number of fields are reported by line and skipped.
  *
  * @example
  * ```ts
@@ -53,7 +57,7 @@ export function promptId(i: number): string {
  * ```
  */
 export function parsePromptsTsv(text: string, source: string): PromptList {
-  const table = parseDelimited(text, { source, delimiter: "\t" });
+  const table = parseDelimited(text, { source, delimiter: "\t", quotes: false });
   const find = (name: string) => table.header.find((h) => h.toLowerCase() === name.toLowerCase());
   const cols = { prompt: find("Prompt"), category: find("Category"), challenge: find("Challenge") };
   for (const [k, v] of Object.entries(cols)) {
@@ -61,7 +65,7 @@ export function parsePromptsTsv(text: string, source: string): PromptList {
       throw new Error(
         `${source}: missing column "${k[0].toUpperCase()}${k.slice(1)}" (expected a ` +
           `PartiPrompts TSV with columns Prompt, Category, Challenge, Note; got ` +
-          `${table.header.join(", ")})`,
+          `${escapeText(table.header.join(", "), 200)})`,
       );
     }
   }
@@ -116,13 +120,7 @@ export async function loadPrompts(
   opts: LoadPromptsOptions = {},
 ): Promise<PromptList> {
   if (!isUrl(pathOrUrl)) {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(pathOrUrl);
-    } catch (e) {
-      throw new Error(`${pathOrUrl}: cannot read the prompts file: ${(e as Error).message}`);
-    }
-    return parsePromptsTsv(text, pathOrUrl);
+    return parsePromptsTsv(await readTextInput(pathOrUrl, "prompts file"), pathOrUrl);
   }
   const doFetch = opts.fetch ?? globalThis.fetch;
   const hint = `download it where you have network (e.g. curl -LO ${pathOrUrl}) and pass ` +
@@ -139,5 +137,9 @@ export async function loadPrompts(
     await res.body?.cancel();
     throw new Error(`${pathOrUrl}: download failed with HTTP ${res.status}; ${hint}`);
   }
-  return parsePromptsTsv(await res.text(), pathOrUrl);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return parsePromptsTsv(
+    decodeTextInput(bytes, { source: pathOrUrl, what: "prompts file" }),
+    pathOrUrl,
+  );
 }

@@ -13,6 +13,7 @@
  */
 import { plotlyDiv, type PlotlyFigure } from "../plot/mod.ts";
 import type { Analysis, SectionKind, StudySummary } from "./analyze.ts";
+import { describeUnknownPrompts } from "./ingest.ts";
 
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
 
@@ -163,24 +164,67 @@ function table(header: string[], rows: unknown[][]): string {
 }
 
 /**
- * Plain-text table of the win rates (for logs and notebooks).
+ * Why the headline intervals are what they are (one or two sentences, for reports).
+ *
+ * @example
+ * ```ts
+ * intervalNote(analysis); // "Error bars: 95% prompt-cluster bootstrap (2000 replicates, ..."
+ * ```
+ */
+export function intervalNote(analysis: Analysis): string {
+  const o = analysis.options;
+  const level = `${Math.round(o.confidence * 100)}%`;
+  const wilsonBeside = o.bootstrapReps > 0
+    ? "The Wilson interval, which treats answers as independent, is shown beside it."
+    : "";
+  if (o.method === "bootstrap") {
+    const single = analysis.comparisons.some((c) =>
+      c.sections.some((s) => s.interval.method === "wilson")
+    );
+    return `Error bars: ${level} prompt-cluster bootstrap (${o.bootstrapReps} replicates, ` +
+      `seed ${o.seed}), which resamples whole prompts: answers to the same prompt are correlated ` +
+      `(the same pair of images, and prompts differ in difficulty), so treating them as ` +
+      `independent would understate the uncertainty. ${wilsonBeside}` +
+      (single
+        ? " Sections with a single prompt show the Wilson interval, marked (wilson): one prompt " +
+          "has no spread to resample."
+        : "");
+  }
+  return `Error bars: ${level} Wilson score interval, chosen with --interval wilson. It treats ` +
+    `every answer as independent, but answers to the same prompt are correlated, so it ` +
+    `understates the uncertainty; the prompt-cluster bootstrap ` +
+    (o.bootstrapReps > 0 ? "is shown beside it." : "was skipped (0 replicates).");
+}
+
+/**
+ * Plain-text table of the win rates (for logs and notebooks): the headline interval with Wilson
+ * beside it, then a line about answers whose prompt is not in the prompts file, if any.
  *
  * @example
  * ```ts
  * console.log(summaryText(analysis));
  * ```
  */
-export function summaryText(analysis: Analysis, kinds: SectionKind[] = ["overall"]): string {
+export function summaryText(
+  analysis: Analysis | StudySummary,
+  kinds: SectionKind[] = ["overall"],
+): string {
   const lines: string[] = [];
   for (const c of analysis.comparisons) {
     for (const s of c.sections.filter((s) => kinds.includes(s.kind))) {
+      const wilson = s.interval.method === "wilson"
+        ? ""
+        : ` Wilson [${pct(s.wilson.lo)}, ${pct(s.wilson.hi)}]`;
       lines.push(
         `${c.key} | ${s.kind}:${s.name} | n=${s.n} W/T/L=${s.wins}/${s.ties}/${s.losses} | ` +
           `win ${pct(s.winRate)}% [${pct(s.interval.lo)}, ${pct(s.interval.hi)}] ` +
-          `(${s.interval.method}) | no ties ${pct(s.winRateNoTies)}% | p_holm=${num(s.pHolm)}`,
+          `(${s.interval.method})${wilson} | no ties ${pct(s.winRateNoTies)}% | ` +
+          `p_holm=${num(s.pHolm)}`,
       );
     }
   }
+  const unknown = "unknownPrompts" in analysis ? analysis.unknownPrompts : null;
+  if (unknown && unknown.answers > 0) lines.push(`note: ${describeUnknownPrompts(unknown)}`);
   return lines.join("\n");
 }
 
@@ -207,7 +251,8 @@ export function reportHtml(summary: StudySummary): string {
       s.n,
       `${s.wins}/${s.ties}/${s.losses}`,
       pct(s.winRate),
-      `${pct(s.interval.lo)} – ${pct(s.interval.hi)}`,
+      `${pct(s.interval.lo)} – ${pct(s.interval.hi)}` +
+      (s.interval.method === o.method ? "" : ` (${s.interval.method})`),
       s.bootstrap ? `${pct(s.bootstrap.lo)} – ${pct(s.bootstrap.hi)}` : "-",
       `${pct(s.wilson.lo)} – ${pct(s.wilson.hi)}`,
       pct(s.winRateNoTies),
@@ -226,6 +271,17 @@ export function reportHtml(summary: StudySummary): string {
       summary.bradleyTerry.strengths.map((s) => [s.model, num(s.strength), num(s.lo), num(s.hi)]),
     )
     : "";
+  const unknown = summary.unknownPrompts && summary.unknownPrompts.answers > 0
+    ? `<h2>Answers whose prompt is not in the prompts file</h2><p>` +
+      `${esc(describeUnknownPrompts(summary.unknownPrompts))}.</p>`
+    : "";
+  const outside = summary.comparisons.filter((c) =>
+    c.notInSections.category > 0 || c.notInSections.challenge > 0
+  ).map((c) =>
+    `${c.key}: ${c.notInSections.category} answers in no category, ` +
+    `${c.notInSections.challenge} in no challenge (counted in the overall result only)`
+  );
+  const outsideHtml = outside.length ? `<p>${outside.map(esc).join("<br>")}</p>` : "";
   const errors = summary.errors.length
     ? `<h2>Rows excluded as unreadable (${c.parseErrors})</h2>` +
       table(["line", "problem"], summary.errors.map((e) => [e.line, e.message]))
@@ -240,16 +296,10 @@ td:first-child,td:nth-child(2){text-align:left}</style></head><body>
 ${c.judgements} used; ${c.parseErrors} unreadable, ${c.rejected} rejected assignments,
 ${c.checks} attention checks (${c.checksFailed} failed), ${c.excludedRaters} raters excluded
 (${c.excludedByRater} answers).</p>
-<p>Win rate of model A with ties counted as half; error bars: ${Math.round(o.confidence * 100)}%
-${
-    esc(
-      o.method === "bootstrap"
-        ? `prompt-cluster bootstrap (${o.bootstrapReps} replicates)`
-        : "Wilson score interval",
-    )
-  }.
+<p>Win rate of model A with ties counted as half. ${esc(intervalNote(summary))}
 p: exact two-sided sign test (ties dropped) against 50%, Holm-adjusted across the sections of each
 comparison.</p>
+${unknown}
 ${plots}
 <h2>Win rates</h2>
 ${
@@ -272,6 +322,7 @@ ${
       rows,
     )
   }
+${outsideHtml}
 ${bt ? `<h2>Bradley-Terry</h2>${bt}` : ""}
 <h2>Agreement</h2>
 <p>${summary.agreement.items} (comparison, prompt) items with 2+ answers: Fleiss' kappa
