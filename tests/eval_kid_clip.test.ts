@@ -3,6 +3,7 @@ import {
   bootstrap,
   clipScore,
   clipScoreWithInterval,
+  type FeatureStats,
   featureStats,
   formatEstimate,
   frechetDistance,
@@ -108,6 +109,42 @@ Deno.test("bootstrap 95% interval of a normal mean covers the true mean ~95% of 
   assert.ok(rate > 0.89 && rate < 0.985, `coverage ${rate}`);
 });
 
+/** Two-sided 95% normal quantile. */
+const Z95 = 1.959963984540054;
+
+/**
+ * Standard error of the FID for resampling the rows of `x` (the other side held at `other`),
+ * by the infinitesimal jackknife: `sqrt(sum IF_i^2) / n` with IF_i the derivative of the FID
+ * when the plug-in mean and covariance move towards row i. It predicts the bootstrap spread
+ * without resampling, so it checks the interval independently of the bootstrap code.
+ */
+function frechetInfluenceSe(
+  x: Float32Array,
+  n: number,
+  d: number,
+  other: FeatureStats,
+  side: "generated" | "reference",
+): number {
+  const s = featureStats(x, n, d);
+  const sigma = s.sigma.map((v) => v * (n - 1) / n); // the plug-in covariance the bootstrap sees
+  const fid = (mu: Float64Array, sg: Float64Array) => {
+    const st = { mu, sigma: sg, n };
+    return side === "generated" ? frechetDistance(st, other) : frechetDistance(other, st);
+  };
+  const h = 1e-5;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = Float64Array.from({ length: d }, (_, j) => x[i * d + j] - s.mu[j]);
+    const at = (e: number) =>
+      fid(
+        s.mu.map((v, j) => v + e * dx[j]),
+        sigma.map((v, k) => v + e * (dx[Math.floor(k / d)] * dx[k % d] - v)),
+      );
+    sum += ((at(h) - at(-h)) / (2 * h)) ** 2;
+  }
+  return Math.sqrt(sum) / n;
+}
+
 Deno.test("CLIP score and FID come with bootstrap intervals around the full-data value", () => {
   const rng = Rng.stream(4, [2]);
   const n = 200, d = 6;
@@ -128,18 +165,47 @@ Deno.test("CLIP score and FID come with bootstrap intervals around the full-data
     seed: 3,
   });
   assert.deepEqual([again.lo, again.hi], [cs.lo, cs.hi]);
+  // The score is a mean, so its 95% interval is 2 * 1.96 * sd / sqrt(n) wide (sd of the per-image
+  // scores, population form as the bootstrap's plug-in); 2000 resamples put the percentile
+  // width within ~2% (one sd) of that.
+  const per = clipScore({ data: img, n, d }, { data: txt, n, d }).perImage;
+  const m = per.reduce((a, v) => a + v, 0) / n;
+  const sd = Math.sqrt(per.reduce((a, v) => a + (v - m) ** 2, 0) / n);
+  const wide = clipScoreWithInterval({ data: img, n, d }, { data: txt, n, d }, {
+    resamples: 2000,
+    seed: 3,
+  });
+  const csRatio = (wide.hi - wide.lo) / (2 * Z95 * sd / Math.sqrt(n));
+  assert.ok(wide.lo <= wide.value && wide.value <= wide.hi, formatEstimate(wide));
+  assert.ok(csRatio > 0.9 && csRatio < 1.1, `CLIP interval width / normal theory = ${csRatio}`);
 
   const gen = Float32Array.from({ length: n * d }, () => 0.3 + rng.gaussian() * 1.2);
-  const refStats = featureStats(img, n, d);
-  const fid = frechetWithInterval({ data: gen, n, d }, refStats, { resamples: 40, seed: 1 });
-  assert.equal(fid.value, frechetDistance(featureStats(gen, n, d), refStats));
+  const refStats = featureStats(img, n, d), genStats = featureStats(gen, n, d);
+  const fid = frechetWithInterval({ data: gen, n, d }, refStats, { resamples: 400, seed: 1 });
+  assert.equal(fid.value, frechetDistance(genStats, refStats));
   assert.ok(fid.lo < fid.hi && fid.lo <= fid.value * 1.5 && fid.hi >= fid.value * 0.5);
+  assert.ok(fid.lo <= fid.value && fid.value <= fid.hi, formatEstimate(fid));
   assert.equal(fid.details.regularized, false);
-  // Resampling the reference too widens the interval.
+  // Resampling the reference too widens the interval: the two sets' variances add.
   const both = frechetWithInterval({ data: gen, n, d }, { data: img, n, d }, {
-    resamples: 40,
+    resamples: 400,
     seed: 1,
   });
   assert.ok(Math.abs(both.value - fid.value) < 1e-12);
-  assert.ok(both.hi - both.lo > 0);
+  assert.ok(both.lo <= both.value && both.value <= both.hi, formatEstimate(both));
+  const seGen = frechetInfluenceSe(gen, n, d, refStats, "generated");
+  const seRef = frechetInfluenceSe(img, n, d, genStats, "reference");
+  const seBoth = Math.hypot(seGen, seRef);
+  // Percentile widths from 400 replicates scatter by ~5% (one sd) around the prediction.
+  const genRatio = (fid.hi - fid.lo) / (2 * Z95 * seGen);
+  const bothRatio = (both.hi - both.lo) / (2 * Z95 * seBoth);
+  assert.ok(genRatio > 0.85 && genRatio < 1.15, `FID width / jackknife prediction ${genRatio}`);
+  assert.ok(bothRatio > 0.85 && bothRatio < 1.15, `both-sides width / prediction ${bothRatio}`);
+  // Here the reference adds about as much again (predicted widening ~1.4x), far above noise.
+  const widening = (both.hi - both.lo) / (fid.hi - fid.lo);
+  assert.ok(seBoth / seGen > 1.25, `predicted widening ${seBoth / seGen}`);
+  assert.ok(
+    Math.abs(widening / (seBoth / seGen) - 1) < 0.15,
+    `widening ${widening} vs predicted ${seBoth / seGen}`,
+  );
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { featureStats, FeatureStatsAccumulator } from "../lib/eval/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { retainedBytes } from "./helpers/retained_bytes.ts";
 
 /** Two-pass mean and covariance (n - 1) with plain loops: the independent reference. */
 function twoPass(x: ArrayLike<number>, n: number, d: number) {
@@ -98,8 +99,18 @@ Deno.test("a large common offset costs no precision (no raw second moments)", ()
 });
 
 Deno.test("memory does not grow with the number of images: state is O(d^2)", () => {
-  const d = 4, acc = new FeatureStatsAccumulator(d);
-  for (let i = 0; i < 50; i++) acc.add(sample(100, d, 10 + i), 100);
+  const d = 4, rows = 100, batches = 50, acc = new FeatureStatsAccumulator(d);
+  const held: number[] = [];
+  for (let i = 0; i < batches; i++) {
+    acc.add(sample(rows, d, 10 + i), rows);
+    held.push(retainedBytes(acc));
+  }
+  // The float64 mean (d) and scatter matrix (d^2) must be reachable (so the measurement sees the
+  // state at all); allow as much again for scratch, which is still far below one batch
+  // (8 * rows * d = 3200 bytes here), let alone the 160 kB of all the rows added.
+  const minimal = 8 * (d + d * d);
+  assert.ok(held[0] >= minimal && held[0] <= 2 * minimal, `one batch holds ${held[0]} bytes`);
+  assert.deepEqual(held, new Array(batches).fill(held[0]), "held bytes change with the batches");
   const st = acc.state();
   assert.equal(st.n, 5000);
   assert.equal(st.mean.length, d);

@@ -40,6 +40,7 @@ import {
 } from "../lib/onnx/mod.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { diskState, recordDiskStates } from "./helpers/disk_states.ts";
 import { makeTinyRun, perturb } from "./helpers/tiny_run.ts";
 
 await tf.setBackend("cpu");
@@ -89,6 +90,7 @@ const runDir = `${root}/run`;
 const exportDir = `${root}/export`;
 await makeTinyRun(runDir, { captions: CAPTIONS, schedule: SCHEDULE });
 const exported = await exportRun(runDir, exportDir);
+const int64 = { timestepDtype: "int64", idsDtype: "int64" } as const;
 const run = await loadRun(runDir);
 
 Deno.test("exportRun writes the Optimum layout, model_index.json last", async () => {
@@ -123,6 +125,42 @@ Deno.test("exportRun writes the Optimum layout, model_index.json last", async ()
     await json("tokenizer/word_tokenizer.json"),
     JSON.parse(await Deno.readTextFile(`${runDir}/clip/tokenizer.json`)),
   );
+
+  // "Last" on disk, not just in the returned list: export again, snapshotting the folder after
+  // every file-system call, i.e. at every point a crash could stop the export. Whenever
+  // model_index.json is on disk the folder must be one whole export, the old or the new one.
+  // Once into an empty folder, and once over a copy of the first export with other input dtypes
+  // (the text encoder and the UNet change, so a folder of old and new parts is possible).
+  const whole = (s: Map<string, string>, ref: Map<string, string>) =>
+    [...ref].every(([rel, d]) => s.get(rel) === d);
+  await copyDir(exportDir, `${root}/export_over`);
+  const scenarios = [
+    { out: `${root}/export_fresh`, opts: {} },
+    { out: `${root}/export_over`, opts: int64 },
+  ];
+  for (const { out, opts } of scenarios) {
+    const before = diskState(out);
+    const { states, ops } = await recordDiskStates(out, () => exportRun(runDir, out, opts));
+    const after = diskState(out);
+    assert.deepEqual([...after.keys()].sort(), [...exported.files].sort(), `${out}: files left`);
+    // Every file needs at least a write and a rename: fewer snapshots means nothing was watched.
+    assert.ok(states.length >= 2 * exported.files.length, `only ${states.length} snapshots`);
+    states.forEach((s, i) => {
+      if (!s.has("model_index.json")) return;
+      const stale = [...after.keys()].filter((rel) => s.get(rel) !== after.get(rel));
+      assert.ok(
+        (before.size > 0 && whole(s, before)) || whole(s, after),
+        `${out}: after call ${i} (${ops[i]}) model_index.json is on disk but the folder is ` +
+          `neither the old nor the new export (differs from the new one in ${stale.join(", ")})`,
+      );
+    });
+    assert.ok(whole(states.at(-1)!, after), `${out}: the last call leaves the new export`);
+    if (before.size > 0) {
+      for (const part of ["text_encoder/model.onnx", "unet/model.onnx"]) {
+        assert.notEqual(after.get(part), before.get(part), `${part} should change`);
+      }
+    }
+  }
 });
 
 Deno.test("txt2img on a kit export = TF.js generate for the same seed (dpmpp_2m + CFG, ddpm)", async () => {

@@ -5,11 +5,35 @@
  */
 import assert from "node:assert/strict";
 import { initCompute, resolvePreset, trainPipeline } from "../lib/pipeline/mod.ts";
-import { GcsStore, listCheckpoints, readMetrics } from "../lib/train/mod.ts";
+import {
+  decodeSafetensors,
+  GcsStore,
+  listCheckpoints,
+  loadCheckpoint,
+  readMetrics,
+  type TensorDataMap,
+  toTensorDataMap,
+} from "../lib/train/mod.ts";
 import { cli } from "./helpers/cli.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
 
 const STAGES = ["autoencoder", "clip", "unet"] as const;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Same tensor names, shapes and float32 bits (compared as integers, so -0 and NaN count). */
+function assertSameTensors(got: TensorDataMap, want: TensorDataMap, what: string): void {
+  assert.deepEqual(Object.keys(got).sort(), Object.keys(want).sort(), `${what}: tensor names`);
+  for (const [name, t] of Object.entries(want)) {
+    assert.deepEqual(got[name].shape, t.shape, `${what}: ${name} shape`);
+    const a = new Uint32Array(got[name].data.buffer, got[name].data.byteOffset, t.data.length);
+    const b = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+    const bad = a.findIndex((v, i) => v !== b[i]);
+    assert.equal(bad, -1, `${what}: ${name}[${bad}] is ${got[name].data[bad]}, not ${t.data[bad]}`);
+  }
+}
 
 function ckptFolders(dir: string): string[] {
   try {
@@ -80,11 +104,28 @@ Deno.test("deno task train --checkpoints gs://...: checkpoints in the bucket, re
     // Lose the finished UNet locally: --resume rebuilds it from the bucket's final checkpoint
     // without training a step again (its metrics log is unchanged).
     const before = await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`);
-    await Deno.remove(`${dir}/run/unet/model`, { recursive: true });
+    const unetDir = `${dir}/run/unet/model`;
+    const trained = {
+      json: await Deno.readTextFile(`${unetDir}/model.json`),
+      weights: await Deno.readFile(`${unetDir}/model.safetensors`),
+    };
+    await Deno.remove(unetDir, { recursive: true });
     const again = await cli([...args, "--checkpoints", url, "--resume"], { env });
     assert.equal(again.code, 0, again.stderr);
-    assert.ok((await Deno.stat(`${dir}/run/unet/model/model.json`)).isFile);
     assert.equal(await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`), before);
+    // The rebuilt model is the one the training run froze, bit for bit ...
+    const rebuilt = await Deno.readFile(`${unetDir}/model.safetensors`);
+    assert.equal(await Deno.readTextFile(`${unetDir}/model.json`), trained.json);
+    assert.ok(sameBytes(rebuilt, trained.weights), "rebuilt model.safetensors differs");
+    // ... and both are the EMA weights of the bucket's final checkpoint (what sampling uses).
+    const unetStore = new GcsStore(`${url}/unet`, { apiEndpoint: emu.endpoint });
+    const last = (await listCheckpoints(unetStore, { verify: "manifest" })).filter((c) =>
+      c.complete
+    )
+      .at(-1)!;
+    const ck = await loadCheckpoint({ store: unetStore, name: last.name });
+    assert.ok(ck.tensors.ema, `${last.name} has no EMA weights`);
+    assertSameTensors(toTensorDataMap(decodeSafetensors(rebuilt)), ck.tensors.ema, last.name);
     const other = await cli([...args, "--resume"], { env });
     assert.equal(other.code, 1);
     assert.match(
