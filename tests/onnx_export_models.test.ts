@@ -21,8 +21,8 @@ import {
   exportClipImage,
   exportClipText,
   exportUnet,
-  NnExporter,
   OnnxGraph,
+  OnnxOps,
   openSession,
   readOnnx,
 } from "../lib/onnx/mod.ts";
@@ -158,12 +158,12 @@ Deno.test("exportUnet: attention on two levels, linear projections, depth 2 = un
   await checkUnet(cfg, 200, [4, 6]);
 });
 
-Deno.test("NnExporter.timestepEmbedding (odd dim, sin first, scale) = tfjs", async () => {
+Deno.test("timestepEmbedding on OnnxOps (odd dim, sin first, scale) = tfjs", async () => {
   const g = new OnnxGraph("temb");
-  const ex = new NnExporter(g, {});
-  const t = g.input("t", "float32", ["n"]);
+  const m = new OnnxOps(g, {});
+  const t = m.input("t", "float32", ["n"]);
   const opts = { dim: 7, flipSinToCos: false, downscaleFreqShift: 1, scale: 2, maxPeriod: 100 };
-  g.output(ex.timestepEmbedding(t, opts), "float32");
+  m.output(timestepEmbedding(m, t, opts), "emb");
   const s = await openSession(g.toBytes(), OPTS);
   const ts = Float32Array.of(0, 3.5, 999);
   const out = await s.run({ t: { data: ts, shape: [3] } });

@@ -17,16 +17,19 @@ import {
   initUpsample,
   layerNorm,
   linear,
+  type Ops,
   type Params,
   resnetBlock,
   TensorBuilder,
+  TfOps,
   upsample,
 } from "../lib/nn/mod.ts";
 import { AUTOENCODER_PRESETS, decode, initAutoencoder } from "../lib/models/mod.ts";
 import {
   exportAutoencoderDecoder,
-  NnExporter,
   OnnxGraph,
+  OnnxOps,
+  type OnnxValue,
   openSession,
   readOnnx,
   readParams,
@@ -55,17 +58,22 @@ interface Feed {
   data: Float32Array;
 }
 
-/** Build a graph with `build`, run it on `feeds`, return each output's values. */
+/**
+ * Run the lib/nn layers in `build` on the ONNX graph builder (inputs and outputs in the kit's
+ * NHWC layout), then the graph on `feeds`; return each output's values.
+ */
 async function runOnnx(
   p: Params,
   feeds: Feed[],
-  build: (ex: NnExporter, inputs: string[]) => string[],
+  build: (m: OnnxOps, inputs: OnnxValue[]) => OnnxValue[],
 ): Promise<Float32Array[]> {
   const g = new OnnxGraph("layers");
-  const ex = new NnExporter(g, await readParams(p));
-  const ins = feeds.map((f) => g.input(f.name, "float32", f.shape));
-  const outs = build(ex, ins);
-  outs.forEach((o) => g.output(o, "float32"));
+  const m = new OnnxOps(g, await readParams(p));
+  const ins = feeds.map((f) => m.input(f.name, "float32", f.shape));
+  const outs = build(m, ins).map((o, i) => {
+    m.output(o, `out${i}`);
+    return `out${i}`;
+  });
   const s = await openSession(g.toBytes(), OPTS);
   const res = await s.run(Object.fromEntries(feeds.map((f) => [f.name, f])));
   await s.release();
@@ -98,14 +106,10 @@ Deno.test("export conv2d (same/valid/1x1, no bias), downsample, upsample = tfjs"
     initConv2d(b, "c1", { inChannels: 5, outChannels: 4, kernelSize: 1, bias: false });
   });
   const x = feed(Rng.stream(1), "x", [2, 6, 7, 3]);
-  const [chain, valid] = await runOnnx(p, [x], (ex, [xi]) => {
-    const xn = ex.nhwcToNchw(xi);
-    let h = ex.conv2d("c3", xn);
-    h = ex.upsample("up", ex.downsample("down", h));
-    return [
-      ex.nchwToNhwc(ex.conv2d("c1", h)),
-      ex.nchwToNhwc(ex.conv2d("c3", xn, { padding: "valid" })),
-    ];
+  const [chain, valid] = await runOnnx(p, [x], (m, [xi]) => {
+    let h = conv2d(m, "c3", xi);
+    h = upsample(m, "up", downsample(m, "down", h));
+    return [conv2d(m, "c1", h), conv2d(m, "c3", xi, { padding: "valid" })];
   });
   tf.tidy(() => {
     const xt = tf.tensor4d(x.data, x.shape as [number, number, number, number]);
@@ -128,10 +132,10 @@ Deno.test("export groupNorm(+silu), layerNorm, linear, gelu = tfjs", async () =>
   const rng = Rng.stream(2);
   const img = feed(rng, "img", [2, 3, 5, 8]);
   const seq = feed(rng, "seq", [2, 5, 8]);
-  const [gnOut, gnPlain, seqOut] = await runOnnx(p, [img, seq], (ex, [im, sq]) => [
-    ex.nchwToNhwc(ex.groupNorm("gn", ex.nhwcToNchw(im), { groups: 4, silu: true })),
-    ex.nchwToNhwc(ex.groupNorm("gn", ex.nhwcToNchw(im), { groups: 2, eps: 1e-3 })),
-    ex.linear("nobias", ex.gelu(ex.linear("fc", ex.layerNorm("ln", sq)))),
+  const [gnOut, gnPlain, seqOut] = await runOnnx(p, [img, seq], (m, [im, sq]) => [
+    groupNorm(m, "gn", im, { groups: 4, silu: true }),
+    groupNorm(m, "gn", im, { groups: 2, eps: 1e-3 }),
+    linear(m, "nobias", m.gelu(linear(m, "fc", layerNorm(m, "ln", sq)))),
   ]);
   tf.tidy(() => {
     const im = tf.tensor4d(img.data, img.shape as [number, number, number, number]);
@@ -156,9 +160,9 @@ Deno.test("export attention (self with key + causal masks, cross) = tfjs", async
     shape: [2, 5],
     data: new Float32Array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1]),
   };
-  const [selfOut, crossOut] = await runOnnx(p, [x, ctx, mask], (ex, [xi, ci, mi]) => [
-    ex.attention("self", xi, { heads: 2, keyMask: mi, causalLength: 5 }),
-    ex.attention("cross", xi, { heads: 4, context: ci }),
+  const [selfOut, crossOut] = await runOnnx(p, [x, ctx, mask], (m, [xi, ci, mi]) => [
+    attention(m, "self", xi, { heads: 2, keyMask: mi, causal: true }),
+    attention(m, "cross", xi, { heads: 4, context: ci }),
   ]);
   tf.tidy(() => {
     const xt = tf.tensor3d(x.data, [2, 5, 8]);
@@ -177,8 +181,8 @@ Deno.test("export resnetBlock (shortcut + timestep embedding) = tfjs", async () 
   const rng = Rng.stream(4);
   const x = feed(rng, "x", [2, 4, 4, 8]);
   const temb = feed(rng, "temb", [2, 10]);
-  const [out] = await runOnnx(p, [x, temb], (ex, [xi, ti]) => [
-    ex.nchwToNhwc(ex.resnetBlock("res", ex.nhwcToNchw(xi), { groups: 4, temb: ti })),
+  const [out] = await runOnnx(p, [x, temb], (m, [xi, ti]) => [
+    resnetBlock(m, "res", xi, { groups: 4, temb: ti }),
   ]);
   tf.tidy(() => {
     const ref = resnetBlock(p, "res", tf.tensor4d(x.data, [2, 4, 4, 8]), {
@@ -187,13 +191,13 @@ Deno.test("export resnetBlock (shortcut + timestep embedding) = tfjs", async () 
     });
     assertClose(out, ref, 1e-4, "resnet block");
   });
-  const g = new OnnxGraph("no_temb");
-  const ex = new NnExporter(g, await readParams(p));
+  const m = new OnnxOps(new OnnxGraph("no_temb"), await readParams(p));
+  const xv = m.input("x", "float32", [1, 8, 4, 4], { layout: "NCHW" });
   assert.throws(
-    () => ex.resnetBlock("res", g.input("x", "float32", [1, 8, 4, 4]), { groups: 4 }),
+    () => resnetBlock(m, "res", xv, { groups: 4 }),
     /"res": has time_emb_proj but no temb given/,
   );
-  assert.throws(() => ex.conv2d("missing", "x"), /parameter "missing\.weight" is missing/);
+  assert.throws(() => conv2d(m, "missing", xv), /parameter "missing\.weight" is missing/);
 });
 
 Deno.test("exportAutoencoderDecoder: ONNX output = tfjs decode (NHWC and NCHW, any size)", async () => {
@@ -247,4 +251,51 @@ Deno.test("exportAutoencoderDecoder: ONNX output = tfjs decode (NHWC and NCHW, a
   }
   await s.release();
   await s2.release();
+});
+
+Deno.test("OnnxOps: broadcasts against NCHW values, reductions, pads, slices at run-time sizes = TfOps", async () => {
+  const p = makeParams(26, (b) => {
+    initConv2d(b, "c", { inChannels: 3, outChannels: 4 });
+    initLinear(b, "fc", { inFeatures: 5, outFeatures: 4 });
+  });
+  // One generic body on both implementations: the graph keeps conv outputs NCHW, so every op
+  // below has to map its logical (NHWC) axes and broadcasts through that layout.
+  function body<T>(m: Ops<T>, x: T, v: T): T[] {
+    const h = conv2d(m, "c", x);
+    const withBias = m.add(h, m.constant(Float32Array.of(1, 2, 3, 4), [4])); // constant [C]
+    const scaled = m.mul(withBias, linear(m, "fc", v)); // run-time [1, C]
+    const [first, rest] = m.split(scaled, [1, 3], 3);
+    return [
+      m.mean(rest, [1, 2]),
+      m.sum(first, 2),
+      m.pad(m.clip(scaled, -1, 1), [[0, 0], [1, 0], [0, 2], [0, 0]]),
+      m.slice(m.upsample2x(m.reshape(scaled, [-1, 6, 5, 4])), [0, 1, 0, 1], [-1, 3, 4, 2]),
+    ];
+  }
+  const rng = Rng.stream(6);
+  const x = feed(rng, "x", [2, 6, 5, 3]);
+  const v = feed(rng, "v", [1, 5]);
+  const g = new OnnxGraph("paths");
+  const m = new OnnxOps(g, await readParams(p));
+  // Height and width are run-time sizes: the reshape must read them from the graph.
+  const outs = body(
+    m,
+    m.input("x", "float32", ["batch", "h", "w", 3]),
+    m.input("v", "float32", [1, 5]),
+  );
+  outs.forEach((o, i) => m.output(o, `o${i}`));
+  const s = await openSession(g.toBytes(), OPTS);
+  const res = await s.run({ x, v });
+  await s.release();
+  tf.tidy(() => {
+    const ref = body(
+      new TfOps(p) as Ops<tf.Tensor>,
+      tf.tensor4d(x.data, [2, 6, 5, 3]),
+      tf.tensor2d(v.data, [1, 5]),
+    );
+    ref.forEach((r, i) => {
+      assert.deepEqual(res[`o${i}`].dims, r.shape, `o${i} shape`);
+      assertClose(res[`o${i}`].data as Float32Array, r, 1e-4, `o${i}`);
+    });
+  });
 });

@@ -25,11 +25,14 @@ import {
   initGroupNorm,
   initResnetBlock,
   initUpsample,
+  type Net,
+  type Ops,
   type ParamBuilder,
   type Params,
   resnetBlock,
   TensorBuilder,
   upsample,
+  withOps,
 } from "../nn/mod.ts";
 
 /** Shape of an autoencoder. */
@@ -173,10 +176,50 @@ export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
 export const INITIAL_LOGVAR = -6;
 
 /** Posterior of the encoder: a diagonal Gaussian per latent element. */
-export interface LatentDistribution {
-  mean: tf.Tensor4D;
+export interface LatentDistribution<T = tf.Tensor4D> {
+  mean: T;
   /** Log-variance, clipped to [-30, 20] like SD's DiagonalGaussianDistribution. */
-  logvar: tf.Tensor4D;
+  logvar: T;
+}
+
+/**
+ * The encoder's raw output `[B, H/f, W/f, 2 * latentChannels]`: the posterior mean channels, then
+ * the log-variance channels before clipping (diffusers' `latent_dist.parameters`, what Optimum's
+ * `vae_encoder` returns).
+ *
+ * @example
+ * ```ts
+ * const moments = encoderMoments(p, cfg, images);
+ * ```
+ */
+export function encoderMoments(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): tf.Tensor4D;
+export function encoderMoments<T>(m: Ops<T>, cfg: AutoencoderConfig, image: T): T;
+export function encoderMoments<T>(net: Net<T>, cfg: AutoencoderConfig, image: T): T {
+  checkConfig(cfg);
+  const gn = { groups: cfg.groupNormGroups };
+  const ch = cfg.blockChannels;
+  return withOps(net, (m) => {
+    const [, hgt, wid, c] = m.shape(image);
+    if (m.shape(image).length !== 4 || c !== cfg.imageChannels) {
+      throw new Error(
+        `encode: image must be [B,H,W,${cfg.imageChannels}], got [${m.shape(image)}]`,
+      );
+    }
+    if (typeof hgt === "number" && typeof wid === "number") latentShape(cfg, hgt, wid);
+    let h = conv2d(m, "encoder.conv_in", image);
+    for (let i = 0; i < ch.length; i++) {
+      for (let j = 0; j < cfg.layersPerBlock; j++) {
+        h = resnetBlock(m, `encoder.down.${i}.resnets.${j}`, h, gn);
+      }
+      if (i < ch.length - 1) h = downsample(m, `encoder.down.${i}.downsample`, h);
+    }
+    h = resnetBlock(m, "encoder.mid", h, gn);
+    return conv2d(
+      m,
+      "encoder.conv_out",
+      groupNorm(m, "encoder.norm_out", h, { ...gn, silu: true }),
+    );
+  });
 }
 
 /**
@@ -187,28 +230,13 @@ export interface LatentDistribution {
  * const { mean } = encode(p, cfg, images);
  * ```
  */
-export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): LatentDistribution {
-  checkConfig(cfg);
-  if (image.rank !== 4 || image.shape[3] !== cfg.imageChannels) {
-    throw new Error(`encode: image must be [B,H,W,${cfg.imageChannels}], got [${image.shape}]`);
-  }
-  latentShape(cfg, image.shape[1], image.shape[2]);
-  const gn = { groups: cfg.groupNormGroups };
-  const ch = cfg.blockChannels;
-  const [mean, logvar] = tf.tidy(() => {
-    let h = conv2d(p, "encoder.conv_in", image);
-    for (let i = 0; i < ch.length; i++) {
-      for (let j = 0; j < cfg.layersPerBlock; j++) {
-        h = resnetBlock(p, `encoder.down.${i}.resnets.${j}`, h, gn);
-      }
-      if (i < ch.length - 1) h = downsample(p, `encoder.down.${i}.downsample`, h);
-    }
-    h = resnetBlock(p, "encoder.mid", h, gn);
-    h = conv2d(p, "encoder.conv_out", groupNorm(p, "encoder.norm_out", h, { ...gn, silu: true }));
-    const [m, lv] = tf.split(h, 2, 3) as tf.Tensor4D[];
-    return [m, tf.clipByValue(lv, -30, 20)];
+export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): LatentDistribution;
+export function encode<T>(m: Ops<T>, cfg: AutoencoderConfig, image: T): LatentDistribution<T>;
+export function encode<T>(net: Net<T>, cfg: AutoencoderConfig, image: T): LatentDistribution<T> {
+  return withOps(net, (m) => {
+    const [mean, logvar] = m.split(encoderMoments(m, cfg, image), 2, 3);
+    return { mean, logvar: m.clip(logvar, -30, 20) };
   });
-  return { mean, logvar };
 }
 
 /**
@@ -238,26 +266,29 @@ export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.T
  * const images = decode(p, cfg, z);
  * ```
  */
-export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D {
+export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D;
+export function decode<T>(m: Ops<T>, cfg: AutoencoderConfig, z: T): T;
+export function decode<T>(net: Net<T>, cfg: AutoencoderConfig, z: T): T {
   checkConfig(cfg);
-  if (z.rank !== 4 || z.shape[3] !== cfg.latentChannels) {
-    throw new Error(`decode: latent must be [B,h,w,${cfg.latentChannels}], got [${z.shape}]`);
-  }
   const gn = { groups: cfg.groupNormGroups };
   const ch = cfg.blockChannels;
-  return tf.tidy(() => {
-    let h = conv2d(p, "decoder.conv_in", z);
-    h = resnetBlock(p, "decoder.mid", h, gn);
+  return withOps(net, (m) => {
+    const shape = m.shape(z);
+    if (shape.length !== 4 || shape[3] !== cfg.latentChannels) {
+      throw new Error(`decode: latent must be [B,h,w,${cfg.latentChannels}], got [${shape}]`);
+    }
+    let h = conv2d(m, "decoder.conv_in", z);
+    h = resnetBlock(m, "decoder.mid", h, gn);
     for (let i = ch.length - 1; i >= 0; i--) {
       for (let j = 0; j < cfg.layersPerBlock; j++) {
-        h = resnetBlock(p, `decoder.up.${i}.resnets.${j}`, h, gn);
+        h = resnetBlock(m, `decoder.up.${i}.resnets.${j}`, h, gn);
       }
-      if (i > 0) h = upsample(p, `decoder.up.${i}.upsample`, h);
+      if (i > 0) h = upsample(m, `decoder.up.${i}.upsample`, h);
     }
     return conv2d(
-      p,
+      m,
       "decoder.conv_out",
-      groupNorm(p, "decoder.norm_out", h, { ...gn, silu: true }),
+      groupNorm(m, "decoder.norm_out", h, { ...gn, silu: true }),
     );
   });
 }

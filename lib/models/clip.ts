@@ -22,7 +22,6 @@ import {
   conv2d,
   downsample,
   embedding,
-  gelu,
   groupNorm,
   initAttention,
   initConv2d,
@@ -34,10 +33,13 @@ import {
   initResnetBlock,
   layerNorm,
   linear,
+  type Net,
+  type Ops,
   type ParamBuilder,
   type Params,
   resnetBlock,
   TensorBuilder,
+  withOps,
 } from "../nn/mod.ts";
 
 /** Shape of a CLIP model. */
@@ -175,11 +177,63 @@ export function initClip(cfg: ClipConfig, rng: Rng): Params {
 }
 
 /** Output of {@link encodeText}. */
-export interface TextEncoding {
+export interface TextEncoding<H = tf.Tensor3D, E = tf.Tensor2D> {
   /** Per-token states after the final LayerNorm `[B, T, textWidth]` (UNet conditioning). */
-  hidden: tf.Tensor3D;
+  hidden: H;
   /** Projected state at the end-of-text token `[B, embedDim]` (not normalised). */
-  embeds: tf.Tensor2D;
+  embeds: E;
+}
+
+/** Output of {@link textEncoder}: {@link TextEncoding} plus the pooled state. */
+export interface TextEncoderOutputs<T> extends TextEncoding<T, T> {
+  /** The state at the first end-of-text token `[B, textWidth]`, before the projection. */
+  pooled: T;
+}
+
+/**
+ * The text tower on any {@link Ops}: per-token states, the state pooled at the first `eosTokenId`
+ * position (position 0 for a row without one) and its projection. `ids` are integer
+ * `[B, contextLength]`.
+ *
+ * @example
+ * ```ts
+ * const { hidden, pooled, embeds } = textEncoder(m, cfg, ids);
+ * ```
+ */
+export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncoderOutputs<T> {
+  checkConfig(cfg);
+  const t = cfg.contextLength;
+  const eos = cfg.eosTokenId ?? 3;
+  return withOps(net, (m) => {
+    const shape = m.shape(ids), dtype = m.dtype(ids);
+    if (shape.length !== 2 || shape[1] !== t || (dtype !== "int32" && dtype !== "int64")) {
+      throw new Error(`encodeText: ids must be int32 [B, ${t}], got ${dtype} [${shape}]`);
+    }
+    const pos = embedding(m, "text.position_embedding", m.positions(t));
+    let h = m.add(embedding(m, "text.token_embedding", ids), pos);
+    for (let i = 0; i < cfg.textLayers; i++) {
+      const l = `text.layers.${i}`;
+      h = m.add(
+        h,
+        attention(m, `${l}.self_attn`, layerNorm(m, `${l}.layer_norm1`, h), {
+          heads: cfg.textHeads,
+          causal: true,
+        }),
+      );
+      const mlp = linear(
+        m,
+        `${l}.mlp.fc2`,
+        m.gelu(linear(m, `${l}.mlp.fc1`, layerNorm(m, `${l}.layer_norm2`, h))),
+      );
+      h = m.add(h, mlp);
+    }
+    h = layerNorm(m, "text.final_layer_norm", h);
+    // argMax returns the first maximum, i.e. the first end-of-text position.
+    const eosPos = m.argMax(m.cast(m.equal(ids, eos), "float32"), 1);
+    const pick = m.reshape(m.oneHot(eosPos, t), [-1, t, 1]);
+    const pooled = m.sum(m.mul(h, pick), 1);
+    return { hidden: h, pooled, embeds: linear(m, "text_projection", pooled) };
+  });
 }
 
 /**
@@ -191,42 +245,13 @@ export interface TextEncoding {
  * const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
  * ```
  */
-export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEncoding {
-  checkConfig(cfg);
-  if (ids.rank !== 2 || ids.shape[1] !== cfg.contextLength || ids.dtype !== "int32") {
-    throw new Error(
-      `encodeText: ids must be int32 [B, ${cfg.contextLength}], got ${ids.dtype} [${ids.shape}]`,
-    );
-  }
-  const [bsz, t] = ids.shape;
-  const eos = cfg.eosTokenId ?? 3;
-  const [hidden, embeds] = tf.tidy(() => {
-    const pos = embedding(p, "text.position_embedding", tf.range(0, t, 1, "int32"));
-    let h = tf.add(embedding(p, "text.token_embedding", ids), pos) as tf.Tensor3D;
-    for (let i = 0; i < cfg.textLayers; i++) {
-      const l = `text.layers.${i}`;
-      h = tf.add(
-        h,
-        attention(p, `${l}.self_attn`, layerNorm(p, `${l}.layer_norm1`, h), {
-          heads: cfg.textHeads,
-          causal: true,
-        }),
-      );
-      const m = linear(
-        p,
-        `${l}.mlp.fc2`,
-        gelu(linear(p, `${l}.mlp.fc1`, layerNorm(p, `${l}.layer_norm2`, h))),
-      );
-      h = tf.add(h, m);
-    }
-    h = layerNorm(p, "text.final_layer_norm", h);
-    // argMax returns the first maximum, i.e. the first end-of-text position.
-    const eosPos = tf.argMax(tf.cast(tf.equal(ids, eos), "float32"), 1);
-    const pick = tf.reshape(tf.oneHot(eosPos, t), [bsz, t, 1]);
-    const pooled = tf.sum(tf.mul(h, pick), 1) as tf.Tensor2D;
-    return [h, linear(p, "text_projection", pooled)];
+export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEncoding;
+export function encodeText<T>(m: Ops<T>, cfg: ClipConfig, ids: T): TextEncoding<T, T>;
+export function encodeText<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncoding<T, T> {
+  return withOps(net, (m) => {
+    const { hidden, embeds } = textEncoder(m, cfg, ids);
+    return { hidden, embeds };
   });
-  return { hidden: hidden as tf.Tensor3D, embeds: embeds as tf.Tensor2D };
 }
 
 /**
@@ -237,27 +262,25 @@ export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEn
  * const e = encodeImage(p, cfg, images);
  * ```
  */
-export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf.Tensor2D {
+export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf.Tensor2D;
+export function encodeImage<T>(m: Ops<T>, cfg: ClipConfig, images: T): T;
+export function encodeImage<T>(net: Net<T>, cfg: ClipConfig, images: T): T {
   checkConfig(cfg);
   const s = cfg.imageSize;
-  if (
-    images.rank !== 4 || images.shape[1] !== s || images.shape[2] !== s || images.shape[3] !== 3
-  ) {
-    throw new Error(`encodeImage: images must be [B, ${s}, ${s}, 3], got [${images.shape}]`);
-  }
   const gn = { groups: cfg.imageGroups };
   const ch = cfg.imageChannels;
-  return tf.tidy(() => {
-    let h = conv2d(p, "vision.conv_in", images);
-    for (let i = 0; i < ch.length; i++) {
-      h = resnetBlock(p, `vision.levels.${i}.resnet`, h, gn);
-      if (i < ch.length - 1) h = downsample(p, `vision.levels.${i}.downsample`, h);
+  return withOps(net, (m) => {
+    const shape = m.shape(images);
+    if (shape.length !== 4 || shape[1] !== s || shape[2] !== s || shape[3] !== 3) {
+      throw new Error(`encodeImage: images must be [B, ${s}, ${s}, 3], got [${shape}]`);
     }
-    const pooled = tf.mean(groupNorm(p, "vision.norm_out", h, { ...gn, silu: true }), [
-      1,
-      2,
-    ]) as tf.Tensor2D;
-    return linear(p, "visual_projection", pooled);
+    let h = conv2d(m, "vision.conv_in", images);
+    for (let i = 0; i < ch.length; i++) {
+      h = resnetBlock(m, `vision.levels.${i}.resnet`, h, gn);
+      if (i < ch.length - 1) h = downsample(m, `vision.levels.${i}.downsample`, h);
+    }
+    const pooled = m.mean(groupNorm(m, "vision.norm_out", h, { ...gn, silu: true }), [1, 2]);
+    return linear(m, "visual_projection", pooled);
   });
 }
 

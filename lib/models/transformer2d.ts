@@ -11,7 +11,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import {
   attention,
   conv2d,
@@ -26,8 +26,11 @@ import {
   joinName,
   layerNorm,
   linear,
+  type Net,
+  type Ops,
   type ParamBuilder,
   type Params,
+  withOps,
 } from "../nn/mod.ts";
 
 /** Shape of a spatial transformer. */
@@ -89,12 +92,12 @@ export function initTransformer2d(b: ParamBuilder, name: string, c: Transformer2
   }
 }
 
-/** Inputs and options of {@link transformer2d}. */
-export interface Transformer2dOptions extends Transformer2dConfig {
+/** Inputs and options of {@link transformer2d}; tensors are `T` (TensorFlow.js by default). */
+export interface Transformer2dOptions<T = tf.Tensor> extends Transformer2dConfig {
   /** Text context `[B, T, contextDim]`. */
-  context: tf.Tensor3D;
+  context: T;
   /** `[B, T]` 1 = real token, 0 = padding the cross-attention ignores. */
-  contextMask?: tf.Tensor2D;
+  contextMask?: T;
 }
 
 /**
@@ -110,33 +113,40 @@ export function transformer2d(
   name: string,
   x: tf.Tensor4D,
   o: Transformer2dOptions,
-): tf.Tensor4D {
+): tf.Tensor4D;
+export function transformer2d<T>(m: Ops<T>, name: string, x: T, o: Transformer2dOptions<T>): T;
+export function transformer2d<T>(
+  net: Net<T>,
+  name: string,
+  x: T,
+  o: Transformer2dOptions<T>,
+): T {
   const n = (s: string) => joinName(name, s);
-  const [bsz, hgt, wid, ch] = x.shape;
   const inner = o.heads * o.headDim;
-  return tf.tidy(() => {
+  return withOps(net, (m) => {
+    const [bsz, hgt, wid, ch] = m.shape(x);
     // diffusers uses eps 1e-6 for this norm.
-    const hn = groupNorm(p, n("norm"), x, { groups: o.groups, eps: 1e-6 });
-    let h: tf.Tensor3D = o.useLinearProjection
-      ? linear(p, n("proj_in"), tf.reshape(hn, [bsz, hgt * wid, ch]) as tf.Tensor3D)
-      : tf.reshape(conv2d(p, n("proj_in"), hn), [bsz, hgt * wid, inner]) as tf.Tensor3D;
+    const hn = groupNorm(m, n("norm"), x, { groups: o.groups, eps: 1e-6 });
+    let h = o.useLinearProjection
+      ? linear(m, n("proj_in"), m.reshape(hn, [bsz, -1, ch]))
+      : m.reshape(conv2d(m, n("proj_in"), hn), [bsz, -1, inner]);
     for (let d = 0; d < (o.depth ?? 1); d++) {
       const t = (s: string) => n(`transformer_blocks.${d}.${s}`);
-      h = tf.add(h, attention(p, t("attn1"), layerNorm(p, t("norm1"), h), { heads: o.heads }));
-      h = tf.add(
+      h = m.add(h, attention(m, t("attn1"), layerNorm(m, t("norm1"), h), { heads: o.heads }));
+      h = m.add(
         h,
-        attention(p, t("attn2"), layerNorm(p, t("norm2"), h), {
+        attention(m, t("attn2"), layerNorm(m, t("norm2"), h), {
           heads: o.heads,
           context: o.context,
           keyMask: o.contextMask,
         }),
       );
-      const ffIn = layerNorm(p, t("norm3"), h);
-      h = tf.add(h, linear(p, t("ff.net.2"), geglu(p, t("ff.net.0"), ffIn)));
+      const ffIn = layerNorm(m, t("norm3"), h);
+      h = m.add(h, linear(m, t("ff.net.2"), geglu(m, t("ff.net.0"), ffIn)));
     }
     const out = o.useLinearProjection
-      ? tf.reshape(linear(p, n("proj_out"), h), [bsz, hgt, wid, ch]) as tf.Tensor4D
-      : conv2d(p, n("proj_out"), tf.reshape(h, [bsz, hgt, wid, inner]) as tf.Tensor4D);
-    return tf.add(out, x);
+      ? m.reshape(linear(m, n("proj_out"), h), [bsz, hgt, wid, ch])
+      : conv2d(m, n("proj_out"), m.reshape(h, [bsz, hgt, wid, inner]));
+    return m.add(out, x);
   });
 }

@@ -13,11 +13,12 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import type { Rng } from "../util/rng.ts";
 import {
   conv2d,
   countParams,
+  type Dim,
   downsample,
   groupNorm,
   initConv2d,
@@ -27,15 +28,17 @@ import {
   initResnetBlock,
   initUpsample,
   linear,
+  type Net,
+  type Ops,
   type ParamBuilder,
   type Params,
   type ParamShapes,
   resnetBlock,
   ShapeBuilder,
-  silu,
   TensorBuilder,
   timestepEmbedding,
   upsample,
+  withOps,
 } from "../nn/mod.ts";
 import { initTransformer2d, transformer2d, type Transformer2dConfig } from "./transformer2d.ts";
 
@@ -302,16 +305,52 @@ export function countParamsForConfig(cfg: UnetConfig): number {
   return countParams(unetParamShapes(cfg));
 }
 
-/** Inputs of {@link unetForward}. */
-export interface UnetInputs {
+/** Inputs of {@link unetForward} on any {@link Ops} (all `T`). */
+export interface UnetInputsOf<T> {
   /** Noisy latents `[B, H, W, inChannels]`; H and W divisible by 2^(levels-1). */
-  x: tf.Tensor4D;
-  /** Float timesteps `[B]`. */
-  t: tf.Tensor1D;
+  x: T;
+  /** Float timesteps `[B]` (or `[1]`, broadcast over the batch). */
+  t: T;
   /** Text context `[B, T, contextDim]`. */
-  context: tf.Tensor3D;
+  context: T;
   /** `[B, T]` 1 = real token, 0 = padding ignored by cross-attention. */
+  contextMask?: T;
+}
+
+/** Inputs of {@link unetForward} on TensorFlow.js. */
+export interface UnetInputs extends UnetInputsOf<tf.Tensor> {
+  x: tf.Tensor4D;
+  t: tf.Tensor1D;
+  context: tf.Tensor3D;
   contextMask?: tf.Tensor2D;
+}
+
+/** Fails unless every fixed size of `inputs` fits `c`; sizes known only at run time pass. */
+function checkInputs<T>(m: Ops<T>, c: UnetConfig, inputs: UnetInputsOf<T>): void {
+  const [bsz, hgt, wid, cin] = m.shape(inputs.x);
+  const t = m.shape(inputs.t), ctx = m.shape(inputs.context);
+  const n = c.blockChannels.length;
+  if (m.shape(inputs.x).length !== 4 || cin !== c.inChannels) {
+    throw new Error(`unetForward: x must be [B,H,W,${c.inChannels}], got [${dims(m, inputs.x)}]`);
+  }
+  const mult = 2 ** (n - 1);
+  const fits = (d: Dim) => typeof d !== "number" || d % mult === 0;
+  if (!fits(hgt) || !fits(wid)) {
+    throw new Error(`unetForward: x height/width (${hgt}x${wid}) must be divisible by ${mult}`);
+  }
+  const sameBatch = (d: Dim) => typeof d !== "number" || typeof bsz !== "number" || d === bsz;
+  if (t.length !== 1 || !sameBatch(t[0])) {
+    throw new Error(`unetForward: t must be [${bsz}], got [${dims(m, inputs.t)}]`);
+  }
+  if (ctx.length !== 3 || !sameBatch(ctx[0]) || ctx[2] !== c.contextDim) {
+    throw new Error(
+      `unetForward: context must be [${bsz}, T, ${c.contextDim}], got [${dims(m, inputs.context)}]`,
+    );
+  }
+}
+
+function dims<T>(m: Ops<T>, x: T): string {
+  return m.shape(x).map((d) => typeof d === "number" ? d : d.symbolic).join(",");
 }
 
 /**
@@ -322,41 +361,32 @@ export interface UnetInputs {
  * const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
  * ```
  */
-export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.Tensor4D {
+export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.Tensor4D;
+export function unetForward<T>(m: Ops<T>, cfg: UnetConfig, inputs: UnetInputsOf<T>): T;
+export function unetForward<T>(net: Net<T>, cfg: UnetConfig, inputs: UnetInputsOf<T>): T {
   const c = resolveUnetConfig(cfg);
   const { x, t, context, contextMask } = inputs;
   const ch = c.blockChannels;
   const n = ch.length;
-  const [bsz, hgt, wid, cin] = x.shape;
-  if (x.rank !== 4 || cin !== c.inChannels) {
-    throw new Error(`unetForward: x must be [B,H,W,${c.inChannels}], got [${x.shape}]`);
-  }
-  const mult = 2 ** (n - 1);
-  if (hgt % mult !== 0 || wid % mult !== 0) {
-    throw new Error(`unetForward: x height/width (${hgt}x${wid}) must be divisible by ${mult}`);
-  }
-  if (t.rank !== 1 || t.shape[0] !== bsz) {
-    throw new Error(`unetForward: t must be [${bsz}], got [${t.shape}]`);
-  }
-  if (context.rank !== 3 || context.shape[0] !== bsz || context.shape[2] !== c.contextDim) {
-    throw new Error(
-      `unetForward: context must be [${bsz}, T, ${c.contextDim}], got [${context.shape}]`,
-    );
-  }
   const gn = { groups: c.groupNormGroups };
-  return tf.tidy(() => {
-    const tproj = timestepEmbedding(t, { dim: ch[0], flipSinToCos: true, downscaleFreqShift: 0 });
+  return withOps(net, (m) => {
+    checkInputs(m, c, inputs);
+    const tproj = timestepEmbedding(m, t, {
+      dim: ch[0],
+      flipSinToCos: true,
+      downscaleFreqShift: 0,
+    });
     const temb = linear(
-      p,
+      m,
       "time_embedding.linear_2",
-      silu(linear(p, "time_embedding.linear_1", tproj)),
+      m.silu(linear(m, "time_embedding.linear_1", tproj)),
     );
-    const res = (name: string, h: tf.Tensor4D) => resnetBlock(p, name, h, { ...gn, temb });
-    const attn = (name: string, h: tf.Tensor4D, channels: number) =>
-      transformer2d(p, name, h, { ...transformerConfig(c, channels), context, contextMask });
+    const res = (name: string, h: T) => resnetBlock(m, name, h, { ...gn, temb });
+    const attn = (name: string, h: T, channels: number) =>
+      transformer2d(m, name, h, { ...transformerConfig(c, channels), context, contextMask });
 
-    let h = conv2d(p, "conv_in", x);
-    const skips: tf.Tensor4D[] = [h];
+    let h = conv2d(m, "conv_in", x);
+    const skips: T[] = [h];
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < c.layersPerBlock; j++) {
         h = res(`down_blocks.${i}.resnets.${j}`, h);
@@ -364,7 +394,7 @@ export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.
         skips.push(h);
       }
       if (i < n - 1) {
-        h = downsample(p, `down_blocks.${i}.downsamplers.0`, h);
+        h = downsample(m, `down_blocks.${i}.downsamplers.0`, h);
         skips.push(h);
       }
     }
@@ -374,13 +404,13 @@ export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.
     for (let u = 0; u < n; u++) {
       const i = n - 1 - u;
       for (let j = 0; j <= c.layersPerBlock; j++) {
-        h = tf.concat([h, skips.pop()!], 3);
+        h = m.concat([h, skips.pop()!], 3);
         h = res(`up_blocks.${u}.resnets.${j}`, h);
         if (c.attentionLevels[i]) h = attn(`up_blocks.${u}.attentions.${j}`, h, ch[i]);
       }
-      if (i > 0) h = upsample(p, `up_blocks.${u}.upsamplers.0`, h);
+      if (i > 0) h = upsample(m, `up_blocks.${u}.upsamplers.0`, h);
     }
-    h = groupNorm(p, "conv_norm_out", h, { ...gn, silu: true });
-    return conv2d(p, "conv_out", h);
+    h = groupNorm(m, "conv_norm_out", h, { ...gn, silu: true });
+    return conv2d(m, "conv_out", h);
   });
 }

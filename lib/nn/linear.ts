@@ -9,9 +9,11 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import { getParam, joinName, type Params } from "./params.ts";
+import type * as tf from "@tensorflow/tfjs-core";
+import { joinName, type Params } from "./params.ts";
 import { kaiming, normal, type ParamBuilder } from "./init.ts";
+import type { Net, Ops } from "./ops.ts";
+import { withOps } from "./with_ops.ts";
 
 /** Options of {@link initLinear}. */
 export interface LinearInit {
@@ -43,19 +45,18 @@ export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
  * const y = linear(p, "fc", x); // x [..., in] -> [..., out]
  * ```
  */
-export function linear<R extends tf.Rank>(p: Params, name: string, x: tf.Tensor<R>): tf.Tensor<R> {
-  const w = getParam(p, joinName(name, "weight"));
-  const [inF, outF] = w.shape;
-  const last = x.shape[x.shape.length - 1];
-  if (last !== inF) {
-    throw new Error(`linear "${name}": input last dim ${last} != weight in-features ${inF}`);
-  }
-  return tf.tidy(() => {
-    const x2 = tf.reshape(x, [-1, inF]) as tf.Tensor2D;
-    let y: tf.Tensor2D = tf.matMul(x2, w as tf.Tensor2D);
-    const bias = p[joinName(name, "bias")];
-    if (bias) y = tf.add(y, bias);
-    return tf.reshape<tf.Rank>(y, [...x.shape.slice(0, -1), outF]) as tf.Tensor<R>;
+export function linear<R extends tf.Rank>(p: Params, name: string, x: tf.Tensor<R>): tf.Tensor<R>;
+export function linear<T>(m: Ops<T>, name: string, x: T): T;
+export function linear<T>(net: Net<T>, name: string, x: T): T {
+  return withOps(net, (m) => {
+    const w = m.param(joinName(name, "weight"));
+    const inF = m.shape(w)[0];
+    const last = m.shape(x).at(-1);
+    if (last !== inF && typeof last === "number") {
+      throw new Error(`linear "${name}": input last dim ${last} != weight in-features ${inF}`);
+    }
+    const bias = joinName(name, "bias");
+    return m.linear(x, w, m.hasParam(bias) ? m.param(bias) : undefined);
   });
 }
 
@@ -87,22 +88,15 @@ export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): 
  * const e = embedding(p, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32")); // [1,3,64]
  * ```
  */
-export function embedding(p: Params, name: string, ids: tf.Tensor): tf.Tensor {
-  const w = getParam(p, joinName(name, "weight"));
-  if (ids.dtype !== "int32") {
-    throw new Error(`embedding "${name}": ids must be int32, got ${ids.dtype}`);
-  }
-  const [vocab, dim] = w.shape as [number, number];
-  return tf.tidy(() => {
-    const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
-    // For small vocabularies a one-hot matmul is the faster lookup to train: its gradient is one
-    // GEMM, while gather's (UnsortedSegmentSum) is a slow scalar loop on the cpu backends.
-    const rows = vocab <= ONE_HOT_MAX_VOCAB
-      ? tf.matMul(tf.oneHot(flat, vocab), w as tf.Tensor2D)
-      : tf.gather(w, flat);
-    return tf.reshape(rows, [...ids.shape, dim]);
+export function embedding(p: Params, name: string, ids: tf.Tensor): tf.Tensor;
+export function embedding<T>(m: Ops<T>, name: string, ids: T): T;
+export function embedding<T>(net: Net<T>, name: string, ids: T): T {
+  return withOps(net, (m) => {
+    const table = m.param(joinName(name, "weight"));
+    const dtype = m.dtype(ids);
+    if (dtype !== "int32" && dtype !== "int64") {
+      throw new Error(`embedding "${name}": ids must be int32, got ${dtype}`);
+    }
+    return m.embedding(table, ids);
   });
 }
-
-/** Vocabulary size up to which {@link embedding} looks rows up by one-hot matmul. */
-export const ONE_HOT_MAX_VOCAB = 4096;

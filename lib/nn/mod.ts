@@ -1,7 +1,9 @@
 /**
  * Functional neural-network layers over flat {@link Params}: every layer is a plain function
  * reading its weights by dotted name, with an `init...` helper declaring them on a
- * {@link ParamBuilder}.
+ * {@link ParamBuilder}. Layers are written once against the {@link Ops} interface and run on
+ * TensorFlow.js when given `Params` ({@link TfOps}, fused kernels included) or on any other ops
+ * implementation (the ONNX graph builder in lib/onnx) when given one.
  *
  * @example
  * ```ts
@@ -14,6 +16,9 @@
  */
 import "./gradients.ts";
 export * from "./params.ts";
+export * from "./ops.ts";
+export * from "./tf_ops.ts";
+export * from "./with_ops.ts";
 export * from "./init.ts";
 export * from "./linear.ts";
 export * from "./conv.ts";

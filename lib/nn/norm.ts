@@ -8,11 +8,11 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import { getParam, joinName, type Params } from "./params.ts";
+import type * as tf from "@tensorflow/tfjs-core";
+import { joinName, type Params } from "./params.ts";
 import { ones, type ParamBuilder, zeros } from "./init.ts";
-import { silu } from "./activations.ts";
-import { fusedGroupNorm, fusedNormActive } from "./fused.ts";
+import type { Net, Ops } from "./ops.ts";
+import { withOps } from "./with_ops.ts";
 
 /**
  * Declare `name.weight` (ones) and `name.bias` (zeros) of size `channels`; shared by group and
@@ -61,7 +61,7 @@ export interface GroupNormOptions {
  * GroupNorm over channels-last input `[B, ..., C]` (rank 3 or 4): each sample's channels are split
  * into `groups` groups normalised over all positions and the group's channels (biased variance),
  * optionally followed by SiLU. On `cpu-blas` and `webgpu` this is one fused kernel each way
- * (lib/nn/fused.ts, {@link fusedNormActive}), elsewhere composed tfjs ops with the same semantics.
+ * (lib/nn/fused.ts), elsewhere composed tfjs ops with the same semantics.
  *
  * @example
  * ```ts
@@ -74,24 +74,18 @@ export function groupNorm<R extends tf.Rank>(
   name: string,
   x: tf.Tensor<R>,
   opts: GroupNormOptions,
-): tf.Tensor<R> {
-  const c = x.shape[x.shape.length - 1];
-  const g = opts.groups;
-  if (!Number.isInteger(g) || g <= 0 || c % g !== 0) {
-    throw new Error(`groupNorm "${name}": groups=${g} must divide channels=${c}`);
-  }
-  const weight = getParam(p, joinName(name, "weight"));
-  const bias = getParam(p, joinName(name, "bias"));
-  const eps = opts.eps ?? 1e-5;
-  if (x.dtype === "float32" && fusedNormActive()) {
-    return fusedGroupNorm(x, weight, bias, { groups: g, eps, silu: opts.silu });
-  }
-  return tf.tidy(() => {
-    const xg = tf.reshape(x, [x.shape[0], -1, g, c / g]);
-    const { mean, variance } = tf.moments(xg, [1, 3], true);
-    const xn = tf.mul(tf.sub(xg, mean), tf.rsqrt(tf.add(variance, eps)));
-    const y = tf.add(tf.mul(tf.reshape(xn, x.shape), weight), bias) as tf.Tensor<R>;
-    return opts.silu ? silu(y) : y;
+): tf.Tensor<R>;
+export function groupNorm<T>(m: Ops<T>, name: string, x: T, opts: GroupNormOptions): T;
+export function groupNorm<T>(net: Net<T>, name: string, x: T, opts: GroupNormOptions): T {
+  return withOps(net, (m) => {
+    const c = m.shape(x).at(-1);
+    const g = opts.groups;
+    if (!Number.isInteger(g) || g <= 0 || typeof c !== "number" || c % g !== 0) {
+      throw new Error(`groupNorm "${name}": groups=${g} must divide channels=${c}`);
+    }
+    const weight = m.param(joinName(name, "weight"));
+    const bias = m.param(joinName(name, "bias"));
+    return m.groupNorm(x, weight, bias, { groups: g, eps: opts.eps ?? 1e-5, silu: !!opts.silu });
   });
 }
 
@@ -108,27 +102,17 @@ export function layerNorm<R extends tf.Rank>(
   p: Params,
   name: string,
   x: tf.Tensor<R>,
-  opts: { eps?: number } = {},
-): tf.Tensor<R> {
-  const weight = getParam(p, joinName(name, "weight"));
-  const bias = getParam(p, joinName(name, "bias"));
-  const d = x.shape[x.shape.length - 1];
-  if (weight.shape[0] !== d) {
-    throw new Error(`layerNorm "${name}": input last dim ${d} != weight size ${weight.shape[0]}`);
-  }
-  const eps = opts.eps ?? 1e-5;
-  if (x.dtype === "float32" && fusedNormActive()) {
-    // A LayerNorm is a one-group GroupNorm of each row: one fused kernel instead of ~10 forward
-    // and ~25 backward tfjs kernels (a UNet step runs dozens of LayerNorms).
-    return tf.tidy(() => {
-      const rows = tf.reshape(x, [x.size / d, 1, d]);
-      const y = fusedGroupNorm(rows, weight, bias, { groups: 1, eps, silu: false });
-      return tf.reshape(y, x.shape) as tf.Tensor<R>;
-    });
-  }
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    const xn = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
-    return tf.add(tf.mul(xn, weight), bias) as tf.Tensor<R>;
+  opts?: { eps?: number },
+): tf.Tensor<R>;
+export function layerNorm<T>(m: Ops<T>, name: string, x: T, opts?: { eps?: number }): T;
+export function layerNorm<T>(net: Net<T>, name: string, x: T, opts: { eps?: number } = {}): T {
+  return withOps(net, (m) => {
+    const weight = m.param(joinName(name, "weight"));
+    const bias = m.param(joinName(name, "bias"));
+    const d = m.shape(x).at(-1), size = m.shape(weight)[0];
+    if (typeof d === "number" && size !== d) {
+      throw new Error(`layerNorm "${name}": input last dim ${d} != weight size ${size}`);
+    }
+    return m.layerNorm(x, weight, bias, { eps: opts.eps ?? 1e-5 });
   });
 }

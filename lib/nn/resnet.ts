@@ -10,13 +10,14 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import { joinName, type Params } from "./params.ts";
 import type { ParamBuilder } from "./init.ts";
 import { conv2d, initConv2d } from "./conv.ts";
 import { groupNorm, initGroupNorm } from "./norm.ts";
 import { initLinear, linear } from "./linear.ts";
-import { silu } from "./activations.ts";
+import type { Net, Ops } from "./ops.ts";
+import { withOps } from "./with_ops.ts";
 
 /** Options of {@link initResnetBlock}. */
 export interface ResnetBlockInit {
@@ -52,14 +53,14 @@ export function initResnetBlock(b: ParamBuilder, name: string, o: ResnetBlockIni
   }
 }
 
-/** Options of {@link resnetBlock}. */
-export interface ResnetBlockOptions {
+/** Options of {@link resnetBlock}; tensors are `T` (TensorFlow.js tensors by default). */
+export interface ResnetBlockOptions<T = tf.Tensor2D> {
   /** GroupNorm groups. */
   groups: number;
   /** GroupNorm epsilon (default 1e-5). */
   eps?: number;
   /** Time embedding `[B, tembChannels]`; required when the block has `time_emb_proj`. */
-  temb?: tf.Tensor2D;
+  temb?: T;
 }
 
 /**
@@ -75,18 +76,20 @@ export function resnetBlock(
   name: string,
   x: tf.Tensor4D,
   opts: ResnetBlockOptions,
-): tf.Tensor4D {
+): tf.Tensor4D;
+export function resnetBlock<T>(m: Ops<T>, name: string, x: T, opts: ResnetBlockOptions<T>): T;
+export function resnetBlock<T>(net: Net<T>, name: string, x: T, opts: ResnetBlockOptions<T>): T {
   const n = (s: string) => joinName(name, s);
   const gn = { groups: opts.groups, eps: opts.eps };
-  return tf.tidy(() => {
-    let h = conv2d(p, n("conv1"), groupNorm(p, n("norm1"), x, { ...gn, silu: true }));
-    if (p[n("time_emb_proj.weight")]) {
+  return withOps(net, (m) => {
+    let h = conv2d(m, n("conv1"), groupNorm(m, n("norm1"), x, { ...gn, silu: true }));
+    if (m.hasParam(n("time_emb_proj.weight"))) {
       if (!opts.temb) throw new Error(`resnetBlock "${name}": has time_emb_proj but no temb given`);
-      const t = linear(p, n("time_emb_proj"), silu(opts.temb));
-      h = tf.add(h, tf.reshape(t, [t.shape[0], 1, 1, t.shape[1]]));
+      const t = linear(m, n("time_emb_proj"), m.silu(opts.temb));
+      h = m.add(h, m.reshape(t, [-1, 1, 1, m.shape(t)[1]]));
     }
-    h = conv2d(p, n("conv2"), groupNorm(p, n("norm2"), h, { ...gn, silu: true }));
-    const skip = p[n("conv_shortcut.weight")] ? conv2d(p, n("conv_shortcut"), x) : x;
-    return tf.add(skip, h);
+    h = conv2d(m, n("conv2"), groupNorm(m, n("norm2"), h, { ...gn, silu: true }));
+    const skip = m.hasParam(n("conv_shortcut.weight")) ? conv2d(m, n("conv_shortcut"), x) : x;
+    return m.add(skip, h);
   });
 }

@@ -7,7 +7,9 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
+import type { Ops } from "./ops.ts";
+import { withOps } from "./with_ops.ts";
 
 /** Options of {@link timestepEmbedding}. */
 export interface TimestepEmbeddingOptions {
@@ -43,27 +45,35 @@ export function timestepFrequencies(opts: TimestepEmbeddingOptions): Float32Arra
 
 /**
  * Embed float timesteps `t [N]` as `[N, dim]`: `[cos(t f), sin(t f)]` (or sin first when
- * `flipSinToCos` is false), zero-padded by one column when `dim` is odd.
+ * `flipSinToCos` is false), zero-padded by one column when `dim` is odd. On TensorFlow.js call it
+ * as `timestepEmbedding(t, opts)`; on other {@link Ops} as `timestepEmbedding(m, t, opts)`.
  *
  * @example
  * ```ts
  * timestepEmbedding(tf.tensor1d([10]), { dim: 8 });
  * ```
  */
-export function timestepEmbedding(t: tf.Tensor1D, opts: TimestepEmbeddingOptions): tf.Tensor2D {
-  if (t.rank !== 1) throw new Error(`timestepEmbedding: t must be 1-D, got shape [${t.shape}]`);
+export function timestepEmbedding(t: tf.Tensor1D, opts: TimestepEmbeddingOptions): tf.Tensor2D;
+export function timestepEmbedding<T>(m: Ops<T>, t: T, opts: TimestepEmbeddingOptions): T;
+export function timestepEmbedding<T>(
+  ...args: [tf.Tensor1D, TimestepEmbeddingOptions] | [Ops<T>, T, TimestepEmbeddingOptions]
+): T | tf.Tensor2D {
+  if (args.length === 2) {
+    const [t, opts] = args;
+    if (t.rank !== 1) throw new Error(`timestepEmbedding: t must be 1-D, got shape [${t.shape}]`);
+    return withOps({}, (m) => embed(m as Ops<tf.Tensor>, t, opts)) as tf.Tensor2D;
+  }
+  const [m, t, opts] = args;
+  return m.scope(() => embed(m, t, opts));
+}
+
+function embed<T>(m: Ops<T>, t: T, opts: TimestepEmbeddingOptions): T {
   const freqs = timestepFrequencies(opts);
   const half = freqs.length;
-  return tf.tidy(() => {
-    const ang = tf.mul(
-      tf.reshape(tf.cast(t, "float32"), [-1, 1]),
-      tf.tensor(freqs, [1, half]),
-    );
-    const scaled = opts.scale !== undefined && opts.scale !== 1 ? tf.mul(ang, opts.scale) : ang;
-    const sin = tf.sin(scaled);
-    const cos = tf.cos(scaled);
-    let emb = (opts.flipSinToCos ?? true) ? tf.concat([cos, sin], 1) : tf.concat([sin, cos], 1);
-    if (opts.dim % 2 === 1) emb = tf.pad(emb, [[0, 0], [0, 1]]);
-    return emb as tf.Tensor2D;
-  });
+  const ang = m.mul(m.reshape(m.cast(t, "float32"), [-1, 1]), m.constant(freqs, [1, half]));
+  const scaled = opts.scale !== undefined && opts.scale !== 1 ? m.mul(ang, opts.scale) : ang;
+  const sin = m.sin(scaled);
+  const cos = m.cos(scaled);
+  const emb = (opts.flipSinToCos ?? true) ? m.concat([cos, sin], 1) : m.concat([sin, cos], 1);
+  return opts.dim % 2 === 1 ? m.pad(emb, [[0, 0], [0, 1]]) : emb;
 }

@@ -11,7 +11,9 @@
  * | CLIP text tower              | `input_ids` int32 [B,T]                                       | `last_hidden_state`, `pooler_output`, `text_embeds` |
  * | CLIP image tower             | `pixel_values` [B,3,S,S] in [-1, 1]                           | `image_embeds` [B,E]                             |
  *
- * The decoder exporter lives in `export_nn.ts` ({@link exportAutoencoderDecoder}, `layout: "NCHW"`).
+ * Each exporter only declares the graph's inputs and outputs: the model in between is the one
+ * definition in lib/models (`unetForward`, `encoderMoments`, `decode`, `textEncoder`,
+ * `encodeImage`), run on {@link OnnxOps} so it emits ONNX nodes instead of computing.
  *
  * @example
  * ```ts
@@ -22,17 +24,31 @@
  * @module
  */
 import type { Params } from "../nn/params.ts";
-import type { AutoencoderConfig } from "../models/autoencoder.ts";
-import type { ClipConfig } from "../models/clip.ts";
-import { resolveUnetConfig, type UnetConfig } from "../models/unet.ts";
+import { embedding } from "../nn/linear.ts";
+import { type AutoencoderConfig, decode, encoderMoments } from "../models/autoencoder.ts";
+import { type ClipConfig, encodeImage, textEncoder } from "../models/clip.ts";
+import { type UnetConfig, unetForward } from "../models/unet.ts";
 import {
   TEXT_CONTEXTS,
   type TextContext,
-  textContextParts,
+  textContextComposition,
   WORDS_NORM_EPS,
-} from "../pipeline/presets.ts";
-import { NnExporter, readParams } from "./export_nn.ts";
+} from "../models/text_context.ts";
+import { OnnxOps, readParams } from "./onnx_ops.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
+
+/** Build graph `name` with `body` on ops over `p`'s weights; bytes with `metadata` merged in. */
+async function exportGraph(
+  name: string,
+  p: Params,
+  opts: OnnxModelOptions,
+  metadata: Record<string, string>,
+  body: (m: OnnxOps) => void,
+): Promise<Uint8Array> {
+  const g = new OnnxGraph(name);
+  body(new OnnxOps(g, await readParams(p)));
+  return g.toBytes({ ...opts, metadata: { ...metadata, ...(opts.metadata ?? {}) } });
+}
 
 /** Options of {@link exportUnet}. */
 export interface ExportUnetOptions extends OnnxModelOptions {
@@ -41,18 +57,6 @@ export interface ExportUnetOptions extends OnnxModelOptions {
    * "int64" (as Stable Diffusion v1's Optimum export; cast to float inside the graph).
    */
   timestepDtype?: "float32" | "int64";
-}
-
-/** Heads of the spatial transformer at `channels`, as `lib/models/unet.ts` picks them. */
-function headsAt(c: UnetConfig, channels: number): number {
-  const heads = c.numHeads ?? channels / c.headDim!;
-  if (!Number.isInteger(heads) || !Number.isInteger(channels / heads)) {
-    throw new Error(
-      `exportUnet: attention at ${channels} channels needs numHeads (${c.numHeads ?? "-"}) ` +
-        `or headDim (${c.headDim ?? "-"}) dividing ${channels}`,
-    );
-  }
-  return heads;
 }
 
 /**
@@ -72,69 +76,25 @@ export async function exportUnet(
   cfg: UnetConfig,
   opts: ExportUnetOptions = {},
 ): Promise<Uint8Array> {
-  const c = resolveUnetConfig(cfg);
   const tDtype = opts.timestepDtype ?? "float32";
   if (tDtype !== "float32" && tDtype !== "int64") {
     throw new Error(`exportUnet: timestepDtype must be "float32" or "int64", got ${tDtype}`);
   }
-  const g = new OnnxGraph("unet");
-  const ex = new NnExporter(g, await readParams(p));
-  const ch = c.blockChannels;
-  const n = ch.length;
-  const x = g.input("sample", "float32", ["batch", c.inChannels, "height", "width"]);
-  const t = g.input("timestep", tDtype, ["steps"]);
-  const context = g.input("encoder_hidden_states", "float32", [
-    "batch",
-    "sequence",
-    c.contextDim,
-  ]);
-  const tproj = ex.timestepEmbedding(t, { dim: ch[0], flipSinToCos: true, downscaleFreqShift: 0 });
-  const temb = ex.linear(
-    "time_embedding.linear_2",
-    ex.silu(ex.linear("time_embedding.linear_1", tproj)),
-  );
-  const gn = { groups: c.groupNormGroups };
-  const res = (name: string, h: string) => ex.resnetBlock(name, h, { ...gn, temb });
-  const attn = (name: string, h: string, channels: number) =>
-    ex.transformer2d(name, h, {
-      heads: headsAt(c, channels),
-      groups: c.groupNormGroups,
-      context,
-      useLinearProjection: c.useLinearProjection,
-      depth: c.transformerDepth,
+  const meta = { model: "xgen-kit unet", layout: "NCHW" };
+  return await exportGraph("unet", p, opts, meta, (m) => {
+    const x = m.input("sample", "float32", ["batch", cfg.inChannels, "height", "width"], {
+      layout: "NCHW",
     });
-
-  let h = ex.conv2d("conv_in", x);
-  const skips: string[] = [h];
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < c.layersPerBlock; j++) {
-      h = res(`down_blocks.${i}.resnets.${j}`, h);
-      if (c.attentionLevels[i]) h = attn(`down_blocks.${i}.attentions.${j}`, h, ch[i]);
-      skips.push(h);
-    }
-    if (i < n - 1) {
-      h = ex.downsample(`down_blocks.${i}.downsamplers.0`, h);
-      skips.push(h);
-    }
-  }
-  h = res("mid_block.resnets.0", h);
-  h = attn("mid_block.attentions.0", h, ch[n - 1]);
-  h = res("mid_block.resnets.1", h);
-  for (let u = 0; u < n; u++) {
-    const i = n - 1 - u;
-    for (let j = 0; j <= c.layersPerBlock; j++) {
-      h = g.node("Concat", [h, skips.pop()!], { axis: 1 });
-      h = res(`up_blocks.${u}.resnets.${j}`, h);
-      if (c.attentionLevels[i]) h = attn(`up_blocks.${u}.attentions.${j}`, h, ch[i]);
-    }
-    if (i > 0) h = ex.upsample(`up_blocks.${u}.upsamplers.0`, h);
-  }
-  h = ex.conv2d("conv_out", ex.groupNorm("conv_norm_out", h, { ...gn, silu: true }));
-  const out = g.node("Identity", [h], {}, { outputs: ["out_sample"] });
-  g.output(out, "float32", ["batch", c.outChannels, "height", "width"]);
-  return g.toBytes({
-    ...opts,
-    metadata: { model: "xgen-kit unet", layout: "NCHW", ...(opts.metadata ?? {}) },
+    const t = m.input("timestep", tDtype, ["steps"]);
+    const context = m.input("encoder_hidden_states", "float32", [
+      "batch",
+      "sequence",
+      cfg.contextDim,
+    ]);
+    m.output(unetForward(m, cfg, { x, t, context }), "out_sample", {
+      layout: "NCHW",
+      shape: ["batch", cfg.outChannels, "height", "width"],
+    });
   });
 }
 
@@ -149,8 +109,8 @@ export interface ExportEncoderOptions extends OnnxModelOptions {
  * `sample` `[batch, imageChannels, height, width]` in [-1, 1]; output `latent_parameters`
  * `[batch, 2 * latentChannels, height/f, width/f]`, the mean channels then the log-variance
  * channels, as Optimum's `vae_encoder` (diffusers' `latent_dist.parameters`). Like diffusers',
- * the log-variance is the raw conv output: `encode` clips it to [-30, 20] afterwards (inside
- * `DiagonalGaussianDistribution` in diffusers); the mean is identical.
+ * the log-variance is the raw conv output (`encoderMoments`): `encode` clips it to [-30, 20]
+ * afterwards (inside `DiagonalGaussianDistribution` in diffusers); the mean is identical.
  *
  * @example
  * ```ts
@@ -163,41 +123,66 @@ export async function exportAutoencoderEncoder(
   opts: ExportEncoderOptions = {},
 ): Promise<Uint8Array> {
   const layout = opts.layout ?? "NCHW";
-  const g = new OnnxGraph("autoencoder_encoder");
-  const ex = new NnExporter(g, await readParams(p));
-  const nchw = layout === "NCHW";
-  const x = g.input(
-    "sample",
-    "float32",
-    nchw
-      ? ["batch", cfg.imageChannels, "height", "width"]
-      : ["batch", "height", "width", cfg.imageChannels],
-  );
-  const gn = { groups: cfg.groupNormGroups };
-  const ch = cfg.blockChannels;
-  let h = ex.conv2d("encoder.conv_in", nchw ? x : ex.nhwcToNchw(x));
-  for (let i = 0; i < ch.length; i++) {
-    for (let j = 0; j < cfg.layersPerBlock; j++) {
-      h = ex.resnetBlock(`encoder.down.${i}.resnets.${j}`, h, gn);
-    }
-    if (i < ch.length - 1) h = ex.downsample(`encoder.down.${i}.downsample`, h);
-  }
-  h = ex.resnetBlock("encoder.mid", h, gn);
-  h = ex.conv2d("encoder.conv_out", ex.groupNorm("encoder.norm_out", h, { ...gn, silu: true }));
-  const out = nchw
-    ? g.node("Identity", [h], {}, { outputs: ["latent_parameters"] })
-    : g.node("Transpose", [h], { perm: [0, 2, 3, 1] }, { outputs: ["latent_parameters"] });
+  const meta = { model: "xgen-kit autoencoder encoder", layout };
   const c2 = 2 * cfg.latentChannels;
-  g.output(
-    out,
-    "float32",
-    nchw
-      ? ["batch", c2, "latent_height", "latent_width"]
-      : ["batch", "latent_height", "latent_width", c2],
-  );
-  return g.toBytes({
-    ...opts,
-    metadata: { model: "xgen-kit autoencoder encoder", layout, ...(opts.metadata ?? {}) },
+  const nchw = layout === "NCHW";
+  return await exportGraph("autoencoder_encoder", p, opts, meta, (m) => {
+    const x = m.input(
+      "sample",
+      "float32",
+      nchw
+        ? ["batch", cfg.imageChannels, "height", "width"]
+        : ["batch", "height", "width", cfg.imageChannels],
+      { layout },
+    );
+    m.output(encoderMoments(m, cfg, x), "latent_parameters", {
+      layout,
+      shape: nchw
+        ? ["batch", c2, "latent_height", "latent_width"]
+        : ["batch", "latent_height", "latent_width", c2],
+    });
+  });
+}
+
+/** Options of {@link exportAutoencoderDecoder}. */
+export interface ExportDecoderOptions extends OnnxModelOptions {
+  /** Layout of the input latent and output image (default "NHWC", the kit's). */
+  layout?: "NHWC" | "NCHW";
+}
+
+/**
+ * The kit's autoencoder decoder (`decode` in `lib/models/autoencoder.ts`) as ONNX bytes: input
+ * `latent_sample` (unscaled latent), output `sample` (image), batch and size free. Optimum's
+ * `vae_decoder` is `layout: "NCHW"`.
+ *
+ * @example
+ * ```ts
+ * await saveOnnx("runs/x/vae_decoder.onnx", await exportAutoencoderDecoder(p, cfg));
+ * ```
+ */
+export async function exportAutoencoderDecoder(
+  p: Params,
+  cfg: AutoencoderConfig,
+  opts: ExportDecoderOptions = {},
+): Promise<Uint8Array> {
+  const layout = opts.layout ?? "NHWC";
+  const meta = { model: "xgen-kit autoencoder decoder", layout };
+  const nchw = layout === "NCHW";
+  return await exportGraph("autoencoder_decoder", p, opts, meta, (m) => {
+    const z = m.input(
+      "latent_sample",
+      "float32",
+      nchw
+        ? ["batch", cfg.latentChannels, "height", "width"]
+        : ["batch", "height", "width", cfg.latentChannels],
+      { layout },
+    );
+    m.output(decode(m, cfg, z), "sample", {
+      layout,
+      shape: nchw
+        ? ["batch", cfg.imageChannels, "image_height", "image_width"]
+        : ["batch", "image_height", "image_width", cfg.imageChannels],
+    });
   });
 }
 
@@ -242,69 +227,30 @@ export async function exportClipText(
       `exportClipText: unetContext must be one of ${TEXT_CONTEXTS.join(", ")}, got "${mode}"`,
     );
   }
-  const T = cfg.contextLength;
-  const D = cfg.textWidth;
-  const g = new OnnxGraph("clip_text");
-  const ex = new NnExporter(g, await readParams(p));
-  const ids = g.input("input_ids", idsDtype, ["batch", T]);
-  const positions = g.int64s(Array.from({ length: T }, (_, i) => i));
-  const words = ex.embedding("text.token_embedding", ids);
-  let h = g.node("Add", [words, ex.embedding("text.position_embedding", positions)]);
-  for (let i = 0; i < cfg.textLayers; i++) {
-    const l = `text.layers.${i}`;
-    const a = ex.attention(`${l}.self_attn`, ex.layerNorm(`${l}.layer_norm1`, h), {
-      heads: cfg.textHeads,
-      causalLength: T,
-    });
-    h = g.node("Add", [h, a]);
-    const m = ex.linear(
-      `${l}.mlp.fc2`,
-      ex.gelu(ex.linear(`${l}.mlp.fc1`, ex.layerNorm(`${l}.layer_norm2`, h))),
-    );
-    h = g.node("Add", [h, m]);
-  }
-  const last = ex.layerNorm("text.final_layer_norm", h);
-  const hidden = g.node("Identity", [last], {}, { outputs: ["last_hidden_state"] });
-  // Pool at the first end-of-text token: ArgMax returns the first maximum (0 when none), then a
-  // one-hot row picks that state, as encodeText does.
-  const eos = g.constant([cfg.eosTokenId ?? 3], [], idsDtype);
-  const isEos = g.node("Cast", [g.node("Equal", [ids, eos])], { to: 1 });
-  const pos = g.node("ArgMax", [isEos], { axis: 1, keepdims: 1 }); // int64 [B, 1]
-  const pick = g.node("Cast", [
-    g.node("Equal", [g.int64s(Array.from({ length: T }, (_, i) => i)), pos]),
-  ], {
-    to: 1,
-  });
-  const picked = g.node("Mul", [last, g.node("Reshape", [pick, g.int64s([0, T, 1])])]);
-  const pooled = g.node("ReduceSum", [picked, g.int64s([1])], { keepdims: 0 }, {
-    outputs: ["pooler_output"],
-  });
-  const embeds = g.node("Identity", [ex.linear("text_projection", pooled)], {}, {
-    outputs: ["text_embeds"],
-  });
-  g.output(hidden, "float32", ["batch", T, D]);
-  g.output(pooled, "float32", ["batch", D]);
-  g.output(embeds, "float32", ["batch", cfg.embedDim]);
-  if (mode !== "states") {
-    // As encodeCaptions (lib/pipeline/stages.ts) builds it for training: `words` layer-normalises
-    // each embedding without a learned scale or shift (constant ones and zeros here).
-    const parts = textContextParts(mode);
+  const T = cfg.contextLength, D = cfg.textWidth;
+  return await exportGraph("clip_text", p, opts, { model: "xgen-kit clip text encoder" }, (m) => {
+    const ids = m.input("input_ids", idsDtype, ["batch", T]);
+    const text = textEncoder(m, cfg, ids);
+    m.output(text.hidden, "last_hidden_state", { shape: ["batch", T, D] });
+    m.output(text.pooled, "pooler_output", { shape: ["batch", D] });
+    m.output(text.embeds, "text_embeds", { shape: ["batch", cfg.embedDim] });
+    if (mode === "states") return;
+    // As encodeCaptions (lib/recipe/stages.ts) builds it for training: `words` layer-normalises
+    // each embedding without a learned scale or shift.
+    const parts = textContextComposition(mode);
+    const words = embedding(m, "text.token_embedding", ids);
     const plain = parts.embeddings === "normalised"
-      ? g.node("LayerNormalization", [
+      ? m.layerNorm(
         words,
-        g.constant(new Array(D).fill(1), [D]),
-        g.constant(new Array(D).fill(0), [D]),
-      ], { axis: -1, epsilon: WORDS_NORM_EPS })
+        m.constant(new Float32Array(D).fill(1), [D]),
+        m.constant(new Float32Array(D), [D]),
+        {
+          eps: WORDS_NORM_EPS,
+        },
+      )
       : words;
-    const both = parts.states;
-    const ctx = both
-      ? g.node("Concat", [last, plain], { axis: 1 }, { outputs: ["encoder_hidden_states"] })
-      : g.node("Identity", [plain], {}, { outputs: ["encoder_hidden_states"] });
-    g.output(ctx, "float32", ["batch", both ? 2 * T : T, D]);
-  }
-  return g.toBytes({
-    ...opts,
-    metadata: { model: "xgen-kit clip text encoder", ...(opts.metadata ?? {}) },
+    const context = parts.states ? m.concat([text.hidden, plain], 1) : plain;
+    m.output(context, "encoder_hidden_states", { shape: ["batch", parts.states ? 2 * T : T, D] });
   });
 }
 
@@ -324,25 +270,8 @@ export async function exportClipImage(
   opts: OnnxModelOptions = {},
 ): Promise<Uint8Array> {
   const s = cfg.imageSize;
-  const g = new OnnxGraph("clip_image");
-  const ex = new NnExporter(g, await readParams(p));
-  const x = g.input("pixel_values", "float32", ["batch", 3, s, s]);
-  const gn = { groups: cfg.imageGroups };
-  const ch = cfg.imageChannels;
-  let h = ex.conv2d("vision.conv_in", x);
-  for (let i = 0; i < ch.length; i++) {
-    h = ex.resnetBlock(`vision.levels.${i}.resnet`, h, gn);
-    if (i < ch.length - 1) h = ex.downsample(`vision.levels.${i}.downsample`, h);
-  }
-  h = ex.groupNorm("vision.norm_out", h, { ...gn, silu: true });
-  // ReduceMean still takes its axes as an attribute at opset 17 (an input from 18 on).
-  const pooled = g.node("ReduceMean", [h], { axes: [2, 3], keepdims: 0 });
-  const embeds = g.node("Identity", [ex.linear("visual_projection", pooled)], {}, {
-    outputs: ["image_embeds"],
-  });
-  g.output(embeds, "float32", ["batch", cfg.embedDim]);
-  return g.toBytes({
-    ...opts,
-    metadata: { model: "xgen-kit clip image encoder", ...(opts.metadata ?? {}) },
+  return await exportGraph("clip_image", p, opts, { model: "xgen-kit clip image encoder" }, (m) => {
+    const x = m.input("pixel_values", "float32", ["batch", 3, s, s], { layout: "NCHW" });
+    m.output(encodeImage(m, cfg, x), "image_embeds", { shape: ["batch", cfg.embedDim] });
   });
 }

@@ -1,0 +1,50 @@
+/**
+ * Picking the ops a layer runs on: a `Params` record runs on TensorFlow.js ({@link TfOps}), an
+ * {@link Ops} object on itself. Kept apart from `ops.ts` so the interface does not import its
+ * TensorFlow.js implementation (which imports the interface's types).
+ *
+ * @module
+ */
+import type { Net, Ops } from "./ops.ts";
+import { TfOps } from "./tf_ops.ts";
+
+/**
+ * Whether `net` is an {@link Ops} (a `Params` record holds tensors, never functions).
+ *
+ * @example
+ * ```ts
+ * isOps(params); // false
+ * ```
+ */
+export function isOps<T>(net: Net<T>): net is Ops<T> {
+  return typeof (net as Ops<T>).param === "function";
+}
+
+/**
+ * The ops of `net` (TensorFlow.js over the record for `Params`).
+ *
+ * @example
+ * ```ts
+ * const m = opsOf(params);
+ * m.silu(x);
+ * ```
+ */
+export function opsOf<T>(net: Net<T>): Ops<T> {
+  return isOps(net) ? net : new TfOps(net) as unknown as Ops<T>;
+}
+
+/**
+ * Run a layer body with the ops of `net`, as one {@link Ops.scope} (a `tf.tidy` on
+ * TensorFlow.js, so intermediates are freed when the layer returns).
+ *
+ * @example
+ * ```ts
+ * export function block<T>(net: Net<T>, name: string, x: T): T {
+ *   return withOps(net, (m) => m.silu(conv2d(m, joinName(name, "conv"), x)));
+ * }
+ * ```
+ */
+export function withOps<T, R>(net: Net<T>, body: (m: Ops<T>) => R): R {
+  const m = opsOf(net);
+  return m.scope(() => body(m));
+}
