@@ -4,7 +4,7 @@
  * [256,1024]x[1024,1024] linear layer (x@W, dy@W^T, x^T@dy).
  *
  * Usage: deno run -A bench/backend_ops.ts [--backends=cpu,wasm,cpu-js,webgpu] [--reps=5]
- *   [--threads=N] (OpenBLAS threads for cpu; default: all cores)
+ *   [--threads=N] (OpenBLAS threads for cpu-blas; default: all cores)
  * Stock cpu-js runs one repetition of the conv (it takes tens of seconds).
  * Ends with `RESULT backend_ops conv_ms=<cpu ms> speedup=<cpu-js ms / cpu ms>`.
  */
@@ -76,7 +76,7 @@ for (const name of wanted) {
   tf.dispose([x, w, dy, a, b, g]);
 }
 
-const cpu = results["cpu"], js = results["cpu-js"];
+const cpu = results["cpu-blas"], js = results["cpu-js"];
 for (const [name, r] of Object.entries(results)) {
   if (!js || name === "cpu-js") continue;
   const mmRatio = js.mm.reduce((p, v) => p + v) / r.mm.reduce((p, v) => p + v);

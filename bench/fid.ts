@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { blas64Info, frechetDistanceDetailed, gemm, setBlas64Enabled } from "../lib/eval/mod.ts";
-import type { FeatureStats } from "../lib/eval/mod.ts";
+import { type FeatureStats, frechetDistanceDetailed } from "../lib/eval/clip_fid/mod.ts";
+import { blas64Info, gemm, setBlas64Enabled } from "../lib/math/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 
 function flag(name: string, fallback: string): string {

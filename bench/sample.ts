@@ -29,7 +29,7 @@
  *
  * Usage (default run: about a minute on 2 idle cores):
  *   deno run -A bench/sample.ts [--batch 8] [--steps 25] [--guidance 4] [--runs 3] [--warmup 1]
- *     [--threads N] [--engines onnx,tfjs,torch] [--backend cpu] [--python /usr/bin/python3]
+ *     [--threads N] [--engines onnx,tfjs,torch] [--backend cpu-blas] [--python /usr/bin/python3]
  *     [--seed 0]
  * Output: the settings, one line per engine, the checks, then exactly one last line
  *   RESULT sample images_per_s=<onnx loop images/s> speedup=<torch loop time / onnx loop time>
@@ -50,25 +50,18 @@ import {
   WordTokenizer,
 } from "../lib/models/mod.ts";
 import {
+  exportRun,
   generate,
   guidedUnet,
-  initCompute,
-  initialNoise,
   loadRun,
-  PIPELINE_PRESETS,
+  RECIPE_PRESETS,
   saveModel,
   unetConfigFor,
-} from "../lib/pipeline/mod.ts";
-import { getSampler, timesteps } from "../lib/diffusion/mod.ts";
-import {
-  encodePrompts,
-  exportRun,
-  loadOnnxPipeline,
-  type OnnxPipeline,
-  txt2img,
-} from "../lib/onnx/mod.ts";
+} from "../lib/recipe/mod.ts";
+import { initBackendAndConvGrad, type TensorDataMap, writeSafetensors } from "../lib/train/mod.ts";
+import { getSampler, initialNoise, timesteps } from "../lib/diffusion/mod.ts";
+import { encodePrompts, loadOnnxPipeline, type OnnxPipeline, txt2img } from "../lib/onnx/mod.ts";
 import { disposeParams, type Params } from "../lib/nn/mod.ts";
-import { type TensorDataMap, writeSafetensors } from "../lib/train/mod.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { writeJsonAtomic } from "../lib/util/atomic.ts";
@@ -86,7 +79,11 @@ const SPEC = {
     help: "threads for every engine (onnxruntime intra-op, OpenBLAS, torch)",
   },
   engines: { type: "string", default: "onnx,tfjs,torch", help: "comma-separated engines to run" },
-  backend: { type: "string", default: "cpu", help: "TensorFlow.js backend for the tfjs engine" },
+  backend: {
+    type: "string",
+    default: "cpu-blas",
+    help: "TensorFlow.js backend for the tfjs engine",
+  },
   python: { type: "string", default: "/usr/bin/python3", help: "interpreter with torch" },
   seed: { type: "int", default: 0, min: 0, help: "seed of weights and noise" },
 } as const;
@@ -116,7 +113,7 @@ function perturb(p: Params, seed: number): Params {
 
 /** A run folder with the default preset's models, randomly initialised. */
 async function makeRun(dir: string, prompts: string[], seed: number): Promise<UnetConfig> {
-  const p = PIPELINE_PRESETS.default;
+  const p = RECIPE_PRESETS.default;
   const tok = WordTokenizer.build(prompts, { contextLength: p.clip.model.contextLength });
   await Deno.mkdir(`${dir}/clip`, { recursive: true });
   await tok.save(`${dir}/clip/tokenizer.json`);
@@ -287,7 +284,7 @@ async function main(): Promise<void> {
     (_, i) => `a ${COLOURS[i % COLOURS.length]} ${SHAPES[(i * 5 + 1) % SHAPES.length]}`,
   );
 
-  const info = await initCompute(f.backend, { quiet: true });
+  const info = await initBackendAndConvGrad(f.backend, { quiet: true });
   const blas = info.blas ? loadOpenBlas() : null;
   blas?.setThreads(th);
   const root = await Deno.makeTempDir({ prefix: "xgen_bench_sample_" });
@@ -295,7 +292,7 @@ async function main(): Promise<void> {
     const runDir = `${root}/run`, onnxDir = `${root}/onnx`;
     const unetCfg = await makeRun(runDir, prompts, f.seed);
     const params = countParamsForConfig(unetCfg);
-    const p = PIPELINE_PRESETS.default;
+    const p = RECIPE_PRESETS.default;
     const T = p.clip.model.contextLength, D = unetCfg.contextDim;
     console.log(
       `sample: default preset UNet (${params.toLocaleString("en")} params, random weights), ` +

@@ -8,18 +8,18 @@
  * peak RSS (VmHWM) and tensor count are its own; it does `--warmup` untimed steps, then up to
  * `--steps` timed ones (fewer when `--budget-s` runs out) and reports the median. Tensor count
  * stability compares `tf.memory().numTensors` after step 1 and after the last step. Backends in
- * `--profile` (default `cpu`) also get a forward / forward+backward / AdamW split and a
+ * `--profile` (default `cpu-blas`) also get a forward / forward+backward / AdamW split and a
  * `tf.profile` table of kernel time per kernel name (top 15).
  *
  * Usage (default run: about 1-1.5 minutes on 2 cores):
- *   deno run -A bench/train_step.ts [--batch 32] [--steps 10] [--backends all|cpu,wasm,...]
- *     [--warmup 1] [--budget-s 20] [--profile cpu] [--profile-steps 2] [--blas-threads N]
+ *   deno run -A bench/train_step.ts [--batch 32] [--steps 10] [--backends all|cpu-blas,wasm,...]
+ *     [--warmup 1] [--budget-s 20] [--profile cpu-blas] [--profile-steps 2] [--blas-threads N]
  *     [--no-torch] [--torch-steps 8] [--torch-runs 2] [--torch-threads 2,1]
  *     [--python /usr/bin/python3] [--torch-device cpu|cuda] [--seed 0]
  * `all` runs every backend `availableBackends()` reports, except webgpu on a software adapter
  * (Mesa lavapipe: ~75 s of shader compilation, then ~25 s a step); name it to include it.
  * Unavailable backends are listed with the reason. `--blas-threads` overrides the OpenBLAS
- * thread count of the `cpu` backend (to compare 1 vs 2 threads on small GEMMs).
+ * thread count of the `cpu-blas` backend (to compare 1 vs 2 threads on small GEMMs).
  *
  * BLAS setting: the environment may pin `OPENBLAS_CORETYPE` (and `OPENBLAS_L2_SIZE`); this
  * script never changes them, prints their values and the kernel set OpenBLAS picked
@@ -45,7 +45,7 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 import { helpText, parseFlags, runMain, UsageError } from "../lib/cli/args.ts";
 import { availableBackends, loadOpenBlas, webgpuAdapterInfo } from "../lib/backend/mod.ts";
 import { BACKEND_NAMES, type BackendName, parseBackendName } from "../lib/backend/types.ts";
-import { initCompute } from "../lib/pipeline/compute.ts";
+import { initBackendAndConvGrad } from "../lib/train/init_backend.ts";
 import { countParamsForConfig, UNET_PRESETS } from "../lib/models/unet.ts";
 import { countParams } from "../lib/nn/mod.ts";
 import { AdamW, computeGrads } from "../lib/train/optim.ts";
@@ -69,14 +69,14 @@ const SPEC = {
   },
   profile: {
     type: "string",
-    default: "cpu",
+    default: "cpu-blas",
     help: "comma-separated backends to profile (tf.profile + phase split); empty for none",
   },
   "profile-steps": { type: "int", default: 2, min: 1, help: "profiled steps (kernel ms averaged)" },
   "blas-threads": {
     type: "int",
     min: 1,
-    help: "OpenBLAS threads for the cpu backend (default: the kit's choice, all cores)",
+    help: "OpenBLAS threads for the cpu-blas backend (default: the kit's choice, all cores)",
   },
   "no-torch": { type: "bool", default: false, help: "skip the PyTorch reference" },
   python: { type: "string", default: "/usr/bin/python3", help: "interpreter with torch 1.13" },
@@ -188,7 +188,7 @@ function parseList(s: string, flag: string): BackendName[] {
 
 /** Run one backend in this process; the parent reads the tagged JSON line. */
 async function runChild(name: BackendName, f: ReturnType<typeof flags>): Promise<BackendReport> {
-  const info = await initCompute(name, { quiet: true });
+  const info = await initBackendAndConvGrad(name, { quiet: true });
   let details = `${info.tfBackend}: ${info.details}`;
   const blasThreads = f["blas-threads"];
   if (blasThreads !== undefined && info.blas) {
@@ -428,7 +428,7 @@ async function runTorch(
 /** Why `name` is not available, from the error its initialisation throws. */
 async function unavailableReason(name: BackendName): Promise<string> {
   try {
-    await initCompute(name, { quiet: true });
+    await initBackendAndConvGrad(name, { quiet: true });
     return "reported unavailable by availableBackends()";
   } catch (e) {
     return (e as Error).message.split("\n")[0];

@@ -1,11 +1,11 @@
 /**
  * Where a `webgpu` training step goes: per-dispatch overhead, raw matmul and conv speed, the UNet
  * step by phase, two tfjs-webgpu flag variants and a kernel table (GPU time from timestamp queries
- * where the adapter has them). The peer is the same UNet step on the kit's `cpu` backend in the
- * same process: is the GPU backend worth it on this machine?
+ * where the adapter has them). The peer is the same UNet step on the kit's `cpu-blas` backend in
+ * the same process: is the GPU backend worth it on this machine?
  *
  * Usage (on a GPU VM; on lavapipe expect minutes):
- *   deno run -A bench/webgpu_probe.ts [--batch 32] [--reps 3] [--backend webgpu] [--peer cpu]
+ *   deno run -A bench/webgpu_probe.ts [--batch 32] [--reps 3] [--backend webgpu] [--peer cpu-blas]
  * Last line:
  *   RESULT webgpu_probe ms_per_step=<probed backend ms> speedup=<peer ms / probed ms>
  * (above 1: the probed backend is faster than the peer).
@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { helpText, parseFlags, runMain } from "../lib/cli/args.ts";
-import { initCompute } from "../lib/pipeline/compute.ts";
+import { initBackendAndConvGrad } from "../lib/train/init_backend.ts";
 import { AdamW, computeGrads } from "../lib/train/optim.ts";
 import { unetFixture } from "./unet_fixture.ts";
 
@@ -21,7 +21,7 @@ const SPEC = {
   batch: { type: "int", default: 32, min: 1, help: "UNet batch size" },
   reps: { type: "int", default: 3, min: 1, help: "timed repetitions (median reported)" },
   backend: { type: "string", default: "webgpu", help: "backend probed" },
-  peer: { type: "string", default: "cpu", help: "backend timed for the same UNet step" },
+  peer: { type: "string", default: "cpu-blas", help: "backend timed for the same UNet step" },
 } as const;
 
 const fmt = (x: number) => x.toFixed(3);
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   // The peer runs before and after the probe; its faster median is the reference, so a cold
   // first run (JIT, buffer pools) does not flatter the probed backend.
   const timePeer = async (when: string) => {
-    const peerInfo = await initCompute(f.peer, { quiet: true });
+    const peerInfo = await initBackendAndConvGrad(f.peer, { quiet: true });
     const peer = unetStep(f.batch);
     const label = `peer ${peerInfo.name} (${when}): UNet step b${f.batch}`;
     const ms = await timeIt(label, peer.step, f.reps);
@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   };
   const peerBefore = await timePeer("before");
 
-  const info = await initCompute(f.backend, { quiet: true });
+  const info = await initBackendAndConvGrad(f.backend, { quiet: true });
   console.log(`probed: ${info.name} (${info.details})`);
   await probeDispatch(f.reps);
   await probeKernels(f.batch, f.reps);

@@ -2,32 +2,44 @@
  * xgen-kit: reproduce, interactively, the study behind a text-to-image latent diffusion model
  * trained at low resolution on top of reused pretrained parts (XGen-Image-1 style).
  *
- * Each domain is a namespace with its own `mod.ts`:
- * `backend` (TensorFlow.js backends), `data` (shapes world, webdataset shards), `nn` (layers),
- * `models` (UNet, autoencoder, CLIP, tokenizer), `diffusion` (schedules, samplers, guidance),
- * `dist` (data-parallel communicators: one process or Open MPI),
- * `train` (optimizer, checkpoints, loop), `plot` (Plotly HTML, PNG grids), `pipeline` (the
- * embedded default end to end), `util` (seeded streams, atomic writes, progress).
+ * Each folder is a namespace with its own `mod.ts`, lowest layer first (ARCHITECTURE.md draws which
+ * may import which): `util` (seeded streams, atomic writes, progress), `backend` (TensorFlow.js
+ * backends), `plot` (Plotly HTML, PNG grids), `storage` (local and gs:// stores), `data_parallel`
+ * (communicators: one process or Open MPI), `math` (float64 eigensolver, BLAS), `nn` (layers),
+ * `setup` (system packages, the cpu-blas fast path), `diffusion` (schedules, samplers, guidance,
+ * the image-generator contract), `image` (preprocessing conventions), `models` (UNet, autoencoder,
+ * CLIP, tokenizers), `data` (shapes world, webdataset shards), `train` (optimizer, checkpoints,
+ * loop), `onnx` (format, sessions, export, the ONNX Stable Diffusion pipeline), `inference`
+ * (best-of-N, touch-ups, upsampling over any image generator), `recipe` (the embedded default:
+ * presets, stages, runs, TF.js generation), `evaluation` (`clip_fid`, `human`,
+ * `caption_following`), `jobs` (the end-to-end training job) and `cli` (what the commands share:
+ * flags, checks, job plans).
  *
  * @example
  * ```ts
- * import { pipeline } from "./mod.ts";
- * await pipeline.initCompute("auto");
- * const run = await pipeline.loadRun("runs/default");
- * const images = await pipeline.generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * import { recipe, train } from "./mod.ts";
+ * await train.initBackendAndConvGrad("auto");
+ * const run = await recipe.loadRun("runs/default");
+ * const images = await recipe.generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
  * ```
  * @module
  */
-export * as backend from "./backend/mod.ts";
-export * as data from "./data/mod.ts";
-export * as nn from "./nn/mod.ts";
-export * as models from "./models/mod.ts";
-export * as diffusion from "./diffusion/mod.ts";
-export * as dist from "./dist/mod.ts";
-export * as train from "./train/mod.ts";
-export * as plot from "./plot/mod.ts";
-export * as pipeline from "./pipeline/mod.ts";
-export * as evaluation from "./eval/mod.ts";
-export * as onnx from "./onnx/mod.ts";
-export * as human_eval from "./human_eval/mod.ts";
 export * as util from "./util/mod.ts";
+export * as backend from "./backend/mod.ts";
+export * as plot from "./plot/mod.ts";
+export * as storage from "./storage/mod.ts";
+export * as data_parallel from "./data_parallel/mod.ts";
+export * as math from "./math/mod.ts";
+export * as nn from "./nn/mod.ts";
+export * as setup from "./setup/mod.ts";
+export * as diffusion from "./diffusion/mod.ts";
+export * as image from "./image/mod.ts";
+export * as models from "./models/mod.ts";
+export * as data from "./data/mod.ts";
+export * as train from "./train/mod.ts";
+export * as onnx from "./onnx/mod.ts";
+export * as inference from "./inference/mod.ts";
+export * as recipe from "./recipe/mod.ts";
+export * as evaluation from "./eval/mod.ts";
+export * as jobs from "./jobs/mod.ts";
+export * as cli from "./cli/mod.ts";

@@ -1,5 +1,5 @@
 /**
- * The `cpu` backend's OpenBLAS and element-wise kernels against stock tfjs cpu (`cpu-js`) and
+ * The `cpu-blas` backend's OpenBLAS and element-wise kernels against stock tfjs cpu (`cpu-js`) and
  * against float64 JavaScript, on random shapes including odd sizes; plus the backend selection
  * helpers and their errors.
  */
@@ -40,7 +40,7 @@ function maxRelErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
 
 /** Evaluate `f` (forward plus gradients w.r.t. all inputs) on a backend; returns flat arrays. */
 async function evalOn(
-  backend: "cpu" | "cpu-js",
+  backend: "cpu-blas" | "cpu-js",
   shapes: number[][],
   values: Float32Array[],
   f: (xs: tf.Tensor[]) => tf.Tensor,
@@ -65,7 +65,7 @@ async function compareWithStock(
 ): Promise<void> {
   const values = shapes.map((s) => rng.normal(s.reduce((a, b) => a * b, 1)));
   const seed = rng.nextU32();
-  const fast = await evalOn("cpu", shapes, values, f, seed);
+  const fast = await evalOn("cpu-blas", shapes, values, f, seed);
   const stock = await evalOn("cpu-js", shapes, values, f, seed);
   for (let i = 0; i < stock.length; i++) {
     const e = maxRelErr(fast[i], stock[i]);
@@ -293,7 +293,7 @@ Deno.test({
       }
     });
     await t.step("conv2d with dilation 2 (forward)", async () => {
-      await initBackend("cpu", { quiet: true });
+      await initBackend("cpu-blas", { quiet: true });
       const x = rng.normal(1 * 9 * 9 * 3), w = rng.normal(3 * 3 * 3 * 4);
       const run = () =>
         tf.conv2d(tf.tensor4d(x, [1, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 4]), 1, "same", "NHWC", 2)
@@ -365,16 +365,16 @@ Deno.test("backend selection: names, default, availability, errors", async () =>
   assert.equal(parseBackendName("wasm"), "wasm");
   assert.throws(
     () => parseBackendName("gpu", "config.backend"),
-    /config\.backend: expected one of cpu, wasm/,
+    /config\.backend: expected one of cpu-blas, wasm/,
   );
   await assert.rejects(
-    () => initBackend("cpu", { threads: 0 }),
+    () => initBackend("cpu-blas", { threads: 0 }),
     /threads must be a positive integer/,
   );
-  assert.equal(defaultBackend(), noBlas ? "wasm" : "cpu");
+  assert.equal(defaultBackend(), noBlas ? "wasm" : "cpu-blas");
   const names = await availableBackends();
-  assert.ok(names.includes("cpu") && names.includes("cpu-js"), `available: ${names}`);
-  const info = await initBackend("cpu", { threads: 1, quiet: true });
+  assert.ok(names.includes("cpu-blas") && names.includes("cpu-js"), `available: ${names}`);
+  const info = await initBackend("cpu-blas", { threads: 1, quiet: true });
   assert.equal(info.blas, !noBlas);
   assert.equal(tf.getBackend(), info.tfBackend);
   if (!noBlas) {
@@ -385,9 +385,9 @@ Deno.test("backend selection: names, default, availability, errors", async () =>
       "../lib/backend/mod.ts",
       import.meta.url,
     )}";
-      await initBackend("cpu", { threads: 1, quiet: true });
+      await initBackend("cpu-blas", { threads: 1, quiet: true });
       const one = loadOpenBlas().threads();
-      await initBackend("cpu", { quiet: true });
+      await initBackend("cpu-blas", { quiet: true });
       console.log(JSON.stringify([one, loadOpenBlas().threads()]));`;
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["eval", "--ext=ts", script],

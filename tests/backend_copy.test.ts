@@ -1,5 +1,5 @@
 /**
- * The `cpu` backend's data-movement kernels (Slice, SplitV, Concat, PadV2, StridedSlice, Tile),
+ * The `cpu-blas` backend's data-movement kernels (Slice, SplitV, Concat, PadV2, StridedSlice, Tile),
  * unary kernels, Pow/Maximum/Minimum and its output-buffer pool, against stock tfjs cpu
  * (`cpu-js`): copies must be bit-identical, math identical (same float64 formulas), on random
  * shapes with odd sizes, every axis, size -1 and negative strided-slice indices, several dtypes;
@@ -44,7 +44,7 @@ function randomValues(n: number, dtype: DType): number[] {
 
 /** Run `f` on fresh tensors on `backend`; every output's shape, dtype and values. */
 async function runOn(
-  backend: "cpu" | "cpu-js",
+  backend: "cpu-blas" | "cpu-js",
   inputs: { shape: number[]; dtype: DType; values: number[] }[],
   f: (xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
 ): Promise<Out[]> {
@@ -65,7 +65,7 @@ async function sameAsStock(
   inputs: { shape: number[]; dtype: DType; values: number[] }[],
   f: (xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
 ): Promise<void> {
-  const fast = await runOn("cpu", inputs, f);
+  const fast = await runOn("cpu-blas", inputs, f);
   const stock = await runOn("cpu-js", inputs, f);
   assert.equal(fast.length, stock.length, `${what}: output count`);
   for (let i = 0; i < stock.length; i++) {
@@ -327,7 +327,7 @@ Deno.test({
       ];
       for (const [shape, axes] of cases) {
         const x = input(shape);
-        const fast = await runOn("cpu", [x], ([p]) => tf.sum(p, axes));
+        const fast = await runOn("cpu-blas", [x], ([p]) => tf.sum(p, axes));
         const stock = await runOn("cpu-js", [x], ([p]) => tf.sum(p, axes));
         assert.deepEqual(fast[0].shape, stock[0].shape);
         fast[0].values.forEach((v, i) => {
@@ -362,7 +362,7 @@ Deno.test({
       const gs = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f([a, b]), r)))(xs);
       return [f(xs), ...gs];
     };
-    const fast = await runOn("cpu", inputs, g);
+    const fast = await runOn("cpu-blas", inputs, g);
     const stock = await runOn("cpu-js", inputs, g);
     for (let i = 0; i < stock.length; i++) {
       assert.deepEqual(fast[i].shape, stock[i].shape);
@@ -432,7 +432,7 @@ Deno.test({
   name: "cpu backend pool: read values and live tensors survive recycling" + skipNote,
   ...blasOnly,
   async fn() {
-    await initBackend("cpu", { quiet: true });
+    await initBackend("cpu-blas", { quiet: true });
     const xv = rng.normal(64 * 64);
     const x = tf.tensor(xv, [64, 64]);
     // A live tensor, never read until the end, whose array must never be handed out again.
@@ -458,7 +458,7 @@ Deno.test({
       return tf.sum(z).dataSync()[0];
     });
     assert.ok(Math.abs(got - want) <= 1e-6 * Math.abs(want), `${got} vs ${want}`);
-    await initBackend("cpu", { quiet: true });
+    await initBackend("cpu-blas", { quiet: true });
     const pool = (tf.backend() as unknown as { bufferPool: BufferPool }).bufferPool;
     assert.ok(pool.stats().hits > 0, "the pool was used");
     tf.dispose([x, keep, noisy]);

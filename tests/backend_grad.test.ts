@@ -427,10 +427,10 @@ async function runTf(c: Case, inp: Inputs): Promise<{ y: Float32Array; grads: Fl
   tf.dispose([...xs, r, y, ...gs]);
   return out;
 }
-const BACKENDS: BackendName[] = ["cpu", "cpu-js", "wasm", "webgpu"];
+const BACKENDS: BackendName[] = ["cpu-blas", "cpu-js", "wasm", "webgpu"];
 const available = await availableBackends();
 const skipReason = (b: BackendName): string | null => {
-  if (b === "cpu" && !loadOpenBlas()) return "OpenBLAS not installed (libopenblas0-pthread)";
+  if (b === "cpu-blas" && !loadOpenBlas()) return "OpenBLAS not installed (libopenblas0-pthread)";
   if (!available.includes(b)) return `${b} unavailable here`;
   return null;
 };

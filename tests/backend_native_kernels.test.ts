@@ -398,11 +398,11 @@ Deno.test("native kernels: arrays too short for the shape are refused before C r
 });
 
 Deno.test("native kernels: a training step's kernels give the TypeScript results on cpu-blas", async () => {
-  const info = await initBackend("cpu", { quiet: true });
+  const info = await initBackend("cpu-blas", { quiet: true });
   if (!info.blas) return; // no OpenBLAS: cpu-blas (and its native path) is not in use
   assert.ok(
     activeNativeKernels(),
-    `initBackend('cpu') left the native kernels off: ${info.details}`,
+    `initBackend('cpu-blas') left the native kernels off: ${info.details}`,
   );
   assert.match(info.details, /native element-wise kernels/);
   const xv = randn(Rng.stream(8), 2 * 4 * 4 * 8), bv = randn(Rng.stream(9), 8);

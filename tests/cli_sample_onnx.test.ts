@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { decodePngRgb } from "../lib/data/mod.ts";
-import { loadModel, saveModel } from "../lib/pipeline/model_files.ts";
+import { loadModel, saveModel } from "../lib/recipe/model_files.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
-import { ensureOnnxExport } from "../lib/onnx/mod.ts";
+import { ensureOnnxExport } from "../lib/recipe/mod.ts";
 import { cli } from "./helpers/cli.ts";
 
 await tf.setBackend("cpu");

@@ -47,7 +47,7 @@ Deno.test("samplePlan: images, batches, grid and memory in closed form", () => {
       "2 (6 steps each); writes g.png (56x38 px, at most 0.007 MB) and g.png.json",
   );
 
-  // The case: 100000 per prompt at 256 px is a 25.6-gigapixel-wide grid.
+  // A runaway request: 100000 per prompt at 256 px is a 25.6-gigapixel-wide grid.
   const big = samplePlan({
     prompts: 1,
     n: 100000,

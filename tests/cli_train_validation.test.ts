@@ -5,8 +5,8 @@
  * checkpoint location in its config.json is not a reason to refuse the corrected run.
  */
 import assert from "node:assert/strict";
-import { resolvePreset } from "../lib/pipeline/presets.ts";
-import { trainPipeline } from "../lib/pipeline/train_pipeline.ts";
+import { resolvePreset } from "../lib/recipe/presets.ts";
+import { trainRun } from "../lib/jobs/train_run.ts";
 import { cli } from "./helpers/cli.ts";
 
 const TRAIN = ["lib/cli/train.ts", "--preset", "tiny", "--skip-eval"];
@@ -106,7 +106,7 @@ Deno.test("train: a config.json recording an unusable checkpoint location does n
         seed: 0,
         checkpoints: "s3://b/p",
         reuse: null,
-        backend: "cpu",
+        backend: "cpu-blas",
         worldSize: 1,
         created: "2020-01-01T00:00:00.000Z",
       }),
@@ -129,7 +129,7 @@ Deno.test("train: a config.json recording an unusable checkpoint location does n
   }
 });
 
-Deno.test("trainPipeline refuses a bad checkpoint location or seed before writing anything", async () => {
+Deno.test("trainRun refuses a bad checkpoint location or seed before writing anything", async () => {
   const dir = await Deno.makeTempDir({ prefix: "xgen_pipeline_options_" });
   try {
     const o = {
@@ -137,12 +137,12 @@ Deno.test("trainPipeline refuses a bad checkpoint location or seed before writin
       preset: resolvePreset("tiny", { unetSteps: 2 }),
       seed: 0,
       resume: false,
-      backend: "cpu",
+      backend: "cpu-blas",
       skipEval: true,
       log: () => {},
     };
     await assert.rejects(
-      () => trainPipeline({ ...o, checkpoints: "gs://Bad/p" }),
+      () => trainRun({ ...o, checkpoints: "gs://Bad/p" }),
       (e: Error) => {
         assert.equal(
           e.message,
@@ -153,7 +153,7 @@ Deno.test("trainPipeline refuses a bad checkpoint location or seed before writin
       },
     );
     await assert.rejects(
-      () => trainPipeline({ ...o, seed: 2 ** 32 }),
+      () => trainRun({ ...o, seed: 2 ** 32 }),
       /seed must be an integer from 0 to 4294967295, got 4294967296/,
     );
     assert.equal(await exists(o.out), false, "no run folder, no config.json, no data");

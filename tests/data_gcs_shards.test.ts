@@ -12,7 +12,7 @@ import {
   type ShardSample,
 } from "../lib/data/webdataset.ts";
 import { GcsShardSource, type ShardSource, ShardTransportError } from "../lib/data/shard_source.ts";
-import { type GcsClientLike, type GcsFileLike, GcsStore } from "../lib/train/gcs_store.ts";
+import { type GcsClientLike, type GcsFileLike, GcsStore } from "../lib/storage/gcs_store.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
 import { makeTar, writeBrokenShards } from "./helpers/tar.ts";

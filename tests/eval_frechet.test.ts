@@ -5,7 +5,7 @@ import {
   FeatureStatsAccumulator,
   frechetDistance,
   frechetDistanceDetailed,
-} from "../lib/eval/mod.ts";
+} from "../lib/eval/clip_fid/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { randomOrthogonal } from "./helpers/linalg.ts";
 

@@ -16,8 +16,8 @@ import {
   resizeRgb,
   type RgbInput,
   saveReferenceStats,
-} from "../lib/eval/mod.ts";
-import { decodeStats } from "../lib/eval/stats_file.ts";
+} from "../lib/eval/clip_fid/mod.ts";
+import { decodeStats } from "../lib/eval/clip_fid/stats_file.ts";
 import { OnnxGraph, type OnnxShape, saveOnnx } from "../lib/onnx/mod.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import { INCEPTION_GET, loadProtocol, parseProtocol, requirementsFor } from "../lib/cli/eval.ts";

@@ -16,7 +16,7 @@ import {
   readImageRgb,
   type SkippedImage,
   sniffImageFormat,
-} from "../lib/eval/mod.ts";
+} from "../lib/eval/clip_fid/mod.ts";
 
 /** A smooth w x h test picture (RGB) and its JPEG bytes at `quality`. */
 function picture(w: number, h: number, quality = 95) {

@@ -11,7 +11,7 @@ import {
   kernelInceptionDistance,
   mmdPolynomial,
   quantileSorted,
-} from "../lib/eval/mod.ts";
+} from "../lib/eval/clip_fid/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 const k3 = (x: number[], y: number[]) =>

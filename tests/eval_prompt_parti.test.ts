@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parsePromptSpec, partiPromptSet, promptSetFromSpec } from "../lib/eval/mod.ts";
+import { parsePromptSpec, partiPromptSet, promptSetFromSpec } from "../lib/eval/clip_fid/mod.ts";
 
 const TSV = new URL("../data/parti_prompts_example.tsv", import.meta.url).pathname;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { featureStats, FeatureStatsAccumulator } from "../lib/eval/mod.ts";
+import { featureStats, FeatureStatsAccumulator } from "../lib/eval/clip_fid/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { retainedBytes } from "./helpers/retained_bytes.ts";
 

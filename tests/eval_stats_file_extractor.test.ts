@@ -11,7 +11,7 @@ import {
   loadReferenceStats,
   saveReferenceStats,
   toClipInput,
-} from "../lib/eval/mod.ts";
+} from "../lib/eval/clip_fid/mod.ts";
 import { CLIP_PRESETS, encodeImage, encodeText, initClip } from "../lib/models/mod.ts";
 import { WordTokenizer } from "../lib/models/tokenizer.ts";
 import { Rng } from "../lib/util/rng.ts";

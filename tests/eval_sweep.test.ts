@@ -14,12 +14,12 @@ import {
   parsePromptSpec,
   textPromptSet,
   withPrefix,
-} from "../lib/eval/prompt_sets.ts";
-import { parseCheckpointSelector } from "../lib/eval/sweep.ts";
-import { decodeStats } from "../lib/eval/stats_file.ts";
-import { featureStats } from "../lib/eval/stats.ts";
-import { frechetDistance } from "../lib/eval/frechet.ts";
-import { kernelInceptionDistance } from "../lib/eval/kid.ts";
+} from "../lib/eval/clip_fid/prompt_sets.ts";
+import { parseCheckpointSelector } from "../lib/eval/clip_fid/sweep.ts";
+import { decodeStats } from "../lib/eval/clip_fid/stats_file.ts";
+import { featureStats } from "../lib/eval/clip_fid/stats.ts";
+import { frechetDistance } from "../lib/eval/clip_fid/frechet.ts";
+import { kernelInceptionDistance } from "../lib/eval/clip_fid/kid.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import { cli, ROOT } from "./helpers/cli.ts";
 

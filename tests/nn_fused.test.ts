@@ -1,12 +1,12 @@
 /**
  * Fused GroupNorm(+SiLU), SiLU, GELU and scaled-softmax kernels (lib/nn/fused.ts): float64 finite-difference
  * checks of the kernels' math, and the `cpu-blas` fused path against the composed ops on stock
- * `cpu` (forward and gradients), through the public lib/nn layers.
+ * `cpu-blas` (forward and gradients), through the public lib/nn layers.
  */
 import assert from "node:assert/strict";
 import { assertClose } from "./helpers/assert_close.ts";
 import * as tf from "@tensorflow/tfjs-core";
-import { initCompute } from "../lib/pipeline/compute.ts";
+import { initBackendAndConvGrad } from "../lib/train/init_backend.ts";
 import {
   attentionProbs,
   expApprox,
@@ -34,8 +34,8 @@ import {
 } from "../lib/nn/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 
-const info = await initCompute("cpu", { quiet: true });
-const hasBlas = info.name === "cpu" && info.blas === true;
+const info = await initBackendAndConvGrad("cpu-blas", { quiet: true });
+const hasBlas = info.name === "cpu-blas" && info.blas === true;
 const f64 = (n: number) => new Float64Array(n);
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

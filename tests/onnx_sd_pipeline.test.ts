@@ -14,14 +14,15 @@ import {
 import {
   decodeLatents,
   encodeCaptions,
+  exportRun,
   generate,
   guidedUnet,
-  initialNoise,
   type LoadedRun,
   loadRun,
-} from "../lib/pipeline/mod.ts";
+} from "../lib/recipe/mod.ts";
 import {
   getSampler,
+  initialNoise,
   makeSchedule,
   type ScheduleConfig,
   SD_SCHEDULER_JSON,
@@ -30,7 +31,6 @@ import {
   exportAutoencoderDecoder,
   exportAutoencoderEncoder,
   exportClipText,
-  exportRun,
   exportUnet,
   img2img,
   loadOnnxPipeline,

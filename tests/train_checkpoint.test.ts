@@ -1,18 +1,16 @@
 import assert from "node:assert/strict";
 import {
-  type CheckpointStore,
   latestCheckpoint,
   listCheckpoints,
   loadCheckpoint,
-  LocalStore,
   MetricsLog,
   parseMetrics,
   pruneCheckpoints,
   readMetrics,
   saveCheckpoint,
-  StoreNotFoundError,
   truncateMetrics,
 } from "../lib/train/mod.ts";
+import { type CheckpointStore, LocalStore, StoreNotFoundError } from "../lib/storage/mod.ts";
 
 function model(step: number) {
   return {

@@ -81,7 +81,7 @@ function assertClose(
 }
 
 Deno.test("fused AdamW on the cpu backend equals the composed update on stock cpu", async () => {
-  const info = await initBackend("cpu", { quiet: true });
+  const info = await initBackend("cpu-blas", { quiet: true });
   if (!info.blas) return; // no OpenBLAS: the cpu backend is stock and never fuses
   assertClose(await runAdamW(info.tfBackend, true), await runAdamW("cpu", false), 1e-6);
 });
@@ -90,7 +90,7 @@ Deno.test("fused AdamW on webgpu (three WGSL programs) equals the composed updat
   if (!(await webgpuAdapterInfo())) return; // no adapter (CI installs lavapipe, so it runs there)
   const info = await initBackend("webgpu", { quiet: true });
   const gpu = await runAdamW(info.tfBackend, true);
-  await initBackend("cpu", { quiet: true });
+  await initBackend("cpu-blas", { quiet: true });
   // float32 throughout on the GPU against float32 composed kernels: a few ulps after 3 steps.
   assertClose(gpu, await runAdamW("cpu", false), 2e-6);
 });

@@ -9,15 +9,10 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { broadcastBytes, findMpirun, singleProcess } from "../lib/dist/mod.ts";
-import {
-  type CheckpointStore,
-  GcsStore,
-  LocalStore,
-  readMetrics,
-  trainLoop,
-} from "../lib/train/mod.ts";
-import type { Communicator } from "../lib/dist/comm.ts";
+import { broadcastBytes, findMpirun, singleProcess } from "../lib/data_parallel/mod.ts";
+import { readMetrics, trainLoop } from "../lib/train/mod.ts";
+import { type CheckpointStore, GcsStore, LocalStore } from "../lib/storage/mod.ts";
+import type { Communicator } from "../lib/data_parallel/comm.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { countingStore } from "./helpers/counting_store.ts";
 import { type RankReport, rankReport } from "./helpers/rank_report.ts";

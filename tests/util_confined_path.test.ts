@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { confinedJoin, confinedRealPath } from "../lib/util/confined_path.ts";
 import { LocalShardSource } from "../lib/data/shard_source.ts";
-import { ensureOnnxExport } from "../lib/onnx/mod.ts";
+import { ensureOnnxExport } from "../lib/recipe/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
 
 await tf.setBackend("cpu");

@@ -1,9 +1,10 @@
 /**
- * The kit's `cpu` backend: a second `MathBackendCPU` registered as `cpu-blas`, carrying every
- * stock cpu kernel plus OpenBLAS GEMM kernels, fast element-wise, unary and data-movement
- * kernels, and a pool that recycles kernel output arrays. Registering a separate backend (instead
- * of swapping kernels on `cpu`) keeps stock `cpu` untouched, so both can run in one process and be
- * compared op by op.
+ * The kit's `cpu-blas` backend: a second `MathBackendCPU` registered under that name, carrying
+ * every stock cpu kernel plus OpenBLAS GEMM kernels, fast element-wise, unary and data-movement
+ * kernels, and a pool that recycles kernel output arrays; and `cpu-js`, stock tfjs cpu registered
+ * under the kit's name for it. Registering separate backends (instead of swapping kernels on
+ * tfjs' own `cpu`) keeps stock `cpu` untouched, so all can run in one process and be compared op
+ * by op, and `tf.getBackend()` always says the kit's name.
  *
  * @example
  * ```ts
@@ -21,10 +22,14 @@ import { fastElementwiseConfigs } from "./cpu_fast_kernels.ts";
 import { fastCopyConfigs } from "./cpu_copy_kernels.ts";
 import { fastUnaryConfigs } from "./cpu_unary_kernels.ts";
 
-/** tfjs name of the BLAS-backed cpu backend. */
+/** tfjs name of the BLAS-backed cpu backend (the kit's name for it too). */
 export const CPU_BLAS_BACKEND = "cpu-blas";
 
+/** tfjs name of stock tfjs cpu as the kit registers it (the kit's name for it too). */
+export const CPU_JS_BACKEND = "cpu-js";
+
 let registered = false;
+let registeredJs = false;
 
 /** A `MathBackendCPU` that does not print tfjs' "install tfjs-node" banner. */
 export function quietCpuBackend(): MathBackendCPU {
@@ -111,7 +116,7 @@ export class PooledCpuBackend extends MathBackendCPU implements PooledBackend {
  */
 export function registerCpuBlasBackend(blas: OpenBlas): void {
   if (registered) return;
-  // Priority 0: never picked implicitly over stock cpu; only initBackend("cpu") selects it.
+  // Priority 0: never picked implicitly over stock cpu; only initBackend("cpu-blas") selects it.
   tf.registerBackend(CPU_BLAS_BACKEND, () => new PooledCpuBackend(), 0);
   tf.copyRegisteredKernels("cpu", CPU_BLAS_BACKEND);
   for (
@@ -128,4 +133,22 @@ export function registerCpuBlasBackend(blas: OpenBlas): void {
     tf.registerKernel(k);
   }
   registered = true;
+}
+
+/**
+ * Register `cpu-js` once: stock tfjs cpu (every stock kernel, no kit kernel) under the kit's name
+ * for it, so `initBackend("cpu-js")` leaves `tf.getBackend() === "cpu-js"`.
+ *
+ * @example
+ * ```ts
+ * registerCpuJsBackend();
+ * await tf.setBackend(CPU_JS_BACKEND);
+ * ```
+ */
+export function registerCpuJsBackend(): void {
+  if (registeredJs) return;
+  // Priority 0: never picked implicitly over stock cpu.
+  tf.registerBackend(CPU_JS_BACKEND, () => new MathBackendCPU(), 0);
+  tf.copyRegisteredKernels("cpu", CPU_JS_BACKEND);
+  registeredJs = true;
 }

@@ -1,5 +1,5 @@
 /**
- * A recycling pool for the Float32Arrays that the `cpu` backend's own kernels allocate.
+ * A recycling pool for the Float32Arrays that the `cpu-blas` backend's own kernels allocate.
  *
  * A fresh 1 MiB `Float32Array` costs 100-300 us here (the allocator maps new pages and the kernel
  * zero-fills them on first touch), five to ten times the cost of writing it, and a UNet training

@@ -13,7 +13,12 @@ import "@tensorflow/tfjs-backend-cpu";
 import type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
 import { parseBackendName } from "./types.ts";
 import { loadOpenBlas } from "./openblas.ts";
-import { CPU_BLAS_BACKEND, registerCpuBlasBackend } from "./cpu_backend.ts";
+import {
+  CPU_BLAS_BACKEND,
+  CPU_JS_BACKEND,
+  registerCpuBlasBackend,
+  registerCpuJsBackend,
+} from "./cpu_backend.ts";
 import {
   loadNativeKernels,
   nativeKernelsStatus,
@@ -42,18 +47,18 @@ async function activate(tfName: string, kitName: BackendName): Promise<void> {
 }
 
 function silenceCpuBanner(): void {
-  const b = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+  const b = tf.findBackend(CPU_JS_BACKEND) as unknown as { firstUse?: boolean } | null;
   if (b && "firstUse" in b) b.firstUse = false;
 }
 
 /**
  * Make `name` the active tfjs backend (`tf.setBackend` + `tf.ready`) and describe it.
- * `cpu` falls back to stock tfjs cpu with a warning when OpenBLAS cannot be loaded.
+ * `cpu-blas` falls back to `cpu-js` (stock tfjs cpu) with a warning when OpenBLAS cannot be loaded.
  *
  * @example
  * ```ts
- * const info = await initBackend("cpu", { threads: 2 });
- * // { name: "cpu", tfBackend: "cpu-blas", blas: true, details: "OpenBLAS ... 2 threads" }
+ * const info = await initBackend("cpu-blas", { threads: 2 });
+ * // { name: "cpu-blas", tfBackend: "cpu-blas", blas: true, details: "OpenBLAS ... 2 threads" }
  * ```
  */
 export async function initBackend(
@@ -65,18 +70,24 @@ export async function initBackend(
     throw new Error(`initBackend: threads must be a positive integer, got ${opts.threads}`);
   }
   switch (name) {
-    case "cpu": {
+    case "cpu-blas": {
       const blas = loadOpenBlas();
       if (!blas) {
         if (!opts.quiet) {
           console.warn(
-            "initBackend('cpu'): OpenBLAS not found (apt-get install libopenblas0-pthread; " +
+            "initBackend('cpu-blas'): OpenBLAS not found (apt-get install libopenblas0-pthread; " +
               "needs --allow-ffi); using the stock tfjs cpu backend, which is slow for training",
           );
         }
+        registerCpuJsBackend();
         if (opts.quiet) silenceCpuBanner();
-        await activate("cpu", name);
-        return { name, tfBackend: "cpu", blas: false, details: "stock tfjs cpu (no OpenBLAS)" };
+        await activate(CPU_JS_BACKEND, name);
+        return {
+          name,
+          tfBackend: CPU_JS_BACKEND,
+          blas: false,
+          details: "stock tfjs cpu (no OpenBLAS)",
+        };
       }
       const threads = opts.threads ?? cores();
       blas.setThreads(threads);
@@ -89,7 +100,7 @@ export async function initBackend(
         !/disabled by/.test(nativeKernelsStatus())
       ) {
         console.warn(
-          `initBackend('cpu'): ${nativeKernelsStatus()}; using the TypeScript loops, about 2x ` +
+          `initBackend('cpu-blas'): ${nativeKernelsStatus()}; using the TypeScript loops, about 2x ` +
             "slower for training (Debian: apt-get install gcc libc6-dev; XGEN_NATIVE_KERNELS=0 " +
             "silences this)",
         );
@@ -108,9 +119,10 @@ export async function initBackend(
       };
     }
     case "cpu-js": {
+      registerCpuJsBackend();
       if (opts.quiet) silenceCpuBanner();
-      await activate("cpu", name);
-      return { name, tfBackend: "cpu", blas: false, details: "stock tfjs cpu" };
+      await activate(CPU_JS_BACKEND, name);
+      return { name, tfBackend: CPU_JS_BACKEND, blas: false, details: "stock tfjs cpu" };
     }
     case "wasm": {
       await prepareWasmBackend();
@@ -146,13 +158,13 @@ let available: Promise<BackendName[]> | null = null;
  *
  * @example
  * ```ts
- * const names = await availableBackends(); // e.g. ["cpu", "wasm", "cpu-js", "webgpu"]
+ * const names = await availableBackends(); // e.g. ["cpu-blas", "wasm", "cpu-js", "webgpu"]
  * ```
  */
 export function availableBackends(): Promise<BackendName[]> {
   if (!available) {
     available = (async () => {
-      const names: BackendName[] = ["cpu"];
+      const names: BackendName[] = ["cpu-blas"];
       const previous = tf.getBackend();
       try {
         await prepareWasmBackend();
@@ -171,7 +183,7 @@ export function availableBackends(): Promise<BackendName[]> {
 }
 
 /**
- * The backend the kit uses when none is named: `cpu` when OpenBLAS loads, else `wasm`.
+ * The backend the kit uses when none is named: `cpu-blas` when OpenBLAS loads, else `wasm`.
  *
  * @example
  * ```ts
@@ -179,5 +191,5 @@ export function availableBackends(): Promise<BackendName[]> {
  * ```
  */
 export function defaultBackend(): BackendName {
-  return loadOpenBlas() ? "cpu" : "wasm";
+  return loadOpenBlas() ? "cpu-blas" : "wasm";
 }

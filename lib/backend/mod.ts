@@ -1,8 +1,9 @@
 /**
- * Compute backends for TensorFlow.js: `cpu` (tfjs cpu + OpenBLAS GEMMs through Deno FFI + fast
- * element-wise, unary and data-movement kernels + recycled output buffers), `cpu-js` (stock tfjs
- * cpu), `wasm` (tfjs wasm + the training kernels it lacks), `webgpu` (`navigator.gpu`) and
- * `tensorflow` (tfjs-node(-gpu), when installed).
+ * Compute backends for TensorFlow.js, registered under the same names the kit uses for them:
+ * `cpu-blas` (tfjs cpu + OpenBLAS GEMMs through Deno FFI + fast element-wise, unary and
+ * data-movement kernels + recycled output buffers), `cpu-js` (stock tfjs cpu), `wasm` (tfjs wasm +
+ * the training kernels it lacks), `webgpu` (`navigator.gpu`) and `tensorflow` (tfjs-node(-gpu),
+ * when installed).
  *
  * @example
  * ```ts
@@ -17,7 +18,7 @@ export { BACKEND_NAMES, parseBackendName } from "./types.ts";
 export { availableBackends, defaultBackend, initBackend } from "./init.ts";
 export { loadOpenBlas, OPENBLAS_PATHS, SINGLE_THREAD_GEMM_MACS } from "./openblas.ts";
 export type { OpenBlas, SgemmArgs } from "./openblas.ts";
-export { CPU_BLAS_BACKEND } from "./cpu_backend.ts";
+export { CPU_BLAS_BACKEND, CPU_JS_BACKEND } from "./cpu_backend.ts";
 export {
   activeNativeKernels,
   buildNativeKernels,

@@ -1,9 +1,9 @@
 /**
- * Native element-wise kernels for the `cpu` backend, compiled from C on first use and called
+ * Native element-wise kernels for the `cpu-blas` backend, compiled from C on first use and called
  * through Deno FFI.
  *
- * Once OpenBLAS runs the GEMMs, a UNet training step on `cpu` spends about half its kernel time
- * in loops V8 does not vectorise: GroupNorm/LayerNorm (+SiLU) forward and backward, GELU, softmax,
+ * Once OpenBLAS runs the GEMMs, a UNet training step on `cpu-blas` spends about half its kernel
+ * time in loops V8 does not vectorise: GroupNorm/LayerNorm (+SiLU) forward and backward, GELU, softmax,
  * broadcast adds, bias-gradient sums, transposes and the AdamW update. `native/xgen_kernels.c`
  * holds those loops; the machine's C compiler builds it once (`-O3 -march=native`) into a cache
  * folder, keyed by the source, the compiler and the CPU, so a library built for one processor is
@@ -408,8 +408,8 @@ export function nativeKernelsStatus(): string {
 let active: NativeKernels | null = null;
 
 /**
- * The kernels the `cpu` backend's kernel functions call now (null: TypeScript loops).
- * `initBackend("cpu")` sets it; benchmarks and tests switch it to compare both paths.
+ * The kernels the `cpu-blas` backend's kernel functions call now (null: TypeScript loops).
+ * `initBackend("cpu-blas")` sets it; benchmarks and tests switch it to compare both paths.
  *
  * @example
  * ```ts

@@ -3,17 +3,17 @@
  *
  * @example
  * ```ts
- * const name: BackendName = "cpu";
+ * const name: BackendName = "cpu-blas";
  * ```
  * @module
  */
 
 /** Compute backends the kit can run TensorFlow.js on. */
-export type BackendName = "cpu" | "cpu-js" | "wasm" | "webgpu" | "tensorflow";
+export type BackendName = "cpu-blas" | "cpu-js" | "wasm" | "webgpu" | "tensorflow";
 
 /** Every {@link BackendName}, in the order the kit prefers them on a CPU-only machine. */
 export const BACKEND_NAMES: readonly BackendName[] = [
-  "cpu",
+  "cpu-blas",
   "wasm",
   "cpu-js",
   "webgpu",
@@ -24,7 +24,10 @@ export const BACKEND_NAMES: readonly BackendName[] = [
 export interface BackendInfo {
   /** The kit's name for the backend. */
   name: BackendName;
-  /** The tfjs backend now active (`tf.getBackend()`), e.g. `cpu-blas` for `cpu`. */
+  /**
+   * The tfjs backend now active (`tf.getBackend()`): the kit's name, except `cpu-js` standing in
+   * for `cpu-blas` when OpenBLAS is missing.
+   */
   tfBackend: string;
   /** Whether GEMMs run in OpenBLAS. */
   blas: boolean;
@@ -34,12 +37,12 @@ export interface BackendInfo {
 
 /** Options of {@link initBackend}. */
 export interface InitBackendOptions {
-  /** Worker threads for OpenBLAS (`cpu`); default: the number of logical cores. */
+  /** Worker threads for OpenBLAS (`cpu-blas`); default: the number of logical cores. */
   threads?: number;
   /** Suppress the fallback warning and tfjs' console banners. */
   quiet?: boolean;
   /**
-   * `cpu` only: compile (once, cached) and use the C element-wise kernels when a C compiler is
+   * `cpu-blas` only: compile (once, cached) and use the C element-wise kernels when a C compiler is
    * present (default true; `XGEN_NATIVE_KERNELS=0` also switches them off).
    */
   native?: boolean;

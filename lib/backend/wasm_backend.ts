@@ -1,7 +1,7 @@
 /**
  * The kit's `wasm` backend: tfjs-backend-wasm (single-threaded in Deno, SIMD on) with the
  * training kernels from {@link wasmKernelConfigs}. The backend module is imported lazily:
- * importing it registers `wasm` with a priority above `cpu`, which would silently change the
+ * importing it registers `wasm` with a priority above tfjs' `cpu`, which would silently change the
  * default backend of any program that imports this folder.
  *
  * @example

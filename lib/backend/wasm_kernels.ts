@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs-core";
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
 type Attrs = Record<string, any>;
-/** The parts of the wasm backend these kernels use (structural, to avoid importing it). */
+/** The members of the wasm backend these kernels use (structural, to avoid importing it). */
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): Info;
   typedArrayFromHeap(t: Info): Float32Array | Int32Array | Uint8Array;

@@ -22,33 +22,12 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { registerWebgpuNormKernels } from "./webgpu_norm_kernels.ts";
+import type { Program, WebgpuBackendLike } from "./webgpu_program.ts";
 
 /** Kernel name shared with lib/train/fused_adamw.ts (which owns the formula and its cpu kernel). */
 const ADAMW_KERNEL = "XgenAdamW";
 const BACKEND = "webgpu";
 const WORKGROUP = 64;
-
-/** The parts of tfjs-backend-webgpu's program interface used here (structural, no import). */
-export interface Program {
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  variableNames: string[];
-  workgroupSize: [number, number, number];
-  size: boolean;
-  uniforms: string;
-  getUserCode: () => string;
-}
-/** The one method of tfjs-backend-webgpu's backend the kit's kernels call. */
-export interface WebgpuBackendLike {
-  runWebGPUProgram(
-    program: Program,
-    inputs: tf.TensorInfo[],
-    dtype: tf.DataType,
-    uniforms: { type: string; data: number[] }[],
-  ): tf.TensorInfo;
-}
 
 /** Which output of the AdamW update a program writes. */
 type AdamWPart = "m" | "v" | "p";

@@ -27,7 +27,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Program, WebgpuBackendLike } from "./webgpu_kernels.ts";
+import type { Program, WebgpuBackendLike } from "./webgpu_program.ts";
 
 /** Kernel names shared with lib/nn/fused.ts (`FUSED_KERNELS`), which owns the math and gradient. */
 const GN_KERNEL = "XgenGroupNorm";

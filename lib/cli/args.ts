@@ -9,10 +9,10 @@
  * const spec = {
  *   steps: { type: "int", default: 100, min: 1, max: 1e6, help: "training steps" },
  *   seed: { type: "int", default: 0, ...SEED_RANGE, help: "seed" },
- *   backend: { type: "choice", choices: ["cpu", "wasm"], default: "cpu", help: "compute backend" },
+ *   backend: { type: "choice", choices: ["cpu-blas", "wasm"], default: "cpu-blas", help: "compute backend" },
  * } satisfies FlagSpec;
  * const flags = parseFlags(["--steps", "20"], spec, "train");
- * // { steps: 20, seed: 0, backend: "cpu", help: false }
+ * // { steps: 20, seed: 0, backend: "cpu-blas", help: false }
  * ```
  * @module
  */

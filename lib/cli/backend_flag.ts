@@ -6,7 +6,7 @@
  * ```ts
  * const SPEC = { out: { type: "string", help: "run folder" }, backend: BACKEND_FLAG };
  * const f = parseFlags(Deno.args, SPEC, "train");
- * await initCompute(f.backend);
+ * await initBackendAndConvGrad(f.backend);
  * ```
  * @module
  */
@@ -14,7 +14,7 @@ import type { Flag } from "./args.ts";
 import { BACKEND_NAMES } from "../backend/mod.ts";
 
 /**
- * `--backend`: one of lib/backend's names, or `auto` (default): `initCompute` picks this
+ * `--backend`: one of lib/backend's names, or `auto` (default): `initBackendAndConvGrad` picks this
  * machine's default. Spread it to reword the help for a command, keeping choices and default.
  *
  * @example

@@ -1,5 +1,5 @@
 /**
- * `deno task eval`: the CLIP-score vs FID guidance sweep of a trained run (issue 4). Settings come
+ * `deno task eval`: the CLIP-score vs FID guidance sweep of a trained run. Settings come
  * from a protocol file `evals/<name>.json` (default: `evals/default.json`); flags override them.
  * Writes `<run>/eval/clip_fid.json` and `<run>/eval/clip_fid.html`; caches features under
  * `<run>/eval/cache/`.
@@ -18,18 +18,19 @@ import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } 
 import { inputFile, outputFolder } from "./path_checks.ts";
 import { evalPlan, formatEvalPlan, runClipConfig } from "./job_plan.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
-import { initCompute } from "../pipeline/compute.ts";
+import { initBackendAndConvGrad } from "../train/init_backend.ts";
+import { setUpFastPath } from "../setup/fast_path.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
 import { Progress } from "../util/progress.ts";
-import { formatEstimate } from "../eval/bootstrap.ts";
-import { parsePromptSpec, type PromptSet, promptSetFromSpec } from "../eval/prompt_sets.ts";
-import { formatSkipped } from "../eval/image_files.ts";
+import { formatEstimate } from "../eval/clip_fid/bootstrap.ts";
 import {
-  type ClipTowers,
-  clipTowersExtractor,
-  loadClipTowers,
-  loadKitClipTowers,
-} from "../onnx/parts/clip_towers.ts";
+  parsePromptSpec,
+  type PromptSet,
+  promptSetFromSpec,
+} from "../eval/clip_fid/prompt_sets.ts";
+import { formatSkipped } from "../eval/clip_fid/image_files.ts";
+import { type ClipTowers, loadClipTowers, loadKitClipTowers } from "../inference/clip_towers.ts";
+import { clipTowersExtractor } from "../eval/clip_fid/feature_extractors.ts";
 import {
   type InceptionInputRange,
   type InceptionOnnxExtractor,
@@ -37,7 +38,7 @@ import {
   INPUT_RANGES,
   RESIZE_MODES,
   type ResizeMode,
-} from "../eval/inception_onnx.ts";
+} from "../eval/clip_fid/inception_onnx.ts";
 import {
   type CheckpointSelector,
   guidanceSweep,
@@ -45,7 +46,7 @@ import {
   resolveCheckpoints,
   type SweepResult,
   writeSweepOutputs,
-} from "../eval/sweep.ts";
+} from "../eval/clip_fid/sweep.ts";
 
 /** A file a protocol needs, with where to get it. */
 export interface ProtocolRequirement {
@@ -455,7 +456,8 @@ if (import.meta.main) {
     const n = f.n ?? proto.n, seed = f.seed ?? proto.seed;
     const prefix = f.prefix ?? proto.prefix ?? "";
     const guidance = f.guidance ?? proto.guidance;
-    await initCompute(f.backend, { quiet: true });
+    await setUpFastPath(f.backend);
+    await initBackendAndConvGrad(f.backend, { quiet: true });
     let fidExtractor: InceptionOnnxExtractor | undefined;
     if (extractor === "inception") {
       fidExtractor = await inceptionOnnxExtractor(inceptionPath!, {

@@ -10,7 +10,7 @@
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
-import { compareFigure, readSweepReport } from "../eval/compare.ts";
+import { compareFigure, readSweepReport } from "../eval/clip_fid/compare.ts";
 import { writePlotlyHtml } from "../plot/mod.ts";
 import { inputFile, outputFile } from "./path_checks.ts";
 

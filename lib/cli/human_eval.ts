@@ -45,7 +45,7 @@ import {
   tasksToCsv,
   tasksToJsonl,
   type TruthTable,
-} from "../human_eval/mod.ts";
+} from "../eval/human/mod.ts";
 
 const DESIGN_SPEC = {
   prompts: { type: "string", default: PARTI_PROMPTS_URL, help: "PartiPrompts TSV path or URL" },

@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { storeLocationProblem } from "../train/store.ts";
+import { storeLocationProblem } from "../storage/location.ts";
 
 function statOrNull(path: string): Deno.FileInfo | null {
   try {

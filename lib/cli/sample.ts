@@ -6,7 +6,7 @@
  * run's models change (`ensureOnnxExport`); `--engine tfjs` samples through TensorFlow.js as
  * training does. Both draw the same noise, so one seed gives the same grid (up to rounding).
  *
- * `--best-of N` is the study's rejection sampling (`lib/pipeline/best_of_n.ts`): every grid cell
+ * `--best-of N` is the study's rejection sampling (`lib/inference/best_of_n.ts`): every grid cell
  * is the best of N candidates by `--scorer`, and `<out>.json` records every score, the winners,
  * their seeds and the settings.
  *
@@ -20,9 +20,11 @@
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
-import { initCompute } from "../pipeline/compute.ts";
-import { generate, type ImageGenerator, loadRun } from "../pipeline/generate.ts";
-import { bestOfN, type BestOfNPick } from "../pipeline/best_of_n.ts";
+import { initBackendAndConvGrad } from "../train/init_backend.ts";
+import { setUpFastPath } from "../setup/fast_path.ts";
+import { generate, loadRun } from "../recipe/generate.ts";
+import type { ImageGenerator } from "../diffusion/generator.ts";
+import { bestOfN, type BestOfNPick } from "../inference/best_of_n.ts";
 import {
   checkScorerFolder,
   formatScorerSpec,
@@ -30,11 +32,11 @@ import {
   loadScorer,
   parseScorerSpec,
   type ScorerSpec,
-} from "../pipeline/scorers.ts";
+} from "../inference/scorers.ts";
 import { imageGrid, type RgbImage, writePng } from "../plot/mod.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
-import { ensureOnnxExport } from "../onnx/export_run.ts";
+import { ensureOnnxExport } from "../recipe/onnx_export.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
 import { outputFile } from "./path_checks.ts";
@@ -119,15 +121,16 @@ function exportFor(f: SampleFlags, beforeExport?: () => Promise<unknown>): Promi
 
 /**
  * onnxruntime on the run's export (exporting first when needed), or TensorFlow.js
- * (lib/pipeline/generate.ts).
+ * (lib/recipe/generate.ts).
  */
 async function openEngine(f: SampleFlags): Promise<Engine> {
   if (f.engine === "onnx") {
-    const dir = await exportFor(f, () => initCompute(f.backend, { quiet: true }));
+    const dir = await exportFor(f, () => initBackendAndConvGrad(f.backend, { quiet: true }));
     const pipe = await loadOnnxPipeline(dir);
     return { generator: (o) => txt2img(pipe, o), exportDir: dir, release: () => pipe.release() };
   }
-  await initCompute(f.backend, { quiet: true });
+  await setUpFastPath(f.backend);
+  await initBackendAndConvGrad(f.backend, { quiet: true });
   const run = await loadRun(f.run, { checkpoint: f.checkpoint });
   return { generator: (o) => generate(run, o), exportDir: null, release: () => Promise.resolve() };
 }

@@ -19,10 +19,10 @@
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { decodePngRgb } from "../data/png.ts";
 import { type RgbImage, writePng } from "../plot/mod.ts";
-import { ensureOnnxExport } from "../onnx/export_run.ts";
+import { ensureOnnxExport } from "../recipe/onnx_export.ts";
 import { loadOnnxPipeline, type OnnxPipeline } from "../onnx/sd_pipeline.ts";
-import { loadSegmenter, type Segmenter, type SegmentMask } from "../onnx/parts/segmenter.ts";
-import { touchUp, type TouchUpRegion } from "../onnx/touch_up.ts";
+import { loadSegmenter, type Segmenter, type SegmentMask } from "../inference/segmenter.ts";
+import { touchUp, type TouchUpRegion } from "../inference/touch_up.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
 import { outputFile } from "./path_checks.ts";
 
@@ -142,8 +142,8 @@ async function openPipeline(f: TouchUpFlags): Promise<OnnxPipeline> {
   const dir = await ensureOnnxExport(f.run!, {
     // TensorFlow.js is only needed to export; a current export skips loading it.
     beforeExport: async () => {
-      const { initCompute } = await import("../pipeline/compute.ts");
-      await initCompute("auto", { quiet: true });
+      const { initBackendAndConvGrad } = await import("../train/init_backend.ts");
+      await initBackendAndConvGrad("auto", { quiet: true });
     },
     log: (line) => console.log(line),
   });

@@ -1,6 +1,6 @@
 /**
  * `deno task train`: the command-line main job. Trains the embedded default end to end (data,
- * autoencoder, CLIP, UNet) into a run folder; see `lib/pipeline/train_pipeline.ts` for the layout.
+ * autoencoder, CLIP, UNet) into a run folder; see `lib/jobs/train_run.ts` for the layout.
  *
  * @example
  * ```sh
@@ -19,10 +19,12 @@
 import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE } from "./args.ts";
 import { checkpointLocation, outputFolder } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
-import { initCompute } from "../pipeline/compute.ts";
-import { resolvePreset, TEXT_CONTEXTS, type TextContext } from "../pipeline/presets.ts";
-import { trainPipeline } from "../pipeline/train_pipeline.ts";
-import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../dist/mod.ts";
+import { initBackendAndConvGrad } from "../train/init_backend.ts";
+import { setUpFastPath } from "../setup/fast_path.ts";
+import { resolvePreset } from "../recipe/presets.ts";
+import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
+import { trainRun } from "../jobs/train_run.ts";
+import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../data_parallel/mod.ts";
 
 const SPEC = {
   preset: {
@@ -104,6 +106,9 @@ if (import.meta.main) {
       console.log(helpText("deno task train", "train the embedded default model end to end", SPEC));
       return;
     }
+    // Before any work, and once for all ranks: install (or say how to) what `cpu-blas` runs fast
+    // with.
+    if (!launchedByMpi()) await setUpFastPath(f.backend);
     if (f.procs > 1 && !launchedByMpi()) {
       const code = await relaunchUnderMpi(f.procs);
       if (code !== 0) Deno.exit(code);
@@ -111,7 +116,7 @@ if (import.meta.main) {
     }
     const comm = worldCommunicator();
     const lead = comm.rank === 0;
-    const info = await initCompute(f.backend, { quiet: !lead });
+    const info = await initBackendAndConvGrad(f.backend, { quiet: !lead });
     if (lead) {
       console.error(
         `backend: ${info.name} (${info.details})` +
@@ -123,7 +128,7 @@ if (import.meta.main) {
       unetBatchSize: f["batch-size"],
       unetTextContext: f["text-context"] as TextContext | undefined,
     });
-    const summary = await trainPipeline({
+    const summary = await trainRun({
       out: f.out,
       preset,
       seed: f.seed,

@@ -15,9 +15,9 @@
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
 import { decodePngRgb } from "../data/png.ts";
 import { writePng } from "../plot/mod.ts";
-import { NORM_SYMMETRIC, NORM_UNIT } from "../onnx/parts/image_preprocess.ts";
-import { loadUpsampler } from "../onnx/parts/upsampler.ts";
-import { type ImageSize, reUpsample, reUpsamplePlan, upscale } from "../onnx/upscale.ts";
+import { NORM_SYMMETRIC, NORM_UNIT } from "../image/preprocess.ts";
+import { loadUpsampler } from "../inference/upsampler.ts";
+import { type ImageSize, reUpsample, reUpsamplePlan, upscale } from "../inference/upscale.ts";
 import { outputFile } from "./path_checks.ts";
 
 /** What an upsampler folder must hold, named in the error when it does not. */

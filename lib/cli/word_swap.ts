@@ -2,8 +2,8 @@
  * `deno task word-swap`: does a trained run use the shape (or colour) word of its captions?
  * Renders single-object shapes-world images of the seen (train) or held-out colour/shape pairs,
  * captions them "a {colour} {shape}", and reports the UNet's loss with those captions against the
- * same captions with the word swapped (`wordSwapLoss`, lib/pipeline/word_swap.ts), per timestep
- * and on average. A mean delta near 0 means the model ignores the word.
+ * same captions with the word swapped (`wordSwapLoss`, lib/eval/caption_following/word_swap.ts),
+ * per timestep and on average. A mean delta near 0 means the model ignores the word.
  *
  * @example
  * ```sh
@@ -15,9 +15,10 @@
 import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } from "./args.ts";
 import { outputFile } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
-import { initCompute } from "../pipeline/compute.ts";
-import { loadRun } from "../pipeline/generate.ts";
-import { wordSwapLoss } from "../pipeline/word_swap.ts";
+import { initBackendAndConvGrad } from "../train/init_backend.ts";
+import { setUpFastPath } from "../setup/fast_path.ts";
+import { loadRun } from "../recipe/generate.ts";
+import { wordSwapLoss } from "../eval/caption_following/word_swap.ts";
 import {
   COLOR_NAMES,
   type ColorName,
@@ -25,7 +26,7 @@ import {
   type ShapeName,
   shapesWorldSample,
 } from "../data/mod.ts";
-import { pairPrompt } from "../pipeline/caption_following.ts";
+import { pairPrompt } from "../eval/caption_following/caption_following.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 
 const SPEC = {
@@ -102,7 +103,8 @@ if (import.meta.main) {
         `word-swap: --timesteps must be comma-separated integers >= 0, got "${f.timesteps}"`,
       );
     }
-    await initCompute(f.backend, { quiet: true });
+    await setUpFastPath(f.backend);
+    await initBackendAndConvGrad(f.backend, { quiet: true });
     const run = await loadRun(f.run, { checkpoint: f.checkpoint });
     const T = run.schedule.numTrainTimesteps;
     if (timesteps.some((t) => t >= T)) {

@@ -28,8 +28,8 @@ import {
   type GcsStoreOptions,
   isTransientGcsError,
   parseGsUrl,
-} from "../train/gcs_store.ts";
-import { StoreNotFoundError } from "../train/store.ts";
+} from "../storage/gcs_store.ts";
+import { StoreNotFoundError } from "../storage/store.ts";
 import { confinedJoin } from "../util/confined_path.ts";
 
 /** Lists and opens webdataset shards; see the module docs. */

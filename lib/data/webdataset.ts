@@ -30,7 +30,7 @@ import tarStream from "tar-stream";
 import { parquetReadObjects } from "hyparquet";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import type { Rng } from "../util/rng.ts";
-import type { GcsStoreOptions } from "../train/gcs_store.ts";
+import type { GcsStoreOptions } from "../storage/gcs_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
 import { concatBytes } from "../util/concat.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";

@@ -1,7 +1,8 @@
 /**
  * Diffusion schedules, training targets and samplers on flat Float32Array latents, mirroring
  * Hugging Face diffusers (DDPM, DDIM, PNDM/PLMS, Euler, DPM-Solver++ 2M) so the same code drives
- * TensorFlow.js and ONNX models.
+ * TensorFlow.js and ONNX models, and the {@link ImageGenerator} contract both engines implement
+ * (options, and the initial noise each image starts from).
  *
  * @example
  * ```ts
@@ -46,3 +47,4 @@ export {
   SAMPLERS,
 } from "./samplers.ts";
 export { classifierFreeGuidance } from "./guidance.ts";
+export { type GenerateOptions, type ImageGenerator, initialNoise } from "./generator.ts";

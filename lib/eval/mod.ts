@@ -1,131 +1,21 @@
 /**
- * Automated evaluation metrics (issue 4): streaming feature statistics, the Frechet distance via
- * symmetric eigendecompositions (float64, own eigensolver), KID, CLIP score, percentile bootstrap
- * intervals, cached reference statistics tied to their feature extractor, the kit CLIP's
- * image tower as the offline feature extractor ("Frechet distance in CLIP space (not Inception
- * FID)"), an Inception-v3 ONNX extractor with clean-fid's preprocessing, PNG/JPEG reference
- * images, and the CLIP-score vs FID guidance sweep.
+ * Every evaluation of the study, one folder each:
+ *
+ * - `clip_fid`: the CLIP-score vs FID guidance sweep (feature statistics, Frechet distance, KID,
+ *   CLIP score, bootstrap intervals, feature extractors, prompt sets, reference caches,
+ *   comparisons);
+ * - `human`: the human evaluation loop (PartiPrompts study design, answer ingestion, analysis,
+ *   simulation, reports);
+ * - `caption_following`: colour and shape read back from generated pixels, and the word-swap
+ *   loss probe.
  *
  * @example
  * ```ts
- * import { featureStats, frechetDistance, clipScoreWithInterval } from "./mod.ts";
- * const fid = frechetDistance(featureStats(gen, n, d), featureStats(ref, m, d));
+ * import { caption_following, clip_fid, human } from "./mod.ts";
+ * const r = await clip_fid.guidanceSweep({ runDir: "runs/default", promptSet, checkpoints: "latest", guidance: [1, 4], n: 64, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
  * ```
  * @module
  */
-export { blas64Info, gemm, type GemmArgs, setBlas64Enabled, symvLower } from "./blas64.ts";
-export type { SymvArgs } from "./blas64.ts";
-export {
-  applyReflectors,
-  solveSecular,
-  type SymmetricEigen,
-  symmetricEigen,
-  type SymmetricEigenOptions,
-  type Tridiagonal,
-  tridiagonalEigen,
-  tridiagonalEigenvalues,
-  tridiagonalize,
-} from "./eigen.ts";
-export { checkFeatureMatrix, type FeatureMatrix, gatherRows } from "./features.ts";
-export {
-  type FeatureStats,
-  featureStats,
-  FeatureStatsAccumulator,
-  type FeatureStatsState,
-} from "./stats.ts";
-export {
-  type FrechetDetails,
-  frechetDistance,
-  frechetDistanceDetailed,
-  type FrechetOptions,
-} from "./frechet.ts";
-export { kernelInceptionDistance, type KidOptions, type KidResult, mmdPolynomial } from "./kid.ts";
-export { clipScore, type ClipScoreResult } from "./clip_score.ts";
-export {
-  bootstrap,
-  type BootstrapOptions,
-  clipScoreWithInterval,
-  type Estimate,
-  formatEstimate,
-  type FrechetEstimate,
-  frechetWithInterval,
-  quantileSorted,
-} from "./bootstrap.ts";
-export {
-  assertSameExtractor,
-  cachedReferenceStats,
-  decodeStats,
-  encodeStats,
-  type ExtractorIdentity,
-  loadReferenceStats,
-  saveReferenceStats,
-  STATS_FORMAT,
-  type StoredStats,
-} from "./stats_file.ts";
-export {
-  type FeatureExtractor,
-  frechetLabel,
-  type KitClip,
-  type KitClipExtractor,
-  type KitClipExtractorOptions,
-  kitClipImageExtractor,
-  kitClipImageExtractorFromRun,
-  type RgbInput,
-  toClipInput,
-} from "./feature_extractor.ts";
-export {
-  INCEPTION_DIM,
-  INCEPTION_SIZE,
-  type InceptionInputRange,
-  type InceptionOnnxExtractor,
-  inceptionOnnxExtractor,
-  type InceptionOnnxOptions,
-  inceptionPreprocessing,
-  INPUT_RANGES,
-  RESIZE_MODES,
-  type ResizeMode,
-  type ResizeOptions,
-  resizeRgb,
-} from "./inception_onnx.ts";
-export {
-  CorruptImageError,
-  decodeImageRgb,
-  decodeJpegRgb,
-  formatSkipped,
-  type ImageFormat,
-  isJpeg,
-  readImageOrSkip,
-  readImageRgb,
-  type SkippedImage,
-  sniffImageFormat,
-} from "./image_files.ts";
-export {
-  cocoPromptSet,
-  heldoutPromptSet,
-  parseCocoCaptions,
-  parsePromptSpec,
-  type PartiFilter,
-  partiPromptSet,
-  type PromptSet,
-  promptSetFromSpec,
-  type PromptSetOptions,
-  textPromptSet,
-  withPrefix,
-} from "./prompt_sets.ts";
-export type { CocoPair } from "./prompt_sets.ts";
-export {
-  type CheckpointRef,
-  type CheckpointSelector,
-  guidanceSweep,
-  parseCheckpointSelector,
-  resolveCheckpoints,
-  sha256Hex,
-  sweepFigure,
-  type SweepOptions,
-  type SweepPoint,
-  type SweepProgress,
-  sweepReport,
-  type SweepResult,
-  writeSweepOutputs,
-} from "./sweep.ts";
-export * from "./compare.ts";
+export * as clip_fid from "./clip_fid/mod.ts";
+export * as human from "./human/mod.ts";
+export * as caption_following from "./caption_following/mod.ts";

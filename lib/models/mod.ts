@@ -15,3 +15,4 @@ export * from "./autoencoder.ts";
 export * from "./clip.ts";
 export * from "./tokenizer.ts";
 export * from "./clip_bpe_tokenizer.ts";
+export * from "./text_context.ts";

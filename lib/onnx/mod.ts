@@ -1,10 +1,11 @@
 /**
  * ONNX: write models from TypeScript (graph builder over the ONNX protobuf schema), read them
- * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions; export the
- * kit's trained models and whole runs in Hugging Face Optimum's Stable Diffusion layout, and
- * sample from such folders (kit exports or real SD exports) with the kit's samplers, and touch up
- * regions of an image (mask, crop, img2img, blend back), and upsample or re-upsample images with a
- * pretrained pixel upsampler.
+ * back, and run them with ONNX Runtime (onnxruntime-node) behind checked sessions (with the input
+ * and output checks every ONNX model loader shares); export the kit's models, layer by layer; and
+ * load ONNX Stable Diffusion folders in Hugging Face Optimum's layout (kit exports or real SD
+ * exports) as a pipeline that samples with the kit's samplers (`txt2img`, `img2img`). Exporting a
+ * whole trained run is lib/recipe's `exportRun`; the helper models that run on top of any image
+ * generator (CLIP towers, preference, segmenter, upsampler) are lib/inference's.
  *
  * @example
  * ```ts
@@ -20,10 +21,8 @@ export * from "./schema.ts";
 export * from "./writer.ts";
 export * from "./reader.ts";
 export * from "./session.ts";
-export * from "./export_nn.ts";
+export type { ModelSessionOptions, ModelSource, OpenedModel } from "./io_check.ts";
+export * from "./onnx_ops.ts";
 export * from "./export_models.ts";
-export * from "./export_run.ts";
+export * from "./sd_folder.ts";
 export * from "./sd_pipeline.ts";
-export * from "./touch_up.ts";
-export * from "./upscale.ts";
-export * from "./parts/mod.ts";

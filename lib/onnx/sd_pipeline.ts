@@ -9,9 +9,10 @@
  * length), so a model that does not fit fails there, naming the input and the expected shape.
  *
  * The sampler state is the kit's NHWC latent (`[h, w, c]` per image) and initial noise is drawn
- * exactly as `lib/pipeline/generate.ts` draws it (one stream per prompt and sample, sampler seed
- * `seed + batch start`), so one seed gives the same images through TensorFlow.js and ONNX; the
- * latents are transposed to NCHW only at the UNet and VAE boundaries.
+ * exactly as `generate` (lib/recipe/generate.ts) draws it, through lib/diffusion's `initialNoise`
+ * (one stream per prompt and sample, sampler seed `seed + batch start`), so one seed gives the
+ * same images through TensorFlow.js and ONNX; `(o) => txt2img(pipe, o)` is an `ImageGenerator`.
+ * The latents are transposed to NCHW only at the UNet and VAE boundaries.
  *
  * @example
  * ```ts
@@ -25,6 +26,7 @@ import { readJsonObjectIfAny } from "../util/json_file.ts";
 import {
   classifierFreeGuidance,
   getSampler,
+  initialNoise,
   makeSchedule,
   type ModelFn,
   type NoiseSchedule,
@@ -35,10 +37,9 @@ import {
 } from "../diffusion/mod.ts";
 import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
-import { initialNoise } from "../pipeline/generate.ts";
 import type { RgbImage } from "../plot/mod.ts";
 import { type OnnxIoInfo, type OnnxSession, openSession } from "./session.ts";
-import { KIT_ONNX_FORMAT, KIT_TOKENIZER_FILE } from "./export_run.ts";
+import { KIT_ONNX_FORMAT, KIT_TOKENIZER_FILE } from "./sd_folder.ts";
 import type { OnnxTypedArray } from "./writer.ts";
 
 /** Options of {@link loadOnnxPipeline}. */
@@ -579,7 +580,7 @@ function unetCall(pipe: OnnxPipeline, dims: [number, number, number], T: number,
   };
 }
 
-/** Decode scaled NHWC latents to RGB images, as `decodeLatents` in `lib/pipeline/generate.ts`. */
+/** Decode scaled NHWC latents to RGB images, as `decodeLatents` in `lib/recipe/generate.ts`. */
 async function decode(
   pipe: OnnxPipeline,
   z: Float32Array,

@@ -27,7 +27,8 @@ import {
 } from "./safetensors.ts";
 import { confinedJoin } from "../util/confined_path.ts";
 import { fileDigest, verifyDigest } from "../util/file_digest.ts";
-import { type CheckpointStore, LocalStore, storeFor } from "./store.ts";
+import { type CheckpointStore, LocalStore } from "../storage/store.ts";
+import { storeFor } from "../storage/location.ts";
 import type { TensorDataMap } from "./tensor_data.ts";
 
 /** Tensor groups stored in a checkpoint. */

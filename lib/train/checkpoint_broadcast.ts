@@ -24,7 +24,7 @@
  * ```
  * @module
  */
-import { broadcastBytes, type Communicator } from "../dist/comm.ts";
+import { broadcastBytes, type Communicator } from "../data_parallel/comm.ts";
 import type { CheckpointTensors, LoadedCheckpoint, Manifest } from "./checkpoint.ts";
 import type { TensorDataMap } from "./tensor_data.ts";
 

@@ -1,5 +1,5 @@
 /**
- * One-kernel AdamW update for the kit's `cpu` backend (`cpu-blas`): per parameter, a single pass
+ * One-kernel AdamW update for the kit's `cpu-blas` backend: per parameter, a single pass
  * reads (param, grad, m, v) and writes (param', m', v'), where the composed update costs about a
  * dozen element-wise kernels, each a full pass plus framework overhead. `webgpu` registers its own
  * version of the kernel (three WGSL programs, float32; lib/backend/webgpu_kernels.ts); other
@@ -96,7 +96,7 @@ function ensureRegistered(): void {
 }
 
 /**
- * Whether the fused update applies: the active backend is the kit's `cpu` (`cpu-blas`), or
+ * Whether the fused update applies: the active backend is the kit's `cpu-blas`, or
  * another one the kit registered the kernel for (`webgpu`, lib/backend/webgpu_kernels.ts).
  */
 export function fusedAdamWActive(): boolean {

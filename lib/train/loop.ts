@@ -48,10 +48,11 @@ import {
   globalNorm,
   GradAccumulator,
 } from "./optim.ts";
-import { type CheckpointStore, storeFor } from "./store.ts";
+import type { CheckpointStore } from "../storage/store.ts";
+import { storeFor } from "../storage/location.ts";
 import { shareCheckpoint } from "./checkpoint_broadcast.ts";
-import { assertSameOnAllRanks, type Communicator, singleProcess } from "../dist/comm.ts";
-import { averageGrads, gatherRngStates } from "./data_parallel.ts";
+import { assertSameOnAllRanks, type Communicator, singleProcess } from "../data_parallel/comm.ts";
+import { averageGrads, gatherRngStates } from "../data_parallel/training.ts";
 import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
 
 /** Options for {@link trainLoop}. `B` is the batch type, `P` the JSON-safe data position. */
@@ -91,7 +92,7 @@ export interface TrainLoopOptions<B, P> {
   /** Data-parallel rank; only rank 0 writes checkpoints and metrics (default: `comm`'s rank). */
   rank?: number;
   /**
-   * Data-parallel group (lib/dist): each step's loss and gradients are averaged over its ranks
+   * Data-parallel group (lib/data_parallel): each step's loss and gradients are averaged over its ranks
    * before clipping, so every rank takes the same update; checkpoints carry every rank's RNG
    * state and all ranks join each save. Only rank 0 touches the store: on resume it reads the
    * checkpoint and broadcasts it (weights, moments, EMA, every rank's RNG state) to the others,

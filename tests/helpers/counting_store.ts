@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import type { CheckpointStore } from "../../lib/train/store.ts";
+import type { CheckpointStore } from "../../lib/storage/store.ts";
 
 /** One recorded store call. */
 export interface StoreCall {

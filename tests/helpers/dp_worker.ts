@@ -7,7 +7,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { worldCommunicator } from "../../lib/dist/mod.ts";
+import { worldCommunicator } from "../../lib/data_parallel/mod.ts";
 import { trainLoop } from "../../lib/train/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
 

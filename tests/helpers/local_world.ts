@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import type { Communicator } from "../../lib/dist/comm.ts";
+import type { Communicator } from "../../lib/data_parallel/comm.ts";
 
 type Buf = Float32Array | Float64Array | Uint8Array;
 

@@ -7,7 +7,7 @@ import {
   allreduceMean,
   assertSameOnAllRanks,
   worldCommunicator,
-} from "../../lib/dist/mod.ts";
+} from "../../lib/data_parallel/mod.ts";
 
 const comm = worldCommunicator();
 const r = comm.rank;

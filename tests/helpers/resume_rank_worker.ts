@@ -11,8 +11,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-import { worldCommunicator } from "../../lib/dist/mod.ts";
-import { storeFor, trainLoop } from "../../lib/train/mod.ts";
+import { worldCommunicator } from "../../lib/data_parallel/mod.ts";
+import { trainLoop } from "../../lib/train/mod.ts";
+import { storeFor } from "../../lib/storage/mod.ts";
 import { countingStore } from "./counting_store.ts";
 import { rankReport } from "./rank_report.ts";
 import { initTinyMlp, tinyMlpBatch, tinyMlpLoopOptions } from "./tiny_mlp.ts";

@@ -12,12 +12,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { Rng, STREAM } from "../../lib/util/rng.ts";
-import {
-  type CheckpointStore,
-  type Params,
-  type TrainLoopOptions,
-  warmupCosine,
-} from "../../lib/train/mod.ts";
+import { type Params, type TrainLoopOptions, warmupCosine } from "../../lib/train/mod.ts";
+import type { CheckpointStore } from "../../lib/storage/mod.ts";
 
 /** Seed of the weights, the data stream and the loop's loss RNG. */
 export const TINY_MLP_SEED = 17;

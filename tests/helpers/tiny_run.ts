@@ -10,8 +10,8 @@ import { WordTokenizer } from "../../lib/models/tokenizer.ts";
 import { CLIP_PRESETS, type ClipConfig, initClip } from "../../lib/models/clip.ts";
 import { AUTOENCODER_PRESETS, initAutoencoder } from "../../lib/models/autoencoder.ts";
 import { initUnet, UNET_PRESETS } from "../../lib/models/unet.ts";
-import { saveModel } from "../../lib/pipeline/model_files.ts";
-import { unetConfigFor } from "../../lib/pipeline/stages.ts";
+import { saveModel } from "../../lib/recipe/model_files.ts";
+import { unetConfigFor } from "../../lib/recipe/stages.ts";
 import type { ScheduleConfig } from "../../lib/diffusion/mod.ts";
 
 /**

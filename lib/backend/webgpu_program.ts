@@ -1,0 +1,34 @@
+/**
+ * The slice of tfjs-backend-webgpu's program interface that the kit's WGSL kernels use
+ * (`webgpu_kernels.ts`, `webgpu_norm_kernels.ts`), declared structurally so nothing imports the
+ * backend's internals.
+ *
+ * @example
+ * ```ts
+ * const y = (backend as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
+ * ```
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+
+/** The members of tfjs-backend-webgpu's program interface the kit uses (structural, no import). */
+export interface Program {
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  variableNames: string[];
+  workgroupSize: [number, number, number];
+  size: boolean;
+  uniforms: string;
+  getUserCode: () => string;
+}
+/** The one method of tfjs-backend-webgpu's backend the kit's kernels call. */
+export interface WebgpuBackendLike {
+  runWebGPUProgram(
+    program: Program,
+    inputs: tf.TensorInfo[],
+    dtype: tf.DataType,
+    uniforms: { type: string; data: number[] }[],
+  ): tf.TensorInfo;
+}

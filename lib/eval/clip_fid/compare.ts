@@ -1,0 +1,144 @@
+/**
+ * One CLIP-FID figure for several models: overlay the curves of `clip_fid.json` reports written by
+ * `deno task eval` (one curve per run and checkpoint). Curves share axes only when their numbers
+ * live in the same spaces, so reports made with different FID extractors, CLIP models or prompt
+ * sets are refused with the reason: a run's own kit CLIP makes its scores incomparable with
+ * another run's (pass the same `--clip` judge and `--extractor inception` to every run).
+ *
+ * @example
+ * ```ts
+ * const reports = await Promise.all(paths.map(readSweepReport));
+ * await writePlotlyHtml("compare.html", compareFigure(reports));
+ * ```
+ * @module
+ */
+import type { PlotlyFigure } from "../../plot/mod.ts";
+
+/** The parts of a `clip_fid.json` report the comparison reads. */
+export interface SweepReportDoc {
+  format: string;
+  run: string;
+  extractor: { name: string };
+  clip_model: string;
+  label: string;
+  prompts: { spec: string; hash: string; count: number };
+  results: {
+    checkpoint: string;
+    step: number | null;
+    guidance: number;
+    clip_score: number;
+    clip_score_interval: [number, number];
+    fid: number;
+    fid_interval: [number, number];
+  }[];
+}
+
+/**
+ * Read and check one `clip_fid.json`; errors name the file and the field.
+ *
+ * @example
+ * ```ts
+ * const r = await readSweepReport("runs/a/eval/clip_fid.json");
+ * ```
+ */
+export async function readSweepReport(path: string): Promise<SweepReportDoc> {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`${path}: cannot read a JSON report (${(e as Error).message})`);
+  }
+  if (typeof doc.format !== "string" || !doc.format.startsWith("xgen-kit/clip-fid@")) {
+    throw new Error(
+      `${path}: field "format" must be xgen-kit/clip-fid@1 (a deno task eval report)`,
+    );
+  }
+  for (const k of ["run", "clip_model", "label"]) {
+    if (typeof doc[k] !== "string") throw new Error(`${path}: field "${k}" must be a string`);
+  }
+  if (!Array.isArray(doc.results) || doc.results.length === 0) {
+    throw new Error(`${path}: field "results" must be a non-empty list`);
+  }
+  return doc as unknown as SweepReportDoc;
+}
+
+/**
+ * Throw unless all reports were measured in the same spaces on the same prompts.
+ *
+ * @example
+ * ```ts
+ * assertComparable(reports, paths);
+ * ```
+ */
+export function assertComparable(reports: SweepReportDoc[], names: string[]): void {
+  const checks: [string, (r: SweepReportDoc) => string, string][] = [
+    ["FID extractor", (r) => r.extractor?.name, "use --extractor inception with one model file"],
+    ["CLIP model", (r) => r.clip_model, "pass the same --clip judge to every run"],
+    ["prompt set", (r) => r.prompts?.hash, "use the same --prompts, --n and --seed"],
+  ];
+  for (const [what, get, fix] of checks) {
+    const first = get(reports[0]);
+    const bad = reports.findIndex((r) => get(r) !== first);
+    if (bad > 0) {
+      throw new Error(
+        `${names[bad]} and ${names[0]} differ in their ${what} (${get(reports[bad])} vs ` +
+          `${first}), so their numbers are not comparable: ${fix}`,
+      );
+    }
+  }
+}
+
+/**
+ * CLIP score (x) vs FID (y), one curve per (run, checkpoint), points labelled by guidance scale,
+ * bootstrap intervals as error bars. Checks {@link assertComparable} first.
+ *
+ * @example
+ * ```ts
+ * const fig = compareFigure([a, b]);
+ * ```
+ */
+export function compareFigure(reports: SweepReportDoc[], names?: string[]): PlotlyFigure {
+  const labels = names ?? reports.map((r) => r.run);
+  assertComparable(reports, labels);
+  const data: Record<string, unknown>[] = [];
+  reports.forEach((r, i) => {
+    const checkpoints = [...new Set(r.results.map((p) => p.checkpoint))];
+    for (const c of checkpoints) {
+      const pts = r.results.filter((p) => p.checkpoint === c).sort((a, b) =>
+        a.guidance - b.guidance
+      );
+      const step = pts[0].step;
+      data.push({
+        type: "scatter",
+        mode: "lines+markers+text",
+        name: `${labels[i]} ${step === null ? "final" : `step ${step}`}`,
+        x: pts.map((p) => p.clip_score),
+        y: pts.map((p) => p.fid),
+        text: pts.map((p) => String(p.guidance)),
+        textposition: "top center",
+        error_x: {
+          type: "data",
+          symmetric: false,
+          array: pts.map((p) => Math.max(0, p.clip_score_interval[1] - p.clip_score)),
+          arrayminus: pts.map((p) => Math.max(0, p.clip_score - p.clip_score_interval[0])),
+          thickness: 1,
+        },
+        error_y: {
+          type: "data",
+          symmetric: false,
+          array: pts.map((p) => Math.max(0, p.fid_interval[1] - p.fid)),
+          arrayminus: pts.map((p) => Math.max(0, p.fid - p.fid_interval[0])),
+          thickness: 1,
+        },
+      });
+    }
+  });
+  return {
+    data,
+    layout: {
+      title: { text: `CLIP score vs ${reports[0].label} (labels: guidance scale)` },
+      xaxis: { title: { text: `CLIP score (${reports[0].clip_model})` } },
+      yaxis: { title: { text: reports[0].label } },
+    },
+  } as PlotlyFigure;
+}

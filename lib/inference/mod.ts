@@ -1,0 +1,36 @@
+/**
+ * Inference tricks over any image generator, whatever engine runs it (TensorFlow.js `generate`,
+ * the ONNX Stable Diffusion pipeline, or anything else implementing lib/diffusion's
+ * `ImageGenerator`), and the pretrained ONNX helper models they use, each behind a small
+ * interface:
+ *
+ * - rejection sampling: {@link bestOfN} picks the best of N candidates per prompt by a
+ *   {@link Scorer} (the run's own CLIP, PickScore-style preference towers, an aesthetic head;
+ *   `scorers.ts`), built on CLIP text and image towers (`clip_towers.ts`, `preference.ts`);
+ * - regional touch-ups: {@link touchUp} (mask from a CLIPSeg-style {@link Segmenter} or given,
+ *   square crop with margin, img2img, blend back through a feathered mask);
+ * - upsampling: {@link upscale} with a tiled Real-ESRGAN-style {@link Upsampler}, and the
+ *   study's re-upsampling ({@link reUpsample}: shrink, then upsample back);
+ * - the token ids those models take (`text_ids.ts`: CLIP BPE or the kit's word tokenizer).
+ *
+ * Image preprocessing conventions (Pillow resize, CLIP / ImageNet normalisation, NCHW packing)
+ * are lib/image's.
+ *
+ * @example
+ * ```ts
+ * import { bestOfN, loadScorer, parseScorerSpec } from "./mod.ts";
+ * const scorer = await loadScorer(parseScorerSpec("pickscore:models/pickscore"));
+ * const picks = await bestOfN({ generator, scorer, prompts: ["a red circle"], candidates: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * await scorer.release();
+ * ```
+ * @module
+ */
+export * from "./text_ids.ts";
+export * from "./clip_towers.ts";
+export * from "./preference.ts";
+export * from "./segmenter.ts";
+export * from "./upsampler.ts";
+export * from "./best_of_n.ts";
+export * from "./scorers.ts";
+export * from "./touch_up.ts";
+export * from "./upscale.ts";

@@ -1,0 +1,270 @@
+/**
+ * {@link Scorer}s for rejection sampling (`bestOfN`), built from this folder's ONNX helper models:
+ *
+ * - `clip`: the run's own CLIP (its ONNX export's `text_encoder/` + `image_encoder/`, kit
+ *   conventions), CLIP score `100 * cos(text, image)`. Unclamped, unlike the evaluation's CLIP
+ *   score (`max(cos, 0)`): clamping would make every negative candidate tie at 0.
+ * - `pickscore:DIR`: PickScore-style CLIP towers fine-tuned on human preferences, OpenAI
+ *   conventions (BPE tokenizer, CLIP preprocessing), `logitScale * cos` (100 by default).
+ * - `aesthetic:DIR`: an aesthetic MLP head on the L2-normalised CLIP image embedding (the LAION
+ *   predictor on ViT-L/14); the prompt is not used.
+ *
+ * A folder holds the files in {@link SCORER_FOLDER_FILES}; {@link checkScorerFolder} names the
+ * missing ones before anything is loaded.
+ *
+ * @example
+ * ```ts
+ * const spec = parseScorerSpec("pickscore:models/pickscore");
+ * await checkScorerFolder(spec);
+ * const scorer = await loadScorer(spec, { exportDir: "runs/default/onnx" });
+ * const scores = await scorer.score("a red circle", images); // Float32Array
+ * await scorer.release();
+ * ```
+ * @module
+ */
+import { type ClipTowers, loadClipTowers, loadKitClipTowers } from "./clip_towers.ts";
+import {
+  type AestheticScorer,
+  aestheticScorer,
+  type PreferenceModel,
+  preferenceModel,
+} from "./preference.ts";
+import type { ModelSessionOptions } from "../onnx/io_check.ts";
+import type { RgbImage } from "../plot/mod.ts";
+import type { Scorer } from "./best_of_n.ts";
+
+/**
+ * A scorer holding sessions; call {@link LoadedScorer.release} when done.
+ *
+ * @example
+ * ```ts
+ * const s: LoadedScorer = await loadScorer({ kind: "pickscore", dir: "models/pickscore" });
+ * await s.release();
+ * ```
+ */
+export interface LoadedScorer extends Scorer {
+  /** Free the sessions it opened. */
+  release(): Promise<void>;
+}
+
+/**
+ * Which scorer, as `--scorer` names it.
+ *
+ * @example
+ * ```ts
+ * const spec: ScorerSpec = { kind: "aesthetic", dir: "models/laion" };
+ * ```
+ */
+export type ScorerSpec =
+  | { kind: "clip" }
+  | { kind: "pickscore"; dir: string }
+  | { kind: "aesthetic"; dir: string };
+
+/**
+ * Files a scorer folder must hold, with what each is.
+ *
+ * @example
+ * ```ts
+ * SCORER_FOLDER_FILES.pickscore.map(([f]) => f); // ["text_model.onnx", "vision_model.onnx", ...]
+ * ```
+ */
+export const SCORER_FOLDER_FILES: Readonly<
+  Record<"pickscore" | "aesthetic", readonly (readonly [string, string])[]>
+> = (() => {
+  const towers = [
+    ["text_model.onnx", "CLIP text tower, input_ids -> text_embeds"],
+    ["vision_model.onnx", "CLIP image tower, pixel_values -> image_embeds"],
+    ["vocab.json", "CLIP BPE tokenizer"],
+    ["merges.txt", "CLIP BPE tokenizer"],
+  ] as const;
+  return {
+    pickscore: towers,
+    aesthetic: [...towers, ["aesthetic_head.onnx", "MLP head, [batch, dim] -> [batch, 1]"]],
+  };
+})();
+
+const SPEC_FORMS = "clip, pickscore:DIR or aesthetic:DIR";
+
+/**
+ * Parse a scorer name: `clip`, `pickscore:DIR` or `aesthetic:DIR` (trailing slashes dropped).
+ *
+ * @example
+ * ```ts
+ * parseScorerSpec("aesthetic:models/laion/"); // { kind: "aesthetic", dir: "models/laion" }
+ * ```
+ */
+export function parseScorerSpec(text: string): ScorerSpec {
+  if (text === "clip") return { kind: "clip" };
+  const m = /^([a-z]+):(.*)$/.exec(text);
+  if (m && (m[1] === "pickscore" || m[1] === "aesthetic")) {
+    // Keep "/" itself; strip only slashes after a name so "dir/" and "dir" are one folder.
+    const dir = m[2].length > 1 ? m[2].replace(/\/+$/, "") : m[2];
+    if (dir === "") throw new Error(`scorer "${text}" names no folder; write ${m[1]}:DIR`);
+    return { kind: m[1], dir };
+  }
+  if (m && m[1] === "clip") {
+    throw new Error(`scorer "${text}": clip is the run's own CLIP and takes no folder`);
+  }
+  throw new Error(`scorer must be ${SPEC_FORMS}, got "${text}"`);
+}
+
+/**
+ * The string {@link parseScorerSpec} reads back.
+ *
+ * @example
+ * ```ts
+ * formatScorerSpec({ kind: "pickscore", dir: "pick" }); // "pickscore:pick"
+ * ```
+ */
+export function formatScorerSpec(spec: ScorerSpec): string {
+  return spec.kind === "clip" ? "clip" : `${spec.kind}:${spec.dir}`;
+}
+
+function folderLayout(kind: "pickscore" | "aesthetic"): string {
+  return `${kind === "aesthetic" ? "an" : "a"} ${kind} folder holds ` +
+    SCORER_FOLDER_FILES[kind].map(([f, what]) => `${f} (${what})`).join(", ");
+}
+
+/**
+ * Throw one line naming the folder and the files it lacks (nothing to check for `clip`).
+ *
+ * @example
+ * ```ts
+ * await checkScorerFolder({ kind: "pickscore", dir: "nope" });
+ * // Error: nope: folder does not exist; a pickscore folder holds text_model.onnx (...), ...
+ * ```
+ */
+export async function checkScorerFolder(spec: ScorerSpec): Promise<void> {
+  if (spec.kind === "clip") return;
+  const st = await Deno.stat(spec.dir).catch(() => null);
+  if (!st?.isDirectory) {
+    const what = st ? "is not a folder" : "folder does not exist";
+    throw new Error(`${spec.dir}: ${what}; ${folderLayout(spec.kind)}`);
+  }
+  const missing: string[] = [];
+  for (const [f] of SCORER_FOLDER_FILES[spec.kind]) {
+    if (!(await Deno.stat(`${spec.dir}/${f}`).then((s) => s.isFile, () => false))) missing.push(f);
+  }
+  if (missing.length) {
+    throw new Error(`${spec.dir}: missing ${missing.join(", ")}; ${folderLayout(spec.kind)}`);
+  }
+}
+
+/** `logitScale * cos(prompt, image)` per image, as float32. */
+async function cosScores(
+  model: PreferenceModel,
+  prompt: string,
+  images: readonly RgbImage[],
+): Promise<Float32Array> {
+  return Float32Array.from(await model.score(prompt, images));
+}
+
+/**
+ * CLIP score, `100 * cos(text, image)` (unclamped), over loaded towers; named "clip".
+ *
+ * @example
+ * ```ts
+ * const s = clipScoreScorer(await loadKitClipTowers("runs/default/onnx"));
+ * await s.score("a red circle", images); // e.g. [31.2, 28.7]
+ * ```
+ */
+export function clipScoreScorer(towers: ClipTowers): Scorer {
+  const model = preferenceModel(towers, { logitScale: 100 });
+  return { name: "clip", score: (prompt, images) => cosScores(model, prompt, images) };
+}
+
+/**
+ * PickScore, `logitScale * cos(text, image)`, over loaded preference towers; named "pickscore".
+ *
+ * @example
+ * ```ts
+ * const s = pickScoreScorer(preferenceModel(towers));
+ * ```
+ */
+export function pickScoreScorer(model: PreferenceModel): Scorer {
+  return { name: "pickscore", score: (prompt, images) => cosScores(model, prompt, images) };
+}
+
+/**
+ * An aesthetic head as a scorer (the prompt is ignored); named "aesthetic".
+ *
+ * @example
+ * ```ts
+ * const s = aestheticHeadScorer(await aestheticScorer(towers, { head: "head.onnx" }));
+ * ```
+ */
+export function aestheticHeadScorer(aes: AestheticScorer): Scorer {
+  return {
+    name: "aesthetic",
+    score: async (_prompt, images) => Float32Array.from(await aes.score(images)),
+  };
+}
+
+/**
+ * Options of {@link loadScorer}.
+ *
+ * @example
+ * ```ts
+ * const o: LoadScorerOptions = { exportDir: "runs/default/onnx", threads: 2, executionProviders: ["cpu"] };
+ * ```
+ */
+export interface LoadScorerOptions extends ModelSessionOptions {
+  /** The run's ONNX export (`ensureOnnxExport`), for `clip`. */
+  exportDir?: string;
+  /** PickScore's logit scale (default 100, PickScore's learnt value). */
+  logitScale?: number;
+}
+
+/**
+ * Load the scorer a spec names (folders are checked first, see {@link checkScorerFolder}).
+ *
+ * @example
+ * ```ts
+ * const scorer = await loadScorer({ kind: "clip" }, { exportDir: "runs/default/onnx", threads: 2 });
+ * ```
+ */
+export async function loadScorer(
+  spec: ScorerSpec,
+  opts: LoadScorerOptions = {},
+): Promise<LoadedScorer> {
+  const session: ModelSessionOptions = {
+    threads: opts.threads,
+    executionProviders: opts.executionProviders,
+    log: opts.log,
+  };
+  if (spec.kind === "clip") {
+    if (opts.exportDir === undefined) {
+      throw new Error("loadScorer: the clip scorer needs exportDir (the run's ONNX export)");
+    }
+    const towers = await loadKitClipTowers(opts.exportDir, session);
+    return { ...clipScoreScorer(towers), release: () => towers.release() };
+  }
+  await checkScorerFolder(spec);
+  const towers = await loadClipTowers({
+    ...session,
+    textModel: `${spec.dir}/text_model.onnx`,
+    imageModel: `${spec.dir}/vision_model.onnx`,
+    tokenizerDir: spec.dir,
+    convention: "openai",
+    logitScale: opts.logitScale,
+  });
+  try {
+    if (spec.kind === "pickscore") {
+      return { ...pickScoreScorer(preferenceModel(towers)), release: () => towers.release() };
+    }
+    const aes = await aestheticScorer(towers, {
+      ...session,
+      head: `${spec.dir}/aesthetic_head.onnx`,
+    });
+    return {
+      ...aestheticHeadScorer(aes),
+      release: async () => {
+        await aes.release();
+        await towers.release();
+      },
+    };
+  } catch (e) {
+    await towers.release();
+    throw e;
+  }
+}

@@ -1,0 +1,454 @@
+/**
+ * The kit's main job: build the embedded data, train and freeze the autoencoder and CLIP, train the
+ * UNet, then leave in the run folder a loss plot, a sample grid and caption-following scores.
+ * Every stage is cached in the run folder and skipped when complete; with `resume`, an interrupted
+ * stage continues from its newest complete checkpoint with exactly the losses it would have had.
+ *
+ * Run layout:
+ * ```
+ * <out>/config.json               preset, seed, backend, reused run (written first; resume checks it)
+ * <out>/data/train/               webdataset shards (00000.tar + .parquet) and dataset.json
+ * <out>/{autoencoder,clip,unet}/  ckpt-XXXXXXXX/ checkpoints, metrics.jsonl, model/ when finished
+ * <out>/loss.html                 Plotly loss curves of the three stages
+ * <out>/samples.png               sample grid (rows: prompts)
+ * <out>/eval/caption_following.json  colour/shape accuracy on held-out and seen pairs
+ * <out>/summary.json              timings, peak memory, results
+ * ```
+ *
+ * @example
+ * ```ts
+ * await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: false, backend: "cpu-blas" });
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { buildShapesWorldShards, formatReadStats } from "../data/mod.ts";
+import { type MetricRecord, readMetrics } from "../train/mod.ts";
+import { imageGrid, type PlotlyFigure, writePlotlyHtml, writePng } from "../plot/mod.ts";
+import { removeStaleTemps, writeJsonAtomic } from "../util/atomic.ts";
+import { loadImageSet } from "../recipe/memory_data.ts";
+import { allGather, type Communicator, singleProcess } from "../data_parallel/comm.ts";
+import { loadOpenBlas } from "../backend/openblas.ts";
+import type { RecipePreset } from "../recipe/presets.ts";
+import { autoencoderStage, buildConditioning, clipStage, unetStage } from "../recipe/stages.ts";
+import { generate, loadRun } from "../recipe/generate.ts";
+import type { ImageGenerator } from "../diffusion/generator.ts";
+import { ensureOnnxExport } from "../recipe/onnx_export.ts";
+import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+import {
+  captionFollowing,
+  type CaptionFollowingResult,
+} from "../eval/caption_following/caption_following.ts";
+import { assertReusable, reuseFrozenParts } from "../recipe/reuse_parts.ts";
+import { storeLocationProblem } from "../storage/location.ts";
+
+/** Options for {@link trainRun}. */
+export interface TrainRunOptions {
+  out: string;
+  preset: RecipePreset;
+  seed: number;
+  resume: boolean;
+  /** Name of the active backend (recorded in config.json). */
+  backend: string;
+  progress?: boolean;
+  /** Where status lines go (default console.error). */
+  log?: (line: string) => void;
+  /** Skip samples and evaluation at the end. */
+  skipEval?: boolean;
+  /**
+   * Data-parallel group (lib/data_parallel; e.g. `mpirun -np 2`): every stage splits each batch over the
+   * ranks; rank 0 writes the run folder, samples and evaluates, the others return after training
+   * (with `seconds` and `out` only). Default: this process alone.
+   */
+  comm?: Communicator;
+  /**
+   * What samples and evaluates the finished run: "onnx" (default) exports it once to `<out>/onnx`
+   * and runs onnxruntime, ~4x faster on CPU than "tfjs"; both give the same images for a seed.
+   */
+  sampleEngine?: "onnx" | "tfjs";
+  /**
+   * With `resume`: a run folder made with another preset or seed is deleted and trained afresh
+   * (with a log line) instead of refused. For caches such as notebooks' run folders, never for
+   * runs worth keeping.
+   */
+  replaceStale?: boolean;
+  /**
+   * Where the stages' training checkpoints go: a folder or `gs://bucket/prefix` (each stage
+   * appends its name). Default: inside each stage's folder under `out`. Recorded in config.json;
+   * a resume must name the same place.
+   */
+  checkpoints?: string;
+  /**
+   * A finished run whose frozen autoencoder and CLIP this run copies instead of training its own
+   * (as the study reused SD's VAE and CLIP): only the UNet trains. Recorded in config.json.
+   */
+  reuse?: string;
+}
+
+/** What a finished pipeline reports (also written to summary.json). */
+export interface TrainRunSummary {
+  out: string;
+  preset: string;
+  seed: number;
+  backend: string;
+  /** Data-parallel processes that trained the run. */
+  worldSize?: number;
+  /** What sampled and evaluated the finished run. */
+  sampleEngine?: "onnx" | "tfjs";
+  seconds: Record<string, number>;
+  /** Peak resident memory of the busiest process. */
+  peakRssMiB: number;
+  tensorsAfterTraining: number;
+  scalingFactor: number;
+  finalLoss: Record<string, number | null>;
+  captionFollowing?: {
+    heldout: Omit<CaptionFollowingResult, "images">;
+    seen: Omit<CaptionFollowingResult, "images">;
+  };
+}
+
+/** Prompts of the sample grid: seen and held-out single objects, a count and a relation. */
+export const GRID_PROMPTS = [
+  "a red circle",
+  "a blue square",
+  "a green star",
+  "a yellow triangle",
+  "a purple circle",
+  "a white triangle",
+  "two orange diamonds",
+  "a red circle to the left of a blue square",
+];
+
+/** Run the whole default pipeline; see the module docs for the folder layout. */
+export async function trainRun(o: TrainRunOptions): Promise<TrainRunSummary> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const p = o.preset, out = o.out;
+  const comm = o.comm ?? singleProcess();
+  const lead = comm.rank === 0;
+  const t0 = performance.now();
+  const seconds: Record<string, number> = {};
+  let peakRss = Deno.memoryUsage().rss;
+  const watchRss = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 500);
+  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+    const s = performance.now();
+    log(`== ${name}`);
+    const r = await f();
+    seconds[name] = (performance.now() - s) / 1000;
+    return r;
+  };
+  try {
+    // Every rank checks the options alike (no communication), before any stage or file.
+    checkTrainRunOptions(o);
+    // Rank 0 checks and writes the folder; a failure there must stop every rank, not hang them.
+    const ok = Float64Array.of(1);
+    let failure: unknown = null;
+    if (lead) {
+      try {
+        // Check the source first, so a wrong --reuse leaves no half-made run folder behind.
+        if (o.reuse) await assertReusable(o.reuse);
+        await checkRunFolder(o, comm.size);
+        // A kill mid-write leaves the kit's temporaries (`*.tmp-<pid>-<hex>`); drop the dead ones.
+        if (o.resume) await removeStaleTemps(out, { recursive: true });
+        if (o.reuse) await reuseFrozenParts(o.reuse, out);
+      } catch (e) {
+        failure = e;
+        ok[0] = 0;
+      }
+    }
+    await comm.broadcast(ok, 0);
+    if (failure) throw failure;
+    if (!ok[0]) throw new Error(`rank 0 could not prepare ${out}; see its error`);
+    const data = await timed("data", async () => {
+      const dir = `${out}/data/train`;
+      if (lead) {
+        await buildShapesWorldShards({
+          outDir: dir,
+          seed: o.seed,
+          count: p.data.trainCount,
+          perShard: p.data.perShard,
+          size: p.data.imageSize,
+          split: "train",
+        });
+      }
+      await comm.barrier();
+      const set = await loadImageSet(dir, { minAesthetic: p.data.minAesthetic });
+      log(`   ${set.size} images ${set.width}x${set.height} (${formatReadStats(set.stats)})`);
+      return set;
+    });
+    const common = {
+      data,
+      seed: o.seed,
+      resume: o.resume,
+      progress: o.progress,
+      comm,
+      checkpointRoot: o.checkpoints,
+    };
+    const ae = await timed(
+      "autoencoder",
+      () => autoencoderStage({ ...common, dir: `${out}/autoencoder`, settings: p.autoencoder }),
+    );
+    log(`   latent scaling factor ${ae.scalingFactor.toFixed(5)} (SD's VAE: 0.18215)`);
+    const clip = await timed(
+      "clip",
+      () => clipStage({ ...common, dir: `${out}/clip`, settings: p.clip }),
+    );
+    const cond = await timed(
+      "conditioning",
+      () => buildConditioning(data, ae, clip, comm, p.unet.textContext),
+    );
+    const unet = await timed(
+      "unet",
+      () => unetStage({ ...common, dir: `${out}/unet`, settings: p.unet, cond }),
+    );
+    for (const m of [ae.params, clip.params, unet.params]) tf.dispose(Object.values(m));
+    const tensorsAfterTraining = tf.memory().numTensors;
+    // Peak memory of the busiest rank; then only rank 0 goes on, with every core's BLAS threads.
+    const rss = await allGather(comm, [Math.max(peakRss, Deno.memoryUsage().rss)]);
+    peakRss = Math.max(...rss.map((r) => r[0]));
+    if (!lead) {
+      seconds.total = (performance.now() - t0) / 1000;
+      return { out, preset: p.name, seed: o.seed, backend: o.backend, seconds } as TrainRunSummary;
+    }
+    if (comm.size > 1) loadOpenBlas()?.setThreads(navigator.hardwareConcurrency);
+
+    const finalLoss: Record<string, number | null> = {};
+    const curves: Record<string, MetricRecord[]> = {};
+    for (const stage of ["autoencoder", "clip", "unet"]) {
+      curves[stage] = await readMetrics(`${out}/${stage}/metrics.jsonl`).catch(() => []);
+      finalLoss[stage] = curves[stage].at(-1)?.loss ?? null;
+    }
+    await writePlotlyHtml(`${out}/loss.html`, lossFigure(curves));
+
+    const engine = o.sampleEngine ?? "onnx";
+    const summary: TrainRunSummary = {
+      out,
+      preset: p.name,
+      seed: o.seed,
+      backend: o.backend,
+      worldSize: comm.size,
+      sampleEngine: o.skipEval ? undefined : engine,
+      seconds,
+      peakRssMiB: 0,
+      tensorsAfterTraining,
+      scalingFactor: ae.scalingFactor,
+      finalLoss,
+    };
+    if (!o.skipEval) {
+      let gen: ImageGenerator, release: () => Promise<void>;
+      if (engine === "onnx") {
+        const pipe = await loadOnnxPipeline(await ensureOnnxExport(out, { log }));
+        gen = (g) => txt2img(pipe, g);
+        release = () => pipe.release();
+      } else {
+        const run = await loadRun(out);
+        gen = (g) => generate(run, g);
+        release = () => {
+          for (const part of [run.ae.params, run.clip.params, run.unet.params]) {
+            tf.dispose(Object.values(part));
+          }
+          return Promise.resolve();
+        };
+      }
+      const s = p.sample;
+      await timed("samples", async () => {
+        const n = 8;
+        const images = await gen({
+          prompts: GRID_PROMPTS,
+          n,
+          seed: o.seed,
+          guidance: s.guidance,
+          steps: s.steps,
+          scheduler: s.scheduler,
+        });
+        await writePng(`${out}/samples.png`, imageGrid(images, { cols: n, pad: 2 }));
+        await Deno.writeTextFile(
+          `${out}/samples.txt`,
+          GRID_PROMPTS.map((q, i) => `row ${i + 1}: ${q}`).join("\n") + "\n",
+        );
+      });
+      await timed("eval", async () => {
+        const opts = {
+          n: p.eval.samplesPerPrompt,
+          seed: o.seed + 1,
+          guidance: s.guidance,
+          steps: s.steps,
+          scheduler: s.scheduler,
+        };
+        const heldout = await captionFollowing(gen, { ...opts, pairs: "heldout" });
+        const seen = await captionFollowing(gen, { ...opts, pairs: "seen", maxPairs: 14 });
+        const strip = ({ images: _, ...r }: CaptionFollowingResult) => r;
+        summary.captionFollowing = { heldout: strip(heldout), seen: strip(seen) };
+        await Deno.mkdir(`${out}/eval`, { recursive: true });
+        await writeJsonAtomic(`${out}/eval/caption_following.json`, summary.captionFollowing);
+        await writePng(
+          `${out}/eval/heldout.png`,
+          imageGrid(heldout.images, { cols: p.eval.samplesPerPrompt, pad: 2 }),
+        );
+        log(
+          `   held-out pairs: colour ${(100 * heldout.colorAccuracy).toFixed(1)}%, shape ${
+            (100 * heldout.shapeAccuracy).toFixed(1)
+          }%` +
+            ` | seen pairs: colour ${(100 * seen.colorAccuracy).toFixed(1)}%, shape ${
+              (100 * seen.shapeAccuracy).toFixed(1)
+            }%`,
+        );
+      });
+      await release();
+    }
+    seconds.total = (performance.now() - t0) / 1000;
+    summary.peakRssMiB = Math.round(Math.max(peakRss, Deno.memoryUsage().rss) / 2 ** 20);
+    await writeJsonAtomic(`${out}/summary.json`, summary);
+    return summary;
+  } finally {
+    clearInterval(watchRss);
+  }
+}
+
+/** Three stacked loss curves (autoencoder, CLIP, UNet), each with a smoothed line. */
+function lossFigure(curves: Record<string, MetricRecord[]>): PlotlyFigure {
+  const stages = Object.keys(curves);
+  const data: Record<string, unknown>[] = [];
+  const layout: Record<string, unknown> = {
+    title: { text: "Training loss" },
+    grid: { rows: stages.length, columns: 1, pattern: "independent" },
+    height: 260 * stages.length,
+    showlegend: true,
+  };
+  stages.forEach((stage, i) => {
+    const rows = curves[stage].filter((r) => typeof r.loss === "number");
+    const x = rows.map((r) => r.step), y = rows.map((r) => r.loss as number);
+    const ax = i === 0 ? "" : String(i + 1);
+    let m = y[0] ?? 0;
+    const smooth = y.map((v) => (m = 0.9 * m + 0.1 * v));
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `${stage}`,
+      x,
+      y,
+      xaxis: `x${ax}`,
+      yaxis: `y${ax}`,
+      opacity: 0.35,
+    });
+    data.push({
+      type: "scatter",
+      mode: "lines",
+      name: `${stage} (smoothed)`,
+      x,
+      y: smooth,
+      xaxis: `x${ax}`,
+      yaxis: `y${ax}`,
+    });
+    layout[`yaxis${ax}`] = { title: { text: `${stage} loss` }, type: "log" };
+    layout[`xaxis${ax}`] = { title: { text: "step" } };
+  });
+  return { data, layout } as PlotlyFigure;
+}
+
+/** Seeds `Rng.stream` tells apart: it keeps a seed's low 32 bits. */
+const SEED_MAX = 2 ** 32 - 1;
+
+/**
+ * Options that would fail a later stage fail here, before the run folder or config.json is
+ * written: a checkpoint location no store can open (only rank 0 reaches storage, at the first
+ * stage, minutes in), or a seed outside what the random streams tell apart.
+ */
+function checkTrainRunOptions(o: TrainRunOptions): void {
+  if (o.checkpoints !== undefined) {
+    const problem = storeLocationProblem(o.checkpoints);
+    if (problem) throw new Error(`checkpoints "${o.checkpoints}": ${problem}`);
+  }
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0 || o.seed > SEED_MAX) {
+    throw new Error(`seed must be an integer from 0 to ${SEED_MAX}, got ${o.seed}`);
+  }
+}
+
+/**
+ * A config.json whose checkpoint location no store can open, and otherwise equal to `config`: the
+ * run that wrote it (an older kit wrote config.json before checking the location) failed when its
+ * first stage opened that store, so no stage trained and the new location can replace it.
+ */
+function unusableCheckpoints(prev: Record<string, unknown>, config: Record<string, unknown>) {
+  const ck = prev.checkpoints;
+  const problem = typeof ck === "string" ? storeLocationProblem(ck) : null;
+  if (!problem) return null;
+  const rest = (c: Record<string, unknown>) =>
+    JSON.stringify({ preset: c.preset, seed: c.seed, reuse: c.reuse ?? null });
+  return rest(prev) === rest(config) ? { location: ck as string, problem } : null;
+}
+
+/** Refuse to train over a different run, or over an existing one without --resume. */
+async function checkRunFolder(o: TrainRunOptions, worldSize: number): Promise<void> {
+  const path = `${o.out}/config.json`;
+  const config = {
+    preset: o.preset,
+    seed: o.seed,
+    checkpoints: o.checkpoints ?? null,
+    reuse: o.reuse ?? null,
+  };
+  let existing: string | null = null;
+  try {
+    existing = await Deno.readTextFile(path);
+  } catch { /* new run */ }
+  if (existing !== null) {
+    let prev: Record<string, unknown>;
+    try {
+      prev = JSON.parse(existing);
+      if (typeof prev !== "object" || prev === null) throw new Error("not an object");
+    } catch {
+      throw new Error(`${path}: not valid JSON; delete the run folder or pick another --out`);
+    }
+    const unusable = unusableCheckpoints(prev, config);
+    if (unusable) {
+      (o.log ?? console.error)(
+        `   ${path} records checkpoints at ${unusable.location}, which no run can use ` +
+          `(${unusable.problem}): no stage trained; recording ${
+            config.checkpoints ?? "the default (inside the run folder)"
+          }`,
+      );
+      await writeRunConfig(o, path, config, worldSize);
+      return;
+    }
+    if (!o.resume) {
+      throw new Error(
+        `${o.out} already holds a run; pass --resume to continue it or pick another --out`,
+      );
+    }
+    // Runs made before checkpoints could move (or parts be reused) lack those fields: they kept
+    // checkpoints in the run folder and trained every part.
+    const before = {
+      preset: prev.preset,
+      seed: prev.seed,
+      checkpoints: prev.checkpoints ?? null,
+      reuse: prev.reuse ?? null,
+    };
+    if (JSON.stringify(before) !== JSON.stringify(config)) {
+      if (o.replaceStale) {
+        (o.log ?? console.error)(`   ${o.out} was made with other settings: training it afresh`);
+        await Deno.remove(o.out, { recursive: true });
+        return await checkRunFolder({ ...o, replaceStale: false }, worldSize);
+      }
+      throw new Error(
+        `${path}: the run was started with other settings (preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags or pick another --out`,
+      );
+    }
+    return;
+  }
+  await Deno.mkdir(o.out, { recursive: true });
+  await writeRunConfig(o, path, config, worldSize);
+}
+
+/** config.json: the settings a resume must repeat, plus the backend and process count. */
+async function writeRunConfig(
+  o: TrainRunOptions,
+  path: string,
+  config: Record<string, unknown>,
+  worldSize: number,
+): Promise<void> {
+  await writeJsonAtomic(path, {
+    ...config,
+    backend: o.backend,
+    worldSize,
+    created: new Date().toISOString(),
+  });
+}

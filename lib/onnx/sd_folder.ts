@@ -1,0 +1,31 @@
+/**
+ * The kit's own marks inside an ONNX Stable Diffusion folder (Hugging Face Optimum's layout):
+ * `exportRun` (lib/recipe/onnx_export.ts) writes them, `loadOnnxPipeline` and the text-id
+ * tokenizers of lib/inference read them.
+ *
+ * @example
+ * ```ts
+ * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
+ * ```
+ * @module
+ */
+
+/**
+ * Format tag of a kit export, in `model_index.json` under `_xgen_kit`.
+ *
+ * @example
+ * ```ts
+ * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
+ * ```
+ */
+export const KIT_ONNX_FORMAT = "xgen-kit-onnx/1";
+
+/**
+ * File name of the kit's word tokenizer inside `tokenizer/`.
+ *
+ * @example
+ * ```ts
+ * const tok = await WordTokenizer.load(`${dir}/tokenizer/${KIT_TOKENIZER_FILE}`);
+ * ```
+ */
+export const KIT_TOKENIZER_FILE = "word_tokenizer.json";

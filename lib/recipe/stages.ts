@@ -1,0 +1,494 @@
+/**
+ * The three training stages of the embedded default, as in the study: the UNet is the only part
+ * trained "for real"; the autoencoder (the VAE's stand-in) and the CLIP text encoder are trained
+ * first, frozen, and reused. Each stage trains in its own folder under the run (with resumable
+ * checkpoints) and ends by writing a frozen model folder; a stage whose model folder is complete is
+ * skipped, so an interrupted pipeline resumes where it stopped.
+ *
+ * @example
+ * ```ts
+ * const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
+ * ```
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  type AutoencoderConfig,
+  autoencoderLoss,
+  encode,
+  estimateScalingFactor,
+  initAutoencoder,
+  latentShape,
+} from "../models/autoencoder.ts";
+import { type ClipConfig, clipForward, encodeText, initClip } from "../models/clip.ts";
+import { WordTokenizer } from "../models/tokenizer.ts";
+import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
+import { disposeParams, embedding, type Params } from "../nn/mod.ts";
+import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
+import { storeFor } from "../storage/location.ts";
+import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
+import { Rng, STREAM } from "../util/rng.ts";
+import {
+  type BatchPosition,
+  gatherImages,
+  type ImagePixels,
+  type ImageSet,
+  nextIndexBatch,
+} from "./memory_data.ts";
+import { hasModel, loadModel, saveModel } from "./model_files.ts";
+import { hardNegativeCaptions } from "../data/hard_negatives.ts";
+import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
+import type { RecipePreset, StageSettings } from "./presets.ts";
+import {
+  type TextContext,
+  textContextComposition,
+  WORDS_NORM_EPS,
+} from "../models/text_context.ts";
+
+/** Options shared by every stage. */
+export interface StageOptions<S> {
+  /** The stage's folder (checkpoints while training, then the frozen model). */
+  dir: string;
+  data: ImageSet;
+  settings: S;
+  seed: number;
+  resume: boolean;
+  /**
+   * Data-parallel group: every rank trains on its share of each batch (`batchSize / size`) and the
+   * loop averages gradients; rank 0 alone writes checkpoints and the frozen model. Default: this
+   * process alone.
+   */
+  comm?: Communicator;
+  progress?: boolean;
+  onLog?: (rec: MetricRecord) => void;
+  /**
+   * Where training checkpoints go instead of `dir`: a folder or a `gs://bucket/prefix` URL, with
+   * the stage's name appended (`gs://b/run/unet`). Metrics and the frozen model stay in `dir`.
+   */
+  checkpointRoot?: string;
+}
+
+/**
+ * The loop options every stage shares: warmup-cosine LR down to 5%, clipping at 1, the last two
+ * checkpoints kept, and batches from the resumable in-memory order over `n` samples.
+ */
+function stageLoop(
+  o: StageOptions<unknown>,
+  s: StageSettings,
+  stage: string,
+  n: number,
+): Omit<TrainLoopOptions<number[], BatchPosition>, "params" | "lossFn"> {
+  const comm = o.comm ?? singleProcess();
+  if (s.batchSize % comm.size !== 0) {
+    throw new Error(
+      `${stage}: batchSize ${s.batchSize} does not split over ${comm.size} data-parallel ranks`,
+    );
+  }
+  const perRank = s.batchSize / comm.size;
+  return {
+    runDir: o.dir,
+    ...(o.checkpointRoot ? { store: storeFor(`${o.checkpointRoot}/${stage}`) } : {}),
+    steps: s.steps,
+    lr: warmupCosine({
+      baseLr: s.lr,
+      warmupSteps: s.warmupSteps,
+      totalSteps: s.steps,
+      minLr: s.lr * 0.05,
+    }),
+    clipNorm: 1,
+    checkpointEvery: s.checkpointEvery,
+    keepLast: 2,
+    seed: o.seed,
+    comm,
+    resume: o.resume,
+    config: { stage, settings: s, worldSize: comm.size },
+    // The whole group's batch, so images_per_s is the group's rate.
+    itemsPerBatch: s.batchSize,
+    progress: (o.progress ?? true) && comm.rank === 0,
+    onLog: o.onLog,
+    initialPosition: { epoch: 0, index: 0 },
+    nextBatch: (pos: BatchPosition) =>
+      nextIndexBatch(n, perRank, pos, {
+        seed: o.seed,
+        rank: comm.rank,
+        worldSize: comm.size,
+      }),
+  };
+}
+
+/**
+ * Rank 0 writes a stage's frozen model; every rank waits until it is complete, so ranks that
+ * load it next never see a half-written folder.
+ */
+async function saveFrozen(
+  o: StageOptions<unknown>,
+  dir: string,
+  model: Parameters<typeof saveModel>[1],
+): Promise<void> {
+  const comm = o.comm ?? singleProcess();
+  if (comm.rank === 0) await saveModel(dir, model);
+  await comm.barrier();
+}
+
+/** A trained, frozen autoencoder and its latent scaling factor. */
+export interface FrozenAutoencoder {
+  params: Params;
+  config: AutoencoderConfig;
+  scalingFactor: number;
+}
+
+/** Train (or load) the autoencoder; estimates the latent scaling factor as 1/std of latents. */
+export async function autoencoderStage(
+  o: StageOptions<RecipePreset["autoencoder"]>,
+): Promise<FrozenAutoencoder> {
+  const modelDir = `${o.dir}/model`;
+  if (await hasModel(modelDir, "autoencoder")) {
+    const m = await loadModel<AutoencoderConfig>(modelDir, "autoencoder");
+    return {
+      params: m.params,
+      config: m.info.config,
+      scalingFactor: m.info.extra.scalingFactor as number,
+    };
+  }
+  const s = o.settings, cfg = s.model, data = o.data;
+  const params = initAutoencoder(cfg, Rng.stream(o.seed, [STREAM.init, 1]));
+  const res = await trainLoop<number[], BatchPosition>({
+    ...stageLoop(o, s, "autoencoder", data.size),
+    params,
+    optimizer: { weightDecay: 0 },
+    lossFn: (idx, rng) => {
+      const b = idx.length;
+      // The autoencoder is fully convolutional: training on random crops costs a fraction of full
+      // images per step and still teaches it every local pattern (SD's VAE was trained on crops).
+      const crop = s.cropSize ?? data.width;
+      const image = tf.tensor4d(randomCrops(data, idx, crop, rng), [b, crop, crop, 3]);
+      const [lh, lw, lc] = latentShape(cfg, crop, crop);
+      const noise = tf.tensor4d(rng.normal(b * lh * lw * lc), [b, lh, lw, lc]);
+      const l = autoencoderLoss(params, cfg, { image, noise, klWeight: s.klWeight });
+      tf.dispose([image, noise, l.recon, l.kl]);
+      return l.loss;
+    },
+  });
+  res.dispose();
+  // Scaling factor from the latents of (up to) 2048 training images, as SD's 0.18215 was chosen.
+  const n = Math.min(2048, data.size);
+  const lat = await encodeLatents({ params, config: cfg, scalingFactor: 1 }, data, range(n));
+  const scalingFactor = estimateScalingFactor(lat);
+  await saveFrozen(o, modelDir, {
+    kind: "autoencoder",
+    config: cfg,
+    params,
+    extra: { scalingFactor },
+  });
+  return { params, config: cfg, scalingFactor };
+}
+
+/** Square crops of side `size` at random positions (from `rng`), as floats in [-1, 1]. */
+function randomCrops(data: ImageSet, idx: number[], size: number, rng: Rng): Float32Array {
+  const full = gatherImages(data, idx);
+  if (size === data.width && size === data.height) return full;
+  if (size > data.width || size > data.height) {
+    throw new Error(
+      `autoencoder cropSize ${size} is larger than the ${data.width}x${data.height} images`,
+    );
+  }
+  const out = new Float32Array(idx.length * size * size * 3);
+  const row = data.width * 3;
+  idx.forEach((_, b) => {
+    const y0 = rng.int(data.height - size + 1), x0 = rng.int(data.width - size + 1);
+    const src = b * data.height * row;
+    for (let y = 0; y < size; y++) {
+      const from = src + (y0 + y) * row + x0 * 3;
+      out.set(full.subarray(from, from + size * 3), (b * size + y) * size * 3);
+    }
+  });
+  return out;
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Encode images `idx` to scaled latent means (NHWC, flat), in batches of 256. */
+export async function encodeLatents(
+  ae: FrozenAutoencoder,
+  data: ImagePixels,
+  idx: number[],
+): Promise<Float32Array> {
+  const [lh, lw, lc] = latentShape(ae.config, data.height, data.width);
+  const per = lh * lw * lc;
+  const out = new Float32Array(idx.length * per);
+  for (let i = 0; i < idx.length; i += 256) {
+    const part = idx.slice(i, i + 256);
+    const z = tf.tidy(() => {
+      const image = tf.tensor4d(gatherImages(data, part), [
+        part.length,
+        data.height,
+        data.width,
+        3,
+      ]);
+      const d = encode(ae.params, ae.config, image);
+      return tf.mul(d.mean, ae.scalingFactor);
+    });
+    out.set(await z.data<"float32">(), i * per);
+    z.dispose();
+  }
+  return out;
+}
+
+/** A trained, frozen CLIP with its tokenizer. */
+export interface FrozenClip {
+  params: Params;
+  config: ClipConfig;
+  tokenizer: WordTokenizer;
+}
+
+/** Train (or load) the small CLIP on the captions; builds the tokenizer from them first. */
+export async function clipStage(o: StageOptions<RecipePreset["clip"]>): Promise<FrozenClip> {
+  const modelDir = `${o.dir}/model`;
+  const tokPath = `${o.dir}/tokenizer.json`;
+  if (await hasModel(modelDir, "clip")) {
+    const m = await loadModel<ClipConfig>(modelDir, "clip");
+    return {
+      params: m.params,
+      config: m.info.config,
+      tokenizer: await WordTokenizer.load(tokPath),
+    };
+  }
+  const s = o.settings, data = o.data;
+  await Deno.mkdir(o.dir, { recursive: true });
+  const tokenizer = WordTokenizer.build(data.captions, {
+    contextLength: s.model.contextLength,
+    minCount: s.minWordCount,
+  });
+  if ((o.comm?.rank ?? 0) === 0) await tokenizer.save(tokPath);
+  const cfg: ClipConfig = { ...s.model, vocabSize: tokenizer.vocabSize, imageSize: data.width };
+  const params = initClip(cfg, Rng.stream(o.seed, [STREAM.init, 2]));
+  const res = await trainLoop<number[], BatchPosition>({
+    ...stageLoop(o, s, "clip", data.size),
+    params,
+    optimizer: { weightDecay: 0.01 },
+    lossFn: (idx, rng) => {
+      const b = idx.length;
+      const images = tf.tensor4d(gatherImages(data, idx), [b, data.height, data.width, 3]);
+      const captions = idx.map((i) => data.captions[i]);
+      const ids = tf.tensor2d(tokenizer.encodeBatch(captions), [b, cfg.contextLength], "int32");
+      const negativeIds = s.negativeWordGroups
+        ? tf.tensor2d(
+          tokenizer.encodeBatch(hardNegativeCaptions(captions, s.negativeWordGroups, rng)),
+          [b, cfg.contextLength],
+          "int32",
+        )
+        : undefined;
+      const out = clipForward(params, cfg, { ids, images, negativeIds });
+      tf.dispose([images, ids, out.hidden, out.embeds, out.imageEmbeds]);
+      if (negativeIds) negativeIds.dispose();
+      return out.loss;
+    },
+  });
+  res.dispose();
+  await saveFrozen(o, modelDir, { kind: "clip", config: cfg, params });
+  return { params, config: cfg, tokenizer };
+}
+
+/** Context tokens per caption the UNet sees for a text-context mode (see `textContext`). */
+export function contextTokens(clip: FrozenClip, mode: TextContext = "states"): number {
+  const parts = textContextComposition(mode);
+  return parts.states && parts.embeddings !== "none"
+    ? 2 * clip.config.contextLength
+    : clip.config.contextLength;
+}
+
+/**
+ * Per-token text states `[n, T, D]` (flat) for captions, in batches of 256; with `tokens`,
+ * `[n, T, D]` of plain token embeddings; with `words`, the same embeddings layer-normalised
+ * (each row to mean 0, variance 1, no learned scale); with `states+tokens` / `states+words`,
+ * `[n, 2T, D]`: the states, then those embeddings.
+ */
+export async function encodeCaptions(
+  clip: FrozenClip,
+  captions: string[],
+  mode: TextContext = "states",
+): Promise<Float32Array> {
+  const t = clip.config.contextLength, d = clip.config.textWidth;
+  const per = contextTokens(clip, mode) * d;
+  const out = new Float32Array(captions.length * per);
+  for (let i = 0; i < captions.length; i += 256) {
+    const part = captions.slice(i, i + 256);
+    const h = tf.tidy(() => {
+      const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
+      // The token embedding table alone: each word's identity, untouched by the words before it.
+      // `tokens` and `words` need no transformer pass at all.
+      const parts = textContextComposition(mode);
+      const words = () => {
+        const e = embedding(clip.params, "text.token_embedding", ids);
+        return parts.embeddings === "normalised" ? normalizeRows(e) : e;
+      };
+      if (!parts.states) return words();
+      const enc = encodeText(clip.params, clip.config, ids);
+      enc.embeds.dispose();
+      return parts.embeddings === "none" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
+    });
+    out.set(await h.data<"float32">(), i * per);
+    h.dispose();
+  }
+  return out;
+}
+
+/**
+ * Each row of the last axis to mean 0 and variance 1 (a LayerNorm without learned scale or shift).
+ * Why `words` needs it: a token embedding table starts at ~0.02 per element and a short CLIP run
+ * barely moves it, so raw embeddings reach the UNet's cross-attention keys and values near zero
+ * and the UNet spends thousands of steps scaling them up before a word can steer the image.
+ */
+function normalizeRows(x: tf.Tensor): tf.Tensor {
+  const m = tf.moments(x, -1, true);
+  return tf.div(tf.sub(x, m.mean), tf.sqrt(tf.add(m.variance, WORDS_NORM_EPS)));
+}
+
+/** Everything the UNet stage trains on, precomputed with the frozen parts. */
+export interface ConditioningSet {
+  /** Scaled latents `[N, h, w, c]` flat. */
+  latents: Float32Array;
+  latentShape: [number, number, number];
+  /** Text states of each sample's caption `[N, T, D]` flat. */
+  contexts: Float32Array;
+  /** Text states of the empty caption `[T, D]` (classifier-free guidance's unconditional). */
+  emptyContext: Float32Array;
+  contextShape: [number, number];
+}
+
+/**
+ * Encode all images and captions once with the frozen autoencoder and text encoder. With a
+ * data-parallel `comm`, each rank encodes a contiguous share and a sum-allreduce of zero-filled
+ * arrays assembles the whole set on every rank (adding zeros is exact).
+ */
+export async function buildConditioning(
+  data: ImageSet,
+  ae: FrozenAutoencoder,
+  clip: FrozenClip,
+  comm: Communicator = singleProcess(),
+  textContext: TextContext = "states",
+): Promise<ConditioningSet> {
+  const ls = latentShape(ae.config, data.height, data.width) as [number, number, number];
+  const per = ls[0] * ls[1] * ls[2];
+  const T = contextTokens(clip, textContext), D = clip.config.textWidth;
+  const share = Math.ceil(data.size / comm.size);
+  const lo = Math.min(data.size, comm.rank * share), hi = Math.min(data.size, lo + share);
+  const mine = range(hi - lo).map((i) => lo + i);
+  const latents = new Float32Array(data.size * per);
+  latents.set(await encodeLatents(ae, data, mine), lo * per);
+  const contexts = new Float32Array(data.size * T * D);
+  contexts.set(await encodeCaptions(clip, data.captions.slice(lo, hi), textContext), lo * T * D);
+  if (comm.size > 1) {
+    await comm.allreduceSum(latents);
+    await comm.allreduceSum(contexts);
+  }
+  const emptyContext = await encodeCaptions(clip, [""], textContext);
+  return {
+    latents,
+    latentShape: ls,
+    contexts,
+    emptyContext,
+    contextShape: [T, D],
+  };
+}
+
+/** The trained UNet (EMA weights). */
+export interface TrainedUnet {
+  params: Params;
+  config: UnetConfig;
+}
+
+/**
+ * Train (or load) the diffusion UNet on precomputed latents and text states: random timesteps,
+ * noise and caption dropout (for classifier-free guidance) from the loop's checkpointed stream,
+ * epsilon or v targets, min-SNR-gamma weighting, EMA weights saved as the final model.
+ */
+export async function unetStage(
+  o: StageOptions<RecipePreset["unet"]> & { cond: ConditioningSet },
+): Promise<TrainedUnet> {
+  const modelDir = `${o.dir}/model`;
+  if (await hasModel(modelDir, "unet")) {
+    const m = await loadModel<UnetConfig>(modelDir, "unet");
+    return { params: m.params, config: m.info.config };
+  }
+  const s = o.settings, cond = o.cond;
+  const cfg = unetConfigFor(s.model, {
+    latentChannels: cond.latentShape[2],
+    contextDim: cond.contextShape[1],
+  });
+  const schedule = makeSchedule(s.schedule);
+  const params = initUnet(cfg, Rng.stream(o.seed, [STREAM.init, 3]));
+  const [h, w, c] = cond.latentShape, per = h * w * c;
+  const [T, D] = cond.contextShape, ctxPer = T * D;
+  const res = await trainLoop<number[], BatchPosition>({
+    ...stageLoop(o, s, "unet", cond.latents.length / per),
+    params,
+    optimizer: { weightDecay: 0.01 },
+    ema: { decay: s.emaDecay, warmup: true },
+    lossFn: (idx, rng) => {
+      const b = idx.length;
+      const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
+      const t = sampleTimesteps(rng, b, schedule.numTrainTimesteps);
+      const eps = rng.normal(b * per);
+      idx.forEach((i, k) => {
+        x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
+        // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
+        const drop = rng.uniform() < s.captionDropout;
+        ctx.set(
+          drop ? cond.emptyContext : cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer),
+          k * ctxPer,
+        );
+      });
+      // One timestep per sample: the schedule splits x0 into t.length equal chunks.
+      const xt = schedule.addNoise(x0, eps, t);
+      const target = schedule.target(x0, eps, t);
+      const wts = minSnrWeights(t, schedule, s.minSnrGamma);
+      return tf.tidy(() => {
+        const pred = unetForward(params, cfg, {
+          x: tf.tensor4d(xt, [b, h, w, c]),
+          t: tf.tensor1d(Float32Array.from(t)),
+          context: tf.tensor3d(ctx, [b, T, D]),
+        });
+        const se = tf.mean(tf.square(tf.sub(pred, tf.tensor4d(target, [b, h, w, c]))), [1, 2, 3]);
+        return tf.mean(tf.mul(se, tf.tensor1d(wts))) as tf.Scalar;
+      });
+    },
+  });
+  // Save the EMA weights as the model (what sampling uses).
+  const weights = res.ema ? res.ema.shadow : params;
+  await saveFrozen(o, modelDir, {
+    kind: "unet",
+    config: cfg,
+    params: weights as Record<string, tf.Tensor>,
+    extra: { schedule: s.schedule, ema: !!res.ema, textContext: s.textContext ?? "states" },
+  });
+  res.dispose();
+  disposeParams(params);
+  const m = await loadModel<UnetConfig>(modelDir, "unet");
+  return { params: m.params, config: m.info.config };
+}
+
+/**
+ * The UNet config actually trained: the preset's with its input/output channels and context width
+ * taken from the frozen autoencoder and text encoder (given directly, or read off trained weights).
+ */
+export function unetConfigFor(
+  model: UnetConfig,
+  from: { latentChannels: number; contextDim: number } | Record<string, { shape: number[] }>,
+): UnetConfig {
+  let latent: number, context: number;
+  if ("latentChannels" in from && typeof from.latentChannels === "number") {
+    latent = from.latentChannels;
+    context = from.contextDim as number;
+  } else {
+    const w = from as Record<string, { shape: number[] }>;
+    const convIn = w["conv_in.weight"],
+      toK = Object.entries(w).find(([k]) => k.endsWith("attn2.to_k.weight"));
+    if (!convIn) throw new Error("UNet weights: conv_in.weight missing");
+    latent = convIn.shape[2];
+    context = toK ? toK[1].shape[0] : model.contextDim;
+  }
+  return { ...model, inChannels: latent, outChannels: latent, contextDim: context };
+}
