@@ -11,6 +11,9 @@
  * ```
  * @module
  */
+import { embedding, type Net } from "../nn/mod.ts";
+import { withOps } from "../nn/with_ops.ts";
+import { type ClipConfig, textEncoder } from "./clip.ts";
 
 /** See `RecipePreset["unet"].textContext` (lib/recipe/presets.ts). */
 export type TextContext = "states" | "states+tokens" | "tokens" | "words" | "states+words";
@@ -40,6 +43,48 @@ export function textContextComposition(mode: TextContext): TextContextCompositio
 
 /** Epsilon of the parameter-free LayerNorm that `words` applies to each token embedding. */
 export const WORDS_NORM_EPS = 1e-5;
+
+/** Options for {@link unetTextContext}. */
+export interface UnetTextContextOptions<T> {
+  /** The text encoder's states `[B, T, D]` when the caller already has them (the export does). */
+  states?: T;
+}
+
+/**
+ * What the UNet cross-attends to for token ids `[B, T]`: `[B, T, D]` text states or token
+ * embeddings, or `[B, 2T, D]` states then embeddings, as {@link textContextComposition} says.
+ * Training (on TensorFlow.js, given the frozen CLIP's `Params`) and the ONNX text-encoder export
+ * (given an `OnnxOps`) both run this.
+ *
+ * Why `words` standardizes: a token embedding table starts at ~0.02 per element and a short CLIP
+ * run barely moves it, so raw embeddings reach the UNet's cross-attention keys and values near
+ * zero and the UNet spends thousands of steps scaling them up before a word can steer the image.
+ *
+ * @example
+ * ```ts
+ * const ctx = unetTextContext(clip.params, clip.config, ids, "states+words"); // [B, 2T, D]
+ * ```
+ */
+export function unetTextContext<T>(
+  net: Net<T>,
+  cfg: ClipConfig,
+  ids: T,
+  mode: TextContext,
+  o: UnetTextContextOptions<T> = {},
+): T {
+  const parts = textContextComposition(mode);
+  return withOps(net, (m) => {
+    // The token embedding table alone: each word's identity, untouched by the words before it.
+    // `tokens` and `words` need no transformer pass at all.
+    const words = () => {
+      const e = embedding(m, "text.token_embedding", ids);
+      return parts.embeddings === "normalised" ? m.standardize(e, { eps: WORDS_NORM_EPS }) : e;
+    };
+    if (!parts.states) return words();
+    const states = o.states ?? textEncoder(m, cfg, ids).hidden;
+    return parts.embeddings === "none" ? states : m.concat([states, words()], 1);
+  });
+}
 
 /** Every {@link TextContext}, for flags and checks. */
 export const TEXT_CONTEXTS: readonly TextContext[] = [

@@ -118,6 +118,8 @@ export interface Ops<T> {
   groupNorm(x: T, gamma: T, beta: T, o: GroupNormOpOptions): T;
   /** LayerNorm over the last axis, biased variance, then affine. */
   layerNorm(x: T, gamma: T, beta: T, o: { eps: number }): T;
+  /** Each row of the last axis to mean 0, variance 1: a LayerNorm without scale or shift. */
+  standardize(x: T, o: { eps: number }): T;
   /** Multi-head `softmax(q k^T / sqrt(dHead) + masks) v` on projected `[B, T, D]` tensors. */
   attention(q: T, k: T, v: T, o: AttentionOpOptions<T>): T;
   /** Rows of `table [vocab, dim]` for integer ids of any shape: `[..., dim]`. */

@@ -175,6 +175,15 @@ export class TfOps implements Ops<tf.Tensor> {
     });
   }
 
+  standardize(x: tf.Tensor, o: { eps: number }): tf.Tensor {
+    // Not the fused LayerNorm: these exact kernels are what the `words` text context has always
+    // been trained with, and changing them would change every such run's losses.
+    return tf.tidy(() => {
+      const m = tf.moments(x, -1, true);
+      return tf.div(tf.sub(x, m.mean), tf.sqrt(tf.add(m.variance, o.eps)));
+    });
+  }
+
   layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, o: { eps: number }): tf.Tensor {
     const d = x.shape[x.shape.length - 1];
     if (x.dtype === "float32" && fusedNormActive()) {

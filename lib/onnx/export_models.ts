@@ -24,7 +24,6 @@
  * @module
  */
 import type { Params } from "../nn/params.ts";
-import { embedding } from "../nn/linear.ts";
 import { type AutoencoderConfig, decode, encoderMoments } from "../models/autoencoder.ts";
 import { type ClipConfig, encodeImage, textEncoder } from "../models/clip.ts";
 import { type UnetConfig, unetForward } from "../models/unet.ts";
@@ -32,7 +31,7 @@ import {
   TEXT_CONTEXTS,
   type TextContext,
   textContextComposition,
-  WORDS_NORM_EPS,
+  unetTextContext,
 } from "../models/text_context.ts";
 import { OnnxOps, readParams } from "./onnx_ops.ts";
 import { OnnxGraph, type OnnxModelOptions } from "./writer.ts";
@@ -235,21 +234,8 @@ export async function exportClipText(
     m.output(text.pooled, "pooler_output", { shape: ["batch", D] });
     m.output(text.embeds, "text_embeds", { shape: ["batch", cfg.embedDim] });
     if (mode === "states") return;
-    // As encodeCaptions (lib/recipe/stages.ts) builds it for training: `words` layer-normalises
-    // each embedding without a learned scale or shift.
     const parts = textContextComposition(mode);
-    const words = embedding(m, "text.token_embedding", ids);
-    const plain = parts.embeddings === "normalised"
-      ? m.layerNorm(
-        words,
-        m.constant(new Float32Array(D).fill(1), [D]),
-        m.constant(new Float32Array(D), [D]),
-        {
-          eps: WORDS_NORM_EPS,
-        },
-      )
-      : words;
-    const context = parts.states ? m.concat([text.hidden, plain], 1) : plain;
+    const context = unetTextContext(m, cfg, ids, mode, { states: text.hidden });
     m.output(context, "encoder_hidden_states", { shape: ["batch", parts.states ? 2 * T : T, D] });
   });
 }

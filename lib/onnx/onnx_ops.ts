@@ -435,6 +435,15 @@ export class OnnxOps implements Ops<OnnxValue> {
     return new OnnxValue(y, "float32", x.shape, perm);
   }
 
+  standardize(x: OnnxValue, o: { eps: number }): OnnxValue {
+    const d = x.shape[x.shape.length - 1];
+    if (typeof d !== "number") {
+      throw new Error(`OnnxOps.standardize: the last axis must have a known size, got ${d}`);
+    }
+    const ones = this.constant(new Float32Array(d).fill(1), [d]);
+    return this.layerNorm(x, ones, this.constant(new Float32Array(d), [d]), o);
+  }
+
   layerNorm(x: OnnxValue, gamma: OnnxValue, beta: OnnxValue, o: { eps: number }): OnnxValue {
     const name = this.node("LayerNormalization", [
       this.at(x, identity(x.shape.length)),

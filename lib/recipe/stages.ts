@@ -20,10 +20,10 @@ import {
   initAutoencoder,
   latentShape,
 } from "../models/autoencoder.ts";
-import { type ClipConfig, clipForward, encodeText, initClip } from "../models/clip.ts";
+import { type ClipConfig, clipForward, initClip } from "../models/clip.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
-import { disposeParams, embedding, type Params } from "../nn/mod.ts";
+import { disposeParams, type Params } from "../nn/mod.ts";
 import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
 import { storeFor } from "../storage/location.ts";
 import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
@@ -42,7 +42,7 @@ import type { RecipePreset, StageSettings } from "./presets.ts";
 import {
   type TextContext,
   textContextComposition,
-  WORDS_NORM_EPS,
+  unetTextContext,
 } from "../models/text_context.ts";
 
 /** Options shared by every stage. */
@@ -317,33 +317,12 @@ export async function encodeCaptions(
     const part = captions.slice(i, i + 256);
     const h = tf.tidy(() => {
       const ids = tf.tensor2d(clip.tokenizer.encodeBatch(part), [part.length, t], "int32");
-      // The token embedding table alone: each word's identity, untouched by the words before it.
-      // `tokens` and `words` need no transformer pass at all.
-      const parts = textContextComposition(mode);
-      const words = () => {
-        const e = embedding(clip.params, "text.token_embedding", ids);
-        return parts.embeddings === "normalised" ? normalizeRows(e) : e;
-      };
-      if (!parts.states) return words();
-      const enc = encodeText(clip.params, clip.config, ids);
-      enc.embeds.dispose();
-      return parts.embeddings === "none" ? enc.hidden : tf.concat([enc.hidden, words()], 1);
+      return unetTextContext(clip.params, clip.config, ids, mode);
     });
     out.set(await h.data<"float32">(), i * per);
     h.dispose();
   }
   return out;
-}
-
-/**
- * Each row of the last axis to mean 0 and variance 1 (a LayerNorm without learned scale or shift).
- * Why `words` needs it: a token embedding table starts at ~0.02 per element and a short CLIP run
- * barely moves it, so raw embeddings reach the UNet's cross-attention keys and values near zero
- * and the UNet spends thousands of steps scaling them up before a word can steer the image.
- */
-function normalizeRows(x: tf.Tensor): tf.Tensor {
-  const m = tf.moments(x, -1, true);
-  return tf.div(tf.sub(x, m.mean), tf.sqrt(tf.add(m.variance, WORDS_NORM_EPS)));
 }
 
 /** Everything the UNet stage trains on, precomputed with the frozen parts. */
