@@ -21,6 +21,7 @@ import {
   type RunNotebookResult,
   streamText,
 } from "./notebook_runner/mod.ts";
+import { MAX_NOTEBOOK_BYTES } from "./notebook_runner/regenerate.ts";
 
 const NOTEBOOK_DIR = fileURLToPath(new URL("../notebooks/", import.meta.url));
 const OUT_DIR = fileURLToPath(new URL("./.out/notebooks/", import.meta.url));
@@ -69,6 +70,28 @@ for (const name of listNotebooks()) {
         assert.deepEqual(errors, [], `${name}: cell ${i} has error outputs`);
       }
     },
+  });
+}
+
+for (const name of listNotebooks()) {
+  // Not ignored without Jupyter: this checks the committed file, not an execution.
+  Deno.test(`notebook ${name} is committed small, with outputs and no inlined plotly.js`, async () => {
+    const text = await Deno.readTextFile(`${NOTEBOOK_DIR}${name}`);
+    const bytes = new TextEncoder().encode(text).length;
+    assert.ok(bytes <= MAX_NOTEBOOK_BYTES, `${name}: ${bytes} bytes, over ${MAX_NOTEBOOK_BYTES}`);
+    const nb = parseNotebook(text, name);
+    const outputs = codeCells(nb).flatMap(([, c]) => c.outputs ?? []);
+    assert.ok(outputs.length > 0, `${name}: no outputs; run \`deno task notebooks\``);
+    for (const o of outputs) {
+      const data = o.data ?? {};
+      assert.ok(
+        !/Plotly\.newPlot|plotly\.js v/.test(joinText(data["text/html"] as string ?? "")),
+        `${name}: a figure carries plotly.js or needs scripts`,
+      );
+      if ("application/vnd.plotly.v1+json" in data) {
+        assert.ok("image/svg+xml" in data, `${name}: a Plotly figure without a static fallback`);
+      }
+    }
   });
 }
 

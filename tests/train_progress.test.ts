@@ -7,6 +7,7 @@ import {
   formatRate,
   Progress,
 } from "../lib/util/progress.ts";
+import { kernelDisplay } from "../lib/util/jupyter_display.ts";
 
 Deno.test("duration, ETA, rate and number formatting", () => {
   assert.equal(formatDuration(0), "0.0s");
@@ -102,4 +103,66 @@ Deno.test("TTY redraws one line with \\r and ends with a newline", () => {
   assert.ok(chunks[1].startsWith("\r2/4 50%"));
   assert.equal(chunks.at(-1), "\n");
   assert.equal(chunks.length, 4);
+});
+
+Deno.test("notebook mode: one display, created once then updated in place", () => {
+  let t = 0;
+  const calls: { bundle: Record<string, string>; id: string; update: boolean }[] = [];
+  const written: string[] = [];
+  const bar = new Progress({
+    total: 10,
+    label: "train",
+    now: () => t,
+    width: 0,
+    displayId: "bar-1",
+    display: (bundle, o) => calls.push({ bundle, id: o.display_id, update: o.update }),
+    stream: { writeSync: (b) => (written.push(new TextDecoder().decode(b)), b.length) },
+  });
+  for (let i = 1; i <= 10; i++) {
+    t = i * 200; // the 500 ms default throttle lets every third or so step through
+    bar.update(i, { loss: 1 / i });
+  }
+  bar.done();
+  assert.deepEqual(calls.map((c) => c.id), calls.map(() => "bar-1"));
+  assert.deepEqual(calls.map((c) => c.update), [false, ...calls.slice(1).map(() => true)]);
+  assert.deepEqual(calls.map((c) => c.bundle["text/plain"].split(" ")[1]), [
+    "1/10",
+    "4/10",
+    "7/10",
+    "10/10",
+    "10/10",
+  ]);
+  const last = calls.at(-1)!.bundle;
+  assert.match(
+    last["text/plain"],
+    /^train 10\/10 100% 5\.00 it\/s ETA 0s elapsed 2\.0s loss=0\.1000$/,
+  );
+  assert.match(last["text/html"], /^<progress value="10" max="10"/);
+  assert.deepEqual(written, [], "notebook mode writes no lines to the stream");
+});
+
+Deno.test("notebook mode falls back to a line when the display fails", async () => {
+  const written: string[] = [];
+  const bar = new Progress({
+    total: 2,
+    label: "x",
+    width: 0,
+    display: () => Promise.reject(new Error("no kernel")),
+    stream: { writeSync: (b) => (written.push(new TextDecoder().decode(b)), b.length) },
+  });
+  bar.done();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(written.length, 1);
+  assert.match(written[0], /^x 0\/2 0% /);
+});
+
+Deno.test("outside Deno's Jupyter kernel there is no kernel display", () => {
+  assert.equal(kernelDisplay(), null);
+  const written: string[] = [];
+  const bar = new Progress({
+    total: 1,
+    stream: { writeSync: (b) => (written.push(new TextDecoder().decode(b)), b.length) },
+  });
+  bar.done();
+  assert.equal(written.length, 1);
 });

@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
- * import { lossCurveFigure, writePlotlyHtml, imageGrid, writePng } from "./lib/plot/mod.ts";
+ * import { imageGrid, lossCurveFigure, writePlotlyHtml, writePng } from "./mod.ts";
  * ```
  * @module
  */
 export * from "./plotly_html.ts";
+export * from "./plotly_svg.ts";
 export * from "./png_grid.ts";

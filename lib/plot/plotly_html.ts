@@ -4,6 +4,9 @@
  *
  * @example
  * ```ts
+ * import { lossCurveFigure, plotlyMime, writePlotlyHtml } from "./plotly_html.ts";
+ * import { readMetrics } from "../train/metrics.ts";
+ *
  * const fig = lossCurveFigure(await readMetrics("runs/x/metrics.jsonl"), { logY: true });
  * await writePlotlyHtml("runs/x/loss.html", fig);
  * Deno.jupyter.display(plotlyMime(fig), { raw: true });
@@ -11,7 +14,11 @@
  * @module
  */
 import { createRequire } from "node:module";
+// Puts the package in the module graph, so import.meta.resolve below finds its files in Deno's
+// global cache too (a script outside the repo, no node_modules).
+import "npm:plotly.js-dist-min@3.7.0/package.json" with { type: "json" };
 import { writeTextAtomic } from "../util/atomic.ts";
+import { plotlySvg, type PlotlySvgOptions } from "./plotly_svg.ts";
 
 /** One Plotly trace (`{type, x, y, mode, name, ...}`), passed through as JSON. */
 export type PlotlyTrace = Record<string, unknown>;
@@ -28,7 +35,7 @@ let cachedJs: string | null = null;
 /** Where the plotly.js bundle lives in the installed npm package. */
 function plotlyJsPath(): string {
   try {
-    const url = import.meta.resolve("plotly.js-dist-min");
+    const url = import.meta.resolve("npm:plotly.js-dist-min@3.7.0");
     if (url.startsWith("file:")) return new URL(url).pathname;
   } catch {
     // fall through to Node-style resolution
@@ -132,6 +139,10 @@ export function plotlyHtml(fig: PlotlyFigure, opts: { title?: string } = {}): st
  *
  * @example
  * ```ts
+ * import { writePlotlyHtml } from "./plotly_html.ts";
+ * import type { PlotlyFigure } from "./mod.ts";
+ * declare const fig: PlotlyFigure;
+ *
  * await writePlotlyHtml("runs/x/loss.html", fig);
  * ```
  */
@@ -146,24 +157,47 @@ export async function writePlotlyHtml(
 /** A Jupyter display bundle for a Plotly figure. */
 export interface PlotlyMimeBundle {
   "application/vnd.plotly.v1+json": { data: PlotlyTrace[]; layout: Record<string, unknown> };
-  "text/html": string;
+  "image/svg+xml": string;
+  "text/plain": string;
   [mime: string]: unknown;
 }
 
+/** Options for {@link plotlyMime}. */
+export interface PlotlyMimeOptions extends PlotlySvgOptions {
+  /**
+   * Also add a `text/html` rendering (div + script) with these options. Off by default: a
+   * notebook viewer that prefers HTML but runs no scripts (GitHub) would show an empty div, and
+   * with plotly.js inlined every figure would weigh 4.8 MB.
+   */
+  html?: PlotlyDivOptions;
+}
+
 /**
- * Jupyter MIME bundle: the Plotly JSON for renderers that know it, plus a `text/html` fallback
- * (div + inlined plotly.js) for viewers that do not (e.g. nbconvert's HTML export).
+ * Jupyter MIME bundle: the Plotly JSON (interactive where a Plotly renderer exists: JupyterLab
+ * with the Plotly extension, VS Code) and a static SVG of the same figure ({@link plotlySvg}) for
+ * every other viewer (GitHub, nbconvert, plain JupyterLab), a few kB per figure and no scripts.
  *
  * @example
  * ```ts
+ * import { plotlyMime } from "./plotly_html.ts";
+ * import type { PlotlyFigure } from "./mod.ts";
+ * declare const fig: PlotlyFigure;
+ *
  * Deno.jupyter.display(plotlyMime(fig), { raw: true });
  * ```
  */
-export function plotlyMime(fig: PlotlyFigure, opts: PlotlyDivOptions = {}): PlotlyMimeBundle {
-  return {
+export function plotlyMime(fig: PlotlyFigure, opts: PlotlyMimeOptions = {}): PlotlyMimeBundle {
+  if (!fig || !Array.isArray(fig.data)) {
+    throw new Error("plotly: figure.data must be an array of traces");
+  }
+  const title = (fig.layout?.title as { text?: string } | string | undefined) ?? "";
+  const bundle: PlotlyMimeBundle = {
     "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout ?? {} },
-    "text/html": plotlyDiv(fig, opts),
+    "image/svg+xml": plotlySvg(fig, opts),
+    "text/plain": `Plotly figure: ${typeof title === "string" ? title : title.text ?? ""}`.trim(),
   };
+  if (opts.html) bundle["text/html"] = plotlyDiv(fig, opts.html);
+  return bundle;
 }
 
 /**

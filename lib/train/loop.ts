@@ -9,10 +9,20 @@
  *
  * @example
  * ```ts
- * const res = await trainLoop({
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { trainLoop } from "./loop.ts";
+ * import { warmupCosine } from "./lr.ts";
+ * import type { Params } from "../nn/params.ts";
+ * type Batch = { x: tf.Tensor2D; y: tf.Tensor2D };
+ * declare const params: Params;
+ * declare function forward(p: Params, x: tf.Tensor2D): tf.Tensor2D;
+ * declare function mse(a: tf.Tensor, b: tf.Tensor): tf.Scalar;
+ * declare function makeBatch(pos: number): Batch;
+ *
+ * const res = await trainLoop<Batch, number>({
  *   runDir: "runs/mlp",
  *   params,
- *   lossFn: (batch, rng) => mse(forward(params, batch.x), batch.y),
+ *   lossFn: (batch, _rng) => mse(forward(params, batch.x), batch.y),
  *   nextBatch: (pos) => ({ batch: makeBatch(pos), position: pos + 1 }),
  *   initialPosition: 0,
  *   steps: 1000,
@@ -25,7 +35,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { Rng, type RngState, STREAM } from "../util/rng.ts";
 import { Progress } from "../util/progress.ts";
 import {
@@ -193,7 +203,10 @@ function positiveInt(name: string, v: number | undefined, dflt: number, min = 1)
  *
  * @example
  * ```ts
- * const r = await trainLoop({ runDir, params, lossFn, nextBatch, initialPosition: 0, steps: 10, seed: 0 });
+ * import { trainLoop, type TrainLoopOptions } from "./loop.ts";
+ * declare const o: TrainLoopOptions<unknown, number>; // runDir, params, lossFn, nextBatch
+ *
+ * const r = await trainLoop({ ...o, initialPosition: 0, steps: 10, seed: 0 });
  * console.log(r.history.at(-1)?.loss);
  * r.dispose();
  * ```
@@ -277,7 +290,12 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
   let lastLogT = t0;
   let lastLogStep = start;
   const bar = (o.progress ?? writer) && steps > start
-    ? new Progress({ total: steps, label: "train", initial: start })
+    ? new Progress({
+      total: steps,
+      // The stage's name when the caller records one, so a notebook's bars say which stage runs.
+      label: String((o.config as { stage?: unknown } | undefined)?.stage ?? "train"),
+      initial: start,
+    })
     : null;
 
   // Called on every rank: all join the RNG gather, rank 0 alone writes, and the closing barrier

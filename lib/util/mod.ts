@@ -4,9 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Rng, STREAM, writeJsonAtomic } from "./mod.ts";
+ *
  * const eps = Rng.stream(0, [0, STREAM.noise]).normal(16);
- * await writeJsonAtomic("/tmp/x.json", { n: eps.length });
+ * const path = `${await Deno.makeTempDir()}/x.json`;
+ * await writeJsonAtomic(path, { n: eps.length });
+ * assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), { n: 16 });
  * ```
  * @module
  */

@@ -1,9 +1,12 @@
 /**
- * Progress reporting for long jobs. On a terminal the bar is one line redrawn with `\r`; elsewhere
- * (CI logs, notebooks) it prints a plain line at most every `every` ms, so logs stay short.
+ * Progress reporting for long jobs. On a terminal the bar is one line redrawn with `\r`; in a
+ * notebook run by Deno's Jupyter kernel it is one display updated in place (steps, rate, ETA);
+ * elsewhere (CI logs) it prints a plain line at most every `every` ms, so logs stay short.
  *
  * @example
  * ```ts
+ * import { Progress } from "./progress.ts";
+ *
  * const bar = new Progress({ total: 1000, label: "train" });
  * for (let i = 1; i <= 1000; i++) bar.update(i, { loss: 0.123 });
  * bar.done();
@@ -11,6 +14,8 @@
  * ```
  * @module
  */
+
+import { type DisplayFn, kernelDisplay } from "./jupyter_display.ts";
 
 /** Where progress lines go: anything with a synchronous byte write (Deno.stderr fits). */
 export interface ProgressStream {
@@ -26,7 +31,7 @@ export interface ProgressOptions {
   label?: string;
   /** Output stream (default Deno.stderr). */
   stream?: ProgressStream;
-  /** Minimum ms between lines: default 100 on a TTY, 10000 otherwise. */
+  /** Minimum ms between lines: default 100 on a TTY, 500 in a notebook, 10000 otherwise. */
   every?: number;
   /** Force TTY or plain mode (default: `stream.isTerminal()`). */
   tty?: boolean;
@@ -36,6 +41,15 @@ export interface ProgressOptions {
   now?: () => number;
   /** Bar width in characters (default 20; 0 hides the bar). */
   width?: number;
+  /**
+   * Notebook mode: show the bar as one display updated in place through this function instead
+   * of writing lines. Default: the kernel's display when running in Deno's Jupyter kernel and
+   * neither `stream` nor `tty` is given, so a notebook cell shows one live line rather than a
+   * new line every 10 s; `false` always writes to the stream.
+   */
+  display?: DisplayFn | false;
+  /** Display id in notebook mode (default a random `progress-XXXXXXXX`). */
+  displayId?: string;
 }
 
 /** Extra fields shown after the counters. */
@@ -46,7 +60,10 @@ export type ProgressFields = Record<string, number | string>;
  *
  * @example
  * ```ts
- * formatDuration(3723); // "1h02m03s"
+ * import assert from "node:assert/strict";
+ * import { formatDuration } from "./progress.ts";
+ *
+ * assert.equal(formatDuration(3723), "1h02m03s");
  * ```
  */
 export function formatDuration(seconds: number): string {
@@ -69,7 +86,10 @@ export function formatDuration(seconds: number): string {
  *
  * @example
  * ```ts
- * formatEta(300, 2); // "2m30s"
+ * import assert from "node:assert/strict";
+ * import { formatEta } from "./progress.ts";
+ *
+ * assert.equal(formatEta(300, 2), "2m30s");
  * ```
  */
 export function formatEta(remaining: number, rate: number): string {
@@ -83,7 +103,10 @@ export function formatEta(remaining: number, rate: number): string {
  *
  * @example
  * ```ts
- * formatRate(0.05); // "20.0 s/it"
+ * import assert from "node:assert/strict";
+ * import { formatRate } from "./progress.ts";
+ *
+ * assert.equal(formatRate(0.05), "20.0 s/it");
  * ```
  */
 export function formatRate(rate: number): string {
@@ -97,7 +120,10 @@ export function formatRate(rate: number): string {
  *
  * @example
  * ```ts
- * formatNumber(0.000123); // "1.23e-4"
+ * import assert from "node:assert/strict";
+ * import { formatNumber } from "./progress.ts";
+ *
+ * assert.equal(formatNumber(0.000123), "1.23e-4");
  * ```
  */
 export function formatNumber(x: number): string {
@@ -127,8 +153,13 @@ export interface ProgressLine {
  *
  * @example
  * ```ts
- * formatProgressLine({ label: "x", done: 5, total: 10, rate: 1, elapsedS: 5, width: 4 });
- * // "x 5/10 50% |##  | 1.00 it/s ETA 5.0s elapsed 5.0s"
+ * import assert from "node:assert/strict";
+ * import { formatProgressLine } from "./progress.ts";
+ *
+ * assert.equal(
+ *   formatProgressLine({ label: "x", done: 5, total: 10, rate: 1, elapsedS: 5, width: 4 }),
+ *   "x 5/10 50% |##  | 1.00 it/s ETA 5.0s elapsed 5.0s",
+ * );
  * ```
  */
 export function formatProgressLine(p: ProgressLine): string {
@@ -154,6 +185,8 @@ export function formatProgressLine(p: ProgressLine): string {
  *
  * @example
  * ```ts
+ * import { Progress } from "./progress.ts";
+ *
  * const bar = new Progress({ total: 10, label: "eval", every: 1000 });
  * bar.update(3, { fid: 12.5 });
  * bar.done();
@@ -162,6 +195,9 @@ export function formatProgressLine(p: ProgressLine): string {
 export class Progress {
   private readonly opts: ProgressOptions;
   private readonly stream: ProgressStream;
+  private readonly display: DisplayFn | null;
+  private readonly displayId: string;
+  private shown = false;
   private readonly tty: boolean;
   private readonly every: number;
   private readonly now: () => number;
@@ -179,8 +215,13 @@ export class Progress {
     }
     this.opts = opts;
     this.stream = opts.stream ?? Deno.stderr;
-    this.tty = opts.tty ?? (this.stream.isTerminal?.() ?? false);
-    this.every = opts.every ?? (this.tty ? 100 : 10_000);
+    const explicitOutput = opts.stream !== undefined || opts.tty !== undefined;
+    this.display = opts.display === false
+      ? null
+      : opts.display ?? (explicitOutput ? null : kernelDisplay());
+    this.displayId = opts.displayId ?? `progress-${crypto.randomUUID().slice(0, 8)}`;
+    this.tty = this.display ? false : opts.tty ?? (this.stream.isTerminal?.() ?? false);
+    this.every = opts.every ?? (this.tty ? 100 : this.display ? 500 : 10_000);
     this.now = opts.now ?? (() => performance.now());
     this.start = this.now();
     this.initial = opts.initial ?? 0;
@@ -228,12 +269,36 @@ export class Progress {
 
   private print(): void {
     const line = this.line();
-    if (this.tty) {
+    if (this.display) {
+      this.show(line);
+    } else if (this.tty) {
       // Pad over the previous line's leftovers instead of relying on terminal escape codes.
       const padded = line.padEnd(this.lastLen, " ");
       this.lastLen = line.length;
       this.write(`\r${padded}`);
     } else {
+      this.write(line + "\n");
+    }
+  }
+
+  /** One display per bar: created by the first call, replaced in place by the later ones. */
+  private show(line: string): void {
+    const total = this.opts.total;
+    const value = Math.min(this.doneCount, total);
+    const html = `<progress value="${value}" max="${total}" style="width:12em"></progress> ` +
+      `<code>${line.replace(/&/g, "&amp;").replace(/</g, "&lt;")}</code>`;
+    const update = this.shown;
+    this.shown = true;
+    try {
+      // The kernel's display is asynchronous; a failed display must not become an unhandled
+      // rejection in the middle of a training job, so failures fall back to a plain line.
+      Promise.resolve(
+        this.display!({ "text/plain": line, "text/html": html }, {
+          display_id: this.displayId,
+          update,
+        }),
+      ).catch(() => this.write(line + "\n"));
+    } catch {
       this.write(line + "\n");
     }
   }
