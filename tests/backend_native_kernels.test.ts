@@ -39,6 +39,7 @@ import {
 } from "../lib/nn/mod.ts";
 import { adamWValues } from "../lib/train/fused_adamw.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { withTempDirSync } from "./helpers/temp_dir.ts";
 
 const nk = loadNativeKernels();
 
@@ -67,8 +68,7 @@ Deno.test("native kernels: build once per source/compiler/CPU, then reuse the ca
   const again = buildNativeKernels();
   assert.equal(again.path, k.path);
   assert.equal(again.built, false);
-  const dir = Deno.makeTempDirSync();
-  try {
+  withTempDirSync("xgen_native_kernels_", (dir) => {
     const first = buildNativeKernels({ cacheDir: dir });
     assert.equal(first.built, true);
     assert.ok(first.path.startsWith(dir));
@@ -77,15 +77,12 @@ Deno.test("native kernels: build once per source/compiler/CPU, then reuse the ca
       first.path.slice(dir.length + 1),
     ]);
     assert.equal(buildNativeKernels({ cacheDir: dir }).built, false);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("native kernels: a damaged cached library is rebuilt, not given up on", () => {
   need();
-  const dir = Deno.makeTempDirSync();
-  try {
+  withTempDirSync("xgen_native_kernels_", (dir) => {
     const { path } = buildNativeKernels({ cacheDir: dir });
     Deno.writeTextFileSync(path, "not a shared library");
     const k = loadNativeKernels({ cacheDir: dir });
@@ -94,22 +91,17 @@ Deno.test("native kernels: a damaged cached library is rebuilt, not given up on"
     const y = new Float32Array(1);
     k.silu(Float32Array.from([1]), y);
     assert.ok(Math.abs(y[0] - 1 / (1 + Math.exp(-1))) < 1e-6);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("native kernels: a missing compiler gives null and a reason, never an exception", () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+  withTempDirSync("xgen_native_kernels_", (dir) => {
     const r = loadNativeKernels({ cacheDir: dir, compiler: "/nonexistent/xgen-cc" });
     assert.equal(r, null);
     assert.match(nativeKernelsStatus(), /no C compiler '\/nonexistent\/xgen-cc'/);
     // The process-wide kernels are untouched by a custom attempt.
     assert.equal(loadNativeKernels(), nk);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("native kernels: GroupNorm/LayerNorm(+SiLU) forward and backward match the TypeScript", () => {

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** Our own stderr lines (Deno may note a node_modules lock held by a concurrent run). */
 function ownLines(stderr: string): string[] {
@@ -12,8 +13,7 @@ function ownLines(stderr: string): string[] {
 }
 
 Deno.test("path flags: missing folders, missing inputs and files-for-folders are one line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_paths_" });
-  try {
+  await withTempDir("xgen_cli_paths_", async (dir) => {
     const file = `${dir}/file.txt`;
     await Deno.writeTextFile(file, "x");
     const gone = `${dir}/nope`;
@@ -86,7 +86,5 @@ Deno.test("path flags: missing folders, missing inputs and files-for-folders are
       assert.deepEqual(ownLines(r.stderr), [want]);
     }
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["file.txt"], "nothing made");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

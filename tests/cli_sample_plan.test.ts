@@ -16,6 +16,7 @@ import { UsageError } from "../lib/cli/args.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
 import { CLIP_PRESETS } from "../lib/models/clip.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 Deno.test("samplePlan: images, batches, grid and memory in closed form", () => {
   const p = samplePlan({ prompts: 2, n: 3, bestOf: 1, batchSize: 4, steps: 6, imageSize: 16 });
@@ -116,8 +117,7 @@ Deno.test("evalPlan: images, batches and feature cache of a sweep in closed form
 });
 
 Deno.test("deno task sample prints its plan first and refuses an unwritable --out up front", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_sample_plan_" });
-  try {
+  await withTempDir("xgen_cli_sample_plan_", async (dir) => {
     const run = `${dir}/run`;
     await makeTinyRun(run, { captions: ["a red circle", "a blue square"] });
     const base = [
@@ -177,14 +177,11 @@ Deno.test("deno task sample prints its plan first and refuses an unwritable --ou
       seed.stderr.trim(),
       'sample: --seed expects an integer from 0 to 4294967295, got "4294967296"',
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("deno task eval prints its plan before generating", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_eval_plan_" });
-  try {
+  await withTempDir("xgen_cli_eval_plan_", async (dir) => {
     const run = `${dir}/run`;
     await makeTinyRun(run, { captions: ["a red circle", "a blue square"] });
     const r = await cli([
@@ -237,7 +234,5 @@ Deno.test("deno task eval prints its plan before generating", async () => {
       const size = (await Deno.stat(`${run}/eval/cache/${e.name}`)).size;
       assert.ok(size >= 4 * dim * 4 && size < 4 * dim * 4 + 1024, `${e.name}: ${size} bytes`);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { resolvePreset } from "../lib/recipe/presets.ts";
 import { trainRun } from "../lib/jobs/train_run.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const TRAIN = ["lib/cli/train.ts", "--preset", "tiny", "--skip-eval"];
 
@@ -19,8 +20,7 @@ function ownLines(stderr: string): string[] {
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
 
 Deno.test("train: a bad --checkpoints fails first in one line; the corrected run then works", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_train_flags_" });
-  try {
+  await withTempDir("xgen_cli_train_flags_", async (dir) => {
     const run = `${dir}/run`;
     const cases: [string, string][] = [
       [
@@ -53,14 +53,11 @@ Deno.test("train: a bad --checkpoints fails first in one line; the corrected run
       const names = [...Deno.readDirSync(`${ck}/${stage}`)].map((e) => e.name);
       assert.ok(names.some((n) => n.startsWith("ckpt-")), `${stage} checkpoints under ${ck}`);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("train: numbers out of range are one line naming the flag, value and range", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_train_numbers_" });
-  try {
+  await withTempDir("xgen_cli_train_numbers_", async (dir) => {
     const run = `${dir}/run`;
     const cases: [string[], string][] = [
       [["--steps", "-1"], 'train: --steps expects an integer from 1 to 1000000000, got "-1"'],
@@ -88,14 +85,11 @@ Deno.test("train: numbers out of range are one line naming the flag, value and r
     assert.deepEqual(ownLines(r.stderr), [
       `train: --out ${dir}/file: is a file, expected a folder (or a path to create one)`,
     ]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("train: a config.json recording an unusable checkpoint location does not block the corrected run", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_train_legacy_" });
-  try {
+  await withTempDir("xgen_cli_train_legacy_", async (dir) => {
     // What an older kit left: config.json written before the stage that refused the URL.
     const run = `${dir}/run`;
     await Deno.mkdir(run);
@@ -124,14 +118,11 @@ Deno.test("train: a config.json recording an unusable checkpoint location does n
     const other = await cli([...TRAIN, "--out", run, "--checkpoints", ck, "--seed", "1"]);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /already holds a run; pass --resume/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("trainRun refuses a bad checkpoint location or seed before writing anything", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_pipeline_options_" });
-  try {
+  await withTempDir("xgen_pipeline_options_", async (dir) => {
     const o = {
       out: `${dir}/run`,
       preset: resolvePreset("tiny", { unetSteps: 2 }),
@@ -157,7 +148,5 @@ Deno.test("trainRun refuses a bad checkpoint location or seed before writing any
       /seed must be an integer from 0 to 4294967295, got 4294967296/,
     );
     assert.equal(await exists(o.out), false, "no run folder, no config.json, no data");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

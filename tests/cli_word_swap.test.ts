@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { swapProbe } from "../lib/cli/word_swap.ts";
 import { COLOR_NAMES, SHAPE_NAMES } from "../lib/data/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 Deno.test("swapProbe: one word changes, to every alternative in turn", () => {
   for (const word of ["shape", "colour"] as const) {
@@ -28,20 +30,14 @@ Deno.test("swapProbe: one word changes, to every alternative in turn", () => {
 });
 
 Deno.test("deno task word-swap runs on a tiny run, writes its JSON and refuses bad timesteps", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_cli_wordswap_" });
-  try {
+  await withTempDir("xgen_cli_wordswap_", async (dir) => {
     await makeTinyRun(`${dir}/run`, {
       captions: SHAPE_NAMES.flatMap((s) => COLOR_NAMES.map((c) => `a ${c} ${s}`)),
     });
-    const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-all", "lib/cli/word_swap.ts", "--run", `${dir}/run`, ...args],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+    const run = (args: string[]) => cli(["lib/cli/word_swap.ts", "--run", `${dir}/run`, ...args]);
     const ok = await run(["--n", "6", "--timesteps", "100,700", "--json", `${dir}/s.json`]);
-    const out = new TextDecoder().decode(ok.stdout);
-    assert.equal(ok.code, 0, new TextDecoder().decode(ok.stderr));
+    const out = ok.stdout;
+    assert.equal(ok.code, 0, ok.stderr);
     assert.match(out, /mean delta \(shape swapped, train pairs, n=6\): -?\d+\.\d+/);
     const j = JSON.parse(await Deno.readTextFile(`${dir}/s.json`));
     assert.deepEqual(j.rows.map((r: { t: number }) => r.t), [100, 700]);
@@ -49,18 +45,16 @@ Deno.test("deno task word-swap runs on a tiny run, writes its JSON and refuses b
     const bad = await run(["--timesteps", "100,x"]);
     assert.equal(bad.code, 2);
     assert.match(
-      new TextDecoder().decode(bad.stderr),
+      bad.stderr,
       /--timesteps must be comma-separated integers/,
     );
     // Past the run's training timesteps: one usage line before any probing.
     const late = await run(["--timesteps", "100,1000"]);
     assert.equal(late.code, 2);
     assert.equal(
-      new TextDecoder().decode(late.stderr).trim(),
+      late.stderr.trim(),
       "word-swap: --timesteps must be comma-separated integers from 0 to 999 (the run's " +
         'training timesteps), got "100,1000"',
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

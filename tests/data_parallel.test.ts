@@ -13,6 +13,7 @@ import {
   mpiCommand,
   singleProcess,
 } from "../lib/data_parallel/mod.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const mpirun = await findMpirun();
 const here = new URL(".", import.meta.url).pathname;
@@ -83,8 +84,7 @@ Deno.test({
   name: "two ranks train like one process on the same global batch; resumes are exact",
   ignore: !mpirun,
   fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir("xgen_data_parallel_", async (dir) => {
       const read = async (f: string) => JSON.parse(await Deno.readTextFile(`${dir}/${f}`));
       // Noise-free loss: the averaged gradient of two half-batches is the full-batch gradient.
       await runMpi(2, "dp_worker.ts", [`${dir}/two`, "6", `${dir}/two.json`, "8", "0"]);
@@ -109,9 +109,7 @@ Deno.test({
       const state = JSON.parse(await Deno.readTextFile(`${dir}/cut/ckpt-00000003/state.json`));
       assert.equal(state.rng.ranks.length, 2);
       assert.notDeepEqual(state.rng.ranks[0], state.rng.ranks[1]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -119,8 +117,7 @@ Deno.test({
   name: "deno task train --procs 2: the tiny preset trains data-parallel into one run folder",
   ignore: !mpirun,
   fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir("xgen_data_parallel_", async (dir) => {
       const out = await new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -156,8 +153,6 @@ Deno.test({
         l.startsWith("{")
       );
       assert.equal(lines.length, 1);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });

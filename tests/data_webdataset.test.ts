@@ -16,6 +16,7 @@ import {
   writeShard,
 } from "../lib/data/webdataset.ts";
 import { makeTar, writeBrokenShards } from "./helpers/tar.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 async function collect(it: AsyncIterable<ShardSample>): Promise<ShardSample[]> {
   const out: ShardSample[] = [];
@@ -24,8 +25,7 @@ async function collect(it: AsyncIterable<ShardSample>): Promise<ShardSample[]> {
 }
 
 Deno.test("shard round trip: images, captions, json and parquet columns match", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     const samples = Array.from(
       { length: 25 },
       (_, i) => shapesWorldSample(i, { seed: 8, size: 16 }),
@@ -76,14 +76,11 @@ Deno.test("shard round trip: images, captions, json and parquet columns match", 
       () => writeShard({ outDir: dir, index: 0, samples: [{ ...samples[0], key: "../x" }] }),
       /key "..\/x" must match/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("bad records are skipped and counted, never fatal", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     const ok = (i: number) => shapesWorldSample(i, { seed: 1, size: 8 });
     const png = (i: number) => encodePngRgb(ok(i).image, 8, 8);
     const bad = await makeTar([
@@ -137,9 +134,7 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
     const s2 = newReadStats();
     assert.equal((await collect(readShards([`${dir}/nope.tar`], { stats: s2 }))).length, 0);
     assert.equal(s2.skipped.unreadableShard, 1);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("isEscapingPath", () => {
@@ -150,8 +145,7 @@ Deno.test("isEscapingPath", () => {
 });
 
 Deno.test("build, reuse, rank sharding, shuffle, resume and aesthetic filter", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     const opts = { outDir: dir, seed: 4, count: 50, perShard: 10, size: 8 };
     const first = await buildShapesWorldShards(opts);
     assert.equal(first.skipped, false);
@@ -218,14 +212,11 @@ Deno.test("build, reuse, rank sharding, shuffle, resume and aesthetic filter", a
     assert.equal(stats.skipped.aesthetic, 50 - want.length);
     assert.ok(want.length > 10 && want.length < 50);
     assert.equal(stats.read + stats.skipped.aesthetic, stats.records);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a shard larger than the read buffer streams through with backpressure", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     const { manifest } = await buildShapesWorldShards({
       outDir: dir,
       seed: 2,
@@ -244,14 +235,11 @@ Deno.test("a shard larger than the read buffer streams through with backpressure
       if (n % 50 === 0) await new Promise((r) => setTimeout(r, 5));
     }
     assert.equal(n, 300);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("JPEG samples (img2dataset's LAION format) are decoded like PNG ones", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     // A smooth picture survives JPEG at quality 95 within a few levels per channel.
     const w = 16, h = 8, rgba = new Uint8Array(w * h * 4), rgb = new Uint8Array(w * h * 3);
     for (let y = 0; y < h; y++) {
@@ -274,14 +262,11 @@ Deno.test("JPEG samples (img2dataset's LAION format) are decoded like PNG ones",
     assert.ok(maxDiff <= 6, `JPEG round trip within 6 levels, got ${maxDiff}`);
     assert.equal(stats.read, 2);
     assert.equal(stats.skipped.corruptImage, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a garbage parquet sidecar is counted with its file name; scores come from the json", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_data_webdataset_", async (dir) => {
     const samples = Array.from(
       { length: 12 },
       (_, i) => shapesWorldSample(i, { seed: 6, size: 8 }),
@@ -322,7 +307,5 @@ Deno.test("a garbage parquet sidecar is counted with its file name; scores come 
       readShards([bad.tar], { minAesthetic: 4.5, stats: s3, start: { shard: 0, index: 2 } }),
     );
     assert.equal(s3.skipped.corruptParquet, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

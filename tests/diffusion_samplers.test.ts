@@ -17,6 +17,7 @@ import {
   timesteps,
 } from "../lib/diffusion/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
+import { assertClose, maxAbsDiff } from "./helpers/assert_close.ts";
 
 const SD = SD_SCHEDULER_CONFIG;
 
@@ -63,13 +64,6 @@ function meanStd(y: ArrayLike<number>): [number, number] {
   for (let i = 0; i < y.length; i++) v += (y[i] - m) ** 2;
   return [m, Math.sqrt(v / y.length)];
 }
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 Deno.test("every sampler recovers N(mu, s^2) from the exact Gaussian predictor (eps and v, 50 steps)", async () => {
   const mu = 0.7, s = 0.5, n = 20000;
@@ -200,9 +194,8 @@ Deno.test("DDIM and Euler equal diffusers' update written out by hand (50 steps,
       const want = await byHand(model, x, 50, pt);
       const got = await SAMPLERS[name](model, x, schedule, { steps: 50 });
       const scale = Math.max(...want.map(Math.abs));
-      const d = maxAbsDiff(got, want);
       assert.ok(scale > 1, `${name} ${pt}: output scale ${scale}`);
-      assert.ok(d < 1e-6 * scale, `${name} ${pt}: differs from diffusers by ${d} (scale ${scale})`);
+      assertClose(got, want, 1e-6, `${name} ${pt}: vs diffusers`);
     }
   }
 });
@@ -235,13 +228,13 @@ Deno.test("PNDM reproduces diffusers' PLMS warm-up by hand (4 steps, x-independe
   const [e0, e1, e2, e3, e4] = [e(751), e(501), e(501), e(251), e(1)];
   // Call 1 runs at x_501 = step(x0, 751 -> 501, e0); then the same step is redone from the saved
   // x0 with the mean of both predictions.
-  assert.ok(maxAbsDiff(inputs[1], step(x0, 751, 501, e0)) < 1e-6);
+  assertClose(inputs[1], step(x0, 751, 501, e0), 1e-6, "call 1 input", { scale: "absolute" });
   const x1 = step(x0, 751, 501, comb([1, 1], [e0, e1], 2));
-  assert.ok(maxAbsDiff(inputs[2], x1) < 1e-6);
+  assertClose(inputs[2], x1, 1e-6, "call 2 input", { scale: "absolute" });
   const x2 = step(x1, 501, 251, comb([-1, 3], [e0, e2], 2)); // AB2
   const x3 = step(x2, 251, 1, comb([5, -16, 23], [e0, e2, e3], 12)); // AB3
   const x4 = step(x3, 1, -249, comb([-9, 37, -59, 55], [e0, e2, e3, e4], 24)); // AB4
-  assert.ok(maxAbsDiff(y, x4) < 1e-5, `pndm vs hand ${maxAbsDiff(y, x4)}`);
+  assertClose(y, x4, 1e-5, "pndm vs hand", { scale: "absolute" });
 });
 
 Deno.test("DPM-Solver++(2M) matches Lu et al. Algorithm 2 written out by hand (3 steps)", async () => {
@@ -270,7 +263,7 @@ Deno.test("DPM-Solver++(2M) matches Lu et al. Algorithm 2 written out by hand (3
   const D = d1.map((v, i) => (1 + 1 / (2 * r)) * v - (1 / (2 * r)) * d0[i]);
   cur = cur.map((v, i) => sg[2] / sg[1] * v - al[2] * (Math.exp(-h) - 1) * D[i]);
   const d2 = await x0hat(cur, 2); // final step to sigma 0 is first order: returns x0-hat
-  assert.ok(maxAbsDiff(y, d2) < 1e-5, `dpm++ vs hand ${maxAbsDiff(y, d2)}`);
+  assertClose(y, d2, 1e-5, "dpm++ vs hand", { scale: "absolute" });
 });
 
 Deno.test("Euler: init_noise_sigma, scale_model_input and sigma steps by hand", async () => {
@@ -312,7 +305,7 @@ Deno.test("DDIM eta=0 inversion round-trips: exactly for an x-independent model,
   const z = await ddimInvert(field, x0, schedule, { steps: 50 });
   assert.ok(maxAbsDiff(z, x0) > 0.1, "inversion moved the sample");
   const back = await sampleDdim(field, z, schedule, { steps: 50 });
-  assert.ok(maxAbsDiff(back, x0) < 1e-5, `x-independent round trip ${maxAbsDiff(back, x0)}`);
+  assertClose(back, x0, 1e-5, "x-independent round trip", { scale: "absolute" });
 
   // Linear, smooth in x: the model is evaluated at a neighbouring state, so only approximate.
   const lin = gaussianModel(0.2, 0.8, "epsilon");
@@ -320,7 +313,7 @@ Deno.test("DDIM eta=0 inversion round-trips: exactly for an x-independent model,
   const [, zs] = meanStd(z2);
   assert.ok(Math.abs(zs - 1) < 0.15, `inverted noise std ${zs}`);
   const back2 = await sampleDdim(lin, z2, schedule, { steps: 50 });
-  assert.ok(maxAbsDiff(back2, x0) < 0.05, `linear round trip ${maxAbsDiff(back2, x0)}`);
+  assertClose(back2, x0, 0.05, "linear round trip", { scale: "absolute" });
   await assert.rejects(
     () => ddimInvert(field, x0, schedule, { steps: 50, strength: 0.5 }),
     /strength/,
@@ -359,7 +352,7 @@ Deno.test("img2img: strength 1 equals txt2img on the noised latent; strength set
   const noised = init.map((v, i) => Math.sqrt(a) * v + Math.sqrt(1 - a) * noise[i]);
   const full = await sampleDdim(model, Float32Array.from(noised), schedule, { steps: 50 });
   const i2i = await sampleDdim(model, init, schedule, { steps: 50, strength: 1, seed });
-  assert.ok(maxAbsDiff(full, i2i) < 1e-6);
+  assertClose(full, i2i, 1e-6, "strength 1 vs full DDIM", { scale: "absolute" });
 
   const record = async (name: keyof typeof SAMPLERS, strength: number, steps = 50) => {
     const ts: number[] = [];
@@ -373,9 +366,12 @@ Deno.test("img2img: strength 1 equals txt2img on the noised latent; strength set
   assert.equal(d.ts.length, 30);
   assert.equal(d.ts[0], 581);
   const a581 = abar(581);
-  assert.ok(
-    maxAbsDiff(d.xs[0], init.map((v, i) => Math.sqrt(a581) * v + Math.sqrt(1 - a581) * noise[i])) <
-      1e-6,
+  assertClose(
+    d.xs[0],
+    init.map((v, i) => Math.sqrt(a581) * v + Math.sqrt(1 - a581) * noise[i]),
+    1e-6,
+    "ddim noised init",
+    { scale: "absolute" },
   );
   // PNDM slices its 51-entry list at t_start = 25: 26 calls from 501.
   const p = await record("pndm", 0.5);
@@ -388,7 +384,9 @@ Deno.test("img2img: strength 1 equals txt2img on the noised latent; strength set
   assert.equal(e.ts.length, 15);
   const sg = schedule.sigmaAt(e.ts[0]);
   const c = 1 / Math.sqrt(sg * sg + 1);
-  assert.ok(maxAbsDiff(e.xs[0], init.map((v, i) => (v + sg * noise[i]) * c)) < 1e-6);
+  assertClose(e.xs[0], init.map((v, i) => (v + sg * noise[i]) * c), 1e-6, "euler noised init", {
+    scale: "absolute",
+  });
   await assert.rejects(
     () => sampleDdim(model, init, schedule, { steps: 50, strength: 0.01 }),
     /0 denoising steps/,
@@ -418,7 +416,9 @@ Deno.test("classifier-free guidance: one batched call, [uncond, cond] halves, sc
   assert.deepEqual(await classifierFreeGuidance(batched, 1)(x, 400), c);
   assert.deepEqual(await classifierFreeGuidance(batched, 0)(x, 400), u);
   const g = await classifierFreeGuidance(batched, 7.5)(x, 400);
-  assert.ok(maxAbsDiff(g, u.map((v, i) => v + 7.5 * (c[i] - v))) < 1e-5);
+  assertClose(g, u.map((v, i) => v + 7.5 * (c[i] - v)), 1e-5, "guidance 7.5", {
+    scale: "absolute",
+  });
   assert.equal(calls, 3);
   calls = 0;
   const schedule = makeSchedule(SD);

@@ -11,6 +11,7 @@ import {
   toDiffusersConfig,
 } from "../lib/diffusion/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const close = (a: number, b: number, tol: number, what = "") =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (tol ${tol})`);
@@ -111,18 +112,21 @@ Deno.test("fromDiffusersConfig reads SD's scheduler_config.json and round-trips"
   assert.equal(ddim.timestepSpacing, undefined);
   assert.equal(fromDiffusersConfig({ _class_name: "PNDMScheduler" }).skipPrkSteps, false);
 
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/scheduler_config.json`;
-  await Deno.writeTextFile(path, JSON.stringify({ ...SD_SCHEDULER_JSON, beta_schedule: "cosine" }));
-  await assert.rejects(
-    () => readDiffusersConfig(path),
-    /scheduler_config\.json: "beta_schedule" must be/,
-  );
-  await assert.rejects(
-    () => readDiffusersConfig(`${dir}/missing.json`),
-    /missing\.json: cannot read/,
-  );
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir("xgen_diffusion_schedule_", async (dir) => {
+    const path = `${dir}/scheduler_config.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ ...SD_SCHEDULER_JSON, beta_schedule: "cosine" }),
+    );
+    await assert.rejects(
+      () => readDiffusersConfig(path),
+      /scheduler_config\.json: "beta_schedule" must be/,
+    );
+    await assert.rejects(
+      () => readDiffusersConfig(`${dir}/missing.json`),
+      /missing\.json: cannot read/,
+    );
+  });
 });
 
 Deno.test("fromDiffusersConfig rejects unsupported values with the key named", () => {

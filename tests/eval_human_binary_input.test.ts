@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { decodeTextInput, escapeExcerpt, ingestResponses } from "../lib/eval/human/mod.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** C0 controls (tab and line feed included), DEL and C1 controls: none may reach a terminal. */
 // deno-lint-ignore no-control-regex
@@ -48,8 +49,7 @@ Deno.test("excerpts escape control characters JSON-style and stay short", () => 
 });
 
 Deno.test("command line: a binary answers, prompts or design file gives one escaped line naming it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-binary-" });
-  try {
+  await withTempDir("xgen-he-binary-", async (dir) => {
     await Deno.writeFile(`${dir}/blob.csv`, binaryBytes());
     await Deno.writeFile(`${dir}/blob2.csv`, binaryWithCommas());
     await Deno.writeTextFile(
@@ -71,9 +71,7 @@ Deno.test("command line: a binary answers, prompts or design file gives one esca
       assert.match(msg, /blob2?\.csv line 1: not UTF-8 text/);
       assert.ok(msg.length < 400, `${msg.length} characters`);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("control characters inside a valid answer file are escaped in row errors", async () => {
@@ -84,8 +82,7 @@ Deno.test("control characters inside a valid answer file are escaped in row erro
   assert.deepEqual(r.errors.map((e) => e.line), [2, 3]);
   for (const e of r.errors) assert.ok(!CONTROL.test(e.message), JSON.stringify(e.message));
   assert.match(r.errors[0].message, /got "\\u001b\[31mleft\\u0007"/);
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-ctl-" });
-  try {
+  await withTempDir("xgen-he-ctl-", async (dir) => {
     await Deno.writeTextFile(`${dir}/ctl.csv`, text);
     const c = await cli([
       "lib/cli/human_eval.ts",
@@ -97,7 +94,5 @@ Deno.test("control characters inside a valid answer file are escaped in row erro
     assert.equal(c.code, 1);
     assert.ok(!CONTROL.test(c.stderr.replaceAll("\n", "")), JSON.stringify(c.stderr));
     assert.match(c.stderr, /ctl\.csv:2: choice/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

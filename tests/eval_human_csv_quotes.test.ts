@@ -16,6 +16,7 @@ import {
   simulateAnswers,
 } from "../lib/eval/human/mod.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const HEADER = "prompt,model_a,model_b,left,choice,rater,trial";
 
@@ -134,8 +135,7 @@ Deno.test("count identity: data rows = used + unreadable + rejected + checks + e
 });
 
 Deno.test("command line: a stray quote is reported at its line and no answer vanishes", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-quote-" });
-  try {
+  await withTempDir("xgen-he-quote-", async (dir) => {
     const lines = answerLines(86);
     lines[1] = `"a cat 1,x,y,x,left,r1,1`;
     await Deno.writeTextFile(`${dir}/answers.csv`, [HEADER, ...lines].join("\n") + "\n");
@@ -153,9 +153,7 @@ Deno.test("command line: a stray quote is reported at its line and no answer van
     assert.match(r.stdout, /86 rows: 85 used, 1 unreadable/);
     const summary = JSON.parse(await Deno.readTextFile(`${dir}/an/summary.json`));
     assert.equal(summary.comparisons[0].sections[0].n, 85);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("prompts TSV: quotes are part of the prompt, never TSV quoting", () => {

@@ -16,6 +16,7 @@ import {
 } from "../lib/eval/human/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /**
  * 40 prompts x 6 answers where prompts differ strongly in difficulty: prompt q<i> has `i % 7`
@@ -142,8 +143,7 @@ Deno.test("a section with a single prompt falls back to Wilson, named so (no zer
 });
 
 Deno.test("command line: bootstrap by default with the reason in the report; --interval wilson on request", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-interval-" });
-  try {
+  await withTempDir("xgen-he-interval-", async (dir) => {
     const rows = hardAndEasyPrompts().map((j) =>
       [j.prompt, j.model_a, j.model_b, j.left_is_a ? "x" : "y", j.choice, j.rater, j.trial].join(
         ",",
@@ -174,7 +174,5 @@ Deno.test("command line: bootstrap by default with the reason in the report; --i
     r = await cli([...base, "--out", `${dir}/none`, "--bootstrap", "0"]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--bootstrap/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

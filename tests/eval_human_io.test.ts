@@ -24,6 +24,8 @@ import {
   tasksToJsonl,
   toJudgement,
 } from "../lib/eval/human/mod.ts";
+import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const EXAMPLE = new URL("../data/parti_prompts_example.tsv", import.meta.url);
 
@@ -364,21 +366,8 @@ Deno.test("MTurk: crowd-radio-button answers, failed checks exclude a rater, tas
 });
 
 Deno.test("command line: design, simulate, analyze write the task list, answers, summary and report", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-cli-" });
-  const cli = new URL("../lib/cli/human_eval.ts", import.meta.url).pathname;
-  const run = async (args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", cli, ...args],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  };
-  try {
+  const run = (args: string[]) => cli(["lib/cli/human_eval.ts", ...args]);
+  await withTempDir("xgen-he-cli-", async (dir) => {
     let r = await run([
       "design",
       "--prompts",
@@ -441,7 +430,5 @@ Deno.test("command line: design, simulate, analyze write the task list, answers,
     r = await run(["frobnicate"]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /unknown command "frobnicate"/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -19,6 +19,7 @@ import {
   tasksToCsv,
 } from "../lib/eval/human/mod.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const TSV = "Prompt\tCategory\tChallenge\tNote\n" +
   '"G I G G L E" painted on a brick wall\tIllustrations\tWriting & Symbols\t\n' +
@@ -77,8 +78,7 @@ Deno.test("unknown prompts are counted and named by ingest and analysis, not sil
 });
 
 Deno.test("command line: unknown prompts reported; --strict makes them a one-line error", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen-he-unknown-" });
-  try {
+  await withTempDir("xgen-he-unknown-", async (dir) => {
     await Deno.writeTextFile(`${dir}/p.tsv`, TSV);
     await Deno.writeTextFile(`${dir}/a.csv`, CSV);
     const base = [
@@ -108,9 +108,7 @@ Deno.test("command line: unknown prompts reported; --strict makes them a one-lin
     r = await cli(["lib/cli/human_eval.ts", "--responses", `${dir}/a.csv`, "--strict"]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--strict.*--prompts/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("prompts with quotes survive design -> tasks.csv -> answers (CSV, MTurk) -> ingest", () => {

@@ -23,6 +23,9 @@ import { readSafetensors } from "../lib/train/safetensors.ts";
 import { INCEPTION_GET, loadProtocol, parseProtocol, requirementsFor } from "../lib/cli/eval.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
+import { assertClose } from "./helpers/assert_close.ts";
+import { randomImage } from "./helpers/images.ts";
 
 const S = 299;
 
@@ -88,17 +91,9 @@ function expectedFeatures(pre: Float32Array, map: (v: number) => number): Float6
   return out;
 }
 
-function randomImage(w: number, h: number, seed: number): RgbInput {
-  const rng = Rng.stream(seed, [9]);
-  return { data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)), width: w, height: h };
-}
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    assert.ok(Math.abs(got[i] - want[i]) <= tol, `${what}[${i}]: ${got[i]} vs ${want[i]}`);
-  }
-}
+/** Element-wise |got - want| <= tol. */
+const assertNear = (got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) =>
+  assertClose(got, want, tol, what, { scale: "absolute" });
 
 /** One channel of a resized HWC float image. */
 const channel = (x: Float32Array, c: number) =>
@@ -163,11 +158,11 @@ Deno.test("resize: hand-computed values (PIL bicubic weights, clipping, legacy a
     height: 1,
   });
   const r = resizeRgb(row([0, 0, 255, 255]), { width: 2, height: 1 });
-  assertClose(channel(r, 0), [20 * 255 / 242, 222 * 255 / 242], 1e-4, "0 0 255 255");
+  assertNear(channel(r, 0), [20 * 255 / 242, 222 * 255 / 242], 1e-4, "0 0 255 255");
   // Growing 2 -> 4: weights [111, -9]/102, [111, 29]/140, [29, 111]/140, [-9, 111]/102; the
   // negative lobe (-9 * 140 / 102) is clipped to 0.
   const u = resizeRgb(row([0, 140]), { width: 4, height: 1 });
-  assertClose(channel(u, 0), [0, 29, 111, 140 * 111 / 102], 1e-4, "0 140");
+  assertNear(channel(u, 0), [0, 29, 111, 140 * 111 / 102], 1e-4, "0 140");
 
   // 2-D, separable: a single pixel of 242 in a 4x4 image, shrunk to 2x2.
   const dot = (y: number, x: number, v: number): RgbInput => {
@@ -176,21 +171,21 @@ Deno.test("resize: hand-computed values (PIL bicubic weights, clipping, legacy a
     return { data, width: 4, height: 4 };
   };
   const a = resizeRgb(dot(2, 2, 242), { width: 2, height: 2 });
-  assertClose(channel(a, 1), [841 / 242, 3219 / 242, 3219 / 242, 12321 / 242], 1e-4, "dot 2,2");
+  assertNear(channel(a, 1), [841 / 242, 3219 / 242, 3219 / 242, 12321 / 242], 1e-4, "dot 2,2");
   const b = resizeRgb(dot(3, 3, 242), { width: 2, height: 2 });
   // (-9)(111)/242 < 0 is clipped; (-9)(-9)/242 > 0 is kept.
-  assertClose(channel(b, 2), [81 / 242, 0, 0, 12321 / 242], 1e-4, "dot 3,3");
+  assertNear(channel(b, 2), [81 / 242, 0, 0, 12321 / 242], 1e-4, "dot 3,3");
 
   // legacy_tensorflow samples inputs 0 and 2 when halving: a dot at (1, 1) vanishes (aliasing);
   // bilinear with half-pixel centres averages 2x2 blocks.
   const c = dot(1, 1, 200);
-  assertClose(
+  assertNear(
     channel(resizeRgb(c, { width: 2, height: 2, mode: "legacy_tensorflow" }), 0),
     [0, 0, 0, 0],
     0,
     "legacy dot",
   );
-  assertClose(
+  assertNear(
     channel(resizeRgb(c, { width: 2, height: 2, mode: "bilinear" }), 0),
     [50, 0, 0, 0],
     1e-4,
@@ -310,16 +305,15 @@ Deno.test("resize clean: bit-exact with Pillow's float BICUBIC (shrink and grow 
 });
 
 Deno.test("inception extractor: features equal an independent computation, batched", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_inception_" });
-  try {
+  await withTempDir("xgen_inception_", async (dir) => {
     const path = `${dir}/inception.onnx`;
     await saveOnnx(path, standIn());
     const images = [
-      randomImage(16, 16, 1),
-      randomImage(40, 30, 2),
-      randomImage(299, 299, 3),
-      randomImage(500, 320, 4),
-      randomImage(7, 11, 5),
+      randomImage(16, 16, 1, [9]),
+      randomImage(40, 30, 2, [9]),
+      randomImage(299, 299, 3, [9]),
+      randomImage(500, 320, 4, [9]),
+      randomImage(7, 11, 5, [9]),
     ];
     const ex = await inceptionOnnxExtractor(path, { batchSize: 2, threads: 1 });
     try {
@@ -334,7 +328,7 @@ Deno.test("inception extractor: features equal an independent computation, batch
       images.forEach((img, i) => {
         const pre = resizeRgb(img, { width: S, height: S, mode: "clean" });
         const want = expectedFeatures(pre, (v) => (v - 128) / 128);
-        assertClose(feats.subarray(i * 2048, (i + 1) * 2048), want, 2e-4, `image ${i}`);
+        assertNear(feats.subarray(i * 2048, (i + 1) * 2048), want, 2e-4, `image ${i}`);
       });
       // A constant colour needs no resize arithmetic: the closed form of the whole pipeline.
       const flat = { data: new Uint8Array(9 * 5 * 3), width: 9, height: 5 };
@@ -350,7 +344,7 @@ Deno.test("inception extractor: features equal an independent computation, batch
         { length: 2048 },
         (_, o) => f.reduce((s, v, i) => s + v * w[i * 2048 + o], 0),
       );
-      assertClose(one, closed, 1e-4, "constant image");
+      assertNear(one, closed, 1e-4, "constant image");
     } finally {
       await ex.release();
     }
@@ -369,7 +363,7 @@ Deno.test("inception extractor: features equal an independent computation, batch
       const got = await nhwc.extract(images.slice(0, 2));
       for (let i = 0; i < 2; i++) {
         const pre = resizeRgb(images[i], { width: S, height: S, mode: "bilinear" });
-        assertClose(
+        assertNear(
           got.subarray(i * 2048, (i + 1) * 2048),
           expectedFeatures(pre, (v) => v),
           3e-2,
@@ -380,15 +374,13 @@ Deno.test("inception extractor: features equal an independent computation, batch
       for (let i = 0; i < 3; i++) {
         const pre = resizeRgb(images[i], { width: S, height: S });
         const want = expectedFeatures(pre, (v) => v / 255);
-        assertClose(three.subarray(i * 2048, (i + 1) * 2048), want, 1e-4, `fixed batch ${i}`);
+        assertNear(three.subarray(i * 2048, (i + 1) * 2048), want, 1e-4, `fixed batch ${i}`);
       }
     } finally {
       await nhwc.release();
       await fixed.release();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("inception extractor: wrong input or output shapes fail naming them", async () => {
@@ -412,8 +404,7 @@ Deno.test("inception extractor: wrong input or output shapes fail naming them", 
 });
 
 Deno.test("reference statistics of one resize mode or model are refused by another", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_inception_" });
-  try {
+  await withTempDir("xgen_inception_", async (dir) => {
     const clean = await inceptionOnnxExtractor(standIn(), { threads: 1 });
     const legacy = await inceptionOnnxExtractor(standIn(), {
       resize: "legacy_tensorflow",
@@ -423,7 +414,7 @@ Deno.test("reference statistics of one resize mode or model are refused by anoth
     try {
       assert.equal(clean.name, legacy.name, "same model file, same name");
       assert.notEqual(clean.name, other.name, "another model file, another name");
-      const imgs = [1, 2, 3].map((s) => randomImage(24, 24, s));
+      const imgs = [1, 2, 3].map((s) => randomImage(24, 24, s, [9]));
       const stats = featureStats(await clean.extract(imgs), 3, 2048);
       const path = `${dir}/ref.safetensors`;
       await saveReferenceStats(path, stats, { extractor: clean, source: "test" });
@@ -445,9 +436,7 @@ Deno.test("reference statistics of one resize mode or model are refused by anoth
       await legacy.release();
       await other.release();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("protocols: coco1k/coco30k use Inception; requirements follow --extractor/--inception", async () => {
@@ -497,8 +486,7 @@ Deno.test("protocols: coco1k/coco30k use Inception; requirements follow --extrac
 });
 
 Deno.test("deno task eval --extractor inception: COCO-style JPEG references, FID from the stand-in", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_eval_inception_" });
-  try {
+  await withTempDir("xgen_eval_inception_", async (dir) => {
     const run = `${dir}/run`;
     const tr = await cli([
       "lib/cli/train.ts",
@@ -588,13 +576,11 @@ Deno.test("deno task eval --extractor inception: COCO-style JPEG references, FID
         decodeJpegRgb(Deno.readFileSync(`${imgs}/${i}.jpg`), `${i}.jpg`)
       );
       const want = featureStats(await ex.extract(good), 5, 2048);
-      assertClose(ref.mu, want.mu, 1e-6, "reference mean");
+      assertNear(ref.mu, want.mu, 1e-6, "reference mean");
     } finally {
       await ex.release();
     }
     const gen = await readSafetensors(`${cache}/${names.find((n) => n.startsWith("gen-"))}`);
     assert.deepEqual(gen.tensors.fid.shape, [6, 2048]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

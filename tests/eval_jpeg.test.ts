@@ -17,6 +17,7 @@ import {
   type SkippedImage,
   sniffImageFormat,
 } from "../lib/eval/clip_fid/mod.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** A smooth w x h test picture (RGB) and its JPEG bytes at `quality`. */
 function picture(w: number, h: number, quality = 95) {
@@ -71,8 +72,7 @@ Deno.test("images are decoded by content, not by file name", () => {
 });
 
 Deno.test("corrupt images are skipped and recorded with their path; missing files throw", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_jpeg_" });
-  try {
+  await withTempDir("xgen_jpeg_", async (dir) => {
     const { jpg } = picture(32, 32);
     const files: Record<string, Uint8Array> = {
       "ok.jpg": jpg,
@@ -114,14 +114,11 @@ Deno.test("corrupt images are skipped and recorded with their path; missing file
       `6 corrupt images skipped: ${dir}/truncated.jpg (${skipped[0].reason}); ` +
         `${dir}/header_only.jpeg (${skipped[1].reason}); and 4 more`,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("COCO prompt set over JPEGs: .jpg/.jpeg read, PNG fallback, corrupt ones counted", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_jpeg_coco_" });
-  try {
+  await withTempDir("xgen_jpeg_coco_", async (dir) => {
     const pics = [picture(20, 12), picture(12, 20), picture(16, 16)];
     await Deno.writeFile(`${dir}/000001.jpg`, pics[0].jpg);
     await Deno.writeFile(`${dir}/000002.jpeg`, pics[1].jpg);
@@ -162,7 +159,5 @@ Deno.test("COCO prompt set over JPEGs: .jpg/.jpeg read, PNG fallback, corrupt on
       set.reference!(i1),
       new RegExp(`COCO reference image ${dir}/000001\\.jpg: cannot be read`),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { featureStats, FeatureStatsAccumulator } from "../lib/eval/clip_fid/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { retainedBytes } from "./helpers/retained_bytes.ts";
+import { assertClose, maxAbsDiff } from "./helpers/assert_close.ts";
 
 /** Two-pass mean and covariance (n - 1) with plain loops: the independent reference. */
 function twoPass(x: ArrayLike<number>, n: number, d: number) {
@@ -15,12 +16,6 @@ function twoPass(x: ArrayLike<number>, n: number, d: number) {
     }
   }
   return { mu, sigma };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 function sample(n: number, d: number, seed: number, offset = 0): Float64Array {
@@ -42,11 +37,11 @@ Deno.test("featureStats equals the two-pass mean and (n-1) covariance", () => {
   const n = 300, d = 7, x = sample(n, d, 1);
   const s = featureStats(x, n, d), ref = twoPass(x, n, d);
   assert.equal(s.n, n);
-  assert.ok(maxDiff(s.mu, ref.mu) < 1e-13);
-  assert.ok(maxDiff(s.sigma, ref.sigma) < 1e-12);
+  assertClose(s.mu, ref.mu, 1e-13, "s.mu vs ref.mu", { scale: "absolute" });
+  assertClose(s.sigma, ref.sigma, 1e-12, "s.sigma vs ref.sigma", { scale: "absolute" });
   // Float32 input gives the statistics of the float32 values, accumulated in float64.
   const x32 = Float32Array.from(x), s32 = featureStats(x32, n, d), ref32 = twoPass(x32, n, d);
-  assert.ok(maxDiff(s32.sigma, ref32.sigma) < 1e-12);
+  assertClose(s32.sigma, ref32.sigma, 1e-12, "s32.sigma vs ref32.sigma", { scale: "absolute" });
 });
 
 Deno.test("streaming batches (any split, incl. > 1024-row chunks) equal one-shot statistics", () => {
@@ -61,8 +56,8 @@ Deno.test("streaming batches (any split, incl. > 1024-row chunks) equal one-shot
     }
     const st = acc.stats();
     assert.equal(st.n, n);
-    assert.ok(maxDiff(st.mu, once.mu) < 1e-12, `${sizes}`);
-    assert.ok(maxDiff(st.sigma, once.sigma) < 1e-11, `${sizes}`);
+    assertClose(st.mu, once.mu, 1e-12, `${sizes}`, { scale: "absolute" });
+    assertClose(st.sigma, once.sigma, 1e-11, `${sizes}`, { scale: "absolute" });
   }
 });
 
@@ -77,16 +72,18 @@ Deno.test("merged accumulators (e.g. from two processes) equal pooled statistics
   // Round-trip B through its serialisable state, as another process would send it.
   const merged = accA.merge(FeatureStatsAccumulator.fromState(accB.state())).stats();
   assert.equal(merged.n, 550);
-  assert.ok(maxDiff(merged.mu, ref.mu) < 1e-12);
-  assert.ok(maxDiff(merged.sigma, ref.sigma) < 1e-11);
+  assertClose(merged.mu, ref.mu, 1e-12, "merged.mu vs ref.mu", { scale: "absolute" });
+  assertClose(merged.sigma, ref.sigma, 1e-11, "merged.sigma vs ref.sigma", { scale: "absolute" });
   // Rebuilding from (mu, sigma, n) and merging again is also exact.
   const viaStats = FeatureStatsAccumulator.fromStats(featureStats(a, 400, d))
     .merge(new FeatureStatsAccumulator(d).add(b, 150)).stats();
-  assert.ok(maxDiff(viaStats.sigma, ref.sigma) < 1e-11);
+  assertClose(viaStats.sigma, ref.sigma, 1e-11, "viaStats.sigma vs ref.sigma", {
+    scale: "absolute",
+  });
   // Merging an empty accumulator changes nothing.
   const same = new FeatureStatsAccumulator(d).add(a, 400).merge(new FeatureStatsAccumulator(d))
     .stats();
-  assert.ok(maxDiff(same.sigma, featureStats(a, 400, d).sigma) === 0);
+  assert.ok(maxAbsDiff(same.sigma, featureStats(a, 400, d).sigma) === 0);
 });
 
 Deno.test("a large common offset costs no precision (no raw second moments)", () => {
@@ -95,7 +92,7 @@ Deno.test("a large common offset costs no precision (no raw second moments)", ()
   const acc = new FeatureStatsAccumulator(d);
   for (let s = 0; s < n; s += 250) acc.add(x.subarray(s * d, (s + 250) * d), 250);
   const st = acc.stats(), ref = twoPass(base, n, d);
-  assert.ok(maxDiff(st.sigma, ref.sigma) < 1e-6, `${maxDiff(st.sigma, ref.sigma)}`);
+  assertClose(st.sigma, ref.sigma, 1e-6, "st.sigma vs ref.sigma", { scale: "absolute" });
 });
 
 Deno.test("memory does not grow with the number of images: state is O(d^2)", () => {

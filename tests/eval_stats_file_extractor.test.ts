@@ -15,6 +15,8 @@ import {
 import { CLIP_PRESETS, encodeImage, encodeText, initClip } from "../lib/models/mod.ts";
 import { WordTokenizer } from "../lib/models/tokenizer.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 await tf.setBackend("cpu");
 
@@ -27,8 +29,7 @@ function someStats() {
 }
 
 Deno.test("reference statistics round-trip exactly through the float64 safetensors file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_eval_stats_file_extractor_", async (dir) => {
     const s = someStats(), path = `${dir}/ref.safetensors`;
     await saveReferenceStats(path, s, { extractor: ident, source: "unit test" });
     const back = await loadReferenceStats(path, ident);
@@ -44,14 +45,11 @@ Deno.test("reference statistics round-trip exactly through the float64 safetenso
     const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
     assert.deepEqual(header.sigma, { dtype: "F64", shape: [3, 3], data_offsets: [24, 96] });
     assert.equal(bytes.length, 8 + hlen + 96);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("cached statistics from another extractor or preprocessing are refused clearly", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_eval_stats_file_extractor_", async (dir) => {
     const path = `${dir}/ref.safetensors`;
     await saveReferenceStats(path, someStats(), { extractor: ident });
     await assert.rejects(
@@ -81,9 +79,7 @@ Deno.test("cached statistics from another extractor or preprocessing are refused
     assert.equal(calls, 1);
     assert.equal(second.n, 40);
     await assert.rejects(cachedReferenceStats(other, { ...ident, name: "x" }, compute), /refusing/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("corrupt statistics files give errors naming the problem", () => {
@@ -134,7 +130,7 @@ Deno.test("kit CLIP extractor: encodeImage features, weight-hashed name, labelle
   const x = new Float32Array(3 * s * s * 3);
   images.forEach((im, i) => im.data.forEach((v, k) => (x[i * s * s * 3 + k] = v / 127.5 - 1)));
   const direct = tf.tidy(() => encodeImage(params, cfg, tf.tensor4d(x, [3, s, s, 3])).dataSync());
-  for (let i = 0; i < feats.length; i++) assert.ok(Math.abs(feats[i] - direct[i]) < 1e-5);
+  assertClose(feats, direct, 1e-5, "image features", { scale: "absolute" });
   // Text tower through the tokenizer, same as encodeText.
   const te = await ex.embedTexts(["a red circle"]);
   const want = tf.tidy(() =>
@@ -145,7 +141,7 @@ Deno.test("kit CLIP extractor: encodeImage features, weight-hashed name, labelle
     ).embeds
       .dataSync()
   );
-  for (let i = 0; i < te.length; i++) assert.ok(Math.abs(te[i] - want[i]) < 1e-5);
+  assertClose(te, want, 1e-5, "text embedding", { scale: "absolute" });
   tf.dispose(Object.values(params));
   tf.dispose(Object.values(other));
 });

@@ -15,23 +15,24 @@ import { shapesWorldSample } from "../lib/data/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const CAPTIONS = ["a red circle", "a blue square", "a green star", "a red square", "a blue star"];
 
 async function withRun(fn: (run: LoadedRun) => Promise<void>) {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_wordswap_" });
-  let run: LoadedRun | undefined;
-  try {
-    await makeTinyRun(dir, { captions: CAPTIONS });
-    run = await loadRun(dir);
-    await fn(run);
-  } finally {
-    if (run) {
-      for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
+  await withTempDir("xgen_wordswap_", async (dir) => {
+    let run: LoadedRun | undefined;
+    try {
+      await makeTinyRun(dir, { captions: CAPTIONS });
+      run = await loadRun(dir);
+      await fn(run);
+    } finally {
+      if (run) {
+        for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
+      }
     }
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 function images(run: LoadedRun, n: number): Uint8Array[] {

@@ -21,7 +21,7 @@ import {
 } from "../lib/image/mod.ts";
 import { toClipInput } from "../lib/eval/clip_fid/feature_extractors.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
-import { Rng } from "../lib/util/rng.ts";
+import { randomImage } from "./helpers/images.ts";
 
 /** The fixture image: high-frequency content, so Pillow's byte clipping is exercised. */
 function pattern(w: number, h: number): RgbImage {
@@ -38,11 +38,6 @@ function pattern(w: number, h: number): RgbImage {
 
 function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function randomImage(w: number, h: number, seed: number): RgbImage {
-  const rng = Rng.stream(seed);
-  return { data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)), width: w, height: h };
 }
 
 // Produced once with Pillow 9.4.0 (Debian bookworm python3-pil):

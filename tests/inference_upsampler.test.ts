@@ -3,7 +3,7 @@ import { OnnxGraph } from "../lib/onnx/mod.ts";
 import { loadUpsampler, tileStarts, tileWeight } from "../lib/inference/mod.ts";
 import type { Normalization } from "../lib/image/mod.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
-import { Rng } from "../lib/util/rng.ts";
+import { randomImage } from "./helpers/images.ts";
 
 const OPTS = { threads: 1, executionProviders: ["cpu"] } as const;
 
@@ -52,11 +52,6 @@ function upsamplerModel(
     opts.declareOut && S ? [1, oc, S * s, S * s] : ["batch", oc, "oh", "ow"],
   );
   return g.toBytes();
-}
-
-function randomImage(w: number, h: number, seed: number): RgbImage {
-  const rng = Rng.stream(seed);
-  return { data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)), width: w, height: h };
 }
 
 /** Independent reference: (optional blur with zero padding), then 2x pixel replication. */

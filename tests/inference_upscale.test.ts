@@ -14,8 +14,9 @@ import {
 import { resizeRgb } from "../lib/image/mod.ts";
 import { decodePngRgb } from "../lib/data/png.ts";
 import { encodePng, type RgbImage } from "../lib/plot/mod.ts";
-import { Rng } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
+import { randomImage } from "./helpers/images.ts";
 
 const OPTS = { threads: 1, executionProviders: ["cpu"] } as const;
 
@@ -30,11 +31,6 @@ function nearestModel(scale: number): Uint8Array {
   });
   g.output(y, "float32", ["batch", 3, "oh", "ow"]);
   return g.toBytes();
-}
-
-function randomImage(w: number, h: number, seed: number): RgbImage {
-  const rng = Rng.stream(seed);
-  return { data: Uint8Array.from({ length: w * h * 3 }, () => rng.int(256)), width: w, height: h };
 }
 
 /** Independent reference of the fixture: every pixel becomes an `s` x `s` block. */
@@ -172,8 +168,7 @@ Deno.test("reUpsample: a 2x2 image through 1x1 is Pillow's rounded two-pass mean
 });
 
 Deno.test("deno task upscale: writes the library's result; bad flags and files are one line", async () => {
-  const root = await Deno.makeTempDir({ prefix: "upscale_test_" });
-  try {
+  await withTempDir("upscale_test_", async (root) => {
     const modelDir = `${root}/x4`;
     await Deno.mkdir(modelDir);
     await Deno.writeFile(`${modelDir}/model.onnx`, nearestModel(4));
@@ -217,9 +212,7 @@ Deno.test("deno task upscale: writes the library's result; bad flags and files a
     const lowAlone = await cli([...base, "--low", "10"]);
     assert.equal(lowAlone.code, 2);
     assert.equal(lowAlone.stderr.trim(), "upscale: --low goes with --reupsample");
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
+  });
 });
 
 Deno.test({

@@ -18,6 +18,7 @@ import { trainRun } from "../lib/jobs/mod.ts";
 import { GcsStore } from "../lib/storage/mod.ts";
 import { cli } from "./helpers/cli.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const STAGES = ["autoencoder", "clip", "unet"] as const;
 
@@ -48,8 +49,7 @@ function ckptFolders(dir: string): string[] {
 
 Deno.test("trainRun({ checkpoints }) puts every stage's checkpoints under that folder", async () => {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_ckroot_" });
-  try {
+  await withTempDir("xgen_ckroot_", async (dir) => {
     const preset = resolvePreset("tiny", { unetSteps: 4 });
     const o = {
       out: `${dir}/run`,
@@ -82,60 +82,60 @@ Deno.test("trainRun({ checkpoints }) puts every stage's checkpoints under that f
       /run\/config\.json: the run was started with other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
     );
     await assert.rejects(() => trainRun(o), /other settings/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("deno task train --checkpoints gs://...: checkpoints in the bucket, resumed from it", async () => {
   const emu = await startGcsEmulator();
-  const dir = await Deno.makeTempDir({ prefix: "xgen_ckgs_" });
-  try {
-    const url = "gs://xgen-test/runs/r1";
-    const env = { STORAGE_EMULATOR_HOST: emu.endpoint };
-    const args = ["lib/cli/train.ts", "--preset", "tiny", "--out", `${dir}/run`, "--skip-eval"];
-    const r = await cli([...args, "--checkpoints", url], { env });
-    assert.equal(r.code, 0, r.stderr);
-    const preset = resolvePreset("tiny");
-    for (const stage of STAGES) {
-      const store = new GcsStore(`${url}/${stage}`, { apiEndpoint: emu.endpoint });
-      const cks = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
-      assert.equal(cks.at(-1)?.step, preset[stage].steps, `${stage}: final checkpoint in bucket`);
-      assert.deepEqual(ckptFolders(`${dir}/run/${stage}`), []);
+  await withTempDir("xgen_ckgs_", async (dir) => {
+    try {
+      const url = "gs://xgen-test/runs/r1";
+      const env = { STORAGE_EMULATOR_HOST: emu.endpoint };
+      const args = ["lib/cli/train.ts", "--preset", "tiny", "--out", `${dir}/run`, "--skip-eval"];
+      const r = await cli([...args, "--checkpoints", url], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const preset = resolvePreset("tiny");
+      for (const stage of STAGES) {
+        const store = new GcsStore(`${url}/${stage}`, { apiEndpoint: emu.endpoint });
+        const cks = (await listCheckpoints(store, { verify: "manifest" })).filter((c) =>
+          c.complete
+        );
+        assert.equal(cks.at(-1)?.step, preset[stage].steps, `${stage}: final checkpoint in bucket`);
+        assert.deepEqual(ckptFolders(`${dir}/run/${stage}`), []);
+      }
+      // Lose the finished UNet locally: --resume rebuilds it from the bucket's final checkpoint
+      // without training a step again (its metrics log is unchanged).
+      const before = await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`);
+      const unetDir = `${dir}/run/unet/model`;
+      const trained = {
+        json: await Deno.readTextFile(`${unetDir}/model.json`),
+        weights: await Deno.readFile(`${unetDir}/model.safetensors`),
+      };
+      await Deno.remove(unetDir, { recursive: true });
+      const again = await cli([...args, "--checkpoints", url, "--resume"], { env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`), before);
+      // The rebuilt model is the one the training run froze, bit for bit ...
+      const rebuilt = await Deno.readFile(`${unetDir}/model.safetensors`);
+      assert.equal(await Deno.readTextFile(`${unetDir}/model.json`), trained.json);
+      assert.ok(sameBytes(rebuilt, trained.weights), "rebuilt model.safetensors differs");
+      // ... and both are the EMA weights of the bucket's final checkpoint (what sampling uses).
+      const unetStore = new GcsStore(`${url}/unet`, { apiEndpoint: emu.endpoint });
+      const last = (await listCheckpoints(unetStore, { verify: "manifest" })).filter((c) =>
+        c.complete
+      )
+        .at(-1)!;
+      const ck = await loadCheckpoint({ store: unetStore, name: last.name });
+      assert.ok(ck.tensors.ema, `${last.name} has no EMA weights`);
+      assertSameTensors(toTensorDataMap(decodeSafetensors(rebuilt)), ck.tensors.ema, last.name);
+      const other = await cli([...args, "--resume"], { env });
+      assert.equal(other.code, 1);
+      assert.match(
+        other.stderr,
+        /other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
+      );
+    } finally {
+      await emu.stop();
     }
-    // Lose the finished UNet locally: --resume rebuilds it from the bucket's final checkpoint
-    // without training a step again (its metrics log is unchanged).
-    const before = await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`);
-    const unetDir = `${dir}/run/unet/model`;
-    const trained = {
-      json: await Deno.readTextFile(`${unetDir}/model.json`),
-      weights: await Deno.readFile(`${unetDir}/model.safetensors`),
-    };
-    await Deno.remove(unetDir, { recursive: true });
-    const again = await cli([...args, "--checkpoints", url, "--resume"], { env });
-    assert.equal(again.code, 0, again.stderr);
-    assert.equal(await Deno.readTextFile(`${dir}/run/unet/metrics.jsonl`), before);
-    // The rebuilt model is the one the training run froze, bit for bit ...
-    const rebuilt = await Deno.readFile(`${unetDir}/model.safetensors`);
-    assert.equal(await Deno.readTextFile(`${unetDir}/model.json`), trained.json);
-    assert.ok(sameBytes(rebuilt, trained.weights), "rebuilt model.safetensors differs");
-    // ... and both are the EMA weights of the bucket's final checkpoint (what sampling uses).
-    const unetStore = new GcsStore(`${url}/unet`, { apiEndpoint: emu.endpoint });
-    const last = (await listCheckpoints(unetStore, { verify: "manifest" })).filter((c) =>
-      c.complete
-    )
-      .at(-1)!;
-    const ck = await loadCheckpoint({ store: unetStore, name: last.name });
-    assert.ok(ck.tensors.ema, `${last.name} has no EMA weights`);
-    assertSameTensors(toTensorDataMap(decodeSafetensors(rebuilt)), ck.tensors.ema, last.name);
-    const other = await cli([...args, "--resume"], { env });
-    assert.equal(other.code, 1);
-    assert.match(
-      other.stderr,
-      /other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
-    );
-  } finally {
-    await emu.stop();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -10,6 +10,9 @@ import {
 } from "../lib/math/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { randomOrthogonal } from "./helpers/linalg.ts";
+import { assertClose } from "./helpers/assert_close.ts";
+
+const ABS = { scale: "absolute" } as const;
 
 /** Q diag(l) Q^T with plain loops (independent of the kit's GEMM). */
 function withSpectrum(l: number[], rng: Rng): Float64Array {
@@ -66,17 +69,12 @@ for (const blas of [true, false]) {
           const scale = Math.max(...l.map(Math.abs), 1e-300);
           const { values, vectors } = symmetricEigen(a, n);
           const want = [...l].sort((x, y) => x - y);
-          for (let i = 0; i < n; i++) {
-            assert.ok(
-              Math.abs(values[i] - want[i]) <= 1e-12 * n * scale,
-              `${name} n=${n}: eigenvalue ${i} ${values[i]} vs ${want[i]}`,
-            );
-          }
+          assertClose(values, want, 1e-12 * n, `${name} n=${n}: eigenvalues`, { minScale: 1e-300 });
           const { res, orth } = quality(a, values, vectors!, n);
           assert.ok(res <= 1e-12 * n * scale, `${name} n=${n}: residual ${res}`);
           assert.ok(orth <= 1e-12 * n, `${name} n=${n}: orthogonality ${orth}`);
           const only = symmetricEigen(a, n, { vectors: false }).values;
-          for (let i = 0; i < n; i++) assert.ok(Math.abs(only[i] - values[i]) <= 1e-12 * n * scale);
+          assertClose(only, values, 1e-12 * n * scale, `${name} n=${n}: values only`, ABS);
         }
       }
     } finally {
@@ -174,7 +172,7 @@ Deno.test("gemm and symvLower: OpenBLAS and TypeScript kernels agree with plain 
     setBlas64Enabled(blas);
     const c = c0.slice();
     gemm({ m: 4, n: 3, k: 4, a: big, offA: 9, lda: 7, transA: true, b, c, alpha: 2, beta: 0.5 });
-    for (let i = 0; i < 12; i++) assert.ok(Math.abs(c[i] - want[i]) < 1e-12, `gemm ${blas} ${i}`);
+    assertClose(c, want, 1e-12, `gemm ${blas}`, ABS);
     const bt = new Float64Array(12); // b^T stored [3,4]
     for (let p = 0; p < 4; p++) for (let j = 0; j < 3; j++) bt[j * 4 + p] = b[p * 3 + j];
     const c2 = c0.slice();
@@ -192,7 +190,7 @@ Deno.test("gemm and symvLower: OpenBLAS and TypeScript kernels agree with plain 
       alpha: 2,
       beta: 0.5,
     });
-    for (let i = 0; i < 12; i++) assert.ok(Math.abs(c2[i] - want[i]) < 1e-12);
+    assertClose(c2, want, 1e-12, `gemm transB ${blas}`, ABS);
     // symv on the lower triangle only: garbage in the upper triangle must be ignored.
     const n = 5, s = rand(n * n), x = rand(n), y = new Float64Array(n);
     symvLower({ n, a: s, x, y });

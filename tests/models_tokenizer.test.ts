@@ -7,6 +7,7 @@ import {
   UNK_ID,
   WordTokenizer,
 } from "../lib/models/tokenizer.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const corpus = [
   "A red circle.",
@@ -79,18 +80,24 @@ Deno.test("encode pads, truncates keeping the end token, maps unknown words; dec
 
 Deno.test("tokenizer.json round trip and clear errors", async () => {
   const tok = WordTokenizer.build(corpus, { contextLength: 12 });
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/tokenizer.json`;
-  await tok.save(path);
-  const back = await WordTokenizer.load(path);
-  assert.deepEqual(back.vocab, tok.vocab);
-  assert.equal(back.contextLength, 12);
-  assert.deepEqual(back.encode("a small red triangle!"), tok.encode("a small red triangle!"));
-  await Deno.writeTextFile(path, JSON.stringify({ type: "word", contextLength: 12, vocab: ["x"] }));
-  await assert.rejects(WordTokenizer.load(path), /vocab\[0\] must be "<pad>"/);
-  await Deno.writeTextFile(path, "{not json");
-  await assert.rejects(WordTokenizer.load(path), new RegExp(`${path}: cannot read tokenizer JSON`));
-  assert.throws(() => WordTokenizer.fromJSON({ type: "bpe" }, "t.json"), /t.json: field "type"/);
-  assert.throws(() => WordTokenizer.build(corpus, { contextLength: 1 }), /contextLength must be/);
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir("xgen_models_tokenizer_", async (dir) => {
+    const path = `${dir}/tokenizer.json`;
+    await tok.save(path);
+    const back = await WordTokenizer.load(path);
+    assert.deepEqual(back.vocab, tok.vocab);
+    assert.equal(back.contextLength, 12);
+    assert.deepEqual(back.encode("a small red triangle!"), tok.encode("a small red triangle!"));
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ type: "word", contextLength: 12, vocab: ["x"] }),
+    );
+    await assert.rejects(WordTokenizer.load(path), /vocab\[0\] must be "<pad>"/);
+    await Deno.writeTextFile(path, "{not json");
+    await assert.rejects(
+      WordTokenizer.load(path),
+      new RegExp(`${path}: cannot read tokenizer JSON`),
+    );
+    assert.throws(() => WordTokenizer.fromJSON({ type: "bpe" }, "t.json"), /t.json: field "type"/);
+    assert.throws(() => WordTokenizer.build(corpus, { contextLength: 1 }), /contextLength must be/);
+  });
 });

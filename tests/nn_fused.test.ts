@@ -38,12 +38,6 @@ const info = await initBackendAndConvGrad("cpu-blas", { quiet: true });
 const hasBlas = info.name === "cpu-blas" && info.blas === true;
 const f64 = (n: number) => new Float64Array(n);
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
@@ -152,7 +146,7 @@ Deno.test("silu/gelu values and gradients: closed forms and finite differences i
       const p = f(Float64Array.of(v + h), f64)[0], m = f(Float64Array.of(v - h), f64)[0];
       return (p - m) / (2 * h);
     });
-    assert.ok(maxDiff(got, num) < 1e-8, `${name}' off by ${maxDiff(got, num)}`);
+    assertClose(got, num, 1e-8, `${name}'`, { scale: "absolute" });
   }
   assert.equal(siluGradValues(ones, Float64Array.of(0), f64)[0], 0.5);
 });
@@ -245,10 +239,7 @@ async function runOn(
 }
 
 function compare(fused: Run, stock: Run, what: string) {
-  assert.ok(
-    maxDiff(fused.y, stock.y) <= 1e-5,
-    `${what}: forward off by ${maxDiff(fused.y, stock.y)}`,
-  );
+  assertClose(fused.y, stock.y, 1e-5, `${what}: forward`, { scale: "absolute" });
   fused.grads.forEach((g, i) => assertClose(g, stock.grads[i], 1e-4, `${what} grad #${i}`));
 }
 

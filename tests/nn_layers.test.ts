@@ -37,20 +37,15 @@ import {
   upsample2x,
 } from "../lib/nn/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 await tf.setBackend("cpu");
 
 const randn = (rng: Rng, shape: number[]) =>
   tf.tensor(rng.normal(shape.reduce((a, b) => a * b, 1)), shape);
-const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
-  assert.equal(a.length, b.length, `${what}: length`);
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(
-      Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])),
-      `${what}[${i}]: ${a[i]} vs ${b[i]}`,
-    );
-  }
-};
+/** Element-wise |a - b| <= tol * (1 + |b|). */
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) =>
+  assertClose(a, b, tol, what, { scale: "1+each" });
 
 Deno.test("init: same seed gives identical params, other seed differs; kaiming bound holds", () => {
   const build = (seed: number) => {

@@ -27,6 +27,7 @@ import {
   readOnnx,
 } from "../lib/onnx/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 await tf.setBackend("cpu");
 
@@ -45,13 +46,6 @@ function perturb(p: Params, seed: number): Params {
   return p;
 }
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 /** NCHW values -> NHWC values. */
 function toNhwc(data: Float32Array, [n, c, h, w]: number[]): Float32Array {
   return tf.tidy(() =>
@@ -66,13 +60,9 @@ function toNchw(data: Float32Array, [n, h, w, c]: number[]): Float32Array {
   );
 }
 
-function assertClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string): void {
-  const d = maxAbs(got, ref);
-  assert.ok(d <= 1e-4, `${what}: max abs diff ${d} > 1e-4`);
-  let m = 0;
-  for (let i = 0; i < ref.length; i++) m = Math.max(m, Math.abs(ref[i]));
-  assert.ok(m > 0.05, `${what}: reference is ~0 (max ${m})`);
-}
+/** ONNX within 1e-4 of the tfjs reference, which must not be ~0. */
+const assertNear = (got: ArrayLike<number>, ref: ArrayLike<number>, what: string) =>
+  assertClose(got, ref, 1e-4, what, { scale: "absolute", nonTrivial: 0.05 });
 
 /** Run a UNet export against unetForward on random NHWC inputs. */
 async function checkUnet(cfg: UnetConfig, seed: number, hw: [number, number]): Promise<void> {
@@ -103,7 +93,7 @@ async function checkUnet(cfg: UnetConfig, seed: number, hw: [number, number]): P
   };
   const out = (await s.run(feeds)).out_sample;
   assert.deepEqual(out.dims, [B, cfg.outChannels, H, W]);
-  assertClose(toNhwc(out.data as Float32Array, [B, cfg.outChannels, H, W]), ref, "unet");
+  assertNear(toNhwc(out.data as Float32Array, [B, cfg.outChannels, H, W]), ref, "unet");
 
   // One timestep broadcast over the batch (how diffusers' ONNX pipelines feed it).
   const same = tf.tidy(() =>
@@ -115,7 +105,7 @@ async function checkUnet(cfg: UnetConfig, seed: number, hw: [number, number]): P
   );
   const one = (await s.run({ ...feeds, timestep: { data: Float32Array.of(ts[0]), shape: [1] } }))
     .out_sample;
-  assertClose(toNhwc(one.data as Float32Array, [B, cfg.outChannels, H, W]), same, "unet t[1]");
+  assertNear(toNhwc(one.data as Float32Array, [B, cfg.outChannels, H, W]), same, "unet t[1]");
   await s.release();
 
   // int64 timesteps (Stable Diffusion v1's Optimum export) at integer t.
@@ -132,7 +122,7 @@ async function checkUnet(cfg: UnetConfig, seed: number, hw: [number, number]): P
       context: tf.tensor3d(ctx, [B, T, cfg.contextDim]),
     }).dataSync() as Float32Array
   );
-  assertClose(toNhwc(out64.data as Float32Array, [B, cfg.outChannels, H, W]), ref64, "unet i64");
+  assertNear(toNhwc(out64.data as Float32Array, [B, cfg.outChannels, H, W]), ref64, "unet i64");
   await s64.release();
   tf.dispose(Object.values(p));
 }
@@ -169,7 +159,7 @@ Deno.test("timestepEmbedding on OnnxOps (odd dim, sin first, scale) = tfjs", asy
   const out = await s.run({ t: { data: ts, shape: [3] } });
   const ref = tf.tidy(() => timestepEmbedding(tf.tensor1d(ts), opts).dataSync());
   assert.deepEqual(out[s.outputs[0].name].dims, [3, 7]);
-  assertClose(out[s.outputs[0].name].data as Float32Array, ref, "timestep embedding");
+  assertNear(out[s.outputs[0].name].data as Float32Array, ref, "timestep embedding");
   await s.release();
 });
 
@@ -203,13 +193,13 @@ Deno.test("exportAutoencoderEncoder: latent_parameters = encode's mean and logva
       gotLogvar[i * lc + c] = Math.min(20, Math.max(-30, nhwc[i * 2 * lc + lc + c]));
     }
   }
-  assertClose(gotMean, mean, "encoder mean");
-  assertClose(gotLogvar, logvar, "encoder logvar");
+  assertNear(gotMean, mean, "encoder mean");
+  assertNear(gotLogvar, logvar, "encoder logvar");
   await s.release();
   // NHWC layout: same numbers, channels last.
   const s2 = await openSession(await exportAutoencoderEncoder(p, cfg, { layout: "NHWC" }), OPTS);
   const o2 = (await s2.run({ sample: { data: x, shape: [B, H, W, 3] } })).latent_parameters;
-  assert.ok(maxAbs(o2.data as Float32Array, nhwc) < 1e-5);
+  assertClose(o2.data as Float32Array, nhwc, 1e-5, "encoder NHWC", { scale: "absolute" });
   await s2.release();
   tf.dispose(Object.values(p));
 });
@@ -246,13 +236,13 @@ Deno.test("exportClipText: last_hidden_state, pooler_output, text_embeds = encod
     const data = dtype === "int32" ? ids : BigInt64Array.from(ids, (v) => BigInt(v));
     const out = await s.run({ input_ids: { data, shape: [3, T] } });
     assert.deepEqual(out.last_hidden_state.dims, [3, T, D]);
-    assertClose(out.last_hidden_state.data as Float32Array, hidden, `hidden ${dtype}`);
-    assertClose(out.text_embeds.data as Float32Array, embeds, `embeds ${dtype}`);
+    assertNear(out.last_hidden_state.data as Float32Array, hidden, `hidden ${dtype}`);
+    assertNear(out.text_embeds.data as Float32Array, embeds, `embeds ${dtype}`);
     // pooler_output is the hidden state at positions 5, 3 (first of two) and 0 (no end token).
     const pooled = out.pooler_output.data as Float32Array;
     [5, 3, 0].forEach((pos, b) => {
       const row = hidden.subarray((b * T + pos) * D, (b * T + pos + 1) * D);
-      assertClose(pooled.subarray(b * D, (b + 1) * D), row, `pooled row ${b}`);
+      assertNear(pooled.subarray(b * D, (b + 1) * D), row, `pooled row ${b}`);
     });
     await s.release();
   }
@@ -275,7 +265,7 @@ Deno.test("exportClipImage: image_embeds = encodeImage", async () => {
     (await s.run({ pixel_values: { data: toNchw(x, [2, S, S, 3]), shape: [2, 3, S, S] } }))
       .image_embeds;
   assert.deepEqual(out.dims, [2, cfg.embedDim]);
-  assertClose(out.data as Float32Array, ref, "image embeds");
+  assertNear(out.data as Float32Array, ref, "image embeds");
   await s.release();
   tf.dispose(Object.values(p));
 });

@@ -35,6 +35,7 @@ import {
   readParams,
 } from "../lib/onnx/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 await tf.setBackend("cpu");
 
@@ -80,23 +81,13 @@ async function runOnnx(
   return outs.map((o) => res[o].data as Float32Array);
 }
 
-function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 function feed(rng: Rng, name: string, shape: number[]): Feed {
   return { name, shape, data: rng.normal(size(shape)) };
 }
 
-function assertClose(onnx: Float32Array, ref: tf.Tensor, tol: number, what: string): void {
-  const r = ref.dataSync();
-  const d = maxAbs(onnx, r);
-  assert.ok(d < tol, `${what}: max abs diff ${d} >= ${tol}`);
-  assert.ok(maxAbs(r, new Float32Array(r.length)) > 0.05, `${what}: reference is ~0`);
-}
+/** ONNX within `tol` of the tfjs reference, which must not be ~0. */
+const assertNear = (onnx: Float32Array, ref: tf.Tensor, tol: number, what: string) =>
+  assertClose(onnx, ref.dataSync(), tol, what, { scale: "absolute", nonTrivial: 0.05 });
 
 Deno.test("export conv2d (same/valid/1x1, no bias), downsample, upsample = tfjs", async () => {
   const p = makeParams(21, (b) => {
@@ -117,8 +108,8 @@ Deno.test("export conv2d (same/valid/1x1, no bias), downsample, upsample = tfjs"
     h = upsample(p, "up", downsample(p, "down", h));
     const ref = conv2d(p, "c1", h);
     assert.deepEqual(ref.shape, [2, 6, 8, 4]); // 6x7 -> 3x4 -> 6x8
-    assertClose(chain, ref, 1e-4, "conv chain");
-    assertClose(valid, conv2d(p, "c3", xt, { padding: "valid" }), 1e-4, "valid conv");
+    assertNear(chain, ref, 1e-4, "conv chain");
+    assertNear(valid, conv2d(p, "c3", xt, { padding: "valid" }), 1e-4, "valid conv");
   });
 });
 
@@ -139,11 +130,11 @@ Deno.test("export groupNorm(+silu), layerNorm, linear, gelu = tfjs", async () =>
   ]);
   tf.tidy(() => {
     const im = tf.tensor4d(img.data, img.shape as [number, number, number, number]);
-    assertClose(gnOut, groupNorm(p, "gn", im, { groups: 4, silu: true }), 1e-4, "groupNorm");
-    assertClose(gnPlain, groupNorm(p, "gn", im, { groups: 2, eps: 1e-3 }), 1e-4, "groupNorm 2");
+    assertNear(gnOut, groupNorm(p, "gn", im, { groups: 4, silu: true }), 1e-4, "groupNorm");
+    assertNear(gnPlain, groupNorm(p, "gn", im, { groups: 2, eps: 1e-3 }), 1e-4, "groupNorm 2");
     const sq = tf.tensor3d(seq.data, seq.shape as [number, number, number]);
     const ref = linear(p, "nobias", gelu(linear(p, "fc", layerNorm(p, "ln", sq))));
-    assertClose(seqOut, ref, 1e-4, "layerNorm/linear/gelu");
+    assertNear(seqOut, ref, 1e-4, "layerNorm/linear/gelu");
   });
 });
 
@@ -168,9 +159,9 @@ Deno.test("export attention (self with key + causal masks, cross) = tfjs", async
     const xt = tf.tensor3d(x.data, [2, 5, 8]);
     const keyMask = tf.tensor2d(mask.data, [2, 5]);
     const ref = attention(p, "self", xt, { heads: 2, keyMask, causal: true });
-    assertClose(selfOut, ref, 1e-4, "self attention");
+    assertNear(selfOut, ref, 1e-4, "self attention");
     const cref = attention(p, "cross", xt, { heads: 4, context: tf.tensor3d(ctx.data, [2, 3, 6]) });
-    assertClose(crossOut, cref, 1e-4, "cross attention");
+    assertNear(crossOut, cref, 1e-4, "cross attention");
   });
 });
 
@@ -189,7 +180,7 @@ Deno.test("export resnetBlock (shortcut + timestep embedding) = tfjs", async () 
       groups: 4,
       temb: tf.tensor2d(temb.data, [2, 10]),
     });
-    assertClose(out, ref, 1e-4, "resnet block");
+    assertNear(out, ref, 1e-4, "resnet block");
   });
   const m = new OnnxOps(new OnnxGraph("no_temb"), await readParams(p));
   const xv = m.input("x", "float32", [1, 8, 4, 4], { layout: "NCHW" });
@@ -227,9 +218,7 @@ Deno.test("exportAutoencoderDecoder: ONNX output = tfjs decode (NHWC and NCHW, a
       decode(p, cfg, tf.tensor4d(z, shape as [number, number, number, number]))
     );
     assert.deepEqual(out.dims, ref.shape);
-    const d = maxAbs(out.data as Float32Array, ref.dataSync());
-    assert.ok(d < 1e-4, `decoder ${shape}: max abs diff ${d}`);
-    assert.ok(maxAbs(ref.dataSync(), new Float32Array(ref.size)) > 0.05, "decoder output ~0");
+    assertNear(out.data as Float32Array, ref, 1e-4, `decoder ${shape}`);
     // NCHW export: same numbers, channels first.
     const [n, h, w, c] = shape;
     const zc = tf.tidy(() => tf.transpose(tf.tensor4d(z, [n, h, w, c]), [0, 3, 1, 2]).dataSync());
@@ -246,7 +235,9 @@ Deno.test("exportAutoencoderDecoder: ONNX output = tfjs decode (NHWC and NCHW, a
       )
         .dataSync()
     );
-    assert.ok(maxAbs(back, out.data as Float32Array) < 1e-5);
+    assertClose(back, out.data as Float32Array, 1e-5, `decoder NCHW ${shape}`, {
+      scale: "absolute",
+    });
     ref.dispose();
   }
   await s.release();
@@ -295,7 +286,7 @@ Deno.test("OnnxOps: broadcasts against NCHW values, reductions, pads, slices at 
     );
     ref.forEach((r, i) => {
       assert.deepEqual(res[`o${i}`].dims, r.shape, `o${i} shape`);
-      assertClose(res[`o${i}`].data as Float32Array, r, 1e-4, `o${i}`);
+      assertNear(res[`o${i}`].data as Float32Array, r, 1e-4, `o${i}`);
     });
   });
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
 import { cudaFallbackReason, OnnxGraph, openSession, saveOnnx } from "../lib/onnx/mod.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** A UNet-like toy: sample [batch, 4, 8, 8] + per-batch scale [batch, 1] -> sample * 2 + mean. */
 function toyUnet(): Uint8Array {
@@ -133,8 +134,7 @@ Deno.test("OnnxSession.run: bad feeds fail naming the input and the expected sha
 });
 
 Deno.test("openSession: from a file; unreadable or invalid models name the file", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_onnx_session_", async (dir) => {
     const path = `${dir}/toy.onnx`;
     await saveOnnx(path, toyUnet());
     const s = await openSession(path, { threads: 1, executionProviders: ["cpu"] });
@@ -151,7 +151,5 @@ Deno.test("openSession: from a file; unreadable or invalid models name the file"
       /junk\.onnx: cannot open/,
     );
     await assert.rejects(openSession(path, { threads: 0 }), /threads must be a positive integer/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

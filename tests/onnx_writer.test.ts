@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
 import { attr, OnnxGraph, openSession, readOnnx } from "../lib/onnx/mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 const OPTS = { threads: 1, executionProviders: ["cpu"] } as const;
 
 function rand(rng: Rng, n: number): Float32Array {
   return rng.normal(n);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, "length");
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /** Plain-JS row-major matmul [n,k] x [k,m]. */
@@ -74,7 +68,7 @@ Deno.test("OnnxGraph: MLP (Gemm with float attrs, Sigmoid, MatMul+Add) matches J
       expect[bi * O + o] = sum;
     }
   }
-  assert.ok(maxAbsDiff(out, expect) < 1e-5, `max diff ${maxAbsDiff(out, expect)}`);
+  assertClose(out, expect, 1e-5, "MLP", { scale: "absolute" });
   await s.release();
 });
 
@@ -118,8 +112,7 @@ Deno.test("OnnxGraph: Conv (stride 2, pads) + Relu matches JS", async () => {
       }
     }
   }
-  const d = maxAbsDiff(res.data as Float32Array, expect);
-  assert.ok(d < 1e-5, `max diff ${d}`);
+  assertClose(res.data as Float32Array, expect, 1e-5, "conv + relu", { scale: "absolute" });
   assert.ok(expect.some((v) => v === 0) && expect.some((v) => v > 0), "Relu clips some values");
 });
 
@@ -177,8 +170,7 @@ Deno.test("OnnxGraph: Reshape/Transpose/Softmax multi-head attention matches JS"
       }
     }
   }
-  const d = maxAbsDiff(out, expect);
-  assert.ok(d < 1e-5, `max diff ${d}`);
+  assertClose(out, expect, 1e-5, "attention", { scale: "absolute" });
 });
 
 Deno.test("OnnxGraph round trip: readOnnx gives back names, attributes, weights", () => {

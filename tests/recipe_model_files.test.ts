@@ -16,6 +16,7 @@ import {
 import { initBackendAndConvGrad } from "../lib/train/mod.ts";
 import { trainRun } from "../lib/jobs/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 await tf.setBackend("cpu");
 
@@ -51,8 +52,7 @@ function oneLine(re: RegExp) {
 }
 
 Deno.test("saveModel records the weights' SHA-256; a bit flip is refused naming the file", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_model_hash_" });
-  try {
+  await withTempDir("xgen_model_hash_", async (dir) => {
     await saveTiny(dir);
     const m = await loadModel(dir, "toy");
     assert.deepEqual(Array.from(await m.params.w.data()), [1, 2, 3, 4]);
@@ -75,14 +75,11 @@ Deno.test("saveModel records the weights' SHA-256; a bit flip is refused naming 
     assert.equal(info.weightsSha256, await sha256Bytes(bytes));
     // hasModel stays a cheap size check (it is asked on every resume); loading is what verifies.
     assert.equal(await hasModel(dir, "toy"), true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("model folders written before the hash load unchecked; a malformed hash is refused", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_model_old_" });
-  try {
+  await withTempDir("xgen_model_old_", async (dir) => {
     await saveTiny(dir, 2);
     const info = JSON.parse(await Deno.readTextFile(`${dir}/model.json`));
     delete info.weightsSha256;
@@ -102,15 +99,12 @@ Deno.test("model folders written before the hash load unchecked; a malformed has
     // The JSON parser quotes the text, line breaks included; the error stays one line.
     await Deno.writeTextFile(`${dir}/model.json`, '{"kind":\n x}');
     await assert.rejects(loadModel(dir, "toy"), oneLine(/model\.json: not valid JSON \(/));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("model.json's weights path cannot leave the model folder", async () => {
-  const base = await Deno.makeTempDir({ prefix: "xgen_model_escape_" });
-  const dir = `${base}/run/unet/model`;
-  try {
+  await withTempDir("xgen_model_escape_", async (base) => {
+    const dir = `${base}/run/unet/model`;
     await saveTiny(dir);
     const info = JSON.parse(await Deno.readTextFile(`${dir}/model.json`));
     // A file outside the folder with the right size, so only the path check can refuse it.
@@ -133,14 +127,11 @@ Deno.test("model.json's weights path cannot leave the model folder", async () =>
       );
       assert.equal(await hasModel(dir, "toy"), false, weights);
     }
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a re-save removes a killed save's temporaries and nothing else", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_model_tmp_" });
-  try {
+  await withTempDir("xgen_model_tmp_", async (dir) => {
     await saveTiny(dir);
     const stale = [
       `model.json.tmp-${DEAD_PID}-0123abcd`,
@@ -160,14 +151,11 @@ Deno.test("a re-save removes a killed save's temporaries and nothing else", asyn
     const m = await loadModel(dir, "toy");
     assert.deepEqual(Array.from(await m.params.w.data()), [3, 6, 9, 12]);
     tf.dispose(Object.values(m.params));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("--reuse copies verify the source hash, carry it, and skip stray files", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_model_reuse_" });
-  try {
+  await withTempDir("xgen_model_reuse_", async (dir) => {
     await makeTinyRun(`${dir}/src`, { captions: ["a red circle"] });
     const ae = `${dir}/src/autoencoder/model`;
     // A stray temporary in the source is not part of the model and is not copied.
@@ -216,16 +204,13 @@ Deno.test("--reuse copies verify the source hash, carry it, and skip stray files
       oneLine(new RegExp(`^--reuse ${dir}/src: ${ae}/model\\.safetensors: sha256 `)),
     );
     assert.equal(await exists(`${dir}/bad-run`), false, "no half-made run folder");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a resumed pipeline removes its dead temporaries in the run folder and nothing else", async () => {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_model_resume_" });
-  const out = `${dir}/run`;
-  try {
+  await withTempDir("xgen_model_resume_", async (dir) => {
+    const out = `${dir}/run`;
     const o = {
       out,
       preset: resolvePreset("tiny", { unetSteps: 2 }),
@@ -258,9 +243,7 @@ Deno.test("a resumed pipeline removes its dead temporaries in the run folder and
     const gone = [...stale, `autoencoder/model.tmp-${DEAD_PID}-eeeeffff`];
     assert.deepEqual(await listTree(out), before.filter((p) => !gone.includes(p)));
     for (const n of kept) assert.equal(await Deno.readTextFile(`${out}/${n}`), "x", n);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Every path under `root`, relative, sorted (folders included). */

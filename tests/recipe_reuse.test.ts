@@ -9,13 +9,13 @@ import { initBackendAndConvGrad, readMetrics } from "../lib/train/mod.ts";
 import { trainRun } from "../lib/jobs/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const read = (p: string) => Deno.readFileSync(p);
 
 Deno.test("trainRun({ reuse }) copies the frozen parts and trains only the UNet", async () => {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_reuse_" });
-  try {
+  await withTempDir("xgen_reuse_", async (dir) => {
     const preset = resolvePreset("tiny", { unetSteps: 3, unetBatchSize: 4 });
     const o = {
       preset,
@@ -56,14 +56,11 @@ Deno.test("trainRun({ reuse }) copies the frozen parts and trains only the UNet"
       /other settings \(preset\/seed\/steps\/--batch-size\/--checkpoints\/--reuse\)/,
     );
     await trainRun({ ...o, resume: true, out: `${dir}/new`, reuse: `${dir}/base` });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("reuseFrozenParts refuses a source without finished parts, naming the folder", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_reuse_bad_" });
-  try {
+  await withTempDir("xgen_reuse_bad_", async (dir) => {
     await assert.rejects(
       () => reuseFrozenParts(`${dir}/nothing`, `${dir}/out`),
       new RegExp(`${dir}/nothing/autoencoder/model holds no finished autoencoder`),
@@ -81,9 +78,7 @@ Deno.test("reuseFrozenParts refuses a source without finished parts, naming the 
       read(`${dir}/out/autoencoder/model/model.safetensors`),
       read(`${dir}/src/autoencoder/model/model.safetensors`),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("resolvePreset sets the UNet batch size and rejects a bad one", () => {
@@ -94,8 +89,7 @@ Deno.test("resolvePreset sets the UNet batch size and rejects a bad one", () => 
 });
 
 Deno.test("deno task train --reuse names a missing source in one line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_reuse_cli_" });
-  try {
+  await withTempDir("xgen_reuse_cli_", async (dir) => {
     const r = await cli([
       "lib/cli/train.ts",
       "--preset",
@@ -110,7 +104,5 @@ Deno.test("deno task train --reuse names a missing source in one line", async ()
     assert.match(r.stderr, /--reuse .*missing.*holds no finished autoencoder/);
     // Nothing was created: the same --out works once the flag is right.
     assert.equal(await Deno.stat(`${dir}/run`).then(() => true, () => false), false);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

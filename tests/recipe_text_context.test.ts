@@ -26,13 +26,14 @@ import {
 } from "../lib/onnx/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 const ORT = { threads: 1, executionProviders: ["cpu"] } as const;
 
 Deno.test("encodeCaptions with states+tokens appends each word's embedding row", async () => {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_textctx_" });
-  try {
+  await withTempDir("xgen_textctx_", async (dir) => {
     const caps = ["a red circle", "a blue circle"];
     await makeTinyRun(dir, { captions: caps });
     const run = await loadRun(dir);
@@ -106,9 +107,7 @@ Deno.test("encodeCaptions with states+tokens appends each word's embedding row",
     assert.ok(rms(words) < 0.1, `raw embeddings rms ${rms(words)}`);
     assert.ok(rms(normed) > 0.9 && rms(normed) <= 1, `normalised rms ${rms(normed)}`);
     for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("resolvePreset: presets use words, states stays implicit, others are set or fail", () => {
@@ -132,93 +131,90 @@ Deno.test("resolvePreset: presets use words, states stays implicit, others are s
 
 Deno.test("a states+tokens run trains and samples through ONNX, whose context equals encodeCaptions", async () => {
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
-  const dir = await Deno.makeTempDir({ prefix: "xgen_textctx_run_" });
-  let run: LoadedRun | undefined;
-  try {
-    const preset = resolvePreset("tiny", { unetSteps: 3, unetTextContext: "states+tokens" });
-    const summary = await trainRun({
-      out: `${dir}/run`,
-      preset,
-      seed: 0,
-      resume: false,
-      backend: "cpu-blas",
-      progress: false,
-      sampleEngine: "onnx",
-      log: () => {},
-    });
-    assert.equal(summary.sampleEngine, "onnx");
-    assert.ok(summary.captionFollowing, "the finished run was evaluated");
-    run = await loadRun(`${dir}/run`);
-    assert.equal(run.textContext, "states+tokens");
-    assert.equal((await loadRun(`${dir}/run`, { checkpoint: 3 })).textContext, "states+tokens");
-    const gen = {
-      prompts: ["a red circle"],
-      n: 2,
-      guidance: 3,
-      steps: 2,
-      scheduler: "ddim",
-      seed: 0,
-    };
-    const images = await generate(run, gen);
-    assert.equal(images.length, 2);
-
-    // The export made for the evaluation above: its UNet context is the training context.
-    const T = run.clip.config.contextLength, D = run.clip.config.textWidth;
-    const pipe = await loadOnnxPipeline(`${dir}/run/onnx`, ORT);
+  await withTempDir("xgen_textctx_run_", async (dir) => {
+    let run: LoadedRun | undefined;
     try {
-      assert.equal(pipe.contextTokens, 2 * T);
-      assert.equal(pipe.io.text.hidden, "encoder_hidden_states");
-      const prompts = ["", "a red circle", "a blue square"];
-      const onnx = await encodePrompts(pipe, prompts);
-      assert.deepEqual(onnx.shape, [3, 2 * T, D]);
-      assertNear(onnx.states, await encodeCaptions(run.clip, prompts, "states+tokens"), "both");
-      // Same seed, same images from both engines (8-bit pixels, float32 rounding apart).
-      const viaOnnx = await txt2img(pipe, gen);
-      let worst = 0;
-      viaOnnx.forEach((im, i) =>
-        im.data.forEach((v, k) => worst = Math.max(worst, Math.abs(v - images[i].data[k])))
-      );
-      assert.ok(worst <= 2, `ONNX and tfjs images differ by ${worst} levels`);
-    } finally {
-      await pipe.release();
-    }
+      const preset = resolvePreset("tiny", { unetSteps: 3, unetTextContext: "states+tokens" });
+      const summary = await trainRun({
+        out: `${dir}/run`,
+        preset,
+        seed: 0,
+        resume: false,
+        backend: "cpu-blas",
+        progress: false,
+        sampleEngine: "onnx",
+        log: () => {},
+      });
+      assert.equal(summary.sampleEngine, "onnx");
+      assert.ok(summary.captionFollowing, "the finished run was evaluated");
+      run = await loadRun(`${dir}/run`);
+      assert.equal(run.textContext, "states+tokens");
+      assert.equal((await loadRun(`${dir}/run`, { checkpoint: 3 })).textContext, "states+tokens");
+      const gen = {
+        prompts: ["a red circle"],
+        n: 2,
+        guidance: 3,
+        steps: 2,
+        scheduler: "ddim",
+        seed: 0,
+      };
+      const images = await generate(run, gen);
+      assert.equal(images.length, 2);
 
-    // Every other mode: the output is what encodeCaptions gives; `states` adds no output (SD
-    // layout).
-    const ids = run.clip.tokenizer.encodeBatch(["a red circle", ""]);
-    for (const mode of TEXT_CONTEXTS) {
-      const s = await openSession(
-        await exportClipText(run.clip.params, run.clip.config, { unetContext: mode }),
-        ORT,
-      );
+      // The export made for the evaluation above: its UNet context is the training context.
+      const T = run.clip.config.contextLength, D = run.clip.config.textWidth;
+      const pipe = await loadOnnxPipeline(`${dir}/run/onnx`, ORT);
       try {
-        const names = s.outputs.map((o) => o.name);
-        assert.equal(names.includes("encoder_hidden_states"), mode !== "states", mode);
-        if (mode === "states") continue;
-        const out = await s.run({ input_ids: { data: ids, shape: [2, T] } });
-        assert.deepEqual(out.encoder_hidden_states.dims, [2, contextTokens(run.clip, mode), D]);
-        const want = await encodeCaptions(run.clip, ["a red circle", ""], mode);
-        assertNear(out.encoder_hidden_states.data as Float32Array, want, mode);
+        assert.equal(pipe.contextTokens, 2 * T);
+        assert.equal(pipe.io.text.hidden, "encoder_hidden_states");
+        const prompts = ["", "a red circle", "a blue square"];
+        const onnx = await encodePrompts(pipe, prompts);
+        assert.deepEqual(onnx.shape, [3, 2 * T, D]);
+        assertNear(onnx.states, await encodeCaptions(run.clip, prompts, "states+tokens"), "both");
+        // Same seed, same images from both engines (8-bit pixels, float32 rounding apart).
+        const viaOnnx = await txt2img(pipe, gen);
+        let worst = 0;
+        viaOnnx.forEach((im, i) =>
+          im.data.forEach((v, k) => worst = Math.max(worst, Math.abs(v - images[i].data[k])))
+        );
+        assert.ok(worst <= 2, `ONNX and tfjs images differ by ${worst} levels`);
       } finally {
-        await s.release();
+        await pipe.release();
+      }
+
+      // Every other mode: the output is what encodeCaptions gives; `states` adds no output (SD
+      // layout).
+      const ids = run.clip.tokenizer.encodeBatch(["a red circle", ""]);
+      for (const mode of TEXT_CONTEXTS) {
+        const s = await openSession(
+          await exportClipText(run.clip.params, run.clip.config, { unetContext: mode }),
+          ORT,
+        );
+        try {
+          const names = s.outputs.map((o) => o.name);
+          assert.equal(names.includes("encoder_hidden_states"), mode !== "states", mode);
+          if (mode === "states") continue;
+          const out = await s.run({ input_ids: { data: ids, shape: [2, T] } });
+          assert.deepEqual(out.encoder_hidden_states.dims, [2, contextTokens(run.clip, mode), D]);
+          const want = await encodeCaptions(run.clip, ["a red circle", ""], mode);
+          assertNear(out.encoder_hidden_states.data as Float32Array, want, mode);
+        } finally {
+          await s.release();
+        }
+      }
+      await assert.rejects(
+        // deno-lint-ignore no-explicit-any
+        () => exportClipText(run!.clip.params, run!.clip.config, { unetContext: "bag" as any }),
+        /unetContext must be one of states, states\+tokens, tokens, words, states\+words, got "bag"/,
+      );
+    } finally {
+      if (run) {
+        for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
       }
     }
-    await assert.rejects(
-      // deno-lint-ignore no-explicit-any
-      () => exportClipText(run!.clip.params, run!.clip.config, { unetContext: "bag" as any }),
-      /unetContext must be one of states, states\+tokens, tokens, words, states\+words, got "bag"/,
-    );
-  } finally {
-    if (run) {
-      for (const p of [run.ae.params, run.clip.params, run.unet.params]) disposeParams(p);
-    }
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
-function assertNear(got: Float32Array, want: Float32Array, what: string) {
-  assert.equal(got.length, want.length, `${what}: length`);
-  let worst = 0;
-  for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
-  assert.ok(worst < 1e-4, `${what}: ONNX and tfjs differ by ${worst}`);
-}
+/** ONNX within 1e-4 of tfjs, element-wise. */
+const assertNear = (got: Float32Array, want: Float32Array, what: string) =>
+  assertClose(got, want, 1e-4, `${what}: ONNX vs tfjs`, { scale: "absolute" });

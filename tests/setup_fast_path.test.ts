@@ -15,6 +15,7 @@ import {
 import { FAST_PATH_GROUPS, packagesIn, SYSTEM_PACKAGES } from "../lib/setup/system_packages.ts";
 import { loadOpenBlas } from "../lib/backend/openblas.ts";
 import { cli } from "./helpers/cli.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const FAST = ["libopenblas0-pthread", "gcc", "libc6-dev"];
 const APT_UPDATE = ["apt-get", "update", "-qq"];
@@ -274,9 +275,8 @@ async function fakeMachine(dir: string): Promise<Record<string, string>> {
 }
 
 Deno.test("deno task train sets up the fast path before it starts, or says how first", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_fast_path_" });
-  const blasHere = loadOpenBlas() !== null;
-  try {
+  await withTempDir("xgen_fast_path_", async (dir) => {
+    const blasHere = loadOpenBlas() !== null;
     const env = await fakeMachine(dir);
     // --reuse of a missing run stops right after the backend starts: setup, backend, error.
     const args = ["lib/cli/train.ts", "--preset", "tiny", "--out", `${dir}/run`, "--reuse", dir];
@@ -308,7 +308,5 @@ Deno.test("deno task train sets up the fast path before it starts, or says how f
     const shown = [aptCommand(wanted.split(" "), "root"), aptCommand(wanted.split(" "), "sudo")];
     assert.ok(offLines.some((l) => shown.some((c) => l === `    ${c}`)), off.stderr);
     assert.equal(await Deno.stat(`${dir}/calls.log`).then(() => true, () => false), false);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -5,6 +5,7 @@ import {
   ClipBpeTokenizer,
   splitClipWords,
 } from "../lib/models/clip_bpe_tokenizer.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 // A tiny vocabulary (id = index) and merge list written for these tests. Expected ids below are
 // derived by hand from these two tables.
@@ -206,8 +207,7 @@ Deno.test("ClipBpeTokenizer: pad token, context length, unknown tokens, batch, d
 });
 
 Deno.test("ClipBpeTokenizer.load: reads files; malformed files give errors naming them", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_tokenizer_bpe_", async (dir) => {
     await Deno.writeTextFile(`${dir}/vocab.json`, JSON.stringify(VOCAB));
     await Deno.writeTextFile(`${dir}/merges.txt`, MERGES);
     const tok = await ClipBpeTokenizer.load(dir);
@@ -235,7 +235,5 @@ Deno.test("ClipBpeTokenizer.load: reads files; malformed files give errors namin
       ClipBpeTokenizer.load(`${dir}/missing`),
       /missing\/vocab\.json: cannot read tokenizer file/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

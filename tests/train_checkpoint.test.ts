@@ -11,6 +11,7 @@ import {
   truncateMetrics,
 } from "../lib/train/mod.ts";
 import { type CheckpointStore, LocalStore, StoreNotFoundError } from "../lib/storage/mod.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 function model(step: number) {
   return {
@@ -52,80 +53,83 @@ class MemStore implements CheckpointStore {
 }
 
 Deno.test("save/load round trip; layout and manifest written last", async () => {
-  const run = await Deno.makeTempDir();
-  assert.equal(await save(run, 7, 1), null, "rank 1 writes nothing");
-  assert.deepEqual([...Deno.readDirSync(run)], []);
-  assert.equal(await save(run, 7), "ckpt-00000007");
-  const names = [...Deno.readDirSync(`${run}/ckpt-00000007`)].map((e) => e.name).sort();
-  assert.deepEqual(names, [
-    "ema.safetensors",
-    "manifest.json",
-    "model.safetensors",
-    "optimizer.safetensors",
-    "state.json",
-  ]);
-  const ck = await loadCheckpoint(`${run}/ckpt-00000007/`);
-  assert.equal(ck.step, 7);
-  assert.equal(ck.state.step, 7);
-  assert.deepEqual(ck.state.position, { epoch: 0, index: 28 });
-  assert.deepEqual(Array.from(ck.tensors.model.w.data), [7, 1, 2, 3]);
-  assert.deepEqual(ck.tensors.model.b.shape, [2]);
-  assert.deepEqual(Array.from(ck.tensors.ema!.b.data), [-7.5, 0.5]);
-  assert.deepEqual(Object.keys(ck.tensors.optimizer!), ["m.w"]);
-  // Manifest sizes match the files on disk.
-  for (const f of ck.manifest.files) {
-    assert.equal((await Deno.stat(`${run}/ckpt-00000007/${f.name}`)).size, f.size);
-  }
+  await withTempDir("xgen_train_checkpoint_", async (run) => {
+    assert.equal(await save(run, 7, 1), null, "rank 1 writes nothing");
+    assert.deepEqual([...Deno.readDirSync(run)], []);
+    assert.equal(await save(run, 7), "ckpt-00000007");
+    const names = [...Deno.readDirSync(`${run}/ckpt-00000007`)].map((e) => e.name).sort();
+    assert.deepEqual(names, [
+      "ema.safetensors",
+      "manifest.json",
+      "model.safetensors",
+      "optimizer.safetensors",
+      "state.json",
+    ]);
+    const ck = await loadCheckpoint(`${run}/ckpt-00000007/`);
+    assert.equal(ck.step, 7);
+    assert.equal(ck.state.step, 7);
+    assert.deepEqual(ck.state.position, { epoch: 0, index: 28 });
+    assert.deepEqual(Array.from(ck.tensors.model.w.data), [7, 1, 2, 3]);
+    assert.deepEqual(ck.tensors.model.b.shape, [2]);
+    assert.deepEqual(Array.from(ck.tensors.ema!.b.data), [-7.5, 0.5]);
+    assert.deepEqual(Object.keys(ck.tensors.optimizer!), ["m.w"]);
+    // Manifest sizes match the files on disk.
+    for (const f of ck.manifest.files) {
+      assert.equal((await Deno.stat(`${run}/ckpt-00000007/${f.name}`)).size, f.size);
+    }
 
-  const mem = new MemStore();
-  await save(mem, 3);
-  assert.equal(mem.log.at(-1), "ckpt-00000003/manifest.json", "manifest is the last object");
-  const back = await loadCheckpoint({ store: mem, name: "ckpt-00000003" });
-  assert.deepEqual(Array.from(back.tensors.model.w.data), [3, 1, 2, 3]);
-  await Deno.remove(run, { recursive: true });
+    const mem = new MemStore();
+    await save(mem, 3);
+    assert.equal(mem.log.at(-1), "ckpt-00000003/manifest.json", "manifest is the last object");
+    const back = await loadCheckpoint({ store: mem, name: "ckpt-00000003" });
+    assert.deepEqual(Array.from(back.tensors.model.w.data), [3, 1, 2, 3]);
+  });
 });
 
 Deno.test("partial and corrupt checkpoints are skipped with warnings; load errors name the file", async () => {
-  const run = await Deno.makeTempDir();
-  for (const s of [1, 2, 3, 4]) await save(run, s);
-  // 5: a partial folder left by a kill; 4: corrupted byte; 3: manifest removed.
-  await Deno.mkdir(`${run}/ckpt-00000005.partial-deadbeef`);
-  await Deno.writeTextFile(`${run}/ckpt-00000005.partial-deadbeef/state.json`, "{}");
-  const f4 = `${run}/ckpt-00000004/model.safetensors`;
-  const bytes = await Deno.readFile(f4);
-  bytes[bytes.length - 1] ^= 1;
-  await Deno.writeFile(f4, bytes);
-  await Deno.remove(`${run}/ckpt-00000003/manifest.json`);
+  await withTempDir("xgen_train_checkpoint_", async (run) => {
+    for (const s of [1, 2, 3, 4]) await save(run, s);
+    // 5: a partial folder left by a kill; 4: corrupted byte; 3: manifest removed.
+    await Deno.mkdir(`${run}/ckpt-00000005.partial-deadbeef`);
+    await Deno.writeTextFile(`${run}/ckpt-00000005.partial-deadbeef/state.json`, "{}");
+    const f4 = `${run}/ckpt-00000004/model.safetensors`;
+    const bytes = await Deno.readFile(f4);
+    bytes[bytes.length - 1] ^= 1;
+    await Deno.writeFile(f4, bytes);
+    await Deno.remove(`${run}/ckpt-00000003/manifest.json`);
 
-  const warnings: string[] = [];
-  const latest = await latestCheckpoint(run, { warn: (m) => warnings.push(m) });
-  assert.equal(latest?.name, "ckpt-00000002");
-  assert.equal(warnings.length, 3);
-  assert.match(warnings[0], /ckpt-00000005\.partial-deadbeef: skipped \(partial write/);
-  assert.match(warnings[1], /ckpt-00000004\/model\.safetensors: sha256 .* does not match manifest/);
-  assert.match(warnings[2], /ckpt-00000003\/manifest\.json: missing \(checkpoint incomplete\)/);
+    const warnings: string[] = [];
+    const latest = await latestCheckpoint(run, { warn: (m) => warnings.push(m) });
+    assert.equal(latest?.name, "ckpt-00000002");
+    assert.equal(warnings.length, 3);
+    assert.match(warnings[0], /ckpt-00000005\.partial-deadbeef: skipped \(partial write/);
+    assert.match(
+      warnings[1],
+      /ckpt-00000004\/model\.safetensors: sha256 .* does not match manifest/,
+    );
+    assert.match(warnings[2], /ckpt-00000003\/manifest\.json: missing \(checkpoint incomplete\)/);
 
-  const all = await listCheckpoints(run);
-  assert.deepEqual(all.map((c) => [c.name, c.complete]), [
-    ["ckpt-00000001", true],
-    ["ckpt-00000002", true],
-    ["ckpt-00000003", false],
-    ["ckpt-00000004", false],
-    ["ckpt-00000005.partial-deadbeef", false],
-  ]);
+    const all = await listCheckpoints(run);
+    assert.deepEqual(all.map((c) => [c.name, c.complete]), [
+      ["ckpt-00000001", true],
+      ["ckpt-00000002", true],
+      ["ckpt-00000003", false],
+      ["ckpt-00000004", false],
+      ["ckpt-00000005.partial-deadbeef", false],
+    ]);
 
-  await assert.rejects(loadCheckpoint(`${run}/ckpt-00000004`), (e: Error) => {
-    assert.equal(e.message.split("\n").length, 1, "one line");
-    assert.match(e.message, /ckpt-00000004\/model\.safetensors: sha256/);
-    return true;
+    await assert.rejects(loadCheckpoint(`${run}/ckpt-00000004`), (e: Error) => {
+      assert.equal(e.message.split("\n").length, 1, "one line");
+      assert.match(e.message, /ckpt-00000004\/model\.safetensors: sha256/);
+      return true;
+    });
+    // Truncated file: the size check names it.
+    await Deno.truncate(`${run}/ckpt-00000002/state.json`, 5);
+    await assert.rejects(
+      loadCheckpoint(`${run}/ckpt-00000002`),
+      /ckpt-00000002\/state\.json: size 5 bytes, manifest says \d+/,
+    );
   });
-  // Truncated file: the size check names it.
-  await Deno.truncate(`${run}/ckpt-00000002/state.json`, 5);
-  await assert.rejects(
-    loadCheckpoint(`${run}/ckpt-00000002`),
-    /ckpt-00000002\/state\.json: size 5 bytes, manifest says \d+/,
-  );
-  await Deno.remove(run, { recursive: true });
 });
 
 /** Rewrite one file of a checkpoint and re-hash it in the manifest, so only its content is bad. */
@@ -182,8 +186,7 @@ Deno.test("every corruption of the newest checkpoint falls back to the previous 
     }, /ckpt-00000003\/manifest\.json: field "files\[0\]\.name" must be a file name inside/],
   ];
   for (const [what, corrupt, re] of cases) {
-    const run = await Deno.makeTempDir();
-    try {
+    await withTempDir("xgen_train_checkpoint_", async (run) => {
       for (const s of [1, 2, 3]) await save(run, s);
       await corrupt(`${run}/ckpt-00000003`);
       const warnings: string[] = [];
@@ -198,88 +201,87 @@ Deno.test("every corruption of the newest checkpoint falls back to the previous 
       await assert.rejects(loadCheckpoint(`${run}/ckpt-00000003`), re, what);
       const ck = await loadCheckpoint(`${run}/${latest!.name}`);
       assert.deepEqual(Array.from(ck.tensors.model.w.data), [2, 1, 2, 3], what);
-    } finally {
-      await Deno.remove(run, { recursive: true });
-    }
+    });
   }
 });
 
 Deno.test("re-saving a step replaces a corrupt folder; prune keeps newest complete", async () => {
-  const run = await Deno.makeTempDir();
-  for (const s of [10, 20, 30, 40]) await save(run, s);
-  await Deno.remove(`${run}/ckpt-00000040/manifest.json`);
-  await Deno.mkdir(`${run}/ckpt-00000050.partial-abc123`);
-  await Deno.writeTextFile(`${run}/ckpt-00000050.partial-abc123/x`, "x");
-  await Deno.writeTextFile(`${run}/notes.txt`, "not a checkpoint");
+  await withTempDir("xgen_train_checkpoint_", async (run) => {
+    for (const s of [10, 20, 30, 40]) await save(run, s);
+    await Deno.remove(`${run}/ckpt-00000040/manifest.json`);
+    await Deno.mkdir(`${run}/ckpt-00000050.partial-abc123`);
+    await Deno.writeTextFile(`${run}/ckpt-00000050.partial-abc123/x`, "x");
+    await Deno.writeTextFile(`${run}/notes.txt`, "not a checkpoint");
 
-  const deleted = await pruneCheckpoints(run, 1);
-  assert.deepEqual(deleted.sort(), [
-    "ckpt-00000010",
-    "ckpt-00000020",
-    "ckpt-00000050.partial-abc123",
-  ]);
-  const left = [...Deno.readDirSync(run)].map((e) => e.name).sort();
-  // 40 is incomplete but NEWER than the newest complete one, so it is kept for inspection.
-  assert.deepEqual(left, ["ckpt-00000030", "ckpt-00000040", "notes.txt"]);
+    const deleted = await pruneCheckpoints(run, 1);
+    assert.deepEqual(deleted.sort(), [
+      "ckpt-00000010",
+      "ckpt-00000020",
+      "ckpt-00000050.partial-abc123",
+    ]);
+    const left = [...Deno.readDirSync(run)].map((e) => e.name).sort();
+    // 40 is incomplete but NEWER than the newest complete one, so it is kept for inspection.
+    assert.deepEqual(left, ["ckpt-00000030", "ckpt-00000040", "notes.txt"]);
 
-  await save(run, 40); // replaces the broken folder
-  assert.equal((await latestCheckpoint(run, { warn: () => {} }))?.name, "ckpt-00000040");
-  assert.deepEqual(await pruneCheckpoints(run, 5), []);
-  assert.deepEqual(await pruneCheckpoints(run, 1), ["ckpt-00000030"]);
-  await assert.rejects(pruneCheckpoints(run, 0), /keepLast must be an integer >= 1, got 0/);
+    await save(run, 40); // replaces the broken folder
+    assert.equal((await latestCheckpoint(run, { warn: () => {} }))?.name, "ckpt-00000040");
+    assert.deepEqual(await pruneCheckpoints(run, 5), []);
+    assert.deepEqual(await pruneCheckpoints(run, 1), ["ckpt-00000030"]);
+    await assert.rejects(pruneCheckpoints(run, 0), /keepLast must be an integer >= 1, got 0/);
 
-  // Object store: corrupt newest, prune must keep it only while complete ones remain newest.
-  const mem = new MemStore();
-  for (const s of [1, 2, 3]) await save(mem, s);
-  mem.delete("ckpt-00000003/manifest.json");
-  assert.deepEqual(await pruneCheckpoints(mem, 1), ["ckpt-00000001"]);
-  assert.equal((await latestCheckpoint(mem, { warn: () => {} }))?.name, "ckpt-00000002");
-  await Deno.remove(run, { recursive: true });
+    // Object store: corrupt newest, prune must keep it only while complete ones remain newest.
+    const mem = new MemStore();
+    for (const s of [1, 2, 3]) await save(mem, s);
+    mem.delete("ckpt-00000003/manifest.json");
+    assert.deepEqual(await pruneCheckpoints(mem, 1), ["ckpt-00000001"]);
+    assert.equal((await latestCheckpoint(mem, { warn: () => {} }))?.name, "ckpt-00000002");
+  });
 });
 
 Deno.test("LocalStore lists recursively and rejects escaping keys", async () => {
-  const dir = await Deno.makeTempDir();
-  const s = new LocalStore(dir);
-  await s.put("a/b/c.bin", new Uint8Array([1, 2]));
-  await s.put("a/d.bin", new Uint8Array([3]));
-  await s.put("z.bin", new Uint8Array([4]));
-  assert.deepEqual(await s.list(), ["a/b/c.bin", "a/d.bin", "z.bin"]);
-  assert.deepEqual(await s.list("a/b"), ["a/b/c.bin"]);
-  assert.deepEqual(Array.from(await s.get("a/d.bin")), [3]);
-  await assert.rejects(s.get("nope"), StoreNotFoundError);
-  await assert.rejects(s.put("../x", new Uint8Array()), /invalid key "\.\.\/x"/);
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir("xgen_train_checkpoint_", async (dir) => {
+    const s = new LocalStore(dir);
+    await s.put("a/b/c.bin", new Uint8Array([1, 2]));
+    await s.put("a/d.bin", new Uint8Array([3]));
+    await s.put("z.bin", new Uint8Array([4]));
+    assert.deepEqual(await s.list(), ["a/b/c.bin", "a/d.bin", "z.bin"]);
+    assert.deepEqual(await s.list("a/b"), ["a/b/c.bin"]);
+    assert.deepEqual(Array.from(await s.get("a/d.bin")), [3]);
+    await assert.rejects(s.get("nope"), StoreNotFoundError);
+    await assert.rejects(s.put("../x", new Uint8Array()), /invalid key "\.\.\/x"/);
+  });
 });
 
 Deno.test("metrics: round trip, truncated last line, truncate on resume", async () => {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/metrics.jsonl`;
-  assert.deepEqual(await readMetrics(path), []);
-  const log = new MetricsLog(path);
-  for (let s = 1; s <= 5; s++) await log.append({ step: s, loss: 1 / s, lr: 1e-3, tag: "x" });
-  // A kill mid-write leaves a partial line.
-  await Deno.writeTextFile(path, '{"step":6,"lo', { append: true });
-  const rows = await readMetrics(path);
-  assert.deepEqual(rows.map((r) => r.step), [1, 2, 3, 4, 5]);
-  assert.equal(rows[2].loss, 1 / 3);
-  assert.equal(rows[0].tag, "x");
-  assert.equal(await truncateMetrics(path, 3), 3);
-  assert.equal(
-    await Deno.readTextFile(path),
-    [1, 2, 3].map((s) => JSON.stringify({ step: s, loss: 1 / s, lr: 1e-3, tag: "x" }) + "\n").join(
-      "",
-    ),
-  );
-  await log.append({ step: 4, loss: 9 });
-  assert.deepEqual((await readMetrics(path)).map((r) => r.step), [1, 2, 3, 4]);
-  assert.throws(
-    () => parseMetrics('{"step":1}\nnot json\n{"step":2}\n', "m.jsonl"),
-    /m\.jsonl:2: not a JSON/,
-  );
-  assert.throws(
-    () => parseMetrics('{"loss":1}\n', "m.jsonl"),
-    /m\.jsonl:1: expected an object with an integer "step"/,
-  );
-  await assert.rejects(log.append({ step: 1.5 }), /needs an integer "step"/);
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir("xgen_train_checkpoint_", async (dir) => {
+    const path = `${dir}/metrics.jsonl`;
+    assert.deepEqual(await readMetrics(path), []);
+    const log = new MetricsLog(path);
+    for (let s = 1; s <= 5; s++) await log.append({ step: s, loss: 1 / s, lr: 1e-3, tag: "x" });
+    // A kill mid-write leaves a partial line.
+    await Deno.writeTextFile(path, '{"step":6,"lo', { append: true });
+    const rows = await readMetrics(path);
+    assert.deepEqual(rows.map((r) => r.step), [1, 2, 3, 4, 5]);
+    assert.equal(rows[2].loss, 1 / 3);
+    assert.equal(rows[0].tag, "x");
+    assert.equal(await truncateMetrics(path, 3), 3);
+    assert.equal(
+      await Deno.readTextFile(path),
+      [1, 2, 3].map((s) => JSON.stringify({ step: s, loss: 1 / s, lr: 1e-3, tag: "x" }) + "\n")
+        .join(
+          "",
+        ),
+    );
+    await log.append({ step: 4, loss: 9 });
+    assert.deepEqual((await readMetrics(path)).map((r) => r.step), [1, 2, 3, 4]);
+    assert.throws(
+      () => parseMetrics('{"step":1}\nnot json\n{"step":2}\n', "m.jsonl"),
+      /m\.jsonl:2: not a JSON/,
+    );
+    assert.throws(
+      () => parseMetrics('{"loss":1}\n', "m.jsonl"),
+      /m\.jsonl:1: expected an object with an integer "step"/,
+    );
+    await assert.rejects(log.append({ step: 1.5 }), /needs an integer "step"/);
+  });
 });

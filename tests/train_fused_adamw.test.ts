@@ -5,6 +5,7 @@ import { initBackend, webgpuAdapterInfo } from "../lib/backend/mod.ts";
 import { AdamW } from "../lib/train/optim.ts";
 import { adamWValues, fusedAdamWActive } from "../lib/train/fused_adamw.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 Deno.test("adamWValues matches the AdamW formula computed by hand", () => {
   // One element: p=1, g=0.5, m=v=0, b1=0.9, b2=0.999, t=1, lr=0.1, decay 1-0.1*0.01.
@@ -67,23 +68,21 @@ async function runAdamW(backend: string, fused: boolean): Promise<Record<string,
   return out;
 }
 
-function assertClose(
+/** Every parameter element-wise within tol * max(1, |b|). */
+function assertParamsClose(
   a: Record<string, Float32Array>,
   b: Record<string, Float32Array>,
   tol: number,
 ) {
   for (const k of Object.keys(SHAPES)) {
-    for (let i = 0; i < a[k].length; i++) {
-      const x = a[k][i], y = b[k][i];
-      assert.ok(Math.abs(x - y) <= tol * Math.max(1, Math.abs(y)), `${k}[${i}]: ${x} vs ${y}`);
-    }
+    assertClose(a[k], b[k], tol, k, { scale: "each", minScale: 1 });
   }
 }
 
 Deno.test("fused AdamW on the cpu backend equals the composed update on stock cpu", async () => {
   const info = await initBackend("cpu-blas", { quiet: true });
   if (!info.blas) return; // no OpenBLAS: the cpu backend is stock and never fuses
-  assertClose(await runAdamW(info.tfBackend, true), await runAdamW("cpu", false), 1e-6);
+  assertParamsClose(await runAdamW(info.tfBackend, true), await runAdamW("cpu", false), 1e-6);
 });
 
 Deno.test("fused AdamW on webgpu (three WGSL programs) equals the composed update", async () => {
@@ -92,5 +91,5 @@ Deno.test("fused AdamW on webgpu (three WGSL programs) equals the composed updat
   const gpu = await runAdamW(info.tfBackend, true);
   await initBackend("cpu-blas", { quiet: true });
   // float32 throughout on the GPU against float32 composed kernels: a few ulps after 3 steps.
-  assertClose(gpu, await runAdamW("cpu", false), 2e-6);
+  assertParamsClose(gpu, await runAdamW("cpu", false), 2e-6);
 });

@@ -11,12 +11,13 @@ import {
   globalNorm,
   warmupCosine,
 } from "../lib/train/mod.ts";
+import { assertClose } from "./helpers/assert_close.ts";
 
 await tf.setBackend("cpu");
 
-function close(a: number, b: number, tol: number, what: string) {
-  assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
-}
+/** |a - b| <= tol * max(1, |b|). */
+const close = (a: number, b: number, tol: number, what: string) =>
+  assertClose(a, b, tol, what, { scale: "each", minScale: 1 });
 
 /** Plain float64 AdamW, written out from the paper's update rule, for comparison. */
 function adamwRef(

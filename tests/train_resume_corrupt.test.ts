@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
 import { trainLoop } from "../lib/train/mod.ts";
 import { initTinyMlp, tinyMlpLoopOptions } from "./helpers/tiny_mlp.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 await tf.setBackend("cpu");
 
@@ -17,8 +18,7 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 Deno.test("resume skips a checkpoint with a 2^63-1 safetensors header length and a re-hashed manifest", async () => {
-  const base = await Deno.makeTempDir({ prefix: "xgen_resume_corrupt_" });
-  try {
+  await withTempDir("xgen_resume_corrupt_", async (base) => {
     const p0 = initTinyMlp();
     const straight = await trainLoop(
       tinyMlpLoopOptions(p0, { runDir: `${base}/straight`, steps: 10 }),
@@ -61,7 +61,5 @@ Deno.test("resume skips a checkpoint with a 2^63-1 safetensors header length and
     assert.deepEqual(r.history.map((h) => h.loss), want.slice(3));
     r.dispose();
     tf.dispose(Object.values(p2));
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  });
 });

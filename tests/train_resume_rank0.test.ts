@@ -20,6 +20,7 @@ import { startCountingProxy } from "./helpers/counting_proxy.ts";
 import { startGcsEmulator } from "./helpers/gcs_emulator.ts";
 import { localWorld } from "./helpers/local_world.ts";
 import { initTinyMlp, tinyMlpBatch, tinyMlpLoopOptions } from "./helpers/tiny_mlp.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 await tf.setBackend("cpu");
 const mpirun = await findMpirun();
@@ -154,15 +155,12 @@ Deno.test("broadcastBytes: a world of one hands the bytes back; other roots are 
 });
 
 Deno.test("two ranks in one process: rank 0 alone reads the checkpoint; resume is bit-identical", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_" });
-  try {
+  await withTempDir("xgen_rank0_", async (dir) => {
     await checkTornResume(
       (which, steps) => runInProcess(localWorld(2), `${dir}/${which}`, steps),
       (which) => new LocalStore(`${dir}/${which}`),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Run trainLoop on both ranks of a fresh in-process world; settle both, never hang. */
@@ -191,26 +189,20 @@ async function settleBoth(
 
 /** A temporary run folder trained to step 4 by one process (checkpoints 3 and 4). */
 async function withTrainedRun(f: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_outcome_" });
-  try {
+  await withTempDir("xgen_rank0_outcome_", async (dir) => {
     await runInProcess([singleProcess()], dir, 4);
     await f(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 Deno.test("nothing to resume: every rank starts at step 0; rank 0 alone lists", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_outcome_" });
-  try {
+  await withTempDir("xgen_rank0_outcome_", async (dir) => {
     const a = countingStore(new LocalStore(dir)), b = countingStore(new LocalStore(dir));
     const fresh = await settleBoth([a.store, b.store], dir, true);
     assert.deepEqual(fresh.map((s) => s.status === "fulfilled" && s.value.startStep), [0, 0]);
     assert.deepEqual(a.calls[0], { phase: "", op: "list", key: "ckpt-" });
     assert.deepEqual(b.calls, []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("rank 0 cannot read the store: every rank fails with its reason, none hangs", async () => {
@@ -249,8 +241,7 @@ Deno.test("a fresh run over existing checkpoints is refused on every rank, not o
 });
 
 Deno.test("a world of one still reads and resumes by itself, bit-identically", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_single_" });
-  try {
+  await withTempDir("xgen_rank0_single_", async (dir) => {
     const [full] = await runInProcess([singleProcess()], `${dir}/full`, 7);
     await runInProcess([singleProcess()], `${dir}/cut`, 4);
     await tornSave(new LocalStore(`${dir}/cut`));
@@ -263,9 +254,7 @@ Deno.test("a world of one still reads and resumes by itself, bit-identically", a
     for (const f of ["manifest.json", "model.safetensors", "state.json"]) {
       assert.ok(reads.includes(`get ${CUT}/${f}`), f);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Run the worker on two ranks under mpirun and read both ranks' reports. */
@@ -301,16 +290,13 @@ Deno.test({
   name: "mpirun -np 2 on a folder: rank 1 reads no checkpoint file; resume is bit-identical",
   ignore: !mpirun,
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_mpi_" });
-    try {
+    await withTempDir("xgen_rank0_mpi_", async (dir) => {
       await checkTornResume(
         (which, steps, pass) =>
           mpiRanks([`${dir}/${which}`, "-", String(steps), `${dir}/report${pass}`]),
         (which) => new LocalStore(`${dir}/${which}`),
       );
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -341,78 +327,84 @@ Deno.test({
   ignore: !mpirun,
   fn: async (t) => {
     const emu = await startGcsEmulator();
-    const dir = await Deno.makeTempDir({ prefix: "xgen_rank0_gcs_" });
-    const proxies = [startCountingProxy(emu.endpoint), startCountingProxy(emu.endpoint)];
-    const gcs = (prefix: string) =>
-      new GcsStore(`gs://xgen-test/${prefix}`, { apiEndpoint: emu.endpoint });
-    try {
-      await t.step("trainLoop: counted per rank at the store", async () => {
-        const env = { STORAGE_EMULATOR_HOST: emu.endpoint };
-        const url = "gs://xgen-test/loop";
-        await checkTornResume(
-          (which, steps, pass) =>
-            mpiRanks(
-              [`${dir}/${which}`, `${url}/${which}`, String(steps), `${dir}/report${pass}`],
-              env,
-            ),
-          (which) => gcs(`loop/${which}`),
+    await withTempDir("xgen_rank0_gcs_", async (dir) => {
+      const proxies = [startCountingProxy(emu.endpoint), startCountingProxy(emu.endpoint)];
+      const gcs = (prefix: string) =>
+        new GcsStore(`gs://xgen-test/${prefix}`, { apiEndpoint: emu.endpoint });
+      try {
+        await t.step("trainLoop: counted per rank at the store", async () => {
+          const env = { STORAGE_EMULATOR_HOST: emu.endpoint };
+          const url = "gs://xgen-test/loop";
+          await checkTornResume(
+            (which, steps, pass) =>
+              mpiRanks(
+                [`${dir}/${which}`, `${url}/${which}`, String(steps), `${dir}/report${pass}`],
+                env,
+              ),
+            (which) => gcs(`loop/${which}`),
+          );
+        });
+
+        await t.step(
+          "deno task train --checkpoints gs://... --resume: counted per rank at a proxy",
+          async () => {
+            const url = "gs://xgen-test/cli/r1";
+            const args = [
+              "--preset",
+              "tiny",
+              "--out",
+              `${dir}/run`,
+              "--skip-eval",
+              "--procs",
+              "2",
+              "--checkpoints",
+              url,
+            ];
+            const run = async (extra: string[]) => {
+              const out = await new Deno.Command(mpirun!, {
+                args: trainPerRankEndpoints(proxies.map((p) => p.endpoint), [...args, ...extra]),
+                cwd: ROOT,
+                env: { NO_COLOR: "1" },
+                stdout: "piped",
+                stderr: "piped",
+              }).output();
+              assert.ok(out.success, new TextDecoder().decode(out.stderr));
+            };
+            await run([]);
+            assert.ok(proxies[0].requests.length > 0, "rank 0 wrote the checkpoints");
+            assert.deepEqual(proxies[1].requests, [], "a fresh run: rank 1 sends nothing");
+            const model = await Deno.readFile(`${dir}/run/unet/model/model.safetensors`);
+            const losses = (await readMetrics(`${dir}/run/unet/metrics.jsonl`)).map((m) => m.loss);
+            assert.equal(losses.length, 8);
+
+            // Interrupted after the step-4 checkpoint: no step-8 checkpoint, no frozen UNet.
+            await gcs("cli/r1/unet").deletePrefix("ckpt-00000008");
+            await Deno.remove(`${dir}/run/unet/model`, { recursive: true });
+            for (const p of proxies) p.requests.length = 0;
+            await run(["--resume"]);
+            assert.deepEqual(proxies[1].requests, [], "resume: rank 1 sends the bucket nothing");
+            const gets = proxies[0].requests.filter((r) => r.method === "GET").map((r) => r.path);
+            assert.ok(
+              gets.some((p) => p.includes("prefix=cli%2Fr1%2Funet%2Fckpt-")),
+              "rank 0 lists",
+            );
+            for (const f of ["manifest.json", "model", "ema", "optimizer", "state.json"]) {
+              const key = `cli/r1/unet/${CUT}/${f.includes(".") ? f : `${f}.safetensors`}`;
+              assert.ok(
+                gets.some((p) => p.includes(encodeURIComponent(key))),
+                `rank 0 reads ${key}`,
+              );
+            }
+            const again = await Deno.readFile(`${dir}/run/unet/model/model.safetensors`);
+            assert.ok(again.length === model.length && again.every((v, i) => v === model[i]));
+            const after = (await readMetrics(`${dir}/run/unet/metrics.jsonl`)).map((m) => m.loss);
+            assert.deepEqual(after, losses, "the resumed UNet has the uninterrupted losses");
+          },
         );
-      });
-
-      await t.step(
-        "deno task train --checkpoints gs://... --resume: counted per rank at a proxy",
-        async () => {
-          const url = "gs://xgen-test/cli/r1";
-          const args = [
-            "--preset",
-            "tiny",
-            "--out",
-            `${dir}/run`,
-            "--skip-eval",
-            "--procs",
-            "2",
-            "--checkpoints",
-            url,
-          ];
-          const run = async (extra: string[]) => {
-            const out = await new Deno.Command(mpirun!, {
-              args: trainPerRankEndpoints(proxies.map((p) => p.endpoint), [...args, ...extra]),
-              cwd: ROOT,
-              env: { NO_COLOR: "1" },
-              stdout: "piped",
-              stderr: "piped",
-            }).output();
-            assert.ok(out.success, new TextDecoder().decode(out.stderr));
-          };
-          await run([]);
-          assert.ok(proxies[0].requests.length > 0, "rank 0 wrote the checkpoints");
-          assert.deepEqual(proxies[1].requests, [], "a fresh run: rank 1 sends nothing");
-          const model = await Deno.readFile(`${dir}/run/unet/model/model.safetensors`);
-          const losses = (await readMetrics(`${dir}/run/unet/metrics.jsonl`)).map((m) => m.loss);
-          assert.equal(losses.length, 8);
-
-          // Interrupted after the step-4 checkpoint: no step-8 checkpoint, no frozen UNet.
-          await gcs("cli/r1/unet").deletePrefix("ckpt-00000008");
-          await Deno.remove(`${dir}/run/unet/model`, { recursive: true });
-          for (const p of proxies) p.requests.length = 0;
-          await run(["--resume"]);
-          assert.deepEqual(proxies[1].requests, [], "resume: rank 1 sends the bucket nothing");
-          const gets = proxies[0].requests.filter((r) => r.method === "GET").map((r) => r.path);
-          assert.ok(gets.some((p) => p.includes("prefix=cli%2Fr1%2Funet%2Fckpt-")), "rank 0 lists");
-          for (const f of ["manifest.json", "model", "ema", "optimizer", "state.json"]) {
-            const key = `cli/r1/unet/${CUT}/${f.includes(".") ? f : `${f}.safetensors`}`;
-            assert.ok(gets.some((p) => p.includes(encodeURIComponent(key))), `rank 0 reads ${key}`);
-          }
-          const again = await Deno.readFile(`${dir}/run/unet/model/model.safetensors`);
-          assert.ok(again.length === model.length && again.every((v, i) => v === model[i]));
-          const after = (await readMetrics(`${dir}/run/unet/metrics.jsonl`)).map((m) => m.loss);
-          assert.deepEqual(after, losses, "the resumed UNet has the uninterrupted losses");
-        },
-      );
-    } finally {
-      for (const p of proxies) await p.stop();
-      await emu.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+      } finally {
+        for (const p of proxies) await p.stop();
+        await emu.stop();
+      }
+    });
   },
 });

@@ -7,6 +7,7 @@ import {
   toTensorDataMap,
   writeSafetensors,
 } from "../lib/train/safetensors.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** Build a file by hand from the spec: u64 LE header length, JSON, raw bytes. */
 function build(header: unknown, data: Uint8Array, pad = 0): Uint8Array {
@@ -44,11 +45,11 @@ Deno.test("safetensors round trip keeps values, shapes and metadata; data is 8-a
     assert.deepEqual(file.tensors[k].shape, t.shape);
     assert.deepEqual(Array.from(file.tensors[k].data as Float32Array), Array.from(t.data));
   }
-  const dir = await Deno.makeTempDir();
-  await writeSafetensors(`${dir}/m.safetensors`, tensors, { a: "b" });
-  const back = toTensorDataMap(await readSafetensors(`${dir}/m.safetensors`));
-  assert.deepEqual(Array.from(back.bias.data), Array.from(tensors.bias.data));
-  await Deno.remove(dir, { recursive: true });
+  await withTempDir("xgen_train_safetensors_", async (dir) => {
+    await writeSafetensors(`${dir}/m.safetensors`, tensors, { a: "b" });
+    const back = toTensorDataMap(await readSafetensors(`${dir}/m.safetensors`));
+    assert.deepEqual(Array.from(back.bias.data), Array.from(tensors.bias.data));
+  });
 });
 
 Deno.test("F16, BF16, I32, I64 decode known values (unaligned header)", () => {

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { kitTempWriter, removeStaleTemps, tempPathFor, writeTextAtomic } from "../lib/util/mod.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 /** A pid no process can have (above Linux's pid_max of 2^22). */
 const DEAD_PID = 99999999;
@@ -21,8 +22,7 @@ Deno.test("kitTempWriter recognises exactly the kit's temporary names", () => {
 });
 
 Deno.test("removeStaleTemps removes dead writers' temporaries only, without following links", async () => {
-  const base = await Deno.makeTempDir({ prefix: "xgen_temps_" });
-  try {
+  await withTempDir("xgen_temps_", async (base) => {
     const dir = `${base}/run`;
     await Deno.mkdir(`${dir}/sub`, { recursive: true });
     await Deno.mkdir(`${base}/elsewhere`);
@@ -47,7 +47,5 @@ Deno.test("removeStaleTemps removes dead writers' temporaries only, without foll
     await writeTextAtomic(`${dir}/done.txt`, "ok");
     assert.deepEqual(await removeStaleTemps(dir), [`${dir}/model.tmp-${DEAD_PID}-0a1b2c3d`]);
     assert.deepEqual(await removeStaleTemps(dir, { recursive: true }), []);
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  });
 });

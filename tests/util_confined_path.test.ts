@@ -10,6 +10,7 @@ import { confinedJoin, confinedRealPath } from "../lib/util/confined_path.ts";
 import { LocalShardSource } from "../lib/data/shard_source.ts";
 import { ensureOnnxExport } from "../lib/recipe/mod.ts";
 import { makeTinyRun } from "./helpers/tiny_run.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 await tf.setBackend("cpu");
 
@@ -52,8 +53,7 @@ Deno.test("confinedJoin accepts relative paths inside the folder and refuses the
 });
 
 Deno.test("confinedRealPath refuses links that lead out, allows links that stay in", async () => {
-  const base = await Deno.makeTempDir({ prefix: "xgen_confined_" });
-  try {
+  await withTempDir("xgen_confined_", async (base) => {
     const dir = `${base}/run`;
     await Deno.mkdir(`${dir}/sub`, { recursive: true });
     await Deno.writeTextFile(`${base}/secret`, "s");
@@ -72,14 +72,11 @@ Deno.test("confinedRealPath refuses links that lead out, allows links that stay 
     // A run folder reached through a link is still "inside" itself.
     await Deno.symlink(dir, `${base}/alias`);
     assert.equal(await confinedRealPath(`${base}/alias`, "sub/real", at), `${base}/alias/sub/real`);
-  } finally {
-    await Deno.remove(base, { recursive: true });
-  }
+  });
 });
 
 Deno.test("dataset.json shard names cannot leave the data folder", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_confined_data_" });
-  try {
+  await withTempDir("xgen_confined_data_", async (dir) => {
     await Deno.writeTextFile(`${dir}/dataset.json`, JSON.stringify({ shards: ["00000.tar"] }));
     assert.deepEqual(await new LocalShardSource(dir).list(), [`${dir}/00000.tar`]);
     await Deno.writeTextFile(
@@ -92,14 +89,11 @@ Deno.test("dataset.json shard names cannot leave the data folder", async () => {
         `^Error: ${dir}/dataset\\.json: field "shards\\[1\\]" must be a relative path inside ${dir} .*got "\\.\\./\\.\\./\\.\\./\\.\\./etc/passwd"$`,
       ),
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("an export whose model_index.json lists a path outside it is stale, not probed", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "xgen_confined_onnx_" });
-  try {
+  await withTempDir("xgen_confined_onnx_", async (dir) => {
     await makeTinyRun(`${dir}/run`, { captions: ["a red circle"] });
     const lines: string[] = [];
     const out = await ensureOnnxExport(`${dir}/run`, { log: (l) => lines.push(l) });
@@ -120,7 +114,5 @@ Deno.test("an export whose model_index.json lists a path outside it is stale, no
     const again = JSON.parse(await Deno.readTextFile(indexPath));
     assert.equal(again._xgen_kit.files.length, listed, "the rewritten index lists its own files");
     assert.ok(!again._xgen_kit.files.includes("../../secret"));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

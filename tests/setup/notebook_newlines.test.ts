@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { endCellsWithNewline } from "./notebook_newlines.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 
@@ -38,8 +39,7 @@ Deno.test("the notebooks pass deno fmt --check with an empty Deno cache", async 
     const r = endCellsWithNewline(await Deno.readTextFile(path));
     assert.equal(r.changed, 0, `${path}: run \`deno task fmt\``);
   }
-  const cache = await Deno.makeTempDir({ prefix: "xgen_fmt_cache_" });
-  try {
+  await withTempDir("xgen_fmt_cache_", async (cache) => {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["fmt", "--check", ...names],
       cwd: ROOT,
@@ -48,7 +48,5 @@ Deno.test("the notebooks pass deno fmt --check with an empty Deno cache", async 
       stderr: "piped",
     }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  } finally {
-    await Deno.remove(cache, { recursive: true });
-  }
+  });
 });

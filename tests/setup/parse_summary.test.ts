@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const PARSER = fileURLToPath(new URL("./parse_summary.sh", import.meta.url));
 const ENSURE = fileURLToPath(new URL("./ensure_deps.sh", import.meta.url));
@@ -63,17 +64,14 @@ Deno.test("parse_summary.sh reduces deno test logs to `tests: N passed, M failed
 });
 
 Deno.test("parse_summary.sh reads a log file and names an unreadable one", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir("xgen_parse_summary_", async (dir) => {
     await Deno.writeTextFile(`${dir}/log`, "running 3 tests\nok | 3 passed | 0 failed (1s)\n");
     const r = await sh([PARSER, `${dir}/log`]);
     assert.deepEqual([r.code, r.stdout], [0, "tests: 3 passed, 0 failed\n"]);
     const missing = await sh([PARSER, `${dir}/absent.log`]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /absent\.log: expected a readable deno test log/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ensure_deps.sh --check agrees with dpkg about every listed package", async () => {
