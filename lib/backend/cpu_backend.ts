@@ -8,13 +8,17 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CPU_BLAS_BACKEND, registerCpuBlasBackend } from "./cpu_backend.ts";
+ * import { loadOpenBlas } from "./openblas.ts";
+ *
  * const blas = loadOpenBlas();
  * if (blas) { registerCpuBlasBackend(blas); await tf.setBackend(CPU_BLAS_BACKEND); }
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import type { OpenBlas } from "./openblas.ts";
 import { BufferPool, type PooledBackend } from "./cpu_buffer_pool.ts";
 import { blasKernelConfigs } from "./cpu_blas_kernels.ts";
@@ -50,6 +54,9 @@ export type BackendValues = Parameters<MathBackendCPU["write"]>[0];
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { PooledCpuBackend } from "./cpu_backend.ts";
+ *
  * tf.registerBackend("cpu-pooled", () => new PooledCpuBackend(), 0);
  * ```
  */
@@ -111,6 +118,9 @@ export class PooledCpuBackend extends MathBackendCPU implements PooledBackend {
  *
  * @example
  * ```ts
+ * import { registerCpuBlasBackend } from "./cpu_backend.ts";
+ * import { loadOpenBlas } from "./openblas.ts";
+ *
  * registerCpuBlasBackend(loadOpenBlas()!);
  * ```
  */
@@ -141,6 +151,9 @@ export function registerCpuBlasBackend(blas: OpenBlas): void {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CPU_JS_BACKEND, registerCpuJsBackend } from "./cpu_backend.ts";
+ *
  * registerCpuJsBackend();
  * await tf.setBackend(CPU_JS_BACKEND);
  * ```

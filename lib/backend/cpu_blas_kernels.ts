@@ -8,13 +8,17 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { blasKernelConfigs } from "./cpu_blas_kernels.ts";
+ * import { loadOpenBlas } from "./openblas.ts";
+ *
  * const blas = loadOpenBlas()!;
  * for (const k of blasKernelConfigs("cpu-blas", blas)) tf.registerKernel(k);
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import type { OpenBlas } from "./openblas.ts";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 import { col2im, type ConvGeometry, im2col, isPointwise, patchSize } from "./im2col.ts";
@@ -329,6 +333,10 @@ function isNhwc(attrs: Attrs): boolean {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { blasKernelConfigs } from "./cpu_blas_kernels.ts";
+ * import { loadOpenBlas } from "./openblas.ts";
+ *
  * for (const k of blasKernelConfigs("cpu-blas", loadOpenBlas()!)) tf.registerKernel(k);
  * ```
  */

@@ -112,6 +112,10 @@ export class BufferPool {
    *
    * @example
    * ```ts
+   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * declare const pool: BufferPool;
+   *
+   * const values = pool.take(1024);
    * pool.adopt(values);
    * ```
    */
@@ -128,6 +132,10 @@ export class BufferPool {
    *
    * @example
    * ```ts
+   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * declare const pool: BufferPool;
+   *
+   * const values = pool.take(1024);
    * pool.pin(values);
    * ```
    */
@@ -140,6 +148,10 @@ export class BufferPool {
    *
    * @example
    * ```ts
+   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * declare const pool: BufferPool;
+   *
+   * const values = pool.take(1024);
    * pool.release(values);
    * ```
    */
@@ -180,6 +192,9 @@ export class BufferPool {
    *
    * @example
    * ```ts
+   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * declare const pool: BufferPool;
+   *
    * pool.clear();
    * ```
    */
@@ -194,6 +209,9 @@ export class BufferPool {
    *
    * @example
    * ```ts
+   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * declare const pool: BufferPool;
+   *
    * console.log(pool.stats().hits);
    * ```
    */
@@ -223,7 +241,10 @@ export interface PooledBackend {
  *
  * @example
  * ```ts
- * const out = takeF32(args.backend, size);
+ * import { takeF32 } from "./cpu_buffer_pool.ts";
+ * declare const args: { backend: unknown }; // a kernel's arguments
+ *
+ * const out = takeF32(args.backend, 1024); // pooled on cpu-blas, fresh elsewhere
  * ```
  */
 export function takeF32(backend: unknown, n: number, zero = false): Float32Array {

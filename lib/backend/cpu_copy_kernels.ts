@@ -12,12 +12,15 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastCopyConfigs } from "./cpu_copy_kernels.ts";
+ *
  * for (const k of fastCopyConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 
 type Info = tf.TensorInfo;
@@ -77,9 +80,14 @@ export interface BoxPlace {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { copyBox } from "./cpu_copy_kernels.ts";
+ *
  * // x[:, 1:3] of a [2, 4] array into a fresh [2, 2] array
+ * const x = new Float32Array([0, 1, 2, 3, 4, 5, 6, 7]);
  * const out = new Float32Array(4);
  * copyBox(x, { shape: [2, 4], begin: [0, 1] }, out, { shape: [2, 2], begin: [0, 0] }, [2, 2]);
+ * assert.deepEqual(out, new Float32Array([1, 2, 5, 6]));
  * ```
  */
 export function copyBox(
@@ -262,6 +270,9 @@ export function tileValues<T extends NumericArray>(
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastCopyConfigs } from "./cpu_copy_kernels.ts";
+ *
  * for (const k of fastCopyConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  */

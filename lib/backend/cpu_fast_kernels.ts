@@ -9,12 +9,15 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastElementwiseConfigs } from "./cpu_fast_kernels.ts";
+ *
  * for (const k of fastElementwiseConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 import { tileValues } from "./cpu_copy_kernels.ts";
 import { activeNativeKernels, type NativeBinOp, type NativeKernels } from "./native_kernels.ts";
@@ -443,7 +446,12 @@ function expandTrailing(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { broadcastBinary } from "./cpu_fast_kernels.ts";
+ *
+ * const x = new Float32Array([0, 0, 0, 1, 1, 1]), bias = new Float32Array([1, 2, 3]);
  * const { values, shape } = broadcastBinary("add", x, [2, 3], bias, [3]);
+ * assert.deepEqual([Array.from(values), shape], [[1, 2, 3, 2, 3, 4], [2, 3]]);
  * ```
  */
 export function broadcastBinary(
@@ -599,6 +607,9 @@ function nativePlan(aShape: number[], bShape: number[], size: number) {
  *
  * @example
  * ```ts
+ * import { reduceSum } from "./cpu_fast_kernels.ts";
+ * declare const dy: Float32Array<ArrayBuffer>; // [8, 32, 32, 64] gradient
+ *
  * const { values } = reduceSum(dy, [8, 32, 32, 64], [0, 1, 2]); // bias gradient, 64 values
  * ```
  */
@@ -735,6 +746,9 @@ function f32(backend: MathBackendCPU, t: Info): Float32Array {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastElementwiseConfigs } from "./cpu_fast_kernels.ts";
+ *
  * for (const k of fastElementwiseConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  */

@@ -9,12 +9,15 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastUnaryConfigs } from "./cpu_unary_kernels.ts";
+ *
  * for (const k of fastUnaryConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import { type AllocF32, broadcastBinary } from "./cpu_fast_kernels.ts";
 import { takeF32 } from "./cpu_buffer_pool.ts";
 
@@ -155,6 +158,9 @@ function stock(name: string, args: KernelArgs): Info | Info[] {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fastUnaryConfigs } from "./cpu_unary_kernels.ts";
+ *
  * for (const k of fastUnaryConfigs("cpu-blas")) tf.registerKernel(k);
  * ```
  */

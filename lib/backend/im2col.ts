@@ -7,10 +7,13 @@
  *
  * @example
  * ```ts
+ * import { im2col } from "./im2col.ts";
+ *
+ * const x = new Float32Array(16).map((_, i) => i); // one 4x4x1 image
  * const g = { inH: 4, inW: 4, inC: 1, outH: 2, outW: 2, kH: 2, kW: 2, strideH: 2, strideW: 2,
  *   dilationH: 1, dilationW: 1, padTop: 0, padLeft: 0 };
  * const cols = new Float32Array(4 * 4);
- * im2col(x, cols, g, 0, 1); // x: one 4x4x1 image
+ * im2col(x, cols, g, 0, 1);
  * ```
  * @module
  */
@@ -53,11 +56,6 @@ export function patchSize(g: ConvGeometry): number {
 /**
  * Fill `cols` (`[count * outH * outW, kH * kW * inC]`) with the patches of images
  * `first .. first + count - 1` of `x` (NHWC). Every entry is written, so `cols` may be reused.
- *
- * @example
- * ```ts
- * im2col(x, cols, geometry, 0, batch);
- * ```
  */
 export function im2col(
   x: Float32Array,
@@ -106,12 +104,6 @@ export function im2col(
 /**
  * Scatter-add patch gradients `cols` back into `dx` (NHWC) for images `first .. first+count-1`:
  * the adjoint of {@link im2col}. `dx` must be zeroed by the caller for those images.
- *
- * @example
- * ```ts
- * dx.fill(0);
- * col2im(dcols, dx, geometry, 0, batch);
- * ```
  */
 export function col2im(
   cols: Float32Array,

@@ -8,8 +8,8 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import type { BackendInfo, BackendName, InitBackendOptions } from "./types.ts";
 import { parseBackendName } from "./types.ts";
 import { loadOpenBlas } from "./openblas.ts";

@@ -7,7 +7,8 @@
  *
  * @example
  * ```ts
- * import { availableBackends, defaultBackend, initBackend } from "./lib/backend/mod.ts";
+ * import { availableBackends, defaultBackend, initBackend } from "./mod.ts";
+ *
  * const info = await initBackend(defaultBackend());
  * console.log(info, await availableBackends());
  * ```

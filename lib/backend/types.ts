@@ -1,10 +1,6 @@
 /**
  * Names and result types shared by the backend modules.
  *
- * @example
- * ```ts
- * const name: BackendName = "cpu-blas";
- * ```
  * @module
  */
 

@@ -6,19 +6,22 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { prepareWasmBackend } from "./wasm_backend.ts";
+ *
  * await prepareWasmBackend();
  * await tf.setBackend("wasm");
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
 
 let prepared: Promise<void> | null = null;
 
 /** Folder (with trailing slash) holding the `.wasm` binaries of the installed package. */
 export function wasmBinaryFolder(): string {
-  const entry = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
+  const entry = import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
   if (!entry.startsWith("file:")) {
     throw new Error(`backend wasm: expected a local package, resolved to ${entry}`);
   }
@@ -37,7 +40,7 @@ export function wasmBinaryFolder(): string {
 export function prepareWasmBackend(): Promise<void> {
   if (!prepared) {
     prepared = (async () => {
-      const wasm = await import("@tensorflow/tfjs-backend-wasm");
+      const wasm = await import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
       try {
         wasm.setWasmPaths(wasmBinaryFolder());
       } catch {

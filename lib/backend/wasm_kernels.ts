@@ -12,11 +12,17 @@
  *
  * @example
  * ```ts
- * for (const k of wasmKernelConfigs()) { tf.unregisterKernel(k.kernelName, "wasm"); tf.registerKernel(k); }
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
+ *
+ * for (const k of wasmKernelConfigs(captureStockWasmKernels())) {
+ *   tf.unregisterKernel(k.kernelName, "wasm");
+ *   tf.registerKernel(k);
+ * }
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 
 type Info = tf.TensorInfo;
 // deno-lint-ignore no-explicit-any
@@ -57,6 +63,9 @@ export function captureStockWasmKernels(): Map<string, tf.KernelConfig> {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
+ *
  * const stock = captureStockWasmKernels();
  * for (const k of wasmKernelConfigs(stock)) tf.registerKernel(k);
  * ```

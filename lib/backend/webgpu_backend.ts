@@ -5,6 +5,9 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { prepareWebgpuBackend, webgpuAdapterInfo } from "./webgpu_backend.ts";
+ *
  * const adapter = await webgpuAdapterInfo();
  * if (adapter) { await prepareWebgpuBackend(); await tf.setBackend("webgpu"); }
  * ```
@@ -60,7 +63,9 @@ let prepared: Promise<void> | null = null;
  */
 export function prepareWebgpuBackend(): Promise<void> {
   if (!prepared) {
-    prepared = import("@tensorflow/tfjs-backend-webgpu").then(() => registerWebgpuKernels());
+    prepared = import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0").then(() =>
+      registerWebgpuKernels()
+    );
   }
   return prepared;
 }

@@ -20,7 +20,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { registerWebgpuNormKernels } from "./webgpu_norm_kernels.ts";
 import type { Program, WebgpuBackendLike } from "./webgpu_program.ts";
 

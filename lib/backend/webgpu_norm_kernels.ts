@@ -26,7 +26,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Program, WebgpuBackendLike } from "./webgpu_program.ts";
 
 /** Kernel names shared with lib/nn/fused.ts (`FUSED_KERNELS`), which owns the math and gradient. */
@@ -375,7 +375,7 @@ function groupNormGradKernel({ inputs, backend, attrs }: KernelArgs): tf.TensorI
  *
  * @example
  * ```ts
- * await import("@tensorflow/tfjs-backend-webgpu");
+ * await import("npm:@tensorflow/tfjs-backend-webgpu@4.22.0");
  * registerWebgpuNormKernels();
  * ```
  */

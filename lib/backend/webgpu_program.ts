@@ -5,11 +5,17 @@
  *
  * @example
  * ```ts
- * const y = (backend as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import type { WebgpuBackendLike } from "./webgpu_program.ts";
+ * declare const backend: tf.KernelBackend, program: Parameters<WebgpuBackendLike["runWebGPUProgram"]>[0];
+ * declare const x: tf.TensorInfo;
+ *
+ * const uniforms = [{ type: "float32", data: [0.5] }];
+ * const y = (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 
 /** The members of tfjs-backend-webgpu's program interface the kit uses (structural, no import). */
 export interface Program {

@@ -4,9 +4,13 @@
  *
  * @example
  * ```ts
- * const SPEC = { out: { type: "string", help: "run folder" }, backend: BACKEND_FLAG };
+ * import { BACKEND_FLAG } from "./backend_flag.ts";
+ * import { parseFlags } from "./args.ts";
+ * import { initBackendAndConvGrad } from "../train/init_backend.ts";
+ *
+ * const SPEC = { out: { type: "string", help: "run folder" }, backend: BACKEND_FLAG } as const;
  * const f = parseFlags(Deno.args, SPEC, "train");
- * await initBackendAndConvGrad(f.backend);
+ * await initBackendAndConvGrad(String(f.backend));
  * ```
  * @module
  */

@@ -110,6 +110,9 @@ export function formatSamplePlan(p: SamplePlan, out: string): string {
  *
  * @example
  * ```ts
+ * import { assertSamplePlanFits, type SamplePlan } from "./job_plan.ts";
+ * declare const plan: SamplePlan;
+ *
  * assertSamplePlanFits(plan, { memoryBytes: Deno.systemMemoryInfo().total });
  * ```
  */
@@ -181,6 +184,9 @@ export function evalPlan(i: EvalPlanInput): EvalPlan {
  *
  * @example
  * ```ts
+ * import { type EvalPlan, formatEvalPlan } from "./job_plan.ts";
+ * declare const plan: EvalPlan;
+ *
  * console.log(formatEvalPlan(plan));
  * ```
  */

@@ -7,6 +7,9 @@
  *
  * @example
  * ```ts
+ * import { checkpointLocation, outputFile } from "./path_checks.ts";
+ * import { FlagSpec } from "./args.ts";
+ *
  * const SPEC = {
  *   out: { type: "string", default: "grid.png", check: outputFile, help: "output PNG" },
  *   checkpoints: { type: "string", check: checkpointLocation, help: "folder or gs:// URL" },

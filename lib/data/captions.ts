@@ -57,6 +57,9 @@ export function tokenize(caption: string): string[] {
  *
  * @example
  * ```ts
+ * import { captionStats } from "./captions.ts";
+ * import { readShards } from "./webdataset.ts";
+ *
  * const st = await captionStats(readShards("runs/data/train32"), { words: ["circle", "star"] });
  * ```
  */

@@ -10,6 +10,9 @@
  *
  * @example
  * ```ts
+ * import { classifyObject } from "./classify.ts";
+ * import { shapesWorldSample } from "./shapes_world.ts";
+ *
  * const s = shapesWorldSample(3, { seed: 1, size: 32, singleObjectOnly: true });
  * const guess = classifyObject(s.image, s.width, s.height);
  * console.log(guess?.color, guess?.shape); // e.g. "red" "star"
@@ -200,6 +203,9 @@ function components(mask: Uint8Array, width: number, height: number): number[][]
  *
  * @example
  * ```ts
+ * import { findObjects } from "./classify.ts";
+ * import { shapesWorldSample } from "./shapes_world.ts";
+ *
  * const s = shapesWorldSample(5, { seed: 2, size: 32 });
  * const objs = findObjects(s.image, s.width, s.height);
  * console.log(objs.map((o) => `${o.color} ${o.shape} at ${o.x},${o.y}`));
@@ -332,6 +338,9 @@ function describeComponent(c: ComponentInput): DetectedObject {
  *
  * @example
  * ```ts
+ * import { classifyObject } from "./classify.ts";
+ * import { shapesWorldSample } from "./shapes_world.ts";
+ *
  * const s = shapesWorldSample(0, { seed: 9, size: 32, singleObjectOnly: true });
  * const g = classifyObject(s.image, 32, 32);
  * g?.color === s.meta.objects[0].color;

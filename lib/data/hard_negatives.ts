@@ -10,6 +10,10 @@
  *
  * @example
  * ```ts
+ * import { SHAPES_WORLD_WORD_GROUPS, swapOneWord } from "./hard_negatives.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const neg = swapOneWord("a red star above a blue circle", SHAPES_WORLD_WORD_GROUPS, rng);
  * // e.g. "a red star above a blue square"
  * ```
@@ -36,6 +40,10 @@ export const SHAPES_WORLD_WORD_GROUPS: readonly (readonly string[])[] = [
  *
  * @example
  * ```ts
+ * import { swapOneWord } from "./hard_negatives.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * swapOneWord("A photograph of a green cross", [["green", "blue"]], rng); // "A photograph of a blue cross"
  * ```
  */
@@ -68,7 +76,11 @@ export function swapOneWord(
  *
  * @example
  * ```ts
- * const negs = hardNegativeCaptions(batchCaptions, SHAPES_WORLD_WORD_GROUPS, rng);
+ * import { hardNegativeCaptions, SHAPES_WORLD_WORD_GROUPS } from "./hard_negatives.ts";
+ * import { Rng } from "../util/rng.ts";
+ *
+ * const batchCaptions = ["a red star", "a blue square"];
+ * const negs = hardNegativeCaptions(batchCaptions, SHAPES_WORLD_WORD_GROUPS, Rng.stream(0));
  * ```
  */
 export function hardNegativeCaptions(

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { decode as decodeJpeg } from "jpeg-js";
+import { decode as decodeJpeg } from "npm:jpeg-js@0.4.4";
 
 /** Decoded RGB pixels, row-major, `width * height * 3` bytes. */
 export interface JpegRgb {

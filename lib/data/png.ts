@@ -13,7 +13,7 @@
  * @module
  */
 
-import { convertIndexedToRgb, decode, encode, hasPngSignature } from "fast-png";
+import { convertIndexedToRgb, decode, encode, hasPngSignature } from "npm:fast-png@8.0.0";
 
 /** An 8-bit RGB image. */
 export interface RgbImage {

@@ -59,7 +59,14 @@ export interface ShardSourceOptions {
  *
  * @example
  * ```ts
- * try { await src.open(url); } catch (e) { if (e instanceof ShardTransportError) throw e; }
+ * import { type ShardSource, ShardTransportError } from "./shard_source.ts";
+ * declare const src: ShardSource, url: string;
+ *
+ * try {
+ *   await src.open(url);
+ * } catch (e) {
+ *   if (e instanceof ShardTransportError) throw e; // not a bad shard: stop
+ * }
  * ```
  */
 export class ShardTransportError extends Error {

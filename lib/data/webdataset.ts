@@ -26,9 +26,9 @@
  * @module
  */
 
-import tarStream from "tar-stream";
-import { parquetReadObjects } from "hyparquet";
-import { parquetWriteBuffer } from "hyparquet-writer";
+import tarStream from "npm:tar-stream@3.2.2";
+import { parquetReadObjects } from "npm:hyparquet@1.33.0";
+import { parquetWriteBuffer } from "npm:hyparquet-writer@0.17.0";
 import type { Rng } from "../util/rng.ts";
 import type { GcsStoreOptions } from "../storage/gcs_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
@@ -112,6 +112,9 @@ export interface WriteShardOptions {
  *
  * @example
  * ```ts
+ * import { writeShard } from "./webdataset.ts";
+ * import { shapesWorldSample } from "./shapes_world.ts";
+ *
  * await writeShard({ outDir: "out", index: 0, samples: [shapesWorldSample(0, { seed: 1 })] });
  * ```
  */
@@ -455,6 +458,9 @@ export function newReadStats(): ReadStats {
  *
  * @example
  * ```ts
+ * import { formatReadStats, type ReadStats } from "./webdataset.ts";
+ * declare const stats: ReadStats;
+ *
  * formatReadStats(stats);
  * // "9 of 12 records read from 2 shards; skipped: aesthetic 3, corruptParquet 1
  * //  (d/00001.parquet: cannot read parquet (...))"

@@ -78,6 +78,9 @@ export function singleProcess(): Communicator {
  *
  * @example
  * ```ts
+ * import { settle } from "./comm.ts";
+ * declare function mpiCall(): Promise<void>;
+ *
  * await settle(() => mpiCall());
  * ```
  */
@@ -95,6 +98,10 @@ export function settle(f: () => unknown): Promise<void> {
  *
  * @example
  * ```ts
+ * import { allreduceMean, type Communicator } from "./comm.ts";
+ * declare const comm: Communicator;
+ * declare const grads: Float32Array; // this rank's flattened gradient
+ *
  * await allreduceMean(comm, grads); // every rank now holds the average gradient
  * ```
  */
@@ -112,6 +119,9 @@ export async function allreduceMean(comm: Communicator, buf: Float32Array): Prom
  *
  * @example
  * ```ts
+ * import { allGather, type Communicator } from "./comm.ts";
+ * declare const comm: Communicator;
+ *
  * const rows = await allGather(comm, [Deno.memoryUsage().rss]); // rows[r][0] = rank r's RSS
  * ```
  */
@@ -133,6 +143,9 @@ export async function allGather(
  *
  * @example
  * ```ts
+ * import { broadcastBytes, type Communicator } from "./comm.ts";
+ * declare const comm: Communicator, state: unknown;
+ *
  * const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
  * const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
  * ```
@@ -158,6 +171,9 @@ export async function broadcastBytes(
  *
  * @example
  * ```ts
+ * import { assertSameOnAllRanks, type Communicator } from "./comm.ts";
+ * declare const comm: Communicator, start: number;
+ *
  * await assertSameOnAllRanks(comm, "resume step", start);
  * ```
  */

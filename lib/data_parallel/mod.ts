@@ -8,6 +8,8 @@
  * @example
  * ```ts
  * import { allreduceMean, worldCommunicator } from "./mod.ts";
+ * declare const grads: Float32Array;
+ *
  * const comm = worldCommunicator();
  * await allreduceMean(comm, grads);
  * ```

@@ -6,11 +6,16 @@
  *
  * @example
  * ```ts
+ * import { averageGrads } from "./training.ts";
+ * import type { Communicator } from "./comm.ts";
+ * import type { GradAccumulator } from "../train/optim.ts";
+ * declare const comm: Communicator, acc: GradAccumulator;
+ *
  * const avg = await averageGrads(comm, acc.mean()); // same values on every rank
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { allGather, allreduceMean, type Communicator } from "./comm.ts";
 import type { RngState } from "../util/rng.ts";
 
@@ -20,6 +25,11 @@ import type { RngState } from "../util/rng.ts";
  *
  * @example
  * ```ts
+ * import { averageGrads } from "./training.ts";
+ * import type { Communicator } from "./comm.ts";
+ * import type { GradAccumulator } from "../train/optim.ts";
+ * declare const comm: Communicator, acc: GradAccumulator;
+ *
  * const { value, grads } = await averageGrads(comm, acc.mean());
  * ```
  */
@@ -68,6 +78,12 @@ function unpackRng(v: readonly number[]): RngState {
  *
  * @example
  * ```ts
+ * import { gatherRngStates } from "./training.ts";
+ * import type { Communicator } from "./comm.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const comm: Communicator;
+ * declare const rng: Rng;
+ *
  * const states = await gatherRngStates(comm, rng.state()); // states[r] is rank r's
  * ```
  */

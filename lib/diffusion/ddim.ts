@@ -3,6 +3,12 @@
  *
  * @example
  * ```ts
+ * import { ddimInvert, sampleDdim } from "./ddim.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 0 });
  * const z = await ddimInvert(model, x, schedule, { steps: 50 }); // back to noise
  * ```
@@ -24,6 +30,12 @@ function prevAlpha(schedule: NoiseSchedule, t: number, steps: number): number {
  *
  * @example
  * ```ts
+ * import { sampleDdim } from "./ddim.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 1, seed: 4 });
  * ```
  */
@@ -71,6 +83,12 @@ export async function sampleDdim(
  *
  * @example
  * ```ts
+ * import { ddimInvert, sampleDdim } from "./ddim.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const latent: Float32Array;
+ * declare const model: ModelFn;
+ * declare const schedule: NoiseSchedule;
+ *
  * const z = await ddimInvert(model, latent, schedule, { steps: 50 });
  * const back = await sampleDdim(model, z, schedule, { steps: 50 }); // ~ latent
  * ```

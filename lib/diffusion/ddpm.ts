@@ -4,6 +4,12 @@
  *
  * @example
  * ```ts
+ * import { sampleDdpm } from "./ddpm.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleDdpm(model, noise, schedule, { steps: 100, seed: 1 });
  * ```
  * @module
@@ -17,6 +23,14 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  *
  * @example
  * ```ts
+ * import { sampleDdpm } from "./ddpm.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import type { ModelFn } from "./types.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const model: ModelFn;
+ * declare const n: number;
+ * declare const rng: Rng;
+ *
  * const x = await sampleDdpm(model, rng.normal(n), makeSchedule(), { steps: 50, seed: 0 });
  * ```
  */

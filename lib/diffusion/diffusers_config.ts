@@ -4,6 +4,9 @@
  *
  * @example
  * ```ts
+ * import { readDiffusersConfig } from "./diffusers_config.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ *
  * const cfg = await readDiffusersConfig("models/sd/scheduler/scheduler_config.json");
  * const schedule = makeSchedule(cfg);
  * ```
@@ -154,6 +157,11 @@ export function fromDiffusersConfig(
  *
  * @example
  * ```ts
+ * import { toDiffusersConfig } from "./diffusers_config.ts";
+ * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ * import { writeJsonAtomic } from "../util/atomic.ts";
+ *
+ * const cfg = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" as const };
  * await writeJsonAtomic("ckpt/scheduler_config.json", toDiffusersConfig(cfg));
  * ```
  */

@@ -6,6 +6,12 @@
  *
  * @example
  * ```ts
+ * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 25 });
  * ```
  * @module
@@ -25,6 +31,12 @@ function alphaSigma(sigma: number): [number, number] {
  *
  * @example
  * ```ts
+ * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 20, seed: 0 });
  * ```
  */

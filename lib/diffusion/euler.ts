@@ -7,6 +7,12 @@
  *
  * @example
  * ```ts
+ * import { sampleEuler } from "./euler.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleEuler(model, noise, schedule, { steps: 30 });
  * ```
  * @module
@@ -21,6 +27,12 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  *
  * @example
  * ```ts
+ * import { sampleEuler } from "./euler.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await sampleEuler(model, noise, schedule, { steps: 50, timestepSpacing: "trailing" });
  * ```
  */

@@ -8,6 +8,10 @@
  *
  * @example
  * ```ts
+ * import { ImageGenerator, initialNoise } from "./generator.ts";
+ * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+ * declare const pipe: OnnxPipeline;
+ *
  * const gen: ImageGenerator = (o) => txt2img(pipe, o);
  * const x = initialNoise(0, 0, 0, 4 * 8 * 8); // prompt 0, sample 0
  * ```
@@ -39,6 +43,10 @@ export interface GenerateOptions {
  *
  * @example
  * ```ts
+ * import type { ImageGenerator } from "./generator.ts";
+ * import { generate, loadRun } from "../recipe/generate.ts";
+ *
+ * const run = await loadRun("runs/default");
  * const gen: ImageGenerator = (o) => generate(run, o);
  * ```
  */
@@ -50,7 +58,12 @@ export type ImageGenerator = (o: GenerateOptions) => Promise<RgbImage[]>;
  *
  * @example
  * ```ts
- * const x = initialNoise(seed, p, k, h * w * c);
+ * import assert from "node:assert/strict";
+ * import { initialNoise } from "./generator.ts";
+ *
+ * const [seed, prompt, sample, h, w, c] = [0, 2, 1, 8, 8, 4];
+ * const x = initialNoise(seed, prompt, sample, h * w * c);
+ * assert.deepEqual(initialNoise(seed, prompt, sample, h * w * c), x); // same seed, same noise
  * ```
  */
 export function initialNoise(

@@ -4,6 +4,12 @@
  *
  * @example
  * ```ts
+ * import { minSnrWeights, sampleTimesteps } from "./loss.ts";
+ * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ *
+ * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const [seed, rank, batch] = [0, 0, 8];
  * const rng = Rng.stream(seed, [rank, STREAM.timesteps]);
  * const t = sampleTimesteps(rng, batch, schedule.numTrainTimesteps);
  * const w = minSnrWeights(t, schedule, 5);
@@ -29,6 +35,10 @@ export interface MinSnrOptions {
  *
  * @example
  * ```ts
+ * import { minSnrWeights } from "./loss.ts";
+ * import type { NoiseSchedule } from "./types.ts";
+ * declare const schedule: NoiseSchedule;
+ *
  * minSnrWeights([10, 500, 990], schedule, { gamma: 5, predictionType: "v_prediction" });
  * ```
  */
@@ -61,6 +71,10 @@ export function minSnrWeights(
  *
  * @example
  * ```ts
+ * import { sampleTimesteps } from "./loss.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const t = sampleTimesteps(rng, 8, 1000); // Int32Array(8)
  * ```
  */
@@ -82,7 +96,11 @@ export function sampleTimesteps(rng: Rng, n: number, numTrain: number): Int32Arr
  *
  * @example
  * ```ts
- * const drop = captionDropout(rng, batch, 0.1);
+ * import { captionDropout } from "./loss.ts";
+ * import { Rng } from "../util/rng.ts";
+ *
+ * const batchCaptions = ["a red star", "a blue square"];
+ * const drop = captionDropout(Rng.stream(0), batchCaptions.length, 0.1);
  * const captions = batchCaptions.map((c, i) => drop[i] ? "" : c);
  * ```
  */

@@ -59,6 +59,11 @@ export function img2imgStart(steps: number, strength: number): number {
  *
  * @example
  * ```ts
+ * import { plan } from "./sampler_common.ts";
+ * import type { NoiseSchedule } from "./types.ts";
+ * declare const schedule: NoiseSchedule;
+ * declare const x: Float32Array;
+ *
  * const { all, start } = plan("ddim", x, schedule, { steps: 50, strength: 0.6 }); // start = 20
  * ```
  */
@@ -77,6 +82,11 @@ export interface SamplerPlan {
  *
  * @example
  * ```ts
+ * import { plan } from "./sampler_common.ts";
+ * import type { NoiseSchedule } from "./types.ts";
+ * declare const schedule: NoiseSchedule;
+ * declare const x: Float32Array;
+ *
  * const p = plan("pndm", x, schedule, { steps: 50 }); // p.all.length === 51
  * ```
  */
@@ -122,6 +132,11 @@ export function plan(
  *
  * @example
  * ```ts
+ * import { callModel } from "./sampler_common.ts";
+ * import type { ModelFn } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const state: Float64Array; // the sampler's float64 latents
+ *
  * const eps = await callModel("ddim", model, state, 981);
  * ```
  */
@@ -161,6 +176,12 @@ export function scaled(x: ArrayLike<number>, k: number): Float64Array {
  *
  * @example
  * ```ts
+ * import { vpNoise } from "./sampler_common.ts";
+ * import type { NoiseSchedule } from "./types.ts";
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ * declare const x0: Float32Array;
+ *
  * const xt = vpNoise(x0, noise, schedule.alphasCumprod[581]);
  * ```
  */
@@ -181,6 +202,13 @@ export function vpNoise(
  *
  * @example
  * ```ts
+ * import { toX0Eps } from "./sampler_common.ts";
+ * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ * declare const pred: Float32Array; // the model's v prediction at t
+ * declare const state: Float64Array;
+ *
+ * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const t = 500;
  * const { x0, eps } = toX0Eps(pred, state, schedule.alphasCumprod[t], "v_prediction");
  * ```
  */
@@ -214,7 +242,12 @@ export function toX0Eps(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { clipInPlace } from "./sampler_common.ts";
+ *
+ * const x0 = new Float64Array([-2, 0.5, 3]);
  * clipInPlace(x0, 1);
+ * assert.deepEqual(x0, new Float64Array([-1, 0.5, 1]));
  * ```
  */
 export function clipInPlace(x: Float64Array, r: number): void {

@@ -3,6 +3,12 @@
  *
  * @example
  * ```ts
+ * import { getSampler } from "./samplers.ts";
+ * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * declare const model: ModelFn;
+ * declare const noise: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ *
  * const x = await getSampler("dpmpp_2m")(model, noise, schedule, { steps: 25 });
  * ```
  * @module
@@ -39,7 +45,9 @@ export const SAMPLERS: Readonly<Record<SamplerName, Sampler>> = Object.freeze({
  *
  * @example
  * ```ts
- * const sample = getSampler(args.sampler);
+ * import { getSampler } from "./samplers.ts";
+ *
+ * const sample = getSampler("dpmpp_2m");
  * ```
  */
 export function getSampler(name: string): Sampler {

@@ -6,6 +6,10 @@
  *
  * @example
  * ```ts
+ * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ * declare const eps: Float32Array;
+ * declare const x0: Float32Array;
+ *
  * const s = makeSchedule(SD_SCHEDULER_CONFIG);
  * s.alphasCumprod[999]; // ~0.0047
  * const xt = s.addNoise(x0, eps, 500);

@@ -9,6 +9,9 @@
  *
  * @example
  * ```ts
+ * import { timesteps } from "./timesteps.ts";
+ * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ *
  * timesteps("pndm", 50, SD_SCHEDULER_CONFIG); // [981, 961, 961, 941, ..., 21, 1]
  * ```
  * @module
@@ -54,6 +57,9 @@ export function checkSamplerName(name: string): asserts name is SamplerName {
  *
  * @example
  * ```ts
+ * import { spacingFor } from "./timesteps.ts";
+ * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ *
  * spacingFor("euler", SD_SCHEDULER_CONFIG); // "linspace"
  * ```
  */
@@ -67,6 +73,9 @@ export function spacingFor(name: SamplerName, config: ScheduleConfig): TimestepS
  *
  * @example
  * ```ts
+ * import { timesteps } from "./timesteps.ts";
+ * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ *
  * timesteps("ddim", 50, SD_SCHEDULER_CONFIG); // [981, 961, ..., 1]
  * timesteps("euler", 50, SD_SCHEDULER_CONFIG); // [999, 978.61224..., ..., 0]
  * ```

@@ -14,41 +14,21 @@ import type { Rng } from "../util/rng.ts";
 
 /**
  * How betas are laid out over the training timesteps (diffusers `beta_schedule`).
- *
- * @example
- * ```ts
- * const b: BetaSchedule = "scaled_linear";
- * ```
  */
 export type BetaSchedule = "linear" | "scaled_linear" | "squaredcos_cap_v2";
 
 /**
  * What the network predicts (diffusers `prediction_type`).
- *
- * @example
- * ```ts
- * const p: PredictionType = "v_prediction";
- * ```
  */
 export type PredictionType = "epsilon" | "v_prediction";
 
 /**
  * How inference timesteps are picked (diffusers `timestep_spacing`).
- *
- * @example
- * ```ts
- * const s: TimestepSpacing = "trailing";
- * ```
  */
 export type TimestepSpacing = "leading" | "trailing" | "linspace";
 
 /**
  * Names of the implemented samplers.
- *
- * @example
- * ```ts
- * const n: SamplerName = "dpmpp_2m";
- * ```
  */
 export type SamplerName = "ddpm" | "ddim" | "pndm" | "euler" | "dpmpp_2m";
 
@@ -59,11 +39,6 @@ export type SamplerName = "ddpm" | "ddim" | "pndm" | "euler" | "dpmpp_2m";
  * (`leading` for DDPM/DDIM/PNDM, `linspace` for Euler and DPM-Solver++), which is what diffusers
  * does when a config file without `timestep_spacing` (such as Stable Diffusion v1's) is loaded
  * into another scheduler class.
- *
- * @example
- * ```ts
- * const cfg: ScheduleConfig = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" };
- * ```
  */
 export interface ScheduleConfig {
   numTrainTimesteps: number;
@@ -91,6 +66,12 @@ export interface ScheduleConfig {
  *
  * @example
  * ```ts
+ * import { type NoiseSchedule, X0Eps } from "./types.ts";
+ * declare const pred: Float32Array;
+ * declare const schedule: NoiseSchedule;
+ * declare const t: number[];
+ * declare const xt: Float32Array;
+ *
  * const { x0, eps }: X0Eps = schedule.predToX0Eps(pred, xt, t);
  * ```
  */
@@ -108,6 +89,10 @@ export interface X0Eps {
  *
  * @example
  * ```ts
+ * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
+ * declare const eps: Float32Array;
+ * declare const x0: Float32Array;
+ *
  * const s = makeSchedule(SD_SCHEDULER_CONFIG);
  * const xt = s.addNoise(x0, eps, [10, 500]); // a batch of two samples
  * ```
@@ -160,7 +145,9 @@ export interface NoiseSchedule {
  *
  * @example
  * ```ts
- * const model: ModelFn = (x, t) => unetForward(x, t);
+ * import type { ModelFn } from "./types.ts";
+ * // a model that predicts no noise at all
+ * const model: ModelFn = (x, _t) => Promise.resolve(new Float32Array(x.length));
  * ```
  */
 export type ModelFn = (x: Float32Array, t: number) => Promise<Float32Array>;
@@ -198,11 +185,6 @@ export interface SamplerOptions {
 /**
  * A sampler: runs the reverse process from `x` (unit-variance noise, or a clean latent when
  * `strength` is set) and returns the final sample.
- *
- * @example
- * ```ts
- * const sample: Sampler = SAMPLERS.ddim;
- * ```
  */
 export type Sampler = (
   model: ModelFn,

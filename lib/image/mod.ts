@@ -7,8 +7,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipPreprocess, preprocessBatch } from "./mod.ts";
- * const x = preprocessBatch(images, clipPreprocess(224)); // Float32Array [n, 3, 224, 224]
+ *
+ * const img = { data: new Uint8Array(300 * 200 * 3).fill(128), width: 300, height: 200 };
+ * const x = preprocessBatch([img, img], clipPreprocess(224));
+ * assert.equal(x.length, 2 * 3 * 224 * 224); // [n, 3, 224, 224]
  * ```
  * @module
  */

@@ -24,8 +24,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { clipPreprocess, preprocessBatch } from "./preprocess.ts";
+ *
+ * const img = { data: new Uint8Array(300 * 200 * 3).fill(128), width: 300, height: 200 };
  * const spec = clipPreprocess(224);
- * const x = preprocessBatch(images, spec); // Float32Array [n, 3, 224, 224]
+ * const x = preprocessBatch([img], spec);
+ * assert.equal(x.length, 3 * 224 * 224); // [n, 3, 224, 224]
  * ```
  * @module
  */
@@ -63,7 +68,10 @@ export interface Normalization {
  *
  * @example
  * ```ts
- * normalizeValue(255, 0, NORM_OPENAI_CLIP); // (1 - 0.48145466) / 0.26862954
+ * import assert from "node:assert/strict";
+ * import { NORM_OPENAI_CLIP, normalizeValue } from "./preprocess.ts";
+ *
+ * assert.equal(normalizeValue(255, 0, NORM_OPENAI_CLIP), (1 - 0.48145466) / 0.26862954);
  * ```
  */
 export const NORM_OPENAI_CLIP: Normalization = {
@@ -77,7 +85,10 @@ export const NORM_OPENAI_CLIP: Normalization = {
  *
  * @example
  * ```ts
- * normalizeValue(0, 2, NORM_IMAGENET); // -0.406 / 0.225
+ * import assert from "node:assert/strict";
+ * import { NORM_IMAGENET, normalizeValue } from "./preprocess.ts";
+ *
+ * assert.equal(normalizeValue(0, 2, NORM_IMAGENET), -0.406 / 0.225);
  * ```
  */
 export const NORM_IMAGENET: Normalization = {
@@ -91,7 +102,10 @@ export const NORM_IMAGENET: Normalization = {
  *
  * @example
  * ```ts
- * normalizeValue(255, 0, NORM_UNIT); // 1
+ * import assert from "node:assert/strict";
+ * import { NORM_UNIT, normalizeValue } from "./preprocess.ts";
+ *
+ * assert.equal(normalizeValue(255, 0, NORM_UNIT), 1);
  * ```
  */
 export const NORM_UNIT: Normalization = { name: "[0,1]", mean: [0, 0, 0], std: [1, 1, 1] };
@@ -101,7 +115,10 @@ export const NORM_UNIT: Normalization = { name: "[0,1]", mean: [0, 0, 0], std: [
  *
  * @example
  * ```ts
- * normalizeValue(0, 0, NORM_SYMMETRIC); // -1
+ * import assert from "node:assert/strict";
+ * import { NORM_SYMMETRIC, normalizeValue } from "./preprocess.ts";
+ *
+ * assert.equal(normalizeValue(0, 0, NORM_SYMMETRIC), -1);
  * ```
  */
 export const NORM_SYMMETRIC: Normalization = {
@@ -191,9 +208,13 @@ function checkSize(v: number, what: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { resampleKernel } from "./preprocess.ts";
+ *
  * const k = resampleKernel(4, 2, { filter: "bilinear" });
  * // output 0 is centred at 1.0; the triangle stretched by 2 gives inputs 0..2 weights
  * // 0.75, 0.75, 0.25 (input -1 is outside), renormalised: [3/7, 3/7, 1/7]
+ * assert.deepEqual([k.outSize, k.starts[0]], [2, 0]);
  * ```
  */
 export function resampleKernel(
@@ -295,7 +316,12 @@ function pass8(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { resizeRgb } from "./preprocess.ts";
+ *
+ * const img = { data: new Uint8Array(300 * 200 * 3).fill(128), width: 300, height: 200 };
  * const small = resizeRgb(img, { width: 224, height: 168, filter: "bicubic" });
+ * assert.equal(small.data.length, 224 * 168 * 3);
  * ```
  */
 export function resizeRgb(img: RgbImage, opts: ResizeOptions): RgbImage {
@@ -357,8 +383,17 @@ function passFloat(
  *
  * @example
  * ```ts
- * const m = resizeFloat({ data: logits, width: 352, height: 352, channels: 1 },
- *   { width: 640, height: 480, filter: "bilinear", antialias: false });
+ * import assert from "node:assert/strict";
+ * import { resizeFloat } from "./preprocess.ts";
+ *
+ * const logits = new Float32Array(352 * 352);
+ * const m = resizeFloat({ data: logits, width: 352, height: 352, channels: 1 }, {
+ *   width: 640,
+ *   height: 480,
+ *   filter: "bilinear",
+ *   antialias: false,
+ * });
+ * assert.equal(m.data.length, 640 * 480);
  * ```
  */
 export function resizeFloat(img: FloatImage, opts: ResizeOptions): FloatImage {
@@ -387,7 +422,10 @@ export function resizeFloat(img: FloatImage, opts: ResizeOptions): FloatImage {
  *
  * @example
  * ```ts
- * shortestSideSize(640, 480, 224); // { width: 298, height: 224 }
+ * import assert from "node:assert/strict";
+ * import { shortestSideSize } from "./preprocess.ts";
+ *
+ * assert.deepEqual(shortestSideSize(640, 480, 224), { width: 298, height: 224 });
  * ```
  */
 export function shortestSideSize(
@@ -423,8 +461,12 @@ function centerOffset(size: number, crop: number, rounding: CropRounding): numbe
  *
  * @example
  * ```ts
- * centerCropBox({ width: 8, height: 5 }, { width: 5, height: 5 }); // { x: 1, y: 0, width: 5, height: 5 }
- * centerCropBox({ width: 8, height: 5 }, { width: 5, height: 5 }, "round_half_even"); // x: 2
+ * import assert from "node:assert/strict";
+ * import { centerCropBox } from "./preprocess.ts";
+ *
+ * const box = centerCropBox({ width: 8, height: 5 }, { width: 5, height: 5 });
+ * assert.deepEqual(box, { x: 1, y: 0, width: 5, height: 5 });
+ * assert.equal(centerCropBox({ width: 8, height: 5 }, { width: 5, height: 5 }, "round_half_even").x, 2);
  * ```
  */
 export function centerCropBox(
@@ -453,7 +495,12 @@ export function centerCropBox(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { cropRgb } from "./preprocess.ts";
+ *
+ * const img = { data: new Uint8Array(300 * 200 * 3).fill(128), width: 300, height: 200 };
  * const region = cropRgb(img, { x: 10, y: 20, width: 64, height: 64 });
+ * assert.equal(region.data.length, 64 * 64 * 3);
  * ```
  */
 export function cropRgb(img: RgbImage, box: PixelBox): RgbImage {
@@ -492,7 +539,10 @@ function cropInterleaved<T extends Uint8Array | Float32Array>(
  *
  * @example
  * ```ts
- * normalizeValue(255, 0, NORM_SYMMETRIC); // 1
+ * import assert from "node:assert/strict";
+ * import { NORM_SYMMETRIC, normalizeValue } from "./preprocess.ts";
+ *
+ * assert.equal(normalizeValue(255, 0, NORM_SYMMETRIC), 1);
  * ```
  */
 export function normalizeValue(v: number, c: number, norm: Normalization): number {
@@ -504,7 +554,11 @@ export function normalizeValue(v: number, c: number, norm: Normalization): numbe
  *
  * @example
  * ```ts
- * denormalizeValue(normalizeValue(37, 1, NORM_IMAGENET), 1, NORM_IMAGENET); // 37 (to rounding)
+ * import assert from "node:assert/strict";
+ * import { denormalizeValue, NORM_IMAGENET, normalizeValue } from "./preprocess.ts";
+ *
+ * const back = denormalizeValue(normalizeValue(37, 1, NORM_IMAGENET), 1, NORM_IMAGENET);
+ * assert.equal(Math.round(back), 37);
  * ```
  */
 export function denormalizeValue(x: number, c: number, norm: Normalization): number {
@@ -523,7 +577,12 @@ function checkNorm(norm: Normalization, where: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { NORM_OPENAI_CLIP, packNchw } from "./preprocess.ts";
+ *
+ * const images = [{ data: new Uint8Array(4 * 2 * 3), width: 4, height: 2 }];
  * const x = packNchw(images, NORM_OPENAI_CLIP); // feed as { data: x, shape: [n, 3, h, w] }
+ * assert.equal(x.length, 1 * 3 * 2 * 4);
  * ```
  */
 export function packNchw(images: readonly RgbImage[], norm: Normalization): Float32Array {
@@ -556,7 +615,12 @@ export function packNchw(images: readonly RgbImage[], norm: Normalization): Floa
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { NORM_UNIT, unpackNchw } from "./preprocess.ts";
+ *
+ * const out = new Float32Array(3 * 128 * 128).fill(1); // a model's NCHW output in [0, 1]
  * const [img] = unpackNchw(out, { n: 1, width: 128, height: 128 }, NORM_UNIT);
+ * assert.equal(img.data[0], 255);
  * ```
  */
 export function unpackNchw(
@@ -621,7 +685,10 @@ export interface ImagePreprocess {
  *
  * @example
  * ```ts
- * clipPreprocess(224).norm === NORM_OPENAI_CLIP; // true
+ * import assert from "node:assert/strict";
+ * import { clipPreprocess, NORM_OPENAI_CLIP } from "./preprocess.ts";
+ *
+ * assert.equal(clipPreprocess(224).norm, NORM_OPENAI_CLIP);
  * ```
  */
 export function clipPreprocess(size = 224): ImagePreprocess {
@@ -643,7 +710,10 @@ export function clipPreprocess(size = 224): ImagePreprocess {
  *
  * @example
  * ```ts
- * clipSegPreprocess(352).mode; // "squash"
+ * import assert from "node:assert/strict";
+ * import { clipSegPreprocess } from "./preprocess.ts";
+ *
+ * assert.equal(clipSegPreprocess(352).mode, "squash");
  * ```
  */
 export function clipSegPreprocess(size = 352): ImagePreprocess {
@@ -665,7 +735,10 @@ export function clipSegPreprocess(size = 352): ImagePreprocess {
  *
  * @example
  * ```ts
- * kitClipPreprocess(32).norm === NORM_SYMMETRIC; // true
+ * import assert from "node:assert/strict";
+ * import { kitClipPreprocess, NORM_SYMMETRIC } from "./preprocess.ts";
+ *
+ * assert.equal(kitClipPreprocess(32).norm, NORM_SYMMETRIC);
  * ```
  */
 export function kitClipPreprocess(size: number): ImagePreprocess {
@@ -685,8 +758,14 @@ export function kitClipPreprocess(size: number): ImagePreprocess {
  *
  * @example
  * ```ts
- * describePreprocess(clipPreprocess(224));
- * // "RGB uint8 -> Pillow bicubic (antialiased) short side to 224 -> center crop 224x224 (floor) -> (x/255 - mean)/std openai-clip -> NCHW float32"
+ * import assert from "node:assert/strict";
+ * import { clipPreprocess, describePreprocess } from "./preprocess.ts";
+ *
+ * assert.equal(
+ *   describePreprocess(clipPreprocess(224)),
+ *   "RGB uint8 -> Pillow bicubic (antialiased) short side to 224 -> center crop 224x224 (floor) " +
+ *     "-> (x/255 - mean)/std openai-clip -> NCHW float32",
+ * );
  * ```
  */
 export function describePreprocess(spec: ImagePreprocess): string {
@@ -718,7 +797,12 @@ function checkSpec(spec: ImagePreprocess, where: string): void {
  *
  * @example
  * ```ts
- * const chw = preprocessImage(img, clipPreprocess(224)); // Float32Array(3 * 224 * 224)
+ * import assert from "node:assert/strict";
+ * import { clipPreprocess, preprocessImage } from "./preprocess.ts";
+ *
+ * const img = { data: new Uint8Array(300 * 200 * 3).fill(128), width: 300, height: 200 };
+ * const chw = preprocessImage(img, clipPreprocess(224));
+ * assert.equal(chw.length, 3 * 224 * 224);
  * ```
  */
 export function preprocessImage(img: RgbImage, spec: ImagePreprocess): Float32Array {
@@ -759,8 +843,13 @@ export function preprocessImage(img: RgbImage, spec: ImagePreprocess): Float32Ar
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { clipPreprocess, preprocessBatch } from "./preprocess.ts";
+ *
+ * const images = [{ data: new Uint8Array(256 * 256 * 3), width: 256, height: 256 }];
  * const x = preprocessBatch(images, clipPreprocess(224));
- * await session.run({ pixel_values: { data: x, shape: [images.length, 3, 224, 224] } });
+ * const feed = { pixel_values: { data: x, shape: [images.length, 3, 224, 224] } }; // session.run(feed)
+ * assert.equal(feed.pixel_values.data.length, 3 * 224 * 224);
  * ```
  */
 export function preprocessBatch(images: readonly RgbImage[], spec: ImagePreprocess): Float32Array {

@@ -13,6 +13,11 @@
  *
  * @example
  * ```ts
+ * import { bestOfN, type Scorer } from "./best_of_n.ts";
+ * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+ * declare const pipe: OnnxPipeline;
+ * declare const scorer: Scorer;
+ *
  * const picks = await bestOfN({
  *   generator: (o) => txt2img(pipe, o),
  *   scorer,
@@ -55,6 +60,10 @@ export interface Scorer {
  *
  * @example
  * ```ts
+ * import type { BestOfNProgress } from "./best_of_n.ts";
+ * import { Progress } from "../util/progress.ts";
+ *
+ * const bar = new Progress({ total: 2 * 8, label: "best-of-8" });
  * const onProgress = (p: BestOfNProgress) => bar.update(p.prompt * p.candidates + p.done);
  * ```
  */
@@ -71,11 +80,6 @@ export interface BestOfNProgress {
 
 /**
  * Options of {@link bestOfN}.
- *
- * @example
- * ```ts
- * const o: BestOfNOptions = { generator, scorer, prompts: ["a cat"], candidates: 32, guidance: 4, steps: 25, scheduler: "pndm", seed: 0, batchSize: 8 };
- * ```
  */
 export interface BestOfNOptions {
   /** Where candidates come from: `generate` bound to a run, or ONNX `txt2img`. */
@@ -107,6 +111,9 @@ export interface BestOfNOptions {
  *
  * @example
  * ```ts
+ * import { bestOfN, type BestOfNOptions } from "./best_of_n.ts";
+ * declare const o: BestOfNOptions;
+ *
  * const [pick] = await bestOfN(o);
  * console.log(pick.winner, pick.score, Array.from(pick.scores));
  * ```
@@ -207,6 +214,11 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
  *
  * @example
  * ```ts
+ * import { bestOfN, type Scorer } from "./best_of_n.ts";
+ * import type { ImageGenerator } from "../diffusion/generator.ts";
+ * declare const generator: ImageGenerator;
+ * declare const scorer: Scorer;
+ *
  * const [pick] = await bestOfN({ generator, scorer, prompts: ["a cat"], candidates: 4, guidance: 4, steps: 25, scheduler: "pndm", seed: 0 });
  * pick.scores[pick.winner] === pick.score; // true
  * ```

@@ -24,6 +24,10 @@
  *
  * @example
  * ```ts
+ * import { loadClipTowers } from "./clip_towers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const img: RgbImage;
+ *
  * const clip = await loadClipTowers({
  *   textModel: "clip-vit-b32/text_model.onnx",
  *   imageModel: "clip-vit-b32/vision_model.onnx",

@@ -13,7 +13,16 @@
  *
  * @example
  * ```ts
- * const clip = await loadClipTowers({ textModel, imageModel, tokenizerDir });
+ * import { preferenceModel } from "./preference.ts";
+ * import { loadClipTowers } from "./clip_towers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const candidates: RgbImage[];
+ *
+ * const clip = await loadClipTowers({
+ *   textModel: "pickscore/text_model.onnx",
+ *   imageModel: "pickscore/vision_model.onnx",
+ *   tokenizerDir: "pickscore",
+ * });
  * const pick = preferenceModel(clip);
  * const { index, scores } = await pick.bestOfN("a red circle", candidates);
  * ```
@@ -42,6 +51,10 @@ import {
  *
  * @example
  * ```ts
+ * import { PICKSCORE_LOGIT_SCALE, preferenceModel } from "./preference.ts";
+ * import type { ClipTowers } from "./clip_towers.ts";
+ * declare const clip: ClipTowers;
+ *
  * preferenceModel(clip, { logitScale: PICKSCORE_LOGIT_SCALE });
  * ```
  */
@@ -123,7 +136,13 @@ export function softmaxScores(scores: readonly number[]): number[] {
  *
  * @example
  * ```ts
- * const pick = preferenceModel(await loadClipTowers({ ... }));
+ * import { loadClipTowers } from "./clip_towers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const images: RgbImage[];
+ *
+ * const pick = preferenceModel(
+ *   await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." }),
+ * );
  * const scores = await pick.score("a cat", images);
  * ```
  */
@@ -184,6 +203,12 @@ export interface AestheticScorer {
  *
  * @example
  * ```ts
+ * import { aestheticScorer } from "./preference.ts";
+ * import type { ClipTowers } from "./clip_towers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const clip: ClipTowers;
+ * declare const images: RgbImage[];
+ *
  * const aes = await aestheticScorer(clip, { head: "laion_aesthetic_vit_l14.onnx" });
  * const s = await aes.score(images); // e.g. [5.1, 6.3]
  * ```

@@ -14,6 +14,10 @@
  *
  * @example
  * ```ts
+ * import { checkScorerFolder, loadScorer, parseScorerSpec } from "./scorers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const images: RgbImage[];
+ *
  * const spec = parseScorerSpec("pickscore:models/pickscore");
  * await checkScorerFolder(spec);
  * const scorer = await loadScorer(spec, { exportDir: "runs/default/onnx" });
@@ -49,11 +53,6 @@ export interface LoadedScorer extends Scorer {
 
 /**
  * Which scorer, as `--scorer` names it.
- *
- * @example
- * ```ts
- * const spec: ScorerSpec = { kind: "aesthetic", dir: "models/laion" };
- * ```
  */
 export type ScorerSpec =
   | { kind: "clip" }
@@ -164,6 +163,11 @@ async function cosScores(
  *
  * @example
  * ```ts
+ * import { clipScoreScorer } from "./scorers.ts";
+ * import { loadKitClipTowers } from "./clip_towers.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const images: RgbImage[];
+ *
  * const s = clipScoreScorer(await loadKitClipTowers("runs/default/onnx"));
  * await s.score("a red circle", images); // e.g. [31.2, 28.7]
  * ```
@@ -178,6 +182,11 @@ export function clipScoreScorer(towers: ClipTowers): Scorer {
  *
  * @example
  * ```ts
+ * import { pickScoreScorer } from "./scorers.ts";
+ * import type { ClipTowers } from "./clip_towers.ts";
+ * import { preferenceModel } from "./preference.ts";
+ * declare const towers: ClipTowers;
+ *
  * const s = pickScoreScorer(preferenceModel(towers));
  * ```
  */
@@ -190,6 +199,11 @@ export function pickScoreScorer(model: PreferenceModel): Scorer {
  *
  * @example
  * ```ts
+ * import { aestheticHeadScorer } from "./scorers.ts";
+ * import type { ClipTowers } from "./clip_towers.ts";
+ * import { aestheticScorer } from "./preference.ts";
+ * declare const towers: ClipTowers;
+ *
  * const s = aestheticHeadScorer(await aestheticScorer(towers, { head: "head.onnx" }));
  * ```
  */
@@ -202,11 +216,6 @@ export function aestheticHeadScorer(aes: AestheticScorer): Scorer {
 
 /**
  * Options of {@link loadScorer}.
- *
- * @example
- * ```ts
- * const o: LoadScorerOptions = { exportDir: "runs/default/onnx", threads: 2, executionProviders: ["cpu"] };
- * ```
  */
 export interface LoadScorerOptions extends ModelSessionOptions {
   /** The run's ONNX export (`ensureOnnxExport`), for `clip`. */

@@ -14,6 +14,10 @@
  *
  * @example
  * ```ts
+ * import { loadSegmenter, maskBoundingBox } from "./segmenter.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const image: RgbImage;
+ *
  * const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
  * const m = await seg.segment(image, "the dog");
  * const box = maskBoundingBox(m, { threshold: 0.4, pad: 16 }); // region to touch up
@@ -215,6 +219,9 @@ export interface MaskBoxOptions {
  *
  * @example
  * ```ts
+ * import { maskBoundingBox, type SegmentMask } from "./segmenter.ts";
+ * declare const m: SegmentMask;
+ *
  * maskBoundingBox(m, { threshold: 0.5, pad: 8 }); // { x: 24, y: 10, width: 80, height: 64 }
  * ```
  */

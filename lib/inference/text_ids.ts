@@ -40,6 +40,9 @@ export interface TextIdsTokenizer {
  *
  * @example
  * ```ts
+ * import { clipBpeTextIds } from "./text_ids.ts";
+ * import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
+ *
  * const tok = clipBpeTextIds(await ClipBpeTokenizer.load("tokenizer"));
  * ```
  */
@@ -59,6 +62,9 @@ export function clipBpeTextIds(tok: ClipBpeTokenizer): TextIdsTokenizer {
  *
  * @example
  * ```ts
+ * import { wordTextIds } from "./text_ids.ts";
+ * import { WordTokenizer } from "../models/tokenizer.ts";
+ *
  * const tok = wordTextIds(await WordTokenizer.load("export/tokenizer/word_tokenizer.json"));
  * ```
  */
@@ -177,6 +183,10 @@ export interface TextInputs {
  *
  * @example
  * ```ts
+ * import { textFeeds, type TextIdsTokenizer } from "./text_ids.ts";
+ * import type { OnnxIoInfo } from "../onnx/session.ts";
+ * declare const tokenizer: TextIdsTokenizer, idsIn: OnnxIoInfo;
+ *
  * const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
  * ```
  */

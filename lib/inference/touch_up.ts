@@ -11,6 +11,12 @@
  *
  * @example
  * ```ts
+ * import { touchUp } from "./touch_up.ts";
+ * import { loadSegmenter } from "./segmenter.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const image: RgbImage;
+ *
  * const pipe = await loadOnnxPipeline("runs/default/onnx");
  * const seg = await loadSegmenter({ model: "clipseg/model.onnx", tokenizerDir: "clipseg" });
  * const r = await touchUp({
@@ -90,6 +96,10 @@ function windowSums(
  *
  * @example
  * ```ts
+ * import { featherMask } from "./touch_up.ts";
+ * import type { SegmentMask } from "./segmenter.ts";
+ * declare const mask: SegmentMask;
+ *
  * // A half plane x < 10, radius 2: along a row 1, 1, ..., 0.8 (x=8), 0.6, 0.4, 0.2, 0, 0, ...
  * const soft = featherMask(mask, { radius: 2 });
  * ```
@@ -294,9 +304,24 @@ function cropMask(mask: SegmentMask, box: PixelBox): SegmentMask {
  *
  * @example
  * ```ts
+ * import { touchUp } from "./touch_up.ts";
+ * import type { SegmentMask } from "./segmenter.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { type RgbImage, writePng } from "../plot/png_grid.ts";
+ * declare const image: RgbImage, mask: SegmentMask;
+ *
+ * const pipe = await loadOnnxPipeline("runs/default/onnx");
  * const r = await touchUp({
- *   pipeline: pipe, image, mask, prompt: "a detailed face",
- *   strength: 0.6, steps: 25, guidance: 4, seed: 0, margin: 0.25, feather: 8,
+ *   pipeline: pipe,
+ *   image,
+ *   mask,
+ *   prompt: "a detailed face",
+ *   strength: 0.6,
+ *   steps: 25,
+ *   guidance: 4,
+ *   seed: 0,
+ *   margin: 0.25,
+ *   feather: 8,
  * });
  * await writePng("out.png", r.image);
  * ```

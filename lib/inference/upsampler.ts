@@ -20,6 +20,10 @@
  *
  * @example
  * ```ts
+ * import { loadUpsampler } from "./upsampler.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const image: RgbImage;
+ *
  * const up = await loadUpsampler({ model: "RealESRGAN_x4plus.onnx", tile: 256 });
  * const big = await up.upsample(image); // 4x the width and height
  * await up.release();

@@ -11,6 +11,11 @@
  *
  * @example
  * ```ts
+ * import { reUpsample, upscale } from "./upscale.ts";
+ * import { loadUpsampler } from "./upsampler.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const image: RgbImage;
+ *
  * const up = await loadUpsampler({ model: "models/realesrgan_x4/model.onnx" });
  * const big = await upscale(up, image); // 4x the width and height
  * const clean = await reUpsample(up, image, { lowSize: 64 }); // image's size
@@ -87,6 +92,11 @@ function shrinkTo(img: RgbImage, size: ImageSize): RgbImage {
  *
  * @example
  * ```ts
+ * import { upscale } from "./upscale.ts";
+ * import { loadUpsampler } from "./upsampler.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const img256: RgbImage;
+ *
  * const up = await loadUpsampler({ model: "x4.onnx" });
  * await upscale(up, img256); // 1024x1024
  * await upscale(up, img256, { size: { width: 768, height: 768 } }); // 1024 shrunk to 768
@@ -190,6 +200,11 @@ export function reUpsamplePlan(
  *
  * @example
  * ```ts
+ * import { reUpsample } from "./upscale.ts";
+ * import { loadUpsampler } from "./upsampler.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const img256: RgbImage;
+ *
  * const up = await loadUpsampler({ model: "x4.onnx" });
  * const refined = await reUpsample(up, img256, { lowSize: 64 }); // 256 -> 64 -> 256
  * ```

@@ -17,11 +17,14 @@
  *
  * @example
  * ```ts
+ * import { trainRun } from "./train_run.ts";
+ * import { resolvePreset } from "../recipe/presets.ts";
+ *
  * await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: false, backend: "cpu-blas" });
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { buildShapesWorldShards, formatReadStats } from "../data/mod.ts";
 import { type MetricRecord, readMetrics } from "../train/mod.ts";
 import { imageGrid, type PlotlyFigure, writePlotlyHtml, writePng } from "../plot/mod.ts";

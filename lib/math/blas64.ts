@@ -10,9 +10,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { gemm } from "./blas64.ts";
+ *
  * const c = new Float64Array(4);
  * gemm({ m: 2, n: 2, k: 1, a: new Float64Array([1, 2]), b: new Float64Array([3, 4]), c });
- * // c = [3, 4, 6, 8]
+ * assert.deepEqual(c, new Float64Array([3, 4, 6, 8]));
  * ```
  * @module
  */
@@ -91,7 +94,10 @@ function active(): Lib | null {
  *
  * @example
  * ```ts
+ * import { setBlas64Enabled } from "./blas64.ts";
+ *
  * setBlas64Enabled(false); // force the TypeScript kernels
+ * setBlas64Enabled(true);
  * ```
  */
 export function setBlas64Enabled(on: boolean): void {
@@ -103,6 +109,8 @@ export function setBlas64Enabled(on: boolean): void {
  *
  * @example
  * ```ts
+ * import { blas64Info } from "./blas64.ts";
+ *
  * console.log(blas64Info());
  * ```
  */
@@ -158,8 +166,14 @@ function need(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { gemm } from "./blas64.ts";
+ *
  * // Upper-left 2x2 block of a 3x3 matrix times itself, into a packed 2x2.
+ * const m3 = new Float64Array([1, 2, 0, 3, 4, 0, 0, 0, 0]);
+ * const out = new Float64Array(4);
  * gemm({ m: 2, n: 2, k: 2, a: m3, lda: 3, b: m3, ldb: 3, c: out });
+ * assert.deepEqual(out, new Float64Array([7, 10, 15, 22]));
  * ```
  */
 export function gemm(g: GemmArgs): void {
@@ -263,9 +277,12 @@ export interface SymvArgs {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { symvLower } from "./blas64.ts";
+ *
  * const y = new Float64Array(2);
  * symvLower({ n: 2, a: new Float64Array([2, 0, 1, 3]), x: new Float64Array([1, 1]), y });
- * // A = [[2, 1], [1, 3]] -> y = [3, 4]
+ * assert.deepEqual(y, new Float64Array([3, 4])); // A = [[2, 1], [1, 3]]
  * ```
  */
 export function symvLower(s: SymvArgs): void {

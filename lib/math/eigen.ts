@@ -13,8 +13,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { symmetricEigen } from "./eigen.ts";
+ *
  * const { values, vectors } = symmetricEigen(new Float64Array([2, 1, 1, 2]), 2);
- * // values = [1, 3]; column j of the row-major `vectors` is the eigenvector of values[j]
+ * assert.deepEqual(Array.from(values, Math.round), [1, 3]);
+ * // column j of the row-major `vectors` is the eigenvector of values[j]
+ * assert.ok(Math.abs(Math.abs(vectors![0]) - Math.SQRT1_2) < 1e-12);
  * ```
  * @module
  */
@@ -50,7 +55,12 @@ export interface SymmetricEigenOptions {
  *
  * @example
  * ```ts
- * const { values } = symmetricEigen(sigma, d, { vectors: false });
+ * import assert from "node:assert/strict";
+ * import { symmetricEigen } from "./eigen.ts";
+ *
+ * const sigma = new Float64Array([2, 1, 1, 2]);
+ * const { values } = symmetricEigen(sigma, 2, { vectors: false });
+ * assert.deepEqual(Array.from(values, Math.round), [1, 3]);
  * ```
  */
 export function symmetricEigen(
@@ -110,8 +120,13 @@ export interface Tridiagonal {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { tridiagonalize } from "./eigen.ts";
+ *
+ * const sym = new Float64Array([2, 1, 0, 1, 2, 1, 0, 1, 2]); // already tridiagonal
  * const work = Float64Array.from(sym);
- * const { d, e, tau } = tridiagonalize(work, n);
+ * const { d, e, tau } = tridiagonalize(work, 3);
+ * assert.deepEqual([d.length, e.length, tau.length], [3, 2, 2]);
  * ```
  */
 export function tridiagonalize(a: Float64Array, n: number): Tridiagonal {
@@ -314,7 +329,15 @@ export function tridiagonalize(a: Float64Array, n: number): Tridiagonal {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { applyReflectors, tridiagonalEigen, tridiagonalize } from "./eigen.ts";
+ *
+ * const n = 3;
+ * const work = new Float64Array([4, 1, 2, 1, 3, 0, 2, 0, 5]);
+ * const { d, e, tau } = tridiagonalize(work, n);
+ * const z = tridiagonalEigen(d, e).vectors;
  * applyReflectors(work, tau, n, z); // eigenvectors of T -> eigenvectors of A
+ * assert.equal(z.length, n * n);
  * ```
  */
 export function applyReflectors(a: Float64Array, tau: Float64Array, n: number, z: Float64Array) {
@@ -441,7 +464,11 @@ function qlImplicit(d: Float64Array, e: Float64Array, z: Float64Array | null): v
  *
  * @example
  * ```ts
- * tridiagonalEigenvalues(new Float64Array([2, 2]), new Float64Array([1])); // [1, 3]
+ * import assert from "node:assert/strict";
+ * import { tridiagonalEigenvalues } from "./eigen.ts";
+ *
+ * const values = tridiagonalEigenvalues(new Float64Array([2, 2]), new Float64Array([1]));
+ * assert.deepEqual(Array.from(values, Math.round), [1, 3]);
  * ```
  */
 export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array): Float64Array {
@@ -458,7 +485,11 @@ export function tridiagonalEigenvalues(d: Float64Array, e: Float64Array): Float6
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { tridiagonalEigen } from "./eigen.ts";
+ *
  * const { values, vectors } = tridiagonalEigen(new Float64Array([2, 2]), new Float64Array([1]));
+ * assert.deepEqual([values.length, vectors.length], [2, 4]);
  * ```
  */
 export function tridiagonalEigen(

@@ -6,8 +6,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { symmetricEigen } from "./mod.ts";
- * const { values, vectors } = symmetricEigen(new Float64Array([2, 1, 1, 2]), 2); // values [1, 3]
+ *
+ * const { values } = symmetricEigen(new Float64Array([2, 1, 1, 2]), 2);
+ * assert.deepEqual(Array.from(values, Math.round), [1, 3]);
  * ```
  * @module
  */

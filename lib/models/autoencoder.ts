@@ -7,6 +7,11 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, decode, encode, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ * declare const images: tf.Tensor4D;
+ *
  * const cfg = AUTOENCODER_PRESETS.tiny;
  * const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
  * const { mean, logvar } = encode(p, cfg, images); // [B, H/4, W/4, 4] each
@@ -14,7 +19,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Rng } from "../util/rng.ts";
 import {
   conv2d,
@@ -156,6 +161,10 @@ function buildAutoencoder(b: ParamBuilder, c: AutoencoderConfig): void {
  *
  * @example
  * ```ts
+ * import { AUTOENCODER_PRESETS, initAutoencoder } from "./autoencoder.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const p = initAutoencoder(AUTOENCODER_PRESETS.small, rng);
  * ```
  */
@@ -189,6 +198,13 @@ export interface LatentDistribution<T = tf.Tensor4D> {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, encoderMoments } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const images: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const moments = encoderMoments(p, cfg, images);
  * ```
  */
@@ -227,6 +243,13 @@ export function encoderMoments<T>(net: Net<T>, cfg: AutoencoderConfig, image: T)
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, encode } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const images: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const { mean } = encode(p, cfg, images);
  * ```
  */
@@ -245,8 +268,15 @@ export function encode<T>(net: Net<T>, cfg: AutoencoderConfig, image: T): Latent
  *
  * @example
  * ```ts
- * const noise = tf.tensor(rng.normal(size), mean.shape);
- * const z = sampleLatent(encode(p, cfg, images), noise);
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, encode, sampleLatent } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const p: Params, cfg: AutoencoderConfig, images: tf.Tensor4D, rng: Rng;
+ *
+ * const dist = encode(p, cfg, images);
+ * const noise = tf.tensor4d(rng.normal(dist.mean.size), dist.mean.shape);
+ * const z = sampleLatent(dist, noise);
  * ```
  */
 export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.Tensor4D {
@@ -263,6 +293,13 @@ export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.T
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, decode } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const p: Params;
+ * declare const z: tf.Tensor4D;
+ *
  * const images = decode(p, cfg, z);
  * ```
  */
@@ -306,6 +343,13 @@ export interface AutoencoderInputs {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, autoencoderForward } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const image: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const recon = autoencoderForward(p, cfg, { image }); // same shape as image
  * ```
  */
@@ -326,6 +370,13 @@ export function autoencoderForward(
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, encode, klDivergence } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const images: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * klDivergence(encode(p, cfg, images)); // scalar
  * ```
  */
@@ -366,6 +417,14 @@ export interface AutoencoderLosses {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type AutoencoderConfig, autoencoderLoss } from "./autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const image: tf.Tensor4D;
+ * declare const noise: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
  * ```
  */
@@ -398,6 +457,10 @@ export function autoencoderLoss(
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { estimateScalingFactor } from "./autoencoder.ts";
+ * declare const mean: tf.Tensor4D;
+ *
  * const s = estimateScalingFactor(await mean.data() as Float32Array);
  * ```
  */

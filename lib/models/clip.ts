@@ -7,6 +7,12 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CLIP_PRESETS, clipLoss, encodeImage, encodeText, initClip } from "./clip.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ * declare const ids: tf.Tensor2D;
+ * declare const images: tf.Tensor4D;
+ *
  * const cfg = CLIP_PRESETS.small;
  * const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
  * const { hidden, embeds } = encodeText(p, cfg, ids); // ids [B,T] int32
@@ -15,7 +21,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Rng } from "../util/rng.ts";
 import {
   attention,
@@ -167,6 +173,10 @@ function buildClip(b: ParamBuilder, c: ClipConfig): void {
  *
  * @example
  * ```ts
+ * import { CLIP_PRESETS, initClip } from "./clip.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const p = initClip(CLIP_PRESETS.small, rng);
  * ```
  */
@@ -197,7 +207,12 @@ export interface TextEncoderOutputs<T> extends TextEncoding<T, T> {
  *
  * @example
  * ```ts
- * const { hidden, pooled, embeds } = textEncoder(m, cfg, ids);
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type ClipConfig, textEncoder } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const p: Params, cfg: ClipConfig, ids: tf.Tensor2D;
+ *
+ * const { hidden, pooled, embeds } = textEncoder(p, cfg, ids);
  * ```
  */
 export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncoderOutputs<T> {
@@ -242,6 +257,13 @@ export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncode
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type ClipConfig, encodeText } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const p: Params, cfg: ClipConfig; // cfg.contextLength 16
+ * declare const ids: number[][]; // B rows of 16 token ids
+ *
+ * const B = ids.length;
  * const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
  * ```
  */
@@ -259,6 +281,13 @@ export function encodeText<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncodin
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type ClipConfig, encodeImage } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: ClipConfig;
+ * declare const images: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const e = encodeImage(p, cfg, images);
  * ```
  */
@@ -291,6 +320,11 @@ export function encodeImage<T>(net: Net<T>, cfg: ClipConfig, images: T): T {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { clipLoss } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const p: Params, textEmbeds: tf.Tensor2D, imageEmbeds: tf.Tensor2D;
+ *
  * const loss = clipLoss(textEmbeds, imageEmbeds, p["logit_scale"]);
  * ```
  */
@@ -365,6 +399,14 @@ export interface ClipOutputs extends TextEncoding {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type ClipConfig, clipForward } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: ClipConfig;
+ * declare const ids: tf.Tensor2D;
+ * declare const images: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * const { loss } = clipForward(p, cfg, { ids, images });
  * ```
  */

@@ -365,6 +365,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * tok.vocabSize; // 49408 for CLIP
    * ```
    */
@@ -421,6 +424,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * tok.tokenize("a photo"); // ["a</w>", "photo</w>"]
    * ```
    */
@@ -440,6 +446,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * tok.textIds("a photo"); // [320, 1125]
    * ```
    */
@@ -463,6 +472,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * const { ids, attentionMask } = tok.encode("a red circle");
    * ```
    */
@@ -479,6 +491,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * const { ids, shape } = tok.encodeBatch(["", "a red circle"]); // unconditional + prompt
    * ```
    */
@@ -521,6 +536,9 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
+   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * declare const tok: ClipBpeTokenizer;
+   *
    * tok.decode(tok.encode("a café").ids); // "a café"
    * ```
    */

@@ -5,6 +5,8 @@
  * @example
  * ```ts
  * import { initUnet, unetForward, UNET_PRESETS } from "./mod.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ *
  * const p = initUnet(UNET_PRESETS.small, Rng.stream(0, [0, STREAM.init]));
  * ```
  * @module

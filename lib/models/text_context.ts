@@ -62,6 +62,12 @@ export interface UnetTextContextOptions<T> {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { unetTextContext } from "./text_context.ts";
+ * import type { ClipConfig } from "./clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const clip: { params: Params; config: ClipConfig }, ids: tf.Tensor2D;
+ *
  * const ctx = unetTextContext(clip.params, clip.config, ids, "states+words"); // [B, 2T, D]
  * ```
  */

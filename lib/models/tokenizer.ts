@@ -102,6 +102,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import { WordTokenizer } from "./tokenizer.ts";
+   * declare const captions: string[];
+   *
    * const tok = WordTokenizer.build(captions, { contextLength: 16, minCount: 2 });
    * ```
    */
@@ -135,6 +138,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import { WordTokenizer } from "./tokenizer.ts";
+   * declare const text: string;
+   *
    * const tok = WordTokenizer.fromJSON(JSON.parse(text), "tokenizer.json");
    * ```
    */
@@ -174,6 +180,10 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import { CLIP_PRESETS } from "./clip.ts";
+   * declare const tok: WordTokenizer;
+   *
    * const cfg = { ...CLIP_PRESETS.small, vocabSize: tok.vocabSize };
    * ```
    */
@@ -186,6 +196,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * JSON.stringify(tok.toJSON());
    * ```
    */
@@ -198,6 +211,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * await tok.save("runs/x/tokenizer.json");
    * ```
    */
@@ -210,6 +226,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * tok.tokenId("red"); // e.g. 5
    * ```
    */
@@ -223,6 +242,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * tok.encode("a red circle"); // Int32Array [2, 7, 9, 12, 3, 0, ...]
    * ```
    */
@@ -240,6 +262,11 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const captions: string[];
+   * declare const tok: WordTokenizer;
+   *
    * const ids = tf.tensor2d(tok.encodeBatch(captions), [captions.length, 16], "int32");
    * ```
    */
@@ -254,6 +281,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * tok.mask(tok.encode("a circle")); // [1, 1, 1, 1, 0, ...]
    * ```
    */
@@ -268,6 +298,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import type { WordTokenizer } from "./tokenizer.ts";
+   * declare const tok: WordTokenizer;
+   *
    * tok.decode(tok.encode("A red circle, left.")); // "a red circle, left."
    * ```
    */

@@ -5,13 +5,18 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initTransformer2d, transformer2d } from "./transformer2d.ts";
+ * import type { TensorBuilder } from "../nn/init.ts";
+ * declare const b: TensorBuilder, x: tf.Tensor4D, context: tf.Tensor3D; // x [B, H, W, 64]
+ *
  * const o = { channels: 64, heads: 4, headDim: 16, contextDim: 32, groups: 8 };
  * initTransformer2d(b, "attentions.0", o);
- * const y = transformer2d(b.params, "attentions.0", x, { ...o, context }); // x [B,H,W,64]
+ * const y = transformer2d(b.params, "attentions.0", x, { ...o, context });
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   attention,
   conv2d,
@@ -56,6 +61,10 @@ export interface Transformer2dConfig {
  *
  * @example
  * ```ts
+ * import { initTransformer2d } from "./transformer2d.ts";
+ * import type { ParamBuilder } from "../nn/init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initTransformer2d(b, "mid_block.attentions.0", { channels: 64, heads: 4, headDim: 16,
  *   contextDim: 32, groups: 8 });
  * ```
@@ -102,11 +111,6 @@ export interface Transformer2dOptions<T = tf.Tensor> extends Transformer2dConfig
 
 /**
  * Run the spatial transformer: `x [B,H,W,C] -> [B,H,W,C]`.
- *
- * @example
- * ```ts
- * transformer2d(p, "down_blocks.1.attentions.0", h, { ...cfg, context });
- * ```
  */
 export function transformer2d(
   p: Params,

@@ -7,13 +7,18 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initUnet, UNET_PRESETS, unetForward } from "./unet.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ * declare const x: tf.Tensor4D, t: tf.Tensor1D, context: tf.Tensor3D; // [B,H,W,4], [B], [B,T,D]
+ *
  * const cfg = UNET_PRESETS.tiny;
  * const p = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
- * const eps = unetForward(p, cfg, { x, t, context }); // x [B,H,W,4], t [B], context [B,T,D]
+ * const eps = unetForward(p, cfg, { x, t, context });
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Rng } from "../util/rng.ts";
 import {
   conv2d,
@@ -270,6 +275,10 @@ function buildUnet(b: ParamBuilder, cfg: UnetConfig): void {
  *
  * @example
  * ```ts
+ * import { initUnet, UNET_PRESETS } from "./unet.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ * declare const seed: number;
+ *
  * const p = initUnet(UNET_PRESETS.small, Rng.stream(seed, [0, STREAM.init]));
  * ```
  */
@@ -358,6 +367,11 @@ function dims<T>(m: Ops<T>, x: T): string {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { type UnetConfig, unetForward } from "./unet.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const p: Params, cfg: UnetConfig, x: tf.Tensor4D, context: tf.Tensor3D;
+ *
  * const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
  * ```
  */

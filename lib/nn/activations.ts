@@ -3,11 +3,15 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { gelu, silu } from "./tf_ops.ts";
+ * declare const x: tf.Tensor4D;
+ *
  * const y = gelu(silu(x));
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { joinName, type Params } from "./params.ts";
 import type { ParamBuilder } from "./init.ts";
 import { initLinear } from "./linear.ts";
@@ -26,6 +30,10 @@ export interface GegluInit {
  *
  * @example
  * ```ts
+ * import { initGeglu } from "./activations.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initGeglu(b, "ff.net.0", { dimIn: 64, dimOut: 256 });
  * ```
  */
@@ -38,6 +46,12 @@ export function initGeglu(b: ParamBuilder, name: string, o: GegluInit): void {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { geglu } from "./activations.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * geglu(p, "ff.net.0", x); // [..., dimIn] -> [..., dimOut]
  * ```
  */

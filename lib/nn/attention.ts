@@ -4,12 +4,19 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { attention, initAttention } from "./attention.ts";
+ * import type { TensorBuilder } from "./init.ts";
+ * declare const b: TensorBuilder;
+ * declare const x: tf.Tensor3D; // [B, T, 64]
+ * declare const context: tf.Tensor3D; // [B, S, 32]
+ *
  * initAttention(b, "attn2", { queryDim: 64, contextDim: 32, heads: 4, headDim: 16 });
- * const y = attention(b.params, "attn2", x, { heads: 4, context }); // x [B,T,64], context [B,S,32]
+ * const y = attention(b.params, "attn2", x, { heads: 4, context });
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { joinName, type Params } from "./params.ts";
 import type { ParamBuilder } from "./init.ts";
 import { initLinear, linear } from "./linear.ts";
@@ -33,6 +40,10 @@ export interface AttentionInit {
  *
  * @example
  * ```ts
+ * import { initAttention } from "./attention.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initAttention(b, "attn1", { queryDim: 64, heads: 4, headDim: 16 });
  * ```
  */
@@ -64,6 +75,14 @@ export interface AttentionOptions<T = tf.Tensor> {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { attention } from "./attention.ts";
+ * import type { Params } from "./params.ts";
+ * declare const context: tf.Tensor3D;
+ * declare const keyMask: tf.Tensor2D;
+ * declare const p: Params;
+ * declare const x: tf.Tensor3D;
+ *
  * attention(p, "attn1", x, { heads: 4 });
  * attention(p, "attn2", x, { heads: 4, context, keyMask });
  * ```

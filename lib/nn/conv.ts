@@ -6,12 +6,18 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { conv2d, initConv2d } from "./conv.ts";
+ * import type { TensorBuilder } from "./init.ts";
+ * declare const b: TensorBuilder;
+ * declare const x: tf.Tensor4D; // [B, H, W, 4]
+ *
  * initConv2d(b, "conv_in", { inChannels: 4, outChannels: 32, kernelSize: 3 });
  * const h = conv2d(b.params, "conv_in", x); // [B, H, W, 32]
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { joinName, type Params } from "./params.ts";
 import { kaiming, type ParamBuilder } from "./init.ts";
 import type { Net, Ops } from "./ops.ts";
@@ -32,6 +38,10 @@ export interface Conv2dInit {
  *
  * @example
  * ```ts
+ * import { initConv2d } from "./conv.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initConv2d(b, "conv_out", { inChannels: 32, outChannels: 4, kernelSize: 3 });
  * ```
  */
@@ -58,6 +68,12 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { conv2d } from "./conv.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * const y = conv2d(p, "down.conv", x, { stride: 2 }); // [B, H/2, W/2, cout]
  * ```
  */
@@ -90,6 +106,10 @@ export function conv2d<T>(net: Net<T>, name: string, x: T, opts: Conv2dOptions =
  *
  * @example
  * ```ts
+ * import { initDownsample } from "./conv.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initDownsample(b, "down_blocks.0.downsamplers.0", 32);
  * ```
  */
@@ -111,6 +131,12 @@ export function initDownsample(
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { downsample } from "./conv.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * downsample(p, "down_blocks.0.downsamplers.0", x); // [B, H/2, W/2, C]
  * ```
  */
@@ -125,6 +151,10 @@ export function downsample<T>(net: Net<T>, name: string, x: T): T {
  *
  * @example
  * ```ts
+ * import { initUpsample } from "./conv.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initUpsample(b, "up_blocks.0.upsamplers.0", 64);
  * ```
  */
@@ -137,6 +167,12 @@ export function initUpsample(b: ParamBuilder, name: string, channels: number): v
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { upsample } from "./conv.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * upsample(p, "up_blocks.0.upsamplers.0", x); // [B, 2H, 2W, C]
  * ```
  */

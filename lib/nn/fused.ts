@@ -16,13 +16,19 @@
  *
  * @example
  * ```ts
- * await initCompute("cpu"); // activates cpu-blas
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedGroupNorm } from "./fused.ts";
+ * import { initBackend } from "../backend/init.ts";
+ * declare const x: tf.Tensor4D;
+ * declare const gamma: tf.Tensor1D, beta: tf.Tensor1D;
+ *
+ * await initBackend("cpu-blas");
  * const y = fusedGroupNorm(x, gamma, beta, { groups: 8, silu: true }); // one kernel
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
 import { takeF32 } from "../backend/cpu_buffer_pool.ts";
 import { activeNativeKernels, type NativeKernels } from "../backend/native_kernels.ts";
@@ -108,7 +114,10 @@ export function fusedKernelsActive(): boolean {
  *
  * @example
  * ```ts
- * await initCompute("webgpu");
+ * import { fusedNormActive } from "./fused.ts";
+ * import { initBackend } from "../backend/init.ts";
+ *
+ * await initBackend("webgpu");
  * fusedNormActive(); // true: GroupNorm/LayerNorm are one kernel each way
  * ```
  */
@@ -162,7 +171,14 @@ function checkLayout(xLen: number, o: GroupNormLayout, gammaLen: number, betaLen
  *
  * @example
  * ```ts
- * const { y } = groupNormValues(x, gamma, beta, { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false });
+ * import assert from "node:assert/strict";
+ * import { groupNormValues } from "./fused.ts";
+ *
+ * const x = new Float32Array([1, 2, 3, 4]); // one pixel, 4 channels
+ * const gamma = new Float32Array(4).fill(1), beta = new Float32Array(4);
+ * const o = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
+ * const { y } = groupNormValues(x, gamma, beta, o);
+ * assert.ok(Math.abs(y[0] + 1) < 1e-3 && Math.abs(y[1] - 1) < 1e-3); // each group to mean 0, std 1
  * ```
  */
 export function groupNormValues(
@@ -272,7 +288,11 @@ export interface GroupNormGradInputs {
  *
  * @example
  * ```ts
- * const { dx, dgamma, dbeta } = groupNormGradValues({ dy, x, gamma, beta, mean, rstd }, opts);
+ * import { type GroupNormGradInputs, groupNormGradValues, groupNormValues } from "./fused.ts";
+ * declare const inp: GroupNormGradInputs; // dy, x, gamma, beta and the forward's mean, rstd
+ *
+ * const opts = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
+ * const { dx, dgamma, dbeta } = groupNormGradValues(inp, opts);
  * ```
  */
 export function groupNormGradValues(
@@ -754,6 +774,12 @@ export interface FusedGroupNormOptions {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedGroupNorm } from "./fused.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * const y = fusedGroupNorm(x, p["norm1.weight"], p["norm1.bias"], { groups: 8, silu: true });
  * ```
  */
@@ -788,6 +814,9 @@ export function fusedGroupNorm<T extends tf.Tensor>(
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedSilu } from "./fused.ts";
+ *
  * fusedSilu(tf.tensor1d([0, 1])); // [0, 0.7311]
  * ```
  */
@@ -801,6 +830,9 @@ export function fusedSilu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedGelu } from "./fused.ts";
+ *
  * fusedGelu(tf.tensor1d([1])); // [~0.8412]
  * ```
  */
@@ -815,6 +847,9 @@ export function fusedGelu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedSoftmax } from "./fused.ts";
+ *
  * fusedSoftmax(tf.tensor2d([[0, 0]]), 1); // [[0.5, 0.5]]
  * ```
  */

@@ -9,11 +9,14 @@
  * @example
  * ```ts
  * import "./gradients.ts";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * declare const v: tf.Tensor3D;
+ *
  * const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
  * ```
  * @module
  */
-import "@tensorflow/tfjs";
+import "npm:@tensorflow/tfjs@4.22.0";
 
 /** True once this module has run (gradients registered). */
 export const GRADIENTS_REGISTERED = true;

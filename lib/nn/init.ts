@@ -8,6 +8,9 @@
  *
  * @example
  * ```ts
+ * import { kaiming, TensorBuilder, zeros } from "./init.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ *
  * const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
  * b.add("fc.weight", [16, 8], kaiming(16));
  * b.add("fc.bias", [8], zeros());
@@ -15,7 +18,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Rng } from "../util/rng.ts";
 import { type Params, type ParamShapes, shapeSize } from "./params.ts";
 
@@ -30,6 +33,9 @@ export type InitSpec =
  *
  * @example
  * ```ts
+ * import { type ParamBuilder, zeros } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * b.add("norm.bias", [64], zeros());
  * ```
  */
@@ -42,6 +48,9 @@ export function zeros(): InitSpec {
  *
  * @example
  * ```ts
+ * import { ones, type ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * b.add("norm.weight", [64], ones());
  * ```
  */
@@ -54,6 +63,9 @@ export function ones(): InitSpec {
  *
  * @example
  * ```ts
+ * import { normal, type ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * b.add("token_embedding.weight", [1000, 64], normal(0.02));
  * ```
  */
@@ -68,6 +80,9 @@ export function normal(std: number): InitSpec {
  *
  * @example
  * ```ts
+ * import { kaiming, type ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * b.add("conv.weight", [3, 3, 32, 64], kaiming(3 * 3 * 32));
  * ```
  */
@@ -81,6 +96,9 @@ export function kaiming(fanIn: number, gain = 1): InitSpec {
  *
  * @example
  * ```ts
+ * import { type ParamBuilder, xavier } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * b.add("proj.weight", [64, 64], xavier(64, 64));
  * ```
  */
@@ -94,6 +112,10 @@ export function xavier(fanIn: number, fanOut: number): InitSpec {
  *
  * @example
  * ```ts
+ * import { drawInit, kaiming } from "./init.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const w = drawInit(kaiming(16), [16, 8], rng); // Float32Array(128)
  * ```
  */
@@ -134,6 +156,11 @@ function checkDecl(seen: Set<string>, name: string, shape: readonly number[]): v
  *
  * @example
  * ```ts
+ * import { TensorBuilder } from "./init.ts";
+ * import { initLinear } from "./linear.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const b = new TensorBuilder(rng);
  * initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
  * b.params["fc.weight"].shape; // [4, 2]
@@ -160,6 +187,9 @@ export class TensorBuilder implements ParamBuilder {
  *
  * @example
  * ```ts
+ * import { ShapeBuilder } from "./init.ts";
+ * import { initLinear } from "./linear.ts";
+ *
  * const b = new ShapeBuilder();
  * initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
  * b.shapes; // { "fc.weight": [4, 2], "fc.bias": [2] }

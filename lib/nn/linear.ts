@@ -3,13 +3,19 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initLinear, linear } from "./linear.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * const b = new TensorBuilder(rng);
  * initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
  * const y = linear(b.params, "fc", tf.ones([2, 3, 8])); // [2, 3, 4]
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { joinName, type Params } from "./params.ts";
 import { kaiming, normal, type ParamBuilder } from "./init.ts";
 import type { Net, Ops } from "./ops.ts";
@@ -28,6 +34,10 @@ export interface LinearInit {
  *
  * @example
  * ```ts
+ * import { initLinear } from "./linear.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initLinear(b, "time_embedding.linear_1", { inFeatures: 32, outFeatures: 128 });
  * ```
  */
@@ -42,6 +52,12 @@ export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { linear } from "./linear.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor2D;
+ *
  * const y = linear(p, "fc", x); // x [..., in] -> [..., out]
  * ```
  */
@@ -73,6 +89,10 @@ export interface EmbeddingInit {
  *
  * @example
  * ```ts
+ * import { initEmbedding } from "./linear.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initEmbedding(b, "token_embedding", { numEmbeddings: 500, dim: 64 });
  * ```
  */
@@ -85,6 +105,11 @@ export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): 
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { embedding } from "./linear.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ *
  * const e = embedding(p, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32")); // [1,3,64]
  * ```
  */

@@ -3,12 +3,18 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { groupNorm, initGroupNorm } from "./norm.ts";
+ * import type { TensorBuilder } from "./init.ts";
+ * declare const b: TensorBuilder;
+ * declare const x: tf.Tensor4D; // [B, H, W, 64]
+ *
  * initGroupNorm(b, "norm1", 64);
- * const y = groupNorm(b.params, "norm1", x, { groups: 32 }); // x [B,H,W,64]
+ * const y = groupNorm(b.params, "norm1", x, { groups: 32 });
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { joinName, type Params } from "./params.ts";
 import { ones, type ParamBuilder, zeros } from "./init.ts";
 import type { Net, Ops } from "./ops.ts";
@@ -20,6 +26,10 @@ import { withOps } from "./with_ops.ts";
  *
  * @example
  * ```ts
+ * import { initNorm } from "./norm.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initNorm(b, "final_layer_norm", 64);
  * ```
  */
@@ -33,6 +43,10 @@ export function initNorm(b: ParamBuilder, name: string, channels: number): void 
  *
  * @example
  * ```ts
+ * import { initGroupNorm } from "./norm.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initGroupNorm(b, "conv_norm_out", 32);
  * ```
  */
@@ -42,6 +56,10 @@ export const initGroupNorm: typeof initNorm = initNorm;
  *
  * @example
  * ```ts
+ * import { initLayerNorm } from "./norm.ts";
+ * import type { ParamBuilder } from "./init.ts";
+ * declare const b: ParamBuilder;
+ *
  * initLayerNorm(b, "norm1", 64);
  * ```
  */
@@ -65,6 +83,12 @@ export interface GroupNormOptions {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { groupNorm } from "./norm.ts";
+ * import type { Params } from "./params.ts";
+ * declare const p: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * groupNorm(p, "norm", x, { groups: 8 });
  * groupNorm(p, "norm1", x, { groups: 8, silu: true }); // silu(groupNorm(...))
  * ```
@@ -95,6 +119,12 @@ export function groupNorm<T>(net: Net<T>, name: string, x: T, opts: GroupNormOpt
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { layerNorm } from "./norm.ts";
+ * import type { Params } from "./params.ts";
+ * declare const h: tf.Tensor4D;
+ * declare const p: Params;
+ *
  * layerNorm(p, "norm1", h); // h [B, T, D]
  * ```
  */

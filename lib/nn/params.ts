@@ -7,13 +7,17 @@
  *
  * @example
  * ```ts
+ * import { countParams, disposeParams, paramNames } from "./params.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ *
  * const p = initUnet(UNET_PRESETS.tiny, Rng.stream(0, [0, STREAM.init]));
  * console.log(countParams(p), paramNames(p).slice(0, 3));
  * disposeParams(p);
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 
 /** A model's weights: dotted name -> trainable variable. */
 export type Params = Record<string, tf.Variable>;
@@ -26,6 +30,9 @@ export type ParamShapes = Record<string, number[]>;
  *
  * @example
  * ```ts
+ * import { paramNames, type Params } from "./params.ts";
+ * declare const p: Params;
+ *
  * paramNames(p); // ["conv_in.bias", "conv_in.weight", ...]
  * ```
  */
@@ -45,6 +52,11 @@ export function shapeSize(shape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import { countParams } from "./params.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * countParams(initUnet(UNET_PRESETS.tiny, rng)); // e.g. 170_000
  * ```
  */
@@ -59,6 +71,9 @@ export function countParams(p: Params | ParamShapes): number {
  *
  * @example
  * ```ts
+ * import { type Params, paramShapes } from "./params.ts";
+ * declare const p: Params;
+ *
  * paramShapes(p)["conv_in.weight"]; // [3, 3, 4, 32]
  * ```
  */
@@ -73,6 +88,9 @@ export function paramShapes(p: Params): ParamShapes {
  *
  * @example
  * ```ts
+ * import { disposeParams, type Params } from "./params.ts";
+ * declare const p: Params;
+ *
  * disposeParams(p);
  * ```
  */
@@ -88,6 +106,9 @@ export function disposeParams(p: Params): void {
  *
  * @example
  * ```ts
+ * import { getParam, type Params } from "./params.ts";
+ * declare const p: Params;
+ *
  * const w = getParam(p, "conv_in.weight");
  * ```
  */

@@ -10,12 +10,18 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { TfOps } from "./tf_ops.ts";
+ * import type { Params } from "./params.ts";
+ * declare const params: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * const m = new TfOps(params);
  * const y = m.conv2d(x, m.param("conv.weight"), m.param("conv.bias"), { stride: 1, pad: [1, 1] });
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { getParam, type Params } from "./params.ts";
 import type {
   AttentionOpOptions,
@@ -39,6 +45,13 @@ import {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { TfOps } from "./tf_ops.ts";
+ * import type { Params } from "./params.ts";
+ * import { resnetBlock } from "./resnet.ts";
+ * declare const params: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * const y = resnetBlock(new TfOps(params), "mid", x, { groups: 8 }); // same as resnetBlock(params, ...)
  * ```
  */
@@ -240,6 +253,9 @@ export const ONE_HOT_MAX_VOCAB = 4096;
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { silu } from "./tf_ops.ts";
+ *
  * silu(tf.scalar(0)); // 0
  * ```
  */
@@ -256,6 +272,9 @@ const GELU_C = Math.sqrt(2 / Math.PI);
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { gelu } from "./tf_ops.ts";
+ *
  * gelu(tf.scalar(1)); // ~0.8412
  * ```
  */
@@ -276,6 +295,9 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { upsample2x } from "./tf_ops.ts";
+ *
  * upsample2x(tf.ones([1, 4, 4, 8])).shape; // [1, 8, 8, 8]
  * ```
  */
@@ -322,6 +344,11 @@ export function setConvFilterGrad(mode: ConvFilterGradMode): ConvFilterGradMode 
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { convFilterGrad } from "./tf_ops.ts";
+ * declare const dy: tf.Tensor4D;
+ * declare const x: tf.Tensor4D;
+ *
  * const dw = convFilterGrad(x, dy, { kernelHeight: 3, kernelWidth: 3, stride: 1 });
  * ```
  */
@@ -399,6 +426,11 @@ function splitHeads(x: tf.Tensor3D, heads: number): tf.Tensor3D {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { attentionProbs } from "./tf_ops.ts";
+ * declare const k: tf.Tensor3D;
+ * declare const q: tf.Tensor3D;
+ *
  * const w = attentionProbs(q, k, { heads: 2 }); // rows sum to 1
  * ```
  */
@@ -446,6 +478,12 @@ export function attentionProbs(
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { scaledDotProductAttention } from "./tf_ops.ts";
+ * declare const k: tf.Tensor3D;
+ * declare const q: tf.Tensor3D;
+ * declare const v: tf.Tensor3D;
+ *
  * scaledDotProductAttention(q, k, v, { heads: 4, causal: true });
  * ```
  */

@@ -3,11 +3,14 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { timestepEmbedding } from "./timestep.ts";
+ *
  * const e = timestepEmbedding(tf.tensor1d([0, 500, 999]), { dim: 320 }); // [3, 320]
  * ```
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import type { Ops } from "./ops.ts";
 import { withOps } from "./with_ops.ts";
 
@@ -50,6 +53,9 @@ export function timestepFrequencies(opts: TimestepEmbeddingOptions): Float32Arra
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { timestepEmbedding } from "./timestep.ts";
+ *
  * timestepEmbedding(tf.tensor1d([10]), { dim: 8 });
  * ```
  */

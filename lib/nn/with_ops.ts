@@ -13,6 +13,10 @@ import { TfOps } from "./tf_ops.ts";
  *
  * @example
  * ```ts
+ * import { isOps } from "./with_ops.ts";
+ * import type { Params } from "./params.ts";
+ * declare const params: Params;
+ *
  * isOps(params); // false
  * ```
  */
@@ -25,6 +29,12 @@ export function isOps<T>(net: Net<T>): net is Ops<T> {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { opsOf } from "./with_ops.ts";
+ * import type { Params } from "./params.ts";
+ * declare const params: Params;
+ * declare const x: tf.Tensor4D;
+ *
  * const m = opsOf(params);
  * m.silu(x);
  * ```
@@ -39,6 +49,11 @@ export function opsOf<T>(net: Net<T>): Ops<T> {
  *
  * @example
  * ```ts
+ * import type { Net } from "./ops.ts";
+ * import { withOps } from "./with_ops.ts";
+ * import { conv2d } from "./conv.ts";
+ * import { joinName } from "./params.ts";
+ *
  * export function block<T>(net: Net<T>, name: string, x: T): T {
  *   return withOps(net, (m) => m.silu(conv2d(m, joinName(name, "conv"), x)));
  * }

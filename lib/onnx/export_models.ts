@@ -17,6 +17,13 @@
  *
  * @example
  * ```ts
+ * import { exportUnet } from "./export_models.ts";
+ * import { openSession, type OnnxArrayFeed } from "./session.ts";
+ * import { UNET_PRESETS } from "../models/unet.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params; // a tiny UNet's trained weights
+ * declare const sample: OnnxArrayFeed, timestep: OnnxArrayFeed, encoder_hidden_states: OnnxArrayFeed;
+ *
  * const unet = await exportUnet(params, UNET_PRESETS.tiny);
  * const s = await openSession(unet);
  * const { out_sample } = await s.run({ sample, timestep, encoder_hidden_states });
@@ -67,6 +74,13 @@ export interface ExportUnetOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import { exportUnet } from "./export_models.ts";
+ * import type { UnetConfig } from "../models/unet.ts";
+ * import type { Params } from "../nn/params.ts";
+ * import { saveOnnx } from "./writer.ts";
+ * declare const cfg: UnetConfig;
+ * declare const params: Params;
+ *
  * await saveOnnx("export/unet/model.onnx", await exportUnet(params, cfg, { timestepDtype: "int64" }));
  * ```
  */
@@ -113,6 +127,13 @@ export interface ExportEncoderOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import { exportAutoencoderEncoder } from "./export_models.ts";
+ * import { saveOnnx } from "./writer.ts";
+ * import type { AutoencoderConfig } from "../models/autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const p: Params;
+ *
  * await saveOnnx("export/vae_encoder/model.onnx", await exportAutoencoderEncoder(p, cfg));
  * ```
  */
@@ -156,6 +177,13 @@ export interface ExportDecoderOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import { exportAutoencoderDecoder } from "./export_models.ts";
+ * import { saveOnnx } from "./writer.ts";
+ * import type { AutoencoderConfig } from "../models/autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const p: Params;
+ *
  * await saveOnnx("runs/x/vae_decoder.onnx", await exportAutoencoderDecoder(p, cfg));
  * ```
  */
@@ -208,6 +236,13 @@ export interface ExportClipTextOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import { exportClipText } from "./export_models.ts";
+ * import { saveOnnx } from "./writer.ts";
+ * import type { ClipConfig } from "../models/clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: ClipConfig;
+ * declare const p: Params;
+ *
  * await saveOnnx("export/text_encoder/model.onnx", await exportClipText(p, cfg));
  * ```
  */
@@ -247,6 +282,13 @@ export async function exportClipText(
  *
  * @example
  * ```ts
+ * import { exportClipImage } from "./export_models.ts";
+ * import { saveOnnx } from "./writer.ts";
+ * import type { ClipConfig } from "../models/clip.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: ClipConfig;
+ * declare const p: Params;
+ *
  * await saveOnnx("export/image_encoder/model.onnx", await exportClipImage(p, cfg));
  * ```
  */

@@ -5,7 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { transposeHost } from "./host_tensor.ts";
+ *
+ * const w = new Float32Array(3 * 3 * 4 * 8);
  * const oihw = transposeHost({ data: w, shape: [3, 3, 4, 8] }, [3, 2, 0, 1]); // HWIO -> OIHW
+ * assert.deepEqual(oihw.shape, [8, 4, 3, 3]);
  * ```
  * @module
  */

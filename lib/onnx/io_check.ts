@@ -39,6 +39,9 @@ export interface OpenedModel {
  *
  * @example
  * ```ts
+ * import { openModel } from "./io_check.ts";
+ * declare const bytes: Uint8Array;
+ *
  * const { session, owned } = await openModel(bytes, { threads: 1 }, "upsampler.onnx");
  * ```
  */
@@ -79,6 +82,10 @@ export function fmtShape(shape: readonly (number | string)[] | null): string {
  *
  * @example
  * ```ts
+ * import { listIo } from "./io_check.ts";
+ * import type { OnnxSession } from "./session.ts";
+ * declare const session: OnnxSession;
+ *
  * listIo(session.inputs); // "\"input_ids\" int64 [batch, 77]"
  * ```
  */
@@ -105,6 +112,10 @@ export function fixedDim(d: number | string | undefined): number | null {
  *
  * @example
  * ```ts
+ * import { requireInput } from "./io_check.ts";
+ * import type { OnnxSession } from "./session.ts";
+ * declare const s: OnnxSession;
+ *
  * const px = requireInput(s, ["pixel_values"], "float32 [batch, 3, 224, 224]");
  * ```
  */
@@ -128,6 +139,10 @@ export function requireInput(
  *
  * @example
  * ```ts
+ * import { onlyInputs } from "./io_check.ts";
+ * import type { OnnxSession } from "./session.ts";
+ * declare const s: OnnxSession;
+ *
  * onlyInputs(s, ["pixel_values", "input_ids", "attention_mask"]);
  * ```
  */
@@ -144,11 +159,6 @@ export function onlyInputs(s: OnnxSession, fed: readonly string[]): void {
 
 /**
  * Throw naming an input and the expected type and shape.
- *
- * @example
- * ```ts
- * misfitInput(s, px, "float32 [batch, 3, 224, 224]", "an RGB image batch");
- * ```
  */
 export function misfitInput(s: OnnxSession, io: OnnxIoInfo, expected: string, why: string): never {
   throw new Error(
@@ -159,11 +169,6 @@ export function misfitInput(s: OnnxSession, io: OnnxIoInfo, expected: string, wh
 
 /**
  * Throw naming an output and the expected shape.
- *
- * @example
- * ```ts
- * misfitOutput(s, out, "[batch, dim]", "an embedding per image");
- * ```
  */
 export function misfitOutput(s: OnnxSession, io: OnnxIoInfo, expected: string, why: string): never {
   throw new Error(
@@ -178,7 +183,11 @@ export function misfitOutput(s: OnnxSession, io: OnnxIoInfo, expected: string, w
  *
  * @example
  * ```ts
- * const { height, width } = checkImageInput(s, px, "RGB images");
+ * import { checkImageInput } from "./io_check.ts";
+ * import { openSession } from "./session.ts";
+ *
+ * const s = await openSession("clip/vision_model.onnx");
+ * const { height, width } = checkImageInput(s, s.inputs[0], "RGB images");
  * ```
  */
 export function checkImageInput(
@@ -206,7 +215,11 @@ export function checkImageInput(
  *
  * @example
  * ```ts
- * const T = checkIdsInput(s, ids); // 77, or null for a dynamic length
+ * import { checkIdsInput } from "./io_check.ts";
+ * import { openSession } from "./session.ts";
+ *
+ * const s = await openSession("clip/text_model.onnx");
+ * const { length } = checkIdsInput(s, s.inputs[0]); // 77, or null for a dynamic length
  * ```
  */
 export function checkIdsInput(
@@ -261,7 +274,12 @@ export function batchSteps(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { takeRows } from "./io_check.ts";
+ *
+ * const out = new Float32Array(3 * 512); // a session's "image_embeds" output
  * const rows = takeRows(out, { n: 3, rowSize: 512, where: "clip.onnx: output \"image_embeds\"" });
+ * assert.equal(rows.length, 3 * 512);
  * ```
  */
 export function takeRows(

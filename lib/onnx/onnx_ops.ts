@@ -13,6 +13,13 @@
  *
  * @example
  * ```ts
+ * import { OnnxOps, readParams } from "./onnx_ops.ts";
+ * import { OnnxGraph } from "./writer.ts";
+ * import { type AutoencoderConfig, decode } from "../models/autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig;
+ * declare const params: Params;
+ *
  * const g = new OnnxGraph("decoder");
  * const m = new OnnxOps(g, await readParams(params));
  * const z = m.input("latent_sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
@@ -43,6 +50,10 @@ export type WeightArrays = Record<string, { data: Float32Array; shape: number[] 
  *
  * @example
  * ```ts
+ * import { readParams } from "./onnx_ops.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params;
+ *
  * const weights = await readParams(params);
  * weights["decoder.conv_in.weight"].shape; // [3, 3, 4, 64]
  * ```
@@ -73,6 +84,10 @@ interface Host extends HostTensor {
  *
  * @example
  * ```ts
+ * import { OnnxOps } from "./onnx_ops.ts";
+ * import { OnnxGraph } from "./writer.ts";
+ *
+ * const m = new OnnxOps(new OnnxGraph("unet"), {});
  * const x = m.input("sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
  * x.shape; // logical NHWC: [batch, height, width, 4]; x.perm: [0, 3, 1, 2]
  * ```
@@ -120,6 +135,13 @@ export interface OnnxOutputOptions extends OnnxIoOptions {
  *
  * @example
  * ```ts
+ * import { OnnxOps, readParams } from "./onnx_ops.ts";
+ * import type { Params } from "../nn/params.ts";
+ * import { resnetBlock } from "../nn/resnet.ts";
+ * import type { OnnxGraph } from "./writer.ts";
+ * declare const g: OnnxGraph;
+ * declare const p: Params;
+ *
  * const m = new OnnxOps(g, await readParams(p));
  * const y = resnetBlock(m, "mid", m.input("x", "float32", ["batch", 8, 8, 32]), { groups: 8 });
  * m.output(y, "y");
@@ -141,11 +163,6 @@ export class OnnxOps implements Ops<OnnxValue> {
   /**
    * Declare a graph input of the given (file) shape; names in `shape` are run-time sizes. With
    * `layout: "NCHW"` the file holds a rank-4 image channels first and no Transpose is needed.
-   *
-   * @example
-   * ```ts
-   * const x = m.input("sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
-   * ```
    */
   input(name: string, dtype: OpsDType, shape: OnnxShape, o: OnnxIoOptions = {}): OnnxValue {
     this.g.input(name, dtype as OnnxDType, shape);
@@ -160,6 +177,11 @@ export class OnnxOps implements Ops<OnnxValue> {
    *
    * @example
    * ```ts
+   * import { OnnxOps } from "./onnx_ops.ts";
+   * import { OnnxGraph } from "./writer.ts";
+   *
+   * const m = new OnnxOps(new OnnxGraph("id"), {});
+   * const y = m.input("sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
    * m.output(y, "out_sample", { layout: "NCHW", shape: ["batch", 4, "height", "width"] });
    * ```
    */

@@ -172,6 +172,10 @@ function attrValue(a: Obj, where: string): OnnxNodeView["attrs"][string] {
  *
  * @example
  * ```ts
+ * import { readOnnx } from "./reader.ts";
+ * import type { OnnxGraph } from "./writer.ts";
+ * declare const g: OnnxGraph;
+ *
  * const view = readOnnx(g.toBytes());
  * view.graph.nodes.map((n) => n.op); // ["Gemm", "Sigmoid"]
  * ```

@@ -6,12 +6,15 @@
  *
  * @example
  * ```ts
+ * import { onnxSchema } from "./schema.ts";
+ * declare const bytes: Uint8Array;
+ *
  * const { ModelProto } = onnxSchema();
  * const model = ModelProto.decode(bytes);
  * ```
  * @module
  */
-import protobuf from "protobufjs";
+import protobuf from "npm:protobufjs@8.8.1";
 
 /** ONNX `TensorProto.DataType` codes. */
 export const ONNX_DATA_TYPE = {
@@ -161,6 +164,10 @@ let cached: OnnxSchema | undefined;
  *
  * @example
  * ```ts
+ * import { onnxSchema } from "./schema.ts";
+ * import type { ModelFn } from "../diffusion/types.ts";
+ * declare const model: ModelFn;
+ *
  * const bytes = onnxSchema().ModelProto.encode(model).finish();
  * ```
  */

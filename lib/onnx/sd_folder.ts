@@ -5,6 +5,9 @@
  *
  * @example
  * ```ts
+ * import { KIT_ONNX_FORMAT } from "./sd_folder.ts";
+ *
+ * const index = JSON.parse(await Deno.readTextFile("export/model_index.json"));
  * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
  * ```
  * @module
@@ -12,11 +15,6 @@
 
 /**
  * Format tag of a kit export, in `model_index.json` under `_xgen_kit`.
- *
- * @example
- * ```ts
- * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
- * ```
  */
 export const KIT_ONNX_FORMAT = "xgen-kit-onnx/1";
 
@@ -25,6 +23,10 @@ export const KIT_ONNX_FORMAT = "xgen-kit-onnx/1";
  *
  * @example
  * ```ts
+ * import { KIT_TOKENIZER_FILE } from "./sd_folder.ts";
+ * import { WordTokenizer } from "../models/tokenizer.ts";
+ * declare const dir: string;
+ *
  * const tok = await WordTokenizer.load(`${dir}/tokenizer/${KIT_TOKENIZER_FILE}`);
  * ```
  */

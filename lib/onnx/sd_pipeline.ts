@@ -515,6 +515,9 @@ function float32Data(part: string, name: string, data: unknown): Float32Array {
  *
  * @example
  * ```ts
+ * import { encodePrompts, type OnnxPipeline } from "./sd_pipeline.ts";
+ * declare const pipe: OnnxPipeline;
+ *
  * const states = await encodePrompts(pipe, ["", "a red circle"]);
  * ```
  */
@@ -718,6 +721,9 @@ function latentDims(pipe: OnnxPipeline, height: number, width: number, what: str
  *
  * @example
  * ```ts
+ * import { type OnnxPipeline, txt2img } from "./sd_pipeline.ts";
+ * declare const pipe: OnnxPipeline;
+ *
  * const images = await txt2img(pipe, { prompts: ["a red circle"], n: 2, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
  * ```
  */
@@ -750,6 +756,11 @@ export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<Rg
  *
  * @example
  * ```ts
+ * import { encodeImages, type OnnxPipeline } from "./sd_pipeline.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const image: RgbImage;
+ * declare const pipe: OnnxPipeline;
+ *
  * const z = await encodeImages(pipe, [image]);
  * ```
  */
@@ -802,6 +813,11 @@ export async function encodeImages(
  *
  * @example
  * ```ts
+ * import { img2img, type OnnxPipeline } from "./sd_pipeline.ts";
+ * import type { RgbImage } from "../plot/mod.ts";
+ * declare const photo: RgbImage;
+ * declare const pipe: OnnxPipeline;
+ *
  * const out = await img2img(pipe, { images: [photo], prompts: ["a blue circle"], strength: 0.6, guidance: 4, steps: 25, seed: 0 });
  * ```
  */

@@ -6,12 +6,15 @@
  *
  * @example
  * ```ts
+ * import { openSession } from "./session.ts";
+ *
+ * const z = new Float32Array(4 * 64 * 64); // a latent
  * const s = await openSession("vae_decoder/model.onnx");
  * const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 64, 64] } });
  * ```
  * @module
  */
-import * as ort from "onnxruntime-node";
+import * as ort from "npm:onnxruntime-node@1.30.0";
 import type { OnnxTypedArray } from "./writer.ts";
 
 /** Graph optimisation levels (onnxruntime's names). */
@@ -108,6 +111,9 @@ export function cudaFallbackReason(): string | null {
  *
  * @example
  * ```ts
+ * import { openSession } from "./session.ts";
+ * declare const bytes: Uint8Array;
+ *
  * const s = await openSession(bytes, { name: "mlp.onnx" });
  * s.inputs; // [{ name: "x", dtype: "float32", shape: ["batch", 4] }]
  * ```
@@ -155,7 +161,11 @@ export class OnnxSession {
    *
    * @example
    * ```ts
-   * s.validate({ x: new ort.Tensor("float32", data, [2, 4]) });
+   * import * as ort from "npm:onnxruntime-node@1.30.0";
+   * import { openSession } from "./session.ts";
+   *
+   * const s = await openSession("model.onnx");
+   * s.validate({ x: new ort.Tensor("float32", new Float32Array(8), [2, 4]) });
    * ```
    */
   validate(feeds: Record<string, ort.Tensor>): void {
@@ -200,6 +210,9 @@ export class OnnxSession {
    *
    * @example
    * ```ts
+   * import type { OnnxSession } from "./session.ts";
+   * declare const s: OnnxSession;
+   *
    * const out = await s.run({ x: { data: new Float32Array(8), shape: [2, 4] } });
    * out.y.data; // Float32Array
    * ```
@@ -244,6 +257,9 @@ export class OnnxSession {
    *
    * @example
    * ```ts
+   * import type { OnnxSession } from "./session.ts";
+   * declare const s: OnnxSession;
+   *
    * await s.release();
    * ```
    */
@@ -261,7 +277,10 @@ function cudaLibraryPresent(): boolean {
   if (Deno.build.os !== "linux") return true;
   try {
     const arch = Deno.build.arch === "aarch64" ? "arm64" : "x64";
-    const dir = new URL(`../bin/napi-v6/linux/${arch}/`, import.meta.resolve("onnxruntime-node"));
+    const dir = new URL(
+      `../bin/napi-v6/linux/${arch}/`,
+      import.meta.resolve("npm:onnxruntime-node@1.30.0"),
+    );
     Deno.statSync(new URL("libonnxruntime_providers_cuda.so", dir));
     return true;
   } catch (e) {
@@ -274,6 +293,10 @@ function cudaLibraryPresent(): boolean {
  *
  * @example
  * ```ts
+ * import { openSession } from "./session.ts";
+ * import type { OnnxGraph } from "./writer.ts";
+ * declare const graph: OnnxGraph;
+ *
  * const s = await openSession("unet/model.onnx", { threads: 2 });
  * const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
  * ```

@@ -57,7 +57,14 @@ export type OnnxAttrValue = number | string | readonly number[] | readonly strin
  *
  * @example
  * ```ts
+ * import { attr, OnnxGraph } from "./writer.ts";
+ *
+ * const g = new OnnxGraph("fc");
+ * const x = g.input("x", "float32", [2, 4]);
+ * const w = g.initializer("w", new Float32Array(8), [2, 4]);
+ * const b = g.initializer("b", new Float32Array(2), [2]);
  * g.node("Gemm", [x, w, b], { alpha: attr.float(1), transB: 1 });
+ * const s = g.initializer("shape", [2], [1], "int64");
  * g.node("ConstantOfShape", [s], { value: attr.tensor("float32", [0], [1]) });
  * ```
  */
@@ -297,12 +304,14 @@ export interface OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import { OnnxGraph, saveOnnx } from "./writer.ts";
+ *
  * const g = new OnnxGraph("block");
  * const x = g.input("x", "float32", [1, 3, 8, 8]);
- * const w = g.initializer("conv.weight", weights, [4, 3, 3, 3]);
+ * const w = g.initializer("conv.weight", new Float32Array(4 * 3 * 3 * 3), [4, 3, 3, 3]);
  * const y = g.node("Relu", [g.node("Conv", [x, w], { pads: [1, 1, 1, 1] })]);
  * g.output(y, "float32");
- * await saveOnnx("block.onnx", g.toBytes());
+ * await saveOnnx(`${await Deno.makeTempDir()}/block.onnx`, g.toBytes());
  * ```
  */
 export class OnnxGraph {
@@ -340,6 +349,9 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   *
    * const z = g.input("latent", "float32", ["batch", 4, "h", "w"]);
    * ```
    */
@@ -356,6 +368,9 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   *
    * const w = g.initializer("fc.weight", new Float32Array(32), [4, 8]);
    * const s = g.initializer("shape", [1, -1], [2], "int64");
    * ```
@@ -378,6 +393,10 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   * declare const x: string;
+   *
    * const shape = g.constant([0, 32, -1], [3], "int64");
    * const y = g.node("Reshape", [x, shape]);
    * ```
@@ -395,6 +414,10 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   * declare const x: string;
+   *
    * g.node("Reshape", [x, g.int64s([1, 4, -1])]);
    * ```
    */
@@ -407,6 +430,12 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const b: string;
+   * declare const g: OnnxGraph;
+   * declare const w: string;
+   * declare const x: string;
+   *
    * const h = g.node("Conv", [x, w, b], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
    * ```
    */
@@ -427,6 +456,10 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   * declare const x: string;
+   *
    * const [a, b] = g.nodeMulti("Split", [x, g.int64s([2, 2])], 2, { axis: 1 });
    * ```
    */
@@ -476,6 +509,10 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   * declare const y: string;
+   *
    * g.output(y, "float32", ["batch", 3, 64, 64]);
    * ```
    */
@@ -491,6 +528,9 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   *
    * g.stats(); // { nodes: 12, initializers: 5, parameters: 12345 }
    * ```
    */
@@ -507,6 +547,9 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * declare const g: OnnxGraph;
+   *
    * const model = g.toModel({ opset: 17 });
    * ```
    */
@@ -535,6 +578,10 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
+   * import type { OnnxGraph } from "./writer.ts";
+   * import { openSession } from "./session.ts";
+   * declare const g: OnnxGraph;
+   *
    * const session = await openSession(g.toBytes());
    * ```
    */
@@ -549,6 +596,9 @@ export class OnnxGraph {
  *
  * @example
  * ```ts
+ * import { type OnnxGraph, saveOnnx } from "./writer.ts";
+ * declare const g: OnnxGraph;
+ *
  * await saveOnnx("runs/x/vae_decoder.onnx", g.toBytes());
  * ```
  */

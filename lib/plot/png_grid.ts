@@ -3,12 +3,16 @@
  *
  * @example
  * ```ts
+ * import { imageGrid, writePng } from "./png_grid.ts";
+ * import type { RgbImage } from "./mod.ts";
+ * declare const samples: RgbImage[];
+ *
  * const grid = imageGrid(samples, { cols: 4, pad: 2 });
  * await writePng("runs/x/samples.png", grid);
  * ```
  * @module
  */
-import { encode } from "fast-png";
+import { encode } from "npm:fast-png@8.0.0";
 import { writeFileAtomic } from "../util/atomic.ts";
 
 /** An 8-bit RGB image, row-major, `height * width * 3` bytes. */
@@ -53,7 +57,12 @@ function pixels(im: RgbLike, i: number): RgbImage {
  *
  * @example
  * ```ts
- * const g = imageGrid([a, b, c], { cols: 2, pad: 1 }); // 2x2 cells, last one blank
+ * import assert from "node:assert/strict";
+ * import { imageGrid } from "./png_grid.ts";
+ *
+ * const cell = () => ({ data: new Uint8Array(4 * 4 * 3), width: 4, height: 4 });
+ * const g = imageGrid([cell(), cell(), cell()], { cols: 2, pad: 1 }); // 2x2 cells, last one blank
+ * assert.deepEqual([g.width, g.height], [2 * 4 + 3, 2 * 4 + 3]);
  * ```
  */
 export function imageGrid(images: RgbLike[], opts: GridOptions = {}): RgbImage {
@@ -106,6 +115,10 @@ export function encodePng(im: RgbImage): Uint8Array {
  *
  * @example
  * ```ts
+ * import { imageGrid, writePng } from "./png_grid.ts";
+ * import type { RgbImage } from "./mod.ts";
+ * declare const samples: RgbImage[];
+ *
  * await writePng("grid.png", imageGrid(samples, { cols: 8 }));
  * ```
  */

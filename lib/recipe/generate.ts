@@ -15,7 +15,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { decode } from "../models/autoencoder.ts";
 import { unetForward } from "../models/unet.ts";
 import {

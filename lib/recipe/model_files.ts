@@ -8,12 +8,22 @@
  *
  * @example
  * ```ts
- * await saveModel("runs/x/autoencoder", { kind: "autoencoder", config: cfg, params, extra: { scalingFactor: 0.9 } });
+ * import { loadModel, saveModel } from "./model_files.ts";
+ * import type { AutoencoderConfig } from "../models/autoencoder.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const cfg: AutoencoderConfig, params: Params;
+ *
+ * await saveModel("runs/x/autoencoder", {
+ *   kind: "autoencoder",
+ *   config: cfg,
+ *   params,
+ *   extra: { scalingFactor: 0.9 },
+ * });
  * const m = await loadModel("runs/x/autoencoder", "autoencoder");
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -71,6 +81,11 @@ export interface SaveModelOptions<C> {
  *
  * @example
  * ```ts
+ * import { saveModel } from "./model_files.ts";
+ * import type { UnetConfig } from "../models/unet.ts";
+ * import type { Ema } from "../train/optim.ts";
+ * declare const cfg: UnetConfig, ema: Ema;
+ *
  * await saveModel("runs/x/unet/model", { kind: "unet", config: cfg, params: ema.shadow });
  * ```
  */
@@ -184,6 +199,9 @@ export async function readModelFiles<C = unknown>(
  *
  * @example
  * ```ts
+ * import { loadModel } from "./model_files.ts";
+ * import { UnetConfig } from "../models/unet.ts";
+ *
  * const m = await loadModel<UnetConfig>("runs/x/unet/model", "unet");
  * ```
  */

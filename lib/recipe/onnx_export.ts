@@ -32,6 +32,9 @@
  *
  * @example
  * ```ts
+ * import { ensureOnnxExport, exportRun } from "./onnx_export.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ *
  * await exportRun("runs/default", "exports/default");
  * const pipe = await loadOnnxPipeline("exports/default");
  * const dir = await ensureOnnxExport("runs/default"); // "runs/default/onnx", exported once
@@ -114,6 +117,9 @@ export async function exportRun(
  *
  * @example
  * ```ts
+ * import { exportLoadedRun } from "./onnx_export.ts";
+ * import { loadRun } from "./generate.ts";
+ *
  * const run = await loadRun("runs/tiny");
  * await exportLoadedRun(run, "exports/tiny");
  * ```
@@ -443,6 +449,9 @@ async function install(tmp: string, out: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import { ensureOnnxExport } from "./onnx_export.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ *
  * const dir = await ensureOnnxExport("runs/default", { log: console.log });
  * const pipe = await loadOnnxPipeline(dir);
  * const ck = await ensureOnnxExport("runs/default", { checkpoint: 500 }); // ".../onnx-ckpt-00000500"

@@ -7,11 +7,15 @@
  *
  * @example
  * ```ts
+ * import { autoencoderStage, type StageOptions } from "./stages.ts";
+ * import type { RecipePreset } from "./presets.ts";
+ * declare const data: StageOptions<unknown>["data"], settings: RecipePreset["autoencoder"];
+ *
  * const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   type AutoencoderConfig,
   autoencoderLoss,

@@ -240,7 +240,7 @@ export class GcsStore implements CheckpointStore {
     const p = (async () => {
       let client = this.#opts.client;
       if (!client) {
-        const { Storage } = await import("@google-cloud/storage");
+        const { Storage } = await import("npm:@google-cloud/storage@7.19.0");
         client = new Storage({
           ...(this.#opts.apiEndpoint ? { apiEndpoint: this.#opts.apiEndpoint } : {}),
           ...(this.#opts.projectId ? { projectId: this.#opts.projectId } : {}),

@@ -10,6 +10,11 @@
  *
  * @example
  * ```ts
+ * import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
+ * import type { TensorDataMap } from "./tensor_data.ts";
+ * import { storeFor } from "../storage/location.ts";
+ * declare const model: TensorDataMap; // the weights, as host arrays
+ *
  * await saveCheckpoint("runs/x", { step: 100, tensors: { model }, state: { step: 100 } });
  * const latest = await latestCheckpoint("runs/x");
  * if (latest) {
@@ -129,6 +134,10 @@ async function deleteFolder(store: CheckpointStore, prefix: string): Promise<voi
  *
  * @example
  * ```ts
+ * import { saveCheckpoint } from "./checkpoint.ts";
+ * import type { Rng } from "../util/rng.ts";
+ * declare const rng: Rng;
+ *
  * await saveCheckpoint("runs/x", {
  *   step: 3,
  *   tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },

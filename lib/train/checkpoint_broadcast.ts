@@ -12,6 +12,16 @@
  *
  * @example
  * ```ts
+ * import { shareCheckpoint } from "./checkpoint_broadcast.ts";
+ * import type { Communicator } from "../data_parallel/comm.ts";
+ * import type { Params } from "../nn/params.ts";
+ * import type { CheckpointStore } from "../storage/store.ts";
+ * import { latestCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+ * import { restoreParams } from "./tensor_data.ts";
+ * declare const comm: Communicator;
+ * declare const params: Params;
+ * declare const store: CheckpointStore;
+ *
  * const ck = await shareCheckpoint({
  *   comm,
  *   location: store.location,
@@ -132,6 +142,13 @@ function unpack(h: Extract<Header, { outcome: "checkpoint" }>, payload: Float32A
  *
  * @example
  * ```ts
+ * import { shareCheckpoint } from "./checkpoint_broadcast.ts";
+ * import type { LoadedCheckpoint } from "./checkpoint.ts";
+ * import type { Communicator } from "../data_parallel/comm.ts";
+ * import type { CheckpointStore } from "../storage/store.ts";
+ * declare const comm: Communicator, store: CheckpointStore;
+ * declare function newest(s: CheckpointStore): Promise<LoadedCheckpoint | null>; // rank 0's read
+ *
  * const ck = await shareCheckpoint({ comm, location: store.location, read: () => newest(store) });
  * ```
  */

@@ -8,14 +8,21 @@
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { fusedAdamW, fusedAdamWActive } from "./fused_adamw.ts";
+ * declare const g: tf.Tensor;
+ * declare const m: tf.Variable;
+ * declare const p: tf.Variable;
+ * declare const v: tf.Variable;
+ *
  * if (fusedAdamWActive()) {
  *   const [p1, m1, v1] = fusedAdamW(p, g, m, v, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3, sqrtBc2: 0.03, decay: 1 });
  * }
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import type { MathBackendCPU } from "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
 import { CPU_BLAS_BACKEND } from "../backend/cpu_backend.ts";
 import { takeF32 } from "../backend/cpu_buffer_pool.ts";
 import { activeNativeKernels, type NativeAdamWScalars } from "../backend/native_kernels.ts";
@@ -32,6 +39,10 @@ export type FusedAdamWAttrs = NativeAdamWScalars;
  *
  * @example
  * ```ts
+ * import { adamWValues, type FusedAdamWAttrs } from "./fused_adamw.ts";
+ * declare const p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array;
+ * declare const attrs: FusedAdamWAttrs;
+ *
  * const out = adamWValues(p, g, m, v, attrs, (n) => new Float32Array(n));
  * ```
  */

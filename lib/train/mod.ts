@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { trainLoop, warmupCosine } from "./lib/train/mod.ts";
+ * import { trainLoop, warmupCosine } from "./mod.ts";
  * ```
  * @module
  */

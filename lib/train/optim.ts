@@ -6,6 +6,12 @@
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AdamW, clipGradNorm, computeGrads } from "./optim.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params;
+ * declare function lossOf(p: Params): tf.Scalar;
+ *
  * const opt = new AdamW(params, { weightDecay: 0.01 });
  * const { value, grads } = computeGrads(params, () => lossOf(params));
  * const clipped = clipGradNorm(grads, 1.0);
@@ -15,7 +21,7 @@
  * @module
  */
 import { fusedAdamW, fusedAdamWActive } from "./fused_adamw.ts";
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 // tf.variableGrads needs the gradient registry that only the full tfjs bundle fills.
 import "../nn/gradients.ts";
 import {
@@ -68,6 +74,9 @@ function checkRange(name: string, x: number, lo: number, hi: number, hiOpen = tr
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AdamW } from "./optim.ts";
+ *
  * const opt = new AdamW({ w: tf.variable(tf.ones([3, 3])) }, { beta1: 0.9 });
  * opt.step({ w: tf.ones([3, 3]) }, 1e-3);
  * const saved = await opt.state();
@@ -213,6 +222,9 @@ export class AdamW {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { globalNorm } from "./optim.ts";
+ *
  * globalNorm({ a: tf.tensor([3]), b: tf.tensor([4]) }).dataSync(); // [5]
  * ```
  */
@@ -233,6 +245,9 @@ export function globalNorm(grads: Grads): tf.Scalar {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { clipGradNorm } from "./optim.ts";
+ *
  * const { grads, norm } = clipGradNorm({ a: tf.tensor([3, 4]) }, 1); // a -> [0.6, 0.8], norm 5
  * ```
  */
@@ -258,6 +273,11 @@ export function clipGradNorm(
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { computeGrads } from "./optim.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params;
+ *
  * const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w)));
  * ```
  */
@@ -285,6 +305,12 @@ export function computeGrads(
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import type { Params } from "../nn/params.ts";
+ * import { computeGrads, GradAccumulator } from "./optim.ts";
+ * declare const params: Params, batches: tf.Tensor[];
+ * declare function lossOf(batch: tf.Tensor): tf.Scalar;
+ *
  * const acc = new GradAccumulator();
  * for (let i = 0; i < 4; i++) acc.add(computeGrads(params, () => lossOf(batches[i])));
  * const { value, grads } = acc.mean(); // caller disposes
@@ -348,6 +374,12 @@ export class GradAccumulator {
  *
  * @example
  * ```ts
+ * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import type { Params } from "../nn/params.ts";
+ * import { accumulateGrads } from "./optim.ts";
+ * declare const params: Params, batches: tf.Tensor[];
+ * declare function lossOf(batch: tf.Tensor): tf.Scalar;
+ *
  * const { value, grads } = accumulateGrads(params, 4, (i) => lossOf(batches[i]));
  * ```
  */
@@ -384,6 +416,10 @@ export interface EmaState {
  *
  * @example
  * ```ts
+ * import { Ema } from "./optim.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params;
+ *
  * const ema = new Ema(params, { decay: 0.999, warmup: true });
  * ema.update(params); // after each optimizer step
  * ema.swapIn(params); // evaluate with averaged weights...

@@ -348,6 +348,9 @@ export function encodeSafetensors(
  *
  * @example
  * ```ts
+ * import { decodeSafetensors, toTensorDataMap } from "./safetensors.ts";
+ * declare const bytes: Uint8Array;
+ *
  * const weights = toTensorDataMap(decodeSafetensors(bytes));
  * ```
  */

@@ -4,12 +4,16 @@
  *
  * @example
  * ```ts
+ * import { restoreParams, snapshotParams } from "./tensor_data.ts";
+ * import type { Params } from "../nn/params.ts";
+ * declare const params: Params;
+ *
  * const snap = await snapshotParams(params); // name -> {shape, data}
  * restoreParams(params, snap, { source: "ckpt-00000100/model.safetensors" });
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 
 /** A float32 tensor held in host memory. */
 export interface TensorData {
@@ -28,6 +32,9 @@ export type Params = Record<string, tf.Variable>;
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { snapshotParams } from "./tensor_data.ts";
+ *
  * const snap = await snapshotParams({ w: tf.variable(tf.ones([2])) });
  * snap.w.data; // Float32Array [1, 1]
  * ```
@@ -57,6 +64,9 @@ export interface RestoreOptions {
  *
  * @example
  * ```ts
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { restoreParams } from "./tensor_data.ts";
+ *
  * const p = { w: tf.variable(tf.zeros([2])) };
  * restoreParams(p, { w: { shape: [2], data: new Float32Array([1, 2]) } });
  * ```

@@ -6,9 +6,12 @@
  *
  * @example
  * ```ts
- * await writeFileAtomic("runs/x/config.json", new TextEncoder().encode("{}"));
- * await writeTextAtomic("runs/x/notes.txt", "hello");
- * await removeStaleTemps("runs/x", { recursive: true }); // after a kill
+ * import { removeStaleTemps, writeFileAtomic, writeTextAtomic } from "./atomic.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await writeFileAtomic(`${dir}/config.json`, new TextEncoder().encode("{}"));
+ * await writeTextAtomic(`${dir}/notes.txt`, "hello");
+ * await removeStaleTemps(dir, { recursive: true }); // after a kill
  * ```
  * @module
  */
@@ -19,7 +22,10 @@
  *
  * @example
  * ```ts
- * tempPathFor("runs/x/model.json"); // "runs/x/model.json.tmp-4242-1a2b3c4d"
+ * import assert from "node:assert/strict";
+ * import { tempPathFor } from "./atomic.ts";
+ *
+ * assert.match(tempPathFor("runs/x/model.json"), /^runs\/x\/model\.json\.tmp-\d+-[0-9a-f]{8}$/);
  * ```
  */
 export function tempPathFor(path: string): string {
@@ -36,8 +42,11 @@ const LEGACY_TEMP_NAME = /^(model|tokenizer\.json)\.tmp-[0-9a-f]{8}$/;
  *
  * @example
  * ```ts
- * kitTempWriter("model.json.tmp-4242-1a2b3c4d"); // 4242
- * kitTempWriter("model.json.bak"); // null
+ * import assert from "node:assert/strict";
+ * import { kitTempWriter } from "./atomic.ts";
+ *
+ * assert.equal(kitTempWriter("model.json.tmp-4242-1a2b3c4d"), 4242);
+ * assert.equal(kitTempWriter("model.json.bak"), null);
  * ```
  */
 export function kitTempWriter(name: string): number | null {
@@ -81,7 +90,13 @@ export interface RemoveStaleTempsOptions {
  *
  * @example
  * ```ts
- * await removeStaleTemps("runs/x/unet/model"); // ["runs/x/unet/model/model.json.tmp-17-0a1b2c3d"]
+ * import assert from "node:assert/strict";
+ * import { removeStaleTemps, tempPathFor } from "./atomic.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const stale = tempPathFor(`${dir}/model.json`); // this process's own: stale by definition
+ * await Deno.writeTextFile(stale, "{");
+ * assert.deepEqual(await removeStaleTemps(dir), [stale]);
  * ```
  */
 export async function removeStaleTemps(

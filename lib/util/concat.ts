@@ -4,8 +4,14 @@
  *
  * @example
  * ```ts
- * concatBytes([new Uint8Array([1, 2]), new Uint8Array([3])]); // Uint8Array [1, 2, 3]
- * concatFloat32([new Float32Array([0.5]), new Float32Array([1.5])]); // Float32Array [0.5, 1.5]
+ * import assert from "node:assert/strict";
+ * import { concatBytes, concatFloat32 } from "./concat.ts";
+ *
+ * assert.deepEqual(concatBytes([new Uint8Array([1, 2]), new Uint8Array([3])]), new Uint8Array([1, 2, 3]));
+ * assert.deepEqual(
+ *   concatFloat32([new Float32Array([0.5]), new Float32Array([1.5])]),
+ *   new Float32Array([0.5, 1.5]),
+ * );
  * ```
  * @module
  */
@@ -13,11 +19,6 @@
 /**
  * The bytes of `chunks` one after another, in a new array: always a copy, even of a single
  * chunk, so the result never aliases a stream's reused buffer.
- *
- * @example
- * ```ts
- * const tar = concatBytes(chunks); // chunks pushed by `for await (const c of pack)`
- * ```
  */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   return fill(new Uint8Array(total(chunks)), chunks);
@@ -26,11 +27,6 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 /**
  * The values of `chunks` one after another, in a new array (always a copy, as
  * {@link concatBytes}).
- *
- * @example
- * ```ts
- * const rows = concatFloat32([batch1Rows, batch2Rows]); // row-major [n1 + n2, dim]
- * ```
  */
 export function concatFloat32(chunks: readonly Float32Array[]): Float32Array {
   return fill(new Float32Array(total(chunks)), chunks);

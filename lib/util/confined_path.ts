@@ -6,9 +6,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { confinedJoin } from "./confined_path.ts";
+ *
  * const at = { file: "runs/x/unet/model/model.json", field: "weights" };
- * confinedJoin("runs/x/unet/model", "model.safetensors", at); // "runs/x/unet/model/model.safetensors"
- * confinedJoin("runs/x/unet/model", "../../../../etc/passwd", at); // throws, naming file and field
+ * assert.equal(
+ *   confinedJoin("runs/x/unet/model", "model.safetensors", at),
+ *   "runs/x/unet/model/model.safetensors",
+ * );
+ * assert.throws(() => confinedJoin("runs/x/unet/model", "../../../../etc/passwd", at), /weights/);
  * ```
  * @module
  */
@@ -38,7 +44,11 @@ function refuse(dir: string, rel: unknown, o: ConfineOptions): never {
  *
  * @example
  * ```ts
- * confinedJoin("export", "unet/model.onnx", { file: "export/model_index.json", field: "files[1]" });
+ * import assert from "node:assert/strict";
+ * import { confinedJoin } from "./confined_path.ts";
+ *
+ * const at = { file: "export/model_index.json", field: "files[1]" };
+ * assert.equal(confinedJoin("export", "unet/model.onnx", at), "export/unet/model.onnx");
  * ```
  */
 export function confinedJoin(dir: string, rel: unknown, o: ConfineOptions): string {
@@ -57,7 +67,13 @@ export function confinedJoin(dir: string, rel: unknown, o: ConfineOptions): stri
  *
  * @example
  * ```ts
- * const w = await confinedRealPath(dir, info.weights, { file: `${dir}/model.json`, field: "weights" });
+ * import assert from "node:assert/strict";
+ * import { confinedRealPath } from "./confined_path.ts";
+ *
+ * const dir = await Deno.realPath(await Deno.makeTempDir());
+ * await Deno.writeTextFile(`${dir}/model.safetensors`, "");
+ * const at = { file: `${dir}/model.json`, field: "weights" };
+ * assert.equal(await confinedRealPath(dir, "model.safetensors", at), `${dir}/model.safetensors`);
  * ```
  */
 export async function confinedRealPath(

@@ -4,7 +4,12 @@
  *
  * @example
  * ```ts
- * const want = await fileDigest(bytes); // { size: 12, sha256: "9f86d0..." }
+ * import assert from "node:assert/strict";
+ * import { fileDigest, verifyDigest } from "./file_digest.ts";
+ *
+ * const bytes = new TextEncoder().encode("hello world!");
+ * const want = await fileDigest(bytes);
+ * assert.equal(want.size, 12);
  * await verifyDigest(bytes, want, { path: "m/model.safetensors", recordedIn: "model.json" });
  * ```
  * @module
@@ -29,7 +34,10 @@ export interface VerifyDigestOptions {
  *
  * @example
  * ```ts
- * await sha256Hex(new TextEncoder().encode("test")); // "9f86d081884c7d65..."
+ * import assert from "node:assert/strict";
+ * import { sha256Hex } from "./file_digest.ts";
+ *
+ * assert.match(await sha256Hex(new TextEncoder().encode("test")), /^9f86d081884c7d65/);
  * ```
  */
 export async function sha256Hex(data: Uint8Array): Promise<string> {
@@ -42,7 +50,11 @@ export async function sha256Hex(data: Uint8Array): Promise<string> {
  *
  * @example
  * ```ts
- * isSha256Hex("ab"); // false
+ * import assert from "node:assert/strict";
+ * import { isSha256Hex } from "./file_digest.ts";
+ *
+ * assert.equal(isSha256Hex("ab"), false);
+ * assert.equal(isSha256Hex("0".repeat(64)), true);
  * ```
  */
 export function isSha256Hex(x: unknown): x is string {
@@ -54,7 +66,11 @@ export function isSha256Hex(x: unknown): x is string {
  *
  * @example
  * ```ts
- * const { size, sha256 } = await fileDigest(await Deno.readFile("model.safetensors"));
+ * import assert from "node:assert/strict";
+ * import { fileDigest } from "./file_digest.ts";
+ *
+ * const { size, sha256 } = await fileDigest(new Uint8Array(3));
+ * assert.deepEqual([size, sha256.length], [3, 64]);
  * ```
  */
 export async function fileDigest(data: Uint8Array): Promise<FileDigest> {
@@ -66,8 +82,16 @@ export async function fileDigest(data: Uint8Array): Promise<FileDigest> {
  *
  * @example
  * ```ts
- * await verifyDigest(bytes, entry, { path: "ckpt-00000100/model.safetensors", recordedIn: "manifest" });
- * // Error: ckpt-00000100/model.safetensors: sha256 1a2b3c4d5e6f... does not match manifest
+ * import assert from "node:assert/strict";
+ * import { fileDigest, verifyDigest } from "./file_digest.ts";
+ *
+ * const entry = await fileDigest(new TextEncoder().encode("v1"));
+ * const bytes = new TextEncoder().encode("v2");
+ * const path = "ckpt-00000100/model.safetensors";
+ * await assert.rejects(
+ *   verifyDigest(bytes, entry, { path, recordedIn: "manifest" }),
+ *   /does not match manifest/,
+ * );
  * ```
  */
 export async function verifyDigest(

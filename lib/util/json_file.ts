@@ -4,7 +4,11 @@
  *
  * @example
  * ```ts
- * const cfg = await readJsonObjectIfAny("export/tokenizer/tokenizer_config.json"); // {} if absent
+ * import assert from "node:assert/strict";
+ * import { readJsonObjectIfAny } from "./json_file.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.deepEqual(await readJsonObjectIfAny(`${dir}/tokenizer_config.json`), {}); // absent
  * ```
  * @module
  */
@@ -12,11 +16,6 @@
 /**
  * The JSON object in `path`, or `{}` when the file does not exist; unreadable files, invalid JSON
  * and non-object values are errors naming the file.
- *
- * @example
- * ```ts
- * const index = await readJsonObjectIfAny(`${dir}/model_index.json`);
- * ```
  */
 export async function readJsonObjectIfAny(path: string): Promise<Record<string, unknown>> {
   let text: string;

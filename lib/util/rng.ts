@@ -12,10 +12,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { Rng, STREAM } from "./rng.ts";
+ *
+ * const rank = 0;
  * const rng = Rng.stream(1234, [rank, STREAM.noise]);
- * const eps = rng.normal(4 * 32 * 32);
  * const saved = rng.state(); // JSON-safe
- * const again = Rng.fromState(saved);
+ * const eps = rng.normal(4 * 32 * 32);
+ * assert.deepEqual(Rng.fromState(saved).normal(eps.length), eps);
  * ```
  * @module
  */

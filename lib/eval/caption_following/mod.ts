@@ -7,7 +7,11 @@
  * @example
  * ```ts
  * import { captionFollowing } from "./mod.ts";
- * const r = await captionFollowing(run, { pairs: "heldout", n: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * import { loadRun } from "../../recipe/generate.ts";
+ *
+ * const run = await loadRun("runs/default");
+ * const opts = { n: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 } as const;
+ * const r = await captionFollowing(run, { pairs: "heldout", ...opts });
  * console.log(r.colorAccuracy, r.shapeAccuracy);
  * ```
  * @module

@@ -8,9 +8,13 @@
  *
  * @example
  * ```ts
+ * import { wordSwapLoss } from "./word_swap.ts";
+ * import { loadRun } from "../../recipe/generate.ts";
+ * declare const images: Uint8Array[]; // RGB bytes of the run's image size
+ *
  * const run = await loadRun("runs/default");
  * const rows = await wordSwapLoss(run, {
- *   images, // RGB bytes of the run's image size
+ *   images,
  *   captions: ["a red star", "a blue square"],
  *   swapped: ["a red circle", "a blue star"],
  * });
@@ -18,7 +22,7 @@
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { latentShape } from "../../models/autoencoder.ts";
 import { concatBytes } from "../../util/concat.ts";
 import { unetForward } from "../../models/unet.ts";

@@ -9,6 +9,11 @@
  *
  * @example
  * ```ts
+ * import { clipScoreWithInterval, formatEstimate } from "./bootstrap.ts";
+ * import type { FeatureMatrix } from "./feature_matrix.ts";
+ * declare const img: FeatureMatrix; // image embeddings, [n, d]
+ * declare const txt: FeatureMatrix; // their prompts' text embeddings, [n, d]
+ *
  * const cs = clipScoreWithInterval(img, txt, { resamples: 1000, seed: 0 });
  * console.log(formatEstimate(cs)); // "31.20 [30.85, 31.57] (95% bootstrap, 1000 resamples)"
  * ```
@@ -74,7 +79,13 @@ export function quantileSorted(sorted: Float64Array, q: number): number {
  *
  * @example
  * ```ts
- * const b = bootstrap(x.length, (idx) => mean(idx.map((i) => x[i])), { resamples: 500 });
+ * import assert from "node:assert/strict";
+ * import { bootstrap } from "./bootstrap.ts";
+ *
+ * const x = [1, 2, 3, 4, 5];
+ * const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+ * const b = bootstrap(x.length, (idx) => mean(Array.from(idx, (i) => x[i])), { resamples: 500 });
+ * assert.ok(b.lo <= 3 && 3 <= b.hi);
  * ```
  */
 export function bootstrap(
@@ -107,6 +118,12 @@ export function bootstrap(
  *
  * @example
  * ```ts
+ * import { clipScoreWithInterval } from "./bootstrap.ts";
+ * declare const d: number;
+ * declare const img: Float32Array;
+ * declare const n: number;
+ * declare const txt: Float32Array;
+ *
  * const e = clipScoreWithInterval({ data: img, n, d }, { data: txt, n, d });
  * ```
  */
@@ -139,6 +156,13 @@ export interface FrechetEstimate extends Estimate {
  *
  * @example
  * ```ts
+ * import { frechetWithInterval } from "./bootstrap.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const feats: Float32Array<ArrayBuffer>; // generated images' features, [n, d]
+ * declare const n: number;
+ * declare const d: number;
+ * declare const refStats: FeatureStats;
+ *
  * const e = frechetWithInterval({ data: feats, n, d }, refStats, { resamples: 50 });
  * ```
  */

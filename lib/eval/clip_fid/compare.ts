@@ -7,6 +7,10 @@
  *
  * @example
  * ```ts
+ * import { compareFigure, readSweepReport } from "./compare.ts";
+ * import { writePlotlyHtml } from "../../plot/mod.ts";
+ *
+ * const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
  * const reports = await Promise.all(paths.map(readSweepReport));
  * await writePlotlyHtml("compare.html", compareFigure(reports));
  * ```
@@ -67,6 +71,10 @@ export async function readSweepReport(path: string): Promise<SweepReportDoc> {
  *
  * @example
  * ```ts
+ * import { assertComparable, readSweepReport } from "./compare.ts";
+ *
+ * const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
+ * const reports = await Promise.all(paths.map(readSweepReport));
  * assertComparable(reports, paths);
  * ```
  */
@@ -94,6 +102,10 @@ export function assertComparable(reports: SweepReportDoc[], names: string[]): vo
  *
  * @example
  * ```ts
+ * import { compareFigure, type SweepReportDoc } from "./compare.ts";
+ * declare const a: SweepReportDoc;
+ * declare const b: SweepReportDoc;
+ *
  * const fig = compareFigure([a, b]);
  * ```
  */

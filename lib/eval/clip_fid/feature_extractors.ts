@@ -14,13 +14,18 @@
  *
  * @example
  * ```ts
+ * import { kitClipImageExtractor } from "./feature_extractors.ts";
+ * import type { RgbImage } from "../../plot/mod.ts";
+ * import { loadRun } from "../../recipe/generate.ts";
+ * declare const images: RgbImage[];
+ *
  * const run = await loadRun("runs/default");
  * const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
  * const feats = await ex.extract(images); // Float32Array, images.length x ex.dim
  * ```
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { type ClipConfig, encodeImage, encodeText } from "../../models/clip.ts";
 import type { Params } from "../../nn/mod.ts";
 import { loadRun } from "../../recipe/generate.ts";
@@ -68,7 +73,12 @@ export function frechetLabel(extractorName: string): string {
  *
  * @example
  * ```ts
- * const x = toClipInput({ data, width: 32, height: 32 }, 16); // Float32Array(16*16*3)
+ * import assert from "node:assert/strict";
+ * import { toClipInput } from "./feature_extractors.ts";
+ *
+ * const data = new Uint8Array(32 * 32 * 3);
+ * const x = toClipInput({ data, width: 32, height: 32 }, 16);
+ * assert.equal(x.length, 16 * 16 * 3);
  * ```
  */
 export function toClipInput(img: RgbInput, size: number): Float32Array {
@@ -149,6 +159,10 @@ async function weightsDigest(p: Params): Promise<string> {
  *
  * @example
  * ```ts
+ * import { kitClipImageExtractor } from "./feature_extractors.ts";
+ * import { loadRun } from "../../recipe/generate.ts";
+ *
+ * const run = await loadRun("runs/default");
  * const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
  * ```
  */
@@ -245,6 +259,12 @@ export interface ClipTowersExtractor extends FeatureExtractor {
  *
  * @example
  * ```ts
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import type { ClipTowers } from "../../inference/clip_towers.ts";
+ * import type { RgbImage } from "../../plot/mod.ts";
+ * declare const clip: ClipTowers;
+ * declare const images: RgbImage[];
+ *
  * const ex = await clipTowersExtractor(clip);
  * const feats = await ex.extract(images); // images.length x ex.dim
  * ```

@@ -3,6 +3,12 @@
  *
  * @example
  * ```ts
+ * import { checkFeatureMatrix, FeatureMatrix } from "./feature_matrix.ts";
+ * import type { FeatureExtractor } from "./feature_extractors.ts";
+ * import type { RgbImage } from "../../plot/mod.ts";
+ * declare const extractor: FeatureExtractor;
+ * declare const images: RgbImage[];
+ *
  * const m: FeatureMatrix = { data: await extractor.extract(images), n: images.length, d: extractor.dim };
  * checkFeatureMatrix(m, "generated");
  * ```
@@ -45,7 +51,12 @@ export function checkFeatureMatrix(m: FeatureMatrix, what: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { gatherRows } from "./feature_matrix.ts";
+ *
+ * const data = new Float32Array(10 * 4).map((_, i) => i);
  * const sub = gatherRows({ data, n: 10, d: 4 }, new Int32Array([0, 0, 3])); // 3 x 4
+ * assert.deepEqual(Array.from(sub.slice(8)), [12, 13, 14, 15]);
  * ```
  */
 export function gatherRows(m: FeatureMatrix, idx: ArrayLike<number>): Float64Array {

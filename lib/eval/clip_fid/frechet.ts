@@ -15,8 +15,15 @@
  *
  * @example
  * ```ts
+ * import { frechetDistance, frechetDistanceDetailed } from "./frechet.ts";
+ * import { featureStats, type FeatureStats } from "./stats.ts";
+ * declare const gen: Float32Array; // generated images' features, [n, d]
+ * declare const n: number;
+ * declare const d: number;
+ * declare const reference: FeatureStats;
+ *
  * const fid = frechetDistance(featureStats(gen, n, d), reference);
- * const detail = frechetDistanceDetailed(a, b); // { distance, regularized, eps, note, ... }
+ * const detail = frechetDistanceDetailed(featureStats(gen, n, d), reference); // { distance, eps, ... }
  * ```
  * @module
  */
@@ -133,6 +140,11 @@ function withOffset(s: Float64Array, d: number, eps: number): Float64Array {
  *
  * @example
  * ```ts
+ * import { frechetDistanceDetailed } from "./frechet.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const gen: FeatureStats;
+ * declare const ref: FeatureStats;
+ *
  * const r = frechetDistanceDetailed(gen, ref);
  * if (r.regularized) console.warn(r.note);
  * ```
@@ -194,7 +206,14 @@ export function frechetDistanceDetailed(
  *
  * @example
  * ```ts
- * frechetDistance(featureStats(x, n, d), featureStats(y, m, d));
+ * import assert from "node:assert/strict";
+ * import { frechetDistance } from "./frechet.ts";
+ * import { featureStats } from "./stats.ts";
+ *
+ * const x = new Float32Array([0, 0, 2, 2, 1, 3]);
+ * const y = new Float32Array([1, 1, 3, 3, 2, 4]); // x shifted by (1, 1)
+ * const fid = frechetDistance(featureStats(x, 3, 2), featureStats(y, 3, 2));
+ * assert.ok(Math.abs(fid - 2) < 1e-6); // |mu_x - mu_y|^2, same covariance
  * ```
  */
 export function frechetDistance(

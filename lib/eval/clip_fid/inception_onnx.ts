@@ -35,6 +35,10 @@
  *
  * @example
  * ```ts
+ * import { inceptionOnnxExtractor } from "./inception_onnx.ts";
+ * import type { RgbInput } from "./feature_extractors.ts";
+ * declare const images: RgbInput[];
+ *
  * const ex = await inceptionOnnxExtractor("data/models/pt_inception-2015-12-05.onnx");
  * const feats = await ex.extract(images); // Float32Array, images.length x 2048
  * await ex.release();
@@ -174,7 +178,12 @@ export interface ResizeOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { resizeRgb } from "../../image/preprocess.ts";
+ *
+ * const data = new Uint8Array(64 * 48 * 3);
  * const x = resizeRgb({ data, width: 64, height: 48 }, { width: 299, height: 299 }); // "clean"
+ * assert.equal(x.data.length, 299 * 299 * 3);
  * ```
  */
 export function resizeRgb(img: RgbInput, opts: ResizeOptions): Float32Array {

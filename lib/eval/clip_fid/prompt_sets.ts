@@ -118,6 +118,9 @@ export interface CocoPair {
  *
  * @example
  * ```ts
+ * import { parseCocoCaptions } from "./prompt_sets.ts";
+ * declare const path: string;
+ *
  * const pairs = parseCocoCaptions(await Deno.readTextFile(path), path);
  * ```
  */

@@ -10,10 +10,14 @@
  *
  * @example
  * ```ts
- * const acc = new FeatureStatsAccumulator(512);
- * acc.add(batch1, 64);
- * acc.add(batch2, 64);
- * const { mu, sigma, n } = acc.stats(); // same as featureStats(all, 128, 512)
+ * import assert from "node:assert/strict";
+ * import { FeatureStatsAccumulator, featureStats } from "./stats.ts";
+ *
+ * const acc = new FeatureStatsAccumulator(2);
+ * acc.add(new Float32Array([0, 0, 2, 2]), 2);
+ * acc.add(new Float32Array([4, 8]), 1);
+ * const all = featureStats(new Float32Array([0, 0, 2, 2, 4, 8]), 3, 2);
+ * assert.deepEqual(acc.stats(), all); // same as one batch
  * ```
  * @module
  */
@@ -62,11 +66,6 @@ export class FeatureStatsAccumulator {
 
   /**
    * An empty accumulator for `d`-dimensional features.
-   *
-   * @example
-   * ```ts
-   * const acc = new FeatureStatsAccumulator(2048);
-   * ```
    */
   constructor(d: number) {
     if (!Number.isInteger(d) || d < 1) {
@@ -83,7 +82,12 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
-   * const acc = FeatureStatsAccumulator.fromStats(await loadStats(...));
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator, featureStats } from "./stats.ts";
+   *
+   * const cached = featureStats(new Float32Array([0, 0, 2, 2]), 2, 2);
+   * const acc = FeatureStatsAccumulator.fromStats(cached).add(new Float32Array([4, 8]), 1);
+   * assert.equal(acc.stats().n, 3);
    * ```
    */
   static fromStats(s: FeatureStats): FeatureStatsAccumulator {
@@ -104,7 +108,12 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator } from "./stats.ts";
+   *
+   * const other = new FeatureStatsAccumulator(2).add(new Float32Array([0, 0, 2, 2]), 2);
    * const acc = FeatureStatsAccumulator.fromState(other.state());
+   * assert.deepEqual(acc.stats(), other.stats());
    * ```
    */
   static fromState(st: FeatureStatsState): FeatureStatsAccumulator {
@@ -128,6 +137,13 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
+   * import type { FeatureStatsAccumulator } from "./stats.ts";
+   * import type { FeatureExtractor } from "./feature_extractors.ts";
+   * import type { RgbImage } from "../../plot/mod.ts";
+   * declare const acc: FeatureStatsAccumulator;
+   * declare const extractor: FeatureExtractor;
+   * declare const images: RgbImage[];
+   *
    * acc.add(await extractor.extract(images), images.length);
    * ```
    */
@@ -191,7 +207,13 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator } from "./stats.ts";
+   *
+   * const rank0 = new FeatureStatsAccumulator(2).add(new Float32Array([0, 0]), 1);
+   * const rank1State = new FeatureStatsAccumulator(2).add(new Float32Array([2, 2]), 1).state();
    * rank0.merge(FeatureStatsAccumulator.fromState(rank1State));
+   * assert.equal(rank0.stats().n, 2);
    * ```
    */
   merge(other: FeatureStatsAccumulator): this {
@@ -207,6 +229,9 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
+   * import type { FeatureStatsAccumulator } from "./stats.ts";
+   * declare const acc: FeatureStatsAccumulator;
+   *
    * const st = acc.state();
    * ```
    */
@@ -219,6 +244,9 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
+   * import type { FeatureStatsAccumulator } from "./stats.ts";
+   * declare const acc: FeatureStatsAccumulator;
+   *
    * const s = acc.stats();
    * ```
    */

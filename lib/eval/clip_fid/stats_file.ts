@@ -11,6 +11,12 @@
  *
  * @example
  * ```ts
+ * import { loadReferenceStats, saveReferenceStats } from "./stats_file.ts";
+ * import type { FeatureExtractor } from "./feature_extractors.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const extractor: FeatureExtractor;
+ * declare const stats: FeatureStats;
+ *
  * await saveReferenceStats("ref.safetensors", stats, { extractor, source: "shapes train 10k" });
  * const ref = await loadReferenceStats("ref.safetensors", extractor); // throws on mismatch
  * ```
@@ -45,7 +51,12 @@ function fail(src: string, msg: string): never {
  *
  * @example
  * ```ts
- * const bytes = encodeStats(stats, { extractor: { name, preprocessing, dim }, source: "ref" });
+ * import { encodeStats } from "./stats_file.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const stats: FeatureStats;
+ *
+ * const extractor = { name: "inception-v3", preprocessing: "clean 299", dim: 2048 };
+ * const bytes = encodeStats(stats, { extractor, source: "ref" });
  * ```
  */
 export function encodeStats(
@@ -90,6 +101,9 @@ export function encodeStats(
  *
  * @example
  * ```ts
+ * import { decodeStats } from "./stats_file.ts";
+ * declare const path: string;
+ *
  * const s = decodeStats(await Deno.readFile(path), path);
  * ```
  */
@@ -148,6 +162,10 @@ export function decodeStats(bytes: Uint8Array, source = "<bytes>"): StoredStats 
  *
  * @example
  * ```ts
+ * import { assertSameExtractor, type ExtractorIdentity } from "./stats_file.ts";
+ * declare const stored: { extractor: ExtractorIdentity }; // a decoded stats file
+ * declare const extractor: ExtractorIdentity; // the one in use now
+ *
  * assertSameExtractor(stored.extractor, extractor, "ref.safetensors");
  * ```
  */
@@ -178,6 +196,12 @@ export function assertSameExtractor(
  *
  * @example
  * ```ts
+ * import { saveReferenceStats } from "./stats_file.ts";
+ * import type { FeatureExtractor } from "./feature_extractors.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const extractor: FeatureExtractor;
+ * declare const stats: FeatureStats;
+ *
  * await saveReferenceStats("runs/x/eval/ref.safetensors", stats, { extractor });
  * ```
  */
@@ -194,6 +218,10 @@ export async function saveReferenceStats(
  *
  * @example
  * ```ts
+ * import { loadReferenceStats } from "./stats_file.ts";
+ * import type { FeatureExtractor } from "./feature_extractors.ts";
+ * declare const extractor: FeatureExtractor;
+ *
  * const ref = await loadReferenceStats("ref.safetensors", extractor);
  * ```
  */
@@ -218,6 +246,11 @@ export async function loadReferenceStats(
  *
  * @example
  * ```ts
+ * import { cachedReferenceStats, type ExtractorIdentity } from "./stats_file.ts";
+ * import type { FeatureStats } from "./stats.ts";
+ * declare const extractor: ExtractorIdentity;
+ * declare function statsOfDataset(): Promise<FeatureStats>;
+ *
  * const ref = await cachedReferenceStats("ref.safetensors", extractor, () => statsOfDataset());
  * ```
  */

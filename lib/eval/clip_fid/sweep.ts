@@ -12,6 +12,9 @@
  *
  * @example
  * ```ts
+ * import { guidanceSweep, writeSweepOutputs } from "./sweep.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ *
  * const set = heldoutPromptSet({ count: 64, seed: 0, size: 32 });
  * const r = await guidanceSweep({ runDir: "runs/default", promptSet: set, checkpoints: "all",
  *   guidance: [1, 2, 4], n: 64, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
@@ -277,8 +280,20 @@ async function readCache(path: string, key: string): Promise<Record<string, Floa
  *
  * @example
  * ```ts
- * const r = await guidanceSweep({ runDir: "runs/tiny", promptSet: set, checkpoints: "latest",
- *   guidance: [1, 3], n: 16, steps: 8, scheduler: "dpmpp_2m", seed: 0 });
+ * import { guidanceSweep } from "./sweep.ts";
+ * import type { PromptSet } from "./prompt_sets.ts";
+ * declare const set: PromptSet;
+ *
+ * const r = await guidanceSweep({
+ *   runDir: "runs/tiny",
+ *   promptSet: set,
+ *   checkpoints: "latest",
+ *   guidance: [1, 3],
+ *   n: 16,
+ *   steps: 8,
+ *   scheduler: "dpmpp_2m",
+ *   seed: 0,
+ * });
  * ```
  */
 export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
@@ -521,6 +536,10 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
  *
  * @example
  * ```ts
+ * import { type SweepResult, sweepReport } from "./sweep.ts";
+ * import { writeJsonAtomic } from "../../util/atomic.ts";
+ * declare const result: SweepResult;
+ *
  * await writeJsonAtomic("clip_fid.json", sweepReport(result, { protocol: "default" }));
  * ```
  */
@@ -565,6 +584,10 @@ export function sweepReport(
  *
  * @example
  * ```ts
+ * import { sweepFigure, type SweepResult } from "./sweep.ts";
+ * import { writePlotlyHtml } from "../../plot/mod.ts";
+ * declare const result: SweepResult;
+ *
  * await writePlotlyHtml("clip_fid.html", sweepFigure(result));
  * ```
  */
@@ -616,6 +639,9 @@ export function sweepFigure(r: SweepResult): PlotlyFigure {
  *
  * @example
  * ```ts
+ * import { type SweepResult, writeSweepOutputs } from "./sweep.ts";
+ * declare const result: SweepResult;
+ *
  * const { json, html } = await writeSweepOutputs(result, "runs/default/eval");
  * ```
  */

@@ -14,6 +14,9 @@
  *
  * @example
  * ```ts
+ * import { analyzeStudy, ingestResponses } from "./mod.ts";
+ *
+ * const text = await Deno.readTextFile("answers.csv");
  * const ing = ingestResponses(text, { source: "answers.csv" });
  * const summary = analyzeStudy(ing, { seed: 0 }); // prompt-cluster bootstrap intervals
  * summary.comparisons[0].sections[0]; // { kind: "overall", winRate: 0.63, interval: {...}, ... }
@@ -244,7 +247,15 @@ function clustersOf(js: readonly Judgement[]): Cluster[] {
  *
  * @example
  * ```ts
- * clusterBootstrap([{ n: 6, score: 4 }, { n: 6, score: 2 }], { reps: 1000, rng: Rng.stream(0) });
+ * import assert from "node:assert/strict";
+ * import { clusterBootstrap } from "./analyze.ts";
+ * import { Rng } from "../../util/rng.ts";
+ *
+ * const { lo, hi } = clusterBootstrap([{ n: 6, score: 4 }, { n: 6, score: 2 }], {
+ *   reps: 1000,
+ *   rng: Rng.stream(0),
+ * });
+ * assert.ok(lo <= 0.5 && 0.5 <= hi); // pooled rate 6/12
  * ```
  */
 export function clusterBootstrap(
@@ -322,6 +333,10 @@ function sectionStats(
  *
  * @example
  * ```ts
+ * import { analyzeComparison } from "./analyze.ts";
+ * import type { Judgement } from "./ingest.ts";
+ * declare const judgementsOfOnePair: Judgement[];
+ *
  * const sections = analyzeComparison(judgementsOfOnePair, { seed: 0 }, 0);
  * ```
  */
@@ -355,6 +370,10 @@ export function analyzeComparison(
  *
  * @example
  * ```ts
+ * import { bradleyTerrySummary } from "./analyze.ts";
+ * import type { Judgement } from "./ingest.ts";
+ * declare const judgements: Judgement[];
+ *
  * bradleyTerrySummary(judgements, { btReps: 200, seed: 0 }).strengths;
  * ```
  */
@@ -423,6 +442,10 @@ function itemCounts(byComparison: Map<string, Judgement[]>): Map<string, number[
  *
  * @example
  * ```ts
+ * import { agreementSummary } from "./analyze.ts";
+ * import type { Judgement } from "./ingest.ts";
+ * declare const judgements: Judgement[];
+ *
  * agreementSummary(judgements).krippendorffAlpha;
  * ```
  */
@@ -441,6 +464,10 @@ export function agreementSummary(judgements: readonly Judgement[]): AgreementSum
  *
  * @example
  * ```ts
+ * import { raterStats } from "./analyze.ts";
+ * import type { Judgement } from "./ingest.ts";
+ * declare const judgements: Judgement[];
+ *
  * raterStats(judgements).filter((r) => r.leftBiasP < 0.01);
  * ```
  */
@@ -497,6 +524,10 @@ export function raterStats(
  *
  * @example
  * ```ts
+ * import { analyzeJudgements } from "./analyze.ts";
+ * import type { Judgement } from "./ingest.ts";
+ * declare const judgements: Judgement[];
+ *
  * const a = analyzeJudgements(judgements, { method: "bootstrap", seed: 0 });
  * ```
  */
@@ -548,6 +579,10 @@ export interface StudySummary extends Analysis {
  *
  * @example
  * ```ts
+ * import { analyzeStudy } from "./analyze.ts";
+ * import { ingestResponses } from "./ingest.ts";
+ *
+ * const text = await Deno.readTextFile("a.csv");
  * const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
  * ```
  */

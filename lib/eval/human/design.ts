@@ -12,6 +12,10 @@
  *
  * @example
  * ```ts
+ * import { designStudy, tasksToCsv } from "./design.ts";
+ * import { loadPrompts } from "./prompts.ts";
+ *
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
  * const tasks = designStudy(prompts, { models: ["xgen", "sd15", "sd21"], trials: 6, seed: 1 });
  * await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
  * ```
@@ -119,6 +123,11 @@ export function resolvePairs(
  *
  * @example
  * ```ts
+ * import { stratifiedSubsample } from "./design.ts";
+ * import type { Prompt } from "./prompts.ts";
+ * import { Rng } from "../../util/rng.ts";
+ * declare const prompts: Prompt[];
+ *
  * stratifiedSubsample(prompts, { by: "category", perGroup: 10 }, Rng.stream(0));
  * ```
  */
@@ -153,6 +162,10 @@ function imagePath(template: string, model: string, promptId: string, trial: num
  *
  * @example
  * ```ts
+ * import { designStudy } from "./design.ts";
+ * import type { Prompt } from "./prompts.ts";
+ * declare const prompts: Prompt[];
+ *
  * const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
  * tasks.filter((t) => t.is_check).length; // about 5% of the real items
  * ```
@@ -240,6 +253,9 @@ export function designStudy(prompts: readonly Prompt[], opts: DesignOptions): Ta
  *
  * @example
  * ```ts
+ * import { type Task, tasksToCsv } from "./design.ts";
+ * declare const tasks: Task[];
+ *
  * await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
  * ```
  */
@@ -252,6 +268,9 @@ export function tasksToCsv(tasks: readonly Task[]): string {
  *
  * @example
  * ```ts
+ * import { type Task, tasksToJsonl } from "./design.ts";
+ * declare const tasks: Task[];
+ *
  * await Deno.writeTextFile("tasks.jsonl", tasksToJsonl(tasks));
  * ```
  */

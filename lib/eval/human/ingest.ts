@@ -119,6 +119,9 @@ export interface UnknownPrompts {
  *
  * @example
  * ```ts
+ * import { describeUnknownPrompts, type IngestResult } from "./ingest.ts";
+ * declare const r: IngestResult;
+ *
  * describeUnknownPrompts(r.unknownPrompts!);
  * // '3 answers (2 prompts) are not in the prompts file p.tsv, ...: "a dog" (line 6), ...'
  * ```
@@ -265,6 +268,9 @@ function toAnswer(
  *
  * @example
  * ```ts
+ * import { type Answer, toJudgement } from "./ingest.ts";
+ * declare const answer: Answer;
+ *
  * toJudgement({ ...answer, model_a: "x", model_b: "y", left: "y", choice: "left" }).score; // 0
  * ```
  */
@@ -355,6 +361,11 @@ function rowsOf(
  *
  * @example
  * ```ts
+ * import { ingestResponses } from "./ingest.ts";
+ * import type { Task } from "./design.ts";
+ * declare const tasks: Task[];
+ *
+ * const text = await Deno.readTextFile("answers.jsonl");
  * const r = ingestResponses(text, { source: "answers.jsonl", design: tasks });
  * console.log(r.counts); // { rows, parseErrors, rejected, checks, checksFailed, ... }
  * ```

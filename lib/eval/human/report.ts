@@ -5,6 +5,12 @@
  *
  * @example
  * ```ts
+ * import { reportHtml, studyFigures } from "./report.ts";
+ * import type { StudySummary } from "./analyze.ts";
+ * import { plotlyMime } from "../../plot/mod.ts";
+ * import { writeTextAtomic } from "../../util/atomic.ts";
+ * declare const summary: StudySummary;
+ *
  * const figs = studyFigures(summary);
  * await Deno.jupyter.display(plotlyMime(figs.category), { raw: true });
  * await writeTextAtomic("out/report.html", reportHtml(summary));
@@ -22,6 +28,10 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
  *
  * @example
  * ```ts
+ * import { winRateFigure } from "./report.ts";
+ * import type { Analysis } from "./analyze.ts";
+ * declare const analysis: Analysis;
+ *
  * const fig = winRateFigure(analysis, "category");
  * ```
  */
@@ -86,7 +96,11 @@ export function winRateFigure(analysis: Analysis, kind: SectionKind): PlotlyFigu
  *
  * @example
  * ```ts
- * const fig = bradleyTerryFigure(analysis);
+ * import { bradleyTerryFigure } from "./report.ts";
+ * import type { Analysis } from "./analyze.ts";
+ * declare const analysis: Analysis;
+ *
+ * const fig = bradleyTerryFigure(analysis); // null with fewer than three models
  * ```
  */
 export function bradleyTerryFigure(analysis: Analysis): PlotlyFigure | null {
@@ -127,6 +141,10 @@ export interface StudyFigures {
  *
  * @example
  * ```ts
+ * import { studyFigures } from "./report.ts";
+ * import type { Analysis } from "./analyze.ts";
+ * declare const analysis: Analysis;
+ *
  * const { overall, category, challenge } = studyFigures(analysis);
  * ```
  */
@@ -168,6 +186,10 @@ function table(header: string[], rows: unknown[][]): string {
  *
  * @example
  * ```ts
+ * import { intervalNote } from "./report.ts";
+ * import type { Analysis } from "./analyze.ts";
+ * declare const analysis: Analysis;
+ *
  * intervalNote(analysis); // "Error bars: 95% prompt-cluster bootstrap (2000 replicates, ..."
  * ```
  */
@@ -202,6 +224,10 @@ export function intervalNote(analysis: Analysis): string {
  *
  * @example
  * ```ts
+ * import { summaryText } from "./report.ts";
+ * import type { Analysis } from "./analyze.ts";
+ * declare const analysis: Analysis;
+ *
  * console.log(summaryText(analysis));
  * ```
  */
@@ -233,6 +259,10 @@ export function summaryText(
  *
  * @example
  * ```ts
+ * import { reportHtml } from "./report.ts";
+ * import type { StudySummary } from "./analyze.ts";
+ * declare const summary: StudySummary;
+ *
  * await Deno.writeTextFile("report.html", reportHtml(summary));
  * ```
  */

@@ -20,6 +20,10 @@
  *
  * @example
  * ```ts
+ * import { answersToMturkCsv, simulateAnswers } from "./simulate.ts";
+ * import type { Task } from "./design.ts";
+ * declare const tasks: Task[];
+ *
  * const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
  * await Deno.writeTextFile("answers.csv", answersToMturkCsv(sim));
  * ```
@@ -133,6 +137,10 @@ export function betaDeviate(rng: Rng, a: number, b: number): number {
  *
  * @example
  * ```ts
+ * import { simulateAnswers } from "./simulate.ts";
+ * import type { Task } from "./design.ts";
+ * declare const tasks: Task[];
+ *
  * const answers = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
  * ```
  */
@@ -196,6 +204,9 @@ export const ANSWER_COLUMNS = [...TASK_COLUMNS, "rater", "choice"] as const;
  *
  * @example
  * ```ts
+ * import { answersToCsv, type SimulatedAnswer } from "./simulate.ts";
+ * declare const sim: SimulatedAnswer[];
+ *
  * await Deno.writeTextFile("answers.csv", answersToCsv(sim));
  * ```
  */
@@ -208,6 +219,9 @@ export function answersToCsv(answers: readonly SimulatedAnswer[]): string {
  *
  * @example
  * ```ts
+ * import { answersToJsonl, type SimulatedAnswer } from "./simulate.ts";
+ * declare const sim: SimulatedAnswer[];
+ *
  * await Deno.writeTextFile("answers.jsonl", answersToJsonl(sim));
  * ```
  */
@@ -225,6 +239,9 @@ export function answersToJsonl(answers: readonly SimulatedAnswer[]): string {
  *
  * @example
  * ```ts
+ * import { answersToMturkCsv, type SimulatedAnswer } from "./simulate.ts";
+ * declare const sim: SimulatedAnswer[];
+ *
  * await Deno.writeTextFile("Batch_1_batch_results.csv", answersToMturkCsv(sim));
  * ```
  */
