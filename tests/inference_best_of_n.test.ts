@@ -223,7 +223,7 @@ Deno.test("scorer specs: parsed forms and one-line errors naming the folder and 
   });
   const layout = "a pickscore folder holds text_model.onnx (CLIP text tower, input_ids -> " +
     "text_embeds), vision_model.onnx (CLIP image tower, pixel_values -> image_embeds), " +
-    "vocab.json (CLIP BPE tokenizer), merges.txt (CLIP BPE tokenizer)";
+    "vocab.json (CLIP BPE tokenizer; or tokenizer.json), merges.txt (CLIP BPE tokenizer; or tokenizer.json)";
   await assert.rejects(checkScorerFolder({ kind: "pickscore", dir: `${root}/nope` }), {
     message: `${root}/nope: folder does not exist; ${layout}`,
   });
@@ -429,7 +429,7 @@ Deno.test("deno task sample --best-of: grid of winners and a JSON record that ma
   assert.equal(lines[0], 'sample: scorer "pickscore:" names no folder; write pickscore:DIR');
   assert.equal(
     lines[1],
-    `sample: ${root}/missing: folder does not exist; a pickscore folder holds text_model.onnx (CLIP text tower, input_ids -> text_embeds), vision_model.onnx (CLIP image tower, pixel_values -> image_embeds), vocab.json (CLIP BPE tokenizer), merges.txt (CLIP BPE tokenizer)`,
+    `sample: ${root}/missing: folder does not exist; a pickscore folder holds text_model.onnx (CLIP text tower, input_ids -> text_embeds), vision_model.onnx (CLIP image tower, pixel_values -> image_embeds), vocab.json (CLIP BPE tokenizer; or tokenizer.json), merges.txt (CLIP BPE tokenizer; or tokenizer.json)`,
   );
   assert.match(
     lines[2],

@@ -91,7 +91,14 @@ Deno.test("bytesToUnicode: GPT-2 table (printable bytes kept, others shifted fro
 
 Deno.test("cleanClipText and splitClipWords: whitespace, case, html entities, regex", () => {
   assert.equal(cleanClipText("  A \n\t  Cat\r\n"), "a cat");
-  assert.equal(cleanClipText("Tom &amp;amp; Jerry &#39;x&#x21;"), "tom & jerry 'x!");
+  // HTML unescaping is OpenAI's original, opt-in; Hugging Face's CLIPTokenizerFast keeps entities.
+  assert.equal(cleanClipText("Tom &amp;amp; Jerry"), "tom &amp;amp; jerry");
+  assert.equal(
+    cleanClipText("Tom &amp;amp; Jerry &#39;x&#x21;", { htmlUnescape: true }),
+    "tom & jerry 'x!",
+  );
+  // Unicode White_Space, not JavaScript's \s: U+0085 collapses, U+FEFF stays.
+  assert.equal(cleanClipText("a\u0085b\ufeffc"), "a b\ufeffc");
   assert.deepEqual(splitClipWords("it's 2023!!? don't <|endoftext|>"), [
     "it",
     "'s",
@@ -106,6 +113,8 @@ Deno.test("cleanClipText and splitClipWords: whitespace, case, html entities, re
   ]);
   // A lone apostrophe that starts no contraction is punctuation.
   assert.deepEqual(splitClipWords("'x"), ["'", "x"]);
+  // A punctuation run stops before a special token (Hugging Face splits those off first).
+  assert.deepEqual(splitClipWords("!!<|endoftext|>"), ["!!", "<|endoftext|>"]);
 });
 
 Deno.test("ClipBpeTokenizer: tricky strings give the hand-derived ids", () => {
@@ -233,7 +242,7 @@ Deno.test("ClipBpeTokenizer.load: reads files; malformed files give errors namin
     await bad(good, "c a\nx y\n", /m\.txt: merge #2 "x y" makes "xy", which is not in .*v\.json/);
     await assert.rejects(
       ClipBpeTokenizer.load(`${dir}/missing`),
-      /missing\/vocab\.json: cannot read tokenizer file/,
+      /missing: no CLIP tokenizer files; expected vocab\.json \+ merges\.txt/,
     );
   });
 });

@@ -16,13 +16,14 @@
  * ```ts
  * import { checkScorerFolder, loadScorer, parseScorerSpec } from "./scorers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const images: RgbImage[];
  *
- * const spec = parseScorerSpec("pickscore:models/pickscore");
- * await checkScorerFolder(spec);
- * const scorer = await loadScorer(spec, { exportDir: "runs/default/onnx" });
- * const scores = await scorer.score("a red circle", images); // Float32Array
- * await scorer.release();
+ * async function example(images: RgbImage[]) {
+ *   const spec = parseScorerSpec("pickscore:models/pickscore");
+ *   await checkScorerFolder(spec);
+ *   const scorer = await loadScorer(spec, { exportDir: "runs/default/onnx" });
+ *   const scores = await scorer.score("a red circle", images); // Float32Array
+ *   await scorer.release();
+ * }
  * ```
  * @module
  */
@@ -42,8 +43,10 @@ import type { Scorer } from "./best_of_n.ts";
  *
  * @example
  * ```ts
- * const s: LoadedScorer = await loadScorer({ kind: "pickscore", dir: "models/pickscore" });
- * await s.release();
+ * async function example() {
+ *   const s: LoadedScorer = await loadScorer({ kind: "pickscore", dir: "models/pickscore" });
+ *   await s.release();
+ * }
  * ```
  */
 export interface LoadedScorer extends Scorer {
@@ -73,8 +76,8 @@ export const SCORER_FOLDER_FILES: Readonly<
   const towers = [
     ["text_model.onnx", "CLIP text tower, input_ids -> text_embeds"],
     ["vision_model.onnx", "CLIP image tower, pixel_values -> image_embeds"],
-    ["vocab.json", "CLIP BPE tokenizer"],
-    ["merges.txt", "CLIP BPE tokenizer"],
+    ["vocab.json", "CLIP BPE tokenizer; or tokenizer.json"],
+    ["merges.txt", "CLIP BPE tokenizer; or tokenizer.json"],
   ] as const;
   return {
     pickscore: towers,
@@ -129,8 +132,10 @@ function folderLayout(kind: "pickscore" | "aesthetic"): string {
  *
  * @example
  * ```ts
- * await checkScorerFolder({ kind: "pickscore", dir: "nope" });
- * // Error: nope: folder does not exist; a pickscore folder holds text_model.onnx (...), ...
+ * async function example() {
+ *   await checkScorerFolder({ kind: "pickscore", dir: "nope" });
+ *   // Error: nope: folder does not exist; a pickscore folder holds text_model.onnx (...), ...
+ * }
  * ```
  */
 export async function checkScorerFolder(spec: ScorerSpec): Promise<void> {
@@ -141,8 +146,12 @@ export async function checkScorerFolder(spec: ScorerSpec): Promise<void> {
     throw new Error(`${spec.dir}: ${what}; ${folderLayout(spec.kind)}`);
   }
   const missing: string[] = [];
+  const isFile = (f: string) => Deno.stat(`${spec.dir}/${f}`).then((s) => s.isFile, () => false);
+  // A tokenizer.json (CLIPTokenizerFast) stands in for vocab.json + merges.txt.
+  const fast = await isFile("tokenizer.json");
   for (const [f] of SCORER_FOLDER_FILES[spec.kind]) {
-    if (!(await Deno.stat(`${spec.dir}/${f}`).then((s) => s.isFile, () => false))) missing.push(f);
+    if (fast && (f === "vocab.json" || f === "merges.txt")) continue;
+    if (!(await isFile(f))) missing.push(f);
   }
   if (missing.length) {
     throw new Error(`${spec.dir}: missing ${missing.join(", ")}; ${folderLayout(spec.kind)}`);
@@ -166,10 +175,11 @@ async function cosScores(
  * import { clipScoreScorer } from "./scorers.ts";
  * import { loadKitClipTowers } from "./clip_towers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const images: RgbImage[];
  *
- * const s = clipScoreScorer(await loadKitClipTowers("runs/default/onnx"));
- * await s.score("a red circle", images); // e.g. [31.2, 28.7]
+ * async function example(images: RgbImage[]) {
+ *   const s = clipScoreScorer(await loadKitClipTowers("runs/default/onnx"));
+ *   await s.score("a red circle", images); // e.g. [31.2, 28.7]
+ * }
  * ```
  */
 export function clipScoreScorer(towers: ClipTowers): Scorer {
@@ -185,9 +195,10 @@ export function clipScoreScorer(towers: ClipTowers): Scorer {
  * import { pickScoreScorer } from "./scorers.ts";
  * import type { ClipTowers } from "./clip_towers.ts";
  * import { preferenceModel } from "./preference.ts";
- * declare const towers: ClipTowers;
  *
- * const s = pickScoreScorer(preferenceModel(towers));
+ * function example(towers: ClipTowers) {
+ *   const s = pickScoreScorer(preferenceModel(towers));
+ * }
  * ```
  */
 export function pickScoreScorer(model: PreferenceModel): Scorer {
@@ -202,9 +213,10 @@ export function pickScoreScorer(model: PreferenceModel): Scorer {
  * import { aestheticHeadScorer } from "./scorers.ts";
  * import type { ClipTowers } from "./clip_towers.ts";
  * import { aestheticScorer } from "./preference.ts";
- * declare const towers: ClipTowers;
  *
- * const s = aestheticHeadScorer(await aestheticScorer(towers, { head: "head.onnx" }));
+ * async function example(towers: ClipTowers) {
+ *   const s = aestheticHeadScorer(await aestheticScorer(towers, { head: "head.onnx" }));
+ * }
  * ```
  */
 export function aestheticHeadScorer(aes: AestheticScorer): Scorer {
@@ -229,7 +241,9 @@ export interface LoadScorerOptions extends ModelSessionOptions {
  *
  * @example
  * ```ts
- * const scorer = await loadScorer({ kind: "clip" }, { exportDir: "runs/default/onnx", threads: 2 });
+ * async function example() {
+ *   const scorer = await loadScorer({ kind: "clip" }, { exportDir: "runs/default/onnx", threads: 2 });
+ * }
  * ```
  */
 export async function loadScorer(

@@ -6,14 +6,16 @@
  *
  * @example
  * ```ts
- * const tok = await loadTextIdsTokenizer("clip/tokenizer", { contextLength: 77 });
- * const { ids, attentionMask } = tok.encodeBatch(["a photo of a cat"]);
- * const feed = idsFeed(ids, "int64", "text_model.onnx: input_ids"); // BigInt64Array
+ * async function example() {
+ *   const tok = await loadTextIdsTokenizer("clip/tokenizer", { contextLength: 77 });
+ *   const { ids, attentionMask } = tok.encodeBatch(["a photo of a cat"]);
+ *   const feed = idsFeed(ids, "int64", "text_model.onnx: input_ids"); // BigInt64Array
+ * }
  * ```
  * @module
  */
 import { readJsonObjectIfAny } from "../util/json_file.ts";
-import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
+import { CLIP_BPE_FILES, ClipBpeTokenizer, hasClipBpeFiles } from "../models/clip_bpe_tokenizer.ts";
 import { PAD_ID, WordTokenizer } from "../models/tokenizer.ts";
 import { KIT_TOKENIZER_FILE } from "../onnx/sd_folder.ts";
 
@@ -43,7 +45,9 @@ export interface TextIdsTokenizer {
  * import { clipBpeTextIds } from "./text_ids.ts";
  * import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
  *
- * const tok = clipBpeTextIds(await ClipBpeTokenizer.load("tokenizer"));
+ * async function example() {
+ *   const tok = clipBpeTextIds(await ClipBpeTokenizer.load("tokenizer"));
+ * }
  * ```
  */
 export function clipBpeTextIds(tok: ClipBpeTokenizer): TextIdsTokenizer {
@@ -65,7 +69,9 @@ export function clipBpeTextIds(tok: ClipBpeTokenizer): TextIdsTokenizer {
  * import { wordTextIds } from "./text_ids.ts";
  * import { WordTokenizer } from "../models/tokenizer.ts";
  *
- * const tok = wordTextIds(await WordTokenizer.load("export/tokenizer/word_tokenizer.json"));
+ * async function example() {
+ *   const tok = wordTextIds(await WordTokenizer.load("export/tokenizer/word_tokenizer.json"));
+ * }
  * ```
  */
 export function wordTextIds(tok: WordTokenizer): TextIdsTokenizer {
@@ -96,13 +102,15 @@ export interface LoadTextIdsTokenizerOptions {
 }
 
 /**
- * Load the tokenizer in `dir`: `vocab.json` + `merges.txt` (CLIP BPE; `tokenizer_config.json`
+ * Load the tokenizer in `dir`: `vocab.json` + `merges.txt` or `tokenizer.json` (CLIP BPE; `tokenizer_config.json`
  * may set `model_max_length` and `pad_token`) or the kit's `word_tokenizer.json`.
  *
  * @example
  * ```ts
- * const tok = await loadTextIdsTokenizer("exports/default/tokenizer");
- * tok.kind; // "word"
+ * async function example() {
+ *   const tok = await loadTextIdsTokenizer("exports/default/tokenizer");
+ *   tok.kind; // "word"
+ * }
  * ```
  */
 export async function loadTextIdsTokenizer(
@@ -110,8 +118,8 @@ export async function loadTextIdsTokenizer(
   opts: LoadTextIdsTokenizerOptions = {},
 ): Promise<TextIdsTokenizer> {
   const kitFile = `${dir}/${KIT_TOKENIZER_FILE}`;
-  const hasVocab = await exists(`${dir}/vocab.json`);
-  if (!hasVocab && (await exists(kitFile))) {
+  const hasBpe = await hasClipBpeFiles(dir);
+  if (!hasBpe && (await exists(kitFile))) {
     const tok = await WordTokenizer.load(kitFile);
     if (opts.contextLength !== undefined && opts.contextLength !== tok.contextLength) {
       throw new Error(
@@ -121,13 +129,10 @@ export async function loadTextIdsTokenizer(
     }
     return wordTextIds(tok);
   }
-  for (const f of ["vocab.json", "merges.txt"]) {
-    if (!(await exists(`${dir}/${f}`))) {
-      throw new Error(
-        `${dir}/${f}: missing; a tokenizer folder holds vocab.json + merges.txt (CLIPTokenizer) ` +
-          `or the kit's ${KIT_TOKENIZER_FILE}`,
-      );
-    }
+  if (!hasBpe) {
+    throw new Error(
+      `${dir}: no tokenizer files; expected ${CLIP_BPE_FILES} or the kit's ${KIT_TOKENIZER_FILE}`,
+    );
   }
   const cfg = await readJsonObjectIfAny(`${dir}/tokenizer_config.json`);
   const mml = cfg.model_max_length;
@@ -185,9 +190,13 @@ export interface TextInputs {
  * ```ts
  * import { textFeeds, type TextIdsTokenizer } from "./text_ids.ts";
  * import type { OnnxIoInfo } from "../onnx/session.ts";
- * declare const tokenizer: TextIdsTokenizer, idsIn: OnnxIoInfo;
  *
- * const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
+ * function example(
+ *   tokenizer: TextIdsTokenizer,
+ *   idsIn: OnnxIoInfo,
+ * ) {
+ *   const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
+ * }
  * ```
  */
 export function textFeeds(

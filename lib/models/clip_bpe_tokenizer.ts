@@ -3,18 +3,22 @@
  * `merges.txt`) of a pretrained CLIP text encoder (e.g. `openai/clip-vit-large-patch14`, the one
  * Stable Diffusion v1 and XGen-Image-1 reuse).
  *
- * Pipeline (as in OpenAI's `simple_tokenizer.py` and the `tokenizers` CLIP pipeline):
- * HTML-unescape twice, NFC-normalise, collapse whitespace, lower-case, split with CLIP's regex,
- * map each UTF-8 byte to a printable character (GPT-2's `bytes_to_unicode`), mark the word end
- * with `</w>`, merge pairs by rank, then add `<|startoftext|>` / `<|endoftext|>` and pad or
- * truncate to the context length (77). `ftfy.fix_text` (mojibake repair) is not applied; NFC
- * normalisation is the part of it that matters for well-formed input.
+ * Pipeline (as Hugging Face's `CLIPTokenizerFast`, i.e. the `tokenizer.json` pipeline):
+ * NFC-normalise, collapse Unicode `White_Space` runs, lower-case, split off the special tokens,
+ * split the rest with CLIP's regex, map each UTF-8 byte to a printable character (GPT-2's
+ * `bytes_to_unicode`), mark the word end with `</w>`, merge pairs by rank, then add
+ * `<|startoftext|>` / `<|endoftext|>` and pad or truncate to the context length (77), keeping
+ * the end token. OpenAI's `simple_tokenizer.py` also HTML-unescapes twice (option
+ * `htmlUnescape`); `ftfy.fix_text` (mojibake repair) is not applied. Ids are checked against
+ * `@huggingface/transformers` in `tests/models_clip_bpe_hf.test.ts`.
  *
  * @example
  * ```ts
- * const tok = await ClipBpeTokenizer.load("models/clip/tokenizer");
- * const { ids, attentionMask } = tok.encode("a photo of a cat");
- * // ids: Int32Array(77) [49406, 320, 1125, 539, 320, 2368, 49407, 49407, ...]
+ * async function example() {
+ *   const tok = await ClipBpeTokenizer.load("models/clip/tokenizer");
+ *   const { ids, attentionMask } = tok.encode("a photo of a cat");
+ *   // ids: Int32Array(77) [49406, 320, 1125, 539, 320, 2368, 49407, 49407, ...]
+ * }
  * ```
  * @module
  */
@@ -32,9 +36,12 @@ const WORD_END = "</w>";
 /**
  * CLIP's pre-tokenizer regex: special tokens, English contractions, letter runs, single digits,
  * runs of other non-space characters. Applied to lower-cased text; `i` kept as in CLIP.
+ * Whitespace is Unicode `White_Space` as in Rust's `\s` (JavaScript's `\s` also takes U+FEFF
+ * and misses U+0085), and a punctuation run stops before a special token, which Hugging Face
+ * splits off before the regex runs.
  */
 const CLIP_SPLIT_RE =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|(?:(?!<\|startoftext\|>|<\|endoftext\|>)[^\p{White_Space}\p{L}\p{N}])+/giu;
 
 /** Options of {@link ClipBpeTokenizer}. */
 export interface ClipBpeTokenizerOptions {
@@ -53,6 +60,11 @@ export interface ClipBpeTokenizerOptions {
   unkToken?: string | null;
   /** Truncate overlong texts (default true); false makes them an error. */
   truncate?: boolean;
+  /**
+   * HTML-unescape the text twice first, as OpenAI's `simple_tokenizer.py` (and Hugging Face's
+   * slow CLIPTokenizer with `ftfy` installed) do; default false, as CLIPTokenizerFast.
+   */
+  htmlUnescape?: boolean;
 }
 
 /** Where the tokenizer files come from, for {@link ClipBpeTokenizer.load}. */
@@ -63,12 +75,35 @@ export interface ClipBpePaths {
   merges: string;
 }
 
+/** What a tokenizer folder must hold, for errors. */
+export const CLIP_BPE_FILES = "vocab.json + merges.txt (CLIPTokenizer) or tokenizer.json " +
+  "(CLIPTokenizerFast)";
+
+/**
+ * Whether `dir` holds CLIP BPE tokenizer files: `vocab.json` or `tokenizer.json` (incomplete
+ * sets are left for {@link ClipBpeTokenizer.load} to report).
+ *
+ * @example
+ * ```ts
+ * if (await hasClipBpeFiles("sd15/tokenizer")) await ClipBpeTokenizer.load("sd15/tokenizer");
+ * ```
+ */
+export async function hasClipBpeFiles(dir: string): Promise<boolean> {
+  for (const f of ["vocab.json", "tokenizer.json"]) {
+    if (await Deno.stat(`${dir}/${f}`).then((s) => s.isFile, () => false)) return true;
+  }
+  return false;
+}
+
 /** In-memory tokenizer data, for {@link ClipBpeTokenizer.fromData}. */
 export interface ClipBpeData {
   /** Token -> id (parsed `vocab.json`), or its JSON text. */
   vocab: Record<string, number> | string;
-  /** `merges.txt` text (optional `#version` header, one `a b` pair per line), or the pairs. */
-  merges: string | readonly (readonly [string, string])[];
+  /**
+   * `merges.txt` text (optional `#version` header, one `a b` pair per line), or the pairs, or
+   * `"a b"` strings (the older `tokenizer.json` form).
+   */
+  merges: string | readonly (readonly [string, string])[] | readonly string[];
   /** Name of the vocabulary in errors (default "vocab.json"). */
   vocabSource?: string;
   /** Name of the merges in errors (default "merges.txt"). */
@@ -146,16 +181,19 @@ function htmlUnescape(text: string): string {
 }
 
 /**
- * CLIP's text clean-up before splitting: HTML-unescape twice, NFC, collapse whitespace runs to
- * one space, trim, lower-case.
+ * CLIP's text clean-up before splitting: optionally HTML-unescape twice (OpenAI's original),
+ * NFC, collapse Unicode `White_Space` runs to one space, trim spaces, lower-case.
  *
  * @example
  * ```ts
- * cleanClipText("  Tom &amp;amp; JERRY\n\n"); // "tom & jerry"
+ * cleanClipText("  Tom &amp;amp; JERRY\n\n"); // "tom &amp;amp; jerry"
+ * cleanClipText("Tom &amp;amp; JERRY", { htmlUnescape: true }); // "tom & jerry"
  * ```
  */
-export function cleanClipText(text: string): string {
-  return htmlUnescape(htmlUnescape(text)).normalize("NFC").replace(/\s+/gu, " ").trim()
+export function cleanClipText(text: string, opts: { htmlUnescape?: boolean } = {}): string {
+  const t = opts.htmlUnescape ? htmlUnescape(htmlUnescape(text)) : text;
+  // Not \s nor trim(): JavaScript's whitespace includes U+FEFF and lacks U+0085.
+  return t.normalize("NFC").replace(/\p{White_Space}+/gu, " ").replace(/^ | $/g, "")
     .toLowerCase();
 }
 
@@ -207,10 +245,23 @@ function parseVocab(vocab: Record<string, number> | string, source: string): Map
 }
 
 function parseMerges(
-  merges: string | readonly (readonly [string, string])[],
+  merges: string | readonly (readonly [string, string])[] | readonly string[],
   source: string,
 ): [string, string][] {
-  if (typeof merges !== "string") return merges.map(([a, b]) => [a, b]);
+  if (typeof merges !== "string") {
+    return merges.map((m, i) => {
+      const pair = typeof m === "string" ? m.split(" ") : m;
+      if (
+        !Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" ||
+        typeof pair[1] !== "string" || pair[0] === "" || pair[1] === ""
+      ) {
+        throw new Error(
+          `${source}: merge #${i + 1} is not a pair of symbols: ${JSON.stringify(m)}`,
+        );
+      }
+      return [pair[0], pair[1]];
+    });
+  }
   const out: [string, string][] = [];
   const lines = merges.split(/\r?\n/);
   lines.forEach((line, i) => {
@@ -234,9 +285,11 @@ function parseMerges(
  *
  * @example
  * ```ts
- * const tok = await ClipBpeTokenizer.load("tokenizer/");
- * const batch = tok.encodeBatch(["a red circle", "two blue squares"]);
- * batch.shape; // [2, 77]
+ * async function example() {
+ *   const tok = await ClipBpeTokenizer.load("tokenizer/");
+ *   const batch = tok.encodeBatch(["a red circle", "two blue squares"]);
+ *   batch.shape; // [2, 77]
+ * }
  * ```
  */
 export class ClipBpeTokenizer {
@@ -251,6 +304,7 @@ export class ClipBpeTokenizer {
   /** Id for unknown symbols, or null when they are an error. */
   readonly unkId: number | null;
   private readonly truncate: boolean;
+  private readonly htmlUnescape: boolean;
   private readonly encoder: Map<string, number>;
   private readonly decoder: Map<number, string>;
   private readonly ranks: Map<string, number>;
@@ -283,6 +337,7 @@ export class ClipBpeTokenizer {
     const unk = opts.unkToken === undefined ? CLIP_END_TOKEN : opts.unkToken;
     this.unkId = unk === null ? null : need(unk, "unknown token");
     this.truncate = opts.truncate ?? true;
+    this.htmlUnescape = opts.htmlUnescape ?? false;
     this.encoder = encoder;
     this.decoder = new Map([...encoder].map(([t, i]) => [i, t]));
     this.vocabSource = sources.vocab;
@@ -325,19 +380,82 @@ export class ClipBpeTokenizer {
   }
 
   /**
-   * Read `vocab.json` and `merges.txt` from a folder (a Hugging Face `tokenizer/` folder) or
-   * from explicit paths.
+   * Build from a Hugging Face `tokenizer.json` (CLIPTokenizerFast): its BPE model's `vocab` and
+   * `merges` (either form). `source` names it in errors.
    *
    * @example
    * ```ts
-   * const tok = await ClipBpeTokenizer.load("sd15/tokenizer");
-   * const tok2 = await ClipBpeTokenizer.load({ vocab: "v.json", merges: "m.txt" });
+   * async function example() {
+   *   const tok = ClipBpeTokenizer.fromTokenizerJson(await Deno.readTextFile("tokenizer.json"));
+   * }
+   * ```
+   */
+  static fromTokenizerJson(
+    json: string | Record<string, unknown>,
+    opts: ClipBpeTokenizerOptions = {},
+    source = "tokenizer.json",
+  ): ClipBpeTokenizer {
+    let obj: unknown = json;
+    if (typeof json === "string") {
+      try {
+        obj = JSON.parse(json);
+      } catch (e) {
+        throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
+      }
+    }
+    const model = (obj as { model?: Record<string, unknown> } | null)?.model;
+    if (!model || typeof model !== "object" || model.type !== "BPE") {
+      throw new Error(
+        `${source}: expected a Hugging Face tokenizer.json with a BPE model, got model.type ${
+          JSON.stringify(model?.type)
+        }`,
+      );
+    }
+    if (model.end_of_word_suffix !== WORD_END) {
+      throw new Error(
+        `${source}: model.end_of_word_suffix is ${
+          JSON.stringify(model.end_of_word_suffix)
+        }, not "${WORD_END}": not a CLIP BPE tokenizer`,
+      );
+    }
+    if (!Array.isArray(model.merges)) throw new Error(`${source}: model.merges is not a list`);
+    return ClipBpeTokenizer.fromData({
+      vocab: model.vocab as Record<string, number>,
+      merges: model.merges as string[],
+      vocabSource: `${source} (model.vocab)`,
+      mergesSource: `${source} (model.merges)`,
+    }, opts);
+  }
+
+  /**
+   * Read a tokenizer folder (a Hugging Face `tokenizer/` folder: `vocab.json` + `merges.txt`,
+   * else `tokenizer.json`) or explicit `vocab.json` / `merges.txt` paths.
+   *
+   * @example
+   * ```ts
+   * async function example() {
+   *   const tok = await ClipBpeTokenizer.load("sd15/tokenizer");
+   *   const tok2 = await ClipBpeTokenizer.load({ vocab: "v.json", merges: "m.txt" });
+   * }
    * ```
    */
   static async load(
     where: string | ClipBpePaths,
     opts: ClipBpeTokenizerOptions = {},
   ): Promise<ClipBpeTokenizer> {
+    if (typeof where === "string") {
+      const isFile = (f: string) => Deno.stat(`${where}/${f}`).then((s) => s.isFile, () => false);
+      const [v, m, t] = await Promise.all(
+        ["vocab.json", "merges.txt", "tokenizer.json"].map(isFile),
+      );
+      if (!(v && m) && t) {
+        const path = `${where}/tokenizer.json`;
+        return ClipBpeTokenizer.fromTokenizerJson(await Deno.readTextFile(path), opts, path);
+      }
+      if (!v && !m) {
+        throw new Error(`${where}: no CLIP tokenizer files; expected ${CLIP_BPE_FILES}`);
+      }
+    }
     const paths = typeof where === "string"
       ? { vocab: `${where}/vocab.json`, merges: `${where}/merges.txt` }
       : where;
@@ -366,9 +484,10 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * tok.vocabSize; // 49408 for CLIP
+   * function example(tok: ClipBpeTokenizer) {
+   *   tok.vocabSize; // 49408 for CLIP
+   * }
    * ```
    */
   get vocabSize(): number {
@@ -425,15 +544,16 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * tok.tokenize("a photo"); // ["a</w>", "photo</w>"]
+   * function example(tok: ClipBpeTokenizer) {
+   *   tok.tokenize("a photo"); // ["a</w>", "photo</w>"]
+   * }
    * ```
    */
   tokenize(text: string): string[] {
     const utf8 = new TextEncoder();
     const out: string[] = [];
-    for (const word of splitClipWords(cleanClipText(text))) {
+    for (const word of splitClipWords(cleanClipText(text, { htmlUnescape: this.htmlUnescape }))) {
       let mapped = "";
       for (const b of utf8.encode(word)) mapped += BYTE_ENCODER[b];
       out.push(...this.bpe(mapped));
@@ -447,9 +567,10 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * tok.textIds("a photo"); // [320, 1125]
+   * function example(tok: ClipBpeTokenizer) {
+   *   tok.textIds("a photo"); // [320, 1125]
+   * }
    * ```
    */
   textIds(text: string): number[] {
@@ -473,9 +594,10 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * const { ids, attentionMask } = tok.encode("a red circle");
+   * function example(tok: ClipBpeTokenizer) {
+   *   const { ids, attentionMask } = tok.encode("a red circle");
+   * }
    * ```
    */
   encode(text: string): ClipEncoding {
@@ -492,9 +614,10 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * const { ids, shape } = tok.encodeBatch(["", "a red circle"]); // unconditional + prompt
+   * function example(tok: ClipBpeTokenizer) {
+   *   const { ids, shape } = tok.encodeBatch(["", "a red circle"]); // unconditional + prompt
+   * }
    * ```
    */
   encodeBatch(texts: readonly string[]): ClipBatchEncoding {
@@ -537,9 +660,10 @@ export class ClipBpeTokenizer {
    * @example
    * ```ts
    * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
-   * declare const tok: ClipBpeTokenizer;
    *
-   * tok.decode(tok.encode("a café").ids); // "a café"
+   * function example(tok: ClipBpeTokenizer) {
+   *   tok.decode(tok.encode("a café").ids); // "a café"
+   * }
    * ```
    */
   decode(ids: ArrayLike<number>, attentionMask?: ArrayLike<number>): string {
