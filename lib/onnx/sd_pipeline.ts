@@ -2,7 +2,7 @@
  * Text-to-image and image-to-image through ONNX models in the Hugging Face Optimum Stable
  * Diffusion folder layout: a kit export (`exportRun`) or a real Optimum SD export
  * (`text_encoder/`, `unet/`, `vae_encoder/`, `vae_decoder/`, `tokenizer/` with `vocab.json` +
- * `merges.txt`, `scheduler/scheduler_config.json`), driven by the kit's samplers.
+ * `merges.txt` or `tokenizer.json`, `scheduler/scheduler_config.json`), driven by the kit's samplers.
  *
  * Names, element types and shapes of the models' inputs and outputs are read from the sessions,
  * and checked against each other when the folder is loaded (latent channels, text width, context
@@ -16,9 +16,11 @@
  *
  * @example
  * ```ts
- * const pipe = await loadOnnxPipeline("exports/default");
- * const images = await txt2img(pipe, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, seed: 0 });
- * await pipe.release();
+ * async function example() {
+ *   const pipe = await loadOnnxPipeline("exports/default");
+ *   const images = await txt2img(pipe, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, seed: 0 });
+ *   await pipe.release();
+ * }
  * ```
  * @module
  */
@@ -35,12 +37,13 @@ import {
   type SamplerName,
   type ScheduleConfig,
 } from "../diffusion/mod.ts";
-import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
+import { CLIP_BPE_FILES, ClipBpeTokenizer, hasClipBpeFiles } from "../models/clip_bpe_tokenizer.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import type { RgbImage } from "../plot/mod.ts";
 import { type OnnxIoInfo, type OnnxSession, openSession } from "./session.ts";
 import { KIT_ONNX_FORMAT, KIT_TOKENIZER_FILE } from "./sd_folder.ts";
 import type { OnnxTypedArray } from "./writer.ts";
+import { float16BitsToFloat32, float32ToFloat16Bits } from "./float16.ts";
 
 /** Options of {@link loadOnnxPipeline}. */
 export interface LoadOnnxPipelineOptions {
@@ -59,7 +62,7 @@ export interface LoadOnnxPipelineOptions {
 
 /** A tokenizer as the pipeline uses it. */
 export interface PipelineTokenizer {
-  /** "word" (the kit's WordTokenizer) or "clip_bpe" (CLIP's BPE from vocab.json + merges.txt). */
+  /** "word" (the kit's WordTokenizer) or "clip_bpe" (CLIP's BPE from vocab.json + merges.txt or tokenizer.json). */
   kind: "word" | "clip_bpe";
   /** Ids per text. */
   contextLength: number;
@@ -71,19 +74,27 @@ export interface PipelineTokenizer {
 export interface OnnxPipelineIo {
   /** Text encoder: ids input dtype ("int32" or "int64") and the hidden-state output. */
   text: { ids: string; idsDtype: string; hidden: string };
-  /** UNet: input names, timestep dtype and whether one timestep is fed for the whole batch. */
+  /**
+   * UNet: input names; float inputs' dtype ("float32" or "float16"); the timestep's dtype
+   * ("int64", "int32", "float32", "float16" or "float64") and rank (1: `[batch]` or `[1]`, as SD
+   * exports before Optimum 1.24; 0: one scalar, as Optimum >= 1.24 and inputs declared without a
+   * shape); whether one timestep is fed for the whole batch (`[1]` or rank 0).
+   */
   unet: {
     sample: string;
+    sampleDtype: string;
     timestep: string;
     timestepDtype: string;
+    timestepRank: 0 | 1;
     timestepScalarBatch: boolean;
     context: string;
+    contextDtype: string;
     out: string;
   };
-  /** VAE decoder input and output. */
-  decoder: { latent: string; image: string };
-  /** VAE encoder input and output, null when the folder has none. */
-  encoder: { image: string; latent: string } | null;
+  /** VAE decoder input (and its dtype, "float32" or "float16") and output. */
+  decoder: { latent: string; latentDtype: string; image: string };
+  /** VAE encoder input (and its dtype) and output, null when the folder has none. */
+  encoder: { image: string; imageDtype: string; latent: string } | null;
 }
 
 /** A loaded ONNX Stable Diffusion folder. Call {@link OnnxPipeline.release} when done. */
@@ -153,7 +164,8 @@ async function loadTokenizer(
   const cls = index.tokenizer;
   const kitFile = `${tdir}/${KIT_TOKENIZER_FILE}`;
   const saysKit = Array.isArray(cls) && cls[0] === "xgen_kit";
-  if (saysKit || (!(await exists(`${tdir}/vocab.json`)) && (await exists(kitFile)))) {
+  const hasBpe = await hasClipBpeFiles(tdir);
+  if (saysKit || (!hasBpe && (await exists(kitFile)))) {
     if (!(await exists(kitFile))) {
       throw new Error(`${kitFile}: missing (model_index.json names the kit's WordTokenizer)`);
     }
@@ -164,13 +176,10 @@ async function loadTokenizer(
       encodeBatch: (texts) => tok.encodeBatch(texts),
     };
   }
-  for (const f of ["vocab.json", "merges.txt"]) {
-    if (!(await exists(`${tdir}/${f}`))) {
-      throw new Error(
-        `${tdir}/${f}: missing; tokenizer/ must hold vocab.json + merges.txt (CLIPTokenizer) ` +
-          `or the kit's ${KIT_TOKENIZER_FILE}`,
-      );
-    }
+  if (!hasBpe) {
+    throw new Error(
+      `${tdir}: no tokenizer files; expected ${CLIP_BPE_FILES} or the kit's ${KIT_TOKENIZER_FILE}`,
+    );
   }
   const cfg = await readJsonObjectIfAny(`${tdir}/tokenizer_config.json`);
   // HF stores "no limit" as a huge model_max_length; the text encoder's sequence dim then rules.
@@ -231,13 +240,21 @@ function misfit(part: string, io: OnnxIoInfo, expected: string, why: string): ne
   );
 }
 
-function checkRank(part: string, io: OnnxIoInfo, rank: number, expected: string): void {
-  if (io.dtype !== "float32" && io.dtype !== "unknown") {
-    misfit(part, io, `float32 ${expected}`, "float16 and other element types are not supported");
+/** Check a float input's dtype (float32 or float16) and rank; returns the dtype to feed. */
+function checkRank(part: string, io: OnnxIoInfo, rank: number, expected: string): string {
+  if (io.dtype !== "float32" && io.dtype !== "float16" && io.dtype !== "unknown") {
+    misfit(part, io, `float32 or float16 ${expected}`, "other element types are not supported");
   }
+  const dtype = io.dtype === "float16" ? "float16" : "float32";
   if (io.shape !== null && io.shape.length !== rank) {
-    misfit(part, io, `float32 ${expected}`, `a rank-${rank} tensor`);
+    misfit(part, io, `${dtype} ${expected}`, `a rank-${rank} tensor`);
   }
+  return dtype;
+}
+
+/** Data for a float input of `dtype`: float32 values, or float16 bits. */
+function floatFeed(x: Float32Array, dtype: string): OnnxTypedArray {
+  return dtype === "float16" ? float32ToFloat16Bits(x) : x;
 }
 
 /**
@@ -246,8 +263,10 @@ function checkRank(part: string, io: OnnxIoInfo, rank: number, expected: string)
  *
  * @example
  * ```ts
- * const pipe = await loadOnnxPipeline("sd15-onnx", { executionProviders: ["cpu"] });
- * pipe.io.unet.timestepDtype; // "int64" for SD v1's Optimum export
+ * async function example() {
+ *   const pipe = await loadOnnxPipeline("sd15-onnx", { executionProviders: ["cpu"] });
+ *   pipe.io.unet.timestepDtype; // "int64" for SD v1's Optimum export
+ * }
  * ```
  */
 export async function loadOnnxPipeline(
@@ -318,7 +337,7 @@ export async function loadOnnxPipeline(
     const latentIn = vaeDecoder.inputs.find((i) => i.name === "latent_sample") ??
       vaeDecoder.inputs[0];
     onlyInputs(vaeDecoder, dP, [latentIn.name]);
-    checkRank(dP, latentIn, 4, "[batch, channels, height, width]");
+    const latentDtype = checkRank(dP, latentIn, 4, "[batch, channels, height, width]");
     const unetSample = findInput(unet, "sample", uP, "float32 [batch, channels, height, width]");
     const latentChannels = fixed(latentIn.shape?.[1]) ??
       (posInt(decCfg.latent_channels) ? decCfg.latent_channels : null) ??
@@ -326,7 +345,7 @@ export async function loadOnnxPipeline(
       (posInt(unetCfg.in_channels) ? unetCfg.in_channels : 4);
 
     // UNet: sample, timestep, encoder_hidden_states -> out_sample.
-    const tIn = findInput(unet, "timestep", uP, "int64 or float32 [batch] or [1]");
+    const tIn = findInput(unet, "timestep", uP, "int64 or float32 [batch], [1] or a scalar");
     const ctxIn = findInput(
       unet,
       "encoder_hidden_states",
@@ -334,21 +353,21 @@ export async function loadOnnxPipeline(
       `float32 [batch, ${S}, ${textWidth ?? "width"}]`,
     );
     onlyInputs(unet, uP, ["sample", "timestep", "encoder_hidden_states"]);
-    const sampleWant = `float32 [batch, ${latentChannels}, height, width]`;
-    checkRank(uP, unetSample, 4, sampleWant);
+    const sampleWant = `[batch, ${latentChannels}, height, width]`;
+    const sampleDtype = checkRank(uP, unetSample, 4, sampleWant);
     if ((fixed(unetSample.shape?.[1]) ?? latentChannels) !== latentChannels) {
-      misfit(uP, unetSample, sampleWant, `the latent channels of ${dP}`);
+      misfit(uP, unetSample, `${sampleDtype} ${sampleWant}`, `the latent channels of ${dP}`);
     }
-    const ctxWant = `float32 [batch, ${S}, ${textWidth ?? "width"}]`;
-    checkRank(uP, ctxIn, 3, ctxWant);
+    const ctxWant = `[batch, ${S}, ${textWidth ?? "width"}]`;
+    const contextDtype = checkRank(uP, ctxIn, 3, ctxWant);
     if (
       (textWidth !== null && (fixed(ctxIn.shape?.[2]) ?? textWidth) !== textWidth) ||
       (fixed(ctxIn.shape?.[1]) ?? S) !== S
     ) {
-      misfit(uP, ctxIn, ctxWant, `the ${hidden.name} of ${tP}`);
+      misfit(uP, ctxIn, `${contextDtype} ${ctxWant}`, `the ${hidden.name} of ${tP}`);
     }
-    if (!["float32", "float64", "int64", "int32"].includes(tIn.dtype)) {
-      misfit(uP, tIn, "int64 or float32 [batch]", "diffusion timesteps");
+    if (!["float32", "float16", "float64", "int64", "int32"].includes(tIn.dtype)) {
+      misfit(uP, tIn, "int64, int32, float32, float16 or float64 [batch] or a scalar", "timesteps");
     }
     if (tIn.shape !== null && tIn.shape.length > 1) {
       misfit(uP, tIn, `${tIn.dtype} [batch]`, "one timestep per sample");
@@ -366,12 +385,12 @@ export async function loadOnnxPipeline(
     if (vaeEncoder) {
       const imgIn = vaeEncoder.inputs.find((i) => i.name === "sample") ?? vaeEncoder.inputs[0];
       onlyInputs(vaeEncoder, eP, [imgIn.name]);
-      checkRank(eP, imgIn, 4, "float32 [batch, 3, height, width]");
+      const imageDtype = checkRank(eP, imgIn, 4, "[batch, 3, height, width]");
       if ((fixed(imgIn.shape?.[1]) ?? 3) !== 3) {
-        misfit(eP, imgIn, "float32 [batch, 3, height, width]", "RGB images");
+        misfit(eP, imgIn, `${imageDtype} [batch, 3, height, width]`, "RGB images");
       }
       const latOut = pickOutput(vaeEncoder, ["latent_parameters", "latent_sample"]);
-      encoderIo = { image: imgIn.name, latent: latOut.name };
+      encoderIo = { image: imgIn.name, imageDtype, latent: latOut.name };
     }
 
     const blocks = Array.isArray(decCfg.block_out_channels)
@@ -397,7 +416,10 @@ export async function loadOnnxPipeline(
         `${dir}: latent scaling factor must be a positive number, got ${scalingFactor}`,
       );
     }
-    const fixedT = tIn.shape !== null && tIn.shape.length === 1 && tIn.shape[0] === 1;
+    // onnxruntime reports a rank-0 input and one declared without a shape alike (shape null):
+    // both are fed one scalar, which Optimum >= 1.24's float32 timestep is.
+    const timestepRank = tIn.shape === null || tIn.shape.length === 0 ? 0 : 1;
+    const fixedT = timestepRank === 0 || (tIn.shape?.length === 1 && tIn.shape[0] === 1);
     return {
       dir,
       source: kit ? "xgen-kit" : "optimum",
@@ -420,13 +442,20 @@ export async function loadOnnxPipeline(
         text: { ids: ids.name, idsDtype: ids.dtype, hidden: hidden.name },
         unet: {
           sample: unetSample.name,
+          sampleDtype,
           timestep: tIn.name,
           timestepDtype: tIn.dtype,
+          timestepRank,
           timestepScalarBatch: fixedT,
           context: ctxIn.name,
+          contextDtype,
           out: unetOut.name,
         },
-        decoder: { latent: latentIn.name, image: pickOutput(vaeDecoder, ["sample"]).name },
+        decoder: {
+          latent: latentIn.name,
+          latentDtype,
+          image: pickOutput(vaeDecoder, ["sample"]).name,
+        },
         encoder: encoderIo,
       },
       release: async () => {
@@ -464,6 +493,11 @@ export interface Txt2ImgOptions extends OnnxSampleOptions {
   height?: number;
   /** Image width (default: the folder's). */
   width?: number;
+  /**
+   * Start latents instead of `initialNoise` (as diffusers' `latents=`): flat NHWC
+   * `[prompts * n, h, w, c]` in job order (prompt-major), the kit's latent layout.
+   */
+  latents?: Float32Array;
 }
 
 /** Options of {@link img2img}. */
@@ -502,11 +536,17 @@ function nchwToNhwc(x: ArrayLike<number>, n: number, c: number, h: number, w: nu
   return out;
 }
 
-function float32Data(part: string, name: string, data: unknown): Float32Array {
-  if (!(data instanceof Float32Array)) {
-    throw new Error(`${part}: output "${name}" is not float32`);
+/** An output's values as float32 (float16 outputs converted). */
+function float32Data(part: string, name: string, t: { type: string; data: unknown }): Float32Array {
+  if (t.data instanceof Float32Array) return t.data;
+  if (t.type === "float16") {
+    // onnxruntime gives float16 data as raw bits (Uint16Array), or a Float16Array where one exists.
+    if (t.data instanceof Uint16Array) return float16BitsToFloat32(t.data);
+    if (ArrayBuffer.isView(t.data)) {
+      return Float32Array.from(t.data as unknown as ArrayLike<number>);
+    }
   }
-  return data;
+  throw new Error(`${part}: output "${name}" is ${t.type}; expected float32 or float16`);
 }
 
 /**
@@ -516,9 +556,10 @@ function float32Data(part: string, name: string, data: unknown): Float32Array {
  * @example
  * ```ts
  * import { encodePrompts, type OnnxPipeline } from "./sd_pipeline.ts";
- * declare const pipe: OnnxPipeline;
  *
- * const states = await encodePrompts(pipe, ["", "a red circle"]);
+ * async function example(pipe: OnnxPipeline) {
+ *   const states = await encodePrompts(pipe, ["", "a red circle"]);
+ * }
  * ```
  */
 export async function encodePrompts(
@@ -544,7 +585,7 @@ export async function encodePrompts(
       );
     }
     D = out.dims[2];
-    parts.push(float32Data(pipe.textEncoder.name, hidden, out.data));
+    parts.push(float32Data(pipe.textEncoder.name, hidden, out));
   }
   const states = new Float32Array(texts.length * S * D);
   let off = 0;
@@ -568,18 +609,21 @@ function unetCall(pipe: OnnxPipeline, dims: [number, number, number], T: number,
       ? new Int32Array(k).fill(Math.trunc(t))
       : u.timestepDtype === "float64"
       ? new Float64Array(k).fill(t)
-      : new Float32Array(k).fill(t);
+      : floatFeed(new Float32Array(k).fill(t), u.timestepDtype);
     const out = (await pipe.unet.run({
-      [u.sample]: { data: nhwcToNchw(x, n, h, w, c), shape: [n, c, h, w] },
-      [u.timestep]: { data: tData, shape: [k] },
-      [u.context]: { data: context, shape: [n, T, D] },
+      [u.sample]: {
+        data: floatFeed(nhwcToNchw(x, n, h, w, c), u.sampleDtype),
+        shape: [n, c, h, w],
+      },
+      [u.timestep]: { data: tData, shape: u.timestepRank === 0 ? [] : [k] },
+      [u.context]: { data: floatFeed(context, u.contextDtype), shape: [n, T, D] },
     }, [u.out]))[u.out];
     if (out.dims.join(",") !== [n, c, h, w].join(",")) {
       throw new Error(
         `${pipe.unet.name}: output "${u.out}" is [${out.dims}], expected [${[n, c, h, w]}]`,
       );
     }
-    return nchwToNhwc(float32Data(pipe.unet.name, u.out, out.data), n, c, h, w);
+    return nchwToNhwc(float32Data(pipe.unet.name, u.out, out), n, c, h, w);
   };
 }
 
@@ -593,9 +637,12 @@ async function decode(
   const [h, w, c] = dims;
   const unscaled = new Float32Array(z.length);
   for (let i = 0; i < z.length; i++) unscaled[i] = z[i] / pipe.scalingFactor;
-  const { latent, image } = pipe.io.decoder;
+  const { latent, latentDtype, image } = pipe.io.decoder;
   const out = (await pipe.vaeDecoder.run({
-    [latent]: { data: nhwcToNchw(unscaled, n, h, w, c), shape: [n, c, h, w] },
+    [latent]: {
+      data: floatFeed(nhwcToNchw(unscaled, n, h, w, c), latentDtype),
+      shape: [n, c, h, w],
+    },
   }, [image]))[image];
   const [on, oc, oh, ow] = out.dims;
   if (out.dims.length !== 4 || on !== n || oc !== 3) {
@@ -603,7 +650,7 @@ async function decode(
       `${pipe.vaeDecoder.name}: output "${image}" is [${out.dims}], expected [${n}, 3, H, W]`,
     );
   }
-  const px = nchwToNhwc(float32Data(pipe.vaeDecoder.name, image, out.data), n, 3, oh, ow);
+  const px = nchwToNhwc(float32Data(pipe.vaeDecoder.name, image, out), n, 3, oh, ow);
   const per = oh * ow * 3;
   return Array.from({ length: n }, (_, i) => {
     const data = new Uint8Array(per);
@@ -722,9 +769,10 @@ function latentDims(pipe: OnnxPipeline, height: number, width: number, what: str
  * @example
  * ```ts
  * import { type OnnxPipeline, txt2img } from "./sd_pipeline.ts";
- * declare const pipe: OnnxPipeline;
  *
- * const images = await txt2img(pipe, { prompts: ["a red circle"], n: 2, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * async function example(pipe: OnnxPipeline) {
+ *   const images = await txt2img(pipe, { prompts: ["a red circle"], n: 2, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * }
  * ```
  */
 export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<RgbImage[]> {
@@ -739,12 +787,24 @@ export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<Rg
   }
   const dims = latentDims(pipe, height, width, what);
   const per = dims[0] * dims[1] * dims[2];
+  const jobs = o.prompts.length * n, given = o.latents;
+  if (given !== undefined && (!(given instanceof Float32Array) || given.length !== jobs * per)) {
+    throw new Error(
+      `${what}: latents must be a Float32Array of ${jobs * per} values (NHWC [${jobs}, ${
+        dims.join(", ")
+      }]), got ${given instanceof Float32Array ? given.length : typeof given}`,
+    );
+  }
   return await sampleJobs(
     pipe,
     o,
     dims,
     n,
-    (p, k) => ({ x: initialNoise(o.seed, p, k, per) }),
+    (p, k) => ({
+      x: given
+        ? given.slice((p * n + k) * per, (p * n + k + 1) * per)
+        : initialNoise(o.seed, p, k, per),
+    }),
     undefined,
     what,
   );
@@ -758,10 +818,13 @@ export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<Rg
  * ```ts
  * import { encodeImages, type OnnxPipeline } from "./sd_pipeline.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const image: RgbImage;
- * declare const pipe: OnnxPipeline;
  *
- * const z = await encodeImages(pipe, [image]);
+ * async function example(
+ *   image: RgbImage,
+ *   pipe: OnnxPipeline,
+ * ) {
+ *   const z = await encodeImages(pipe, [image]);
+ * }
  * ```
  */
 export async function encodeImages(
@@ -787,7 +850,7 @@ export async function encodeImages(
     for (let k = 0; k < H * W * 3; k++) px[i * H * W * 3 + k] = im.data[k] / 127.5 - 1;
   });
   const out = (await enc.run({
-    [io.image]: { data: nhwcToNchw(px, n, H, W, 3), shape: [n, 3, H, W] },
+    [io.image]: { data: floatFeed(nhwcToNchw(px, n, H, W, 3), io.imageDtype), shape: [n, 3, H, W] },
   }, [io.latent]))[io.latent];
   const [on, oc, h, w] = out.dims;
   const L = pipe.latentChannels;
@@ -798,7 +861,7 @@ export async function encodeImages(
       }, h, w]`,
     );
   }
-  const nhwc = nchwToNhwc(float32Data(enc.name, io.latent, out.data), n, oc, h, w);
+  const nhwc = nchwToNhwc(float32Data(enc.name, io.latent, out), n, oc, h, w);
   const latents = new Float32Array(n * h * w * L);
   for (let i = 0; i < n * h * w; i++) {
     for (let c = 0; c < L; c++) latents[i * L + c] = nhwc[i * oc + c] * pipe.scalingFactor;
@@ -815,10 +878,13 @@ export async function encodeImages(
  * ```ts
  * import { img2img, type OnnxPipeline } from "./sd_pipeline.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const photo: RgbImage;
- * declare const pipe: OnnxPipeline;
  *
- * const out = await img2img(pipe, { images: [photo], prompts: ["a blue circle"], strength: 0.6, guidance: 4, steps: 25, seed: 0 });
+ * async function example(
+ *   photo: RgbImage,
+ *   pipe: OnnxPipeline,
+ * ) {
+ *   const out = await img2img(pipe, { images: [photo], prompts: ["a blue circle"], strength: 0.6, guidance: 4, steps: 25, seed: 0 });
+ * }
  * ```
  */
 export async function img2img(pipe: OnnxPipeline, o: Img2ImgOptions): Promise<RgbImage[]> {

@@ -8,9 +8,11 @@
  * ```ts
  * import { openSession } from "./session.ts";
  *
- * const z = new Float32Array(4 * 64 * 64); // a latent
- * const s = await openSession("vae_decoder/model.onnx");
- * const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 64, 64] } });
+ * async function example() {
+ *   const z = new Float32Array(4 * 64 * 64); // a latent
+ *   const s = await openSession("vae_decoder/model.onnx");
+ *   const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 64, 64] } });
+ * }
  * ```
  * @module
  */
@@ -84,7 +86,13 @@ function toTensor(feed: OnnxFeed, dtypeHint: string): ort.Tensor {
   ) {
     dtype = dtypeHint;
   }
-  return new ort.Tensor(dtype as ort.Tensor.Type, feed.data as never, [...feed.shape]);
+  const t = new ort.Tensor(dtype as ort.Tensor.Type, feed.data as never, [...feed.shape]);
+  if (dtype === "float16" && feed.data instanceof Uint16Array && !(t.data instanceof Uint16Array)) {
+    // onnxruntime-common wraps float16 bits in a Float16Array where the runtime has one (Deno),
+    // which onnxruntime-node's native binding reads as empty ("not enough space"): keep the bits.
+    (t as unknown as { cpuData: Uint16Array }).cpuData = feed.data;
+  }
+  return t;
 }
 
 function fmtShape(shape: readonly (number | string)[] | null): string {
@@ -112,10 +120,11 @@ export function cudaFallbackReason(): string | null {
  * @example
  * ```ts
  * import { openSession } from "./session.ts";
- * declare const bytes: Uint8Array;
  *
- * const s = await openSession(bytes, { name: "mlp.onnx" });
- * s.inputs; // [{ name: "x", dtype: "float32", shape: ["batch", 4] }]
+ * async function example(bytes: Uint8Array) {
+ *   const s = await openSession(bytes, { name: "mlp.onnx" });
+ *   s.inputs; // [{ name: "x", dtype: "float32", shape: ["batch", 4] }]
+ * }
  * ```
  */
 export class OnnxSession {
@@ -164,8 +173,10 @@ export class OnnxSession {
    * import * as ort from "npm:onnxruntime-node@1.30.0";
    * import { openSession } from "./session.ts";
    *
-   * const s = await openSession("model.onnx");
-   * s.validate({ x: new ort.Tensor("float32", new Float32Array(8), [2, 4]) });
+   * async function example() {
+   *   const s = await openSession("model.onnx");
+   *   s.validate({ x: new ort.Tensor("float32", new Float32Array(8), [2, 4]) });
+   * }
    * ```
    */
   validate(feeds: Record<string, ort.Tensor>): void {
@@ -211,10 +222,11 @@ export class OnnxSession {
    * @example
    * ```ts
    * import type { OnnxSession } from "./session.ts";
-   * declare const s: OnnxSession;
    *
-   * const out = await s.run({ x: { data: new Float32Array(8), shape: [2, 4] } });
-   * out.y.data; // Float32Array
+   * async function example(s: OnnxSession) {
+   *   const out = await s.run({ x: { data: new Float32Array(8), shape: [2, 4] } });
+   *   out.y.data; // Float32Array
+   * }
    * ```
    */
   async run(
@@ -258,9 +270,10 @@ export class OnnxSession {
    * @example
    * ```ts
    * import type { OnnxSession } from "./session.ts";
-   * declare const s: OnnxSession;
    *
-   * await s.release();
+   * async function example(s: OnnxSession) {
+   *   await s.release();
+   * }
    * ```
    */
   async release(): Promise<void> {
@@ -295,10 +308,11 @@ function cudaLibraryPresent(): boolean {
  * ```ts
  * import { openSession } from "./session.ts";
  * import type { OnnxGraph } from "./writer.ts";
- * declare const graph: OnnxGraph;
  *
- * const s = await openSession("unet/model.onnx", { threads: 2 });
- * const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
+ * async function example(graph: OnnxGraph) {
+ *   const s = await openSession("unet/model.onnx", { threads: 2 });
+ *   const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
+ * }
  * ```
  */
 export async function openSession(
