@@ -18,9 +18,12 @@
  * @example
  * ```ts
  * import { recipe, train } from "./mod.ts";
- * await train.initBackendAndConvGrad("auto");
- * const run = await recipe.loadRun("runs/default");
- * const images = await recipe.generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ *
+ * async function example() {
+ *   await train.initBackendAndConvGrad("auto");
+ *   const run = await recipe.loadRun("runs/default");
+ *   const images = await recipe.generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * }
  * ```
  * @module
  */

@@ -113,10 +113,11 @@ export class BufferPool {
    * @example
    * ```ts
    * import type { BufferPool } from "./cpu_buffer_pool.ts";
-   * declare const pool: BufferPool;
    *
-   * const values = pool.take(1024);
-   * pool.adopt(values);
+   * function example(pool: BufferPool) {
+   *   const values = pool.take(1024);
+   *   pool.adopt(values);
+   * }
    * ```
    */
   adopt(values: unknown): void {
@@ -133,10 +134,11 @@ export class BufferPool {
    * @example
    * ```ts
    * import type { BufferPool } from "./cpu_buffer_pool.ts";
-   * declare const pool: BufferPool;
    *
-   * const values = pool.take(1024);
-   * pool.pin(values);
+   * function example(pool: BufferPool) {
+   *   const values = pool.take(1024);
+   *   pool.pin(values);
+   * }
    * ```
    */
   pin(values: unknown): void {
@@ -149,10 +151,11 @@ export class BufferPool {
    * @example
    * ```ts
    * import type { BufferPool } from "./cpu_buffer_pool.ts";
-   * declare const pool: BufferPool;
    *
-   * const values = pool.take(1024);
-   * pool.release(values);
+   * function example(pool: BufferPool) {
+   *   const values = pool.take(1024);
+   *   pool.release(values);
+   * }
    * ```
    */
   release(values: unknown): void {
@@ -193,9 +196,10 @@ export class BufferPool {
    * @example
    * ```ts
    * import type { BufferPool } from "./cpu_buffer_pool.ts";
-   * declare const pool: BufferPool;
    *
-   * pool.clear();
+   * function example(pool: BufferPool) {
+   *   pool.clear();
+   * }
    * ```
    */
   clear(): void {
@@ -210,9 +214,10 @@ export class BufferPool {
    * @example
    * ```ts
    * import type { BufferPool } from "./cpu_buffer_pool.ts";
-   * declare const pool: BufferPool;
    *
-   * console.log(pool.stats().hits);
+   * function example(pool: BufferPool) {
+   *   console.log(pool.stats().hits);
+   * }
    * ```
    */
   stats(): BufferPoolStats {
@@ -242,9 +247,12 @@ export interface PooledBackend {
  * @example
  * ```ts
  * import { takeF32 } from "./cpu_buffer_pool.ts";
- * declare const args: { backend: unknown }; // a kernel's arguments
  *
- * const out = takeF32(args.backend, 1024); // pooled on cpu-blas, fresh elsewhere
+ * function example(
+ *   args: { backend: unknown }, // a kernel's arguments
+ * ) {
+ *   const out = takeF32(args.backend, 1024); // pooled on cpu-blas, fresh elsewhere
+ * }
  * ```
  */
 export function takeF32(backend: unknown, n: number, zero = false): Float32Array {

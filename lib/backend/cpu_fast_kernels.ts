@@ -608,9 +608,12 @@ function nativePlan(aShape: number[], bShape: number[], size: number) {
  * @example
  * ```ts
  * import { reduceSum } from "./cpu_fast_kernels.ts";
- * declare const dy: Float32Array<ArrayBuffer>; // [8, 32, 32, 64] gradient
  *
- * const { values } = reduceSum(dy, [8, 32, 32, 64], [0, 1, 2]); // bias gradient, 64 values
+ * function example(
+ *   dy: Float32Array<ArrayBuffer>, // [8, 32, 32, 64] gradient
+ * ) {
+ *   const { values } = reduceSum(dy, [8, 32, 32, 64], [0, 1, 2]); // bias gradient, 64 values
+ * }
  * ```
  */
 export function reduceSum(

@@ -80,7 +80,9 @@ export function findTensorflowPackage(cwd: string = Deno.cwd()): string | null {
  *
  * @example
  * ```ts
- * await prepareTensorflowBackend();
+ * async function example() {
+ *   await prepareTensorflowBackend();
+ * }
  * ```
  */
 export async function prepareTensorflowBackend(): Promise<string> {

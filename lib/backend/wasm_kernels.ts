@@ -15,9 +15,11 @@
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
  *
- * for (const k of wasmKernelConfigs(captureStockWasmKernels())) {
- *   tf.unregisterKernel(k.kernelName, "wasm");
- *   tf.registerKernel(k);
+ * function example() {
+ *   for (const k of wasmKernelConfigs(captureStockWasmKernels())) {
+ *     tf.unregisterKernel(k.kernelName, "wasm");
+ *     tf.registerKernel(k);
+ *   }
  * }
  * ```
  * @module
@@ -66,8 +68,10 @@ export function captureStockWasmKernels(): Map<string, tf.KernelConfig> {
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
  *
- * const stock = captureStockWasmKernels();
- * for (const k of wasmKernelConfigs(stock)) tf.registerKernel(k);
+ * function example() {
+ *   const stock = captureStockWasmKernels();
+ *   for (const k of wasmKernelConfigs(stock)) tf.registerKernel(k);
+ * }
  * ```
  */
 export function wasmKernelConfigs(stockKernels: Map<string, tf.KernelConfig>): tf.KernelConfig[] {

@@ -16,7 +16,9 @@
  *
  * @example
  * ```ts
- * registerWebgpuKernels(); // after tfjs-backend-webgpu is imported
+ * function example() {
+ *   registerWebgpuKernels(); // after tfjs-backend-webgpu is imported
+ * }
  * ```
  * @module
  */

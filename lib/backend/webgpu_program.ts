@@ -7,11 +7,15 @@
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import type { WebgpuBackendLike } from "./webgpu_program.ts";
- * declare const backend: tf.KernelBackend, program: Parameters<WebgpuBackendLike["runWebGPUProgram"]>[0];
- * declare const x: tf.TensorInfo;
  *
- * const uniforms = [{ type: "float32", data: [0.5] }];
- * const y = (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
+ * function example(
+ *   backend: tf.KernelBackend,
+ *   program: Parameters<WebgpuBackendLike["runWebGPUProgram"]>[0],
+ *   x: tf.TensorInfo,
+ * ) {
+ *   const uniforms = [{ type: "float32", data: [0.5] }];
+ *   const y = (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
+ * }
  * ```
  * @module
  */

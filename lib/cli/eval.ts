@@ -246,9 +246,10 @@ export async function loadProtocol(name: string): Promise<Protocol> {
  * @example
  * ```ts
  * import { missingRequirements, type Protocol } from "./eval.ts";
- * declare const protocol: Protocol;
  *
- * const missing = await missingRequirements(protocol.requires);
+ * async function example(protocol: Protocol) {
+ *   const missing = await missingRequirements(protocol.requires);
+ * }
  * ```
  */
 export async function missingRequirements(
@@ -274,13 +275,14 @@ export const INCEPTION_GET = "pytorch-fid's pt_inception-2015-12-05 weights expo
  * @example
  * ```ts
  * import { type Protocol, requirementsFor } from "./eval.ts";
- * declare const proto: Protocol;
  *
- * const reqs = requirementsFor(proto, {
- *   promptsReplaced: false,
- *   extractor: "inception",
- *   inceptionPath: "m.onnx",
- * });
+ * function example(proto: Protocol) {
+ *   const reqs = requirementsFor(proto, {
+ *     promptsReplaced: false,
+ *     extractor: "inception",
+ *     inceptionPath: "m.onnx",
+ *   });
+ * }
  * ```
  */
 export function requirementsFor(

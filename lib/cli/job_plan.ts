@@ -111,9 +111,10 @@ export function formatSamplePlan(p: SamplePlan, out: string): string {
  * @example
  * ```ts
  * import { assertSamplePlanFits, type SamplePlan } from "./job_plan.ts";
- * declare const plan: SamplePlan;
  *
- * assertSamplePlanFits(plan, { memoryBytes: Deno.systemMemoryInfo().total });
+ * function example(plan: SamplePlan) {
+ *   assertSamplePlanFits(plan, { memoryBytes: Deno.systemMemoryInfo().total });
+ * }
  * ```
  */
 export function assertSamplePlanFits(p: SamplePlan, machine: { memoryBytes: number }): void {
@@ -185,9 +186,10 @@ export function evalPlan(i: EvalPlanInput): EvalPlan {
  * @example
  * ```ts
  * import { type EvalPlan, formatEvalPlan } from "./job_plan.ts";
- * declare const plan: EvalPlan;
  *
- * console.log(formatEvalPlan(plan));
+ * function example(plan: EvalPlan) {
+ *   console.log(formatEvalPlan(plan));
+ * }
  * ```
  */
 export function formatEvalPlan(p: EvalPlan): string {

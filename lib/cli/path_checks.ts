@@ -41,8 +41,10 @@ function parentOf(path: string): string {
  *
  * @example
  * ```ts
- * outputFile("samples.png"); // ok
- * outputFile("no/such/folder/x.png"); // throws: folder no/such/folder does not exist
+ * function example() {
+ *   outputFile("samples.png"); // ok
+ *   outputFile("no/such/folder/x.png"); // throws: folder no/such/folder does not exist
+ * }
  * ```
  */
 export function outputFile(path: string): void {
@@ -85,7 +87,9 @@ export function outputFolder(path: string): void {
  *
  * @example
  * ```ts
- * inputFile("stats.safetensors");
+ * function example() {
+ *   inputFile("stats.safetensors");
+ * }
  * ```
  */
 export function inputFile(path: string): void {
@@ -101,8 +105,10 @@ export function inputFile(path: string): void {
  *
  * @example
  * ```ts
- * checkpointLocation("gs://my-bucket/runs/exp1"); // ok
- * checkpointLocation("s3://b/p"); // throws: no built-in store for URL scheme s3:// (...)
+ * function example() {
+ *   checkpointLocation("gs://my-bucket/runs/exp1"); // ok
+ *   checkpointLocation("s3://b/p"); // throws: no built-in store for URL scheme s3:// (...)
+ * }
  * ```
  */
 export function checkpointLocation(location: string): void {

@@ -60,7 +60,9 @@ export function tokenize(caption: string): string[] {
  * import { captionStats } from "./captions.ts";
  * import { readShards } from "./webdataset.ts";
  *
- * const st = await captionStats(readShards("runs/data/train32"), { words: ["circle", "star"] });
+ * async function example() {
+ *   const st = await captionStats(readShards("runs/data/train32"), { words: ["circle", "star"] });
+ * }
  * ```
  */
 export async function captionStats(

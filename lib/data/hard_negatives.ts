@@ -12,10 +12,11 @@
  * ```ts
  * import { SHAPES_WORLD_WORD_GROUPS, swapOneWord } from "./hard_negatives.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const neg = swapOneWord("a red star above a blue circle", SHAPES_WORLD_WORD_GROUPS, rng);
- * // e.g. "a red star above a blue square"
+ * function example(rng: Rng) {
+ *   const neg = swapOneWord("a red star above a blue circle", SHAPES_WORLD_WORD_GROUPS, rng);
+ *   // e.g. "a red star above a blue square"
+ * }
  * ```
  * @module
  */
@@ -42,9 +43,10 @@ export const SHAPES_WORLD_WORD_GROUPS: readonly (readonly string[])[] = [
  * ```ts
  * import { swapOneWord } from "./hard_negatives.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * swapOneWord("A photograph of a green cross", [["green", "blue"]], rng); // "A photograph of a blue cross"
+ * function example(rng: Rng) {
+ *   swapOneWord("A photograph of a green cross", [["green", "blue"]], rng); // "A photograph of a blue cross"
+ * }
  * ```
  */
 export function swapOneWord(

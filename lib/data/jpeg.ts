@@ -5,7 +5,9 @@
  *
  * @example
  * ```ts
- * const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
+ * async function example() {
+ *   const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
+ * }
  * ```
  * @module
  */
@@ -36,7 +38,9 @@ export function isJpeg(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
+ * async function example() {
+ *   const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
+ * }
  * ```
  */
 export function decodeJpegRgb(bytes: Uint8Array, what = "JPEG"): JpegRgb {

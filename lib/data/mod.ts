@@ -5,8 +5,11 @@
  * @example
  * ```ts
  * import { buildShapesWorldShards, readShards } from "./mod.ts";
- * await buildShapesWorldShards({ outDir: "runs/data/t", seed: 0, count: 1000, perShard: 250 });
- * for await (const s of readShards("runs/data/t")) console.log(s.caption);
+ *
+ * const outDir = await Deno.makeTempDir(); // e.g. "runs/data/t"
+ * await buildShapesWorldShards({ outDir, seed: 0, count: 20, perShard: 10 });
+ * for await (const s of readShards(outDir)) console.log(s.caption);
+ * await Deno.remove(outDir, { recursive: true });
  * ```
  * @module
  */

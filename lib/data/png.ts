@@ -58,7 +58,9 @@ export function isPng(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * const { image } = decodePngRgb(await Deno.readFile("x.png"), "x.png");
+ * async function example() {
+ *   const { image } = decodePngRgb(await Deno.readFile("x.png"), "x.png");
+ * }
  * ```
  */
 export function decodePngRgb(bytes: Uint8Array, what = "PNG"): RgbImage {

@@ -15,9 +15,11 @@
  *
  * @example
  * ```ts
- * const src = shardSourceFor("gs://my-bucket/laion/aesthetic6");
- * const shards = await src.list(); // ["gs://my-bucket/laion/aesthetic6/00000.tar", ...]
- * const stream = await src.open(shards[0]);
+ * async function example() {
+ *   const src = shardSourceFor("gs://my-bucket/laion/aesthetic6");
+ *   const shards = await src.list(); // ["gs://my-bucket/laion/aesthetic6/00000.tar", ...]
+ *   const stream = await src.open(shards[0]);
+ * }
  * ```
  * @module
  */
@@ -60,12 +62,16 @@ export interface ShardSourceOptions {
  * @example
  * ```ts
  * import { type ShardSource, ShardTransportError } from "./shard_source.ts";
- * declare const src: ShardSource, url: string;
  *
- * try {
- *   await src.open(url);
- * } catch (e) {
- *   if (e instanceof ShardTransportError) throw e; // not a bad shard: stop
+ * async function example(
+ *   src: ShardSource,
+ *   url: string,
+ * ) {
+ *   try {
+ *     await src.open(url);
+ *   } catch (e) {
+ *     if (e instanceof ShardTransportError) throw e; // not a bad shard: stop
+ *   }
  * }
  * ```
  */
@@ -116,8 +122,10 @@ function manifestShards(manifest: unknown): string[] | null {
  *
  * @example
  * ```ts
- * const src = new LocalShardSource("runs/data/train32");
- * const first = await src.open((await src.list())[0]);
+ * async function example() {
+ *   const src = new LocalShardSource("runs/data/train32");
+ *   const first = await src.open((await src.list())[0]);
+ * }
  * ```
  */
 export class LocalShardSource implements ShardSource {
@@ -283,8 +291,10 @@ function reopeningStream(o: ReopeningStreamOptions): ReadableStream<Uint8Array> 
  *
  * @example
  * ```ts
- * const src = new GcsShardSource("gs://bucket/laion", { apiEndpoint: "http://127.0.0.1:9199" });
- * for (const url of await src.list()) console.log(url);
+ * async function example() {
+ *   const src = new GcsShardSource("gs://bucket/laion", { apiEndpoint: "http://127.0.0.1:9199" });
+ *   for (const url of await src.list()) console.log(url);
+ * }
  * ```
  */
 export class GcsShardSource implements ShardSource {

@@ -16,12 +16,14 @@
  *
  * @example
  * ```ts
- * await buildShapesWorldShards({ outDir: "runs/data/train32", seed: 0, count: 2000, perShard: 500 });
- * const stats = newReadStats();
- * for await (const s of readShards("runs/data/train32", { stats, minAesthetic: 4.5 })) {
- *   console.log(s.key, s.caption, s.position);
+ * async function example() {
+ *   await buildShapesWorldShards({ outDir: "runs/data/train32", seed: 0, count: 2000, perShard: 500 });
+ *   const stats = newReadStats();
+ *   for await (const s of readShards("runs/data/train32", { stats, minAesthetic: 4.5 })) {
+ *     console.log(s.key, s.caption, s.position);
+ *   }
+ *   console.log(formatReadStats(stats)); // "50 of 50 records read from 5 shards; nothing skipped"
  * }
- * console.log(formatReadStats(stats)); // "50 of 50 records read from 5 shards; nothing skipped"
  * ```
  * @module
  */
@@ -115,7 +117,9 @@ export interface WriteShardOptions {
  * import { writeShard } from "./webdataset.ts";
  * import { shapesWorldSample } from "./shapes_world.ts";
  *
- * await writeShard({ outDir: "out", index: 0, samples: [shapesWorldSample(0, { seed: 1 })] });
+ * const outDir = await Deno.makeTempDir(); // e.g. "out"
+ * await writeShard({ outDir, index: 0, samples: [shapesWorldSample(0, { seed: 1 })] });
+ * await Deno.remove(outDir, { recursive: true });
  * ```
  */
 export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
@@ -222,8 +226,13 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
  *
  * @example
  * ```ts
- * const rows = await readShardParquet("out/00000.parquet");
+ * import { shapesWorldSample } from "./shapes_world.ts";
+ *
+ * const outDir = await Deno.makeTempDir(); // e.g. "out"
+ * await writeShard({ outDir, index: 0, samples: [shapesWorldSample(0, { seed: 1 })] });
+ * const rows = await readShardParquet(`${outDir}/00000.parquet`);
  * console.log(rows[0].key, rows[0].aesthetic);
+ * await Deno.remove(outDir, { recursive: true });
  * ```
  */
 export async function readShardParquet(path: string): Promise<Record<string, unknown>[]> {
@@ -304,8 +313,12 @@ async function exists(path: string): Promise<boolean> {
  *
  * @example
  * ```ts
- * const { manifest } = await buildShapesWorldShards({ outDir: "d", seed: 1, count: 100, perShard: 50 });
- * manifest.shards; // ["00000.tar", "00001.tar"]
+ * import assert from "node:assert/strict";
+ *
+ * const outDir = await Deno.makeTempDir(); // e.g. "d"
+ * const { manifest } = await buildShapesWorldShards({ outDir, seed: 1, count: 100, perShard: 50 });
+ * assert.deepEqual(manifest.shards, ["00000.tar", "00001.tar"]);
+ * await Deno.remove(outDir, { recursive: true });
  * ```
  */
 export async function buildShapesWorldShards(
@@ -459,11 +472,12 @@ export function newReadStats(): ReadStats {
  * @example
  * ```ts
  * import { formatReadStats, type ReadStats } from "./webdataset.ts";
- * declare const stats: ReadStats;
  *
- * formatReadStats(stats);
- * // "9 of 12 records read from 2 shards; skipped: aesthetic 3, corruptParquet 1
- * //  (d/00001.parquet: cannot read parquet (...))"
+ * function example(stats: ReadStats) {
+ *   formatReadStats(stats);
+ *   // "9 of 12 records read from 2 shards; skipped: aesthetic 3, corruptParquet 1
+ *   //  (d/00001.parquet: cannot read parquet (...))"
+ * }
  * ```
  */
 export function formatReadStats(stats: ReadStats): string {
@@ -520,8 +534,10 @@ export interface ReadShardsOptions {
  *
  * @example
  * ```ts
- * const paths = await listShards("runs/data/train32");
- * const urls = await listShards("gs://bucket/laion", { gcs: { apiEndpoint: "http://127.0.0.1:9199" } });
+ * async function example() {
+ *   const paths = await listShards("runs/data/train32");
+ *   const urls = await listShards("gs://bucket/laion", { gcs: { apiEndpoint: "http://127.0.0.1:9199" } });
+ * }
  * ```
  */
 export async function listShards(
@@ -657,10 +673,12 @@ function interrupted(e: ShardTransportError, shard: number, index: number): Erro
  *
  * @example
  * ```ts
- * const stats = newReadStats();
- * const it = readShards(["d/00000.tar"], { stats, rank: 0, worldSize: 1 });
- * for await (const s of it) { console.log(s.caption); }
- * for await (const s of readShards("gs://bucket/laion", { minAesthetic: 6 })) console.log(s.key);
+ * async function example() {
+ *   const stats = newReadStats();
+ *   const it = readShards(["d/00000.tar"], { stats, rank: 0, worldSize: 1 });
+ *   for await (const s of it) { console.log(s.caption); }
+ *   for await (const s of readShards("gs://bucket/laion", { minAesthetic: 6 })) console.log(s.key);
+ * }
  * ```
  */
 export async function* readShards(

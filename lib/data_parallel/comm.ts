@@ -79,9 +79,10 @@ export function singleProcess(): Communicator {
  * @example
  * ```ts
  * import { settle } from "./comm.ts";
- * declare function mpiCall(): Promise<void>;
  *
- * await settle(() => mpiCall());
+ * async function example(mpiCall: () => Promise<void>) {
+ *   await settle(() => mpiCall());
+ * }
  * ```
  */
 export function settle(f: () => unknown): Promise<void> {
@@ -99,10 +100,13 @@ export function settle(f: () => unknown): Promise<void> {
  * @example
  * ```ts
  * import { allreduceMean, type Communicator } from "./comm.ts";
- * declare const comm: Communicator;
- * declare const grads: Float32Array; // this rank's flattened gradient
  *
- * await allreduceMean(comm, grads); // every rank now holds the average gradient
+ * async function example(
+ *   comm: Communicator,
+ *   grads: Float32Array, // this rank's flattened gradient
+ * ) {
+ *   await allreduceMean(comm, grads); // every rank now holds the average gradient
+ * }
  * ```
  */
 export async function allreduceMean(comm: Communicator, buf: Float32Array): Promise<void> {
@@ -120,9 +124,10 @@ export async function allreduceMean(comm: Communicator, buf: Float32Array): Prom
  * @example
  * ```ts
  * import { allGather, type Communicator } from "./comm.ts";
- * declare const comm: Communicator;
  *
- * const rows = await allGather(comm, [Deno.memoryUsage().rss]); // rows[r][0] = rank r's RSS
+ * async function example(comm: Communicator) {
+ *   const rows = await allGather(comm, [Deno.memoryUsage().rss]); // rows[r][0] = rank r's RSS
+ * }
  * ```
  */
 export async function allGather(
@@ -144,10 +149,14 @@ export async function allGather(
  * @example
  * ```ts
  * import { broadcastBytes, type Communicator } from "./comm.ts";
- * declare const comm: Communicator, state: unknown;
  *
- * const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
- * const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
+ * async function example(
+ *   comm: Communicator,
+ *   state: unknown,
+ * ) {
+ *   const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
+ *   const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
+ * }
  * ```
  */
 export async function broadcastBytes(
@@ -172,9 +181,13 @@ export async function broadcastBytes(
  * @example
  * ```ts
  * import { assertSameOnAllRanks, type Communicator } from "./comm.ts";
- * declare const comm: Communicator, start: number;
  *
- * await assertSameOnAllRanks(comm, "resume step", start);
+ * async function example(
+ *   comm: Communicator,
+ *   start: number,
+ * ) {
+ *   await assertSameOnAllRanks(comm, "resume step", start);
+ * }
  * ```
  */
 export async function assertSameOnAllRanks(

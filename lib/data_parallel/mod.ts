@@ -8,10 +8,11 @@
  * @example
  * ```ts
  * import { allreduceMean, worldCommunicator } from "./mod.ts";
- * declare const grads: Float32Array;
  *
- * const comm = worldCommunicator();
- * await allreduceMean(comm, grads);
+ * async function example(grads: Float32Array) {
+ *   const comm = worldCommunicator();
+ *   await allreduceMean(comm, grads);
+ * }
  * ```
  * @module
  */

@@ -9,9 +9,13 @@
  * import { averageGrads } from "./training.ts";
  * import type { Communicator } from "./comm.ts";
  * import type { GradAccumulator } from "../train/optim.ts";
- * declare const comm: Communicator, acc: GradAccumulator;
  *
- * const avg = await averageGrads(comm, acc.mean()); // same values on every rank
+ * async function example(
+ *   comm: Communicator,
+ *   acc: GradAccumulator,
+ * ) {
+ *   const avg = await averageGrads(comm, acc.mean()); // same values on every rank
+ * }
  * ```
  * @module
  */
@@ -28,9 +32,13 @@ import type { RngState } from "../util/rng.ts";
  * import { averageGrads } from "./training.ts";
  * import type { Communicator } from "./comm.ts";
  * import type { GradAccumulator } from "../train/optim.ts";
- * declare const comm: Communicator, acc: GradAccumulator;
  *
- * const { value, grads } = await averageGrads(comm, acc.mean());
+ * async function example(
+ *   comm: Communicator,
+ *   acc: GradAccumulator,
+ * ) {
+ *   const { value, grads } = await averageGrads(comm, acc.mean());
+ * }
  * ```
  */
 export async function averageGrads(
@@ -81,10 +89,13 @@ function unpackRng(v: readonly number[]): RngState {
  * import { gatherRngStates } from "./training.ts";
  * import type { Communicator } from "./comm.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const comm: Communicator;
- * declare const rng: Rng;
  *
- * const states = await gatherRngStates(comm, rng.state()); // states[r] is rank r's
+ * async function example(
+ *   comm: Communicator,
+ *   rng: Rng,
+ * ) {
+ *   const states = await gatherRngStates(comm, rng.state()); // states[r] is rank r's
+ * }
  * ```
  */
 export async function gatherRngStates(comm: Communicator, st: RngState): Promise<RngState[]> {

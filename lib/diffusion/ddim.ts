@@ -5,12 +5,15 @@
  * ```ts
  * import { ddimInvert, sampleDdim } from "./ddim.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 0 });
- * const z = await ddimInvert(model, x, schedule, { steps: 50 }); // back to noise
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 0 });
+ *   const z = await ddimInvert(model, x, schedule, { steps: 50 }); // back to noise
+ * }
  * ```
  * @module
  */
@@ -32,11 +35,14 @@ function prevAlpha(schedule: NoiseSchedule, t: number, steps: number): number {
  * ```ts
  * import { sampleDdim } from "./ddim.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 1, seed: 4 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 1, seed: 4 });
+ * }
  * ```
  */
 export async function sampleDdim(
@@ -85,12 +91,15 @@ export async function sampleDdim(
  * ```ts
  * import { ddimInvert, sampleDdim } from "./ddim.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const latent: Float32Array;
- * declare const model: ModelFn;
- * declare const schedule: NoiseSchedule;
  *
- * const z = await ddimInvert(model, latent, schedule, { steps: 50 });
- * const back = await sampleDdim(model, z, schedule, { steps: 50 }); // ~ latent
+ * async function example(
+ *   latent: Float32Array,
+ *   model: ModelFn,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const z = await ddimInvert(model, latent, schedule, { steps: 50 });
+ *   const back = await sampleDdim(model, z, schedule, { steps: 50 }); // ~ latent
+ * }
  * ```
  */
 export async function ddimInvert(

@@ -6,11 +6,14 @@
  * ```ts
  * import { sampleDdpm } from "./ddpm.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleDdpm(model, noise, schedule, { steps: 100, seed: 1 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleDdpm(model, noise, schedule, { steps: 100, seed: 1 });
+ * }
  * ```
  * @module
  */
@@ -27,11 +30,14 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  * import { makeSchedule } from "./schedule.ts";
  * import type { ModelFn } from "./types.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const model: ModelFn;
- * declare const n: number;
- * declare const rng: Rng;
  *
- * const x = await sampleDdpm(model, rng.normal(n), makeSchedule(), { steps: 50, seed: 0 });
+ * async function example(
+ *   model: ModelFn,
+ *   n: number,
+ *   rng: Rng,
+ * ) {
+ *   const x = await sampleDdpm(model, rng.normal(n), makeSchedule(), { steps: 50, seed: 0 });
+ * }
  * ```
  */
 export async function sampleDdpm(

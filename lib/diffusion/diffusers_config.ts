@@ -7,8 +7,10 @@
  * import { readDiffusersConfig } from "./diffusers_config.ts";
  * import { makeSchedule } from "./schedule.ts";
  *
- * const cfg = await readDiffusersConfig("models/sd/scheduler/scheduler_config.json");
- * const schedule = makeSchedule(cfg);
+ * async function example() {
+ *   const cfg = await readDiffusersConfig("models/sd/scheduler/scheduler_config.json");
+ *   const schedule = makeSchedule(cfg);
+ * }
  * ```
  * @module
  */
@@ -161,8 +163,10 @@ export function fromDiffusersConfig(
  * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
  * import { writeJsonAtomic } from "../util/atomic.ts";
  *
- * const cfg = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" as const };
- * await writeJsonAtomic("ckpt/scheduler_config.json", toDiffusersConfig(cfg));
+ * async function example() {
+ *   const cfg = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" as const };
+ *   await writeJsonAtomic("ckpt/scheduler_config.json", toDiffusersConfig(cfg));
+ * }
  * ```
  */
 export function toDiffusersConfig(cfg: ScheduleConfig): Record<string, unknown> {
@@ -189,7 +193,9 @@ export function toDiffusersConfig(cfg: ScheduleConfig): Record<string, unknown> 
  *
  * @example
  * ```ts
- * const cfg = await readDiffusersConfig("scheduler/scheduler_config.json");
+ * async function example() {
+ *   const cfg = await readDiffusersConfig("scheduler/scheduler_config.json");
+ * }
  * ```
  */
 export async function readDiffusersConfig(path: string): Promise<ScheduleConfig> {

@@ -8,11 +8,14 @@
  * ```ts
  * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 25 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 25 });
+ * }
  * ```
  * @module
  */
@@ -33,11 +36,14 @@ function alphaSigma(sigma: number): [number, number] {
  * ```ts
  * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 20, seed: 0 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 20, seed: 0 });
+ * }
  * ```
  */
 export async function sampleDpmSolverPP2M(

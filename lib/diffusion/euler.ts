@@ -9,11 +9,14 @@
  * ```ts
  * import { sampleEuler } from "./euler.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleEuler(model, noise, schedule, { steps: 30 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleEuler(model, noise, schedule, { steps: 30 });
+ * }
  * ```
  * @module
  */
@@ -29,11 +32,14 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  * ```ts
  * import { sampleEuler } from "./euler.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await sampleEuler(model, noise, schedule, { steps: 50, timestepSpacing: "trailing" });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await sampleEuler(model, noise, schedule, { steps: 50, timestepSpacing: "trailing" });
+ * }
  * ```
  */
 export async function sampleEuler(

@@ -10,10 +10,11 @@
  * ```ts
  * import { ImageGenerator, initialNoise } from "./generator.ts";
  * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
- * declare const pipe: OnnxPipeline;
  *
- * const gen: ImageGenerator = (o) => txt2img(pipe, o);
- * const x = initialNoise(0, 0, 0, 4 * 8 * 8); // prompt 0, sample 0
+ * function example(pipe: OnnxPipeline) {
+ *   const gen: ImageGenerator = (o) => txt2img(pipe, o);
+ *   const x = initialNoise(0, 0, 0, 4 * 8 * 8); // prompt 0, sample 0
+ * }
  * ```
  * @module
  */
@@ -46,8 +47,10 @@ export interface GenerateOptions {
  * import type { ImageGenerator } from "./generator.ts";
  * import { generate, loadRun } from "../recipe/generate.ts";
  *
- * const run = await loadRun("runs/default");
- * const gen: ImageGenerator = (o) => generate(run, o);
+ * async function example() {
+ *   const run = await loadRun("runs/default");
+ *   const gen: ImageGenerator = (o) => generate(run, o);
+ * }
  * ```
  */
 export type ImageGenerator = (o: GenerateOptions) => Promise<RgbImage[]>;

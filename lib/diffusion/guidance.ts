@@ -6,13 +6,16 @@
  * import { classifierFreeGuidance } from "./guidance.ts";
  * import { sampleDdim } from "./ddim.ts";
  * import type { NoiseSchedule } from "./types.ts";
- * // batched(x2, t) runs the UNet on [uncond-half, cond-half] with [empty, caption] contexts.
- * declare function batched(x2: Float32Array, t: number): Promise<Float32Array>;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const guided = classifierFreeGuidance(batched, 7.5);
- * const x = await sampleDdim(guided, noise, schedule, { steps: 50 });
+ * async function example(
+ *   // batched(x2, t) runs the UNet on [uncond-half, cond-half] with [empty, caption] contexts.
+ *   batched: (x2: Float32Array, t: number) => Promise<Float32Array>,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const guided = classifierFreeGuidance(batched, 7.5);
+ *   const x = await sampleDdim(guided, noise, schedule, { steps: 50 });
+ * }
  * ```
  * @module
  */
@@ -28,10 +31,14 @@ import type { ModelFn } from "./types.ts";
  * @example
  * ```ts
  * import { classifierFreeGuidance } from "./guidance.ts";
- * declare function unet(x2: Float32Array, t: number, ctx: string[]): Promise<Float32Array>;
- * declare const emptyCtx: string, ctx: string;
  *
- * const guided = classifierFreeGuidance((x2, t) => unet(x2, t, [emptyCtx, ctx]), 5);
+ * function example(
+ *   unet: (x2: Float32Array, t: number, ctx: string[]) => Promise<Float32Array>,
+ *   emptyCtx: string,
+ *   ctx: string,
+ * ) {
+ *   const guided = classifierFreeGuidance((x2, t) => unet(x2, t, [emptyCtx, ctx]), 5);
+ * }
  * ```
  */
 export function classifierFreeGuidance(

@@ -37,9 +37,10 @@ export interface MinSnrOptions {
  * ```ts
  * import { minSnrWeights } from "./loss.ts";
  * import type { NoiseSchedule } from "./types.ts";
- * declare const schedule: NoiseSchedule;
  *
- * minSnrWeights([10, 500, 990], schedule, { gamma: 5, predictionType: "v_prediction" });
+ * function example(schedule: NoiseSchedule) {
+ *   minSnrWeights([10, 500, 990], schedule, { gamma: 5, predictionType: "v_prediction" });
+ * }
  * ```
  */
 export function minSnrWeights(
@@ -73,9 +74,10 @@ export function minSnrWeights(
  * ```ts
  * import { sampleTimesteps } from "./loss.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const t = sampleTimesteps(rng, 8, 1000); // Int32Array(8)
+ * function example(rng: Rng) {
+ *   const t = sampleTimesteps(rng, 8, 1000); // Int32Array(8)
+ * }
  * ```
  */
 export function sampleTimesteps(rng: Rng, n: number, numTrain: number): Int32Array {

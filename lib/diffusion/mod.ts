@@ -7,11 +7,14 @@
  * @example
  * ```ts
  * import { classifierFreeGuidance, makeSchedule, SAMPLERS, SD_SCHEDULER_CONFIG } from "./mod.ts";
- * declare function batched(x2: Float32Array, t: number): Promise<Float32Array>; // UNet, both halves
- * declare const noise: Float32Array;
  *
- * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
- * const x = await SAMPLERS.pndm(classifierFreeGuidance(batched, 7.5), noise, schedule, { steps: 50 });
+ * async function example(
+ *   batched: (x2: Float32Array, t: number) => Promise<Float32Array>, // UNet, both halves
+ *   noise: Float32Array,
+ * ) {
+ *   const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ *   const x = await SAMPLERS.pndm(classifierFreeGuidance(batched, 7.5), noise, schedule, { steps: 50 });
+ * }
  * ```
  * @module
  */

@@ -13,10 +13,13 @@
  * import { samplePndm } from "./pndm.ts";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
  * import type { ModelFn } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
  *
- * const x = await samplePndm(model, noise, makeSchedule(SD_SCHEDULER_CONFIG), { steps: 50 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ * ) {
+ *   const x = await samplePndm(model, noise, makeSchedule(SD_SCHEDULER_CONFIG), { steps: 50 });
+ * }
  * ```
  * @module
  */
@@ -31,11 +34,14 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  * ```ts
  * import { samplePndm } from "./pndm.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await samplePndm(model, noise, schedule, { steps: 50, onStep: (i, n) => {} });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await samplePndm(model, noise, schedule, { steps: 50, onStep: (i, n) => {} });
+ * }
  * ```
  */
 export async function samplePndm(

@@ -61,10 +61,13 @@ export function img2imgStart(steps: number, strength: number): number {
  * ```ts
  * import { plan } from "./sampler_common.ts";
  * import type { NoiseSchedule } from "./types.ts";
- * declare const schedule: NoiseSchedule;
- * declare const x: Float32Array;
  *
- * const { all, start } = plan("ddim", x, schedule, { steps: 50, strength: 0.6 }); // start = 20
+ * function example(
+ *   schedule: NoiseSchedule,
+ *   x: Float32Array,
+ * ) {
+ *   const { all, start } = plan("ddim", x, schedule, { steps: 50, strength: 0.6 }); // start = 20
+ * }
  * ```
  */
 export interface SamplerPlan {
@@ -84,10 +87,13 @@ export interface SamplerPlan {
  * ```ts
  * import { plan } from "./sampler_common.ts";
  * import type { NoiseSchedule } from "./types.ts";
- * declare const schedule: NoiseSchedule;
- * declare const x: Float32Array;
  *
- * const p = plan("pndm", x, schedule, { steps: 50 }); // p.all.length === 51
+ * function example(
+ *   schedule: NoiseSchedule,
+ *   x: Float32Array,
+ * ) {
+ *   const p = plan("pndm", x, schedule, { steps: 50 }); // p.all.length === 51
+ * }
  * ```
  */
 export function plan(
@@ -134,10 +140,13 @@ export function plan(
  * ```ts
  * import { callModel } from "./sampler_common.ts";
  * import type { ModelFn } from "./types.ts";
- * declare const model: ModelFn;
- * declare const state: Float64Array; // the sampler's float64 latents
  *
- * const eps = await callModel("ddim", model, state, 981);
+ * async function example(
+ *   model: ModelFn,
+ *   state: Float64Array, // the sampler's float64 latents
+ * ) {
+ *   const eps = await callModel("ddim", model, state, 981);
+ * }
  * ```
  */
 export async function callModel(
@@ -178,11 +187,14 @@ export function scaled(x: ArrayLike<number>, k: number): Float64Array {
  * ```ts
  * import { vpNoise } from "./sampler_common.ts";
  * import type { NoiseSchedule } from "./types.ts";
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
- * declare const x0: Float32Array;
  *
- * const xt = vpNoise(x0, noise, schedule.alphasCumprod[581]);
+ * function example(
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ *   x0: Float32Array,
+ * ) {
+ *   const xt = vpNoise(x0, noise, schedule.alphasCumprod[581]);
+ * }
  * ```
  */
 export function vpNoise(
@@ -204,12 +216,15 @@ export function vpNoise(
  * ```ts
  * import { toX0Eps } from "./sampler_common.ts";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
- * declare const pred: Float32Array; // the model's v prediction at t
- * declare const state: Float64Array;
  *
- * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
- * const t = 500;
- * const { x0, eps } = toX0Eps(pred, state, schedule.alphasCumprod[t], "v_prediction");
+ * function example(
+ *   pred: Float32Array, // the model's v prediction at t
+ *   state: Float64Array,
+ * ) {
+ *   const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ *   const t = 500;
+ *   const { x0, eps } = toX0Eps(pred, state, schedule.alphasCumprod[t], "v_prediction");
+ * }
  * ```
  */
 export function toX0Eps(

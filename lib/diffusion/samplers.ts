@@ -5,11 +5,14 @@
  * ```ts
  * import { getSampler } from "./samplers.ts";
  * import type { ModelFn, NoiseSchedule } from "./types.ts";
- * declare const model: ModelFn;
- * declare const noise: Float32Array;
- * declare const schedule: NoiseSchedule;
  *
- * const x = await getSampler("dpmpp_2m")(model, noise, schedule, { steps: 25 });
+ * async function example(
+ *   model: ModelFn,
+ *   noise: Float32Array,
+ *   schedule: NoiseSchedule,
+ * ) {
+ *   const x = await getSampler("dpmpp_2m")(model, noise, schedule, { steps: 25 });
+ * }
  * ```
  * @module
  */

@@ -7,12 +7,15 @@
  * @example
  * ```ts
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
- * declare const eps: Float32Array;
- * declare const x0: Float32Array;
  *
- * const s = makeSchedule(SD_SCHEDULER_CONFIG);
- * s.alphasCumprod[999]; // ~0.0047
- * const xt = s.addNoise(x0, eps, 500);
+ * function example(
+ *   eps: Float32Array,
+ *   x0: Float32Array,
+ * ) {
+ *   const s = makeSchedule(SD_SCHEDULER_CONFIG);
+ *   s.alphasCumprod[999]; // ~0.0047
+ *   const xt = s.addNoise(x0, eps, 500);
+ * }
  * ```
  * @module
  */
@@ -202,7 +205,9 @@ function makeBetas(cfg: ScheduleConfig): Float64Array {
  *
  * @example
  * ```ts
- * validateConfig({ ...SD_SCHEDULER_CONFIG, stepsOffset: -1 }, "my.json"); // throws
+ * function example() {
+ *   validateConfig({ ...SD_SCHEDULER_CONFIG, stepsOffset: -1 }, "my.json"); // throws
+ * }
  * ```
  */
 export function validateConfig(cfg: ScheduleConfig, where: string): void {

@@ -43,7 +43,9 @@ const NAMES = Object.keys(DEFAULT_SPACING) as SamplerName[];
  *
  * @example
  * ```ts
- * checkSamplerName("lms"); // Error: unknown sampler "lms"; expected one of ddpm, ...
+ * function example() {
+ *   checkSamplerName("lms"); // Error: unknown sampler "lms"; expected one of ddpm, ...
+ * }
  * ```
  */
 export function checkSamplerName(name: string): asserts name is SamplerName {

@@ -67,12 +67,15 @@ export interface ScheduleConfig {
  * @example
  * ```ts
  * import { type NoiseSchedule, X0Eps } from "./types.ts";
- * declare const pred: Float32Array;
- * declare const schedule: NoiseSchedule;
- * declare const t: number[];
- * declare const xt: Float32Array;
  *
- * const { x0, eps }: X0Eps = schedule.predToX0Eps(pred, xt, t);
+ * function example(
+ *   pred: Float32Array,
+ *   schedule: NoiseSchedule,
+ *   t: number[],
+ *   xt: Float32Array,
+ * ) {
+ *   const { x0, eps }: X0Eps = schedule.predToX0Eps(pred, xt, t);
+ * }
  * ```
  */
 export interface X0Eps {
@@ -90,11 +93,14 @@ export interface X0Eps {
  * @example
  * ```ts
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
- * declare const eps: Float32Array;
- * declare const x0: Float32Array;
  *
- * const s = makeSchedule(SD_SCHEDULER_CONFIG);
- * const xt = s.addNoise(x0, eps, [10, 500]); // a batch of two samples
+ * function example(
+ *   eps: Float32Array,
+ *   x0: Float32Array,
+ * ) {
+ *   const s = makeSchedule(SD_SCHEDULER_CONFIG);
+ *   const xt = s.addNoise(x0, eps, [10, 500]); // a batch of two samples
+ * }
  * ```
  */
 export interface NoiseSchedule {

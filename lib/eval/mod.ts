@@ -13,17 +13,19 @@
  * ```ts
  * import { clip_fid } from "./mod.ts";
  *
- * const promptSet = await clip_fid.textPromptSet("evals/prompts.txt", { count: 64, seed: 0 });
- * const r = await clip_fid.guidanceSweep({
- *   runDir: "runs/default",
- *   promptSet,
- *   checkpoints: "latest",
- *   guidance: [1, 4],
- *   n: 64,
- *   steps: 25,
- *   scheduler: "dpmpp_2m",
- *   seed: 0,
- * });
+ * async function example() {
+ *   const promptSet = await clip_fid.textPromptSet("evals/prompts.txt", { count: 64, seed: 0 });
+ *   const r = await clip_fid.guidanceSweep({
+ *     runDir: "runs/default",
+ *     promptSet,
+ *     checkpoints: "latest",
+ *     guidance: [1, 4],
+ *     n: 64,
+ *     steps: 25,
+ *     scheduler: "dpmpp_2m",
+ *     seed: 0,
+ *   });
+ * }
  * ```
  * @module
  */

@@ -15,20 +15,23 @@
  * ```ts
  * import { bestOfN, type Scorer } from "./best_of_n.ts";
  * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
- * declare const pipe: OnnxPipeline;
- * declare const scorer: Scorer;
  *
- * const picks = await bestOfN({
- *   generator: (o) => txt2img(pipe, o),
- *   scorer,
- *   prompts: ["a red circle"],
- *   candidates: 32,
- *   guidance: 4,
- *   steps: 25,
- *   scheduler: "pndm",
- *   seed: 0,
- * });
- * picks[0].winner; // index of the best of the 32 candidates
+ * async function example(
+ *   pipe: OnnxPipeline,
+ *   scorer: Scorer,
+ * ) {
+ *   const picks = await bestOfN({
+ *     generator: (o) => txt2img(pipe, o),
+ *     scorer,
+ *     prompts: ["a red circle"],
+ *     candidates: 32,
+ *     guidance: 4,
+ *     steps: 25,
+ *     scheduler: "pndm",
+ *     seed: 0,
+ *   });
+ *   picks[0].winner; // index of the best of the 32 candidates
+ * }
  * ```
  * @module
  */
@@ -112,10 +115,11 @@ export interface BestOfNOptions {
  * @example
  * ```ts
  * import { bestOfN, type BestOfNOptions } from "./best_of_n.ts";
- * declare const o: BestOfNOptions;
  *
- * const [pick] = await bestOfN(o);
- * console.log(pick.winner, pick.score, Array.from(pick.scores));
+ * async function example(o: BestOfNOptions) {
+ *   const [pick] = await bestOfN(o);
+ *   console.log(pick.winner, pick.score, Array.from(pick.scores));
+ * }
  * ```
  */
 export interface BestOfNPick {
@@ -216,11 +220,14 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
  * ```ts
  * import { bestOfN, type Scorer } from "./best_of_n.ts";
  * import type { ImageGenerator } from "../diffusion/generator.ts";
- * declare const generator: ImageGenerator;
- * declare const scorer: Scorer;
  *
- * const [pick] = await bestOfN({ generator, scorer, prompts: ["a cat"], candidates: 4, guidance: 4, steps: 25, scheduler: "pndm", seed: 0 });
- * pick.scores[pick.winner] === pick.score; // true
+ * async function example(
+ *   generator: ImageGenerator,
+ *   scorer: Scorer,
+ * ) {
+ *   const [pick] = await bestOfN({ generator, scorer, prompts: ["a cat"], candidates: 4, guidance: 4, steps: 25, scheduler: "pndm", seed: 0 });
+ *   pick.scores[pick.winner] === pick.score; // true
+ * }
  * ```
  */
 export async function bestOfN(o: BestOfNOptions): Promise<BestOfNPick[]> {

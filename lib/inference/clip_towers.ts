@@ -26,16 +26,17 @@
  * ```ts
  * import { loadClipTowers } from "./clip_towers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const img: RgbImage;
  *
- * const clip = await loadClipTowers({
- *   textModel: "clip-vit-b32/text_model.onnx",
- *   imageModel: "clip-vit-b32/vision_model.onnx",
- *   tokenizerDir: "clip-vit-b32",
- * });
- * const t = await clip.encodeText(["a red circle"]);      // Float32Array [1, 512]
- * const i = await clip.encodeImages([img]);               // Float32Array [1, 512]
- * await clip.release();
+ * async function example(img: RgbImage) {
+ *   const clip = await loadClipTowers({
+ *     textModel: "clip-vit-b32/text_model.onnx",
+ *     imageModel: "clip-vit-b32/vision_model.onnx",
+ *     tokenizerDir: "clip-vit-b32",
+ *   });
+ *   const t = await clip.encodeText(["a red circle"]);      // Float32Array [1, 512]
+ *   const i = await clip.encodeImages([img]);               // Float32Array [1, 512]
+ *   await clip.release();
+ * }
  * ```
  * @module
  */
@@ -75,7 +76,7 @@ export interface LoadClipTowersOptions extends ModelSessionOptions {
   textModel: ModelSource;
   /** Image tower: `pixel_values` -> image embedding. */
   imageModel: ModelSource;
-  /** Folder with `vocab.json` + `merges.txt` (CLIP BPE) or the kit's `word_tokenizer.json`. */
+  /** Folder with `vocab.json` + `merges.txt` or `tokenizer.json` (CLIP BPE) or the kit's `word_tokenizer.json`. */
   tokenizerDir?: string;
   /** A tokenizer object instead of `tokenizerDir`. */
   tokenizer?: TextIdsTokenizer;
@@ -201,8 +202,10 @@ export function l2NormalizeRows(data: Float32Array, dim: number): Float32Array {
  *
  * @example
  * ```ts
- * const clip = await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." });
- * clip.dim; // 768 for ViT-L/14
+ * async function example() {
+ *   const clip = await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." });
+ *   clip.dim; // 768 for ViT-L/14
+ * }
  * ```
  */
 export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipTowers> {
@@ -210,7 +213,9 @@ export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipT
     throw new Error(`loadClipTowers: logitScale must be a positive number, got ${opts.logitScale}`);
   }
   if (!opts.tokenizer && !opts.tokenizerDir) {
-    throw new Error("loadClipTowers: give tokenizerDir (vocab.json + merges.txt) or tokenizer");
+    throw new Error(
+      "loadClipTowers: give tokenizerDir (vocab.json + merges.txt or tokenizer.json) or tokenizer",
+    );
   }
   const maxBatch = opts.batchSize ?? 32;
   batchSteps(0, { fixedBatch: null, maxBatch }); // validates batchSize
@@ -377,8 +382,10 @@ export type LoadKitClipTowersOptions =
  *
  * @example
  * ```ts
- * const clip = await loadKitClipTowers("exports/default");
- * const e = await clip.encodeText(["a red circle"]);
+ * async function example() {
+ *   const clip = await loadKitClipTowers("exports/default");
+ *   const e = await clip.encodeText(["a red circle"]);
+ * }
  * ```
  */
 export async function loadKitClipTowers(

@@ -20,11 +20,12 @@
  * ```ts
  * import { bestOfN, loadScorer, parseScorerSpec } from "./mod.ts";
  * import type { ImageGenerator } from "../diffusion/generator.ts";
- * declare const generator: ImageGenerator;
  *
- * const scorer = await loadScorer(parseScorerSpec("pickscore:models/pickscore"));
- * const picks = await bestOfN({ generator, scorer, prompts: ["a red circle"], candidates: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
- * await scorer.release();
+ * async function example(generator: ImageGenerator) {
+ *   const scorer = await loadScorer(parseScorerSpec("pickscore:models/pickscore"));
+ *   const picks = await bestOfN({ generator, scorer, prompts: ["a red circle"], candidates: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ *   await scorer.release();
+ * }
  * ```
  * @module
  */

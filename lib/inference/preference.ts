@@ -16,15 +16,16 @@
  * import { preferenceModel } from "./preference.ts";
  * import { loadClipTowers } from "./clip_towers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const candidates: RgbImage[];
  *
- * const clip = await loadClipTowers({
- *   textModel: "pickscore/text_model.onnx",
- *   imageModel: "pickscore/vision_model.onnx",
- *   tokenizerDir: "pickscore",
- * });
- * const pick = preferenceModel(clip);
- * const { index, scores } = await pick.bestOfN("a red circle", candidates);
+ * async function example(candidates: RgbImage[]) {
+ *   const clip = await loadClipTowers({
+ *     textModel: "pickscore/text_model.onnx",
+ *     imageModel: "pickscore/vision_model.onnx",
+ *     tokenizerDir: "pickscore",
+ *   });
+ *   const pick = preferenceModel(clip);
+ *   const { index, scores } = await pick.bestOfN("a red circle", candidates);
+ * }
  * ```
  * @module
  */
@@ -53,9 +54,10 @@ import {
  * ```ts
  * import { PICKSCORE_LOGIT_SCALE, preferenceModel } from "./preference.ts";
  * import type { ClipTowers } from "./clip_towers.ts";
- * declare const clip: ClipTowers;
  *
- * preferenceModel(clip, { logitScale: PICKSCORE_LOGIT_SCALE });
+ * function example(clip: ClipTowers) {
+ *   preferenceModel(clip, { logitScale: PICKSCORE_LOGIT_SCALE });
+ * }
  * ```
  */
 export const PICKSCORE_LOGIT_SCALE = 100;
@@ -138,12 +140,13 @@ export function softmaxScores(scores: readonly number[]): number[] {
  * ```ts
  * import { loadClipTowers } from "./clip_towers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const images: RgbImage[];
  *
- * const pick = preferenceModel(
- *   await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." }),
- * );
- * const scores = await pick.score("a cat", images);
+ * async function example(images: RgbImage[]) {
+ *   const pick = preferenceModel(
+ *     await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." }),
+ *   );
+ *   const scores = await pick.score("a cat", images);
+ * }
  * ```
  */
 export function preferenceModel(
@@ -206,11 +209,14 @@ export interface AestheticScorer {
  * import { aestheticScorer } from "./preference.ts";
  * import type { ClipTowers } from "./clip_towers.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const clip: ClipTowers;
- * declare const images: RgbImage[];
  *
- * const aes = await aestheticScorer(clip, { head: "laion_aesthetic_vit_l14.onnx" });
- * const s = await aes.score(images); // e.g. [5.1, 6.3]
+ * async function example(
+ *   clip: ClipTowers,
+ *   images: RgbImage[],
+ * ) {
+ *   const aes = await aestheticScorer(clip, { head: "laion_aesthetic_vit_l14.onnx" });
+ *   const s = await aes.score(images); // e.g. [5.1, 6.3]
+ * }
  * ```
  */
 export async function aestheticScorer(
@@ -282,11 +288,13 @@ export async function aestheticScorer(
  *
  * @example
  * ```ts
- * const pick = await loadPreferenceModel({
- *   textModel: "pickscore/text_model.onnx",
- *   imageModel: "pickscore/vision_model.onnx",
- *   tokenizerDir: "pickscore",
- * });
+ * async function example() {
+ *   const pick = await loadPreferenceModel({
+ *     textModel: "pickscore/text_model.onnx",
+ *     imageModel: "pickscore/vision_model.onnx",
+ *     tokenizerDir: "pickscore",
+ *   });
+ * }
  * ```
  */
 export async function loadPreferenceModel(opts: LoadClipTowersOptions): Promise<PreferenceModel> {

@@ -16,11 +16,12 @@
  * ```ts
  * import { loadSegmenter, maskBoundingBox } from "./segmenter.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const image: RgbImage;
  *
- * const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
- * const m = await seg.segment(image, "the dog");
- * const box = maskBoundingBox(m, { threshold: 0.4, pad: 16 }); // region to touch up
+ * async function example(image: RgbImage) {
+ *   const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
+ *   const m = await seg.segment(image, "the dog");
+ *   const box = maskBoundingBox(m, { threshold: 0.4, pad: 16 }); // region to touch up
+ * }
  * ```
  * @module
  */
@@ -62,7 +63,7 @@ export interface SegmentMask {
 export interface LoadSegmenterOptions extends ModelSessionOptions {
   /** The segmenter model. */
   model: ModelSource;
-  /** Folder with `vocab.json` + `merges.txt` (CLIP BPE) or the kit's `word_tokenizer.json`. */
+  /** Folder with `vocab.json` + `merges.txt` or `tokenizer.json` (CLIP BPE) or the kit's `word_tokenizer.json`. */
   tokenizerDir?: string;
   /** A tokenizer object instead of `tokenizerDir`. */
   tokenizer?: TextIdsTokenizer;
@@ -98,12 +99,16 @@ export interface Segmenter {
  *
  * @example
  * ```ts
- * const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
+ * async function example() {
+ *   const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
+ * }
  * ```
  */
 export async function loadSegmenter(opts: LoadSegmenterOptions): Promise<Segmenter> {
   if (!opts.tokenizer && !opts.tokenizerDir) {
-    throw new Error("loadSegmenter: give tokenizerDir (vocab.json + merges.txt) or tokenizer");
+    throw new Error(
+      "loadSegmenter: give tokenizerDir (vocab.json + merges.txt or tokenizer.json) or tokenizer",
+    );
   }
   const { session: s, owned } = await openModel(opts.model, opts, "segmenter model");
   try {
@@ -220,9 +225,10 @@ export interface MaskBoxOptions {
  * @example
  * ```ts
  * import { maskBoundingBox, type SegmentMask } from "./segmenter.ts";
- * declare const m: SegmentMask;
  *
- * maskBoundingBox(m, { threshold: 0.5, pad: 8 }); // { x: 24, y: 10, width: 80, height: 64 }
+ * function example(m: SegmentMask) {
+ *   maskBoundingBox(m, { threshold: 0.5, pad: 8 }); // { x: 24, y: 10, width: 80, height: 64 }
+ * }
  * ```
  */
 export function maskBoundingBox(mask: SegmentMask, opts: MaskBoxOptions = {}): PixelBox | null {

@@ -15,15 +15,16 @@
  * import { loadSegmenter } from "./segmenter.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const image: RgbImage;
  *
- * const pipe = await loadOnnxPipeline("runs/default/onnx");
- * const seg = await loadSegmenter({ model: "clipseg/model.onnx", tokenizerDir: "clipseg" });
- * const r = await touchUp({
- *   pipeline: pipe, image, segmenter: seg, region: "a face", prompt: "a detailed face",
- *   strength: 0.6, steps: 25, guidance: 4, seed: 0,
- * });
- * r.box; // { x: 40, y: 12, width: 48, height: 48 }
+ * async function example(image: RgbImage) {
+ *   const pipe = await loadOnnxPipeline("runs/default/onnx");
+ *   const seg = await loadSegmenter({ model: "clipseg/model.onnx", tokenizerDir: "clipseg" });
+ *   const r = await touchUp({
+ *     pipeline: pipe, image, segmenter: seg, region: "a face", prompt: "a detailed face",
+ *     strength: 0.6, steps: 25, guidance: 4, seed: 0,
+ *   });
+ *   r.box; // { x: 40, y: 12, width: 48, height: 48 }
+ * }
  * ```
  * @module
  */
@@ -98,10 +99,11 @@ function windowSums(
  * ```ts
  * import { featherMask } from "./touch_up.ts";
  * import type { SegmentMask } from "./segmenter.ts";
- * declare const mask: SegmentMask;
  *
- * // A half plane x < 10, radius 2: along a row 1, 1, ..., 0.8 (x=8), 0.6, 0.4, 0.2, 0, 0, ...
- * const soft = featherMask(mask, { radius: 2 });
+ * function example(mask: SegmentMask) {
+ *   // A half plane x < 10, radius 2: along a row 1, 1, ..., 0.8 (x=8), 0.6, 0.4, 0.2, 0, 0, ...
+ *   const soft = featherMask(mask, { radius: 2 });
+ * }
  * ```
  */
 export function featherMask(mask: SegmentMask, opts: FeatherOptions = {}): SegmentMask {
@@ -308,22 +310,26 @@ function cropMask(mask: SegmentMask, box: PixelBox): SegmentMask {
  * import type { SegmentMask } from "./segmenter.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
  * import { type RgbImage, writePng } from "../plot/png_grid.ts";
- * declare const image: RgbImage, mask: SegmentMask;
  *
- * const pipe = await loadOnnxPipeline("runs/default/onnx");
- * const r = await touchUp({
- *   pipeline: pipe,
- *   image,
- *   mask,
- *   prompt: "a detailed face",
- *   strength: 0.6,
- *   steps: 25,
- *   guidance: 4,
- *   seed: 0,
- *   margin: 0.25,
- *   feather: 8,
- * });
- * await writePng("out.png", r.image);
+ * async function example(
+ *   image: RgbImage,
+ *   mask: SegmentMask,
+ * ) {
+ *   const pipe = await loadOnnxPipeline("runs/default/onnx");
+ *   const r = await touchUp({
+ *     pipeline: pipe,
+ *     image,
+ *     mask,
+ *     prompt: "a detailed face",
+ *     strength: 0.6,
+ *     steps: 25,
+ *     guidance: 4,
+ *     seed: 0,
+ *     margin: 0.25,
+ *     feather: 8,
+ *   });
+ *   await writePng("out.png", r.image);
+ * }
  * ```
  */
 export async function touchUp(o: TouchUpOptions): Promise<TouchUpResult> {

@@ -22,11 +22,12 @@
  * ```ts
  * import { loadUpsampler } from "./upsampler.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const image: RgbImage;
  *
- * const up = await loadUpsampler({ model: "RealESRGAN_x4plus.onnx", tile: 256 });
- * const big = await up.upsample(image); // 4x the width and height
- * await up.release();
+ * async function example(image: RgbImage) {
+ *   const up = await loadUpsampler({ model: "RealESRGAN_x4plus.onnx", tile: 256 });
+ *   const big = await up.upsample(image); // 4x the width and height
+ *   await up.release();
+ * }
  * ```
  * @module
  */
@@ -145,8 +146,10 @@ function checkInt(v: number, what: string, min: number): void {
  *
  * @example
  * ```ts
- * const up = await loadUpsampler({ model: "realesrgan_x2.onnx", tile: 192, overlap: 32 });
- * up.scale; // 2
+ * async function example() {
+ *   const up = await loadUpsampler({ model: "realesrgan_x2.onnx", tile: 192, overlap: 32 });
+ *   up.scale; // 2
+ * }
  * ```
  */
 export async function loadUpsampler(opts: LoadUpsamplerOptions): Promise<Upsampler> {

@@ -14,12 +14,13 @@
  * import { reUpsample, upscale } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const image: RgbImage;
  *
- * const up = await loadUpsampler({ model: "models/realesrgan_x4/model.onnx" });
- * const big = await upscale(up, image); // 4x the width and height
- * const clean = await reUpsample(up, image, { lowSize: 64 }); // image's size
- * await up.release();
+ * async function example(image: RgbImage) {
+ *   const up = await loadUpsampler({ model: "models/realesrgan_x4/model.onnx" });
+ *   const big = await upscale(up, image); // 4x the width and height
+ *   const clean = await reUpsample(up, image, { lowSize: 64 }); // image's size
+ *   await up.release();
+ * }
  * ```
  * @module
  */
@@ -95,11 +96,12 @@ function shrinkTo(img: RgbImage, size: ImageSize): RgbImage {
  * import { upscale } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const img256: RgbImage;
  *
- * const up = await loadUpsampler({ model: "x4.onnx" });
- * await upscale(up, img256); // 1024x1024
- * await upscale(up, img256, { size: { width: 768, height: 768 } }); // 1024 shrunk to 768
+ * async function example(img256: RgbImage) {
+ *   const up = await loadUpsampler({ model: "x4.onnx" });
+ *   await upscale(up, img256); // 1024x1024
+ *   await upscale(up, img256, { size: { width: 768, height: 768 } }); // 1024 shrunk to 768
+ * }
  * ```
  */
 export async function upscale(
@@ -203,10 +205,11 @@ export function reUpsamplePlan(
  * import { reUpsample } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
  * import type { RgbImage } from "../plot/mod.ts";
- * declare const img256: RgbImage;
  *
- * const up = await loadUpsampler({ model: "x4.onnx" });
- * const refined = await reUpsample(up, img256, { lowSize: 64 }); // 256 -> 64 -> 256
+ * async function example(img256: RgbImage) {
+ *   const up = await loadUpsampler({ model: "x4.onnx" });
+ *   const refined = await reUpsample(up, img256, { lowSize: 64 }); // 256 -> 64 -> 256
+ * }
  * ```
  */
 export async function reUpsample(

@@ -7,7 +7,10 @@
  * ```ts
  * import { trainRun } from "./mod.ts";
  * import { resolvePreset } from "../recipe/mod.ts";
- * await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: true, backend: "cpu-blas" });
+ *
+ * async function example() {
+ *   await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: true, backend: "cpu-blas" });
+ * }
  * ```
  * @module
  */

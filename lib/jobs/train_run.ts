@@ -20,7 +20,9 @@
  * import { trainRun } from "./train_run.ts";
  * import { resolvePreset } from "../recipe/presets.ts";
  *
- * await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: false, backend: "cpu-blas" });
+ * async function example() {
+ *   await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: false, backend: "cpu-blas" });
+ * }
  * ```
  * @module
  */

@@ -10,12 +10,13 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { AUTOENCODER_PRESETS, decode, encode, initAutoencoder } from "./autoencoder.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
- * declare const images: tf.Tensor4D;
  *
- * const cfg = AUTOENCODER_PRESETS.tiny;
- * const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
- * const { mean, logvar } = encode(p, cfg, images); // [B, H/4, W/4, 4] each
- * const recon = decode(p, cfg, mean);
+ * function example(images: tf.Tensor4D) {
+ *   const cfg = AUTOENCODER_PRESETS.tiny;
+ *   const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
+ *   const { mean, logvar } = encode(p, cfg, images); // [B, H/4, W/4, 4] each
+ *   const recon = decode(p, cfg, mean);
+ * }
  * ```
  * @module
  */
@@ -163,9 +164,10 @@ function buildAutoencoder(b: ParamBuilder, c: AutoencoderConfig): void {
  * ```ts
  * import { AUTOENCODER_PRESETS, initAutoencoder } from "./autoencoder.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const p = initAutoencoder(AUTOENCODER_PRESETS.small, rng);
+ * function example(rng: Rng) {
+ *   const p = initAutoencoder(AUTOENCODER_PRESETS.small, rng);
+ * }
  * ```
  */
 export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
@@ -201,11 +203,14 @@ export interface LatentDistribution<T = tf.Tensor4D> {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, encoderMoments } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const images: tf.Tensor4D;
- * declare const p: Params;
  *
- * const moments = encoderMoments(p, cfg, images);
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   images: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const moments = encoderMoments(p, cfg, images);
+ * }
  * ```
  */
 export function encoderMoments(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): tf.Tensor4D;
@@ -246,11 +251,14 @@ export function encoderMoments<T>(net: Net<T>, cfg: AutoencoderConfig, image: T)
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, encode } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const images: tf.Tensor4D;
- * declare const p: Params;
  *
- * const { mean } = encode(p, cfg, images);
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   images: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const { mean } = encode(p, cfg, images);
+ * }
  * ```
  */
 export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): LatentDistribution;
@@ -272,11 +280,17 @@ export function encode<T>(net: Net<T>, cfg: AutoencoderConfig, image: T): Latent
  * import { type AutoencoderConfig, encode, sampleLatent } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const p: Params, cfg: AutoencoderConfig, images: tf.Tensor4D, rng: Rng;
  *
- * const dist = encode(p, cfg, images);
- * const noise = tf.tensor4d(rng.normal(dist.mean.size), dist.mean.shape);
- * const z = sampleLatent(dist, noise);
+ * function example(
+ *   p: Params,
+ *   cfg: AutoencoderConfig,
+ *   images: tf.Tensor4D,
+ *   rng: Rng,
+ * ) {
+ *   const dist = encode(p, cfg, images);
+ *   const noise = tf.tensor4d(rng.normal(dist.mean.size), dist.mean.shape);
+ *   const z = sampleLatent(dist, noise);
+ * }
  * ```
  */
 export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.Tensor4D {
@@ -296,11 +310,14 @@ export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.T
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, decode } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const p: Params;
- * declare const z: tf.Tensor4D;
  *
- * const images = decode(p, cfg, z);
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   p: Params,
+ *   z: tf.Tensor4D,
+ * ) {
+ *   const images = decode(p, cfg, z);
+ * }
  * ```
  */
 export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D;
@@ -346,11 +363,14 @@ export interface AutoencoderInputs {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, autoencoderForward } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const image: tf.Tensor4D;
- * declare const p: Params;
  *
- * const recon = autoencoderForward(p, cfg, { image }); // same shape as image
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   image: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const recon = autoencoderForward(p, cfg, { image }); // same shape as image
+ * }
  * ```
  */
 export function autoencoderForward(
@@ -373,11 +393,14 @@ export function autoencoderForward(
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, encode, klDivergence } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const images: tf.Tensor4D;
- * declare const p: Params;
  *
- * klDivergence(encode(p, cfg, images)); // scalar
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   images: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   klDivergence(encode(p, cfg, images)); // scalar
+ * }
  * ```
  */
 export function klDivergence(dist: LatentDistribution): tf.Scalar {
@@ -420,12 +443,15 @@ export interface AutoencoderLosses {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type AutoencoderConfig, autoencoderLoss } from "./autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const image: tf.Tensor4D;
- * declare const noise: tf.Tensor4D;
- * declare const p: Params;
  *
- * const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
+ * function example(
+ *   cfg: AutoencoderConfig,
+ *   image: tf.Tensor4D,
+ *   noise: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
+ * }
  * ```
  */
 export function autoencoderLoss(
@@ -459,9 +485,10 @@ export function autoencoderLoss(
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { estimateScalingFactor } from "./autoencoder.ts";
- * declare const mean: tf.Tensor4D;
  *
- * const s = estimateScalingFactor(await mean.data() as Float32Array);
+ * async function example(mean: tf.Tensor4D) {
+ *   const s = estimateScalingFactor(await mean.data() as Float32Array);
+ * }
  * ```
  */
 export function estimateScalingFactor(latents: Float32Array): number {

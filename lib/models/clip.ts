@@ -10,14 +10,17 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { CLIP_PRESETS, clipLoss, encodeImage, encodeText, initClip } from "./clip.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
- * declare const ids: tf.Tensor2D;
- * declare const images: tf.Tensor4D;
  *
- * const cfg = CLIP_PRESETS.small;
- * const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
- * const { hidden, embeds } = encodeText(p, cfg, ids); // ids [B,T] int32
- * const img = encodeImage(p, cfg, images);            // images [B,32,32,3]
- * const loss = clipLoss(embeds, img, p["logit_scale"]);
+ * function example(
+ *   ids: tf.Tensor2D,
+ *   images: tf.Tensor4D,
+ * ) {
+ *   const cfg = CLIP_PRESETS.small;
+ *   const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
+ *   const { hidden, embeds } = encodeText(p, cfg, ids); // ids [B,T] int32
+ *   const img = encodeImage(p, cfg, images);            // images [B,32,32,3]
+ *   const loss = clipLoss(embeds, img, p["logit_scale"]);
+ * }
  * ```
  * @module
  */
@@ -175,9 +178,10 @@ function buildClip(b: ParamBuilder, c: ClipConfig): void {
  * ```ts
  * import { CLIP_PRESETS, initClip } from "./clip.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const p = initClip(CLIP_PRESETS.small, rng);
+ * function example(rng: Rng) {
+ *   const p = initClip(CLIP_PRESETS.small, rng);
+ * }
  * ```
  */
 export function initClip(cfg: ClipConfig, rng: Rng): Params {
@@ -210,9 +214,14 @@ export interface TextEncoderOutputs<T> extends TextEncoding<T, T> {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type ClipConfig, textEncoder } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const p: Params, cfg: ClipConfig, ids: tf.Tensor2D;
  *
- * const { hidden, pooled, embeds } = textEncoder(p, cfg, ids);
+ * function example(
+ *   p: Params,
+ *   cfg: ClipConfig,
+ *   ids: tf.Tensor2D,
+ * ) {
+ *   const { hidden, pooled, embeds } = textEncoder(p, cfg, ids);
+ * }
  * ```
  */
 export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncoderOutputs<T> {
@@ -260,11 +269,15 @@ export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncode
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type ClipConfig, encodeText } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const p: Params, cfg: ClipConfig; // cfg.contextLength 16
- * declare const ids: number[][]; // B rows of 16 token ids
  *
- * const B = ids.length;
- * const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
+ * function example(
+ *   p: Params,
+ *   cfg: ClipConfig, // cfg.contextLength 16
+ *   ids: number[][], // B rows of 16 token ids
+ * ) {
+ *   const B = ids.length;
+ *   const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
+ * }
  * ```
  */
 export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEncoding;
@@ -284,11 +297,14 @@ export function encodeText<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncodin
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type ClipConfig, encodeImage } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: ClipConfig;
- * declare const images: tf.Tensor4D;
- * declare const p: Params;
  *
- * const e = encodeImage(p, cfg, images);
+ * function example(
+ *   cfg: ClipConfig,
+ *   images: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const e = encodeImage(p, cfg, images);
+ * }
  * ```
  */
 export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf.Tensor2D;
@@ -323,9 +339,14 @@ export function encodeImage<T>(net: Net<T>, cfg: ClipConfig, images: T): T {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { clipLoss } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const p: Params, textEmbeds: tf.Tensor2D, imageEmbeds: tf.Tensor2D;
  *
- * const loss = clipLoss(textEmbeds, imageEmbeds, p["logit_scale"]);
+ * function example(
+ *   p: Params,
+ *   textEmbeds: tf.Tensor2D,
+ *   imageEmbeds: tf.Tensor2D,
+ * ) {
+ *   const loss = clipLoss(textEmbeds, imageEmbeds, p["logit_scale"]);
+ * }
  * ```
  */
 export function clipLoss(
@@ -402,12 +423,15 @@ export interface ClipOutputs extends TextEncoding {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type ClipConfig, clipForward } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: ClipConfig;
- * declare const ids: tf.Tensor2D;
- * declare const images: tf.Tensor4D;
- * declare const p: Params;
  *
- * const { loss } = clipForward(p, cfg, { ids, images });
+ * function example(
+ *   cfg: ClipConfig,
+ *   ids: tf.Tensor2D,
+ *   images: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   const { loss } = clipForward(p, cfg, { ids, images });
+ * }
  * ```
  */
 export function clipForward(p: Params, cfg: ClipConfig, inputs: ClipInputs): ClipOutputs {

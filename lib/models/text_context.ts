@@ -66,9 +66,13 @@ export interface UnetTextContextOptions<T> {
  * import { unetTextContext } from "./text_context.ts";
  * import type { ClipConfig } from "./clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const clip: { params: Params; config: ClipConfig }, ids: tf.Tensor2D;
  *
- * const ctx = unetTextContext(clip.params, clip.config, ids, "states+words"); // [B, 2T, D]
+ * function example(
+ *   clip: { params: Params; config: ClipConfig },
+ *   ids: tf.Tensor2D,
+ * ) {
+ *   const ctx = unetTextContext(clip.params, clip.config, ids, "states+words"); // [B, 2T, D]
+ * }
  * ```
  */
 export function unetTextContext<T>(

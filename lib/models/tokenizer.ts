@@ -6,10 +6,12 @@
  *
  * @example
  * ```ts
- * const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
- * const ids = tok.encode("a blue circle"); // Int32Array(16): [2, ..., 3, 0, 0, ...]
- * tok.decode(ids); // "a blue circle"
- * await tok.save("runs/x/tokenizer.json");
+ * async function example() {
+ *   const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
+ *   const ids = tok.encode("a blue circle"); // Int32Array(16): [2, ..., 3, 0, 0, ...]
+ *   tok.decode(ids); // "a blue circle"
+ *   await tok.save("runs/x/tokenizer.json");
+ * }
  * ```
  * @module
  */
@@ -103,9 +105,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import { WordTokenizer } from "./tokenizer.ts";
-   * declare const captions: string[];
    *
-   * const tok = WordTokenizer.build(captions, { contextLength: 16, minCount: 2 });
+   * function example(captions: string[]) {
+   *   const tok = WordTokenizer.build(captions, { contextLength: 16, minCount: 2 });
+   * }
    * ```
    */
   static build(corpus: Iterable<string>, opts: WordTokenizerBuildOptions = {}): WordTokenizer {
@@ -139,9 +142,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import { WordTokenizer } from "./tokenizer.ts";
-   * declare const text: string;
    *
-   * const tok = WordTokenizer.fromJSON(JSON.parse(text), "tokenizer.json");
+   * function example(text: string) {
+   *   const tok = WordTokenizer.fromJSON(JSON.parse(text), "tokenizer.json");
+   * }
    * ```
    */
   static fromJSON(obj: unknown, source = "tokenizer.json"): WordTokenizer {
@@ -162,7 +166,9 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * const tok = await WordTokenizer.load("runs/x/tokenizer.json");
+   * async function example() {
+   *   const tok = await WordTokenizer.load("runs/x/tokenizer.json");
+   * }
    * ```
    */
   static async load(path: string): Promise<WordTokenizer> {
@@ -182,9 +188,10 @@ export class WordTokenizer {
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
    * import { CLIP_PRESETS } from "./clip.ts";
-   * declare const tok: WordTokenizer;
    *
-   * const cfg = { ...CLIP_PRESETS.small, vocabSize: tok.vocabSize };
+   * function example(tok: WordTokenizer) {
+   *   const cfg = { ...CLIP_PRESETS.small, vocabSize: tok.vocabSize };
+   * }
    * ```
    */
   get vocabSize(): number {
@@ -197,9 +204,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * JSON.stringify(tok.toJSON());
+   * function example(tok: WordTokenizer) {
+   *   JSON.stringify(tok.toJSON());
+   * }
    * ```
    */
   toJSON(): WordTokenizerJson {
@@ -212,9 +220,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * await tok.save("runs/x/tokenizer.json");
+   * async function example(tok: WordTokenizer) {
+   *   await tok.save("runs/x/tokenizer.json");
+   * }
    * ```
    */
   save(path: string): Promise<void> {
@@ -227,9 +236,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * tok.tokenId("red"); // e.g. 5
+   * function example(tok: WordTokenizer) {
+   *   tok.tokenId("red"); // e.g. 5
+   * }
    * ```
    */
   tokenId(token: string): number {
@@ -243,9 +253,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * tok.encode("a red circle"); // Int32Array [2, 7, 9, 12, 3, 0, ...]
+   * function example(tok: WordTokenizer) {
+   *   tok.encode("a red circle"); // Int32Array [2, 7, 9, 12, 3, 0, ...]
+   * }
    * ```
    */
   encode(text: string): Int32Array {
@@ -264,10 +275,13 @@ export class WordTokenizer {
    * ```ts
    * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const captions: string[];
-   * declare const tok: WordTokenizer;
    *
-   * const ids = tf.tensor2d(tok.encodeBatch(captions), [captions.length, 16], "int32");
+   * function example(
+   *   captions: string[],
+   *   tok: WordTokenizer,
+   * ) {
+   *   const ids = tf.tensor2d(tok.encodeBatch(captions), [captions.length, 16], "int32");
+   * }
    * ```
    */
   encodeBatch(texts: readonly string[]): Int32Array {
@@ -282,9 +296,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * tok.mask(tok.encode("a circle")); // [1, 1, 1, 1, 0, ...]
+   * function example(tok: WordTokenizer) {
+   *   tok.mask(tok.encode("a circle")); // [1, 1, 1, 1, 0, ...]
+   * }
    * ```
    */
   mask(ids: Int32Array): Float32Array {
@@ -299,9 +314,10 @@ export class WordTokenizer {
    * @example
    * ```ts
    * import type { WordTokenizer } from "./tokenizer.ts";
-   * declare const tok: WordTokenizer;
    *
-   * tok.decode(tok.encode("A red circle, left.")); // "a red circle, left."
+   * function example(tok: WordTokenizer) {
+   *   tok.decode(tok.encode("A red circle, left.")); // "a red circle, left."
+   * }
    * ```
    */
   decode(ids: ArrayLike<number>): string {

@@ -8,11 +8,16 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initTransformer2d, transformer2d } from "./transformer2d.ts";
  * import type { TensorBuilder } from "../nn/init.ts";
- * declare const b: TensorBuilder, x: tf.Tensor4D, context: tf.Tensor3D; // x [B, H, W, 64]
  *
- * const o = { channels: 64, heads: 4, headDim: 16, contextDim: 32, groups: 8 };
- * initTransformer2d(b, "attentions.0", o);
- * const y = transformer2d(b.params, "attentions.0", x, { ...o, context });
+ * function example(
+ *   b: TensorBuilder,
+ *   x: tf.Tensor4D,
+ *   context: tf.Tensor3D, // x [B, H, W, 64]
+ * ) {
+ *   const o = { channels: 64, heads: 4, headDim: 16, contextDim: 32, groups: 8 };
+ *   initTransformer2d(b, "attentions.0", o);
+ *   const y = transformer2d(b.params, "attentions.0", x, { ...o, context });
+ * }
  * ```
  * @module
  */
@@ -63,10 +68,11 @@ export interface Transformer2dConfig {
  * ```ts
  * import { initTransformer2d } from "./transformer2d.ts";
  * import type { ParamBuilder } from "../nn/init.ts";
- * declare const b: ParamBuilder;
  *
- * initTransformer2d(b, "mid_block.attentions.0", { channels: 64, heads: 4, headDim: 16,
- *   contextDim: 32, groups: 8 });
+ * function example(b: ParamBuilder) {
+ *   initTransformer2d(b, "mid_block.attentions.0", { channels: 64, heads: 4, headDim: 16,
+ *     contextDim: 32, groups: 8 });
+ * }
  * ```
  */
 export function initTransformer2d(b: ParamBuilder, name: string, c: Transformer2dConfig): void {

@@ -10,11 +10,16 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initUnet, UNET_PRESETS, unetForward } from "./unet.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
- * declare const x: tf.Tensor4D, t: tf.Tensor1D, context: tf.Tensor3D; // [B,H,W,4], [B], [B,T,D]
  *
- * const cfg = UNET_PRESETS.tiny;
- * const p = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
- * const eps = unetForward(p, cfg, { x, t, context });
+ * function example(
+ *   x: tf.Tensor4D,
+ *   t: tf.Tensor1D,
+ *   context: tf.Tensor3D, // [B,H,W,4], [B], [B,T,D]
+ * ) {
+ *   const cfg = UNET_PRESETS.tiny;
+ *   const p = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
+ *   const eps = unetForward(p, cfg, { x, t, context });
+ * }
  * ```
  * @module
  */
@@ -277,9 +282,10 @@ function buildUnet(b: ParamBuilder, cfg: UnetConfig): void {
  * ```ts
  * import { initUnet, UNET_PRESETS } from "./unet.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
- * declare const seed: number;
  *
- * const p = initUnet(UNET_PRESETS.small, Rng.stream(seed, [0, STREAM.init]));
+ * function example(seed: number) {
+ *   const p = initUnet(UNET_PRESETS.small, Rng.stream(seed, [0, STREAM.init]));
+ * }
  * ```
  */
 export function initUnet(cfg: UnetConfig, rng: Rng): Params {
@@ -370,9 +376,15 @@ function dims<T>(m: Ops<T>, x: T): string {
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { type UnetConfig, unetForward } from "./unet.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const p: Params, cfg: UnetConfig, x: tf.Tensor4D, context: tf.Tensor3D;
  *
- * const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
+ * function example(
+ *   p: Params,
+ *   cfg: UnetConfig,
+ *   x: tf.Tensor4D,
+ *   context: tf.Tensor3D,
+ * ) {
+ *   const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
+ * }
  * ```
  */
 export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.Tensor4D;

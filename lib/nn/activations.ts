@@ -5,9 +5,10 @@
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { gelu, silu } from "./tf_ops.ts";
- * declare const x: tf.Tensor4D;
  *
- * const y = gelu(silu(x));
+ * function example(x: tf.Tensor4D) {
+ *   const y = gelu(silu(x));
+ * }
  * ```
  * @module
  */
@@ -32,9 +33,10 @@ export interface GegluInit {
  * ```ts
  * import { initGeglu } from "./activations.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initGeglu(b, "ff.net.0", { dimIn: 64, dimOut: 256 });
+ * function example(b: ParamBuilder) {
+ *   initGeglu(b, "ff.net.0", { dimIn: 64, dimOut: 256 });
+ * }
  * ```
  */
 export function initGeglu(b: ParamBuilder, name: string, o: GegluInit): void {
@@ -49,10 +51,13 @@ export function initGeglu(b: ParamBuilder, name: string, o: GegluInit): void {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { geglu } from "./activations.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * geglu(p, "ff.net.0", x); // [..., dimIn] -> [..., dimOut]
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   geglu(p, "ff.net.0", x); // [..., dimIn] -> [..., dimOut]
+ * }
  * ```
  */
 export function geglu<R extends tf.Rank>(p: Params, name: string, x: tf.Tensor<R>): tf.Tensor<R>;

@@ -7,12 +7,15 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { attention, initAttention } from "./attention.ts";
  * import type { TensorBuilder } from "./init.ts";
- * declare const b: TensorBuilder;
- * declare const x: tf.Tensor3D; // [B, T, 64]
- * declare const context: tf.Tensor3D; // [B, S, 32]
  *
- * initAttention(b, "attn2", { queryDim: 64, contextDim: 32, heads: 4, headDim: 16 });
- * const y = attention(b.params, "attn2", x, { heads: 4, context });
+ * function example(
+ *   b: TensorBuilder,
+ *   x: tf.Tensor3D, // [B, T, 64]
+ *   context: tf.Tensor3D, // [B, S, 32]
+ * ) {
+ *   initAttention(b, "attn2", { queryDim: 64, contextDim: 32, heads: 4, headDim: 16 });
+ *   const y = attention(b.params, "attn2", x, { heads: 4, context });
+ * }
  * ```
  * @module
  */
@@ -42,9 +45,10 @@ export interface AttentionInit {
  * ```ts
  * import { initAttention } from "./attention.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initAttention(b, "attn1", { queryDim: 64, heads: 4, headDim: 16 });
+ * function example(b: ParamBuilder) {
+ *   initAttention(b, "attn1", { queryDim: 64, heads: 4, headDim: 16 });
+ * }
  * ```
  */
 export function initAttention(b: ParamBuilder, name: string, o: AttentionInit): void {
@@ -78,13 +82,16 @@ export interface AttentionOptions<T = tf.Tensor> {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { attention } from "./attention.ts";
  * import type { Params } from "./params.ts";
- * declare const context: tf.Tensor3D;
- * declare const keyMask: tf.Tensor2D;
- * declare const p: Params;
- * declare const x: tf.Tensor3D;
  *
- * attention(p, "attn1", x, { heads: 4 });
- * attention(p, "attn2", x, { heads: 4, context, keyMask });
+ * function example(
+ *   context: tf.Tensor3D,
+ *   keyMask: tf.Tensor2D,
+ *   p: Params,
+ *   x: tf.Tensor3D,
+ * ) {
+ *   attention(p, "attn1", x, { heads: 4 });
+ *   attention(p, "attn2", x, { heads: 4, context, keyMask });
+ * }
  * ```
  */
 export function attention(

@@ -9,11 +9,14 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { conv2d, initConv2d } from "./conv.ts";
  * import type { TensorBuilder } from "./init.ts";
- * declare const b: TensorBuilder;
- * declare const x: tf.Tensor4D; // [B, H, W, 4]
  *
- * initConv2d(b, "conv_in", { inChannels: 4, outChannels: 32, kernelSize: 3 });
- * const h = conv2d(b.params, "conv_in", x); // [B, H, W, 32]
+ * function example(
+ *   b: TensorBuilder,
+ *   x: tf.Tensor4D, // [B, H, W, 4]
+ * ) {
+ *   initConv2d(b, "conv_in", { inChannels: 4, outChannels: 32, kernelSize: 3 });
+ *   const h = conv2d(b.params, "conv_in", x); // [B, H, W, 32]
+ * }
  * ```
  * @module
  */
@@ -40,9 +43,10 @@ export interface Conv2dInit {
  * ```ts
  * import { initConv2d } from "./conv.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initConv2d(b, "conv_out", { inChannels: 32, outChannels: 4, kernelSize: 3 });
+ * function example(b: ParamBuilder) {
+ *   initConv2d(b, "conv_out", { inChannels: 32, outChannels: 4, kernelSize: 3 });
+ * }
  * ```
  */
 export function initConv2d(b: ParamBuilder, name: string, o: Conv2dInit): void {
@@ -71,10 +75,13 @@ export interface Conv2dOptions {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { conv2d } from "./conv.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * const y = conv2d(p, "down.conv", x, { stride: 2 }); // [B, H/2, W/2, cout]
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const y = conv2d(p, "down.conv", x, { stride: 2 }); // [B, H/2, W/2, cout]
+ * }
  * ```
  */
 export function conv2d(p: Params, name: string, x: tf.Tensor4D, opts?: Conv2dOptions): tf.Tensor4D;
@@ -108,9 +115,10 @@ export function conv2d<T>(net: Net<T>, name: string, x: T, opts: Conv2dOptions =
  * ```ts
  * import { initDownsample } from "./conv.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initDownsample(b, "down_blocks.0.downsamplers.0", 32);
+ * function example(b: ParamBuilder) {
+ *   initDownsample(b, "down_blocks.0.downsamplers.0", 32);
+ * }
  * ```
  */
 export function initDownsample(
@@ -134,10 +142,13 @@ export function initDownsample(
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { downsample } from "./conv.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * downsample(p, "down_blocks.0.downsamplers.0", x); // [B, H/2, W/2, C]
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   downsample(p, "down_blocks.0.downsamplers.0", x); // [B, H/2, W/2, C]
+ * }
  * ```
  */
 export function downsample(p: Params, name: string, x: tf.Tensor4D): tf.Tensor4D;
@@ -153,9 +164,10 @@ export function downsample<T>(net: Net<T>, name: string, x: T): T {
  * ```ts
  * import { initUpsample } from "./conv.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initUpsample(b, "up_blocks.0.upsamplers.0", 64);
+ * function example(b: ParamBuilder) {
+ *   initUpsample(b, "up_blocks.0.upsamplers.0", 64);
+ * }
  * ```
  */
 export function initUpsample(b: ParamBuilder, name: string, channels: number): void {
@@ -170,10 +182,13 @@ export function initUpsample(b: ParamBuilder, name: string, channels: number): v
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { upsample } from "./conv.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * upsample(p, "up_blocks.0.upsamplers.0", x); // [B, 2H, 2W, C]
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   upsample(p, "up_blocks.0.upsamplers.0", x); // [B, 2H, 2W, C]
+ * }
  * ```
  */
 export function upsample(p: Params, name: string, x: tf.Tensor4D): tf.Tensor4D;

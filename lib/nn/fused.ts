@@ -19,11 +19,15 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGroupNorm } from "./fused.ts";
  * import { initBackend } from "../backend/init.ts";
- * declare const x: tf.Tensor4D;
- * declare const gamma: tf.Tensor1D, beta: tf.Tensor1D;
  *
- * await initBackend("cpu-blas");
- * const y = fusedGroupNorm(x, gamma, beta, { groups: 8, silu: true }); // one kernel
+ * async function example(
+ *   x: tf.Tensor4D,
+ *   gamma: tf.Tensor1D,
+ *   beta: tf.Tensor1D,
+ * ) {
+ *   await initBackend("cpu-blas");
+ *   const y = fusedGroupNorm(x, gamma, beta, { groups: 8, silu: true }); // one kernel
+ * }
  * ```
  * @module
  */
@@ -289,10 +293,13 @@ export interface GroupNormGradInputs {
  * @example
  * ```ts
  * import { type GroupNormGradInputs, groupNormGradValues, groupNormValues } from "./fused.ts";
- * declare const inp: GroupNormGradInputs; // dy, x, gamma, beta and the forward's mean, rstd
  *
- * const opts = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
- * const { dx, dgamma, dbeta } = groupNormGradValues(inp, opts);
+ * function example(
+ *   inp: GroupNormGradInputs, // dy, x, gamma, beta and the forward's mean, rstd
+ * ) {
+ *   const opts = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
+ *   const { dx, dgamma, dbeta } = groupNormGradValues(inp, opts);
+ * }
  * ```
  */
 export function groupNormGradValues(
@@ -777,10 +784,13 @@ export interface FusedGroupNormOptions {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGroupNorm } from "./fused.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * const y = fusedGroupNorm(x, p["norm1.weight"], p["norm1.bias"], { groups: 8, silu: true });
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const y = fusedGroupNorm(x, p["norm1.weight"], p["norm1.bias"], { groups: 8, silu: true });
+ * }
  * ```
  */
 export function fusedGroupNorm<T extends tf.Tensor>(
@@ -817,7 +827,9 @@ export function fusedGroupNorm<T extends tf.Tensor>(
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedSilu } from "./fused.ts";
  *
- * fusedSilu(tf.tensor1d([0, 1])); // [0, 0.7311]
+ * function example() {
+ *   fusedSilu(tf.tensor1d([0, 1])); // [0, 0.7311]
+ * }
  * ```
  */
 export function fusedSilu<T extends tf.Tensor>(x: T): T {
@@ -833,7 +845,9 @@ export function fusedSilu<T extends tf.Tensor>(x: T): T {
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGelu } from "./fused.ts";
  *
- * fusedGelu(tf.tensor1d([1])); // [~0.8412]
+ * function example() {
+ *   fusedGelu(tf.tensor1d([1])); // [~0.8412]
+ * }
  * ```
  */
 export function fusedGelu<T extends tf.Tensor>(x: T): T {
@@ -850,7 +864,9 @@ export function fusedGelu<T extends tf.Tensor>(x: T): T {
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedSoftmax } from "./fused.ts";
  *
- * fusedSoftmax(tf.tensor2d([[0, 0]]), 1); // [[0.5, 0.5]]
+ * function example() {
+ *   fusedSoftmax(tf.tensor2d([[0, 0]]), 1); // [[0.5, 0.5]]
+ * }
  * ```
  */
 export function fusedSoftmax<T extends tf.Tensor>(x: T, scale = 1): T {

@@ -10,9 +10,10 @@
  * ```ts
  * import "./gradients.ts";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * declare const v: tf.Tensor3D;
  *
- * const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
+ * function example(v: tf.Tensor3D) {
+ *   const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
+ * }
  * ```
  * @module
  */

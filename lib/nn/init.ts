@@ -11,10 +11,12 @@
  * import { kaiming, TensorBuilder, zeros } from "./init.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
- * b.add("fc.weight", [16, 8], kaiming(16));
- * b.add("fc.bias", [8], zeros());
- * const p = b.params;
+ * function example() {
+ *   const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
+ *   b.add("fc.weight", [16, 8], kaiming(16));
+ *   b.add("fc.bias", [8], zeros());
+ *   const p = b.params;
+ * }
  * ```
  * @module
  */
@@ -34,9 +36,10 @@ export type InitSpec =
  * @example
  * ```ts
  * import { type ParamBuilder, zeros } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * b.add("norm.bias", [64], zeros());
+ * function example(b: ParamBuilder) {
+ *   b.add("norm.bias", [64], zeros());
+ * }
  * ```
  */
 export function zeros(): InitSpec {
@@ -49,9 +52,10 @@ export function zeros(): InitSpec {
  * @example
  * ```ts
  * import { ones, type ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * b.add("norm.weight", [64], ones());
+ * function example(b: ParamBuilder) {
+ *   b.add("norm.weight", [64], ones());
+ * }
  * ```
  */
 export function ones(): InitSpec {
@@ -64,9 +68,10 @@ export function ones(): InitSpec {
  * @example
  * ```ts
  * import { normal, type ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * b.add("token_embedding.weight", [1000, 64], normal(0.02));
+ * function example(b: ParamBuilder) {
+ *   b.add("token_embedding.weight", [1000, 64], normal(0.02));
+ * }
  * ```
  */
 export function normal(std: number): InitSpec {
@@ -81,9 +86,10 @@ export function normal(std: number): InitSpec {
  * @example
  * ```ts
  * import { kaiming, type ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * b.add("conv.weight", [3, 3, 32, 64], kaiming(3 * 3 * 32));
+ * function example(b: ParamBuilder) {
+ *   b.add("conv.weight", [3, 3, 32, 64], kaiming(3 * 3 * 32));
+ * }
  * ```
  */
 export function kaiming(fanIn: number, gain = 1): InitSpec {
@@ -97,9 +103,10 @@ export function kaiming(fanIn: number, gain = 1): InitSpec {
  * @example
  * ```ts
  * import { type ParamBuilder, xavier } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * b.add("proj.weight", [64, 64], xavier(64, 64));
+ * function example(b: ParamBuilder) {
+ *   b.add("proj.weight", [64, 64], xavier(64, 64));
+ * }
  * ```
  */
 export function xavier(fanIn: number, fanOut: number): InitSpec {
@@ -114,9 +121,10 @@ export function xavier(fanIn: number, fanOut: number): InitSpec {
  * ```ts
  * import { drawInit, kaiming } from "./init.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const w = drawInit(kaiming(16), [16, 8], rng); // Float32Array(128)
+ * function example(rng: Rng) {
+ *   const w = drawInit(kaiming(16), [16, 8], rng); // Float32Array(128)
+ * }
  * ```
  */
 export function drawInit(spec: InitSpec, shape: readonly number[], rng: Rng): Float32Array {
@@ -159,11 +167,12 @@ function checkDecl(seen: Set<string>, name: string, shape: readonly number[]): v
  * import { TensorBuilder } from "./init.ts";
  * import { initLinear } from "./linear.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const b = new TensorBuilder(rng);
- * initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
- * b.params["fc.weight"].shape; // [4, 2]
+ * function example(rng: Rng) {
+ *   const b = new TensorBuilder(rng);
+ *   initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
+ *   b.params["fc.weight"].shape; // [4, 2]
+ * }
  * ```
  */
 export class TensorBuilder implements ParamBuilder {

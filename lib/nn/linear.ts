@@ -7,11 +7,12 @@
  * import { initLinear, linear } from "./linear.ts";
  * import { TensorBuilder } from "./init.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * const b = new TensorBuilder(rng);
- * initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
- * const y = linear(b.params, "fc", tf.ones([2, 3, 8])); // [2, 3, 4]
+ * function example(rng: Rng) {
+ *   const b = new TensorBuilder(rng);
+ *   initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
+ *   const y = linear(b.params, "fc", tf.ones([2, 3, 8])); // [2, 3, 4]
+ * }
  * ```
  * @module
  */
@@ -36,9 +37,10 @@ export interface LinearInit {
  * ```ts
  * import { initLinear } from "./linear.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initLinear(b, "time_embedding.linear_1", { inFeatures: 32, outFeatures: 128 });
+ * function example(b: ParamBuilder) {
+ *   initLinear(b, "time_embedding.linear_1", { inFeatures: 32, outFeatures: 128 });
+ * }
  * ```
  */
 export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
@@ -55,10 +57,13 @@ export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { linear } from "./linear.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor2D;
  *
- * const y = linear(p, "fc", x); // x [..., in] -> [..., out]
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor2D,
+ * ) {
+ *   const y = linear(p, "fc", x); // x [..., in] -> [..., out]
+ * }
  * ```
  */
 export function linear<R extends tf.Rank>(p: Params, name: string, x: tf.Tensor<R>): tf.Tensor<R>;
@@ -91,9 +96,10 @@ export interface EmbeddingInit {
  * ```ts
  * import { initEmbedding } from "./linear.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initEmbedding(b, "token_embedding", { numEmbeddings: 500, dim: 64 });
+ * function example(b: ParamBuilder) {
+ *   initEmbedding(b, "token_embedding", { numEmbeddings: 500, dim: 64 });
+ * }
  * ```
  */
 export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): void {
@@ -108,9 +114,10 @@ export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): 
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { embedding } from "./linear.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
  *
- * const e = embedding(p, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32")); // [1,3,64]
+ * function example(p: Params) {
+ *   const e = embedding(p, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32")); // [1,3,64]
+ * }
  * ```
  */
 export function embedding(p: Params, name: string, ids: tf.Tensor): tf.Tensor;

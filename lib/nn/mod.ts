@@ -10,11 +10,12 @@
  * import { initLinear, linear, TensorBuilder } from "./mod.ts";
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { Rng, STREAM } from "../util/rng.ts";
- * declare const x: tf.Tensor4D;
  *
- * const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
- * initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
- * const y = linear(b.params, "fc", x);
+ * function example(x: tf.Tensor4D) {
+ *   const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
+ *   initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
+ *   const y = linear(b.params, "fc", x);
+ * }
  * ```
  * @module
  */

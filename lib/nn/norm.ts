@@ -6,11 +6,14 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { groupNorm, initGroupNorm } from "./norm.ts";
  * import type { TensorBuilder } from "./init.ts";
- * declare const b: TensorBuilder;
- * declare const x: tf.Tensor4D; // [B, H, W, 64]
  *
- * initGroupNorm(b, "norm1", 64);
- * const y = groupNorm(b.params, "norm1", x, { groups: 32 });
+ * function example(
+ *   b: TensorBuilder,
+ *   x: tf.Tensor4D, // [B, H, W, 64]
+ * ) {
+ *   initGroupNorm(b, "norm1", 64);
+ *   const y = groupNorm(b.params, "norm1", x, { groups: 32 });
+ * }
  * ```
  * @module
  */
@@ -28,9 +31,10 @@ import { withOps } from "./with_ops.ts";
  * ```ts
  * import { initNorm } from "./norm.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initNorm(b, "final_layer_norm", 64);
+ * function example(b: ParamBuilder) {
+ *   initNorm(b, "final_layer_norm", 64);
+ * }
  * ```
  */
 export function initNorm(b: ParamBuilder, name: string, channels: number): void {
@@ -45,9 +49,10 @@ export function initNorm(b: ParamBuilder, name: string, channels: number): void 
  * ```ts
  * import { initGroupNorm } from "./norm.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initGroupNorm(b, "conv_norm_out", 32);
+ * function example(b: ParamBuilder) {
+ *   initGroupNorm(b, "conv_norm_out", 32);
+ * }
  * ```
  */
 export const initGroupNorm: typeof initNorm = initNorm;
@@ -58,9 +63,10 @@ export const initGroupNorm: typeof initNorm = initNorm;
  * ```ts
  * import { initLayerNorm } from "./norm.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initLayerNorm(b, "norm1", 64);
+ * function example(b: ParamBuilder) {
+ *   initLayerNorm(b, "norm1", 64);
+ * }
  * ```
  */
 export const initLayerNorm: typeof initNorm = initNorm;
@@ -86,11 +92,14 @@ export interface GroupNormOptions {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { groupNorm } from "./norm.ts";
  * import type { Params } from "./params.ts";
- * declare const p: Params;
- * declare const x: tf.Tensor4D;
  *
- * groupNorm(p, "norm", x, { groups: 8 });
- * groupNorm(p, "norm1", x, { groups: 8, silu: true }); // silu(groupNorm(...))
+ * function example(
+ *   p: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   groupNorm(p, "norm", x, { groups: 8 });
+ *   groupNorm(p, "norm1", x, { groups: 8, silu: true }); // silu(groupNorm(...))
+ * }
  * ```
  */
 export function groupNorm<R extends tf.Rank>(
@@ -122,10 +131,13 @@ export function groupNorm<T>(net: Net<T>, name: string, x: T, opts: GroupNormOpt
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { layerNorm } from "./norm.ts";
  * import type { Params } from "./params.ts";
- * declare const h: tf.Tensor4D;
- * declare const p: Params;
  *
- * layerNorm(p, "norm1", h); // h [B, T, D]
+ * function example(
+ *   h: tf.Tensor4D,
+ *   p: Params,
+ * ) {
+ *   layerNorm(p, "norm1", h); // h [B, T, D]
+ * }
  * ```
  */
 export function layerNorm<R extends tf.Rank>(

@@ -21,11 +21,17 @@
  * import type { Params } from "./params.ts";
  * import { OnnxOps, type OnnxValue, type WeightArrays } from "../onnx/onnx_ops.ts";
  * import type { OnnxGraph } from "../onnx/writer.ts";
- * declare const params: Params, x: tf.Tensor4D;
- * declare const g: OnnxGraph, weights: WeightArrays, xv: OnnxValue;
  *
- * const y = resnetBlock(params, "mid", x, { groups: 8 }); // TensorFlow.js
- * const v = resnetBlock(new OnnxOps(g, weights), "mid", xv, { groups: 8 }); // ONNX nodes
+ * function example(
+ *   params: Params,
+ *   x: tf.Tensor4D,
+ *   g: OnnxGraph,
+ *   weights: WeightArrays,
+ *   xv: OnnxValue,
+ * ) {
+ *   const y = resnetBlock(params, "mid", x, { groups: 8 }); // TensorFlow.js
+ *   const v = resnetBlock(new OnnxOps(g, weights), "mid", xv, { groups: 8 }); // ONNX nodes
+ * }
  * ```
  * @module
  */

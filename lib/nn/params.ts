@@ -31,9 +31,10 @@ export type ParamShapes = Record<string, number[]>;
  * @example
  * ```ts
  * import { paramNames, type Params } from "./params.ts";
- * declare const p: Params;
  *
- * paramNames(p); // ["conv_in.bias", "conv_in.weight", ...]
+ * function example(p: Params) {
+ *   paramNames(p); // ["conv_in.bias", "conv_in.weight", ...]
+ * }
  * ```
  */
 export function paramNames(p: Params | ParamShapes): string[] {
@@ -55,9 +56,10 @@ export function shapeSize(shape: readonly number[]): number {
  * import { countParams } from "./params.ts";
  * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * countParams(initUnet(UNET_PRESETS.tiny, rng)); // e.g. 170_000
+ * function example(rng: Rng) {
+ *   countParams(initUnet(UNET_PRESETS.tiny, rng)); // e.g. 170_000
+ * }
  * ```
  */
 export function countParams(p: Params | ParamShapes): number {
@@ -72,9 +74,10 @@ export function countParams(p: Params | ParamShapes): number {
  * @example
  * ```ts
  * import { type Params, paramShapes } from "./params.ts";
- * declare const p: Params;
  *
- * paramShapes(p)["conv_in.weight"]; // [3, 3, 4, 32]
+ * function example(p: Params) {
+ *   paramShapes(p)["conv_in.weight"]; // [3, 3, 4, 32]
+ * }
  * ```
  */
 export function paramShapes(p: Params): ParamShapes {
@@ -89,9 +92,10 @@ export function paramShapes(p: Params): ParamShapes {
  * @example
  * ```ts
  * import { disposeParams, type Params } from "./params.ts";
- * declare const p: Params;
  *
- * disposeParams(p);
+ * function example(p: Params) {
+ *   disposeParams(p);
+ * }
  * ```
  */
 export function disposeParams(p: Params): void {
@@ -107,9 +111,10 @@ export function disposeParams(p: Params): void {
  * @example
  * ```ts
  * import { getParam, type Params } from "./params.ts";
- * declare const p: Params;
  *
- * const w = getParam(p, "conv_in.weight");
+ * function example(p: Params) {
+ *   const w = getParam(p, "conv_in.weight");
+ * }
  * ```
  */
 export function getParam(p: Params, name: string): tf.Variable {

@@ -8,12 +8,15 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initResnetBlock, resnetBlock } from "./resnet.ts";
  * import type { TensorBuilder } from "./init.ts";
- * declare const b: TensorBuilder;
- * declare const x: tf.Tensor4D; // [B, H, W, 32]
- * declare const temb: tf.Tensor2D; // [B, 128]
  *
- * initResnetBlock(b, "resnets.0", { inChannels: 32, outChannels: 64, tembChannels: 128 });
- * const y = resnetBlock(b.params, "resnets.0", x, { groups: 8, temb }); // [B, H, W, 64]
+ * function example(
+ *   b: TensorBuilder,
+ *   x: tf.Tensor4D, // [B, H, W, 32]
+ *   temb: tf.Tensor2D, // [B, 128]
+ * ) {
+ *   initResnetBlock(b, "resnets.0", { inChannels: 32, outChannels: 64, tembChannels: 128 });
+ *   const y = resnetBlock(b.params, "resnets.0", x, { groups: 8, temb }); // [B, H, W, 64]
+ * }
  * ```
  * @module
  */
@@ -41,9 +44,10 @@ export interface ResnetBlockInit {
  * ```ts
  * import { initResnetBlock } from "./resnet.ts";
  * import type { ParamBuilder } from "./init.ts";
- * declare const b: ParamBuilder;
  *
- * initResnetBlock(b, "mid_block.resnets.0", { inChannels: 64, outChannels: 64, tembChannels: 256 });
+ * function example(b: ParamBuilder) {
+ *   initResnetBlock(b, "mid_block.resnets.0", { inChannels: 64, outChannels: 64, tembChannels: 256 });
+ * }
  * ```
  */
 export function initResnetBlock(b: ParamBuilder, name: string, o: ResnetBlockInit): void {
@@ -82,11 +86,14 @@ export interface ResnetBlockOptions<T = tf.Tensor2D> {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { resnetBlock } from "./resnet.ts";
  * import type { Params } from "./params.ts";
- * declare const h: tf.Tensor4D;
- * declare const p: Params;
- * declare const temb: tf.Tensor2D;
  *
- * resnetBlock(p, "down_blocks.0.resnets.0", h, { groups: 32, temb });
+ * function example(
+ *   h: tf.Tensor4D,
+ *   p: Params,
+ *   temb: tf.Tensor2D,
+ * ) {
+ *   resnetBlock(p, "down_blocks.0.resnets.0", h, { groups: 32, temb });
+ * }
  * ```
  */
 export function resnetBlock(

@@ -13,11 +13,14 @@
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { TfOps } from "./tf_ops.ts";
  * import type { Params } from "./params.ts";
- * declare const params: Params;
- * declare const x: tf.Tensor4D;
  *
- * const m = new TfOps(params);
- * const y = m.conv2d(x, m.param("conv.weight"), m.param("conv.bias"), { stride: 1, pad: [1, 1] });
+ * function example(
+ *   params: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const m = new TfOps(params);
+ *   const y = m.conv2d(x, m.param("conv.weight"), m.param("conv.bias"), { stride: 1, pad: [1, 1] });
+ * }
  * ```
  * @module
  */
@@ -49,10 +52,13 @@ import {
  * import { TfOps } from "./tf_ops.ts";
  * import type { Params } from "./params.ts";
  * import { resnetBlock } from "./resnet.ts";
- * declare const params: Params;
- * declare const x: tf.Tensor4D;
  *
- * const y = resnetBlock(new TfOps(params), "mid", x, { groups: 8 }); // same as resnetBlock(params, ...)
+ * function example(
+ *   params: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const y = resnetBlock(new TfOps(params), "mid", x, { groups: 8 }); // same as resnetBlock(params, ...)
+ * }
  * ```
  */
 export class TfOps implements Ops<tf.Tensor> {
@@ -346,10 +352,13 @@ export function setConvFilterGrad(mode: ConvFilterGradMode): ConvFilterGradMode 
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { convFilterGrad } from "./tf_ops.ts";
- * declare const dy: tf.Tensor4D;
- * declare const x: tf.Tensor4D;
  *
- * const dw = convFilterGrad(x, dy, { kernelHeight: 3, kernelWidth: 3, stride: 1 });
+ * function example(
+ *   dy: tf.Tensor4D,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const dw = convFilterGrad(x, dy, { kernelHeight: 3, kernelWidth: 3, stride: 1 });
+ * }
  * ```
  */
 export function convFilterGrad(
@@ -428,10 +437,13 @@ function splitHeads(x: tf.Tensor3D, heads: number): tf.Tensor3D {
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { attentionProbs } from "./tf_ops.ts";
- * declare const k: tf.Tensor3D;
- * declare const q: tf.Tensor3D;
  *
- * const w = attentionProbs(q, k, { heads: 2 }); // rows sum to 1
+ * function example(
+ *   k: tf.Tensor3D,
+ *   q: tf.Tensor3D,
+ * ) {
+ *   const w = attentionProbs(q, k, { heads: 2 }); // rows sum to 1
+ * }
  * ```
  */
 export function attentionProbs(
@@ -480,11 +492,14 @@ export function attentionProbs(
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { scaledDotProductAttention } from "./tf_ops.ts";
- * declare const k: tf.Tensor3D;
- * declare const q: tf.Tensor3D;
- * declare const v: tf.Tensor3D;
  *
- * scaledDotProductAttention(q, k, v, { heads: 4, causal: true });
+ * function example(
+ *   k: tf.Tensor3D,
+ *   q: tf.Tensor3D,
+ *   v: tf.Tensor3D,
+ * ) {
+ *   scaledDotProductAttention(q, k, v, { heads: 4, causal: true });
+ * }
  * ```
  */
 export function scaledDotProductAttention(

@@ -15,9 +15,10 @@ import { TfOps } from "./tf_ops.ts";
  * ```ts
  * import { isOps } from "./with_ops.ts";
  * import type { Params } from "./params.ts";
- * declare const params: Params;
  *
- * isOps(params); // false
+ * function example(params: Params) {
+ *   isOps(params); // false
+ * }
  * ```
  */
 export function isOps<T>(net: Net<T>): net is Ops<T> {
@@ -32,11 +33,14 @@ export function isOps<T>(net: Net<T>): net is Ops<T> {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { opsOf } from "./with_ops.ts";
  * import type { Params } from "./params.ts";
- * declare const params: Params;
- * declare const x: tf.Tensor4D;
  *
- * const m = opsOf(params);
- * m.silu(x);
+ * function example(
+ *   params: Params,
+ *   x: tf.Tensor4D,
+ * ) {
+ *   const m = opsOf(params);
+ *   m.silu(x);
+ * }
  * ```
  */
 export function opsOf<T>(net: Net<T>): Ops<T> {

@@ -21,12 +21,17 @@
  * import { openSession, type OnnxArrayFeed } from "./session.ts";
  * import { UNET_PRESETS } from "../models/unet.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params; // a tiny UNet's trained weights
- * declare const sample: OnnxArrayFeed, timestep: OnnxArrayFeed, encoder_hidden_states: OnnxArrayFeed;
  *
- * const unet = await exportUnet(params, UNET_PRESETS.tiny);
- * const s = await openSession(unet);
- * const { out_sample } = await s.run({ sample, timestep, encoder_hidden_states });
+ * async function example(
+ *   params: Params, // a tiny UNet's trained weights
+ *   sample: OnnxArrayFeed,
+ *   timestep: OnnxArrayFeed,
+ *   encoder_hidden_states: OnnxArrayFeed,
+ * ) {
+ *   const unet = await exportUnet(params, UNET_PRESETS.tiny);
+ *   const s = await openSession(unet);
+ *   const { out_sample } = await s.run({ sample, timestep, encoder_hidden_states });
+ * }
  * ```
  * @module
  */
@@ -78,10 +83,13 @@ export interface ExportUnetOptions extends OnnxModelOptions {
  * import type { UnetConfig } from "../models/unet.ts";
  * import type { Params } from "../nn/params.ts";
  * import { saveOnnx } from "./writer.ts";
- * declare const cfg: UnetConfig;
- * declare const params: Params;
  *
- * await saveOnnx("export/unet/model.onnx", await exportUnet(params, cfg, { timestepDtype: "int64" }));
+ * async function example(
+ *   cfg: UnetConfig,
+ *   params: Params,
+ * ) {
+ *   await saveOnnx("export/unet/model.onnx", await exportUnet(params, cfg, { timestepDtype: "int64" }));
+ * }
  * ```
  */
 export async function exportUnet(
@@ -131,10 +139,13 @@ export interface ExportEncoderOptions extends OnnxModelOptions {
  * import { saveOnnx } from "./writer.ts";
  * import type { AutoencoderConfig } from "../models/autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const p: Params;
  *
- * await saveOnnx("export/vae_encoder/model.onnx", await exportAutoencoderEncoder(p, cfg));
+ * async function example(
+ *   cfg: AutoencoderConfig,
+ *   p: Params,
+ * ) {
+ *   await saveOnnx("export/vae_encoder/model.onnx", await exportAutoencoderEncoder(p, cfg));
+ * }
  * ```
  */
 export async function exportAutoencoderEncoder(
@@ -181,10 +192,13 @@ export interface ExportDecoderOptions extends OnnxModelOptions {
  * import { saveOnnx } from "./writer.ts";
  * import type { AutoencoderConfig } from "../models/autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const p: Params;
  *
- * await saveOnnx("runs/x/vae_decoder.onnx", await exportAutoencoderDecoder(p, cfg));
+ * async function example(
+ *   cfg: AutoencoderConfig,
+ *   p: Params,
+ * ) {
+ *   await saveOnnx("runs/x/vae_decoder.onnx", await exportAutoencoderDecoder(p, cfg));
+ * }
  * ```
  */
 export async function exportAutoencoderDecoder(
@@ -240,10 +254,13 @@ export interface ExportClipTextOptions extends OnnxModelOptions {
  * import { saveOnnx } from "./writer.ts";
  * import type { ClipConfig } from "../models/clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: ClipConfig;
- * declare const p: Params;
  *
- * await saveOnnx("export/text_encoder/model.onnx", await exportClipText(p, cfg));
+ * async function example(
+ *   cfg: ClipConfig,
+ *   p: Params,
+ * ) {
+ *   await saveOnnx("export/text_encoder/model.onnx", await exportClipText(p, cfg));
+ * }
  * ```
  */
 export async function exportClipText(
@@ -286,10 +303,13 @@ export async function exportClipText(
  * import { saveOnnx } from "./writer.ts";
  * import type { ClipConfig } from "../models/clip.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: ClipConfig;
- * declare const p: Params;
  *
- * await saveOnnx("export/image_encoder/model.onnx", await exportClipImage(p, cfg));
+ * async function example(
+ *   cfg: ClipConfig,
+ *   p: Params,
+ * ) {
+ *   await saveOnnx("export/image_encoder/model.onnx", await exportClipImage(p, cfg));
+ * }
  * ```
  */
 export async function exportClipImage(

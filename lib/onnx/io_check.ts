@@ -6,8 +6,10 @@
  *
  * @example
  * ```ts
- * const { session } = await openModel("clip_text.onnx", {}, "CLIP text model");
- * const ids = requireInput(session, ["input_ids"], "int32 or int64 [batch, 77]");
+ * async function example() {
+ *   const { session } = await openModel("clip_text.onnx", {}, "CLIP text model");
+ *   const ids = requireInput(session, ["input_ids"], "int32 or int64 [batch, 77]");
+ * }
  * ```
  * @module
  */
@@ -40,9 +42,10 @@ export interface OpenedModel {
  * @example
  * ```ts
  * import { openModel } from "./io_check.ts";
- * declare const bytes: Uint8Array;
  *
- * const { session, owned } = await openModel(bytes, { threads: 1 }, "upsampler.onnx");
+ * async function example(bytes: Uint8Array) {
+ *   const { session, owned } = await openModel(bytes, { threads: 1 }, "upsampler.onnx");
+ * }
  * ```
  */
 export async function openModel(
@@ -84,9 +87,10 @@ export function fmtShape(shape: readonly (number | string)[] | null): string {
  * ```ts
  * import { listIo } from "./io_check.ts";
  * import type { OnnxSession } from "./session.ts";
- * declare const session: OnnxSession;
  *
- * listIo(session.inputs); // "\"input_ids\" int64 [batch, 77]"
+ * function example(session: OnnxSession) {
+ *   listIo(session.inputs); // "\"input_ids\" int64 [batch, 77]"
+ * }
  * ```
  */
 export function listIo(list: readonly OnnxIoInfo[]): string {
@@ -114,9 +118,10 @@ export function fixedDim(d: number | string | undefined): number | null {
  * ```ts
  * import { requireInput } from "./io_check.ts";
  * import type { OnnxSession } from "./session.ts";
- * declare const s: OnnxSession;
  *
- * const px = requireInput(s, ["pixel_values"], "float32 [batch, 3, 224, 224]");
+ * function example(s: OnnxSession) {
+ *   const px = requireInput(s, ["pixel_values"], "float32 [batch, 3, 224, 224]");
+ * }
  * ```
  */
 export function requireInput(
@@ -141,9 +146,10 @@ export function requireInput(
  * ```ts
  * import { onlyInputs } from "./io_check.ts";
  * import type { OnnxSession } from "./session.ts";
- * declare const s: OnnxSession;
  *
- * onlyInputs(s, ["pixel_values", "input_ids", "attention_mask"]);
+ * function example(s: OnnxSession) {
+ *   onlyInputs(s, ["pixel_values", "input_ids", "attention_mask"]);
+ * }
  * ```
  */
 export function onlyInputs(s: OnnxSession, fed: readonly string[]): void {
@@ -186,8 +192,10 @@ export function misfitOutput(s: OnnxSession, io: OnnxIoInfo, expected: string, w
  * import { checkImageInput } from "./io_check.ts";
  * import { openSession } from "./session.ts";
  *
- * const s = await openSession("clip/vision_model.onnx");
- * const { height, width } = checkImageInput(s, s.inputs[0], "RGB images");
+ * async function example() {
+ *   const s = await openSession("clip/vision_model.onnx");
+ *   const { height, width } = checkImageInput(s, s.inputs[0], "RGB images");
+ * }
  * ```
  */
 export function checkImageInput(
@@ -218,8 +226,10 @@ export function checkImageInput(
  * import { checkIdsInput } from "./io_check.ts";
  * import { openSession } from "./session.ts";
  *
- * const s = await openSession("clip/text_model.onnx");
- * const { length } = checkIdsInput(s, s.inputs[0]); // 77, or null for a dynamic length
+ * async function example() {
+ *   const s = await openSession("clip/text_model.onnx");
+ *   const { length } = checkIdsInput(s, s.inputs[0]); // 77, or null for a dynamic length
+ * }
  * ```
  */
 export function checkIdsInput(

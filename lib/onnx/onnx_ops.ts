@@ -17,14 +17,17 @@
  * import { OnnxGraph } from "./writer.ts";
  * import { type AutoencoderConfig, decode } from "../models/autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig;
- * declare const params: Params;
  *
- * const g = new OnnxGraph("decoder");
- * const m = new OnnxOps(g, await readParams(params));
- * const z = m.input("latent_sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
- * m.output(decode(m, cfg, z), "sample", { layout: "NCHW" });
- * const bytes = g.toBytes();
+ * async function example(
+ *   cfg: AutoencoderConfig,
+ *   params: Params,
+ * ) {
+ *   const g = new OnnxGraph("decoder");
+ *   const m = new OnnxOps(g, await readParams(params));
+ *   const z = m.input("latent_sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
+ *   m.output(decode(m, cfg, z), "sample", { layout: "NCHW" });
+ *   const bytes = g.toBytes();
+ * }
  * ```
  * @module
  */
@@ -52,10 +55,11 @@ export type WeightArrays = Record<string, { data: Float32Array; shape: number[] 
  * ```ts
  * import { readParams } from "./onnx_ops.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params;
  *
- * const weights = await readParams(params);
- * weights["decoder.conv_in.weight"].shape; // [3, 3, 4, 64]
+ * async function example(params: Params) {
+ *   const weights = await readParams(params);
+ *   weights["decoder.conv_in.weight"].shape; // [3, 3, 4, 64]
+ * }
  * ```
  */
 export async function readParams(p: Params): Promise<WeightArrays> {
@@ -139,12 +143,15 @@ export interface OnnxOutputOptions extends OnnxIoOptions {
  * import type { Params } from "../nn/params.ts";
  * import { resnetBlock } from "../nn/resnet.ts";
  * import type { OnnxGraph } from "./writer.ts";
- * declare const g: OnnxGraph;
- * declare const p: Params;
  *
- * const m = new OnnxOps(g, await readParams(p));
- * const y = resnetBlock(m, "mid", m.input("x", "float32", ["batch", 8, 8, 32]), { groups: 8 });
- * m.output(y, "y");
+ * async function example(
+ *   g: OnnxGraph,
+ *   p: Params,
+ * ) {
+ *   const m = new OnnxOps(g, await readParams(p));
+ *   const y = resnetBlock(m, "mid", m.input("x", "float32", ["batch", 8, 8, 32]), { groups: 8 });
+ *   m.output(y, "y");
+ * }
  * ```
  */
 export class OnnxOps implements Ops<OnnxValue> {

@@ -5,8 +5,10 @@
  *
  * @example
  * ```ts
- * const model = readOnnx(await Deno.readFile("vae_decoder/model.onnx"), "vae_decoder/model.onnx");
- * model.graph.initializers.find((t) => t.name === "decoder.conv_in.weight")?.shape;
+ * async function example() {
+ *   const model = readOnnx(await Deno.readFile("vae_decoder/model.onnx"), "vae_decoder/model.onnx");
+ *   model.graph.initializers.find((t) => t.name === "decoder.conv_in.weight")?.shape;
+ * }
  * ```
  * @module
  */
@@ -174,10 +176,11 @@ function attrValue(a: Obj, where: string): OnnxNodeView["attrs"][string] {
  * ```ts
  * import { readOnnx } from "./reader.ts";
  * import type { OnnxGraph } from "./writer.ts";
- * declare const g: OnnxGraph;
  *
- * const view = readOnnx(g.toBytes());
- * view.graph.nodes.map((n) => n.op); // ["Gemm", "Sigmoid"]
+ * function example(g: OnnxGraph) {
+ *   const view = readOnnx(g.toBytes());
+ *   view.graph.nodes.map((n) => n.op); // ["Gemm", "Sigmoid"]
+ * }
  * ```
  */
 export function readOnnx(bytes: Uint8Array, source = "model.onnx"): OnnxModelView {

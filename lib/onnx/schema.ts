@@ -7,10 +7,11 @@
  * @example
  * ```ts
  * import { onnxSchema } from "./schema.ts";
- * declare const bytes: Uint8Array;
  *
- * const { ModelProto } = onnxSchema();
- * const model = ModelProto.decode(bytes);
+ * function example(bytes: Uint8Array) {
+ *   const { ModelProto } = onnxSchema();
+ *   const model = ModelProto.decode(bytes);
+ * }
  * ```
  * @module
  */
@@ -166,9 +167,10 @@ let cached: OnnxSchema | undefined;
  * ```ts
  * import { onnxSchema } from "./schema.ts";
  * import type { ModelFn } from "../diffusion/types.ts";
- * declare const model: ModelFn;
  *
- * const bytes = onnxSchema().ModelProto.encode(model).finish();
+ * function example(model: ModelFn) {
+ *   const bytes = onnxSchema().ModelProto.encode(model).finish();
+ * }
  * ```
  */
 export function onnxSchema(): OnnxSchema {

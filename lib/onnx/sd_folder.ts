@@ -7,8 +7,10 @@
  * ```ts
  * import { KIT_ONNX_FORMAT } from "./sd_folder.ts";
  *
- * const index = JSON.parse(await Deno.readTextFile("export/model_index.json"));
- * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
+ * async function example() {
+ *   const index = JSON.parse(await Deno.readTextFile("export/model_index.json"));
+ *   const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
+ * }
  * ```
  * @module
  */
@@ -25,9 +27,10 @@ export const KIT_ONNX_FORMAT = "xgen-kit-onnx/1";
  * ```ts
  * import { KIT_TOKENIZER_FILE } from "./sd_folder.ts";
  * import { WordTokenizer } from "../models/tokenizer.ts";
- * declare const dir: string;
  *
- * const tok = await WordTokenizer.load(`${dir}/tokenizer/${KIT_TOKENIZER_FILE}`);
+ * async function example(dir: string) {
+ *   const tok = await WordTokenizer.load(`${dir}/tokenizer/${KIT_TOKENIZER_FILE}`);
+ * }
  * ```
  */
 export const KIT_TOKENIZER_FILE = "word_tokenizer.json";

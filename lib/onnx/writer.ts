@@ -350,9 +350,10 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
    *
-   * const z = g.input("latent", "float32", ["batch", 4, "h", "w"]);
+   * function example(g: OnnxGraph) {
+   *   const z = g.input("latent", "float32", ["batch", 4, "h", "w"]);
+   * }
    * ```
    */
   input(name: string, dtype: OnnxDType, shape: OnnxShape): string {
@@ -369,10 +370,11 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
    *
-   * const w = g.initializer("fc.weight", new Float32Array(32), [4, 8]);
-   * const s = g.initializer("shape", [1, -1], [2], "int64");
+   * function example(g: OnnxGraph) {
+   *   const w = g.initializer("fc.weight", new Float32Array(32), [4, 8]);
+   *   const s = g.initializer("shape", [1, -1], [2], "int64");
+   * }
    * ```
    */
   initializer(
@@ -394,11 +396,14 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
-   * declare const x: string;
    *
-   * const shape = g.constant([0, 32, -1], [3], "int64");
-   * const y = g.node("Reshape", [x, shape]);
+   * function example(
+   *   g: OnnxGraph,
+   *   x: string,
+   * ) {
+   *   const shape = g.constant([0, 32, -1], [3], "int64");
+   *   const y = g.node("Reshape", [x, shape]);
+   * }
    * ```
    */
   constant(
@@ -415,10 +420,13 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
-   * declare const x: string;
    *
-   * g.node("Reshape", [x, g.int64s([1, 4, -1])]);
+   * function example(
+   *   g: OnnxGraph,
+   *   x: string,
+   * ) {
+   *   g.node("Reshape", [x, g.int64s([1, 4, -1])]);
+   * }
    * ```
    */
   int64s(values: readonly number[]): string {
@@ -431,12 +439,15 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const b: string;
-   * declare const g: OnnxGraph;
-   * declare const w: string;
-   * declare const x: string;
    *
-   * const h = g.node("Conv", [x, w, b], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+   * function example(
+   *   b: string,
+   *   g: OnnxGraph,
+   *   w: string,
+   *   x: string,
+   * ) {
+   *   const h = g.node("Conv", [x, w, b], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+   * }
    * ```
    */
   node(
@@ -457,10 +468,13 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
-   * declare const x: string;
    *
-   * const [a, b] = g.nodeMulti("Split", [x, g.int64s([2, 2])], 2, { axis: 1 });
+   * function example(
+   *   g: OnnxGraph,
+   *   x: string,
+   * ) {
+   *   const [a, b] = g.nodeMulti("Split", [x, g.int64s([2, 2])], 2, { axis: 1 });
+   * }
    * ```
    */
   nodeMulti(
@@ -510,10 +524,13 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
-   * declare const y: string;
    *
-   * g.output(y, "float32", ["batch", 3, 64, 64]);
+   * function example(
+   *   g: OnnxGraph,
+   *   y: string,
+   * ) {
+   *   g.output(y, "float32", ["batch", 3, 64, 64]);
+   * }
    * ```
    */
   output(name: string, dtype: OnnxDType, shape?: OnnxShape): void {
@@ -529,9 +546,10 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
    *
-   * g.stats(); // { nodes: 12, initializers: 5, parameters: 12345 }
+   * function example(g: OnnxGraph) {
+   *   g.stats(); // { nodes: 12, initializers: 5, parameters: 12345 }
+   * }
    * ```
    */
   stats(): { nodes: number; initializers: number; parameters: number } {
@@ -548,9 +566,10 @@ export class OnnxGraph {
    * @example
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
-   * declare const g: OnnxGraph;
    *
-   * const model = g.toModel({ opset: 17 });
+   * function example(g: OnnxGraph) {
+   *   const model = g.toModel({ opset: 17 });
+   * }
    * ```
    */
   toModel(opts: OnnxModelOptions = {}): Record<string, unknown> {
@@ -580,9 +599,10 @@ export class OnnxGraph {
    * ```ts
    * import type { OnnxGraph } from "./writer.ts";
    * import { openSession } from "./session.ts";
-   * declare const g: OnnxGraph;
    *
-   * const session = await openSession(g.toBytes());
+   * async function example(g: OnnxGraph) {
+   *   const session = await openSession(g.toBytes());
+   * }
    * ```
    */
   toBytes(opts: OnnxModelOptions = {}): Uint8Array {
@@ -597,9 +617,10 @@ export class OnnxGraph {
  * @example
  * ```ts
  * import { type OnnxGraph, saveOnnx } from "./writer.ts";
- * declare const g: OnnxGraph;
  *
- * await saveOnnx("runs/x/vae_decoder.onnx", g.toBytes());
+ * async function example(g: OnnxGraph) {
+ *   await saveOnnx("runs/x/vae_decoder.onnx", g.toBytes());
+ * }
  * ```
  */
 export async function saveOnnx(path: string, bytes: Uint8Array): Promise<void> {

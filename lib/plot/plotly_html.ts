@@ -7,9 +7,11 @@
  * import { lossCurveFigure, plotlyMime, writePlotlyHtml } from "./plotly_html.ts";
  * import { readMetrics } from "../train/metrics.ts";
  *
- * const fig = lossCurveFigure(await readMetrics("runs/x/metrics.jsonl"), { logY: true });
- * await writePlotlyHtml("runs/x/loss.html", fig);
- * Deno.jupyter.display(plotlyMime(fig), { raw: true });
+ * async function example() {
+ *   const fig = lossCurveFigure(await readMetrics("runs/x/metrics.jsonl"), { logY: true });
+ *   await writePlotlyHtml("runs/x/loss.html", fig);
+ *   Deno.jupyter.display(plotlyMime(fig), { raw: true });
+ * }
  * ```
  * @module
  */
@@ -141,9 +143,10 @@ export function plotlyHtml(fig: PlotlyFigure, opts: { title?: string } = {}): st
  * ```ts
  * import { writePlotlyHtml } from "./plotly_html.ts";
  * import type { PlotlyFigure } from "./mod.ts";
- * declare const fig: PlotlyFigure;
  *
- * await writePlotlyHtml("runs/x/loss.html", fig);
+ * async function example(fig: PlotlyFigure) {
+ *   await writePlotlyHtml("runs/x/loss.html", fig);
+ * }
  * ```
  */
 export async function writePlotlyHtml(
@@ -181,9 +184,10 @@ export interface PlotlyMimeOptions extends PlotlySvgOptions {
  * ```ts
  * import { plotlyMime } from "./plotly_html.ts";
  * import type { PlotlyFigure } from "./mod.ts";
- * declare const fig: PlotlyFigure;
  *
- * Deno.jupyter.display(plotlyMime(fig), { raw: true });
+ * function example(fig: PlotlyFigure) {
+ *   Deno.jupyter.display(plotlyMime(fig), { raw: true });
+ * }
  * ```
  */
 export function plotlyMime(fig: PlotlyFigure, opts: PlotlyMimeOptions = {}): PlotlyMimeBundle {

@@ -8,7 +8,9 @@
  * @example
  * ```ts
  * const svg = plotlySvg({ data: [{ type: "scatter", y: [3, 1, 2] }], layout: { title: "t" } });
- * await Deno.writeTextFile("fig.svg", svg);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/fig.svg`, svg);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -161,9 +163,10 @@ function quantile(sorted: number[], q: number): number {
  * @example
  * ```ts
  * import type { PlotlyFigure } from "./mod.ts";
- * declare const fig: PlotlyFigure;
  *
- * Deno.jupyter.display({ "image/svg+xml": plotlySvg(fig) }, { raw: true });
+ * function example(fig: PlotlyFigure) {
+ *   Deno.jupyter.display({ "image/svg+xml": plotlySvg(fig) }, { raw: true });
+ * }
  * ```
  */
 export function plotlySvg(fig: SvgFigure, opts: PlotlySvgOptions = {}): string {

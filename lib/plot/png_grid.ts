@@ -5,10 +5,11 @@
  * ```ts
  * import { imageGrid, writePng } from "./png_grid.ts";
  * import type { RgbImage } from "./mod.ts";
- * declare const samples: RgbImage[];
  *
- * const grid = imageGrid(samples, { cols: 4, pad: 2 });
- * await writePng("runs/x/samples.png", grid);
+ * async function example(samples: RgbImage[]) {
+ *   const grid = imageGrid(samples, { cols: 4, pad: 2 });
+ *   await writePng("runs/x/samples.png", grid);
+ * }
  * ```
  * @module
  */
@@ -117,9 +118,10 @@ export function encodePng(im: RgbImage): Uint8Array {
  * ```ts
  * import { imageGrid, writePng } from "./png_grid.ts";
  * import type { RgbImage } from "./mod.ts";
- * declare const samples: RgbImage[];
  *
- * await writePng("grid.png", imageGrid(samples, { cols: 8 }));
+ * async function example(samples: RgbImage[]) {
+ *   await writePng("grid.png", imageGrid(samples, { cols: 8 }));
+ * }
  * ```
  */
 export async function writePng(path: string, im: RgbImage): Promise<void> {

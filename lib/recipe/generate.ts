@@ -10,8 +10,10 @@
  *
  * @example
  * ```ts
- * const run = await loadRun("runs/default");
- * const images = await generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * async function example() {
+ *   const run = await loadRun("runs/default");
+ *   const images = await generate(run, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ * }
  * ```
  * @module
  */

@@ -10,8 +10,10 @@
  *
  * @example
  * ```ts
- * const ds = await loadImageSet("runs/default/data/train");
- * const { batch, position } = nextIndexBatch(ds.size, 32, { epoch: 0, index: 0 }, { seed: 0 });
+ * async function example() {
+ *   const ds = await loadImageSet("runs/default/data/train");
+ *   const { batch, position } = nextIndexBatch(ds.size, 32, { epoch: 0, index: 0 }, { seed: 0 });
+ * }
  * ```
  * @module
  */

@@ -11,15 +11,19 @@
  * import { loadModel, saveModel } from "./model_files.ts";
  * import type { AutoencoderConfig } from "../models/autoencoder.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const cfg: AutoencoderConfig, params: Params;
  *
- * await saveModel("runs/x/autoencoder", {
- *   kind: "autoencoder",
- *   config: cfg,
- *   params,
- *   extra: { scalingFactor: 0.9 },
- * });
- * const m = await loadModel("runs/x/autoencoder", "autoencoder");
+ * async function example(
+ *   cfg: AutoencoderConfig,
+ *   params: Params,
+ * ) {
+ *   await saveModel("runs/x/autoencoder", {
+ *     kind: "autoencoder",
+ *     config: cfg,
+ *     params,
+ *     extra: { scalingFactor: 0.9 },
+ *   });
+ *   const m = await loadModel("runs/x/autoencoder", "autoencoder");
+ * }
  * ```
  * @module
  */
@@ -84,9 +88,13 @@ export interface SaveModelOptions<C> {
  * import { saveModel } from "./model_files.ts";
  * import type { UnetConfig } from "../models/unet.ts";
  * import type { Ema } from "../train/optim.ts";
- * declare const cfg: UnetConfig, ema: Ema;
  *
- * await saveModel("runs/x/unet/model", { kind: "unet", config: cfg, params: ema.shadow });
+ * async function example(
+ *   cfg: UnetConfig,
+ *   ema: Ema,
+ * ) {
+ *   await saveModel("runs/x/unet/model", { kind: "unet", config: cfg, params: ema.shadow });
+ * }
  * ```
  */
 export async function saveModel<C>(dir: string, o: SaveModelOptions<C>): Promise<void> {
@@ -142,7 +150,9 @@ function weightsPathOf(dir: string, jsonPath: string, info: ModelInfo): Promise<
  *
  * @example
  * ```ts
- * const { info, weights } = await readModelFiles("runs/x/clip/model", "clip");
+ * async function example() {
+ *   const { info, weights } = await readModelFiles("runs/x/clip/model", "clip");
+ * }
  * ```
  */
 export async function readModelFiles<C = unknown>(
@@ -202,7 +212,9 @@ export async function readModelFiles<C = unknown>(
  * import { loadModel } from "./model_files.ts";
  * import { UnetConfig } from "../models/unet.ts";
  *
- * const m = await loadModel<UnetConfig>("runs/x/unet/model", "unet");
+ * async function example() {
+ *   const m = await loadModel<UnetConfig>("runs/x/unet/model", "unet");
+ * }
  * ```
  */
 export async function loadModel<C = unknown>(dir: string, kind: string): Promise<LoadedModel<C>> {

@@ -35,9 +35,11 @@
  * import { ensureOnnxExport, exportRun } from "./onnx_export.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
  *
- * await exportRun("runs/default", "exports/default");
- * const pipe = await loadOnnxPipeline("exports/default");
- * const dir = await ensureOnnxExport("runs/default"); // "runs/default/onnx", exported once
+ * async function example() {
+ *   await exportRun("runs/default", "exports/default");
+ *   const pipe = await loadOnnxPipeline("exports/default");
+ *   const dir = await ensureOnnxExport("runs/default"); // "runs/default/onnx", exported once
+ * }
  * ```
  * @module
  */
@@ -93,8 +95,10 @@ export interface ExportRunResult {
  *
  * @example
  * ```ts
- * const res = await exportRun("runs/tiny", "exports/tiny");
- * res.files; // ["text_encoder/model.onnx", ..., "model_index.json"]
+ * async function example() {
+ *   const res = await exportRun("runs/tiny", "exports/tiny");
+ *   res.files; // ["text_encoder/model.onnx", ..., "model_index.json"]
+ * }
  * ```
  */
 export async function exportRun(
@@ -120,8 +124,10 @@ export async function exportRun(
  * import { exportLoadedRun } from "./onnx_export.ts";
  * import { loadRun } from "./generate.ts";
  *
- * const run = await loadRun("runs/tiny");
- * await exportLoadedRun(run, "exports/tiny");
+ * async function example() {
+ *   const run = await loadRun("runs/tiny");
+ *   await exportLoadedRun(run, "exports/tiny");
+ * }
  * ```
  */
 export async function exportLoadedRun(
@@ -452,9 +458,11 @@ async function install(tmp: string, out: string): Promise<void> {
  * import { ensureOnnxExport } from "./onnx_export.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
  *
- * const dir = await ensureOnnxExport("runs/default", { log: console.log });
- * const pipe = await loadOnnxPipeline(dir);
- * const ck = await ensureOnnxExport("runs/default", { checkpoint: 500 }); // ".../onnx-ckpt-00000500"
+ * async function example() {
+ *   const dir = await ensureOnnxExport("runs/default", { log: console.log });
+ *   const pipe = await loadOnnxPipeline(dir);
+ *   const ck = await ensureOnnxExport("runs/default", { checkpoint: 500 }); // ".../onnx-ckpt-00000500"
+ * }
  * ```
  */
 export async function ensureOnnxExport(

@@ -7,8 +7,10 @@
  *
  * @example
  * ```ts
- * await reuseFrozenParts("runs/default", "runs/gpu-unet");
- * // then trainRun({ out: "runs/gpu-unet", ... }) trains only the UNet
+ * async function example() {
+ *   await reuseFrozenParts("runs/default", "runs/gpu-unet");
+ *   // then trainRun({ out: "runs/gpu-unet", ... }) trains only the UNet
+ * }
  * ```
  * @module
  */
@@ -33,7 +35,9 @@ const PARTS = [
  *
  * @example
  * ```ts
- * await reuseFrozenParts("runs/default", "runs/gpu-unet");
+ * async function example() {
+ *   await reuseFrozenParts("runs/default", "runs/gpu-unet");
+ * }
  * ```
  */
 export async function reuseFrozenParts(from: string, out: string): Promise<void> {
@@ -65,7 +69,9 @@ export async function reuseFrozenParts(from: string, out: string): Promise<void>
  *
  * @example
  * ```ts
- * await assertReusable("runs/default");
+ * async function example() {
+ *   await assertReusable("runs/default");
+ * }
  * ```
  */
 export async function assertReusable(from: string): Promise<void> {

@@ -9,9 +9,13 @@
  * ```ts
  * import { autoencoderStage, type StageOptions } from "./stages.ts";
  * import type { RecipePreset } from "./presets.ts";
- * declare const data: StageOptions<unknown>["data"], settings: RecipePreset["autoencoder"];
  *
- * const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
+ * async function example(
+ *   data: StageOptions<unknown>["data"],
+ *   settings: RecipePreset["autoencoder"],
+ * ) {
+ *   const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
+ * }
  * ```
  * @module
  */

@@ -8,7 +8,10 @@
  * @example
  * ```ts
  * import { setUpFastPath } from "./fast_path.ts";
- * await setUpFastPath("auto"); // before initCompute("auto")
+ *
+ * async function example() {
+ *   await setUpFastPath("auto"); // before initCompute("auto")
+ * }
  * ```
  * @module
  */
@@ -168,8 +171,10 @@ export type FastPathOutcome =
  *
  * @example
  * ```ts
- * const outcome = await setUpFastPath("auto");
- * // "ready" | "installed" | "advised" | "not-needed"
+ * async function example() {
+ *   const outcome = await setUpFastPath("auto");
+ *   // "ready" | "installed" | "advised" | "not-needed"
+ * }
  * ```
  */
 export async function setUpFastPath(

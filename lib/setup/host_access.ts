@@ -5,9 +5,12 @@
  * @example
  * ```ts
  * import { planInstall } from "./install_plan.ts";
- * const have = installedPackages(["gcc"]); // Set {"gcc"}, or null off Debian
- * const plan = planInstall(have?.has("gcc") ? [] : ["gcc"], probeHost());
- * if (plan.kind === "install") await runInstallSteps(plan.steps);
+ *
+ * async function example() {
+ *   const have = installedPackages(["gcc"]); // Set {"gcc"}, or null off Debian
+ *   const plan = planInstall(have?.has("gcc") ? [] : ["gcc"], probeHost());
+ *   if (plan.kind === "install") await runInstallSteps(plan.steps);
+ * }
  * ```
  * @module
  */
@@ -89,8 +92,10 @@ export interface RunStepsOptions {
  *
  * @example
  * ```ts
- * const failed = await runInstallSteps([["apt-get", "update", "-qq"]]);
- * if (failed) console.error(failed); // "'apt-get update -qq' exited with 100"
+ * async function example() {
+ *   const failed = await runInstallSteps([["apt-get", "update", "-qq"]]);
+ *   if (failed) console.error(failed); // "'apt-get update -qq' exited with 100"
+ * }
  * ```
  */
 export async function runInstallSteps(

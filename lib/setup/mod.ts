@@ -6,7 +6,10 @@
  * @example
  * ```ts
  * import { setUpFastPath } from "./mod.ts";
- * await setUpFastPath("auto"); // installs OpenBLAS + a C compiler, or says how
+ *
+ * async function example() {
+ *   await setUpFastPath("auto"); // installs OpenBLAS + a C compiler, or says how
+ * }
  * ```
  * @module
  */

@@ -14,9 +14,11 @@
  *
  * @example
  * ```ts
- * const store = new GcsStore("gs://my-bucket/runs/exp1");
- * await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
- * await store.list("ckpt-"); // ["ckpt-00000001/state.json"]
+ * async function example() {
+ *   const store = new GcsStore("gs://my-bucket/runs/exp1");
+ *   await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
+ *   await store.list("ckpt-"); // ["ckpt-00000001/state.json"]
+ * }
  * ```
  * @module
  */
@@ -207,8 +209,10 @@ function describe(e: unknown): string {
  *
  * @example
  * ```ts
- * const store = new GcsStore("gs://bucket/run", { apiEndpoint: "http://127.0.0.1:9199" });
- * const bytes = await store.get("ckpt-00000100/manifest.json");
+ * async function example() {
+ *   const store = new GcsStore("gs://bucket/run", { apiEndpoint: "http://127.0.0.1:9199" });
+ *   const bytes = await store.get("ckpt-00000100/manifest.json");
+ * }
  * ```
  */
 export class GcsStore implements CheckpointStore {

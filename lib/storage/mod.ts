@@ -8,8 +8,11 @@
  * @example
  * ```ts
  * import { storeFor } from "./mod.ts";
- * const store = storeFor("gs://my-bucket/runs/exp1"); // or a folder
- * await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
+ *
+ * async function example() {
+ *   const store = storeFor("gs://my-bucket/runs/exp1"); // or a folder
+ *   await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
+ * }
  * ```
  * @module
  */

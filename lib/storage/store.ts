@@ -9,9 +9,13 @@
  *
  * @example
  * ```ts
- * const store = new LocalStore("runs/exp1");
+ * import assert from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/exp1"
+ * const store = new LocalStore(dir);
  * await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
- * await store.list("ckpt-"); // ["ckpt-00000001/state.json"]
+ * assert.deepEqual(await store.list("ckpt-"), ["ckpt-00000001/state.json"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -53,8 +57,10 @@ function joinPath(dir: string, key: string): string {
  *
  * @example
  * ```ts
- * checkStoreKey("ckpt-00000001/model.safetensors"); // ok
- * checkStoreKey("../x"); // throws: invalid key "../x"
+ * function example() {
+ *   checkStoreKey("ckpt-00000001/model.safetensors"); // ok
+ *   checkStoreKey("../x"); // throws: invalid key "../x"
+ * }
  * ```
  */
 export function checkStoreKey(key: string): void {
@@ -70,8 +76,10 @@ export function checkStoreKey(key: string): void {
  *
  * @example
  * ```ts
- * const store = new LocalStore("/tmp/run");
+ * const dir = await Deno.makeTempDir(); // e.g. "/tmp/run"
+ * const store = new LocalStore(dir);
  * await store.put("a/b.bin", new Uint8Array([1]));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class LocalStore implements CheckpointStore {

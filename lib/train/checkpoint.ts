@@ -13,14 +13,17 @@
  * import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
  * import type { TensorDataMap } from "./tensor_data.ts";
  * import { storeFor } from "../storage/location.ts";
- * declare const model: TensorDataMap; // the weights, as host arrays
  *
- * await saveCheckpoint("runs/x", { step: 100, tensors: { model }, state: { step: 100 } });
- * const latest = await latestCheckpoint("runs/x");
- * if (latest) {
- *   const ck = await loadCheckpoint({ store: storeFor("runs/x"), name: latest.name });
+ * async function example(
+ *   model: TensorDataMap, // the weights, as host arrays
+ * ) {
+ *   await saveCheckpoint("runs/x", { step: 100, tensors: { model }, state: { step: 100 } });
+ *   const latest = await latestCheckpoint("runs/x");
+ *   if (latest) {
+ *     const ck = await loadCheckpoint({ store: storeFor("runs/x"), name: latest.name });
+ *   }
+ *   await pruneCheckpoints("runs/x", 3);
  * }
- * await pruneCheckpoints("runs/x", 3);
  * ```
  * @module
  */
@@ -136,13 +139,14 @@ async function deleteFolder(store: CheckpointStore, prefix: string): Promise<voi
  * ```ts
  * import { saveCheckpoint } from "./checkpoint.ts";
  * import type { Rng } from "../util/rng.ts";
- * declare const rng: Rng;
  *
- * await saveCheckpoint("runs/x", {
- *   step: 3,
- *   tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },
- *   state: { rng: rng.state() },
- * });
+ * async function example(rng: Rng) {
+ *   await saveCheckpoint("runs/x", {
+ *     step: 3,
+ *     tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },
+ *     state: { rng: rng.state() },
+ *   });
+ * }
  * ```
  */
 export async function saveCheckpoint(
@@ -381,8 +385,10 @@ export type CheckpointLocation = string | { store: CheckpointStore; name: string
  *
  * @example
  * ```ts
- * const ck = await loadCheckpoint("runs/x/ckpt-00000300");
- * ck.tensors.model; // name -> {shape, data}
+ * async function example() {
+ *   const ck = await loadCheckpoint("runs/x/ckpt-00000300");
+ *   ck.tensors.model; // name -> {shape, data}
+ * }
  * ```
  */
 export async function loadCheckpoint(loc: CheckpointLocation): Promise<LoadedCheckpoint> {

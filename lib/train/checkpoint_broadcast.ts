@@ -18,19 +18,22 @@
  * import type { CheckpointStore } from "../storage/store.ts";
  * import { latestCheckpoint, loadCheckpoint } from "./checkpoint.ts";
  * import { restoreParams } from "./tensor_data.ts";
- * declare const comm: Communicator;
- * declare const params: Params;
- * declare const store: CheckpointStore;
  *
- * const ck = await shareCheckpoint({
- *   comm,
- *   location: store.location,
- *   read: async () => {
- *     const latest = await latestCheckpoint(store);
- *     return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
- *   },
- * });
- * if (ck) restoreParams(params, ck.tensors.model);
+ * async function example(
+ *   comm: Communicator,
+ *   params: Params,
+ *   store: CheckpointStore,
+ * ) {
+ *   const ck = await shareCheckpoint({
+ *     comm,
+ *     location: store.location,
+ *     read: async () => {
+ *       const latest = await latestCheckpoint(store);
+ *       return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
+ *     },
+ *   });
+ *   if (ck) restoreParams(params, ck.tensors.model);
+ * }
  * ```
  * @module
  */
@@ -146,10 +149,14 @@ function unpack(h: Extract<Header, { outcome: "checkpoint" }>, payload: Float32A
  * import type { LoadedCheckpoint } from "./checkpoint.ts";
  * import type { Communicator } from "../data_parallel/comm.ts";
  * import type { CheckpointStore } from "../storage/store.ts";
- * declare const comm: Communicator, store: CheckpointStore;
- * declare function newest(s: CheckpointStore): Promise<LoadedCheckpoint | null>; // rank 0's read
  *
- * const ck = await shareCheckpoint({ comm, location: store.location, read: () => newest(store) });
+ * async function example(
+ *   comm: Communicator,
+ *   store: CheckpointStore,
+ *   newest: (s: CheckpointStore) => Promise<LoadedCheckpoint | null>, // rank 0's read
+ * ) {
+ *   const ck = await shareCheckpoint({ comm, location: store.location, read: () => newest(store) });
+ * }
  * ```
  */
 export async function shareCheckpoint(o: ShareCheckpointOptions): Promise<LoadedCheckpoint | null> {

@@ -10,13 +10,16 @@
  * ```ts
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedAdamW, fusedAdamWActive } from "./fused_adamw.ts";
- * declare const g: tf.Tensor;
- * declare const m: tf.Variable;
- * declare const p: tf.Variable;
- * declare const v: tf.Variable;
  *
- * if (fusedAdamWActive()) {
- *   const [p1, m1, v1] = fusedAdamW(p, g, m, v, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3, sqrtBc2: 0.03, decay: 1 });
+ * function example(
+ *   g: tf.Tensor,
+ *   m: tf.Variable,
+ *   p: tf.Variable,
+ *   v: tf.Variable,
+ * ) {
+ *   if (fusedAdamWActive()) {
+ *     const [p1, m1, v1] = fusedAdamW(p, g, m, v, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3, sqrtBc2: 0.03, decay: 1 });
+ *   }
  * }
  * ```
  * @module
@@ -40,10 +43,16 @@ export type FusedAdamWAttrs = NativeAdamWScalars;
  * @example
  * ```ts
  * import { adamWValues, type FusedAdamWAttrs } from "./fused_adamw.ts";
- * declare const p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array;
- * declare const attrs: FusedAdamWAttrs;
  *
- * const out = adamWValues(p, g, m, v, attrs, (n) => new Float32Array(n));
+ * function example(
+ *   p: Float32Array,
+ *   g: Float32Array,
+ *   m: Float32Array,
+ *   v: Float32Array,
+ *   attrs: FusedAdamWAttrs,
+ * ) {
+ *   const out = adamWValues(p, g, m, v, attrs, (n) => new Float32Array(n));
+ * }
  * ```
  */
 export function adamWValues(

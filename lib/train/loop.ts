@@ -13,25 +13,29 @@
  * import { trainLoop } from "./loop.ts";
  * import { warmupCosine } from "./lr.ts";
  * import type { Params } from "../nn/params.ts";
- * type Batch = { x: tf.Tensor2D; y: tf.Tensor2D };
- * declare const params: Params;
- * declare function forward(p: Params, x: tf.Tensor2D): tf.Tensor2D;
- * declare function mse(a: tf.Tensor, b: tf.Tensor): tf.Scalar;
- * declare function makeBatch(pos: number): Batch;
  *
- * const res = await trainLoop<Batch, number>({
- *   runDir: "runs/mlp",
- *   params,
- *   lossFn: (batch, _rng) => mse(forward(params, batch.x), batch.y),
- *   nextBatch: (pos) => ({ batch: makeBatch(pos), position: pos + 1 }),
- *   initialPosition: 0,
- *   steps: 1000,
- *   lr: warmupCosine({ baseLr: 1e-3, warmupSteps: 50, totalSteps: 1000 }),
- *   seed: 1,
- *   checkpointEvery: 100,
- *   resume: true,
- * });
- * res.dispose();
+ * type Batch = { x: tf.Tensor2D; y: tf.Tensor2D };
+ *
+ * async function example(
+ *   params: Params,
+ *   forward: (p: Params, x: tf.Tensor2D) => tf.Tensor2D,
+ *   mse: (a: tf.Tensor, b: tf.Tensor) => tf.Scalar,
+ *   makeBatch: (pos: number) => Batch,
+ * ) {
+ *   const res = await trainLoop<Batch, number>({
+ *     runDir: "runs/mlp",
+ *     params,
+ *     lossFn: (batch, _rng) => mse(forward(params, batch.x), batch.y),
+ *     nextBatch: (pos) => ({ batch: makeBatch(pos), position: pos + 1 }),
+ *     initialPosition: 0,
+ *     steps: 1000,
+ *     lr: warmupCosine({ baseLr: 1e-3, warmupSteps: 50, totalSteps: 1000 }),
+ *     seed: 1,
+ *     checkpointEvery: 100,
+ *     resume: true,
+ *   });
+ *   res.dispose();
+ * }
  * ```
  * @module
  */
@@ -204,11 +208,14 @@ function positiveInt(name: string, v: number | undefined, dflt: number, min = 1)
  * @example
  * ```ts
  * import { trainLoop, type TrainLoopOptions } from "./loop.ts";
- * declare const o: TrainLoopOptions<unknown, number>; // runDir, params, lossFn, nextBatch
  *
- * const r = await trainLoop({ ...o, initialPosition: 0, steps: 10, seed: 0 });
- * console.log(r.history.at(-1)?.loss);
- * r.dispose();
+ * async function example(
+ *   o: TrainLoopOptions<unknown, number>, // runDir, params, lossFn, nextBatch
+ * ) {
+ *   const r = await trainLoop({ ...o, initialPosition: 0, steps: 10, seed: 0 });
+ *   console.log(r.history.at(-1)?.loss);
+ *   r.dispose();
+ * }
  * ```
  */
 export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainLoopResult<P>> {

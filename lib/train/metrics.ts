@@ -5,10 +5,12 @@
  *
  * @example
  * ```ts
- * const log = new MetricsLog("runs/x/metrics.jsonl");
- * await log.append({ step: 1, loss: 0.5, lr: 1e-4, grad_norm: 1.2 });
- * const rows = await readMetrics("runs/x/metrics.jsonl");
- * await truncateMetrics("runs/x/metrics.jsonl", 100); // keep steps <= 100
+ * async function example() {
+ *   const log = new MetricsLog("runs/x/metrics.jsonl");
+ *   await log.append({ step: 1, loss: 0.5, lr: 1e-4, grad_norm: 1.2 });
+ *   const rows = await readMetrics("runs/x/metrics.jsonl");
+ *   await truncateMetrics("runs/x/metrics.jsonl", 100); // keep steps <= 100
+ * }
  * ```
  * @module
  */
@@ -30,7 +32,9 @@ export interface MetricRecord {
  *
  * @example
  * ```ts
- * await new MetricsLog("m.jsonl").append({ step: 1, loss: 0.3 });
+ * const dir = await Deno.makeTempDir();
+ * await new MetricsLog(`${dir}/m.jsonl`).append({ step: 1, loss: 0.3 });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class MetricsLog {

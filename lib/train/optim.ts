@@ -9,14 +9,17 @@
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { AdamW, clipGradNorm, computeGrads } from "./optim.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params;
- * declare function lossOf(p: Params): tf.Scalar;
  *
- * const opt = new AdamW(params, { weightDecay: 0.01 });
- * const { value, grads } = computeGrads(params, () => lossOf(params));
- * const clipped = clipGradNorm(grads, 1.0);
- * opt.step(clipped.grads, 1e-3);
- * tf.dispose([value, clipped.norm, ...Object.values(grads), ...Object.values(clipped.grads)]);
+ * function example(
+ *   params: Params,
+ *   lossOf: (p: Params) => tf.Scalar,
+ * ) {
+ *   const opt = new AdamW(params, { weightDecay: 0.01 });
+ *   const { value, grads } = computeGrads(params, () => lossOf(params));
+ *   const clipped = clipGradNorm(grads, 1.0);
+ *   opt.step(clipped.grads, 1e-3);
+ *   tf.dispose([value, clipped.norm, ...Object.values(grads), ...Object.values(clipped.grads)]);
+ * }
  * ```
  * @module
  */
@@ -276,9 +279,10 @@ export function clipGradNorm(
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { computeGrads } from "./optim.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params;
  *
- * const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w)));
+ * function example(params: Params) {
+ *   const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w)));
+ * }
  * ```
  */
 export function computeGrads(
@@ -308,12 +312,16 @@ export function computeGrads(
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import type { Params } from "../nn/params.ts";
  * import { computeGrads, GradAccumulator } from "./optim.ts";
- * declare const params: Params, batches: tf.Tensor[];
- * declare function lossOf(batch: tf.Tensor): tf.Scalar;
  *
- * const acc = new GradAccumulator();
- * for (let i = 0; i < 4; i++) acc.add(computeGrads(params, () => lossOf(batches[i])));
- * const { value, grads } = acc.mean(); // caller disposes
+ * function example(
+ *   params: Params,
+ *   batches: tf.Tensor[],
+ *   lossOf: (batch: tf.Tensor) => tf.Scalar,
+ * ) {
+ *   const acc = new GradAccumulator();
+ *   for (let i = 0; i < 4; i++) acc.add(computeGrads(params, () => lossOf(batches[i])));
+ *   const { value, grads } = acc.mean(); // caller disposes
+ * }
  * ```
  */
 export class GradAccumulator {
@@ -377,10 +385,14 @@ export class GradAccumulator {
  * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import type { Params } from "../nn/params.ts";
  * import { accumulateGrads } from "./optim.ts";
- * declare const params: Params, batches: tf.Tensor[];
- * declare function lossOf(batch: tf.Tensor): tf.Scalar;
  *
- * const { value, grads } = accumulateGrads(params, 4, (i) => lossOf(batches[i]));
+ * function example(
+ *   params: Params,
+ *   batches: tf.Tensor[],
+ *   lossOf: (batch: tf.Tensor) => tf.Scalar,
+ * ) {
+ *   const { value, grads } = accumulateGrads(params, 4, (i) => lossOf(batches[i]));
+ * }
  * ```
  */
 export function accumulateGrads(
@@ -418,12 +430,13 @@ export interface EmaState {
  * ```ts
  * import { Ema } from "./optim.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params;
  *
- * const ema = new Ema(params, { decay: 0.999, warmup: true });
- * ema.update(params); // after each optimizer step
- * ema.swapIn(params); // evaluate with averaged weights...
- * ema.swapOut(params); // ...then restore the live ones
+ * function example(params: Params) {
+ *   const ema = new Ema(params, { decay: 0.999, warmup: true });
+ *   ema.update(params); // after each optimizer step
+ *   ema.swapIn(params); // evaluate with averaged weights...
+ *   ema.swapOut(params); // ...then restore the live ones
+ * }
  * ```
  */
 export class Ema {

@@ -124,7 +124,9 @@ interface Entry {
  *
  * @example
  * ```ts
- * const { tensors, metadata } = decodeSafetensors(await Deno.readFile("m.safetensors"), "m");
+ * async function example() {
+ *   const { tensors, metadata } = decodeSafetensors(await Deno.readFile("m.safetensors"), "m");
+ * }
  * ```
  */
 export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): SafetensorsFile {
@@ -169,7 +171,9 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
  *
  * @example
  * ```ts
- * checkSafetensors(await Deno.readFile("ckpt-00000100/model.safetensors"), "ckpt-00000100");
+ * async function example() {
+ *   checkSafetensors(await Deno.readFile("ckpt-00000100/model.safetensors"), "ckpt-00000100");
+ * }
  * ```
  */
 export function checkSafetensors(bytes: Uint8Array, source = "<bytes>"): void {
@@ -349,9 +353,10 @@ export function encodeSafetensors(
  * @example
  * ```ts
  * import { decodeSafetensors, toTensorDataMap } from "./safetensors.ts";
- * declare const bytes: Uint8Array;
  *
- * const weights = toTensorDataMap(decodeSafetensors(bytes));
+ * function example(bytes: Uint8Array) {
+ *   const weights = toTensorDataMap(decodeSafetensors(bytes));
+ * }
  * ```
  */
 export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
@@ -371,7 +376,9 @@ export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
  *
  * @example
  * ```ts
- * const { tensors } = await readSafetensors("runs/x/ckpt-00000100/model.safetensors");
+ * async function example() {
+ *   const { tensors } = await readSafetensors("runs/x/ckpt-00000100/model.safetensors");
+ * }
  * ```
  */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
@@ -383,7 +390,9 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
  *
  * @example
  * ```ts
- * await writeSafetensors("w.safetensors", { w: { shape: [1], data: new Float32Array([1]) } });
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/w.safetensors`, { w: { shape: [1], data: new Float32Array([1]) } });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(

@@ -6,10 +6,11 @@
  * ```ts
  * import { restoreParams, snapshotParams } from "./tensor_data.ts";
  * import type { Params } from "../nn/params.ts";
- * declare const params: Params;
  *
- * const snap = await snapshotParams(params); // name -> {shape, data}
- * restoreParams(params, snap, { source: "ckpt-00000100/model.safetensors" });
+ * async function example(params: Params) {
+ *   const snap = await snapshotParams(params); // name -> {shape, data}
+ *   restoreParams(params, snap, { source: "ckpt-00000100/model.safetensors" });
+ * }
  * ```
  * @module
  */
@@ -35,8 +36,10 @@ export type Params = Record<string, tf.Variable>;
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { snapshotParams } from "./tensor_data.ts";
  *
- * const snap = await snapshotParams({ w: tf.variable(tf.ones([2])) });
- * snap.w.data; // Float32Array [1, 1]
+ * async function example() {
+ *   const snap = await snapshotParams({ w: tf.variable(tf.ones([2])) });
+ *   snap.w.data; // Float32Array [1, 1]
+ * }
  * ```
  */
 export async function snapshotParams(vars: Record<string, tf.Tensor>): Promise<TensorDataMap> {
@@ -67,8 +70,10 @@ export interface RestoreOptions {
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { restoreParams } from "./tensor_data.ts";
  *
- * const p = { w: tf.variable(tf.zeros([2])) };
- * restoreParams(p, { w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * function example() {
+ *   const p = { w: tf.variable(tf.zeros([2])) };
+ *   restoreParams(p, { w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * }
  * ```
  */
 export function restoreParams(

@@ -9,16 +9,18 @@
  * import { captionFollowing } from "./caption_following.ts";
  * import { loadRun } from "../../recipe/generate.ts";
  *
- * const run = await loadRun("runs/default");
- * const r = await captionFollowing(run, {
- *   pairs: "heldout",
- *   n: 8,
- *   guidance: 4,
- *   steps: 25,
- *   scheduler: "dpmpp_2m",
- *   seed: 0,
- * });
- * console.log(r.colorAccuracy, r.shapeAccuracy);
+ * async function example() {
+ *   const run = await loadRun("runs/default");
+ *   const r = await captionFollowing(run, {
+ *     pairs: "heldout",
+ *     n: 8,
+ *     guidance: 4,
+ *     steps: 25,
+ *     scheduler: "dpmpp_2m",
+ *     seed: 0,
+ *   });
+ *   console.log(r.colorAccuracy, r.shapeAccuracy);
+ * }
  * ```
  * @module
  */

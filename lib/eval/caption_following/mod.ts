@@ -9,10 +9,12 @@
  * import { captionFollowing } from "./mod.ts";
  * import { loadRun } from "../../recipe/generate.ts";
  *
- * const run = await loadRun("runs/default");
- * const opts = { n: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 } as const;
- * const r = await captionFollowing(run, { pairs: "heldout", ...opts });
- * console.log(r.colorAccuracy, r.shapeAccuracy);
+ * async function example() {
+ *   const run = await loadRun("runs/default");
+ *   const opts = { n: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 } as const;
+ *   const r = await captionFollowing(run, { pairs: "heldout", ...opts });
+ *   console.log(r.colorAccuracy, r.shapeAccuracy);
+ * }
  * ```
  * @module
  */

@@ -10,15 +10,18 @@
  * ```ts
  * import { wordSwapLoss } from "./word_swap.ts";
  * import { loadRun } from "../../recipe/generate.ts";
- * declare const images: Uint8Array[]; // RGB bytes of the run's image size
  *
- * const run = await loadRun("runs/default");
- * const rows = await wordSwapLoss(run, {
- *   images,
- *   captions: ["a red star", "a blue square"],
- *   swapped: ["a red circle", "a blue star"],
- * });
- * rows.map((r) => `${r.t}: ${r.delta}`);
+ * async function example(
+ *   images: Uint8Array[], // RGB bytes of the run's image size
+ * ) {
+ *   const run = await loadRun("runs/default");
+ *   const rows = await wordSwapLoss(run, {
+ *     images,
+ *     captions: ["a red star", "a blue square"],
+ *     swapped: ["a red circle", "a blue star"],
+ *   });
+ *   rows.map((r) => `${r.t}: ${r.delta}`);
+ * }
  * ```
  * @module
  */

@@ -11,11 +11,14 @@
  * ```ts
  * import { clipScoreWithInterval, formatEstimate } from "./bootstrap.ts";
  * import type { FeatureMatrix } from "./feature_matrix.ts";
- * declare const img: FeatureMatrix; // image embeddings, [n, d]
- * declare const txt: FeatureMatrix; // their prompts' text embeddings, [n, d]
  *
- * const cs = clipScoreWithInterval(img, txt, { resamples: 1000, seed: 0 });
- * console.log(formatEstimate(cs)); // "31.20 [30.85, 31.57] (95% bootstrap, 1000 resamples)"
+ * function example(
+ *   img: FeatureMatrix, // image embeddings, [n, d]
+ *   txt: FeatureMatrix, // their prompts' text embeddings, [n, d]
+ * ) {
+ *   const cs = clipScoreWithInterval(img, txt, { resamples: 1000, seed: 0 });
+ *   console.log(formatEstimate(cs)); // "31.20 [30.85, 31.57] (95% bootstrap, 1000 resamples)"
+ * }
  * ```
  * @module
  */
@@ -119,12 +122,15 @@ export function bootstrap(
  * @example
  * ```ts
  * import { clipScoreWithInterval } from "./bootstrap.ts";
- * declare const d: number;
- * declare const img: Float32Array;
- * declare const n: number;
- * declare const txt: Float32Array;
  *
- * const e = clipScoreWithInterval({ data: img, n, d }, { data: txt, n, d });
+ * function example(
+ *   d: number,
+ *   img: Float32Array,
+ *   n: number,
+ *   txt: Float32Array,
+ * ) {
+ *   const e = clipScoreWithInterval({ data: img, n, d }, { data: txt, n, d });
+ * }
  * ```
  */
 export function clipScoreWithInterval(
@@ -158,12 +164,15 @@ export interface FrechetEstimate extends Estimate {
  * ```ts
  * import { frechetWithInterval } from "./bootstrap.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const feats: Float32Array<ArrayBuffer>; // generated images' features, [n, d]
- * declare const n: number;
- * declare const d: number;
- * declare const refStats: FeatureStats;
  *
- * const e = frechetWithInterval({ data: feats, n, d }, refStats, { resamples: 50 });
+ * function example(
+ *   feats: Float32Array<ArrayBuffer>, // generated images' features, [n, d]
+ *   n: number,
+ *   d: number,
+ *   refStats: FeatureStats,
+ * ) {
+ *   const e = frechetWithInterval({ data: feats, n, d }, refStats, { resamples: 50 });
+ * }
  * ```
  */
 export function frechetWithInterval(

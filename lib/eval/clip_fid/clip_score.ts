@@ -9,12 +9,15 @@
  * @example
  * ```ts
  * import { clipScore } from "./clip_score.ts";
- * declare const d: number;
- * declare const img: Float32Array;
- * declare const n: number;
- * declare const txt: Float32Array;
  *
- * const { score, perImage } = clipScore({ data: img, n, d }, { data: txt, n, d });
+ * function example(
+ *   d: number,
+ *   img: Float32Array,
+ *   n: number,
+ *   txt: Float32Array,
+ * ) {
+ *   const { score, perImage } = clipScore({ data: img, n, d }, { data: txt, n, d });
+ * }
  * ```
  * @module
  */

@@ -10,9 +10,11 @@
  * import { compareFigure, readSweepReport } from "./compare.ts";
  * import { writePlotlyHtml } from "../../plot/mod.ts";
  *
- * const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
- * const reports = await Promise.all(paths.map(readSweepReport));
- * await writePlotlyHtml("compare.html", compareFigure(reports));
+ * async function example() {
+ *   const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
+ *   const reports = await Promise.all(paths.map(readSweepReport));
+ *   await writePlotlyHtml("compare.html", compareFigure(reports));
+ * }
  * ```
  * @module
  */
@@ -42,7 +44,9 @@ export interface SweepReportDoc {
  *
  * @example
  * ```ts
- * const r = await readSweepReport("runs/a/eval/clip_fid.json");
+ * async function example() {
+ *   const r = await readSweepReport("runs/a/eval/clip_fid.json");
+ * }
  * ```
  */
 export async function readSweepReport(path: string): Promise<SweepReportDoc> {
@@ -73,9 +77,11 @@ export async function readSweepReport(path: string): Promise<SweepReportDoc> {
  * ```ts
  * import { assertComparable, readSweepReport } from "./compare.ts";
  *
- * const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
- * const reports = await Promise.all(paths.map(readSweepReport));
- * assertComparable(reports, paths);
+ * async function example() {
+ *   const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
+ *   const reports = await Promise.all(paths.map(readSweepReport));
+ *   assertComparable(reports, paths);
+ * }
  * ```
  */
 export function assertComparable(reports: SweepReportDoc[], names: string[]): void {
@@ -103,10 +109,13 @@ export function assertComparable(reports: SweepReportDoc[], names: string[]): vo
  * @example
  * ```ts
  * import { compareFigure, type SweepReportDoc } from "./compare.ts";
- * declare const a: SweepReportDoc;
- * declare const b: SweepReportDoc;
  *
- * const fig = compareFigure([a, b]);
+ * function example(
+ *   a: SweepReportDoc,
+ *   b: SweepReportDoc,
+ * ) {
+ *   const fig = compareFigure([a, b]);
+ * }
  * ```
  */
 export function compareFigure(reports: SweepReportDoc[], names?: string[]): PlotlyFigure {

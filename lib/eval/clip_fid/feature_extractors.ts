@@ -17,11 +17,12 @@
  * import { kitClipImageExtractor } from "./feature_extractors.ts";
  * import type { RgbImage } from "../../plot/mod.ts";
  * import { loadRun } from "../../recipe/generate.ts";
- * declare const images: RgbImage[];
  *
- * const run = await loadRun("runs/default");
- * const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
- * const feats = await ex.extract(images); // Float32Array, images.length x ex.dim
+ * async function example(images: RgbImage[]) {
+ *   const run = await loadRun("runs/default");
+ *   const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
+ *   const feats = await ex.extract(images); // Float32Array, images.length x ex.dim
+ * }
  * ```
  * @module
  */
@@ -162,8 +163,10 @@ async function weightsDigest(p: Params): Promise<string> {
  * import { kitClipImageExtractor } from "./feature_extractors.ts";
  * import { loadRun } from "../../recipe/generate.ts";
  *
- * const run = await loadRun("runs/default");
- * const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
+ * async function example() {
+ *   const run = await loadRun("runs/default");
+ *   const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
+ * }
  * ```
  */
 export async function kitClipImageExtractor(
@@ -221,7 +224,9 @@ export async function kitClipImageExtractor(
  *
  * @example
  * ```ts
- * const ex = await kitClipImageExtractorFromRun("runs/default");
+ * async function example() {
+ *   const ex = await kitClipImageExtractorFromRun("runs/default");
+ * }
  * ```
  */
 export async function kitClipImageExtractorFromRun(
@@ -262,11 +267,14 @@ export interface ClipTowersExtractor extends FeatureExtractor {
  * import { clipTowersExtractor } from "./feature_extractors.ts";
  * import type { ClipTowers } from "../../inference/clip_towers.ts";
  * import type { RgbImage } from "../../plot/mod.ts";
- * declare const clip: ClipTowers;
- * declare const images: RgbImage[];
  *
- * const ex = await clipTowersExtractor(clip);
- * const feats = await ex.extract(images); // images.length x ex.dim
+ * async function example(
+ *   clip: ClipTowers,
+ *   images: RgbImage[],
+ * ) {
+ *   const ex = await clipTowersExtractor(clip);
+ *   const feats = await ex.extract(images); // images.length x ex.dim
+ * }
  * ```
  */
 export async function clipTowersExtractor(

@@ -6,11 +6,14 @@
  * import { checkFeatureMatrix, FeatureMatrix } from "./feature_matrix.ts";
  * import type { FeatureExtractor } from "./feature_extractors.ts";
  * import type { RgbImage } from "../../plot/mod.ts";
- * declare const extractor: FeatureExtractor;
- * declare const images: RgbImage[];
  *
- * const m: FeatureMatrix = { data: await extractor.extract(images), n: images.length, d: extractor.dim };
- * checkFeatureMatrix(m, "generated");
+ * async function example(
+ *   extractor: FeatureExtractor,
+ *   images: RgbImage[],
+ * ) {
+ *   const m: FeatureMatrix = { data: await extractor.extract(images), n: images.length, d: extractor.dim };
+ *   checkFeatureMatrix(m, "generated");
+ * }
  * ```
  * @module
  */

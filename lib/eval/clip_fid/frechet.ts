@@ -17,13 +17,16 @@
  * ```ts
  * import { frechetDistance, frechetDistanceDetailed } from "./frechet.ts";
  * import { featureStats, type FeatureStats } from "./stats.ts";
- * declare const gen: Float32Array; // generated images' features, [n, d]
- * declare const n: number;
- * declare const d: number;
- * declare const reference: FeatureStats;
  *
- * const fid = frechetDistance(featureStats(gen, n, d), reference);
- * const detail = frechetDistanceDetailed(featureStats(gen, n, d), reference); // { distance, eps, ... }
+ * function example(
+ *   gen: Float32Array, // generated images' features, [n, d]
+ *   n: number,
+ *   d: number,
+ *   reference: FeatureStats,
+ * ) {
+ *   const fid = frechetDistance(featureStats(gen, n, d), reference);
+ *   const detail = frechetDistanceDetailed(featureStats(gen, n, d), reference); // { distance, eps, ... }
+ * }
  * ```
  * @module
  */
@@ -142,11 +145,14 @@ function withOffset(s: Float64Array, d: number, eps: number): Float64Array {
  * ```ts
  * import { frechetDistanceDetailed } from "./frechet.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const gen: FeatureStats;
- * declare const ref: FeatureStats;
  *
- * const r = frechetDistanceDetailed(gen, ref);
- * if (r.regularized) console.warn(r.note);
+ * function example(
+ *   gen: FeatureStats,
+ *   ref: FeatureStats,
+ * ) {
+ *   const r = frechetDistanceDetailed(gen, ref);
+ *   if (r.regularized) console.warn(r.note);
+ * }
  * ```
  */
 export function frechetDistanceDetailed(

@@ -15,9 +15,11 @@
  *
  * @example
  * ```ts
- * const skipped: SkippedImage[] = [];
- * const img = await readImageOrSkip("data/coco/val2014/COCO_val2014_000000000042.jpg", skipped);
- * if (img === null) console.warn(skipped.at(-1));
+ * async function example() {
+ *   const skipped: SkippedImage[] = [];
+ *   const img = await readImageOrSkip("data/coco/val2014/COCO_val2014_000000000042.jpg", skipped);
+ *   if (img === null) console.warn(skipped.at(-1));
+ * }
  * ```
  * @module
  */
@@ -59,7 +61,9 @@ export class CorruptImageError extends Error {
  *
  * @example
  * ```ts
- * sniffImageFormat(await Deno.readFile("a.jpg")); // "jpeg"
+ * async function example() {
+ *   sniffImageFormat(await Deno.readFile("a.jpg")); // "jpeg"
+ * }
  * ```
  */
 export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
@@ -74,7 +78,9 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
  *
  * @example
  * ```ts
- * const img = decodeImageRgb(await Deno.readFile("a.png"), "a.png");
+ * async function example() {
+ *   const img = decodeImageRgb(await Deno.readFile("a.png"), "a.png");
+ * }
  * ```
  */
 export function decodeImageRgb(bytes: Uint8Array, path: string): RgbInput {
@@ -98,7 +104,9 @@ export function decodeImageRgb(bytes: Uint8Array, path: string): RgbInput {
  *
  * @example
  * ```ts
- * const img = await readImageRgb("data/coco/val2017/000000000139.jpg");
+ * async function example() {
+ *   const img = await readImageRgb("data/coco/val2017/000000000139.jpg");
+ * }
  * ```
  */
 export async function readImageRgb(path: string): Promise<RgbInput> {
@@ -117,8 +125,10 @@ export async function readImageRgb(path: string): Promise<RgbInput> {
  *
  * @example
  * ```ts
- * const skipped: SkippedImage[] = [];
- * const img = await readImageOrSkip("a.jpg", skipped); // null + skipped[0].path === "a.jpg" if corrupt
+ * async function example() {
+ *   const skipped: SkippedImage[] = [];
+ *   const img = await readImageOrSkip("a.jpg", skipped); // null + skipped[0].path === "a.jpg" if corrupt
+ * }
  * ```
  */
 export async function readImageOrSkip(

@@ -37,11 +37,12 @@
  * ```ts
  * import { inceptionOnnxExtractor } from "./inception_onnx.ts";
  * import type { RgbInput } from "./feature_extractors.ts";
- * declare const images: RgbInput[];
  *
- * const ex = await inceptionOnnxExtractor("data/models/pt_inception-2015-12-05.onnx");
- * const feats = await ex.extract(images); // Float32Array, images.length x 2048
- * await ex.release();
+ * async function example(images: RgbInput[]) {
+ *   const ex = await inceptionOnnxExtractor("data/models/pt_inception-2015-12-05.onnx");
+ *   const feats = await ex.extract(images); // Float32Array, images.length x 2048
+ *   await ex.release();
+ * }
  * ```
  * @module
  */
@@ -416,8 +417,10 @@ function fillInput(
  *
  * @example
  * ```ts
- * const ex = await inceptionOnnxExtractor("pt_inception-2015-12-05.onnx", { resize: "clean" });
- * ex.name; // "inception-v3-pool3-1a2b3c4d"
+ * async function example() {
+ *   const ex = await inceptionOnnxExtractor("pt_inception-2015-12-05.onnx", { resize: "clean" });
+ *   ex.name; // "inception-v3-pool3-1a2b3c4d"
+ * }
  * ```
  */
 export async function inceptionOnnxExtractor(

@@ -11,11 +11,14 @@
  * ```ts
  * import { kernelInceptionDistance } from "./kid.ts";
  * import type { FeatureMatrix } from "./feature_matrix.ts";
- * declare const gen: FeatureMatrix;
- * declare const ref: FeatureMatrix;
  *
- * const r = kernelInceptionDistance(gen, ref, { subsets: 100, subsetSize: 1000, seed: 0 });
- * console.log(r.mean, r.std);
+ * function example(
+ *   gen: FeatureMatrix,
+ *   ref: FeatureMatrix,
+ * ) {
+ *   const r = kernelInceptionDistance(gen, ref, { subsets: 100, subsetSize: 1000, seed: 0 });
+ *   console.log(r.mean, r.std);
+ * }
  * ```
  * @module
  */
@@ -93,10 +96,13 @@ export function mmdPolynomial(x: Float64Array, y: Float64Array, m: number, d: nu
  * @example
  * ```ts
  * import { kernelInceptionDistance } from "./kid.ts";
- * declare const a: Float32Array; // 500 x 64 features
- * declare const b: Float32Array; // 800 x 64 features
  *
- * kernelInceptionDistance({ data: a, n: 500, d: 64 }, { data: b, n: 800, d: 64 }, { subsets: 50 });
+ * function example(
+ *   a: Float32Array, // 500 x 64 features
+ *   b: Float32Array, // 800 x 64 features
+ * ) {
+ *   kernelInceptionDistance({ data: a, n: 500, d: 64 }, { data: b, n: 800, d: 64 }, { subsets: 50 });
+ * }
  * ```
  */
 export function kernelInceptionDistance(

@@ -9,11 +9,16 @@
  * @example
  * ```ts
  * import { featureStats, frechetDistance } from "./mod.ts";
- * declare const gen: Float32Array; // [n, d] features of generated images
- * declare const ref: Float32Array; // [m, d] features of reference images
- * declare const n: number, m: number, d: number;
  *
- * const fid = frechetDistance(featureStats(gen, n, d), featureStats(ref, m, d));
+ * function example(
+ *   gen: Float32Array, // [n, d] features of generated images
+ *   ref: Float32Array, // [m, d] features of reference images
+ *   n: number,
+ *   m: number,
+ *   d: number,
+ * ) {
+ *   const fid = frechetDistance(featureStats(gen, n, d), featureStats(ref, m, d));
+ * }
  * ```
  * @module
  */

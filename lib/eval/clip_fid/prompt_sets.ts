@@ -119,9 +119,10 @@ export interface CocoPair {
  * @example
  * ```ts
  * import { parseCocoCaptions } from "./prompt_sets.ts";
- * declare const path: string;
  *
- * const pairs = parseCocoCaptions(await Deno.readTextFile(path), path);
+ * async function example(path: string) {
+ *   const pairs = parseCocoCaptions(await Deno.readTextFile(path), path);
+ * }
  * ```
  */
 export function parseCocoCaptions(text: string, source: string): CocoPair[] {
@@ -214,7 +215,9 @@ async function readReferenceImage(
  *
  * @example
  * ```ts
- * const set = await cocoPromptSet("captions_val2017.json", "val2017", { count: 1000, seed: 0, prefix: "A photograph of " });
+ * async function example() {
+ *   const set = await cocoPromptSet("captions_val2017.json", "val2017", { count: 1000, seed: 0, prefix: "A photograph of " });
+ * }
  * ```
  */
 export async function cocoPromptSet(
@@ -261,7 +264,9 @@ export async function cocoPromptSet(
  *
  * @example
  * ```ts
- * const set = await textPromptSet("prompts.txt", { count: 100, seed: 0 });
+ * async function example() {
+ *   const set = await textPromptSet("prompts.txt", { count: 100, seed: 0 });
+ * }
  * ```
  */
 export async function textPromptSet(path: string, o: PromptSetOptions): Promise<PromptSet> {
@@ -299,7 +304,9 @@ export interface PartiFilter {
  *
  * @example
  * ```ts
- * const set = await partiPromptSet("PartiPrompts.tsv", { count: 200, seed: 0 }, { category: "Animals" });
+ * async function example() {
+ *   const set = await partiPromptSet("PartiPrompts.tsv", { count: 200, seed: 0 }, { category: "Animals" });
+ * }
  * ```
  */
 export async function partiPromptSet(
@@ -384,7 +391,9 @@ export function parsePromptSpec(
  *
  * @example
  * ```ts
- * const set = await promptSetFromSpec("text:prompts.txt", { count: 10, seed: 0 });
+ * async function example() {
+ *   const set = await promptSetFromSpec("text:prompts.txt", { count: 10, seed: 0 });
+ * }
  * ```
  */
 export function promptSetFromSpec(spec: string, o: PromptSetOptions): Promise<PromptSet> {

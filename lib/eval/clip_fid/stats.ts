@@ -17,7 +17,10 @@
  * acc.add(new Float32Array([0, 0, 2, 2]), 2);
  * acc.add(new Float32Array([4, 8]), 1);
  * const all = featureStats(new Float32Array([0, 0, 2, 2, 4, 8]), 3, 2);
- * assert.deepEqual(acc.stats(), all); // same as one batch
+ * const merged = acc.stats(); // same as one batch, up to rounding
+ * assert.equal(merged.n, all.n);
+ * merged.mu.forEach((v, i) => assert.ok(Math.abs(v - all.mu[i]) < 1e-12));
+ * merged.sigma.forEach((v, i) => assert.ok(Math.abs(v - all.sigma[i]) < 1e-12));
  * ```
  * @module
  */
@@ -140,11 +143,14 @@ export class FeatureStatsAccumulator {
    * import type { FeatureStatsAccumulator } from "./stats.ts";
    * import type { FeatureExtractor } from "./feature_extractors.ts";
    * import type { RgbImage } from "../../plot/mod.ts";
-   * declare const acc: FeatureStatsAccumulator;
-   * declare const extractor: FeatureExtractor;
-   * declare const images: RgbImage[];
    *
-   * acc.add(await extractor.extract(images), images.length);
+   * async function example(
+   *   acc: FeatureStatsAccumulator,
+   *   extractor: FeatureExtractor,
+   *   images: RgbImage[],
+   * ) {
+   *   acc.add(await extractor.extract(images), images.length);
+   * }
    * ```
    */
   add(features: Float32Array | Float64Array, n: number): this {
@@ -230,9 +236,10 @@ export class FeatureStatsAccumulator {
    * @example
    * ```ts
    * import type { FeatureStatsAccumulator } from "./stats.ts";
-   * declare const acc: FeatureStatsAccumulator;
    *
-   * const st = acc.state();
+   * function example(acc: FeatureStatsAccumulator) {
+   *   const st = acc.state();
+   * }
    * ```
    */
   state(): FeatureStatsState {
@@ -245,9 +252,10 @@ export class FeatureStatsAccumulator {
    * @example
    * ```ts
    * import type { FeatureStatsAccumulator } from "./stats.ts";
-   * declare const acc: FeatureStatsAccumulator;
    *
-   * const s = acc.stats();
+   * function example(acc: FeatureStatsAccumulator) {
+   *   const s = acc.stats();
+   * }
    * ```
    */
   stats(): FeatureStats {

@@ -14,11 +14,14 @@
  * import { loadReferenceStats, saveReferenceStats } from "./stats_file.ts";
  * import type { FeatureExtractor } from "./feature_extractors.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const extractor: FeatureExtractor;
- * declare const stats: FeatureStats;
  *
- * await saveReferenceStats("ref.safetensors", stats, { extractor, source: "shapes train 10k" });
- * const ref = await loadReferenceStats("ref.safetensors", extractor); // throws on mismatch
+ * async function example(
+ *   extractor: FeatureExtractor,
+ *   stats: FeatureStats,
+ * ) {
+ *   await saveReferenceStats("ref.safetensors", stats, { extractor, source: "shapes train 10k" });
+ *   const ref = await loadReferenceStats("ref.safetensors", extractor); // throws on mismatch
+ * }
  * ```
  * @module
  */
@@ -53,10 +56,11 @@ function fail(src: string, msg: string): never {
  * ```ts
  * import { encodeStats } from "./stats_file.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const stats: FeatureStats;
  *
- * const extractor = { name: "inception-v3", preprocessing: "clean 299", dim: 2048 };
- * const bytes = encodeStats(stats, { extractor, source: "ref" });
+ * function example(stats: FeatureStats) {
+ *   const extractor = { name: "inception-v3", preprocessing: "clean 299", dim: 2048 };
+ *   const bytes = encodeStats(stats, { extractor, source: "ref" });
+ * }
  * ```
  */
 export function encodeStats(
@@ -102,9 +106,10 @@ export function encodeStats(
  * @example
  * ```ts
  * import { decodeStats } from "./stats_file.ts";
- * declare const path: string;
  *
- * const s = decodeStats(await Deno.readFile(path), path);
+ * async function example(path: string) {
+ *   const s = decodeStats(await Deno.readFile(path), path);
+ * }
  * ```
  */
 export function decodeStats(bytes: Uint8Array, source = "<bytes>"): StoredStats {
@@ -163,10 +168,13 @@ export function decodeStats(bytes: Uint8Array, source = "<bytes>"): StoredStats 
  * @example
  * ```ts
  * import { assertSameExtractor, type ExtractorIdentity } from "./stats_file.ts";
- * declare const stored: { extractor: ExtractorIdentity }; // a decoded stats file
- * declare const extractor: ExtractorIdentity; // the one in use now
  *
- * assertSameExtractor(stored.extractor, extractor, "ref.safetensors");
+ * function example(
+ *   stored: { extractor: ExtractorIdentity }, // a decoded stats file
+ *   extractor: ExtractorIdentity, // the one in use now
+ * ) {
+ *   assertSameExtractor(stored.extractor, extractor, "ref.safetensors");
+ * }
  * ```
  */
 export function assertSameExtractor(
@@ -199,10 +207,13 @@ export function assertSameExtractor(
  * import { saveReferenceStats } from "./stats_file.ts";
  * import type { FeatureExtractor } from "./feature_extractors.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const extractor: FeatureExtractor;
- * declare const stats: FeatureStats;
  *
- * await saveReferenceStats("runs/x/eval/ref.safetensors", stats, { extractor });
+ * async function example(
+ *   extractor: FeatureExtractor,
+ *   stats: FeatureStats,
+ * ) {
+ *   await saveReferenceStats("runs/x/eval/ref.safetensors", stats, { extractor });
+ * }
  * ```
  */
 export async function saveReferenceStats(
@@ -220,9 +231,10 @@ export async function saveReferenceStats(
  * ```ts
  * import { loadReferenceStats } from "./stats_file.ts";
  * import type { FeatureExtractor } from "./feature_extractors.ts";
- * declare const extractor: FeatureExtractor;
  *
- * const ref = await loadReferenceStats("ref.safetensors", extractor);
+ * async function example(extractor: FeatureExtractor) {
+ *   const ref = await loadReferenceStats("ref.safetensors", extractor);
+ * }
  * ```
  */
 export async function loadReferenceStats(
@@ -248,10 +260,13 @@ export async function loadReferenceStats(
  * ```ts
  * import { cachedReferenceStats, type ExtractorIdentity } from "./stats_file.ts";
  * import type { FeatureStats } from "./stats.ts";
- * declare const extractor: ExtractorIdentity;
- * declare function statsOfDataset(): Promise<FeatureStats>;
  *
- * const ref = await cachedReferenceStats("ref.safetensors", extractor, () => statsOfDataset());
+ * async function example(
+ *   extractor: ExtractorIdentity,
+ *   statsOfDataset: () => Promise<FeatureStats>,
+ * ) {
+ *   const ref = await cachedReferenceStats("ref.safetensors", extractor, () => statsOfDataset());
+ * }
  * ```
  */
 export async function cachedReferenceStats(

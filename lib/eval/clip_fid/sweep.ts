@@ -15,10 +15,12 @@
  * import { guidanceSweep, writeSweepOutputs } from "./sweep.ts";
  * import { heldoutPromptSet } from "./prompt_sets.ts";
  *
- * const set = heldoutPromptSet({ count: 64, seed: 0, size: 32 });
- * const r = await guidanceSweep({ runDir: "runs/default", promptSet: set, checkpoints: "all",
- *   guidance: [1, 2, 4], n: 64, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
- * await writeSweepOutputs(r, "runs/default/eval");
+ * async function example() {
+ *   const set = heldoutPromptSet({ count: 64, seed: 0, size: 32 });
+ *   const r = await guidanceSweep({ runDir: "runs/default", promptSet: set, checkpoints: "all",
+ *     guidance: [1, 2, 4], n: 64, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
+ *   await writeSweepOutputs(r, "runs/default/eval");
+ * }
  * ```
  * @module
  */
@@ -188,7 +190,9 @@ export function parseCheckpointSelector(s: string): CheckpointSelector {
  *
  * @example
  * ```ts
- * const refs = await resolveCheckpoints("runs/default", "all");
+ * async function example() {
+ *   const refs = await resolveCheckpoints("runs/default", "all");
+ * }
  * ```
  */
 export async function resolveCheckpoints(
@@ -282,18 +286,19 @@ async function readCache(path: string, key: string): Promise<Record<string, Floa
  * ```ts
  * import { guidanceSweep } from "./sweep.ts";
  * import type { PromptSet } from "./prompt_sets.ts";
- * declare const set: PromptSet;
  *
- * const r = await guidanceSweep({
- *   runDir: "runs/tiny",
- *   promptSet: set,
- *   checkpoints: "latest",
- *   guidance: [1, 3],
- *   n: 16,
- *   steps: 8,
- *   scheduler: "dpmpp_2m",
- *   seed: 0,
- * });
+ * async function example(set: PromptSet) {
+ *   const r = await guidanceSweep({
+ *     runDir: "runs/tiny",
+ *     promptSet: set,
+ *     checkpoints: "latest",
+ *     guidance: [1, 3],
+ *     n: 16,
+ *     steps: 8,
+ *     scheduler: "dpmpp_2m",
+ *     seed: 0,
+ *   });
+ * }
  * ```
  */
 export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
@@ -538,9 +543,10 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
  * ```ts
  * import { type SweepResult, sweepReport } from "./sweep.ts";
  * import { writeJsonAtomic } from "../../util/atomic.ts";
- * declare const result: SweepResult;
  *
- * await writeJsonAtomic("clip_fid.json", sweepReport(result, { protocol: "default" }));
+ * async function example(result: SweepResult) {
+ *   await writeJsonAtomic("clip_fid.json", sweepReport(result, { protocol: "default" }));
+ * }
  * ```
  */
 export function sweepReport(
@@ -586,9 +592,10 @@ export function sweepReport(
  * ```ts
  * import { sweepFigure, type SweepResult } from "./sweep.ts";
  * import { writePlotlyHtml } from "../../plot/mod.ts";
- * declare const result: SweepResult;
  *
- * await writePlotlyHtml("clip_fid.html", sweepFigure(result));
+ * async function example(result: SweepResult) {
+ *   await writePlotlyHtml("clip_fid.html", sweepFigure(result));
+ * }
  * ```
  */
 export function sweepFigure(r: SweepResult): PlotlyFigure {
@@ -640,9 +647,10 @@ export function sweepFigure(r: SweepResult): PlotlyFigure {
  * @example
  * ```ts
  * import { type SweepResult, writeSweepOutputs } from "./sweep.ts";
- * declare const result: SweepResult;
  *
- * const { json, html } = await writeSweepOutputs(result, "runs/default/eval");
+ * async function example(result: SweepResult) {
+ *   const { json, html } = await writeSweepOutputs(result, "runs/default/eval");
+ * }
  * ```
  */
 export async function writeSweepOutputs(

@@ -16,10 +16,12 @@
  * ```ts
  * import { analyzeStudy, ingestResponses } from "./mod.ts";
  *
- * const text = await Deno.readTextFile("answers.csv");
- * const ing = ingestResponses(text, { source: "answers.csv" });
- * const summary = analyzeStudy(ing, { seed: 0 }); // prompt-cluster bootstrap intervals
- * summary.comparisons[0].sections[0]; // { kind: "overall", winRate: 0.63, interval: {...}, ... }
+ * async function example() {
+ *   const text = await Deno.readTextFile("answers.csv");
+ *   const ing = ingestResponses(text, { source: "answers.csv" });
+ *   const summary = analyzeStudy(ing, { seed: 0 }); // prompt-cluster bootstrap intervals
+ *   summary.comparisons[0].sections[0]; // { kind: "overall", winRate: 0.63, interval: {...}, ... }
+ * }
  * ```
  * @module
  */
@@ -335,9 +337,10 @@ function sectionStats(
  * ```ts
  * import { analyzeComparison } from "./analyze.ts";
  * import type { Judgement } from "./ingest.ts";
- * declare const judgementsOfOnePair: Judgement[];
  *
- * const sections = analyzeComparison(judgementsOfOnePair, { seed: 0 }, 0);
+ * function example(judgementsOfOnePair: Judgement[]) {
+ *   const sections = analyzeComparison(judgementsOfOnePair, { seed: 0 }, 0);
+ * }
  * ```
  */
 export function analyzeComparison(
@@ -372,9 +375,10 @@ export function analyzeComparison(
  * ```ts
  * import { bradleyTerrySummary } from "./analyze.ts";
  * import type { Judgement } from "./ingest.ts";
- * declare const judgements: Judgement[];
  *
- * bradleyTerrySummary(judgements, { btReps: 200, seed: 0 }).strengths;
+ * function example(judgements: Judgement[]) {
+ *   bradleyTerrySummary(judgements, { btReps: 200, seed: 0 }).strengths;
+ * }
  * ```
  */
 export function bradleyTerrySummary(
@@ -444,9 +448,10 @@ function itemCounts(byComparison: Map<string, Judgement[]>): Map<string, number[
  * ```ts
  * import { agreementSummary } from "./analyze.ts";
  * import type { Judgement } from "./ingest.ts";
- * declare const judgements: Judgement[];
  *
- * agreementSummary(judgements).krippendorffAlpha;
+ * function example(judgements: Judgement[]) {
+ *   agreementSummary(judgements).krippendorffAlpha;
+ * }
  * ```
  */
 export function agreementSummary(judgements: readonly Judgement[]): AgreementSummary {
@@ -466,9 +471,10 @@ export function agreementSummary(judgements: readonly Judgement[]): AgreementSum
  * ```ts
  * import { raterStats } from "./analyze.ts";
  * import type { Judgement } from "./ingest.ts";
- * declare const judgements: Judgement[];
  *
- * raterStats(judgements).filter((r) => r.leftBiasP < 0.01);
+ * function example(judgements: Judgement[]) {
+ *   raterStats(judgements).filter((r) => r.leftBiasP < 0.01);
+ * }
  * ```
  */
 export function raterStats(
@@ -526,9 +532,10 @@ export function raterStats(
  * ```ts
  * import { analyzeJudgements } from "./analyze.ts";
  * import type { Judgement } from "./ingest.ts";
- * declare const judgements: Judgement[];
  *
- * const a = analyzeJudgements(judgements, { method: "bootstrap", seed: 0 });
+ * function example(judgements: Judgement[]) {
+ *   const a = analyzeJudgements(judgements, { method: "bootstrap", seed: 0 });
+ * }
  * ```
  */
 export function analyzeJudgements(
@@ -582,8 +589,10 @@ export interface StudySummary extends Analysis {
  * import { analyzeStudy } from "./analyze.ts";
  * import { ingestResponses } from "./ingest.ts";
  *
- * const text = await Deno.readTextFile("a.csv");
- * const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
+ * async function example() {
+ *   const text = await Deno.readTextFile("a.csv");
+ *   const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
+ * }
  * ```
  */
 export function analyzeStudy(ingest: IngestResult, opts: AnalysisOptions = {}): StudySummary {

@@ -45,9 +45,10 @@ export interface BradleyTerryFit {
  * @example
  * ```ts
  * import { type Game, fitBradleyTerry } from "./bradley_terry.ts";
- * declare const games: Game[];
  *
- * fitBradleyTerry(["x", "y"], games, { prior: 0.5 }).strengths.x;
+ * function example(games: Game[]) {
+ *   fitBradleyTerry(["x", "y"], games, { prior: 0.5 }).strengths.x;
+ * }
  * ```
  */
 export function fitBradleyTerry(

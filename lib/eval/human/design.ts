@@ -17,7 +17,9 @@
  *
  * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
  * const tasks = designStudy(prompts, { models: ["xgen", "sd15", "sd21"], trials: 6, seed: 1 });
- * await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/tasks.csv`, tasksToCsv(tasks));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -126,9 +128,10 @@ export function resolvePairs(
  * import { stratifiedSubsample } from "./design.ts";
  * import type { Prompt } from "./prompts.ts";
  * import { Rng } from "../../util/rng.ts";
- * declare const prompts: Prompt[];
  *
- * stratifiedSubsample(prompts, { by: "category", perGroup: 10 }, Rng.stream(0));
+ * function example(prompts: Prompt[]) {
+ *   stratifiedSubsample(prompts, { by: "category", perGroup: 10 }, Rng.stream(0));
+ * }
  * ```
  */
 export function stratifiedSubsample(
@@ -164,10 +167,11 @@ function imagePath(template: string, model: string, promptId: string, trial: num
  * ```ts
  * import { designStudy } from "./design.ts";
  * import type { Prompt } from "./prompts.ts";
- * declare const prompts: Prompt[];
  *
- * const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
- * tasks.filter((t) => t.is_check).length; // about 5% of the real items
+ * function example(prompts: Prompt[]) {
+ *   const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
+ *   tasks.filter((t) => t.is_check).length; // about 5% of the real items
+ * }
  * ```
  */
 export function designStudy(prompts: readonly Prompt[], opts: DesignOptions): Task[] {
@@ -254,9 +258,10 @@ export function designStudy(prompts: readonly Prompt[], opts: DesignOptions): Ta
  * @example
  * ```ts
  * import { type Task, tasksToCsv } from "./design.ts";
- * declare const tasks: Task[];
  *
- * await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
+ * async function example(tasks: Task[]) {
+ *   await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
+ * }
  * ```
  */
 export function tasksToCsv(tasks: readonly Task[]): string {
@@ -269,9 +274,10 @@ export function tasksToCsv(tasks: readonly Task[]): string {
  * @example
  * ```ts
  * import { type Task, tasksToJsonl } from "./design.ts";
- * declare const tasks: Task[];
  *
- * await Deno.writeTextFile("tasks.jsonl", tasksToJsonl(tasks));
+ * async function example(tasks: Task[]) {
+ *   await Deno.writeTextFile("tasks.jsonl", tasksToJsonl(tasks));
+ * }
  * ```
  */
 export function tasksToJsonl(tasks: readonly Task[]): string {
@@ -285,7 +291,9 @@ export function tasksToJsonl(tasks: readonly Task[]): string {
  *
  * @example
  * ```ts
- * const tasks = parseTasks(await Deno.readTextFile("out/tasks.jsonl"), "out/tasks.jsonl");
+ * async function example() {
+ *   const tasks = parseTasks(await Deno.readTextFile("out/tasks.jsonl"), "out/tasks.jsonl");
+ * }
  * ```
  */
 export function parseTasks(text: string, source: string): Task[] {

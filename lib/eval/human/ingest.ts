@@ -11,10 +11,12 @@
  *
  * @example
  * ```ts
- * const r = ingestResponses(await Deno.readTextFile("Batch_123_batch_results.csv"), {
- *   source: "Batch_123_batch_results.csv",
- * });
- * r.judgements.length; r.errors; // [{ line: 17, message: "choice: expected left, right or tie, got \"\"" }]
+ * async function example() {
+ *   const r = ingestResponses(await Deno.readTextFile("Batch_123_batch_results.csv"), {
+ *     source: "Batch_123_batch_results.csv",
+ *   });
+ *   r.judgements.length; r.errors; // [{ line: 17, message: "choice: expected left, right or tie, got \"\"" }]
+ * }
  * ```
  * @module
  */
@@ -120,10 +122,11 @@ export interface UnknownPrompts {
  * @example
  * ```ts
  * import { describeUnknownPrompts, type IngestResult } from "./ingest.ts";
- * declare const r: IngestResult;
  *
- * describeUnknownPrompts(r.unknownPrompts!);
- * // '3 answers (2 prompts) are not in the prompts file p.tsv, ...: "a dog" (line 6), ...'
+ * function example(r: IngestResult) {
+ *   describeUnknownPrompts(r.unknownPrompts!);
+ *   // '3 answers (2 prompts) are not in the prompts file p.tsv, ...: "a dog" (line 6), ...'
+ * }
  * ```
  */
 export function describeUnknownPrompts(u: UnknownPrompts): string {
@@ -269,9 +272,10 @@ function toAnswer(
  * @example
  * ```ts
  * import { type Answer, toJudgement } from "./ingest.ts";
- * declare const answer: Answer;
  *
- * toJudgement({ ...answer, model_a: "x", model_b: "y", left: "y", choice: "left" }).score; // 0
+ * function example(answer: Answer) {
+ *   toJudgement({ ...answer, model_a: "x", model_b: "y", left: "y", choice: "left" }).score; // 0
+ * }
  * ```
  */
 export function toJudgement(a: Answer): Judgement {
@@ -363,11 +367,12 @@ function rowsOf(
  * ```ts
  * import { ingestResponses } from "./ingest.ts";
  * import type { Task } from "./design.ts";
- * declare const tasks: Task[];
  *
- * const text = await Deno.readTextFile("answers.jsonl");
- * const r = ingestResponses(text, { source: "answers.jsonl", design: tasks });
- * console.log(r.counts); // { rows, parseErrors, rejected, checks, checksFailed, ... }
+ * async function example(tasks: Task[]) {
+ *   const text = await Deno.readTextFile("answers.jsonl");
+ *   const r = ingestResponses(text, { source: "answers.jsonl", design: tasks });
+ *   console.log(r.counts); // { rows, parseErrors, rejected, checks, checksFailed, ... }
+ * }
  * ```
  */
 export function ingestResponses(text: string, opts: IngestOptions): IngestResult {

@@ -112,7 +112,9 @@ export function isUrl(s: string): boolean {
  *
  * @example
  * ```ts
- * const list = await loadPrompts(PARTI_PROMPTS_URL); // needs network
+ * async function example() {
+ *   const list = await loadPrompts(PARTI_PROMPTS_URL); // needs network
+ * }
  * ```
  */
 export async function loadPrompts(

@@ -9,11 +9,12 @@
  * import type { StudySummary } from "./analyze.ts";
  * import { plotlyMime } from "../../plot/mod.ts";
  * import { writeTextAtomic } from "../../util/atomic.ts";
- * declare const summary: StudySummary;
  *
- * const figs = studyFigures(summary);
- * await Deno.jupyter.display(plotlyMime(figs.category), { raw: true });
- * await writeTextAtomic("out/report.html", reportHtml(summary));
+ * async function example(summary: StudySummary) {
+ *   const figs = studyFigures(summary);
+ *   await Deno.jupyter.display(plotlyMime(figs.category), { raw: true });
+ *   await writeTextAtomic("out/report.html", reportHtml(summary));
+ * }
  * ```
  * @module
  */
@@ -30,9 +31,10 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
  * ```ts
  * import { winRateFigure } from "./report.ts";
  * import type { Analysis } from "./analyze.ts";
- * declare const analysis: Analysis;
  *
- * const fig = winRateFigure(analysis, "category");
+ * function example(analysis: Analysis) {
+ *   const fig = winRateFigure(analysis, "category");
+ * }
  * ```
  */
 export function winRateFigure(analysis: Analysis, kind: SectionKind): PlotlyFigure {
@@ -98,9 +100,10 @@ export function winRateFigure(analysis: Analysis, kind: SectionKind): PlotlyFigu
  * ```ts
  * import { bradleyTerryFigure } from "./report.ts";
  * import type { Analysis } from "./analyze.ts";
- * declare const analysis: Analysis;
  *
- * const fig = bradleyTerryFigure(analysis); // null with fewer than three models
+ * function example(analysis: Analysis) {
+ *   const fig = bradleyTerryFigure(analysis); // null with fewer than three models
+ * }
  * ```
  */
 export function bradleyTerryFigure(analysis: Analysis): PlotlyFigure | null {
@@ -143,9 +146,10 @@ export interface StudyFigures {
  * ```ts
  * import { studyFigures } from "./report.ts";
  * import type { Analysis } from "./analyze.ts";
- * declare const analysis: Analysis;
  *
- * const { overall, category, challenge } = studyFigures(analysis);
+ * function example(analysis: Analysis) {
+ *   const { overall, category, challenge } = studyFigures(analysis);
+ * }
  * ```
  */
 export function studyFigures(analysis: Analysis): StudyFigures {
@@ -188,9 +192,10 @@ function table(header: string[], rows: unknown[][]): string {
  * ```ts
  * import { intervalNote } from "./report.ts";
  * import type { Analysis } from "./analyze.ts";
- * declare const analysis: Analysis;
  *
- * intervalNote(analysis); // "Error bars: 95% prompt-cluster bootstrap (2000 replicates, ..."
+ * function example(analysis: Analysis) {
+ *   intervalNote(analysis); // "Error bars: 95% prompt-cluster bootstrap (2000 replicates, ..."
+ * }
  * ```
  */
 export function intervalNote(analysis: Analysis): string {
@@ -226,9 +231,10 @@ export function intervalNote(analysis: Analysis): string {
  * ```ts
  * import { summaryText } from "./report.ts";
  * import type { Analysis } from "./analyze.ts";
- * declare const analysis: Analysis;
  *
- * console.log(summaryText(analysis));
+ * function example(analysis: Analysis) {
+ *   console.log(summaryText(analysis));
+ * }
  * ```
  */
 export function summaryText(
@@ -261,9 +267,10 @@ export function summaryText(
  * ```ts
  * import { reportHtml } from "./report.ts";
  * import type { StudySummary } from "./analyze.ts";
- * declare const summary: StudySummary;
  *
- * await Deno.writeTextFile("report.html", reportHtml(summary));
+ * async function example(summary: StudySummary) {
+ *   await Deno.writeTextFile("report.html", reportHtml(summary));
+ * }
  * ```
  */
 export function reportHtml(summary: StudySummary): string {

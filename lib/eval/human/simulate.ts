@@ -22,10 +22,11 @@
  * ```ts
  * import { answersToMturkCsv, simulateAnswers } from "./simulate.ts";
  * import type { Task } from "./design.ts";
- * declare const tasks: Task[];
  *
- * const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
- * await Deno.writeTextFile("answers.csv", answersToMturkCsv(sim));
+ * async function example(tasks: Task[]) {
+ *   const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
+ *   await Deno.writeTextFile("answers.csv", answersToMturkCsv(sim));
+ * }
  * ```
  * @module
  */
@@ -139,9 +140,10 @@ export function betaDeviate(rng: Rng, a: number, b: number): number {
  * ```ts
  * import { simulateAnswers } from "./simulate.ts";
  * import type { Task } from "./design.ts";
- * declare const tasks: Task[];
  *
- * const answers = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * function example(tasks: Task[]) {
+ *   const answers = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * }
  * ```
  */
 export function simulateAnswers(
@@ -205,9 +207,10 @@ export const ANSWER_COLUMNS = [...TASK_COLUMNS, "rater", "choice"] as const;
  * @example
  * ```ts
  * import { answersToCsv, type SimulatedAnswer } from "./simulate.ts";
- * declare const sim: SimulatedAnswer[];
  *
- * await Deno.writeTextFile("answers.csv", answersToCsv(sim));
+ * async function example(sim: SimulatedAnswer[]) {
+ *   await Deno.writeTextFile("answers.csv", answersToCsv(sim));
+ * }
  * ```
  */
 export function answersToCsv(answers: readonly SimulatedAnswer[]): string {
@@ -220,9 +223,10 @@ export function answersToCsv(answers: readonly SimulatedAnswer[]): string {
  * @example
  * ```ts
  * import { answersToJsonl, type SimulatedAnswer } from "./simulate.ts";
- * declare const sim: SimulatedAnswer[];
  *
- * await Deno.writeTextFile("answers.jsonl", answersToJsonl(sim));
+ * async function example(sim: SimulatedAnswer[]) {
+ *   await Deno.writeTextFile("answers.jsonl", answersToJsonl(sim));
+ * }
  * ```
  */
 export function answersToJsonl(answers: readonly SimulatedAnswer[]): string {
@@ -240,9 +244,10 @@ export function answersToJsonl(answers: readonly SimulatedAnswer[]): string {
  * @example
  * ```ts
  * import { answersToMturkCsv, type SimulatedAnswer } from "./simulate.ts";
- * declare const sim: SimulatedAnswer[];
  *
- * await Deno.writeTextFile("Batch_1_batch_results.csv", answersToMturkCsv(sim));
+ * async function example(sim: SimulatedAnswer[]) {
+ *   await Deno.writeTextFile("Batch_1_batch_results.csv", answersToMturkCsv(sim));
+ * }
  * ```
  */
 export function answersToMturkCsv(answers: readonly SimulatedAnswer[]): string {

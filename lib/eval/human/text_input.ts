@@ -6,11 +6,13 @@
  *
  * @example
  * ```ts
- * escapeExcerpt("\u0000\u0001abc"); // '"\\u0000\\u0001abc"'
- * const text = decodeTextInput(await Deno.readFile("answers.csv"), {
- *   source: "answers.csv",
- *   what: "answers",
- * });
+ * async function example() {
+ *   escapeExcerpt("\u0000\u0001abc"); // '"\\u0000\\u0001abc"'
+ *   const text = decodeTextInput(await Deno.readFile("answers.csv"), {
+ *     source: "answers.csv",
+ *     what: "answers",
+ *   });
+ * }
  * ```
  * @module
  */
@@ -123,7 +125,9 @@ export function decodeTextInput(bytes: Uint8Array, opts: DecodeTextOptions): str
  *
  * @example
  * ```ts
- * const text = await readTextInput("answers.csv", "answers");
+ * async function example() {
+ *   const text = await readTextInput("answers.csv", "answers");
+ * }
  * ```
  */
 export async function readTextInput(path: string, what: string): Promise<string> {
