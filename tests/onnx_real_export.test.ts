@@ -19,24 +19,11 @@ import {
   saveOnnx,
   txt2img,
 } from "../lib/onnx/mod.ts";
-import type { RgbImage } from "../lib/plot/mod.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { levelDiff, readReference } from "./helpers/tiny_sd.ts";
 
 const FIXTURES = new URL("./fixtures/tiny_sd/", import.meta.url).pathname;
 const SESSION = { threads: 1, executionProviders: ["cpu"] } as const;
-
-interface Reference {
-  prompt: string;
-  negative_prompt: string;
-  ids: number[][];
-  scheduler: string;
-  steps: number;
-  guidance: number;
-  latents: { file: string; shape: number[] };
-  image: { file: string; shape: number[] };
-  model_dtype: string;
-  timestep: string;
-}
 
 /**
  * Max level difference allowed against the PyTorch reference. float32: 1 level is rounding of
@@ -49,42 +36,6 @@ interface Reference {
  * kernels (CUDA, ARM) rounds more tensors, hence 3 rather than float32's 2.
  */
 const TOLERANCE: Record<string, number> = { float32: 2, float16: 3 };
-
-async function readReference(dir: string) {
-  const ref = JSON.parse(await Deno.readTextFile(`${dir}/reference.json`)) as Reference;
-  const lat = await Deno.readFile(`${dir}/${ref.latents.file}`);
-  const nchw = new Float32Array(lat.buffer, lat.byteOffset, lat.byteLength / 4);
-  const [n, c, h, w] = ref.latents.shape;
-  const nhwc = new Float32Array(nchw.length);
-  for (let b = 0; b < n; b++) {
-    for (let k = 0; k < c; k++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          nhwc[((b * h + y) * w + x) * c + k] = nchw[((b * c + k) * h + y) * w + x];
-        }
-      }
-    }
-  }
-  const [, H, W] = ref.image.shape;
-  const image: RgbImage = {
-    data: await Deno.readFile(`${dir}/${ref.image.file}`),
-    width: W,
-    height: H,
-  };
-  return { ref, latents: nhwc, image, size: [H, W] as const };
-}
-
-function levelDiff(a: RgbImage, b: RgbImage): { max: number; mean: number } {
-  assert.equal(a.width, b.width);
-  assert.equal(a.height, b.height);
-  let max = 0, sum = 0;
-  for (let k = 0; k < a.data.length; k++) {
-    const d = Math.abs(a.data[k] - b.data[k]);
-    max = Math.max(max, d);
-    sum += d;
-  }
-  return { max, mean: sum / a.data.length };
-}
 
 /** Sample the reference's job on the folder; returns the level difference to its image. */
 async function compareWithReference(dir: string, variant: string) {

@@ -56,9 +56,31 @@ async function exportGraph(
   metadata: Record<string, string>,
   body: (m: OnnxOps) => void,
 ): Promise<Uint8Array> {
-  const g = new OnnxGraph(name);
-  body(new OnnxOps(g, await readParams(p)));
-  return g.toBytes({ ...opts, metadata: { ...metadata, ...(opts.metadata ?? {}) } });
+  const { graph, options } = await buildGraph(name, p, opts, metadata, body);
+  return graph.toBytes(options);
+}
+
+/** {@link exportGraph} before serialising: the graph and the options to save it with. */
+async function buildGraph(
+  name: string,
+  p: Params,
+  opts: OnnxModelOptions,
+  metadata: Record<string, string>,
+  body: (m: OnnxOps) => void,
+): Promise<ExportedGraph> {
+  const graph = new OnnxGraph(name);
+  body(new OnnxOps(graph, await readParams(p)));
+  return { graph, options: { ...opts, metadata: { ...metadata, ...(opts.metadata ?? {}) } } };
+}
+
+/**
+ * An exported model not yet serialised, for models that may pass protobuf's 2 GiB (an SD-sized
+ * UNet): save it with `saveOnnxModel(path, graph, options)`, which moves the weights to an
+ * external-data file when needed.
+ */
+export interface ExportedGraph {
+  graph: OnnxGraph;
+  options: OnnxModelOptions;
 }
 
 /** Options of {@link exportUnet}. */
@@ -97,12 +119,44 @@ export async function exportUnet(
   cfg: UnetConfig,
   opts: ExportUnetOptions = {},
 ): Promise<Uint8Array> {
+  const { graph, options } = await exportUnetGraph(p, cfg, opts);
+  return graph.toBytes(options);
+}
+
+/**
+ * {@link exportUnet} as a graph to save with `saveOnnxModel`, which keeps the weights of an
+ * SD-sized UNet (~3.4 GB in float32) in `model.onnx_data` beside `model.onnx`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { exportUnetGraph } from "./export_models.ts";
+ * import { saveOnnxModel } from "./external_data.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { Rng } from "../util/rng.ts";
+ *
+ * await tf.setBackend("cpu");
+ * const cfg = UNET_PRESETS.tiny;
+ * const { graph, options } = await exportUnetGraph(initUnet(cfg, Rng.stream(0)), cfg);
+ * const dir = await Deno.makeTempDir();
+ * const saved = await saveOnnxModel(`${dir}/model.onnx`, graph, { ...options, externalData: "always" });
+ * assert.deepEqual(saved.files, ["model.onnx_data", "model.onnx"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function exportUnetGraph(
+  p: Params,
+  cfg: UnetConfig,
+  opts: ExportUnetOptions = {},
+): Promise<ExportedGraph> {
   const tDtype = opts.timestepDtype ?? "float32";
   if (tDtype !== "float32" && tDtype !== "int64") {
     throw new Error(`exportUnet: timestepDtype must be "float32" or "int64", got ${tDtype}`);
   }
   const meta = { model: "xgen-kit unet", layout: "NCHW" };
-  return await exportGraph("unet", p, opts, meta, (m) => {
+  return await buildGraph("unet", p, opts, meta, (m) => {
     const x = m.input("sample", "float32", ["batch", cfg.inChannels, "height", "width"], {
       layout: "NCHW",
     });

@@ -19,6 +19,7 @@
  */
 export * from "./schema.ts";
 export * from "./writer.ts";
+export * from "./external_data.ts";
 export * from "./reader.ts";
 export * from "./session.ts";
 export type { ModelSessionOptions, ModelSource, OpenedModel } from "./io_check.ts";
