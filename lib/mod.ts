@@ -9,7 +9,8 @@
  * `setup` (system packages, the cpu-blas fast path), `diffusion` (schedules, samplers, guidance,
  * the image-generator contract), `image` (preprocessing conventions), `models` (UNet, autoencoder,
  * CLIP, tokenizers), `data` (shapes world, webdataset shards), `train` (optimizer, checkpoints,
- * loop), `onnx` (format, sessions, export, the ONNX Stable Diffusion pipeline), `inference`
+ * loop), `onnx` (format, sessions, export, the ONNX Stable Diffusion pipeline), `diffusers`
+ * (diffusers UNet folders in and out), `inference`
  * (best-of-N, touch-ups, upsampling over any image generator), `recipe` (the embedded default:
  * presets, stages, runs, TF.js generation), `evaluation` (`clip_fid`, `human`,
  * `caption_following`), `jobs` (the end-to-end training job) and `cli` (what the commands share:
@@ -41,6 +42,7 @@ export * as models from "./models/mod.ts";
 export * as data from "./data/mod.ts";
 export * as train from "./train/mod.ts";
 export * as onnx from "./onnx/mod.ts";
+export * as diffusers from "./diffusers/mod.ts";
 export * as inference from "./inference/mod.ts";
 export * as recipe from "./recipe/mod.ts";
 export * as evaluation from "./eval/mod.ts";

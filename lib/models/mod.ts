@@ -1,6 +1,6 @@
 /**
  * Models: the conditional UNet (SD v1.5 structure and small presets), the KL autoencoder, the
- * kit's small CLIP and its word tokenizer.
+ * kit's small CLIP and its word tokenizer, and diffusers' UNet config and weight layouts.
  *
  * @example
  * ```ts
@@ -18,3 +18,5 @@ export * from "./clip.ts";
 export * from "./tokenizer.ts";
 export * from "./clip_bpe_tokenizer.ts";
 export * from "./text_context.ts";
+export * from "./diffusers_unet_config.ts";
+export * from "./diffusers_unet_weights.ts";

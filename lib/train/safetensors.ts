@@ -87,6 +87,67 @@ export function halfToFloat(h: number): number {
   return sign * (1 + f / 1024) * 2 ** (e - 15);
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/**
+ * Encode a number as IEEE 754 binary16 bits, rounding to nearest even (overflow gives infinity,
+ * tiny values subnormals or zero), as PyTorch's `.half()` does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { floatToHalf, halfToFloat } from "./safetensors.ts";
+ *
+ * assert.equal(floatToHalf(1), 0x3c00);
+ * assert.equal(floatToHalf(2 ** -24), 0x0001);
+ * assert.equal(halfToFloat(floatToHalf(0.1)), 0.0999755859375);
+ * ```
+ */
+export function floatToHalf(x: number): number {
+  f32Scratch[0] = x;
+  const b = u32Scratch[0];
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  const mant = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 -> 15
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    const shift = 14 - e; // subnormal: value / 2^-24, from the 24-bit significand
+    if (shift > 24) return sign;
+    const m = mant | 0x800000;
+    const rem = m & ((1 << shift) - 1), mid = 1 << (shift - 1);
+    let h = m >>> shift;
+    if (rem > mid || (rem === mid && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A carry out of the mantissa bumps the exponent, up to infinity: that is the right rounding.
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+
+/**
+ * Encode a number as bfloat16 bits (the top half of its float32), rounding to nearest even.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { floatToBFloat16 } from "./safetensors.ts";
+ *
+ * assert.equal(floatToBFloat16(1), 0x3f80);
+ * assert.equal(floatToBFloat16(-2), 0xc000);
+ * ```
+ */
+export function floatToBFloat16(x: number): number {
+  f32Scratch[0] = x;
+  const b = u32Scratch[0];
+  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff)) return (b >>> 16) | 0x40; // quiet NaN
+  return ((b + 0x7fff + ((b >>> 16) & 1)) / 65536) & 0xffff;
+}
+
 function decodeF16(bytes: Uint8Array): Float32Array {
   if (!halfTable) {
     // A 256 KB table makes decoding a lookup per element.
@@ -284,19 +345,35 @@ function parseLayout(
   return { entries, metadata, dataStart };
 }
 
+/** Options of {@link encodeSafetensors} and {@link writeSafetensors}. */
+export interface EncodeSafetensorsOptions {
+  /** Stored element type (default F32); F16 and BF16 round to nearest even. */
+  dtype?: "F32" | "F16" | "BF16";
+}
+
 /**
- * Serialise float32 tensors (sorted by name) plus string metadata to safetensors bytes. The
- * header is space-padded to a multiple of 8 so the data is aligned for zero-copy readers.
+ * Serialise float32 tensors (sorted by name) plus string metadata to safetensors bytes, stored as
+ * F32 or, with `opts.dtype`, rounded to F16/BF16. The header is space-padded to a multiple of 8
+ * so the data is aligned for zero-copy readers.
  *
  * @example
  * ```ts
  * const bytes = encodeSafetensors({ b: { shape: [], data: new Float32Array([3]) } });
+ * const half = encodeSafetensors({ b: { shape: [], data: new Float32Array([3]) } }, {}, {
+ *   dtype: "F16",
+ * });
  * ```
  */
 export function encodeSafetensors(
   tensors: TensorDataMap,
   metadata: Record<string, string> = {},
+  opts: EncodeSafetensorsOptions = {},
 ): Uint8Array {
+  const dtype = opts.dtype ?? "F32";
+  if (!["F32", "F16", "BF16"].includes(dtype)) {
+    throw new Error(`encodeSafetensors: dtype must be F32, F16 or BF16, got ${dtype}`);
+  }
+  const itemSize = ITEM_SIZE[dtype];
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== "string") {
@@ -325,8 +402,8 @@ export function encodeSafetensors(
         } has ${data.length} values but shape [${shape}] needs ${count}`,
       );
     }
-    header[name] = { dtype: "F32", shape, data_offsets: [off, off + 4 * count] };
-    off += 4 * count;
+    header[name] = { dtype, shape, data_offsets: [off, off + itemSize * count] };
+    off += itemSize * count;
   }
   let json = JSON.stringify(header);
   let hbytes = new TextEncoder().encode(json);
@@ -340,7 +417,13 @@ export function encodeSafetensors(
   out.set(hbytes, 8);
   let pos = 8 + hbytes.length;
   for (const name of names) {
-    const d = tensors[name].data;
+    const src = tensors[name].data;
+    let d: Float32Array | Uint16Array = src;
+    if (dtype !== "F32") {
+      const round = dtype === "F16" ? floatToHalf : floatToBFloat16;
+      d = new Uint16Array(src.length);
+      for (let i = 0; i < src.length; i++) d[i] = round(src[i]);
+    }
     out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), pos);
     pos += d.byteLength;
   }
@@ -399,6 +482,7 @@ export async function writeSafetensors(
   path: string,
   tensors: TensorDataMap,
   metadata: Record<string, string> = {},
+  opts: EncodeSafetensorsOptions = {},
 ): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata, opts));
 }
