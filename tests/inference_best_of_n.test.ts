@@ -350,6 +350,7 @@ Deno.test("deno task sample --best-of: grid of winners and a JSON record that ma
   assert.deepEqual(rec.scorer, { name: "clip", spec: "clip" });
   assert.deepEqual(rec.settings, {
     run: runDir,
+    model: null,
     checkpoint: null,
     engine: "onnx",
     n: 2,

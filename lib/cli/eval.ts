@@ -4,6 +4,17 @@
  * Writes `<run>/eval/clip_fid.json` and `<run>/eval/clip_fid.html`; caches features under
  * `<run>/eval/cache/`.
  *
+ * Several models on one protocol: repeat `--run RUN` and `--model DIR` (an ONNX Stable Diffusion
+ * folder in Optimum's layout), in any mix. Every model gets the same prompts, seeds, guidance
+ * scales, sampler, CLIP judge, FID extractor and reference statistics; `<out>/clip_fid.html` draws
+ * one curve per model (labelled by its folder name, in the order given) and `<out>/clip_fid.json`
+ * holds each model's results (default out `eval-models`, cache `<out>/cache/`, resumed like a
+ * one-run eval). The CLIP judge is `--clip DIR` when given, else the first `--run`'s own CLIP;
+ * SD folders alone need `--clip` (they carry no image tower).
+ *
+ * `--reference-stats` (or `--ref-stats`) also reads numpy `.npz` statistics with `mu` and
+ * `sigma`, as clean-fid publishes them; their dimension must be the FID extractor's.
+ *
  * @example
  * ```sh
  * deno task eval --run runs/default                        # evals/default.json
@@ -11,6 +22,9 @@
  * deno task eval --run runs/default --protocol coco1k      # needs the COCO files (it says which)
  * deno task eval --run runs/default --prompts coco:captions.json:val2014 --extractor inception \
  *   --inception data/models/pt_inception-2015-12-05.onnx    # FID with Inception-v3 pool3 features
+ * deno task eval --model sd15-onnx --model sd21-onnx --run runs/default --clip models/clip-l14 \
+ *   --extractor inception --inception data/models/pt_inception-2015-12-05.onnx \
+ *   --prompts text:prompts.txt --ref-stats coco_clean_val_256.npz --out eval-sd
  * ```
  * @module
  */
@@ -44,9 +58,12 @@ import {
   guidanceSweep,
   parseCheckpointSelector,
   resolveCheckpoints,
-  type SweepResult,
+  type SweepPoint,
+  type SweepProgress,
   writeSweepOutputs,
 } from "../eval/clip_fid/sweep.ts";
+import { modelsSweep, writeModelsSweepOutputs } from "../eval/clip_fid/models_sweep.ts";
+import { checkSdFolder } from "../inference/sd_model_folder.ts";
 
 /** A file a protocol needs, with where to get it. */
 export interface ProtocolRequirement {
@@ -308,13 +325,23 @@ export function requirementsFor(
 }
 
 const SPEC = {
-  run: { type: "string", required: true, help: "run folder written by deno task train" },
+  run: {
+    type: "strings",
+    help: "run folder written by deno task train (repeatable, mixed with --model: one curve each)",
+  },
+  model: {
+    type: "strings",
+    help: "ONNX Stable Diffusion folder, Optimum layout (repeatable; sampled with onnxruntime)",
+  },
   protocol: {
     type: "string",
     default: "default",
     help: "evaluation protocol evals/<name>.json (default, coco1k, coco30k); flags override it",
   },
-  checkpoints: { type: "string", help: "all | latest | comma list of steps and final" },
+  checkpoints: {
+    type: "string",
+    help: "all | latest | comma list of steps and final (for every --run)",
+  },
   guidance: {
     type: "floats",
     min: 0,
@@ -341,13 +368,16 @@ const SPEC = {
     type: "choice",
     choices: ["onnx", "tfjs"],
     default: "onnx",
-    help: "what generates the images (onnx: onnxruntime on the run's export, made once)",
+    help: "what generates a run's images (onnx: onnxruntime on its export, made once); SD " +
+      "folders always use onnx",
   },
   "reference-stats": {
     type: "string",
     check: inputFile,
-    help: "precomputed reference statistics (.safetensors); required for text: prompts",
+    help: "precomputed reference statistics: the kit's .safetensors or a numpy .npz with mu " +
+      "[d] and sigma [d, d] (clean-fid's); required for text: prompts",
   },
+  "ref-stats": { type: "string", check: inputFile, help: "same as --reference-stats" },
   extractor: {
     type: "choice",
     choices: ["clip", "inception"],
@@ -372,7 +402,8 @@ const SPEC = {
     type: "string",
     help: "shared CLIP judge for CLIP scores (and the default FD space): a kit ONNX export " +
       "(text_encoder/, image_encoder/, tokenizer/) or a folder with text_model.onnx, " +
-      "vision_model.onnx and vocab.json + merges.txt; default: the run's own CLIP",
+      "vision_model.onnx and vocab.json + merges.txt; default: the (first) run's own CLIP; " +
+      "needed when only --model folders are evaluated",
   },
   kid: { type: "bool", help: "also compute KID (needs reference images)" },
   "bootstrap-clip": {
@@ -388,19 +419,47 @@ const SPEC = {
     help: "bootstrap resamples for the Frechet distance",
   },
   "no-cache": { type: "bool", default: false, help: "recompute everything, write no cache" },
-  out: { type: "string", check: outputFolder, help: "output folder (default <run>/eval)" },
+  out: {
+    type: "string",
+    check: outputFolder,
+    help: "output folder (default <run>/eval for one run, else eval-models)",
+  },
   backend: BACKEND_FLAG,
 } satisfies FlagSpec;
 
-function printSummary(r: SweepResult) {
-  for (const p of r.points) {
-    const who = p.step === null ? "final" : `step ${p.step}`;
+function printSummary(points: SweepPoint[], model?: string) {
+  for (const p of points) {
+    const ck = p.step === null ? p.checkpoint === "model" ? "" : "final" : `step ${p.step}`;
+    const who = [model, ck].filter((w) => w).join(" ");
     console.log(
       `${who} guidance ${p.guidance}: CLIP ${formatEstimate(p.clipScore)}; FD ` +
         `${formatEstimate(p.fid, 4)}${p.kid ? `; KID ${p.kid.mean.toExponential(3)}` : ""}` +
         `${p.cached ? " (cached)" : ""}`,
     );
   }
+}
+
+/** A model named on the command line, in the order given. */
+type CliModel = { kind: "run"; dir: string } | { kind: "folder"; dir: string };
+
+/**
+ * `--run` and `--model` values in the order they appear (`util.parseArgs` keeps each flag's own
+ * order but not how the two interleave), so the figure lists models as the user did.
+ */
+function modelsInOrder(argv: string[], f: { run?: string[]; model?: string[] }): CliModel[] {
+  const runs = [...(f.run ?? [])], folders = [...(f.model ?? [])];
+  const out: CliModel[] = [];
+  for (const a of argv) {
+    if (a === "--") break;
+    const flag = /^--(run|model)(=|$)/.exec(a)?.[1];
+    if (flag === "run" && runs.length) out.push({ kind: "run", dir: runs.shift()! });
+    if (flag === "model" && folders.length) out.push({ kind: "folder", dir: folders.shift()! });
+  }
+  // Anything the scan missed keeps its flag's order at the end.
+  return out.concat(
+    runs.map((dir) => ({ kind: "run" as const, dir })),
+    folders.map((dir) => ({ kind: "folder" as const, dir })),
+  );
 }
 
 /**
@@ -431,8 +490,34 @@ if (import.meta.main) {
   await runMain(async () => {
     const f = parseFlags(Deno.args, SPEC, "eval");
     if (f.help) {
-      console.log(helpText("deno task eval", "CLIP score vs FID guidance sweep of a run", SPEC));
+      console.log(
+        helpText("deno task eval", "CLIP score vs FID guidance sweep of runs and SD folders", SPEC),
+      );
       return;
+    }
+    const models = modelsInOrder(Deno.args, f);
+    if (!models.length) {
+      throw new UsageError("eval: give --run RUN (or several --run and --model DIR to compare)");
+    }
+    if (f["reference-stats"] !== undefined && f["ref-stats"] !== undefined) {
+      throw new UsageError("eval: give --reference-stats or --ref-stats, not both");
+    }
+    const referenceStats = f["reference-stats"] ?? f["ref-stats"];
+    for (const m of models) {
+      if (m.kind === "folder") {
+        await checkSdFolder(m.dir).catch((e) => {
+          throw new UsageError(`eval: --model ${(e as Error).message}`);
+        });
+      }
+    }
+    const runs = models.filter((m) => m.kind === "run").map((m) => m.dir);
+    // One run alone keeps the one-run report in <run>/eval; anything else is a comparison.
+    const single = models.length === 1 && runs.length === 1;
+    if (!runs.length && f.clip === undefined) {
+      throw new UsageError(
+        "eval: SD folders carry no CLIP image tower to score with: give --clip DIR (CLIP towers " +
+          "that judge every model) or a --run whose own CLIP judges every model",
+      );
     }
     const proto = await loadProtocol(f.protocol);
     const promptsSpec = f.prompts ?? proto.prompts;
@@ -468,8 +553,11 @@ if (import.meta.main) {
     const n = f.n ?? proto.n, seed = f.seed ?? proto.seed;
     const prefix = f.prefix ?? proto.prefix ?? "";
     const guidance = f.guidance ?? proto.guidance;
-    await setUpFastPath(f.backend);
-    await initBackendAndConvGrad(f.backend, { quiet: true });
+    if (runs.length) {
+      // TensorFlow.js runs the kit CLIP and exports runs; SD folders and --clip need neither.
+      await setUpFastPath(f.backend);
+      await initBackendAndConvGrad(f.backend, { quiet: true });
+    }
     let fidExtractor: InceptionOnnxExtractor | undefined;
     if (extractor === "inception") {
       fidExtractor = await inceptionOnnxExtractor(inceptionPath!, {
@@ -480,31 +568,35 @@ if (import.meta.main) {
     const towers = f.clip ? await loadClipJudge(f.clip) : null;
     const clipModel = towers ? await clipTowersExtractor(towers) : undefined;
     const steps = f.steps ?? proto.steps;
-    const outDir = f.out ?? `${f.run}/eval`;
-    const clipDim = clipModel?.dim ?? await runClipConfig(f.run, "embedDim");
+    const outDir = f.out ?? (single ? `${runs[0]}/eval` : "eval-models");
+    const cacheDir = f["no-cache"] ? null : single ? `${runs[0]}/eval/cache` : `${outDir}/cache`;
+    const clipDim = clipModel?.dim ??
+      (runs.length ? await runClipConfig(runs[0], "embedDim") : null);
     if (clipDim !== null) {
+      let curves = 0;
+      for (const m of models) {
+        curves += m.kind === "run" ? (await resolveCheckpoints(m.dir, checkpoints)).length : 1;
+      }
       const plan = evalPlan({
-        checkpoints: (await resolveCheckpoints(f.run, checkpoints)).length,
+        checkpoints: curves,
         guidance: guidance.length,
         n,
         batchSize: f["batch-size"],
         steps,
         clipDim,
         fidDim: fidExtractor?.dim ?? null,
-        cacheDir: f["no-cache"] ? null : `${f.run}/eval/cache`,
+        cacheDir,
         outDir,
       });
       console.log(formatEvalPlan(plan));
     }
     let bar: Progress | null = null;
     let set: PromptSet | null = null;
-    const result = await guidanceSweep({
+    const common = {
       clipModel,
-      runDir: f.run,
-      promptSet: async (size) =>
+      promptSet: async (size: number) =>
         set = await promptSetFromSpec(promptsSpec, { count: n, seed, size, prefix }),
       extractor: fidExtractor,
-      checkpoints,
       guidance,
       n,
       steps,
@@ -517,25 +609,44 @@ if (import.meta.main) {
         fid: f["bootstrap-fid"] ?? proto.bootstrap.fid,
       },
       kid: f.kid ?? proto.kid,
-      referenceStats: f["reference-stats"],
-      cacheDir: f["no-cache"] ? null : undefined,
-      onProgress: (p) => {
+      referenceStats,
+      cacheDir,
+      onProgress: (p: SweepProgress) => {
         bar ??= new Progress({ total: 2 * p.total, label: "eval (images generated + features)" });
         bar.update(p.generated + p.extracted, {
+          ...(single ? {} : { model: p.model }),
           checkpoint: p.checkpoint,
           guidance: p.guidance,
           generated: p.generated,
           extracted: p.extracted,
         });
       },
-    });
-    (bar as Progress | null)?.done();
-    await fidExtractor?.release();
-    await towers?.release();
+    };
+    let written: { json: string; html: string };
+    let label: string;
+    try {
+      if (single) {
+        const result = await guidanceSweep({ ...common, runDir: runs[0], checkpoints });
+        (bar as Progress | null)?.done();
+        written = await writeSweepOutputs(result, outDir, { protocol: proto.name });
+        printSummary(result.points);
+        label = result.fidLabel;
+      } else {
+        const result = await modelsSweep({
+          ...common,
+          models: models.map((m) => m.kind === "run" ? { ...m, checkpoints } : m),
+        });
+        (bar as Progress | null)?.done();
+        written = await writeModelsSweepOutputs(result, outDir, { protocol: proto.name });
+        for (const m of result.models) printSummary(m.points, m.name);
+        label = result.fidLabel;
+      }
+    } finally {
+      await fidExtractor?.release();
+      await towers?.release();
+    }
     const skipped = (set as PromptSet | null)?.skipped ?? [];
     if (skipped.length) console.warn(`reference images: ${formatSkipped(skipped)}`);
-    const { json, html } = await writeSweepOutputs(result, outDir, { protocol: proto.name });
-    printSummary(result);
-    console.log(`${result.fidLabel}; wrote ${json} and ${html}`);
+    console.log(`${label}; wrote ${written.json} and ${written.html}`);
   });
 }

@@ -1,7 +1,8 @@
 /**
  * `deno task eval:compare`: one CLIP-FID figure for several models from their `clip_fid.json`
- * reports (one curve per run and checkpoint). Reports measured in different spaces (FID extractor,
- * CLIP model, prompts) are refused with the reason.
+ * reports (one curve per run and checkpoint; a report of several models, from `deno task eval` with
+ * repeated `--model`/`--run`, adds each of its models). Reports measured in different spaces (FID
+ * extractor, CLIP model, prompts) are refused with the reason.
  *
  * @example
  * ```sh
@@ -10,7 +11,7 @@
  * @module
  */
 import { type FlagSpec, helpText, parseFlags, runMain, UsageError } from "./args.ts";
-import { compareFigure, readSweepReport } from "../eval/clip_fid/compare.ts";
+import { compareFigure, readSweepReports } from "../eval/clip_fid/compare.ts";
 import { writePlotlyHtml } from "../plot/mod.ts";
 import { inputFile, outputFile } from "./path_checks.ts";
 
@@ -18,9 +19,13 @@ const SPEC = {
   report: {
     type: "strings",
     check: inputFile,
-    help: "a clip_fid.json written by deno task eval (repeatable)",
+    help: "a clip_fid.json written by deno task eval (repeatable; a several-model report adds " +
+      "each of its models)",
   },
-  name: { type: "strings", help: "curve name for each report, in order (default: its run)" },
+  name: {
+    type: "strings",
+    help: "curve name for each model, in order (default: its run or model name)",
+  },
   out: {
     type: "string",
     default: "clip_fid_compare.html",
@@ -38,13 +43,16 @@ if (import.meta.main) {
     }
     const paths = f.report ?? [];
     if (paths.length < 1) throw new UsageError("eval:compare: give at least one --report");
-    if (f.name && f.name.length !== paths.length) {
+    const per = await Promise.all(paths.map(readSweepReports));
+    const reports = per.flat();
+    if (f.name && f.name.length !== reports.length) {
       throw new UsageError(
-        `eval:compare: ${f.name.length} --name for ${paths.length} --report (one each, in order)`,
+        `eval:compare: ${f.name.length} --name for ${reports.length} models in ${paths.length} ` +
+          "--report (one each, in order)",
       );
     }
-    const reports = await Promise.all(paths.map(readSweepReport));
-    const fig = compareFigure(reports, f.name ?? reports.map((r, i) => r.run || paths[i]));
+    const sources = per.flatMap((rs, i) => rs.map(() => paths[i]));
+    const fig = compareFigure(reports, f.name ?? reports.map((r, i) => r.run || sources[i]));
     await writePlotlyHtml(f.out, fig, { title: "CLIP score vs FID" });
     console.log(`wrote ${f.out} (${fig.data.length} curves)`);
   });

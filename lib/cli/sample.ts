@@ -1,10 +1,15 @@
 /**
- * `deno task sample`: generate a PNG grid from a trained run (one row per prompt).
+ * `deno task sample`: generate a PNG grid from a trained run or any ONNX Stable Diffusion folder
+ * (one row per prompt).
  *
  * The default engine is onnxruntime on the run's ONNX export (`<run>/onnx`, or
  * `<run>/onnx-ckpt-XXXXXXXX` with `--checkpoint`), made on first use and redone only when the
  * run's models change (`ensureOnnxExport`); `--engine tfjs` samples through TensorFlow.js as
  * training does. Both draw the same noise, so one seed gives the same grid (up to rounding).
+ *
+ * `--model DIR` samples an ONNX Stable Diffusion folder in Hugging Face Optimum's layout instead
+ * (a real SD export, or a run's `onnx/` export) with onnxruntime, at the folder's own image size;
+ * exactly one of `--run` and `--model` is given.
  *
  * `--best-of N` is the study's rejection sampling (`lib/inference/best_of_n.ts`): every grid cell
  * is the best of N candidates by `--scorer`, and `<out>.json` records every score, the winners,
@@ -15,6 +20,8 @@
  * deno task sample --run runs/default --prompt "a red circle" --prompt "a blue star" --n 8 --out grid.png
  * deno task sample --run runs/default --prompt "a red circle" --engine tfjs --backend wasm
  * deno task sample --run runs/default --prompt "a red circle" --n 4 --best-of 8 --scheduler pndm
+ * deno task sample --model sd15-onnx --prompt "a red circle" --n 2 --steps 25 --guidance 7.5
+ * deno task sample --model sd15-onnx --prompt "a red circle" --best-of 4 --scorer pickscore:pick
  * ```
  * @module
  */
@@ -39,11 +46,17 @@ import { Progress } from "../util/progress.ts";
 import { ensureOnnxExport } from "../recipe/onnx_export.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { checkSdFolder, sdFolderImageSize } from "../inference/sd_model_folder.ts";
 import { outputFile } from "./path_checks.ts";
 import { assertSamplePlanFits, formatSamplePlan, runClipConfig, samplePlan } from "./job_plan.ts";
 
 const SPEC = {
-  run: { type: "string", required: true, help: "run folder written by deno task train" },
+  run: { type: "string", help: "run folder written by deno task train" },
+  model: {
+    type: "string",
+    help:
+      "ONNX Stable Diffusion folder (Optimum layout) instead of --run; sampled with onnxruntime",
+  },
   prompt: { type: "strings", help: "prompt (repeatable)" },
   n: {
     type: "int",
@@ -59,14 +72,15 @@ const SPEC = {
     type: "int",
     min: 1,
     max: 1e9,
-    help: "sample from this UNet checkpoint step (EMA weights) instead of the finished model",
+    help: "sample from this UNet checkpoint step (EMA weights) instead of the finished model " +
+      "(--run only)",
   },
   engine: {
     type: "choice",
     choices: ["onnx", "tfjs"],
     default: "onnx",
     help: "onnx: onnxruntime on the run's ONNX export (made on first use, redone when the run's " +
-      "models change); tfjs: TensorFlow.js",
+      "models change) or on --model; tfjs: TensorFlow.js (--run only)",
   },
   backend: {
     ...BACKEND_FLAG,
@@ -82,7 +96,8 @@ const SPEC = {
   },
   scorer: {
     type: "string",
-    help: "what --best-of ranks by: clip (the run's own CLIP, 100*cos; the default), " +
+    help: "what --best-of ranks by: clip (the run's own CLIP, 100*cos; the default; with --model " +
+      "only for a kit export, which holds image_encoder/), " +
       "pickscore:DIR (PickScore-style CLIP towers: text_model.onnx, vision_model.onnx, " +
       "vocab.json, merges.txt), aesthetic:DIR (those towers + aesthetic_head.onnx)",
   },
@@ -110,9 +125,13 @@ interface Engine {
   release(): Promise<void>;
 }
 
-/** The ONNX export of the run (or checkpoint), made or refreshed when needed. */
+/**
+ * The ONNX folder sampled: `--model` as given, else the run's export (or checkpoint's), made or
+ * refreshed when needed.
+ */
 function exportFor(f: SampleFlags, beforeExport?: () => Promise<unknown>): Promise<string> {
-  return ensureOnnxExport(f.run, {
+  if (f.model !== undefined) return Promise.resolve(f.model);
+  return ensureOnnxExport(f.run!, {
     checkpoint: f.checkpoint,
     beforeExport,
     log: (line) => console.log(line),
@@ -131,7 +150,7 @@ async function openEngine(f: SampleFlags): Promise<Engine> {
   }
   await setUpFastPath(f.backend);
   await initBackendAndConvGrad(f.backend, { quiet: true });
-  const run = await loadRun(f.run, { checkpoint: f.checkpoint });
+  const run = await loadRun(f.run!, { checkpoint: f.checkpoint });
   return { generator: (o) => generate(run, o), exportDir: null, release: () => Promise.resolve() };
 }
 
@@ -210,7 +229,8 @@ function bestOfRecord(
     out: f.out,
     scorer: { name: r.scorer, spec: formatScorerSpec(spec) },
     settings: {
-      run: f.run,
+      run: f.run ?? null,
+      model: f.model ?? null,
       checkpoint: f.checkpoint ?? null,
       engine: f.engine,
       n: f.n,
@@ -240,18 +260,55 @@ async function scorerFlag(f: SampleFlags): Promise<ScorerSpec | null> {
     return null;
   }
   const text = f.scorer ?? "clip";
+  let spec: ScorerSpec;
   try {
-    const spec = parseScorerSpec(text);
+    spec = parseScorerSpec(text);
     await checkScorerFolder(spec);
-    return spec;
   } catch (e) {
     throw new UsageError(`sample: ${(e as Error).message}`);
+  }
+  // `clip` scores with the sampled model's own CLIP towers: a folder has them only when it is a
+  // kit export (image_encoder/ beside text_encoder/); an SD folder has no image tower.
+  if (spec.kind === "clip" && f.model !== undefined) {
+    const towers = await Deno.stat(`${f.model}/image_encoder/model.onnx`).then(
+      () => true,
+      () => false,
+    );
+    if (!towers) {
+      throw new UsageError(
+        `sample: --scorer clip scores with the model's own CLIP, but ${f.model} has no ` +
+          "image_encoder/model.onnx (only kit exports do); give --scorer pickscore:DIR or " +
+          "aesthetic:DIR",
+      );
+    }
+  }
+  return spec;
+}
+
+/** `--run` xor `--model`, and the flags that only go with a run; the folder is checked. */
+async function checkSource(f: SampleFlags): Promise<void> {
+  if ((f.run === undefined) === (f.model === undefined)) {
+    throw new UsageError("sample: give exactly one of --run RUN and --model DIR");
+  }
+  if (f.model === undefined) return;
+  if (f.engine === "tfjs") {
+    throw new UsageError("sample: --engine tfjs needs --run (an SD folder is sampled with onnx)");
+  }
+  if (f.checkpoint !== undefined) {
+    throw new UsageError("sample: --checkpoint needs --run (an SD folder has one UNet)");
+  }
+  try {
+    await checkSdFolder(f.model);
+  } catch (e) {
+    throw new UsageError(`sample: --model ${(e as Error).message}`);
   }
 }
 
 /** Print what the job will do (and refuse one that cannot fit in memory) before any work. */
 async function announcePlan(f: SampleFlags, prompts: number): Promise<void> {
-  const imageSize = await runClipConfig(f.run, "imageSize");
+  const imageSize = f.model === undefined
+    ? await runClipConfig(f.run!, "imageSize")
+    : await sdFolderImageSize(f.model).then((s) => s && Math.max(s.width, s.height));
   if (imageSize === null) return;
   const plan = samplePlan({
     prompts,
@@ -269,9 +326,12 @@ if (import.meta.main) {
   await runMain(async () => {
     const f = parseFlags(Deno.args, SPEC, "sample");
     if (f.help) {
-      console.log(helpText("deno task sample", "sample images from a trained run", SPEC));
+      console.log(
+        helpText("deno task sample", "sample images from a trained run or an SD folder", SPEC),
+      );
       return;
     }
+    await checkSource(f);
     if (!f.prompt?.length) throw new UsageError("sample: give at least one --prompt");
     const spec = await scorerFlag(f);
     await announcePlan(f, f.prompt.length);

@@ -24,6 +24,7 @@ import { loadOnnxPipeline, type OnnxPipeline } from "../onnx/sd_pipeline.ts";
 import { loadSegmenter, type Segmenter, type SegmentMask } from "../inference/segmenter.ts";
 import { touchUp, type TouchUpRegion } from "../inference/touch_up.ts";
 import { SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { checkSdFolder } from "../inference/sd_model_folder.ts";
 import { outputFile } from "./path_checks.ts";
 
 const SPEC = {
@@ -94,8 +95,11 @@ async function checkFlags(f: TouchUpFlags): Promise<void> {
     throw bad(`--mask ${f.mask}: no such file`);
   }
   if (f.run !== undefined && !(await isDir(f.run))) throw bad(`--run ${f.run}: no such folder`);
-  if (f.model !== undefined && !(await isDir(f.model))) {
-    throw bad(`--model ${f.model}: no such folder`);
+  if (f.model !== undefined) {
+    // img2img encodes the crop: the folder needs its VAE encoder too.
+    await checkSdFolder(f.model, { img2img: true }).catch((e) => {
+      throw bad(`--model ${(e as Error).message}`);
+    });
   }
   if (f.segmenter !== undefined) {
     const missing = [];

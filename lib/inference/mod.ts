@@ -38,3 +38,4 @@ export * from "./best_of_n.ts";
 export * from "./scorers.ts";
 export * from "./touch_up.ts";
 export * from "./upscale.ts";
+export * from "./sd_model_folder.ts";

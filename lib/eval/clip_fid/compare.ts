@@ -1,6 +1,7 @@
 /**
  * One CLIP-FID figure for several models: overlay the curves of `clip_fid.json` reports written by
- * `deno task eval` (one curve per run and checkpoint). Curves share axes only when their numbers
+ * `deno task eval` (one curve per run and checkpoint; a several-model report, `--model`/`--run`
+ * repeated, gives one entry per model: {@link readSweepReports}). Curves share axes only when their numbers
  * live in the same spaces, so reports made with different FID extractors, CLIP models or prompt
  * sets are refused with the reason: a run's own kit CLIP makes its scores incomparable with
  * another run's (pass the same `--clip` judge and `--extractor inception` to every run).
@@ -71,6 +72,42 @@ export async function readSweepReport(path: string): Promise<SweepReportDoc> {
 }
 
 /**
+ * Read a `clip_fid.json` of either kind: a one-run report gives one entry, a several-model report
+ * (`xgen-kit/clip-fid-models@1`) one entry per model, named by the model (its `run` field).
+ *
+ * @example
+ * ```ts
+ * import { readSweepReports } from "./compare.ts";
+ *
+ * async function example() {
+ *   const reports = await readSweepReports("eval-models/clip_fid.json"); // one per model
+ * }
+ * ```
+ */
+export async function readSweepReports(path: string): Promise<SweepReportDoc[]> {
+  let doc: Record<string, unknown>;
+  try {
+    doc = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`${path}: cannot read a JSON report (${(e as Error).message})`);
+  }
+  if (doc?.format !== "xgen-kit/clip-fid-models@1") return [await readSweepReport(path)];
+  const models = doc.models as { name?: unknown; results?: unknown }[];
+  if (!Array.isArray(models) || !models.length) {
+    throw new Error(`${path}: field "models" must be a non-empty list`);
+  }
+  return models.map((m, i) => {
+    if (typeof m?.name !== "string") {
+      throw new Error(`${path}: field "models[${i}].name" must be a string`);
+    }
+    if (!Array.isArray(m.results) || !m.results.length) {
+      throw new Error(`${path}: field "models[${i}].results" must be a non-empty list`);
+    }
+    return { ...doc, run: m.name, results: m.results } as unknown as SweepReportDoc;
+  });
+}
+
+/**
  * Throw unless all reports were measured in the same spaces on the same prompts.
  *
  * @example
@@ -129,10 +166,12 @@ export function compareFigure(reports: SweepReportDoc[], names?: string[]): Plot
         a.guidance - b.guidance
       );
       const step = pts[0].step;
+      // An SD folder's one curve ("model") is named by the model alone.
+      const which = c === "model" ? "" : ` ${step === null ? "final" : `step ${step}`}`;
       data.push({
         type: "scatter",
         mode: "lines+markers+text",
-        name: `${labels[i]} ${step === null ? "final" : `step ${step}`}`,
+        name: `${labels[i]}${which}`,
         x: pts.map((p) => p.clip_score),
         y: pts.map((p) => p.fid),
         text: pts.map((p) => String(p.guidance)),

@@ -127,3 +127,5 @@ export {
   writeSweepOutputs,
 } from "./sweep.ts";
 export * from "./compare.ts";
+export * from "./models_sweep.ts";
+export * from "./npz_stats.ts";

@@ -1,0 +1,113 @@
+/**
+ * Which UNet weights of a run an evaluation reads: the `--checkpoints` selector (`all`,
+ * `latest`, or a list of steps and `final`) resolved against the run's complete checkpoints,
+ * each with a fingerprint so retrained weights never reuse stale caches.
+ *
+ * @example
+ * ```ts
+ * import { parseCheckpointSelector, resolveCheckpoints } from "./checkpoints.ts";
+ *
+ * async function example() {
+ *   const refs = await resolveCheckpoints("runs/default", parseCheckpointSelector("latest"));
+ * }
+ * ```
+ * @module
+ */
+import { checkpointName, listCheckpoints } from "../../train/mod.ts";
+
+/** Which UNet weights to evaluate. */
+export type CheckpointSelector = "all" | "latest" | (number | "final")[];
+
+/** One resolved UNet checkpoint (or the finished model, named "final"). */
+export interface CheckpointRef {
+  /** `ckpt-XXXXXXXX` or `final`. */
+  name: string;
+  /** Training step (null for the finished model). */
+  step: number | null;
+  /** Hash of the manifest / model.json, so retrained weights never reuse stale caches. */
+  fingerprint: string;
+}
+
+/**
+ * Lowercase hex SHA-256 of a string.
+ *
+ * @example
+ * ```ts
+ * await sha256Hex("abc"); // "ba7816bf..."
+ * ```
+ */
+export async function sha256Hex(s: string): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(h, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function fileHash(path: string): Promise<string> {
+  return await sha256Hex(await Deno.readTextFile(path));
+}
+
+/**
+ * Parse a `--checkpoints` value: `all`, `latest`, or a comma list of steps and `final`.
+ *
+ * @example
+ * ```ts
+ * parseCheckpointSelector("1000,1500,final"); // [1000, 1500, "final"]
+ * ```
+ */
+export function parseCheckpointSelector(s: string): CheckpointSelector {
+  if (s === "all" || s === "latest") return s;
+  const parts = s.split(",").map((x) => x.trim());
+  return parts.map((p) => {
+    if (p === "final") return "final" as const;
+    if (!/^\d+$/.test(p)) {
+      throw new Error(
+        `checkpoints: expected all, latest or a comma list of steps (and "final"), got ${
+          JSON.stringify(s)
+        }`,
+      );
+    }
+    return Number(p);
+  });
+}
+
+/**
+ * The UNet checkpoints a selector names: `all` = every complete `unet/ckpt-*` plus the finished
+ * model, `latest` = the finished model or else the newest complete checkpoint.
+ *
+ * @example
+ * ```ts
+ * async function example() {
+ *   const refs = await resolveCheckpoints("runs/default", "all");
+ * }
+ * ```
+ */
+export async function resolveCheckpoints(
+  runDir: string,
+  sel: CheckpointSelector,
+): Promise<CheckpointRef[]> {
+  const unet = `${runDir}/unet`;
+  const ckpts = (await listCheckpoints(unet, { verify: "manifest" }).catch(() => []))
+    .filter((c) => c.complete);
+  const modelJson = `${unet}/model/model.json`;
+  const hasFinal = await Deno.stat(modelJson).then(() => true, () => false);
+  const ref = async (step: number | "final"): Promise<CheckpointRef> => {
+    if (step === "final") {
+      if (!hasFinal) throw new Error(`${unet}/model: no finished UNet model`);
+      return { name: "final", step: null, fingerprint: await fileHash(modelJson) };
+    }
+    const name = checkpointName(step);
+    if (!ckpts.some((c) => c.name === name)) {
+      const have = ckpts.map((c) => c.step).join(", ") || "none";
+      throw new Error(`${unet}/${name}: no complete checkpoint at step ${step} (have: ${have})`);
+    }
+    return { name, step, fingerprint: await fileHash(`${unet}/${name}/manifest.json`) };
+  };
+  let steps: (number | "final")[];
+  if (sel === "all") steps = [...ckpts.map((c) => c.step), ...(hasFinal ? ["final" as const] : [])];
+  else if (sel === "latest") {
+    steps = hasFinal ? ["final"] : ckpts.length ? [ckpts[ckpts.length - 1].step] : [];
+  } else steps = [...new Set(sel)];
+  if (!steps.length) {
+    throw new Error(`${unet}: no complete UNet checkpoint or finished model to evaluate`);
+  }
+  return await Promise.all(steps.map(ref));
+}
