@@ -74,7 +74,7 @@ Deno.test("samplePlan: images, batches, grid and memory in closed form", () => {
 
 Deno.test("evalPlan: images, batches and feature cache of a sweep in closed form", () => {
   const p = evalPlan({
-    checkpoints: 2,
+    curves: 2,
     guidance: 3,
     n: 70,
     batchSize: 32,
@@ -90,14 +90,14 @@ Deno.test("evalPlan: images, batches and feature cache of a sweep in closed form
   assert.equal(p.cacheBytes, 6 * 70 * (512 + 2048) * 4);
   assert.equal(
     formatEvalPlan(p),
-    "eval plan: 2 checkpoints x 3 guidance scales x 70 images = 420 images in 18 batches of up " +
+    "eval plan: 2 curves x 3 guidance scales x 70 images = 420 images in 18 batches of up " +
       "to 32 (25 steps each); caches the images' features in 6 files (about 4.3 MB) in " +
       "runs/x/eval/cache; " +
       "writes clip_fid.json and clip_fid.html in runs/x/eval",
   );
   // The FID space is the CLIP one (no second extractor) and nothing is cached.
   const q = evalPlan({
-    checkpoints: 1,
+    curves: 1,
     guidance: 1,
     n: 8,
     batchSize: 32,
@@ -111,7 +111,7 @@ Deno.test("evalPlan: images, batches and feature cache of a sweep in closed form
   assert.equal(q.cacheBytes, 0);
   assert.equal(
     formatEvalPlan(q),
-    "eval plan: 1 checkpoint x 1 guidance scale x 8 images = 8 images in 1 batch of up to 32 " +
+    "eval plan: 1 curve x 1 guidance scale x 8 images = 8 images in 1 batch of up to 32 " +
       "(4 steps each); no cache; writes clip_fid.json and clip_fid.html in o",
   );
 });
@@ -210,7 +210,7 @@ Deno.test("deno task eval prints its plan before generating", async () => {
     assert.equal(r.code, 0, r.stderr);
     const dim = CLIP_PRESETS.tiny.embedDim;
     const plan = evalPlan({
-      checkpoints: 1,
+      curves: 1,
       guidance: 2,
       n: 4,
       batchSize: 3,
@@ -222,7 +222,7 @@ Deno.test("deno task eval prints its plan before generating", async () => {
     });
     assert.equal(
       r.stdout.split("\n")[0],
-      "eval plan: 1 checkpoint x 2 guidance scales x 4 images = 8 images in 4 batches of up to 3 " +
+      "eval plan: 1 curve x 2 guidance scales x 4 images = 8 images in 4 batches of up to 3 " +
         `(2 steps each); caches the images' features in 2 files (about 0.001 MB) in ${run}/eval/` +
         `cache; writes clip_fid.json and clip_fid.html in ${dir}/eval`,
     );

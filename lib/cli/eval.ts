@@ -578,7 +578,7 @@ if (import.meta.main) {
         curves += m.kind === "run" ? (await resolveCheckpoints(m.dir, checkpoints)).length : 1;
       }
       const plan = evalPlan({
-        checkpoints: curves,
+        curves,
         guidance: guidance.length,
         n,
         batchSize: f["batch-size"],

@@ -128,11 +128,14 @@ export function assertSamplePlanFits(p: SamplePlan, machine: { memoryBytes: numb
 
 /** Inputs of {@link evalPlan}: the sweep's settings and its feature widths. */
 export interface EvalPlanInput {
-  /** UNet checkpoints swept (the finished model counts as one). */
-  checkpoints: number;
+  /**
+   * Curves swept: one per model and UNet checkpoint (a run's finished model, each checkpoint
+   * given with `--checkpoints`, an SD folder).
+   */
+  curves: number;
   /** Guidance scales swept. */
   guidance: number;
-  /** Images per (checkpoint, scale). */
+  /** Images per (curve, scale). */
   n: number;
   batchSize: number;
   steps: number;
@@ -150,7 +153,7 @@ export interface EvalPlanInput {
 export interface EvalPlan extends EvalPlanInput {
   images: number;
   batches: number;
-  /** Feature files the sweep caches (one per checkpoint and scale). */
+  /** Feature files the sweep caches (one per curve and scale). */
   cacheFiles: number;
   /** Their float32 feature bytes (each file adds a small header). */
   cacheBytes: number;
@@ -162,14 +165,14 @@ export interface EvalPlan extends EvalPlanInput {
  * @example
  * ```ts
  * const plan = evalPlan({
- *   checkpoints: 2, guidance: 3, n: 64, batchSize: 32, steps: 25,
+ *   curves: 2, guidance: 3, n: 64, batchSize: 32, steps: 25,
  *   clipDim: 512, fidDim: 2048, cacheDir: "c", outDir: "o",
  * });
  * plan.images; // 384
  * ```
  */
 export function evalPlan(i: EvalPlanInput): EvalPlan {
-  const points = i.checkpoints * i.guidance;
+  const points = i.curves * i.guidance;
   const cacheFiles = i.cacheDir === null ? 0 : points;
   return {
     ...i,
@@ -198,9 +201,9 @@ export function formatEvalPlan(p: EvalPlan): string {
     : `caches the images' features in ${plural(p.cacheFiles, "file")} (about ${
       mb(p.cacheBytes)
     }) in ${p.cacheDir}`;
-  return `eval plan: ${plural(p.checkpoints, "checkpoint")} x ${
-    plural(p.guidance, "guidance scale")
-  } x ${plural(p.n, "image")} = ${plural(p.images, "image")} in ${
+  return `eval plan: ${plural(p.curves, "curve")} x ${plural(p.guidance, "guidance scale")} x ${
+    plural(p.n, "image")
+  } = ${plural(p.images, "image")} in ${
     plural(p.batches, "batch", "batches")
   } of up to ${p.batchSize} (${plural(p.steps, "step")} each); ${cache}; writes clip_fid.json ` +
     `and clip_fid.html in ${p.outDir}`;
