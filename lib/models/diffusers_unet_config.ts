@@ -7,7 +7,15 @@
  * embeddings, other blocks or activations, per-level sizes that differ) is refused with one line
  * naming the file, the field, its value and what the kit supports, rather than loaded into a model
  * that would compute something else. Missing fields take diffusers' defaults, as `from_config`
- * does; fields starting with `_` are diffusers' bookkeeping and only `_class_name` is checked.
+ * does; fields starting with `_` are diffusers' bookkeeping: only `_class_name` and the kit's own
+ * `_xgen_kit_gelu` (below) are read.
+ *
+ * GELU: diffusers' GEGLU feed-forward computes the exact GELU, `0.5 x (1 + erf(x / sqrt 2))`, so a
+ * diffusers config loads as `gelu: "erf"`. The kit's own UNets use the tanh approximation, which
+ * UNet2DConditionModel cannot be told to use: saving one still works, with a private
+ * `"_xgen_kit_gelu": "tanh"` note in config.json that diffusers ignores (it runs the exact GELU, a
+ * slightly different network: the outputs move by ~2e-4 on the test fixture) and
+ * {@link unetConfigFromDiffusers} reads back, so a kit UNet saved and reloaded is the same network.
  *
  * diffusers' SD v1 quirk: `attention_head_dim` holds the number of heads (per level, or one for
  * all), and `num_attention_heads` must stay null (UNet2DConditionModel refuses it). A list whose
@@ -51,6 +59,12 @@ export const DIFFUSERS_UNET_CLASS = "UNet2DConditionModel";
  * (the field set is unchanged in later releases); written as `_diffusers_version`.
  */
 export const DIFFUSERS_UNET_VERSION = "0.31.0";
+
+/**
+ * The private config.json field that marks a UNet whose GEGLU uses the tanh GELU (diffusers drops
+ * fields starting with `_` when it builds the model).
+ */
+const KIT_GELU_FIELD = "_xgen_kit_gelu";
 
 /** What {@link unetConfigFromDiffusers} returns. */
 export interface DiffusersUnetConfig {
@@ -164,6 +178,7 @@ const isPosInt = (v: unknown): v is number => Number.isInteger(v) && (v as numbe
  *   cross_attention_dim: 1024,
  * });
  * assert.equal(config.headDim, 64);
+ * assert.equal(config.gelu, "erf"); // diffusers' GEGLU: the exact GELU
  * assert.deepEqual(config.blockChannels, [320, 640, 1280, 1280]);
  * assert.throws(
  *   () => unetConfigFromDiffusers({ class_embed_type: "timestep" }),
@@ -187,6 +202,10 @@ export function unetConfigFromDiffusers(
   };
   if ("_class_name" in raw && raw._class_name !== DIFFUSERS_UNET_CLASS) {
     refuse("_class_name", raw._class_name, show(DIFFUSERS_UNET_CLASS));
+  }
+  const geluNote = raw[KIT_GELU_FIELD];
+  if (KIT_GELU_FIELD in raw && geluNote !== "tanh" && geluNote !== "erf") {
+    refuse(KIT_GELU_FIELD, geluNote, '"tanh" or "erf" (the GELU of the GEGLU feed-forward)');
   }
   for (const [field, value] of Object.entries(raw)) {
     if (field.startsWith("_") || field in MAPPED_DEFAULTS) continue;
@@ -262,6 +281,8 @@ export function unetConfigFromDiffusers(
     groupNormGroups: posInt("norm_num_groups"),
     useLinearProjection: useLinearProjection as boolean,
   };
+  // diffusers' GEGLU is the exact GELU; a kit UNet saved with the tanh one says so (the default).
+  if (geluNote !== "tanh") config.gelu = "erf";
   if (timeEmbedDim !== null) config.timeEmbedDim = timeEmbedDim as number;
   const depth = uniform("transformer_layers_per_block", n);
   if (depth !== 1) config.transformerDepth = depth;
@@ -305,7 +326,9 @@ function headsFromDiffusers(
 /**
  * Write the kit's {@link UnetConfig} as diffusers' `config.json` object (every
  * UNet2DConditionModel field, keys sorted as diffusers' `save_config` writes them), which
- * `UNet2DConditionModel.from_config` accepts.
+ * `UNet2DConditionModel.from_config` accepts. A config whose `gelu` is not `"erf"` (the kit's
+ * default tanh GELU) gets `"_xgen_kit_gelu": "tanh"`: diffusers ignores it and computes the exact
+ * GELU, a slightly different network; the kit reads it back as the tanh GELU.
  *
  * @example
  * ```ts
@@ -318,6 +341,7 @@ function headsFromDiffusers(
  * assert.deepEqual(json.block_out_channels, [320, 640, 1280, 1280]);
  * assert.equal(json.attention_head_dim, 8);
  * assert.equal(json.cross_attention_dim, 768);
+ * assert.equal(json._xgen_kit_gelu, "tanh"); // the kit's GELU; diffusers runs the exact one
  * ```
  */
 export function unetConfigToDiffusers(
@@ -349,6 +373,8 @@ export function unetConfigToDiffusers(
     use_linear_projection: c.useLinearProjection,
     time_embedding_dim: config.timeEmbedDim ?? null,
   };
+  // diffusers has no tanh GEGLU: note it for the kit (diffusers itself runs the exact GELU).
+  if (c.gelu !== "erf") out[KIT_GELU_FIELD] = "tanh";
   for (const [field, { ok }] of Object.entries(FIXED)) {
     if (field === "addition_embed_type_num_heads") out[field] = 64;
     else out[field] = ok[0];

@@ -26,6 +26,7 @@ import {
   attention,
   conv2d,
   geglu,
+  type GeluKind,
   groupNorm,
   initAttention,
   initConv2d,
@@ -59,6 +60,8 @@ export interface Transformer2dConfig {
   depth?: number;
   /** Feed-forward expansion (default 4). */
   ffMult?: number;
+  /** GELU of the GEGLU feed-forward (default `"tanh"`; diffusers' is `"erf"`). */
+  gelu?: GeluKind;
 }
 
 /**
@@ -152,7 +155,7 @@ export function transformer2d<T>(
         }),
       );
       const ffIn = layerNorm(m, t("norm3"), h);
-      h = m.add(h, linear(m, t("ff.net.2"), geglu(m, t("ff.net.0"), ffIn)));
+      h = m.add(h, linear(m, t("ff.net.2"), geglu(m, t("ff.net.0"), ffIn, { gelu: o.gelu })));
     }
     const out = o.useLinearProjection
       ? m.reshape(linear(m, n("proj_out"), h), [bsz, hgt, wid, ch])

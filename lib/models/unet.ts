@@ -30,6 +30,7 @@ import {
   countParams,
   type Dim,
   downsample,
+  type GeluKind,
   groupNorm,
   initConv2d,
   initDownsample,
@@ -78,6 +79,11 @@ export interface UnetConfig {
   timeEmbedDim?: number;
   /** Transformer blocks per spatial transformer (default 1). */
   transformerDepth?: number;
+  /**
+   * GELU of the transformers' GEGLU feed-forward: `"tanh"` (default, every preset) or `"erf"`,
+   * the exact GELU of diffusers' UNet2DConditionModel (what `unetConfigFromDiffusers` gives).
+   */
+  gelu?: GeluKind;
 }
 
 /**
@@ -137,9 +143,10 @@ export const UNET_PRESETS: {
  */
 export function resolveUnetConfig(
   c: UnetConfig,
-): Required<Omit<UnetConfig, "numHeads" | "headDim">> & {
+): Required<Omit<UnetConfig, "numHeads" | "headDim" | "gelu">> & {
   numHeads?: number;
   headDim?: number;
+  gelu?: GeluKind;
 } {
   const bad = (field: string, msg: string): never => {
     throw new Error(`UnetConfig.${field}: ${msg}`);
@@ -179,6 +186,9 @@ export function resolveUnetConfig(
   }
   const transformerDepth = c.transformerDepth ?? 1;
   if (!posInt(transformerDepth)) bad("transformerDepth", `expected a positive integer`);
+  if (c.gelu !== undefined && c.gelu !== "tanh" && c.gelu !== "erf") {
+    bad("gelu", `expected "tanh" or "erf", got ${JSON.stringify(c.gelu)}`);
+  }
   return { ...c, timeEmbedDim, transformerDepth };
 }
 
@@ -201,6 +211,7 @@ function transformerConfig(c: UnetConfig, channels: number): Transformer2dConfig
     groups: c.groupNormGroups,
     useLinearProjection: c.useLinearProjection,
     depth: c.transformerDepth ?? 1,
+    gelu: c.gelu,
   };
 }
 

@@ -10,17 +10,18 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { TfOps } from "./tf_ops.ts";
- * import type { Params } from "./params.ts";
  *
- * function example(
- *   params: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   const m = new TfOps(params);
- *   const y = m.conv2d(x, m.param("conv.weight"), m.param("conv.bias"), { stride: 1, pad: [1, 1] });
- * }
+ * // A 3x3 box filter over a 3x3 image of ones, zero-padded: 4 at a corner, 9 in the middle.
+ * const m = new TfOps({
+ *   "conv.weight": tf.variable(tf.ones([3, 3, 1, 1])),
+ *   "conv.bias": tf.variable(tf.zeros([1])),
+ * });
+ * const x = tf.ones([1, 3, 3, 1]);
+ * const y = m.conv2d(x, m.param("conv.weight"), m.param("conv.bias"), { stride: 1, pad: [1, 1] });
+ * assert.deepEqual(Array.from(y.dataSync()), [4, 6, 4, 6, 9, 6, 4, 6, 4]);
  * ```
  * @module
  */
@@ -30,6 +31,7 @@ import type {
   AttentionOpOptions,
   ConvOpOptions,
   Dim,
+  GeluKind,
   GroupNormOpOptions,
   Ops,
   OpsDType,
@@ -48,17 +50,18 @@ import {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { TfOps } from "./tf_ops.ts";
- * import type { Params } from "./params.ts";
- * import { resnetBlock } from "./resnet.ts";
+ * import { initResnetBlock, resnetBlock } from "./resnet.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   params: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   const y = resnetBlock(new TfOps(params), "mid", x, { groups: 8 }); // same as resnetBlock(params, ...)
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initResnetBlock(b, "mid", { inChannels: 4, outChannels: 4 });
+ * const x = tf.randomNormal([1, 4, 4, 4], 0, 1, "float32", 1) as tf.Tensor4D;
+ * const y = resnetBlock(new TfOps(b.params), "mid", x, { groups: 2 }); // = resnetBlock(b.params, ...)
+ * assert.deepEqual(y.dataSync(), resnetBlock(b.params, "mid", x, { groups: 2 }).dataSync());
  * ```
  */
 export class TfOps implements Ops<tf.Tensor> {
@@ -96,8 +99,8 @@ export class TfOps implements Ops<tf.Tensor> {
   silu(x: tf.Tensor): tf.Tensor {
     return silu(x);
   }
-  gelu(x: tf.Tensor): tf.Tensor {
-    return gelu(x);
+  gelu(x: tf.Tensor, kind?: GeluKind): tf.Tensor {
+    return gelu(x, kind);
   }
   sin(x: tf.Tensor): tf.Tensor {
     return tf.sin(x);
@@ -273,18 +276,27 @@ export function silu<T extends tf.Tensor>(x: T): T {
 const GELU_C = Math.sqrt(2 / Math.PI);
 
 /**
- * GELU, tanh approximation: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`; one fused kernel
- * on `cpu-blas`.
+ * GELU, by default the tanh approximation `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))` (one
+ * fused kernel on `cpu-blas`); with `kind` `"erf"` the exact `0.5 x (1 + erf(x / sqrt 2))`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { gelu } from "./tf_ops.ts";
  *
- * gelu(tf.scalar(1)); // ~0.8412
+ * gelu(tf.scalar(1)); // ~0.8412 (tanh approximation)
+ * const [y] = gelu(tf.scalar(1), "erf").dataSync(); // 0.5 (1 + erf(1 / sqrt 2)) = 0.84134475
+ * assert.ok(Math.abs(y - 0.8413447460685429) < 1e-6);
  * ```
  */
-export function gelu<T extends tf.Tensor>(x: T): T {
+export function gelu<T extends tf.Tensor>(x: T, kind: GeluKind = "tanh"): T {
+  if (kind === "erf") {
+    // No fused kernel: tfjs' Erf exists on every backend with its gradient registered, so the
+    // composed form trains anywhere (its erf is within 1.5e-7 of the true one).
+    return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)) as T);
+  }
+  if (kind !== "tanh") throw new Error(`gelu: kind must be "tanh" or "erf", got ${kind}`);
   if (x.dtype === "float32" && fusedKernelsActive()) return fusedGelu(x);
   return tf.tidy(() => {
     const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
@@ -350,15 +362,15 @@ export function setConvFilterGrad(mode: ConvFilterGradMode): ConvFilterGradMode 
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { convFilterGrad } from "./tf_ops.ts";
  *
- * function example(
- *   dy: tf.Tensor4D,
- *   x: tf.Tensor4D,
- * ) {
- *   const dw = convFilterGrad(x, dy, { kernelHeight: 3, kernelWidth: 3, stride: 1 });
- * }
+ * // Loss = sum of a valid 3x3 conv over ones: each weight sees 2x2 ones per channel pair.
+ * const x = tf.ones([1, 4, 4, 2]) as tf.Tensor4D, dy = tf.ones([1, 2, 2, 3]) as tf.Tensor4D;
+ * const dw = convFilterGrad(x, dy, { kernelHeight: 3, kernelWidth: 3, stride: 1 });
+ * assert.deepEqual(dw.shape, [3, 3, 2, 3]);
+ * assert.ok(dw.dataSync().every((v) => v === 4));
  * ```
  */
 export function convFilterGrad(
@@ -435,15 +447,14 @@ function splitHeads(x: tf.Tensor3D, heads: number): tf.Tensor3D {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { attentionProbs } from "./tf_ops.ts";
  *
- * function example(
- *   k: tf.Tensor3D,
- *   q: tf.Tensor3D,
- * ) {
- *   const w = attentionProbs(q, k, { heads: 2 }); // rows sum to 1
- * }
+ * const q = tf.ones([1, 3, 4]) as tf.Tensor3D, k = tf.randomNormal([1, 5, 4]) as tf.Tensor3D;
+ * const w = attentionProbs(q, k, { heads: 2 }); // [B, heads, Tq, Tk]
+ * assert.deepEqual(w.shape, [1, 2, 3, 5]);
+ * tf.sum(w, -1).dataSync().forEach((s) => assert.ok(Math.abs(s - 1) < 1e-5)); // rows sum to 1
  * ```
  */
 export function attentionProbs(
@@ -490,16 +501,15 @@ export function attentionProbs(
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { scaledDotProductAttention } from "./tf_ops.ts";
  *
- * function example(
- *   k: tf.Tensor3D,
- *   q: tf.Tensor3D,
- *   v: tf.Tensor3D,
- * ) {
- *   scaledDotProductAttention(q, k, v, { heads: 4, causal: true });
- * }
+ * // Causal: query 0 sees only key 0, so its output is v[0].
+ * const q = tf.ones([1, 3, 4]) as tf.Tensor3D;
+ * const v = tf.tensor3d([[[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]]);
+ * const y = scaledDotProductAttention(q, q, v, { heads: 4, causal: true });
+ * assert.deepEqual(Array.from(y.dataSync().slice(0, 4)), [1, 2, 3, 4]);
  * ```
  */
 export function scaledDotProductAttention(

@@ -35,6 +35,7 @@ import type {
   AttentionOpOptions,
   ConvOpOptions,
   Dim,
+  GeluKind,
   GroupNormOpOptions,
   Ops,
   OpsDType,
@@ -256,8 +257,12 @@ export class OnnxOps implements Ops<OnnxValue> {
   silu(x: OnnxValue): OnnxValue {
     return this.binary("Mul", x, this.unary("Sigmoid", x));
   }
-  gelu(x: OnnxValue): OnnxValue {
-    // opset 17 has no Gelu: the tanh formula of lib/nn's gelu.
+  gelu(x: OnnxValue, kind: GeluKind = "tanh"): OnnxValue {
+    // opset 17 has no Gelu (opset 20 does): lib/nn's formulas, from Erf (exact) or Tanh.
+    if (kind === "erf") {
+      const erf = this.unary("Erf", this.mul(x, Math.SQRT1_2));
+      return this.mul(this.mul(x, 0.5), this.add(erf, 1));
+    }
     const x3 = this.mul(this.mul(x, x), x);
     const inner = this.mul(this.add(x, this.mul(x3, 0.044715)), GELU_C);
     return this.mul(this.mul(x, 0.5), this.add(this.unary("Tanh", inner), 1));
