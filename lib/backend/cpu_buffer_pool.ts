@@ -112,12 +112,14 @@ export class BufferPool {
    *
    * @example
    * ```ts
-   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * import assert from "node:assert/strict";
+   * import { BufferPool } from "./cpu_buffer_pool.ts";
    *
-   * function example(pool: BufferPool) {
-   *   const values = pool.take(1024);
-   *   pool.adopt(values);
-   * }
+   * const pool = new BufferPool();
+   * const values = pool.take(1024);
+   * pool.adopt(values); // one tensor now owns it
+   * pool.release(values); // disposed: back in the free list
+   * assert.equal(pool.take(1024), values);
    * ```
    */
   adopt(values: unknown): void {
@@ -133,12 +135,15 @@ export class BufferPool {
    *
    * @example
    * ```ts
-   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * import assert from "node:assert/strict";
+   * import { BufferPool } from "./cpu_buffer_pool.ts";
    *
-   * function example(pool: BufferPool) {
-   *   const values = pool.take(1024);
-   *   pool.pin(values);
-   * }
+   * const pool = new BufferPool();
+   * const values = pool.take(1024);
+   * pool.adopt(values);
+   * pool.pin(values); // read by user code: never recycled
+   * pool.release(values);
+   * assert.notEqual(pool.take(1024), values);
    * ```
    */
   pin(values: unknown): void {
@@ -150,12 +155,14 @@ export class BufferPool {
    *
    * @example
    * ```ts
-   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * import assert from "node:assert/strict";
+   * import { BufferPool } from "./cpu_buffer_pool.ts";
    *
-   * function example(pool: BufferPool) {
-   *   const values = pool.take(1024);
-   *   pool.release(values);
-   * }
+   * const pool = new BufferPool();
+   * const values = pool.take(1024);
+   * pool.adopt(values);
+   * pool.release(values);
+   * assert.equal(pool.stats().freeBytes, 1024 * 4);
    * ```
    */
   release(values: unknown): void {
@@ -195,11 +202,15 @@ export class BufferPool {
    *
    * @example
    * ```ts
-   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * import assert from "node:assert/strict";
+   * import { BufferPool } from "./cpu_buffer_pool.ts";
    *
-   * function example(pool: BufferPool) {
-   *   pool.clear();
-   * }
+   * const pool = new BufferPool();
+   * const values = pool.take(1024);
+   * pool.adopt(values);
+   * pool.release(values);
+   * pool.clear();
+   * assert.equal(pool.stats().freeBytes, 0);
    * ```
    */
   clear(): void {
@@ -213,11 +224,15 @@ export class BufferPool {
    *
    * @example
    * ```ts
-   * import type { BufferPool } from "./cpu_buffer_pool.ts";
+   * import assert from "node:assert/strict";
+   * import { BufferPool } from "./cpu_buffer_pool.ts";
    *
-   * function example(pool: BufferPool) {
-   *   console.log(pool.stats().hits);
-   * }
+   * const pool = new BufferPool();
+   * const a = pool.take(1024);
+   * pool.adopt(a);
+   * pool.release(a);
+   * pool.take(1024); // served from the free list
+   * assert.deepEqual([pool.stats().hits, pool.stats().misses], [1, 1]);
    * ```
    */
   stats(): BufferPoolStats {
@@ -246,13 +261,14 @@ export interface PooledBackend {
  *
  * @example
  * ```ts
- * import { takeF32 } from "./cpu_buffer_pool.ts";
+ * import assert from "node:assert/strict";
+ * import { BufferPool, takeF32 } from "./cpu_buffer_pool.ts";
  *
- * function example(
- *   args: { backend: unknown }, // a kernel's arguments
- * ) {
- *   const out = takeF32(args.backend, 1024); // pooled on cpu-blas, fresh elsewhere
- * }
+ * // A kernel's args.backend: pooled on cpu-blas (it has a bufferPool), fresh elsewhere.
+ * const pooled = { bufferPool: new BufferPool() };
+ * assert.equal(takeF32(pooled, 1024).length, 1024);
+ * assert.equal(pooled.bufferPool.stats().misses, 1);
+ * assert.deepEqual(takeF32({}, 4, true), new Float32Array(4));
  * ```
  */
 export function takeF32(backend: unknown, n: number, zero = false): Float32Array {

@@ -607,13 +607,13 @@ function nativePlan(aShape: number[], bShape: number[], size: number) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reduceSum } from "./cpu_fast_kernels.ts";
  *
- * function example(
- *   dy: Float32Array<ArrayBuffer>, // [8, 32, 32, 64] gradient
- * ) {
- *   const { values } = reduceSum(dy, [8, 32, 32, 64], [0, 1, 2]); // bias gradient, 64 values
- * }
+ * // A [2, 2, 2, 3] gradient of ones: the bias gradient sums over all but the channel axis.
+ * const dy = new Float32Array(2 * 2 * 2 * 3).fill(1);
+ * const { values, shape } = reduceSum(dy, [2, 2, 2, 3], [0, 1, 2]);
+ * assert.deepEqual([Array.from(values), shape], [[8, 8, 8], [3]]);
  * ```
  */
 export function reduceSum(

@@ -12,15 +12,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
  *
- * function example() {
- *   for (const k of wasmKernelConfigs(captureStockWasmKernels())) {
- *     tf.unregisterKernel(k.kernelName, "wasm");
- *     tf.registerKernel(k);
- *   }
+ * // What initBackend("wasm") does before it starts the backend.
+ * for (const k of wasmKernelConfigs(captureStockWasmKernels())) {
+ *   if (tf.getKernel(k.kernelName, "wasm")) tf.unregisterKernel(k.kernelName, "wasm");
+ *   tf.registerKernel(k);
  * }
+ * assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm")); // missing from stock tfjs wasm
  * ```
  * @module
  */
@@ -65,13 +67,13 @@ export function captureStockWasmKernels(): Map<string, tf.KernelConfig> {
  *
  * @example
  * ```ts
- * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
  * import { captureStockWasmKernels, wasmKernelConfigs } from "./wasm_kernels.ts";
  *
- * function example() {
- *   const stock = captureStockWasmKernels();
- *   for (const k of wasmKernelConfigs(stock)) tf.registerKernel(k);
- * }
+ * const stock = captureStockWasmKernels(); // before they are replaced
+ * const names = wasmKernelConfigs(stock).map((k) => k.kernelName);
+ * assert.ok(names.includes("Conv2DBackpropFilter") && names.includes("UnsortedSegmentSum"));
  * ```
  */
 export function wasmKernelConfigs(stockKernels: Map<string, tf.KernelConfig>): tf.KernelConfig[] {

@@ -14,7 +14,12 @@
  *   x: tf.TensorInfo,
  * ) {
  *   const uniforms = [{ type: "float32", data: [0.5] }];
- *   const y = (backend as unknown as WebgpuBackendLike).runWebGPUProgram(program, [x], "float32", uniforms);
+ *   const y = (backend as unknown as WebgpuBackendLike).runWebGPUProgram(
+ *     program,
+ *     [x],
+ *     "float32",
+ *     uniforms,
+ *   );
  * }
  * ```
  * @module

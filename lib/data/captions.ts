@@ -57,12 +57,15 @@ export function tokenize(caption: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { captionStats } from "./captions.ts";
- * import { readShards } from "./webdataset.ts";
  *
- * async function example() {
- *   const st = await captionStats(readShards("runs/data/train32"), { words: ["circle", "star"] });
- * }
+ * // Any iterable of captions works; readShards("runs/data/train32") streams a dataset's.
+ * const st = await captionStats(["a red circle", "a blue star", "a circle above a circle"], {
+ *   words: ["circle", "star"],
+ * });
+ * assert.equal(st.captionCounts.get("circle"), 2);
+ * assert.equal(st.occurrences.get("circle"), 3);
  * ```
  */
 export async function captionStats(

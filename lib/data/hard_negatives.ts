@@ -10,13 +10,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SHAPES_WORLD_WORD_GROUPS, swapOneWord } from "./hard_negatives.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const neg = swapOneWord("a red star above a blue circle", SHAPES_WORLD_WORD_GROUPS, rng);
- *   // e.g. "a red star above a blue square"
- * }
+ * const caption = "a red star above a blue circle";
+ * const neg = swapOneWord(caption, SHAPES_WORLD_WORD_GROUPS, Rng.stream(0)); // "... blue star"
+ * const changed = neg!.split(" ").filter((w, i) => w !== caption.split(" ")[i]);
+ * assert.equal(changed.length, 1); // exactly one colour or shape word differs
  * ```
  * @module
  */
@@ -41,12 +42,13 @@ export const SHAPES_WORLD_WORD_GROUPS: readonly (readonly string[])[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { swapOneWord } from "./hard_negatives.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   swapOneWord("A photograph of a green cross", [["green", "blue"]], rng); // "A photograph of a blue cross"
- * }
+ * const neg = swapOneWord("A photograph of a green cross", [["green", "blue"]], Rng.stream(0));
+ * assert.equal(neg, "A photograph of a blue cross");
+ * assert.equal(swapOneWord("a cat", [["green", "blue"]], Rng.stream(0)), null); // nothing to swap
  * ```
  */
 export function swapOneWord(

@@ -5,9 +5,15 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
- * }
+ * import assert from "node:assert/strict";
+ * import { encode } from "npm:jpeg-js@0.4.4";
+ * import { decodeJpegRgb } from "./jpeg.ts";
+ *
+ * // A 2x2 mid-grey JPEG; usually the bytes of await Deno.readFile("x.jpg").
+ * const jpg = encode({ data: new Uint8Array(2 * 2 * 4).fill(128), width: 2, height: 2 }, 90).data;
+ * const { data, width, height } = decodeJpegRgb(jpg, "x.jpg");
+ * assert.deepEqual([width, height, data.length], [2, 2, 12]);
+ * assert.ok(data.every((v) => Math.abs(v - 128) <= 2));
  * ```
  * @module
  */
@@ -38,9 +44,14 @@ export function isJpeg(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * async function example() {
- *   const { data, width, height } = decodeJpegRgb(await Deno.readFile("x.jpg"), "x.jpg");
- * }
+ * import assert from "node:assert/strict";
+ * import { encode } from "npm:jpeg-js@0.4.4";
+ * import { decodeJpegRgb } from "./jpeg.ts";
+ *
+ * const jpg = encode({ data: new Uint8Array(4 * 2 * 4).fill(255), width: 4, height: 2 }, 90).data;
+ * const { width, height } = decodeJpegRgb(jpg, "x.jpg");
+ * assert.deepEqual([width, height], [4, 2]);
+ * assert.throws(() => decodeJpegRgb(jpg.subarray(0, 20), "x.jpg"), /^Error: x\.jpg: corrupt JPEG/);
  * ```
  */
 export function decodeJpegRgb(bytes: Uint8Array, what = "JPEG"): JpegRgb {

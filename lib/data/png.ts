@@ -58,9 +58,13 @@ export function isPng(bytes: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * async function example() {
- *   const { image } = decodePngRgb(await Deno.readFile("x.png"), "x.png");
- * }
+ * import assert from "node:assert/strict";
+ * import { decodePngRgb, encodePngRgb } from "./png.ts";
+ *
+ * // Usually the bytes of await Deno.readFile("x.png").
+ * const png = encodePngRgb(new Uint8Array([255, 0, 0, 0, 0, 255]), 2, 1); // red, blue
+ * const { image, width, height } = decodePngRgb(png, "x.png");
+ * assert.deepEqual([width, height, ...image], [2, 1, 255, 0, 0, 0, 0, 255]);
  * ```
  */
 export function decodePngRgb(bytes: Uint8Array, what = "PNG"): RgbImage {

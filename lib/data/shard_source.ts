@@ -15,11 +15,17 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const src = shardSourceFor("gs://my-bucket/laion/aesthetic6");
- *   const shards = await src.list(); // ["gs://my-bucket/laion/aesthetic6/00000.tar", ...]
- *   const stream = await src.open(shards[0]);
- * }
+ * import assert from "node:assert/strict";
+ * import { shardSourceFor } from "./shard_source.ts";
+ * import { buildShapesWorldShards } from "./webdataset.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 4, perShard: 2 });
+ * const src = shardSourceFor(dir); // or "gs://my-bucket/laion/aesthetic6"
+ * const shards = await src.list(); // [`${dir}/00000.tar`, `${dir}/00001.tar`]
+ * assert.deepEqual(shards, [`${dir}/00000.tar`, `${dir}/00001.tar`]);
+ * await (await src.open(shards[0])).cancel();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -61,18 +67,14 @@ export interface ShardSourceOptions {
  *
  * @example
  * ```ts
- * import { type ShardSource, ShardTransportError } from "./shard_source.ts";
+ * import assert from "node:assert/strict";
+ * import { ShardTransportError } from "./shard_source.ts";
  *
- * async function example(
- *   src: ShardSource,
- *   url: string,
- * ) {
- *   try {
- *     await src.open(url);
- *   } catch (e) {
- *     if (e instanceof ShardTransportError) throw e; // not a bad shard: stop
- *   }
- * }
+ * // Thrown by a source when the storage failed (retries exhausted, 403...), as opposed to a
+ * // missing or corrupt shard, which readShards skips: callers stop on it.
+ * const e = new ShardTransportError("gs://b/d/00000.tar", "read failed", new Error("HTTP 403"));
+ * assert.equal(e.message, "gs://b/d/00000.tar: read failed (HTTP 403)");
+ * assert.ok(e instanceof ShardTransportError && e.url === "gs://b/d/00000.tar");
  * ```
  */
 export class ShardTransportError extends Error {
@@ -122,10 +124,16 @@ function manifestShards(manifest: unknown): string[] | null {
  *
  * @example
  * ```ts
- * async function example() {
- *   const src = new LocalShardSource("runs/data/train32");
- *   const first = await src.open((await src.list())[0]);
- * }
+ * import assert from "node:assert/strict";
+ * import { LocalShardSource } from "./shard_source.ts";
+ * import { buildShapesWorldShards } from "./webdataset.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 2, perShard: 2 });
+ * const src = new LocalShardSource(dir);
+ * const first = await src.open((await src.list())[0]);
+ * assert.ok((await first.getReader().read()).value!.length > 0); // tar bytes
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class LocalShardSource implements ShardSource {
@@ -291,10 +299,24 @@ function reopeningStream(o: ReopeningStreamOptions): ReadableStream<Uint8Array> 
  *
  * @example
  * ```ts
- * async function example() {
- *   const src = new GcsShardSource("gs://bucket/laion", { apiEndpoint: "http://127.0.0.1:9199" });
- *   for (const url of await src.list()) console.log(url);
- * }
+ * import assert from "node:assert/strict";
+ * import { GcsShardSource } from "./shard_source.ts";
+ *
+ * // For the real service or an emulator, pass no client, e.g.
+ * // new GcsShardSource("gs://bucket/laion", { apiEndpoint: "http://127.0.0.1:9199" }).
+ * // Here an in-memory bucket: no dataset.json (404), so the tars are listed by prefix.
+ * const names = ["laion/00000.tar", "laion/00000.parquet", "laion/00001.tar"];
+ * const notFound = () => Promise.reject(Object.assign(new Error("No such object"), { code: 404 }));
+ * const bucket = {
+ *   file: () => ({ save: notFound, download: notFound, delete: notFound }),
+ *   getFiles: () =>
+ *     Promise.resolve([names.map((name) => ({ name })), null] as [{ name: string }[], null]),
+ * };
+ * const src = new GcsShardSource("gs://bucket/laion", { client: { bucket: () => bucket } });
+ * assert.deepEqual(await src.list(), [
+ *   "gs://bucket/laion/00000.tar",
+ *   "gs://bucket/laion/00001.tar",
+ * ]);
  * ```
  */
 export class GcsShardSource implements ShardSource {

@@ -16,14 +16,22 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   await buildShapesWorldShards({ outDir: "runs/data/train32", seed: 0, count: 2000, perShard: 500 });
- *   const stats = newReadStats();
- *   for await (const s of readShards("runs/data/train32", { stats, minAesthetic: 4.5 })) {
- *     console.log(s.key, s.caption, s.position);
- *   }
- *   console.log(formatReadStats(stats)); // "50 of 50 records read from 5 shards; nothing skipped"
- * }
+ * import assert from "node:assert/strict";
+ * import {
+ *   buildShapesWorldShards,
+ *   formatReadStats,
+ *   newReadStats,
+ *   readShards,
+ * } from "./webdataset.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. runs/data/train32
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 4, perShard: 2 });
+ * const stats = newReadStats();
+ * const keys: string[] = [];
+ * for await (const s of readShards(dir, { stats, minAesthetic: 0 })) keys.push(s.key);
+ * assert.equal(keys.length, 4);
+ * assert.equal(formatReadStats(stats), "4 of 4 records read from 2 shards; nothing skipped");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -471,13 +479,13 @@ export function newReadStats(): ReadStats {
  *
  * @example
  * ```ts
- * import { formatReadStats, type ReadStats } from "./webdataset.ts";
+ * import assert from "node:assert/strict";
+ * import { formatReadStats, newReadStats } from "./webdataset.ts";
  *
- * function example(stats: ReadStats) {
- *   formatReadStats(stats);
- *   // "9 of 12 records read from 2 shards; skipped: aesthetic 3, corruptParquet 1
- *   //  (d/00001.parquet: cannot read parquet (...))"
- * }
+ * const stats = newReadStats();
+ * Object.assign(stats, { records: 12, read: 9, shards: 2 });
+ * stats.skipped.aesthetic = 3;
+ * assert.equal(formatReadStats(stats), "9 of 12 records read from 2 shards; skipped: aesthetic 3");
  * ```
  */
 export function formatReadStats(stats: ReadStats): string {
@@ -534,10 +542,14 @@ export interface ReadShardsOptions {
  *
  * @example
  * ```ts
- * async function example() {
- *   const paths = await listShards("runs/data/train32");
- *   const urls = await listShards("gs://bucket/laion", { gcs: { apiEndpoint: "http://127.0.0.1:9199" } });
- * }
+ * import assert from "node:assert/strict";
+ * import { buildShapesWorldShards, listShards } from "./webdataset.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 2, perShard: 1 });
+ * assert.deepEqual(await listShards(dir), [`${dir}/00000.tar`, `${dir}/00001.tar`]);
+ * // gs:// too: listShards("gs://bucket/laion", { gcs: { apiEndpoint: "http://127.0.0.1:9199" } })
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function listShards(
@@ -673,12 +685,18 @@ function interrupted(e: ShardTransportError, shard: number, index: number): Erro
  *
  * @example
  * ```ts
- * async function example() {
- *   const stats = newReadStats();
- *   const it = readShards(["d/00000.tar"], { stats, rank: 0, worldSize: 1 });
- *   for await (const s of it) { console.log(s.caption); }
- *   for await (const s of readShards("gs://bucket/laion", { minAesthetic: 6 })) console.log(s.key);
- * }
+ * import assert from "node:assert/strict";
+ * import { buildShapesWorldShards, newReadStats, readShards } from "./webdataset.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 4, perShard: 1 });
+ * const stats = newReadStats();
+ * // Rank 1 of 2 reads shards 1 and 3; a gs://bucket/laion location reads the same way.
+ * const it = readShards(dir, { stats, rank: 1, worldSize: 2 });
+ * const shards: string[] = [];
+ * for await (const s of it) shards.push(s.shardPath.slice(dir.length + 1));
+ * assert.deepEqual(shards, ["00001.tar", "00003.tar"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function* readShards(

@@ -78,11 +78,17 @@ export function singleProcess(): Communicator {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { settle } from "./comm.ts";
  *
- * async function example(mpiCall: () => Promise<void>) {
- *   await settle(() => mpiCall());
- * }
+ * // A synchronous call (an MPI FFI call) as a promise: its throw becomes a rejection.
+ * await settle(() => 42);
+ * await assert.rejects(
+ *   settle(() => {
+ *     throw new Error("MPI_Allreduce failed");
+ *   }),
+ *   /MPI_Allreduce/,
+ * );
  * ```
  */
 export function settle(f: () => unknown): Promise<void> {
@@ -99,14 +105,13 @@ export function settle(f: () => unknown): Promise<void> {
  *
  * @example
  * ```ts
- * import { allreduceMean, type Communicator } from "./comm.ts";
+ * import assert from "node:assert/strict";
+ * import { allreduceMean, singleProcess } from "./comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   grads: Float32Array, // this rank's flattened gradient
- * ) {
- *   await allreduceMean(comm, grads); // every rank now holds the average gradient
- * }
+ * const comm = singleProcess(); // or worldCommunicator() under mpirun
+ * const grads = new Float32Array([0.5, -1]); // this rank's flattened gradient
+ * await allreduceMean(comm, grads); // every rank now holds the average gradient
+ * assert.deepEqual(grads, new Float32Array([0.5, -1])); // one rank: unchanged
  * ```
  */
 export async function allreduceMean(comm: Communicator, buf: Float32Array): Promise<void> {
@@ -123,11 +128,12 @@ export async function allreduceMean(comm: Communicator, buf: Float32Array): Prom
  *
  * @example
  * ```ts
- * import { allGather, type Communicator } from "./comm.ts";
+ * import assert from "node:assert/strict";
+ * import { allGather, singleProcess } from "./comm.ts";
  *
- * async function example(comm: Communicator) {
- *   const rows = await allGather(comm, [Deno.memoryUsage().rss]); // rows[r][0] = rank r's RSS
- * }
+ * const rows = await allGather(singleProcess(), [Deno.memoryUsage().rss, 7]); // rows[r] = rank r's
+ * assert.equal(rows.length, 1);
+ * assert.equal(rows[0][1], 7);
  * ```
  */
 export async function allGather(
@@ -148,15 +154,14 @@ export async function allGather(
  *
  * @example
  * ```ts
- * import { broadcastBytes, type Communicator } from "./comm.ts";
+ * import assert from "node:assert/strict";
+ * import { broadcastBytes, singleProcess } from "./comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   state: unknown,
- * ) {
- *   const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
- *   const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
- * }
+ * const comm = singleProcess();
+ * const state = { step: 12 };
+ * const text = comm.rank === 0 ? new TextEncoder().encode(JSON.stringify(state)) : null;
+ * const state2 = JSON.parse(new TextDecoder().decode(await broadcastBytes(comm, text)));
+ * assert.deepEqual(state2, state);
  * ```
  */
 export async function broadcastBytes(
@@ -180,14 +185,21 @@ export async function broadcastBytes(
  *
  * @example
  * ```ts
- * import { assertSameOnAllRanks, type Communicator } from "./comm.ts";
+ * import assert from "node:assert/strict";
+ * import { assertSameOnAllRanks, type Communicator, singleProcess } from "./comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   start: number,
- * ) {
- *   await assertSameOnAllRanks(comm, "resume step", start);
- * }
+ * await assertSameOnAllRanks(singleProcess(), "resume step", 100); // one rank always agrees
+ * // With two ranks reporting 100 and 90 it throws; a stub communicator shows the message.
+ * const fake: Communicator = {
+ *   ...singleProcess(),
+ *   rank: 0,
+ *   size: 2,
+ *   allreduceSum: (b) => Promise.resolve(void b.set([100, 90])),
+ * };
+ * await assert.rejects(
+ *   assertSameOnAllRanks(fake, "resume step", 100),
+ *   /rank 0 has 100, rank 1 has 90/,
+ * );
  * ```
  */
 export async function assertSameOnAllRanks(

@@ -7,12 +7,14 @@
  *
  * @example
  * ```ts
- * import { allreduceMean, worldCommunicator } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { allreduceMean, singleProcess } from "./mod.ts";
  *
- * async function example(grads: Float32Array) {
- *   const comm = worldCommunicator();
- *   await allreduceMean(comm, grads);
- * }
+ * // Under mpirun: const comm = worldCommunicator();
+ * const comm = singleProcess();
+ * const grads = new Float32Array([1, 2, 3]);
+ * await allreduceMean(comm, grads);
+ * assert.deepEqual(grads, new Float32Array([1, 2, 3]));
  * ```
  * @module
  */

@@ -6,16 +6,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { averageGrads } from "./training.ts";
- * import type { Communicator } from "./comm.ts";
- * import type { GradAccumulator } from "../train/optim.ts";
+ * import { singleProcess } from "./comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   acc: GradAccumulator,
- * ) {
- *   const avg = await averageGrads(comm, acc.mean()); // same values on every rank
- * }
+ * // In training the step comes from a GradAccumulator's mean() (lib/train/optim.ts).
+ * const step = { value: tf.scalar(0.25), grads: { "fc.weight": tf.tensor1d([1, -1]) } };
+ * const avg = await averageGrads(singleProcess(), step); // same values on every rank
+ * assert.deepEqual(Array.from(avg.grads["fc.weight"].dataSync()), [1, -1]);
  * ```
  * @module
  */
@@ -29,16 +29,16 @@ import type { RngState } from "../util/rng.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { averageGrads } from "./training.ts";
- * import type { Communicator } from "./comm.ts";
- * import type { GradAccumulator } from "../train/optim.ts";
+ * import { singleProcess } from "./comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   acc: GradAccumulator,
- * ) {
- *   const { value, grads } = await averageGrads(comm, acc.mean());
- * }
+ * const step = { value: tf.scalar(2), grads: { w: tf.tensor2d([[1, 2]]) } };
+ * const { value, grads } = await averageGrads(singleProcess(), step);
+ * assert.equal(value.dataSync()[0], 2); // one rank: the step itself
+ * assert.deepEqual(grads.w.shape, [1, 2]);
  * ```
  */
 export async function averageGrads(
@@ -86,16 +86,14 @@ function unpackRng(v: readonly number[]): RngState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gatherRngStates } from "./training.ts";
- * import type { Communicator } from "./comm.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { singleProcess } from "./comm.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   rng: Rng,
- * ) {
- *   const states = await gatherRngStates(comm, rng.state()); // states[r] is rank r's
- * }
+ * const rng = Rng.stream(3);
+ * const states = await gatherRngStates(singleProcess(), rng.state()); // states[r] is rank r's
+ * assert.deepEqual(states, [rng.state()]);
  * ```
  */
 export async function gatherRngStates(comm: Communicator, st: RngState): Promise<RngState[]> {

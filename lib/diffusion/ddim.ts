@@ -3,17 +3,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ddimInvert, sampleDdim } from "./ddim.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 0 });
- *   const z = await ddimInvert(model, x, schedule, { steps: 50 }); // back to noise
- * }
+ * // A model that predicts no noise: DDIM then only rescales, so inversion undoes sampling exactly.
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const schedule = makeSchedule();
+ * const latent = new Float32Array([0.1, -0.2, 0.3, 0.4]);
+ * const z = await ddimInvert(zero, latent, schedule, { steps: 10 }); // back to noise
+ * const x = await sampleDdim(zero, z, schedule, { steps: 10, eta: 0 });
+ * x.forEach((v, i) => assert.ok(Math.abs(v - latent[i]) < 1e-6));
  * ```
  * @module
  */
@@ -33,16 +33,23 @@ function prevAlpha(schedule: NoiseSchedule, t: number, steps: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleDdim } from "./ddim.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleDdim(model, noise, schedule, { steps: 50, eta: 1, seed: 4 });
- * }
+ * // The ideal denoiser for data that is all 0.5: eps = (x - sqrt(abar) 0.5) / sqrt(1 - abar).
+ * const schedule = makeSchedule({ setAlphaToOne: true });
+ * const model = (x: Float32Array, t: number) => {
+ *   const ab = schedule.alphaBarAt(t);
+ *   return Promise.resolve(x.map((v) => (v - Math.sqrt(ab) * 0.5) / Math.sqrt(1 - ab)));
+ * };
+ * const x = await sampleDdim(model, Rng.stream(1).normal(4), schedule, {
+ *   steps: 10,
+ *   eta: 1,
+ *   seed: 4,
+ * });
+ * x.forEach((v) => assert.ok(Math.abs(v - 0.5) < 1e-5));
  * ```
  */
 export async function sampleDdim(
@@ -89,17 +96,16 @@ export async function sampleDdim(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ddimInvert, sampleDdim } from "./ddim.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   latent: Float32Array,
- *   model: ModelFn,
- *   schedule: NoiseSchedule,
- * ) {
- *   const z = await ddimInvert(model, latent, schedule, { steps: 50 });
- *   const back = await sampleDdim(model, z, schedule, { steps: 50 }); // ~ latent
- * }
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const schedule = makeSchedule();
+ * const latent = new Float32Array([0.5, -1, 2]);
+ * const z = await ddimInvert(zero, latent, schedule, { steps: 5 });
+ * const back = await sampleDdim(zero, z, schedule, { steps: 5 }); // ~ latent
+ * back.forEach((v, i) => assert.ok(Math.abs(v - latent[i]) < 1e-5));
  * ```
  */
 export async function ddimInvert(

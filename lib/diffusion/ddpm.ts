@@ -4,16 +4,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleDdpm } from "./ddpm.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleDdpm(model, noise, schedule, { steps: 100, seed: 1 });
- * }
+ * // The ideal denoiser for data that is all 0.5 lands on 0.5 despite DDPM's fresh noise.
+ * const schedule = makeSchedule();
+ * const model = (x: Float32Array, t: number) => {
+ *   const ab = schedule.alphaBarAt(t);
+ *   return Promise.resolve(x.map((v) => (v - Math.sqrt(ab) * 0.5) / Math.sqrt(1 - ab)));
+ * };
+ * const x = await sampleDdpm(model, Rng.stream(1).normal(4), schedule, { steps: 10, seed: 1 });
+ * x.forEach((v) => assert.ok(Math.abs(v - 0.5) < 1e-5));
  * ```
  * @module
  */
@@ -26,18 +29,16 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleDdpm } from "./ddpm.ts";
  * import { makeSchedule } from "./schedule.ts";
- * import type { ModelFn } from "./types.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   n: number,
- *   rng: Rng,
- * ) {
- *   const x = await sampleDdpm(model, rng.normal(n), makeSchedule(), { steps: 50, seed: 0 });
- * }
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const noise = Rng.stream(0).normal(4);
+ * const a = await sampleDdpm(zero, noise, makeSchedule(), { steps: 10, seed: 0 });
+ * const b = await sampleDdpm(zero, noise, makeSchedule(), { steps: 10, seed: 0 });
+ * assert.deepEqual(a, b); // same seed, same sampler noise
  * ```
  */
 export async function sampleDdpm(

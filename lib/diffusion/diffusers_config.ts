@@ -4,13 +4,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readDiffusersConfig } from "./diffusers_config.ts";
  * import { makeSchedule } from "./schedule.ts";
  *
- * async function example() {
- *   const cfg = await readDiffusersConfig("models/sd/scheduler/scheduler_config.json");
- *   const schedule = makeSchedule(cfg);
- * }
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/scheduler_config.json`;
+ * await Deno.writeTextFile(
+ *   path,
+ *   JSON.stringify({ _class_name: "DDIMScheduler", beta_schedule: "linear" }),
+ * );
+ * const schedule = makeSchedule(await readDiffusersConfig(path));
+ * assert.equal(schedule.config.setAlphaToOne, true); // the DDIMScheduler default
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -159,14 +165,14 @@ export function fromDiffusersConfig(
  *
  * @example
  * ```ts
- * import { toDiffusersConfig } from "./diffusers_config.ts";
+ * import assert from "node:assert/strict";
+ * import { fromDiffusersConfig, toDiffusersConfig } from "./diffusers_config.ts";
  * import { SD_SCHEDULER_CONFIG } from "./schedule.ts";
- * import { writeJsonAtomic } from "../util/atomic.ts";
  *
- * async function example() {
- *   const cfg = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" as const };
- *   await writeJsonAtomic("ckpt/scheduler_config.json", toDiffusersConfig(cfg));
- * }
+ * const cfg = { ...SD_SCHEDULER_CONFIG, predictionType: "v_prediction" as const };
+ * const json = toDiffusersConfig(cfg);
+ * assert.equal(json.prediction_type, "v_prediction");
+ * assert.deepEqual(fromDiffusersConfig(json), cfg);
  * ```
  */
 export function toDiffusersConfig(cfg: ScheduleConfig): Record<string, unknown> {
@@ -193,9 +199,14 @@ export function toDiffusersConfig(cfg: ScheduleConfig): Record<string, unknown> 
  *
  * @example
  * ```ts
- * async function example() {
- *   const cfg = await readDiffusersConfig("scheduler/scheduler_config.json");
- * }
+ * import assert from "node:assert/strict";
+ * import { readDiffusersConfig } from "./diffusers_config.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/scheduler_config.json`, '{"prediction_type": "v_prediction"}');
+ * const cfg = await readDiffusersConfig(`${dir}/scheduler_config.json`);
+ * assert.equal(cfg.predictionType, "v_prediction");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readDiffusersConfig(path: string): Promise<ScheduleConfig> {

@@ -6,16 +6,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 25 });
- * }
+ * // The ideal denoiser for data that is all 0.5: eps = (x - sqrt(abar) 0.5) / sqrt(1 - abar).
+ * const schedule = makeSchedule();
+ * const model = (x: Float32Array, t: number) => {
+ *   const ab = schedule.alphaBarAt(t);
+ *   return Promise.resolve(x.map((v) => (v - Math.sqrt(ab) * 0.5) / Math.sqrt(1 - ab)));
+ * };
+ * const x = await sampleDpmSolverPP2M(model, Rng.stream(1).normal(4), schedule, { steps: 10 });
+ * x.forEach((v) => assert.ok(Math.abs(v - 0.5) < 1e-5));
  * ```
  * @module
  */
@@ -34,16 +37,17 @@ function alphaSigma(sigma: number): [number, number] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleDpmSolverPP2M } from "./dpmpp_2m.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleDpmSolverPP2M(model, noise, schedule, { steps: 20, seed: 0 });
- * }
+ * let calls = 0;
+ * const zero = (x: Float32Array) => (calls++, Promise.resolve(new Float32Array(x.length)));
+ * const x = await sampleDpmSolverPP2M(zero, new Float32Array(4).fill(1), makeSchedule(), {
+ *   steps: 20,
+ * });
+ * assert.equal(calls, 20); // one model call per step
+ * assert.equal(x.length, 4);
  * ```
  */
 export async function sampleDpmSolverPP2M(

@@ -7,16 +7,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleEuler } from "./euler.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleEuler(model, noise, schedule, { steps: 30 });
- * }
+ * // The ideal denoiser for data that is all 0.5 (Euler hands the model VP-scaled x at float t).
+ * const schedule = makeSchedule();
+ * const model = (x: Float32Array, t: number) => {
+ *   const ab = schedule.alphaBarAt(t);
+ *   return Promise.resolve(x.map((v) => (v - Math.sqrt(ab) * 0.5) / Math.sqrt(1 - ab)));
+ * };
+ * const x = await sampleEuler(model, Rng.stream(1).normal(4), schedule, { steps: 10 });
+ * x.forEach((v) => assert.ok(Math.abs(v - 0.5) < 1e-5));
  * ```
  * @module
  */
@@ -30,16 +33,20 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleEuler } from "./euler.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await sampleEuler(model, noise, schedule, { steps: 50, timestepSpacing: "trailing" });
- * }
+ * const seen: number[] = [];
+ * const zero = (
+ *   x: Float32Array,
+ *   t: number,
+ * ) => (seen.push(t), Promise.resolve(new Float32Array(x.length)));
+ * await sampleEuler(zero, new Float32Array(4), makeSchedule(), {
+ *   steps: 5,
+ *   timestepSpacing: "trailing",
+ * });
+ * assert.deepEqual(seen, [999, 799, 599, 399, 199]);
  * ```
  */
 export async function sampleEuler(

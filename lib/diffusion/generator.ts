@@ -8,13 +8,15 @@
  *
  * @example
  * ```ts
- * import { ImageGenerator, initialNoise } from "./generator.ts";
- * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { type ImageGenerator, initialNoise } from "./generator.ts";
  *
- * function example(pipe: OnnxPipeline) {
- *   const gen: ImageGenerator = (o) => txt2img(pipe, o);
- *   const x = initialNoise(0, 0, 0, 4 * 8 * 8); // prompt 0, sample 0
- * }
+ * // A stand-in engine (gray 8x8 images); the real ones are `generate` and `txt2img`.
+ * const gray = { data: new Uint8Array(8 * 8 * 3).fill(128), width: 8, height: 8 };
+ * const gen: ImageGenerator = (o) => Promise.resolve(Array(o.prompts.length * o.n).fill(gray));
+ * const o = { prompts: ["a red star"], n: 2, guidance: 7.5, steps: 20, scheduler: "ddim", seed: 0 };
+ * assert.equal((await gen(o)).length, 2);
+ * assert.equal(initialNoise(0, 0, 0, 4 * 8 * 8).length, 256); // prompt 0, sample 0
  * ```
  * @module
  */
@@ -44,13 +46,14 @@ export interface GenerateOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ImageGenerator } from "./generator.ts";
- * import { generate, loadRun } from "../recipe/generate.ts";
  *
- * async function example() {
- *   const run = await loadRun("runs/default");
- *   const gen: ImageGenerator = (o) => generate(run, o);
- * }
+ * // The real ones: `(o) => generate(run, o)` (lib/recipe), `(o) => txt2img(pipe, o)` (lib/onnx).
+ * const img = { data: new Uint8Array(4 * 4 * 3), width: 4, height: 4 };
+ * const black: ImageGenerator = (o) => Promise.resolve(Array(o.prompts.length * o.n).fill(img));
+ * const o = { prompts: ["a", "b"], n: 3, guidance: 5, steps: 10, scheduler: "ddim", seed: 1 };
+ * assert.equal((await black(o)).length, 6);
  * ```
  */
 export type ImageGenerator = (o: GenerateOptions) => Promise<RgbImage[]>;

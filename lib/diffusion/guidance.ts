@@ -3,19 +3,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifierFreeGuidance } from "./guidance.ts";
  * import { sampleDdim } from "./ddim.ts";
- * import type { NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   // batched(x2, t) runs the UNet on [uncond-half, cond-half] with [empty, caption] contexts.
- *   batched: (x2: Float32Array, t: number) => Promise<Float32Array>,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const guided = classifierFreeGuidance(batched, 7.5);
- *   const x = await sampleDdim(guided, noise, schedule, { steps: 50 });
- * }
+ * // batched(x2, t) runs the UNet on [uncond-half, cond-half]; here uncond predicts 0, cond 1.
+ * const batched = (x2: Float32Array) =>
+ *   Promise.resolve(x2.map((_, i) => (i < x2.length / 2 ? 0 : 1)));
+ * const guided = classifierFreeGuidance(batched, 7.5);
+ * assert.deepEqual(await guided(new Float32Array(2), 500), new Float32Array([7.5, 7.5]));
+ * const x = await sampleDdim(guided, new Float32Array(2), makeSchedule(), { steps: 5 });
+ * assert.equal(x.length, 2);
  * ```
  * @module
  */
@@ -30,15 +29,16 @@ import type { ModelFn } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifierFreeGuidance } from "./guidance.ts";
  *
- * function example(
- *   unet: (x2: Float32Array, t: number, ctx: string[]) => Promise<Float32Array>,
- *   emptyCtx: string,
- *   ctx: string,
- * ) {
- *   const guided = classifierFreeGuidance((x2, t) => unet(x2, t, [emptyCtx, ctx]), 5);
- * }
+ * // A toy "UNet" whose prediction is the length of the caption each half is given.
+ * const unet = (x2: Float32Array, _t: number, ctx: string[]) =>
+ *   Promise.resolve(x2.map((_, i) => ctx[i < x2.length / 2 ? 0 : 1].length));
+ * const [emptyCtx, ctx] = ["", "star"];
+ * const guided = classifierFreeGuidance((x2, t) => unet(x2, t, [emptyCtx, ctx]), 5);
+ * // uncond 0, cond 4 ("star"): 0 + 5 * (4 - 0)
+ * assert.deepEqual(await guided(new Float32Array(3), 10), new Float32Array([20, 20, 20]));
  * ```
  */
 export function classifierFreeGuidance(

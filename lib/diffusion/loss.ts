@@ -35,12 +35,14 @@ export interface MinSnrOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { minSnrWeights } from "./loss.ts";
- * import type { NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * function example(schedule: NoiseSchedule) {
- *   minSnrWeights([10, 500, 990], schedule, { gamma: 5, predictionType: "v_prediction" });
- * }
+ * const schedule = makeSchedule();
+ * const w = minSnrWeights([10, 500], schedule, { gamma: 5, predictionType: "v_prediction" });
+ * assert.ok(Math.abs(w[0] - 5 / (schedule.snr(10) + 1)) < 1e-6); // high SNR: clamped to gamma
+ * assert.ok(Math.abs(w[1] - schedule.snr(500) / (schedule.snr(500) + 1)) < 1e-6);
  * ```
  */
 export function minSnrWeights(
@@ -72,12 +74,14 @@ export function minSnrWeights(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sampleTimesteps } from "./loss.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const t = sampleTimesteps(rng, 8, 1000); // Int32Array(8)
- * }
+ * const t = sampleTimesteps(Rng.stream(0), 8, 1000); // Int32Array(8)
+ * assert.equal(t.length, 8);
+ * assert.ok(t.every((v) => v >= 0 && v < 1000));
+ * assert.deepEqual(sampleTimesteps(Rng.stream(0), 8, 1000), t); // same seed, same draws
  * ```
  */
 export function sampleTimesteps(rng: Rng, n: number, numTrain: number): Int32Array {

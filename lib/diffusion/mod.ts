@@ -6,15 +6,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifierFreeGuidance, makeSchedule, SAMPLERS, SD_SCHEDULER_CONFIG } from "./mod.ts";
  *
- * async function example(
- *   batched: (x2: Float32Array, t: number) => Promise<Float32Array>, // UNet, both halves
- *   noise: Float32Array,
- * ) {
- *   const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
- *   const x = await SAMPLERS.pndm(classifierFreeGuidance(batched, 7.5), noise, schedule, { steps: 50 });
- * }
+ * // UNet stand-in on both halves: the ideal denoiser for data that is all 0.5, ignoring captions.
+ * const schedule = makeSchedule({ ...SD_SCHEDULER_CONFIG, setAlphaToOne: true });
+ * const batched = (x2: Float32Array, t: number) => {
+ *   const ab = schedule.alphaBarAt(t);
+ *   return Promise.resolve(x2.map((v) => (v - Math.sqrt(ab) * 0.5) / Math.sqrt(1 - ab)));
+ * };
+ * const noise = new Float32Array([1, -1, 0.5, 2]);
+ * const x = await SAMPLERS.pndm(classifierFreeGuidance(batched, 7.5), noise, schedule, {
+ *   steps: 10,
+ * });
+ * x.forEach((v) => assert.ok(Math.abs(v - 0.5) < 1e-5));
  * ```
  * @module
  */

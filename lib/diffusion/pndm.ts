@@ -10,16 +10,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { samplePndm } from "./pndm.ts";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
- * import type { ModelFn } from "./types.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- * ) {
- *   const x = await samplePndm(model, noise, makeSchedule(SD_SCHEDULER_CONFIG), { steps: 50 });
- * }
+ * // A model predicting no noise: PLMS only rescales x, by sqrt(final abar / first abar).
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const s = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const x = await samplePndm(zero, new Float32Array([1, 2]), s, { steps: 10 });
+ * const k = Math.sqrt(s.finalAlphaCumprod / s.alphasCumprod[901]); // first of [901, 801, 801, ...]
+ * assert.ok(Math.abs(x[0] - k) < 1e-4 && Math.abs(x[1] - 2 * k) < 1e-4);
  * ```
  * @module
  */
@@ -32,16 +32,17 @@ import type { ModelFn, NoiseSchedule, SamplerOptions } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { samplePndm } from "./pndm.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await samplePndm(model, noise, schedule, { steps: 50, onStep: (i, n) => {} });
- * }
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const seen: number[] = [];
+ * await samplePndm(zero, new Float32Array(4), makeSchedule(), {
+ *   steps: 4,
+ *   onStep: (_i, _n, t) => seen.push(t),
+ * });
+ * assert.deepEqual(seen, [751, 501, 501, 251, 1]); // steps + 1 model calls
  * ```
  */
 export async function samplePndm(

@@ -59,15 +59,15 @@ export function img2imgStart(steps: number, strength: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plan } from "./sampler_common.ts";
- * import type { NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * function example(
- *   schedule: NoiseSchedule,
- *   x: Float32Array,
- * ) {
- *   const { all, start } = plan("ddim", x, schedule, { steps: 50, strength: 0.6 }); // start = 20
- * }
+ * const x = new Float32Array(4); // the clean init latent for img2img
+ * const { all, start, img2img } = plan("ddim", x, makeSchedule(), { steps: 50, strength: 0.6 });
+ * assert.equal(all.length, 50);
+ * assert.equal(start, 20);
+ * assert.equal(img2img?.noise.length, 4);
  * ```
  */
 export interface SamplerPlan {
@@ -85,15 +85,13 @@ export interface SamplerPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plan } from "./sampler_common.ts";
- * import type { NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * function example(
- *   schedule: NoiseSchedule,
- *   x: Float32Array,
- * ) {
- *   const p = plan("pndm", x, schedule, { steps: 50 }); // p.all.length === 51
- * }
+ * const p = plan("pndm", new Float32Array(4), makeSchedule(), { steps: 50 });
+ * assert.equal(p.all.length, 51);
+ * assert.equal(p.start, 0);
  * ```
  */
 export function plan(
@@ -138,15 +136,14 @@ export function plan(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { callModel } from "./sampler_common.ts";
- * import type { ModelFn } from "./types.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   state: Float64Array, // the sampler's float64 latents
- * ) {
- *   const eps = await callModel("ddim", model, state, 981);
- * }
+ * const state = new Float64Array([0.5, -1]); // the sampler's float64 latents
+ * const double = (x: Float32Array) => Promise.resolve(x.map((v) => 2 * v));
+ * assert.deepEqual(await callModel("ddim", double, state, 981), new Float32Array([1, -2]));
+ * const short = () => Promise.resolve(new Float32Array(1));
+ * await assert.rejects(callModel("ddim", short, state, 981), /expected a Float32Array of 2/);
  * ```
  */
 export async function callModel(
@@ -185,16 +182,14 @@ export function scaled(x: ArrayLike<number>, k: number): Float64Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vpNoise } from "./sampler_common.ts";
- * import type { NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * function example(
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- *   x0: Float32Array,
- * ) {
- *   const xt = vpNoise(x0, noise, schedule.alphasCumprod[581]);
- * }
+ * const schedule = makeSchedule();
+ * const ab = schedule.alphasCumprod[581];
+ * const xt = vpNoise([1, 0], [0, 1], ab);
+ * assert.deepEqual(xt, new Float64Array([Math.sqrt(ab), Math.sqrt(1 - ab)]));
  * ```
  */
 export function vpNoise(
@@ -214,17 +209,16 @@ export function vpNoise(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toX0Eps } from "./sampler_common.ts";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
  *
- * function example(
- *   pred: Float32Array, // the model's v prediction at t
- *   state: Float64Array,
- * ) {
- *   const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
- *   const t = 500;
- *   const { x0, eps } = toX0Eps(pred, state, schedule.alphasCumprod[t], "v_prediction");
- * }
+ * const schedule = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const ab = schedule.alphasCumprod[500];
+ * // x0 = 1 and eps = 0 give state sqrt(ab) and v prediction -sqrt(1 - ab).
+ * const state = new Float64Array([Math.sqrt(ab)]);
+ * const { x0, eps } = toX0Eps([-Math.sqrt(1 - ab)], state, ab, "v_prediction");
+ * assert.ok(Math.abs(x0[0] - 1) < 1e-12 && Math.abs(eps[0]) < 1e-12);
  * ```
  */
 export function toX0Eps(

@@ -3,16 +3,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getSampler } from "./samplers.ts";
- * import type { ModelFn, NoiseSchedule } from "./types.ts";
+ * import { makeSchedule } from "./schedule.ts";
  *
- * async function example(
- *   model: ModelFn,
- *   noise: Float32Array,
- *   schedule: NoiseSchedule,
- * ) {
- *   const x = await getSampler("dpmpp_2m")(model, noise, schedule, { steps: 25 });
- * }
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * const x = await getSampler("dpmpp_2m")(zero, new Float32Array(4).fill(1), makeSchedule(), {
+ *   steps: 10,
+ * });
+ * assert.equal(x.length, 4);
+ * assert.throws(() => getSampler("lms"), /unknown sampler "lms"/);
  * ```
  * @module
  */

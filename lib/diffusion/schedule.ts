@@ -6,16 +6,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
  *
- * function example(
- *   eps: Float32Array,
- *   x0: Float32Array,
- * ) {
- *   const s = makeSchedule(SD_SCHEDULER_CONFIG);
- *   s.alphasCumprod[999]; // ~0.0047
- *   const xt = s.addNoise(x0, eps, 500);
- * }
+ * const s = makeSchedule(SD_SCHEDULER_CONFIG);
+ * assert.ok(Math.abs(s.alphasCumprod[999] - 0.0047) < 1e-4);
+ * const ab = s.alphasCumprod[500];
+ * const xt = s.addNoise([1, 1, 0, 0], [0, 0, 1, 1], 500); // sqrt(abar) x0 + sqrt(1 - abar) eps
+ * [Math.sqrt(ab), Math.sqrt(ab), Math.sqrt(1 - ab), Math.sqrt(1 - ab)]
+ *   .forEach((v, i) => assert.ok(Math.abs(xt[i] - v) < 1e-6));
  * ```
  * @module
  */
@@ -205,9 +204,13 @@ function makeBetas(cfg: ScheduleConfig): Float64Array {
  *
  * @example
  * ```ts
- * function example() {
- *   validateConfig({ ...SD_SCHEDULER_CONFIG, stepsOffset: -1 }, "my.json"); // throws
- * }
+ * import assert from "node:assert/strict";
+ * import { SD_SCHEDULER_CONFIG, validateConfig } from "./schedule.ts";
+ *
+ * assert.throws(
+ *   () => validateConfig({ ...SD_SCHEDULER_CONFIG, stepsOffset: -1 }, "my.json"),
+ *   /my.json: stepsOffset must be a non-negative integer, got -1/,
+ * );
  * ```
  */
 export function validateConfig(cfg: ScheduleConfig, where: string): void {

@@ -43,9 +43,11 @@ const NAMES = Object.keys(DEFAULT_SPACING) as SamplerName[];
  *
  * @example
  * ```ts
- * function example() {
- *   checkSamplerName("lms"); // Error: unknown sampler "lms"; expected one of ddpm, ...
- * }
+ * import assert from "node:assert/strict";
+ * import { checkSamplerName } from "./timesteps.ts";
+ *
+ * checkSamplerName("ddim");
+ * assert.throws(() => checkSamplerName("lms"), /unknown sampler "lms"; expected one of ddpm, /);
  * ```
  */
 export function checkSamplerName(name: string): asserts name is SamplerName {

@@ -2,11 +2,6 @@
  * Shared types of the diffusion module: schedule configuration, the noise schedule object, the
  * model-function and sampler contracts from ARCHITECTURE.md.
  *
- * @example
- * ```ts
- * import type { ModelFn } from "./types.ts";
- * const zero: ModelFn = (x) => Promise.resolve(new Float32Array(x.length));
- * ```
  * @module
  */
 
@@ -66,16 +61,17 @@ export interface ScheduleConfig {
  *
  * @example
  * ```ts
- * import { type NoiseSchedule, X0Eps } from "./types.ts";
+ * import assert from "node:assert/strict";
+ * import { makeSchedule } from "./schedule.ts";
+ * import type { X0Eps } from "./types.ts";
  *
- * function example(
- *   pred: Float32Array,
- *   schedule: NoiseSchedule,
- *   t: number[],
- *   xt: Float32Array,
- * ) {
- *   const { x0, eps }: X0Eps = schedule.predToX0Eps(pred, xt, t);
- * }
+ * const schedule = makeSchedule({ predictionType: "v_prediction" });
+ * const t = [10, 500]; // one timestep per sample of a batch of two
+ * const xt = schedule.addNoise([1, 1], [0.5, -0.5], t);
+ * const pred = schedule.vTarget([1, 1], [0.5, -0.5], t);
+ * const { x0, eps }: X0Eps = schedule.predToX0Eps(pred, xt, t);
+ * x0.forEach((v) => assert.ok(Math.abs(v - 1) < 1e-5));
+ * assert.ok(Math.abs(eps[0] - 0.5) < 1e-5 && Math.abs(eps[1] + 0.5) < 1e-5);
  * ```
  */
 export interface X0Eps {
@@ -92,15 +88,13 @@ export interface X0Eps {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeSchedule, SD_SCHEDULER_CONFIG } from "./schedule.ts";
  *
- * function example(
- *   eps: Float32Array,
- *   x0: Float32Array,
- * ) {
- *   const s = makeSchedule(SD_SCHEDULER_CONFIG);
- *   const xt = s.addNoise(x0, eps, [10, 500]); // a batch of two samples
- * }
+ * const s = makeSchedule(SD_SCHEDULER_CONFIG);
+ * const xt = s.addNoise([1, 1, 1, 1], [0, 0, 0, 0], [10, 500]); // a batch of two samples
+ * assert.ok(Math.abs(xt[0] - Math.sqrt(s.alphasCumprod[10])) < 1e-6);
+ * assert.ok(Math.abs(xt[3] - Math.sqrt(s.alphasCumprod[500])) < 1e-6);
  * ```
  */
 export interface NoiseSchedule {
@@ -151,9 +145,15 @@ export interface NoiseSchedule {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ModelFn } from "./types.ts";
- * // a model that predicts no noise at all
+ * import { sampleDdim } from "./ddim.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ *
+ * // A model that predicts no noise at all: deterministic DDIM then only rescales x.
  * const model: ModelFn = (x, _t) => Promise.resolve(new Float32Array(x.length));
+ * const x = await sampleDdim(model, new Float32Array([1, -1]), makeSchedule(), { steps: 5 });
+ * assert.ok(Math.abs(x[0] + x[1]) < 1e-6);
  * ```
  */
 export type ModelFn = (x: Float32Array, t: number) => Promise<Float32Array>;
@@ -163,7 +163,16 @@ export type ModelFn = (x: Float32Array, t: number) => Promise<Float32Array>;
  *
  * @example
  * ```ts
- * const opts: SamplerOptions = { steps: 50, seed: 1, eta: 0, onStep: (i, n) => console.log(i, n) };
+ * import assert from "node:assert/strict";
+ * import type { SamplerOptions } from "./types.ts";
+ * import { sampleDdim } from "./ddim.ts";
+ * import { makeSchedule } from "./schedule.ts";
+ *
+ * const seen: number[] = [];
+ * const opts: SamplerOptions = { steps: 4, seed: 1, eta: 0, onStep: (_i, _n, t) => seen.push(t) };
+ * const zero = (x: Float32Array) => Promise.resolve(new Float32Array(x.length));
+ * await sampleDdim(zero, new Float32Array(2), makeSchedule(), opts);
+ * assert.deepEqual(seen, [751, 501, 251, 1]); // "leading" spacing with stepsOffset 1
  * ```
  */
 export interface SamplerOptions {

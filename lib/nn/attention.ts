@@ -4,18 +4,17 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { attention, initAttention } from "./attention.ts";
- * import type { TensorBuilder } from "./init.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   b: TensorBuilder,
- *   x: tf.Tensor3D, // [B, T, 64]
- *   context: tf.Tensor3D, // [B, S, 32]
- * ) {
- *   initAttention(b, "attn2", { queryDim: 64, contextDim: 32, heads: 4, headDim: 16 });
- *   const y = attention(b.params, "attn2", x, { heads: 4, context });
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initAttention(b, "attn2", { queryDim: 8, contextDim: 6, heads: 2, headDim: 4 });
+ * const x = tf.ones([1, 3, 8]) as tf.Tensor3D; // [B, T, 8]
+ * const context = tf.ones([1, 5, 6]) as tf.Tensor3D; // [B, S, 6]
+ * assert.deepEqual(attention(b.params, "attn2", x, { heads: 2, context }).shape, [1, 3, 8]);
  * ```
  * @module
  */
@@ -43,12 +42,14 @@ export interface AttentionInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initAttention } from "./attention.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initAttention(b, "attn1", { queryDim: 64, heads: 4, headDim: 16 });
- * }
+ * const b = new ShapeBuilder();
+ * initAttention(b, "attn1", { queryDim: 64, heads: 4, headDim: 16 });
+ * assert.deepEqual(b.shapes["attn1.to_q.weight"], [64, 64]);
+ * assert.deepEqual(b.shapes["attn1.to_out.0.bias"], [64]);
  * ```
  */
 export function initAttention(b: ParamBuilder, name: string, o: AttentionInit): void {
@@ -79,19 +80,24 @@ export interface AttentionOptions<T = tf.Tensor> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { attention } from "./attention.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { attention, initAttention } from "./attention.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   context: tf.Tensor3D,
- *   keyMask: tf.Tensor2D,
- *   p: Params,
- *   x: tf.Tensor3D,
- * ) {
- *   attention(p, "attn1", x, { heads: 4 });
- *   attention(p, "attn2", x, { heads: 4, context, keyMask });
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initAttention(b, "attn1", { queryDim: 8, heads: 4, headDim: 2 });
+ * initAttention(b, "attn2", { queryDim: 8, contextDim: 6, heads: 4, headDim: 2 });
+ * const x = tf.ones([1, 3, 8]) as tf.Tensor3D;
+ * const context = tf.ones([1, 5, 6]) as tf.Tensor3D;
+ * const keyMask = tf.tensor2d([[1, 1, 1, 0, 0]]); // the last two context tokens are padding
+ * assert.deepEqual(attention(b.params, "attn1", x, { heads: 4 }).shape, [1, 3, 8]);
+ * assert.deepEqual(attention(b.params, "attn2", x, { heads: 4, context, keyMask }).shape, [
+ *   1,
+ *   3,
+ *   8,
+ * ]);
  * ```
  */
 export function attention(

@@ -6,17 +6,16 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { conv2d, initConv2d } from "./conv.ts";
- * import type { TensorBuilder } from "./init.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   b: TensorBuilder,
- *   x: tf.Tensor4D, // [B, H, W, 4]
- * ) {
- *   initConv2d(b, "conv_in", { inChannels: 4, outChannels: 32, kernelSize: 3 });
- *   const h = conv2d(b.params, "conv_in", x); // [B, H, W, 32]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initConv2d(b, "conv_in", { inChannels: 4, outChannels: 8, kernelSize: 3 });
+ * const h = conv2d(b.params, "conv_in", tf.ones([1, 4, 4, 4])); // [B, H, W, 4] -> [B, H, W, 8]
+ * assert.deepEqual(h.shape, [1, 4, 4, 8]);
  * ```
  * @module
  */
@@ -41,12 +40,13 @@ export interface Conv2dInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initConv2d } from "./conv.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initConv2d(b, "conv_out", { inChannels: 32, outChannels: 4, kernelSize: 3 });
- * }
+ * const b = new ShapeBuilder();
+ * initConv2d(b, "conv_out", { inChannels: 32, outChannels: 4, kernelSize: 3 });
+ * assert.deepEqual(b.shapes, { "conv_out.weight": [3, 3, 32, 4], "conv_out.bias": [4] });
  * ```
  */
 export function initConv2d(b: ParamBuilder, name: string, o: Conv2dInit): void {
@@ -72,16 +72,16 @@ export interface Conv2dOptions {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { conv2d } from "./conv.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { conv2d, initConv2d } from "./conv.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   const y = conv2d(p, "down.conv", x, { stride: 2 }); // [B, H/2, W/2, cout]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initConv2d(b, "down.conv", { inChannels: 2, outChannels: 3, kernelSize: 3 });
+ * const y = conv2d(b.params, "down.conv", tf.ones([1, 8, 8, 2]), { stride: 2 });
+ * assert.deepEqual(y.shape, [1, 4, 4, 3]); // [B, H/2, W/2, cout]
  * ```
  */
 export function conv2d(p: Params, name: string, x: tf.Tensor4D, opts?: Conv2dOptions): tf.Tensor4D;
@@ -113,12 +113,13 @@ export function conv2d<T>(net: Net<T>, name: string, x: T, opts: Conv2dOptions =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initDownsample } from "./conv.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initDownsample(b, "down_blocks.0.downsamplers.0", 32);
- * }
+ * const b = new ShapeBuilder();
+ * initDownsample(b, "down_blocks.0.downsamplers.0", 32);
+ * assert.deepEqual(b.shapes["down_blocks.0.downsamplers.0.conv.weight"], [3, 3, 32, 32]);
  * ```
  */
 export function initDownsample(
@@ -139,16 +140,15 @@ export function initDownsample(
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { downsample } from "./conv.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { downsample, initDownsample } from "./conv.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   downsample(p, "down_blocks.0.downsamplers.0", x); // [B, H/2, W/2, C]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initDownsample(b, "down", 4);
+ * assert.deepEqual(downsample(b.params, "down", tf.ones([1, 4, 4, 4])).shape, [1, 2, 2, 4]);
  * ```
  */
 export function downsample(p: Params, name: string, x: tf.Tensor4D): tf.Tensor4D;
@@ -162,12 +162,13 @@ export function downsample<T>(net: Net<T>, name: string, x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initUpsample } from "./conv.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initUpsample(b, "up_blocks.0.upsamplers.0", 64);
- * }
+ * const b = new ShapeBuilder();
+ * initUpsample(b, "up_blocks.0.upsamplers.0", 64);
+ * assert.deepEqual(b.shapes["up_blocks.0.upsamplers.0.conv.weight"], [3, 3, 64, 64]);
  * ```
  */
 export function initUpsample(b: ParamBuilder, name: string, channels: number): void {
@@ -179,16 +180,15 @@ export function initUpsample(b: ParamBuilder, name: string, channels: number): v
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { upsample } from "./conv.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initUpsample, upsample } from "./conv.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   upsample(p, "up_blocks.0.upsamplers.0", x); // [B, 2H, 2W, C]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initUpsample(b, "up", 4);
+ * assert.deepEqual(upsample(b.params, "up", tf.ones([1, 4, 4, 4])).shape, [1, 8, 8, 4]);
  * ```
  */
 export function upsample(p: Params, name: string, x: tf.Tensor4D): tf.Tensor4D;

@@ -16,18 +16,16 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGroupNorm } from "./fused.ts";
  * import { initBackend } from "../backend/init.ts";
  *
- * async function example(
- *   x: tf.Tensor4D,
- *   gamma: tf.Tensor1D,
- *   beta: tf.Tensor1D,
- * ) {
- *   await initBackend("cpu-blas");
- *   const y = fusedGroupNorm(x, gamma, beta, { groups: 8, silu: true }); // one kernel
- * }
+ * await initBackend("cpu-blas", { quiet: true }); // the fused kernels live on cpu-blas
+ * const x = tf.tensor4d([1, 2, 3, 4], [1, 1, 1, 4]); // one pixel, 4 channels
+ * const y = fusedGroupNorm(x, tf.ones([4]), tf.zeros([4]), { groups: 2 }); // one kernel
+ * const expected = [-1, 1, -1, 1]; // each group of two to mean 0, std 1
+ * y.dataSync().forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-4));
  * ```
  * @module
  */
@@ -292,14 +290,16 @@ export interface GroupNormGradInputs {
  *
  * @example
  * ```ts
- * import { type GroupNormGradInputs, groupNormGradValues, groupNormValues } from "./fused.ts";
+ * import assert from "node:assert/strict";
+ * import { groupNormGradValues, groupNormValues } from "./fused.ts";
  *
- * function example(
- *   inp: GroupNormGradInputs, // dy, x, gamma, beta and the forward's mean, rstd
- * ) {
- *   const opts = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
- *   const { dx, dgamma, dbeta } = groupNormGradValues(inp, opts);
- * }
+ * const opts = { batch: 1, channels: 4, groups: 2, eps: 1e-5, silu: false };
+ * const x = new Float32Array([1, 2, 3, 4]), gamma = new Float32Array(4).fill(1);
+ * const beta = new Float32Array(4), dy = new Float32Array(4).fill(1);
+ * const { mean, rstd } = groupNormValues(x, gamma, beta, opts);
+ * const { dx, dbeta } = groupNormGradValues({ dy, x, gamma, beta, mean, rstd }, opts);
+ * assert.deepEqual(Array.from(dbeta), [1, 1, 1, 1]); // dbeta = sum of dy
+ * assert.ok(dx.every((v) => Math.abs(v) < 1e-6)); // a uniform dy does not move normalised values
  * ```
  */
 export function groupNormGradValues(
@@ -781,16 +781,16 @@ export interface FusedGroupNormOptions {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGroupNorm } from "./fused.ts";
- * import type { Params } from "./params.ts";
+ * import { initBackend } from "../backend/init.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   const y = fusedGroupNorm(x, p["norm1.weight"], p["norm1.bias"], { groups: 8, silu: true });
- * }
+ * await initBackend("cpu-blas", { quiet: true });
+ * const x = tf.tensor4d([1, 3, 5, 7], [1, 1, 1, 4]);
+ * const y = fusedGroupNorm(x, tf.ones([4]), tf.zeros([4]), { groups: 2, silu: true });
+ * const s = -1 / (1 + Math.E); // silu(-1); silu(1) = 1 + s
+ * y.dataSync().forEach((v, i) => assert.ok(Math.abs(v - (i % 2 ? 1 + s : s)) < 1e-4));
  * ```
  */
 export function fusedGroupNorm<T extends tf.Tensor>(
@@ -824,12 +824,14 @@ export function fusedGroupNorm<T extends tf.Tensor>(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedSilu } from "./fused.ts";
+ * import { initBackend } from "../backend/init.ts";
  *
- * function example() {
- *   fusedSilu(tf.tensor1d([0, 1])); // [0, 0.7311]
- * }
+ * await initBackend("cpu-blas", { quiet: true });
+ * const y = fusedSilu(tf.tensor1d([0, 1])).dataSync(); // [0, 0.7311]
+ * assert.ok(y[0] === 0 && Math.abs(y[1] - 1 / (1 + Math.exp(-1))) < 1e-4);
  * ```
  */
 export function fusedSilu<T extends tf.Tensor>(x: T): T {
@@ -842,12 +844,14 @@ export function fusedSilu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedGelu } from "./fused.ts";
+ * import { initBackend } from "../backend/init.ts";
  *
- * function example() {
- *   fusedGelu(tf.tensor1d([1])); // [~0.8412]
- * }
+ * await initBackend("cpu-blas", { quiet: true });
+ * const [y] = fusedGelu(tf.tensor1d([1])).dataSync(); // tanh approximation
+ * assert.ok(Math.abs(y - 0.8412) < 1e-4);
  * ```
  */
 export function fusedGelu<T extends tf.Tensor>(x: T): T {
@@ -861,12 +865,13 @@ export function fusedGelu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedSoftmax } from "./fused.ts";
+ * import { initBackend } from "../backend/init.ts";
  *
- * function example() {
- *   fusedSoftmax(tf.tensor2d([[0, 0]]), 1); // [[0.5, 0.5]]
- * }
+ * await initBackend("cpu-blas", { quiet: true });
+ * assert.deepEqual(Array.from(fusedSoftmax(tf.tensor2d([[0, 0]]), 1).dataSync()), [0.5, 0.5]);
  * ```
  */
 export function fusedSoftmax<T extends tf.Tensor>(x: T, scale = 1): T {

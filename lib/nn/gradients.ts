@@ -8,12 +8,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import "./gradients.ts";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  *
- * function example(v: tf.Tensor3D) {
- *   const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
- * }
+ * const v = tf.variable(tf.tensor1d([1, 2]));
+ * const { grads } = tf.variableGrads(() => tf.sum(tf.square(v)));
+ * assert.deepEqual(Array.from(grads[v.name].dataSync()), [2, 4]); // d(v^2)/dv = 2v
  * ```
  * @module
  */

@@ -8,15 +8,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { kaiming, TensorBuilder, zeros } from "./init.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example() {
- *   const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
- *   b.add("fc.weight", [16, 8], kaiming(16));
- *   b.add("fc.bias", [8], zeros());
- *   const p = b.params;
- * }
+ * const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
+ * b.add("fc.weight", [16, 8], kaiming(16));
+ * b.add("fc.bias", [8], zeros());
+ * const p = b.params;
+ * assert.deepEqual(p["fc.weight"].shape, [16, 8]);
+ * assert.deepEqual(Array.from(p["fc.bias"].dataSync()), new Array(8).fill(0));
  * ```
  * @module
  */
@@ -35,11 +37,12 @@ export type InitSpec =
  *
  * @example
  * ```ts
- * import { type ParamBuilder, zeros } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * import { drawInit, zeros } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(b: ParamBuilder) {
- *   b.add("norm.bias", [64], zeros());
- * }
+ * // A builder's add("norm.bias", [4], zeros()) fills the weight like this.
+ * assert.deepEqual(drawInit(zeros(), [4], Rng.stream(0)), new Float32Array(4));
  * ```
  */
 export function zeros(): InitSpec {
@@ -51,11 +54,12 @@ export function zeros(): InitSpec {
  *
  * @example
  * ```ts
- * import { ones, type ParamBuilder } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * import { drawInit, ones } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(b: ParamBuilder) {
- *   b.add("norm.weight", [64], ones());
- * }
+ * // A builder's add("norm.weight", [3], ones()) fills the weight like this.
+ * assert.deepEqual(drawInit(ones(), [3], Rng.stream(0)), new Float32Array([1, 1, 1]));
  * ```
  */
 export function ones(): InitSpec {
@@ -67,11 +71,14 @@ export function ones(): InitSpec {
  *
  * @example
  * ```ts
- * import { normal, type ParamBuilder } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * import { drawInit, normal } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(b: ParamBuilder) {
- *   b.add("token_embedding.weight", [1000, 64], normal(0.02));
- * }
+ * // What b.add("token_embedding.weight", [100, 64], normal(0.02)) draws.
+ * const w = drawInit(normal(0.02), [100, 64], Rng.stream(0));
+ * const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
+ * assert.ok(Math.abs(std - 0.02) < 0.001);
  * ```
  */
 export function normal(std: number): InitSpec {
@@ -85,11 +92,13 @@ export function normal(std: number): InitSpec {
  *
  * @example
  * ```ts
- * import { kaiming, type ParamBuilder } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * import { drawInit, kaiming } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(b: ParamBuilder) {
- *   b.add("conv.weight", [3, 3, 32, 64], kaiming(3 * 3 * 32));
- * }
+ * // What b.add("conv.weight", [3, 3, 32, 64], kaiming(3 * 3 * 32)) draws: |w| <= 1 / sqrt(fanIn).
+ * const w = drawInit(kaiming(3 * 3 * 32), [3, 3, 32, 64], Rng.stream(0));
+ * assert.ok(w.every((v) => Math.abs(v) <= 1 / Math.sqrt(288)));
  * ```
  */
 export function kaiming(fanIn: number, gain = 1): InitSpec {
@@ -102,11 +111,13 @@ export function kaiming(fanIn: number, gain = 1): InitSpec {
  *
  * @example
  * ```ts
- * import { type ParamBuilder, xavier } from "./init.ts";
+ * import assert from "node:assert/strict";
+ * import { drawInit, xavier } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(b: ParamBuilder) {
- *   b.add("proj.weight", [64, 64], xavier(64, 64));
- * }
+ * // What b.add("proj.weight", [64, 64], xavier(64, 64)) draws: |w| <= sqrt(6 / (fanIn + fanOut)).
+ * const w = drawInit(xavier(64, 64), [64, 64], Rng.stream(0));
+ * assert.ok(w.every((v) => Math.abs(v) <= Math.sqrt(6 / 128)));
  * ```
  */
 export function xavier(fanIn: number, fanOut: number): InitSpec {
@@ -119,12 +130,13 @@ export function xavier(fanIn: number, fanOut: number): InitSpec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { drawInit, kaiming } from "./init.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const w = drawInit(kaiming(16), [16, 8], rng); // Float32Array(128)
- * }
+ * const w = drawInit(kaiming(16), [16, 8], Rng.stream(0)); // Float32Array(128)
+ * assert.equal(w.length, 128);
+ * assert.deepEqual(drawInit(kaiming(16), [16, 8], Rng.stream(0)), w); // same seed, same weights
  * ```
  */
 export function drawInit(spec: InitSpec, shape: readonly number[], rng: Rng): Float32Array {
@@ -164,15 +176,14 @@ function checkDecl(seen: Set<string>, name: string, shape: readonly number[]): v
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TensorBuilder } from "./init.ts";
  * import { initLinear } from "./linear.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const b = new TensorBuilder(rng);
- *   initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
- *   b.params["fc.weight"].shape; // [4, 2]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initLinear(b, "fc", { inFeatures: 4, outFeatures: 2 });
+ * assert.deepEqual(b.params["fc.weight"].shape, [4, 2]);
  * ```
  */
 export class TensorBuilder implements ParamBuilder {

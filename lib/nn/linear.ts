@@ -3,16 +3,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initLinear, linear } from "./linear.ts";
  * import { TensorBuilder } from "./init.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const b = new TensorBuilder(rng);
- *   initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
- *   const y = linear(b.params, "fc", tf.ones([2, 3, 8])); // [2, 3, 4]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
+ * const y = linear(b.params, "fc", tf.ones([2, 3, 8]));
+ * assert.deepEqual(y.shape, [2, 3, 4]);
  * ```
  * @module
  */
@@ -35,12 +35,14 @@ export interface LinearInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initLinear } from "./linear.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initLinear(b, "time_embedding.linear_1", { inFeatures: 32, outFeatures: 128 });
- * }
+ * const b = new ShapeBuilder();
+ * initLinear(b, "time_embedding.linear_1", { inFeatures: 32, outFeatures: 128 });
+ * assert.deepEqual(b.shapes["time_embedding.linear_1.weight"], [32, 128]);
+ * assert.deepEqual(b.shapes["time_embedding.linear_1.bias"], [128]);
  * ```
  */
 export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
@@ -54,16 +56,17 @@ export function initLinear(b: ParamBuilder, name: string, o: LinearInit): void {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { linear } from "./linear.ts";
- * import type { Params } from "./params.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor2D,
- * ) {
- *   const y = linear(p, "fc", x); // x [..., in] -> [..., out]
- * }
+ * // x [..., in] -> x w + b [..., out]
+ * const p = {
+ *   "fc.weight": tf.variable(tf.tensor2d([[1, 0], [0, 2]])),
+ *   "fc.bias": tf.variable(tf.tensor1d([1, 1])),
+ * };
+ * const y = linear(p, "fc", tf.tensor2d([[3, 4]]));
+ * assert.deepEqual(Array.from(y.dataSync()), [4, 9]);
  * ```
  */
 export function linear<R extends tf.Rank>(p: Params, name: string, x: tf.Tensor<R>): tf.Tensor<R>;
@@ -94,12 +97,13 @@ export interface EmbeddingInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initEmbedding } from "./linear.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initEmbedding(b, "token_embedding", { numEmbeddings: 500, dim: 64 });
- * }
+ * const b = new ShapeBuilder();
+ * initEmbedding(b, "token_embedding", { numEmbeddings: 500, dim: 64 });
+ * assert.deepEqual(b.shapes, { "token_embedding.weight": [500, 64] });
  * ```
  */
 export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): void {
@@ -111,13 +115,16 @@ export function initEmbedding(b: ParamBuilder, name: string, o: EmbeddingInit): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { embedding } from "./linear.ts";
- * import type { Params } from "./params.ts";
+ * import { embedding, initEmbedding } from "./linear.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(p: Params) {
- *   const e = embedding(p, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32")); // [1,3,64]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initEmbedding(b, "token_embedding", { numEmbeddings: 10, dim: 4 });
+ * const e = embedding(b.params, "token_embedding", tf.tensor2d([[2, 5, 3]], [1, 3], "int32"));
+ * assert.deepEqual(e.shape, [1, 3, 4]);
  * ```
  */
 export function embedding(p: Params, name: string, ids: tf.Tensor): tf.Tensor;

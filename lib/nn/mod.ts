@@ -7,15 +7,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initLinear, linear, TensorBuilder } from "./mod.ts";
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(x: tf.Tensor4D) {
- *   const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
- *   initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
- *   const y = linear(b.params, "fc", x);
- * }
+ * const b = new TensorBuilder(Rng.stream(0, [0, STREAM.init]));
+ * initLinear(b, "fc", { inFeatures: 8, outFeatures: 4 });
+ * assert.deepEqual(linear(b.params, "fc", tf.ones([1, 2, 2, 8])).shape, [1, 2, 2, 4]);
  * ```
  * @module
  */

@@ -3,17 +3,16 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { groupNorm, initGroupNorm } from "./norm.ts";
- * import type { TensorBuilder } from "./init.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   b: TensorBuilder,
- *   x: tf.Tensor4D, // [B, H, W, 64]
- * ) {
- *   initGroupNorm(b, "norm1", 64);
- *   const y = groupNorm(b.params, "norm1", x, { groups: 32 });
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initGroupNorm(b, "norm1", 4); // weight 1, bias 0
+ * const y = groupNorm(b.params, "norm1", tf.tensor4d([1, 2, 3, 4], [1, 1, 1, 4]), { groups: 2 });
+ * y.dataSync().forEach((v, i) => assert.ok(Math.abs(v - [-1, 1, -1, 1][i]) < 1e-3));
  * ```
  * @module
  */
@@ -29,12 +28,13 @@ import { withOps } from "./with_ops.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initNorm } from "./norm.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initNorm(b, "final_layer_norm", 64);
- * }
+ * const b = new ShapeBuilder();
+ * initNorm(b, "final_layer_norm", 64);
+ * assert.deepEqual(b.shapes, { "final_layer_norm.weight": [64], "final_layer_norm.bias": [64] });
  * ```
  */
 export function initNorm(b: ParamBuilder, name: string, channels: number): void {
@@ -47,12 +47,13 @@ export function initNorm(b: ParamBuilder, name: string, channels: number): void 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initGroupNorm } from "./norm.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initGroupNorm(b, "conv_norm_out", 32);
- * }
+ * const b = new ShapeBuilder();
+ * initGroupNorm(b, "conv_norm_out", 32);
+ * assert.deepEqual(b.shapes["conv_norm_out.weight"], [32]);
  * ```
  */
 export const initGroupNorm: typeof initNorm = initNorm;
@@ -61,12 +62,13 @@ export const initGroupNorm: typeof initNorm = initNorm;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initLayerNorm } from "./norm.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initLayerNorm(b, "norm1", 64);
- * }
+ * const b = new ShapeBuilder();
+ * initLayerNorm(b, "norm1", 64);
+ * assert.deepEqual(b.shapes["norm1.bias"], [64]);
  * ```
  */
 export const initLayerNorm: typeof initNorm = initNorm;
@@ -89,17 +91,18 @@ export interface GroupNormOptions {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { groupNorm } from "./norm.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { groupNorm, initGroupNorm } from "./norm.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   groupNorm(p, "norm", x, { groups: 8 });
- *   groupNorm(p, "norm1", x, { groups: 8, silu: true }); // silu(groupNorm(...))
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initGroupNorm(b, "norm", 4);
+ * const x = tf.tensor4d([1, 3, 5, 7], [1, 1, 1, 4]);
+ * const z = groupNorm(b.params, "norm", x, { groups: 2 }).dataSync(); // [-1, 1, -1, 1]
+ * const y = groupNorm(b.params, "norm", x, { groups: 2, silu: true }).dataSync(); // silu(z)
+ * y.forEach((v, i) => assert.ok(Math.abs(v - z[i] / (1 + Math.exp(-z[i]))) < 1e-4));
  * ```
  */
 export function groupNorm<R extends tf.Rank>(
@@ -128,16 +131,17 @@ export function groupNorm<T>(net: Net<T>, name: string, x: T, opts: GroupNormOpt
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { layerNorm } from "./norm.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initLayerNorm, layerNorm } from "./norm.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   h: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   layerNorm(p, "norm1", h); // h [B, T, D]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initLayerNorm(b, "norm1", 2);
+ * const h = tf.tensor3d([[[1, 3], [10, 20]]]); // h [B, T, D]
+ * const y = layerNorm(b.params, "norm1", h).dataSync(); // each token to mean 0, std 1
+ * y.forEach((v, i) => assert.ok(Math.abs(v - [-1, 1, -1, 1][i]) < 1e-3));
  * ```
  */
 export function layerNorm<R extends tf.Rank>(

@@ -30,11 +30,13 @@ export type ParamShapes = Record<string, number[]>;
  *
  * @example
  * ```ts
- * import { paramNames, type Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import { paramNames } from "./params.ts";
  *
- * function example(p: Params) {
- *   paramNames(p); // ["conv_in.bias", "conv_in.weight", ...]
- * }
+ * assert.deepEqual(paramNames({ "conv_in.weight": [3, 3, 4, 32], "conv_in.bias": [32] }), [
+ *   "conv_in.bias",
+ *   "conv_in.weight",
+ * ]);
  * ```
  */
 export function paramNames(p: Params | ParamShapes): string[] {
@@ -53,13 +55,14 @@ export function shapeSize(shape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countParams } from "./params.ts";
- * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { ShapeBuilder } from "../nn/init.ts";
+ * import { initConv2d } from "../nn/conv.ts";
  *
- * function example(rng: Rng) {
- *   countParams(initUnet(UNET_PRESETS.tiny, rng)); // e.g. 170_000
- * }
+ * const b = new ShapeBuilder();
+ * initConv2d(b, "conv_in", { inChannels: 4, outChannels: 32, kernelSize: 3 });
+ * assert.equal(countParams(b.shapes), 3 * 3 * 4 * 32 + 32);
  * ```
  */
 export function countParams(p: Params | ParamShapes): number {
@@ -73,11 +76,13 @@ export function countParams(p: Params | ParamShapes): number {
  *
  * @example
  * ```ts
- * import { type Params, paramShapes } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { paramShapes } from "./params.ts";
  *
- * function example(p: Params) {
- *   paramShapes(p)["conv_in.weight"]; // [3, 3, 4, 32]
- * }
+ * const p = { "conv_in.weight": tf.variable(tf.zeros([3, 3, 4, 32])) };
+ * assert.deepEqual(paramShapes(p)["conv_in.weight"], [3, 3, 4, 32]);
  * ```
  */
 export function paramShapes(p: Params): ParamShapes {
@@ -91,11 +96,16 @@ export function paramShapes(p: Params): ParamShapes {
  *
  * @example
  * ```ts
- * import { disposeParams, type Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { disposeParams } from "./params.ts";
  *
- * function example(p: Params) {
- *   disposeParams(p);
- * }
+ * const w = tf.variable(tf.zeros([2, 2]));
+ * const p = { "fc.weight": w };
+ * disposeParams(p);
+ * assert.ok(w.isDisposed);
+ * assert.deepEqual(p, {}); // the record is emptied
  * ```
  */
 export function disposeParams(p: Params): void {
@@ -110,11 +120,14 @@ export function disposeParams(p: Params): void {
  *
  * @example
  * ```ts
- * import { getParam, type Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { getParam } from "./params.ts";
  *
- * function example(p: Params) {
- *   const w = getParam(p, "conv_in.weight");
- * }
+ * const p = { "conv_in.weight": tf.variable(tf.zeros([3, 3, 4, 32])) };
+ * assert.deepEqual(getParam(p, "conv_in.weight").shape, [3, 3, 4, 32]);
+ * assert.throws(() => getParam(p, "conv_out.weight"), /conv_out.weight/);
  * ```
  */
 export function getParam(p: Params, name: string): tf.Variable {

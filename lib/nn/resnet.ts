@@ -5,18 +5,17 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initResnetBlock, resnetBlock } from "./resnet.ts";
- * import type { TensorBuilder } from "./init.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   b: TensorBuilder,
- *   x: tf.Tensor4D, // [B, H, W, 32]
- *   temb: tf.Tensor2D, // [B, 128]
- * ) {
- *   initResnetBlock(b, "resnets.0", { inChannels: 32, outChannels: 64, tembChannels: 128 });
- *   const y = resnetBlock(b.params, "resnets.0", x, { groups: 8, temb }); // [B, H, W, 64]
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initResnetBlock(b, "resnets.0", { inChannels: 4, outChannels: 8, tembChannels: 16 });
+ * const x = tf.ones([1, 4, 4, 4]) as tf.Tensor4D; // [B, H, W, 4]
+ * const temb = tf.ones([1, 16]) as tf.Tensor2D; // [B, 16]
+ * assert.deepEqual(resnetBlock(b.params, "resnets.0", x, { groups: 2, temb }).shape, [1, 4, 4, 8]);
  * ```
  * @module
  */
@@ -42,12 +41,18 @@ export interface ResnetBlockInit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initResnetBlock } from "./resnet.ts";
- * import type { ParamBuilder } from "./init.ts";
+ * import { ShapeBuilder } from "./init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initResnetBlock(b, "mid_block.resnets.0", { inChannels: 64, outChannels: 64, tembChannels: 256 });
- * }
+ * const b = new ShapeBuilder();
+ * initResnetBlock(b, "mid_block.resnets.0", {
+ *   inChannels: 64,
+ *   outChannels: 64,
+ *   tembChannels: 256,
+ * });
+ * assert.deepEqual(b.shapes["mid_block.resnets.0.time_emb_proj.weight"], [256, 64]);
+ * assert.equal(b.shapes["mid_block.resnets.0.conv_shortcut.weight"], undefined); // same widths
  * ```
  */
 export function initResnetBlock(b: ParamBuilder, name: string, o: ResnetBlockInit): void {
@@ -83,17 +88,23 @@ export interface ResnetBlockOptions<T = tf.Tensor2D> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { resnetBlock } from "./resnet.ts";
- * import type { Params } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { initResnetBlock, resnetBlock } from "./resnet.ts";
+ * import { TensorBuilder } from "./init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   h: tf.Tensor4D,
- *   p: Params,
- *   temb: tf.Tensor2D,
- * ) {
- *   resnetBlock(p, "down_blocks.0.resnets.0", h, { groups: 32, temb });
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initResnetBlock(b, "down_blocks.0.resnets.0", {
+ *   inChannels: 4,
+ *   outChannels: 4,
+ *   tembChannels: 8,
+ * });
+ * const h = tf.ones([2, 4, 4, 4]) as tf.Tensor4D, temb = tf.ones([2, 8]) as tf.Tensor2D;
+ * assert.deepEqual(
+ *   resnetBlock(b.params, "down_blocks.0.resnets.0", h, { groups: 2, temb }).shape,
+ *   [2, 4, 4, 4],
+ * );
  * ```
  */
 export function resnetBlock(

@@ -13,12 +13,14 @@ import { TfOps } from "./tf_ops.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { isOps } from "./with_ops.ts";
- * import type { Params } from "./params.ts";
+ * import { TfOps } from "./tf_ops.ts";
  *
- * function example(params: Params) {
- *   isOps(params); // false
- * }
+ * const params = { "fc.weight": tf.variable(tf.zeros([2, 2])) };
+ * assert.equal(isOps(params), false);
+ * assert.equal(isOps(new TfOps(params)), true);
  * ```
  */
 export function isOps<T>(net: Net<T>): net is Ops<T> {
@@ -30,17 +32,12 @@ export function isOps<T>(net: Net<T>): net is Ops<T> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { opsOf } from "./with_ops.ts";
- * import type { Params } from "./params.ts";
  *
- * function example(
- *   params: Params,
- *   x: tf.Tensor4D,
- * ) {
- *   const m = opsOf(params);
- *   m.silu(x);
- * }
+ * const m = opsOf<tf.Tensor>({}); // TensorFlow.js over an (empty) Params record
+ * assert.deepEqual(Array.from(m.silu(tf.tensor1d([0])).dataSync()), [0]);
  * ```
  */
 export function opsOf<T>(net: Net<T>): Ops<T> {

@@ -4,14 +4,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lossCurveFigure, plotlyMime, writePlotlyHtml } from "./plotly_html.ts";
  * import { readMetrics } from "../train/metrics.ts";
  *
- * async function example() {
- *   const fig = lossCurveFigure(await readMetrics("runs/x/metrics.jsonl"), { logY: true });
- *   await writePlotlyHtml("runs/x/loss.html", fig);
- *   Deno.jupyter.display(plotlyMime(fig), { raw: true });
- * }
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/metrics.jsonl`, '{"step":1,"loss":2}\n{"step":2,"loss":1}\n');
+ * const fig = lossCurveFigure(await readMetrics(`${dir}/metrics.jsonl`), { logY: true });
+ * await writePlotlyHtml(`${dir}/loss.html`, fig);
+ * assert.ok((await Deno.readTextFile(`${dir}/loss.html`)).includes("<html"));
+ * // In a notebook: Deno.jupyter.display(plotlyMime(fig), { raw: true });
+ * assert.ok(plotlyMime(fig)["image/svg+xml"].startsWith("<svg"));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -141,12 +145,14 @@ export function plotlyHtml(fig: PlotlyFigure, opts: { title?: string } = {}): st
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writePlotlyHtml } from "./plotly_html.ts";
- * import type { PlotlyFigure } from "./mod.ts";
  *
- * async function example(fig: PlotlyFigure) {
- *   await writePlotlyHtml("runs/x/loss.html", fig);
- * }
+ * const dir = await Deno.makeTempDir();
+ * const fig = { data: [{ type: "scatter", x: [1, 2, 3], y: [3, 1, 2] }] };
+ * await writePlotlyHtml(`${dir}/loss.html`, fig, { title: "loss" });
+ * assert.ok((await Deno.readTextFile(`${dir}/loss.html`)).includes("<title>loss</title>"));
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writePlotlyHtml(
@@ -182,12 +188,13 @@ export interface PlotlyMimeOptions extends PlotlySvgOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { plotlyMime } from "./plotly_html.ts";
- * import type { PlotlyFigure } from "./mod.ts";
  *
- * function example(fig: PlotlyFigure) {
- *   Deno.jupyter.display(plotlyMime(fig), { raw: true });
- * }
+ * const fig = { data: [{ type: "scatter", y: [3, 1, 2] }], layout: { title: "loss" } };
+ * const bundle = plotlyMime(fig); // in a notebook: Deno.jupyter.display(bundle, { raw: true })
+ * assert.deepEqual(bundle["application/vnd.plotly.v1+json"].data, fig.data);
+ * assert.equal(bundle["text/plain"], "Plotly figure: loss");
  * ```
  */
 export function plotlyMime(fig: PlotlyFigure, opts: PlotlyMimeOptions = {}): PlotlyMimeBundle {

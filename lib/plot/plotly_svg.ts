@@ -162,11 +162,12 @@ function quantile(sorted: number[], q: number): number {
  *
  * @example
  * ```ts
- * import type { PlotlyFigure } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { plotlySvg } from "./plotly_svg.ts";
  *
- * function example(fig: PlotlyFigure) {
- *   Deno.jupyter.display({ "image/svg+xml": plotlySvg(fig) }, { raw: true });
- * }
+ * // In a notebook: Deno.jupyter.display({ "image/svg+xml": svg }, { raw: true });
+ * const svg = plotlySvg({ data: [{ type: "bar", x: ["a", "b"], y: [1, 2] }] });
+ * assert.ok(svg.startsWith("<svg") && svg.trimEnd().endsWith("</svg>"));
  * ```
  */
 export function plotlySvg(fig: SvgFigure, opts: PlotlySvgOptions = {}): string {

@@ -3,13 +3,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { imageGrid, writePng } from "./png_grid.ts";
- * import type { RgbImage } from "./mod.ts";
  *
- * async function example(samples: RgbImage[]) {
- *   const grid = imageGrid(samples, { cols: 4, pad: 2 });
- *   await writePng("runs/x/samples.png", grid);
- * }
+ * const red = {
+ *   data: new Uint8Array(4 * 4 * 3).map((_, i) => i % 3 ? 0 : 255),
+ *   width: 4,
+ *   height: 4,
+ * };
+ * const grid = imageGrid([red, red, red, red], { cols: 4, pad: 2 });
+ * assert.deepEqual([grid.width, grid.height], [4 * 4 + 5 * 2, 4 + 2 * 2]);
+ * const dir = await Deno.makeTempDir();
+ * await writePng(`${dir}/samples.png`, grid);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -116,12 +122,15 @@ export function encodePng(im: RgbImage): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { imageGrid, writePng } from "./png_grid.ts";
- * import type { RgbImage } from "./mod.ts";
  *
- * async function example(samples: RgbImage[]) {
- *   await writePng("grid.png", imageGrid(samples, { cols: 8 }));
- * }
+ * const dir = await Deno.makeTempDir();
+ * const black = { data: new Uint8Array(2 * 2 * 3), width: 2, height: 2 };
+ * await writePng(`${dir}/grid.png`, imageGrid([black, black], { cols: 8 }));
+ * const png = await Deno.readFile(`${dir}/grid.png`);
+ * assert.deepEqual(Array.from(png.subarray(1, 4)), [80, 78, 71]); // "PNG" signature
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writePng(path: string, im: RgbImage): Promise<void> {

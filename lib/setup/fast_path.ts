@@ -7,11 +7,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { setUpFastPath } from "./fast_path.ts";
  *
- * async function example() {
- *   await setUpFastPath("auto"); // before initCompute("auto")
- * }
+ * // Before initCompute("auto"): setUpFastPath("auto"). Here with a machine that lacks OpenBLAS,
+ * // runs as root with apt, and an install that is only recorded.
+ * const probes = {
+ *   openblas: () => false,
+ *   nativeKernels: () => true,
+ *   installed: () => new Set<string>(),
+ *   host: () => ({ apt: true, root: true, sudo: "none" as const }),
+ * };
+ * let ran: string[][] = [];
+ * const runSteps = (steps: string[][]) => (ran = steps, Promise.resolve(null));
+ * const log = () => {};
+ * assert.equal(
+ *   await setUpFastPath("auto", { probes, runSteps, log, env: () => undefined }),
+ *   "installed",
+ * );
+ * assert.deepEqual(ran.at(-1)?.at(-1), "libopenblas0-pthread");
  * ```
  * @module
  */
@@ -171,10 +185,19 @@ export type FastPathOutcome =
  *
  * @example
  * ```ts
- * async function example() {
- *   const outcome = await setUpFastPath("auto");
- *   // "ready" | "installed" | "advised" | "not-needed"
- * }
+ * import assert from "node:assert/strict";
+ * import { setUpFastPath } from "./fast_path.ts";
+ *
+ * assert.equal(await setUpFastPath("wasm"), "not-needed"); // no CPU fast path involved
+ * // "ready" | "installed" | "advised" otherwise; XGEN_AUTO_INSTALL=0 only advises:
+ * const probes = {
+ *   openblas: () => false,
+ *   nativeKernels: () => true,
+ *   installed: () => new Set<string>(),
+ *   host: () => ({ apt: true, root: true, sudo: "none" as const }),
+ * };
+ * const env = (k: string) => k === "XGEN_AUTO_INSTALL" ? "0" : undefined;
+ * assert.equal(await setUpFastPath("cpu", { probes, env, log: () => {} }), "advised");
  * ```
  */
 export async function setUpFastPath(

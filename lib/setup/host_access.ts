@@ -4,13 +4,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { installedPackages, probeHost } from "./host_access.ts";
  * import { planInstall } from "./install_plan.ts";
  *
- * async function example() {
- *   const have = installedPackages(["gcc"]); // Set {"gcc"}, or null off Debian
- *   const plan = planInstall(have?.has("gcc") ? [] : ["gcc"], probeHost());
- *   if (plan.kind === "install") await runInstallSteps(plan.steps);
- * }
+ * const have = installedPackages(["gcc"]); // Set {"gcc"}, or null off Debian
+ * const host = probeHost(); // { apt, root, sudo }
+ * const plan = planInstall(have?.has("gcc") ? [] : ["gcc"], host);
+ * assert.ok(["ready", "install", "manual"].includes(plan.kind));
+ * // On a machine that allows it: if (plan.kind === "install") await runInstallSteps(plan.steps);
  * ```
  * @module
  */
@@ -92,10 +94,12 @@ export interface RunStepsOptions {
  *
  * @example
  * ```ts
- * async function example() {
- *   const failed = await runInstallSteps([["apt-get", "update", "-qq"]]);
- *   if (failed) console.error(failed); // "'apt-get update -qq' exited with 100"
- * }
+ * import assert from "node:assert/strict";
+ * import { runInstallSteps } from "./host_access.ts";
+ *
+ * // Usually apt-get steps from planInstall, e.g. [["apt-get", "update", "-qq"]].
+ * assert.equal(await runInstallSteps([["true"]]), null);
+ * assert.equal(await runInstallSteps([["true"], ["false"]]), "'false' exited with 1");
  * ```
  */
 export async function runInstallSteps(

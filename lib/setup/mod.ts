@@ -5,11 +5,19 @@
  *
  * @example
  * ```ts
- * import { setUpFastPath } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { fastPathGaps, setUpFastPath } from "./mod.ts";
  *
- * async function example() {
- *   await setUpFastPath("auto"); // installs OpenBLAS + a C compiler, or says how
- * }
+ * // setUpFastPath("auto") installs OpenBLAS + a C compiler, or says how; a run on another
+ * // backend needs neither.
+ * assert.equal(await setUpFastPath("wasm"), "not-needed");
+ * const probes = {
+ *   openblas: () => true,
+ *   nativeKernels: () => true,
+ *   installed: () => null,
+ *   host: () => ({ apt: false, root: false, sudo: "none" as const }),
+ * };
+ * assert.deepEqual(fastPathGaps("auto", { probes }), []); // everything in place: "ready"
  * ```
  * @module
  */

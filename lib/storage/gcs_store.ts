@@ -14,11 +14,29 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const store = new GcsStore("gs://my-bucket/runs/exp1");
- *   await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
- *   await store.list("ckpt-"); // ["ckpt-00000001/state.json"]
- * }
+ * import assert from "node:assert/strict";
+ * import { GcsStore } from "./gcs_store.ts";
+ *
+ * // An in-memory stand-in for the @google-cloud/storage client (omit `client` for the real one).
+ * const objects = new Map<string, Uint8Array>();
+ * const bucket = {
+ *   file: (name: string) => ({
+ *     save: (d: Uint8Array) => Promise.resolve(void objects.set(name, d)),
+ *     download: () => Promise.resolve([objects.get(name)!] as [Uint8Array]),
+ *     delete: () => Promise.resolve(void objects.delete(name)),
+ *   }),
+ *   getFiles: ({ prefix }: { prefix: string }) =>
+ *     Promise.resolve(
+ *       [
+ *         [...objects.keys()].filter((k) => k.startsWith(prefix)).map((name) => ({ name })),
+ *         null,
+ *       ] as [{ name: string }[], null],
+ *     ),
+ * };
+ * const store = new GcsStore("gs://my-bucket/runs/exp1", { client: { bucket: () => bucket } });
+ * await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
+ * assert.deepEqual(await store.list("ckpt-"), ["ckpt-00000001/state.json"]);
+ * assert.ok(objects.has("runs/exp1/ckpt-00000001/state.json"));
  * ```
  * @module
  */
@@ -209,10 +227,21 @@ function describe(e: unknown): string {
  *
  * @example
  * ```ts
- * async function example() {
- *   const store = new GcsStore("gs://bucket/run", { apiEndpoint: "http://127.0.0.1:9199" });
- *   const bytes = await store.get("ckpt-00000100/manifest.json");
- * }
+ * import assert from "node:assert/strict";
+ * import { GcsStore } from "./gcs_store.ts";
+ *
+ * // For the real service or an emulator, pass no client:
+ * // new GcsStore("gs://bucket/run", { apiEndpoint: "http://127.0.0.1:9199" })
+ * const file = { save: () => Promise.resolve(), delete: () => Promise.resolve() };
+ * const download = () => Promise.resolve([new TextEncoder().encode("{}")] as [Uint8Array]);
+ * const bucket = {
+ *   file: () => ({ ...file, download }),
+ *   getFiles: () => Promise.resolve([[], null] as [[], null]),
+ * };
+ * const store = new GcsStore("gs://bucket/run", { client: { bucket: () => bucket } });
+ * const bytes = await store.get("ckpt-00000100/manifest.json");
+ * assert.equal(new TextDecoder().decode(bytes), "{}");
+ * assert.equal(store.location, "gs://bucket/run");
  * ```
  */
 export class GcsStore implements CheckpointStore {

@@ -7,12 +7,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { storeFor } from "./mod.ts";
  *
- * async function example() {
- *   const store = storeFor("gs://my-bucket/runs/exp1"); // or a folder
- *   await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
- * }
+ * const dir = await Deno.makeTempDir();
+ * const store = storeFor(dir); // or "gs://my-bucket/runs/exp1"
+ * await store.put("ckpt-00000001/state.json", new TextEncoder().encode("{}"));
+ * assert.deepEqual(await store.list("ckpt-"), ["ckpt-00000001/state.json"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */

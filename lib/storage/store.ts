@@ -57,10 +57,11 @@ function joinPath(dir: string, key: string): string {
  *
  * @example
  * ```ts
- * function example() {
- *   checkStoreKey("ckpt-00000001/model.safetensors"); // ok
- *   checkStoreKey("../x"); // throws: invalid key "../x"
- * }
+ * import assert from "node:assert/strict";
+ * import { checkStoreKey } from "./store.ts";
+ *
+ * checkStoreKey("ckpt-00000001/model.safetensors"); // ok
+ * assert.throws(() => checkStoreKey("../x"), /invalid key "..\/x"/);
  * ```
  */
 export function checkStoreKey(key: string): void {

@@ -14,14 +14,18 @@
  *
  * @example
  * ```ts
- * import { analyzeStudy, ingestResponses } from "./mod.ts";
+ * import assert from "node:assert/strict";
+ * import { analyzeStudy, answersToMturkCsv, designStudy, ingestResponses } from "./mod.ts";
+ * import { loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * async function example() {
- *   const text = await Deno.readTextFile("answers.csv");
- *   const ing = ingestResponses(text, { source: "answers.csv" });
- *   const summary = analyzeStudy(ing, { seed: 0 }); // prompt-cluster bootstrap intervals
- *   summary.comparisons[0].sections[0]; // { kind: "overall", winRate: 0.63, interval: {...}, ... }
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
+ * const ing = ingestResponses(answersToMturkCsv(sim), { source: "answers.csv" });
+ * const summary = analyzeStudy(ing, { seed: 0 }); // prompt-cluster bootstrap intervals
+ * const overall = summary.comparisons[0].sections[0]; // { kind: "overall", winRate: 0.58, ... }
+ * assert.equal(overall.kind, "overall");
+ * assert.ok(overall.interval.lo < overall.winRate && overall.winRate < overall.interval.hi);
  * ```
  * @module
  */
@@ -335,12 +339,23 @@ function sectionStats(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { analyzeComparison } from "./analyze.ts";
- * import type { Judgement } from "./ingest.ts";
+ * import {
+ *   answersToCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  *
- * function example(judgementsOfOnePair: Judgement[]) {
- *   const sections = analyzeComparison(judgementsOfOnePair, { seed: 0 }, 0);
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 2, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "answers.csv" });
+ * const sections = analyzeComparison(judgements, { seed: 0 }, 0); // one pair: a vs b
+ * assert.equal(sections[0].kind, "overall");
+ * assert.equal(sections[0].n, judgements.length);
  * ```
  */
 export function analyzeComparison(
@@ -373,12 +388,27 @@ export function analyzeComparison(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bradleyTerrySummary } from "./analyze.ts";
- * import type { Judgement } from "./ingest.ts";
+ * import {
+ *   answersToCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  *
- * function example(judgements: Judgement[]) {
- *   bradleyTerrySummary(judgements, { btReps: 200, seed: 0 }).strengths;
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b", "c"], trials: 1, seed: 0 });
+ * const truth = {
+ *   "a vs b": { default: 0.8 },
+ *   "a vs c": { default: 0.8 },
+ *   "b vs c": { default: 0.5 },
+ * };
+ * const sim = simulateAnswers(tasks, { seed: 0, truth });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "answers.csv" });
+ * const { strengths } = bradleyTerrySummary(judgements, { btReps: 50, seed: 0 });
+ * assert.equal(strengths[0].model, "a"); // the strongest model first
  * ```
  */
 export function bradleyTerrySummary(
@@ -446,12 +476,23 @@ function itemCounts(byComparison: Map<string, Judgement[]>): Map<string, number[
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { agreementSummary } from "./analyze.ts";
- * import type { Judgement } from "./ingest.ts";
+ * import {
+ *   answersToCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  *
- * function example(judgements: Judgement[]) {
- *   agreementSummary(judgements).krippendorffAlpha;
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 3, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "answers.csv" });
+ * const { items, krippendorffAlpha } = agreementSummary(judgements);
+ * assert.equal(items, prompts.length); // one item per prompt and pair
+ * assert.ok(krippendorffAlpha > -1 && krippendorffAlpha <= 1);
  * ```
  */
 export function agreementSummary(judgements: readonly Judgement[]): AgreementSummary {
@@ -469,12 +510,24 @@ export function agreementSummary(judgements: readonly Judgement[]): AgreementSum
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { raterStats } from "./analyze.ts";
- * import type { Judgement } from "./ingest.ts";
+ * import {
+ *   answersToCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  *
- * function example(judgements: Judgement[]) {
- *   raterStats(judgements).filter((r) => r.leftBiasP < 0.01);
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 2, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "answers.csv" });
+ * const stats = raterStats(judgements);
+ * assert.equal(stats.reduce((s, r) => s + r.n, 0), judgements.length);
+ * const leftBiased = stats.filter((r) => r.leftBiasP < 0.01); // raters who mostly click left
+ * assert.ok(leftBiased.length < stats.length);
  * ```
  */
 export function raterStats(
@@ -530,12 +583,22 @@ export function raterStats(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { analyzeJudgements } from "./analyze.ts";
- * import type { Judgement } from "./ingest.ts";
+ * import {
+ *   answersToCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  *
- * function example(judgements: Judgement[]) {
- *   const a = analyzeJudgements(judgements, { method: "bootstrap", seed: 0 });
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 2, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "answers.csv" });
+ * const a = analyzeJudgements(judgements, { method: "bootstrap", seed: 0 });
+ * assert.equal(a.comparisons[0].sections[0].interval.method, "bootstrap");
  * ```
  */
 export function analyzeJudgements(
@@ -586,13 +649,15 @@ export interface StudySummary extends Analysis {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { analyzeStudy } from "./analyze.ts";
  * import { ingestResponses } from "./ingest.ts";
  *
- * async function example() {
- *   const text = await Deno.readTextFile("a.csv");
- *   const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
- * }
+ * const text = "prompt,model_a,model_b,left,choice,rater\n" +
+ *   "a cat,x,y,x,left,r1\na cat,x,y,y,left,r2\na dog,x,y,x,tie,r1\n";
+ * const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
+ * const overall = summary.comparisons[0].sections[0];
+ * assert.deepEqual([overall.wins, overall.ties, overall.losses], [1, 1, 1]); // x's view
  * ```
  */
 export function analyzeStudy(ingest: IngestResult, opts: AnalysisOptions = {}): StudySummary {

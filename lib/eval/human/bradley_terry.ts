@@ -5,7 +5,11 @@
  *
  * @example
  * ```ts
- * const fit = fitBradleyTerry(["a", "b"], [{ a: "a", b: "b", scoreA: 1 }, { a: "a", b: "b", scoreA: 0 }, { a: "a", b: "b", scoreA: 1 }]);
+ * const fit = fitBradleyTerry(["a", "b"], [{ a: "a", b: "b", scoreA: 1 }, {
+ *   a: "a",
+ *   b: "b",
+ *   scoreA: 0,
+ * }, { a: "a", b: "b", scoreA: 1 }]);
  * fit.strengths; // { a: 1.414, b: 0.707 } (ratio 2 = 2 wins / 1 loss)
  * ```
  * @module
@@ -44,11 +48,16 @@ export interface BradleyTerryFit {
  *
  * @example
  * ```ts
- * import { type Game, fitBradleyTerry } from "./bradley_terry.ts";
+ * import assert from "node:assert/strict";
+ * import { fitBradleyTerry, type Game } from "./bradley_terry.ts";
  *
- * function example(games: Game[]) {
- *   fitBradleyTerry(["x", "y"], games, { prior: 0.5 }).strengths.x;
- * }
+ * const games: Game[] = [
+ *   { a: "x", b: "y", scoreA: 1 },
+ *   { a: "x", b: "y", scoreA: 1 },
+ *   { a: "x", b: "y", scoreA: 0 },
+ * ];
+ * const { strengths } = fitBradleyTerry(["x", "y"], games, { prior: 0.5 });
+ * assert.ok(strengths.x > strengths.y); // x won two of three
  * ```
  */
 export function fitBradleyTerry(

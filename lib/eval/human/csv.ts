@@ -273,7 +273,11 @@ function strayQuote(
  *
  * @example
  * ```ts
- * parseDelimited("Prompt\tCategory\nhi\tArts\n", { source: "p.tsv", delimiter: "\t", quotes: false });
+ * parseDelimited("Prompt\tCategory\nhi\tArts\n", {
+ *   source: "p.tsv",
+ *   delimiter: "\t",
+ *   quotes: false,
+ * });
  * ```
  */
 export function parseDelimited(text: string, opts: ParseDelimitedOptions): DelimitedTable {

@@ -125,13 +125,15 @@ export function resolvePairs(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stratifiedSubsample } from "./design.ts";
- * import type { Prompt } from "./prompts.ts";
+ * import { loadPrompts } from "./prompts.ts";
  * import { Rng } from "../../util/rng.ts";
  *
- * function example(prompts: Prompt[]) {
- *   stratifiedSubsample(prompts, { by: "category", perGroup: 10 }, Rng.stream(0));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const some = stratifiedSubsample(prompts, { by: "category", perGroup: 2 }, Rng.stream(0));
+ * const perCategory = Map.groupBy(some, (p) => p.category);
+ * assert.ok([...perCategory.values()].every((g) => g.length <= 2));
  * ```
  */
 export function stratifiedSubsample(
@@ -165,13 +167,15 @@ function imagePath(template: string, model: string, promptId: string, trial: num
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { designStudy } from "./design.ts";
- * import type { Prompt } from "./prompts.ts";
+ * import { loadPrompts } from "./prompts.ts";
  *
- * function example(prompts: Prompt[]) {
- *   const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
- *   tasks.filter((t) => t.is_check).length; // about 5% of the real items
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv"); // 43 prompts
+ * const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
+ * const checks = tasks.filter((t) => t.is_check).length; // about 5% of the real items
+ * assert.equal(tasks.length - checks, 43 * 2);
+ * assert.ok(checks >= 1);
  * ```
  */
 export function designStudy(prompts: readonly Prompt[], opts: DesignOptions): Task[] {
@@ -257,11 +261,14 @@ export function designStudy(prompts: readonly Prompt[], opts: DesignOptions): Ta
  *
  * @example
  * ```ts
- * import { type Task, tasksToCsv } from "./design.ts";
+ * import assert from "node:assert/strict";
+ * import { designStudy, tasksToCsv } from "./design.ts";
+ * import { loadPrompts } from "./prompts.ts";
  *
- * async function example(tasks: Task[]) {
- *   await Deno.writeTextFile("tasks.csv", tasksToCsv(tasks));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 3), { models: ["a", "b"], trials: 1, seed: 0 });
+ * const csv = tasksToCsv(tasks); // write it with Deno.writeTextFile("tasks.csv", csv)
+ * assert.ok(csv.startsWith("task_id,prompt_id,prompt,"));
  * ```
  */
 export function tasksToCsv(tasks: readonly Task[]): string {
@@ -273,11 +280,14 @@ export function tasksToCsv(tasks: readonly Task[]): string {
  *
  * @example
  * ```ts
- * import { type Task, tasksToJsonl } from "./design.ts";
+ * import assert from "node:assert/strict";
+ * import { designStudy, parseTasks, tasksToJsonl } from "./design.ts";
+ * import { loadPrompts } from "./prompts.ts";
  *
- * async function example(tasks: Task[]) {
- *   await Deno.writeTextFile("tasks.jsonl", tasksToJsonl(tasks));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 3), { models: ["a", "b"], trials: 1, seed: 0 });
+ * const jsonl = tasksToJsonl(tasks); // write it with Deno.writeTextFile("tasks.jsonl", jsonl)
+ * assert.deepEqual(parseTasks(jsonl, "tasks.jsonl"), tasks);
  * ```
  */
 export function tasksToJsonl(tasks: readonly Task[]): string {
@@ -291,9 +301,14 @@ export function tasksToJsonl(tasks: readonly Task[]): string {
  *
  * @example
  * ```ts
- * async function example() {
- *   const tasks = parseTasks(await Deno.readTextFile("out/tasks.jsonl"), "out/tasks.jsonl");
- * }
+ * import assert from "node:assert/strict";
+ * import { designStudy, parseTasks, tasksToCsv } from "./design.ts";
+ * import { loadPrompts } from "./prompts.ts";
+ *
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 3), { models: ["a", "b"], trials: 1, seed: 0 });
+ * // Usually parseTasks(await Deno.readTextFile("out/tasks.csv"), "out/tasks.csv").
+ * assert.deepEqual(parseTasks(tasksToCsv(tasks), "tasks.csv"), tasks);
  * ```
  */
 export function parseTasks(text: string, source: string): Task[] {

@@ -11,12 +11,15 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const r = ingestResponses(await Deno.readTextFile("Batch_123_batch_results.csv"), {
- *     source: "Batch_123_batch_results.csv",
- *   });
- *   r.judgements.length; r.errors; // [{ line: 17, message: "choice: expected left, right or tie, got \"\"" }]
- * }
+ * import assert from "node:assert/strict";
+ * import { ingestResponses } from "./ingest.ts";
+ *
+ * // Usually the text of an MTurk "Batch_123_batch_results.csv" download.
+ * const text = "prompt,model_a,model_b,left,choice,rater\na cat,x,y,x,left,r1\na cat,x,y,y,,r2\n";
+ * const r = ingestResponses(text, { source: "answers.csv" });
+ * assert.equal(r.judgements.length, 1);
+ * assert.equal(r.errors[0].line, 3);
+ * assert.match(r.errors[0].message, /choice/);
  * ```
  * @module
  */
@@ -121,12 +124,18 @@ export interface UnknownPrompts {
  *
  * @example
  * ```ts
- * import { describeUnknownPrompts, type IngestResult } from "./ingest.ts";
+ * import assert from "node:assert/strict";
+ * import { describeUnknownPrompts, ingestResponses } from "./ingest.ts";
+ * import { parsePromptsTsv } from "./prompts.ts";
  *
- * function example(r: IngestResult) {
- *   describeUnknownPrompts(r.unknownPrompts!);
- *   // '3 answers (2 prompts) are not in the prompts file p.tsv, ...: "a dog" (line 6), ...'
- * }
+ * const { prompts } = parsePromptsTsv(
+ *   "Prompt\tCategory\tChallenge\tNote\na cat\tAnimals\tBasic\t\n",
+ *   "p.tsv",
+ * );
+ * const text = "prompt,model_a,model_b,left,choice,rater\na dog,x,y,x,left,r1\n";
+ * const r = ingestResponses(text, { source: "a.csv", prompts, promptsSource: "p.tsv" });
+ * const line = describeUnknownPrompts(r.unknownPrompts!);
+ * assert.match(line, /^1 answer .*p\.tsv.*"a dog" \(line 2\)/);
  * ```
  */
 export function describeUnknownPrompts(u: UnknownPrompts): string {
@@ -271,11 +280,15 @@ function toAnswer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type Answer, toJudgement } from "./ingest.ts";
  *
- * function example(answer: Answer) {
- *   toJudgement({ ...answer, model_a: "x", model_b: "y", left: "y", choice: "left" }).score; // 0
- * }
+ * const answer: Answer = {
+ *   line: 2, task_id: "t1", prompt_id: "p0001", prompt: "a cat", category: "Animals",
+ *   challenge: "Basic", model_a: "x", model_b: "y", left: "y", choice: "left", rater: "r1",
+ *   trial: 1, is_check: false, expected: "", status: "",
+ * };
+ * assert.equal(toJudgement(answer).score, 0); // y was on the left and won: x scores 0
  * ```
  */
 export function toJudgement(a: Answer): Judgement {
@@ -365,14 +378,18 @@ function rowsOf(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ingestResponses } from "./ingest.ts";
- * import type { Task } from "./design.ts";
+ * import { answersToJsonl, designStudy, loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * async function example(tasks: Task[]) {
- *   const text = await Deno.readTextFile("answers.jsonl");
- *   const r = ingestResponses(text, { source: "answers.jsonl", design: tasks });
- *   console.log(r.counts); // { rows, parseErrors, rejected, checks, checksFailed, ... }
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const text = answersToJsonl(
+ *   simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.5 } } }),
+ * );
+ * const r = ingestResponses(text, { source: "answers.jsonl", design: tasks });
+ * assert.equal(r.counts.rows, tasks.length); // { rows, parseErrors, rejected, checks, ... }
+ * assert.equal(r.counts.parseErrors, 0);
  * ```
  */
 export function ingestResponses(text: string, opts: IngestOptions): IngestResult {

@@ -7,11 +7,25 @@
  *
  * @example
  * ```ts
- * import { analyzeStudy, designStudy, ingestResponses, loadPrompts, simulateAnswers, answersToMturkCsv } from "./mod.ts";
+ * import {
+ *   analyzeStudy,
+ *   answersToMturkCsv,
+ *   designStudy,
+ *   ingestResponses,
+ *   loadPrompts,
+ *   simulateAnswers,
+ * } from "./mod.ts";
  * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
  * const tasks = designStudy(prompts, { models: ["ours", "sd15", "sd21"], trials: 6, seed: 0 });
- * const csv = answersToMturkCsv(simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.6 }, "ours vs sd21": { default: 0.55 } } }));
- * const summary = analyzeStudy(ingestResponses(csv, { source: "sim.csv" }), { method: "bootstrap" });
+ * const csv = answersToMturkCsv(
+ *   simulateAnswers(tasks, {
+ *     seed: 1,
+ *     truth: { "ours vs sd15": { default: 0.6 }, "ours vs sd21": { default: 0.55 } },
+ *   }),
+ * );
+ * const summary = analyzeStudy(ingestResponses(csv, { source: "sim.csv" }), {
+ *   method: "bootstrap",
+ * });
  * ```
  * @module
  */

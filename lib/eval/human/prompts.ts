@@ -112,9 +112,14 @@ export function isUrl(s: string): boolean {
  *
  * @example
  * ```ts
- * async function example() {
- *   const list = await loadPrompts(PARTI_PROMPTS_URL); // needs network
- * }
+ * import assert from "node:assert/strict";
+ * import { loadPrompts, PARTI_PROMPTS_URL } from "./prompts.ts";
+ *
+ * // With no fetch option it downloads; here a stand-in answers with a one-prompt file.
+ * const tsv = "Prompt\tCategory\tChallenge\tNote\na cat\tAnimals\tBasic\t\n";
+ * const fetch = () => Promise.resolve(new Response(tsv));
+ * const list = await loadPrompts(PARTI_PROMPTS_URL, { fetch });
+ * assert.equal(list.prompts[0].prompt, "a cat");
  * ```
  */
 export async function loadPrompts(

@@ -5,16 +5,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportHtml, studyFigures } from "./report.ts";
- * import type { StudySummary } from "./analyze.ts";
- * import { plotlyMime } from "../../plot/mod.ts";
- * import { writeTextAtomic } from "../../util/atomic.ts";
+ * import { analyzeStudy, answersToCsv, designStudy, ingestResponses } from "./mod.ts";
+ * import { loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * async function example(summary: StudySummary) {
- *   const figs = studyFigures(summary);
- *   await Deno.jupyter.display(plotlyMime(figs.category), { raw: true });
- *   await writeTextAtomic("out/report.html", reportHtml(summary));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const summary = analyzeStudy(ingestResponses(answersToCsv(sim), { source: "a.csv" }), {
+ *   seed: 0,
+ * });
+ * // In a notebook: Deno.jupyter.display(plotlyMime(figs.category), { raw: true })
+ * const figs = studyFigures(summary);
+ * assert.equal(figs.category.data.length, 1); // one bar trace per comparison
+ * assert.ok(reportHtml(summary).includes("<html")); // write it with writeTextAtomic
  * ```
  * @module
  */
@@ -29,12 +34,17 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { winRateFigure } from "./report.ts";
- * import type { Analysis } from "./analyze.ts";
+ * import { analyzeJudgements, answersToCsv, designStudy, ingestResponses } from "./mod.ts";
+ * import { loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * function example(analysis: Analysis) {
- *   const fig = winRateFigure(analysis, "category");
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "a.csv" });
+ * const fig = winRateFigure(analyzeJudgements(judgements, { seed: 0 }), "category");
+ * assert.equal(fig.data[0].type, "bar");
  * ```
  */
 export function winRateFigure(analysis: Analysis, kind: SectionKind): PlotlyFigure {
@@ -98,12 +108,16 @@ export function winRateFigure(analysis: Analysis, kind: SectionKind): PlotlyFigu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bradleyTerryFigure } from "./report.ts";
- * import type { Analysis } from "./analyze.ts";
+ * import { analyzeJudgements, answersToCsv, designStudy, ingestResponses } from "./mod.ts";
+ * import { loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * function example(analysis: Analysis) {
- *   const fig = bradleyTerryFigure(analysis); // null with fewer than three models
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "a.csv" });
+ * assert.equal(bradleyTerryFigure(analyzeJudgements(judgements, { seed: 0 })), null); // < 3 models
  * ```
  */
 export function bradleyTerryFigure(analysis: Analysis): PlotlyFigure | null {
@@ -144,12 +158,19 @@ export interface StudyFigures {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { studyFigures } from "./report.ts";
- * import type { Analysis } from "./analyze.ts";
+ * import { analyzeJudgements, answersToCsv, designStudy, ingestResponses } from "./mod.ts";
+ * import { loadPrompts, simulateAnswers } from "./mod.ts";
  *
- * function example(analysis: Analysis) {
- *   const { overall, category, challenge } = studyFigures(analysis);
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * const { judgements } = ingestResponses(answersToCsv(sim), { source: "a.csv" });
+ * const { overall, category, challenge } = studyFigures(
+ *   analyzeJudgements(judgements, { seed: 0 }),
+ * );
+ * assert.ok(overall && category && challenge);
  * ```
  */
 export function studyFigures(analysis: Analysis): StudyFigures {
@@ -190,12 +211,15 @@ function table(header: string[], rows: unknown[][]): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { intervalNote } from "./report.ts";
- * import type { Analysis } from "./analyze.ts";
+ * import { analyzeJudgements } from "./analyze.ts";
+ * import { ingestResponses } from "./ingest.ts";
  *
- * function example(analysis: Analysis) {
- *   intervalNote(analysis); // "Error bars: 95% prompt-cluster bootstrap (2000 replicates, ..."
- * }
+ * const text =
+ *   "prompt,model_a,model_b,left,choice,rater\na cat,x,y,x,left,r1\na dog,x,y,y,left,r2\n";
+ * const a = analyzeJudgements(ingestResponses(text, { source: "a.csv" }).judgements, { seed: 0 });
+ * assert.match(intervalNote(a), /^Error bars: 95% prompt-cluster bootstrap \(2000 replicates/);
  * ```
  */
 export function intervalNote(analysis: Analysis): string {
@@ -229,12 +253,15 @@ export function intervalNote(analysis: Analysis): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summaryText } from "./report.ts";
- * import type { Analysis } from "./analyze.ts";
+ * import { analyzeJudgements } from "./analyze.ts";
+ * import { ingestResponses } from "./ingest.ts";
  *
- * function example(analysis: Analysis) {
- *   console.log(summaryText(analysis));
- * }
+ * const text =
+ *   "prompt,model_a,model_b,left,choice,rater\na cat,x,y,x,left,r1\na dog,x,y,y,left,r2\n";
+ * const a = analyzeJudgements(ingestResponses(text, { source: "a.csv" }).judgements, { seed: 0 });
+ * assert.match(summaryText(a), /^x vs y \| overall:overall \| n=2 W\/T\/L=1\/0\/1/);
  * ```
  */
 export function summaryText(
@@ -265,12 +292,16 @@ export function summaryText(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportHtml } from "./report.ts";
- * import type { StudySummary } from "./analyze.ts";
+ * import { analyzeStudy } from "./analyze.ts";
+ * import { ingestResponses } from "./ingest.ts";
  *
- * async function example(summary: StudySummary) {
- *   await Deno.writeTextFile("report.html", reportHtml(summary));
- * }
+ * const text =
+ *   "prompt,model_a,model_b,left,choice,rater\na cat,x,y,x,left,r1\na dog,x,y,y,left,r2\n";
+ * const summary = analyzeStudy(ingestResponses(text, { source: "a.csv" }), { seed: 0 });
+ * const html = reportHtml(summary); // Deno.writeTextFile("report.html", html)
+ * assert.ok(html.includes("x vs y"));
  * ```
  */
 export function reportHtml(summary: StudySummary): string {

@@ -20,13 +20,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { answersToMturkCsv, simulateAnswers } from "./simulate.ts";
- * import type { Task } from "./design.ts";
+ * import { designStudy, ingestResponses, loadPrompts } from "./mod.ts";
  *
- * async function example(tasks: Task[]) {
- *   const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
- *   await Deno.writeTextFile("answers.csv", answersToMturkCsv(sim));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["ours", "sd15"], trials: 2, seed: 0 });
+ * const sim = simulateAnswers(tasks, { seed: 1, truth: { "ours vs sd15": { default: 0.65 } } });
+ * const csv = answersToMturkCsv(sim); // what Deno.writeTextFile("answers.csv", csv) would hold
+ * assert.equal(ingestResponses(csv, { source: "answers.csv" }).counts.rows, tasks.length);
  * ```
  * @module
  */
@@ -138,12 +140,15 @@ export function betaDeviate(rng: Rng, a: number, b: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { simulateAnswers } from "./simulate.ts";
- * import type { Task } from "./design.ts";
+ * import { designStudy, loadPrompts } from "./mod.ts";
  *
- * function example(tasks: Task[]) {
- *   const answers = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts, { models: ["a", "b"], trials: 1, seed: 0 });
+ * const answers = simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.6 } } });
+ * assert.equal(answers.length, tasks.length); // one answer per task
+ * assert.ok(answers.every((a) => ["left", "right", "tie"].includes(a.choice)));
  * ```
  */
 export function simulateAnswers(
@@ -206,11 +211,16 @@ export const ANSWER_COLUMNS = [...TASK_COLUMNS, "rater", "choice"] as const;
  *
  * @example
  * ```ts
- * import { answersToCsv, type SimulatedAnswer } from "./simulate.ts";
+ * import assert from "node:assert/strict";
+ * import { answersToCsv, simulateAnswers } from "./simulate.ts";
+ * import { designStudy, loadPrompts } from "./mod.ts";
  *
- * async function example(sim: SimulatedAnswer[]) {
- *   await Deno.writeTextFile("answers.csv", answersToCsv(sim));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 2), { models: ["a", "b"], trials: 1, seed: 0 });
+ * const csv = answersToCsv(
+ *   simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.5 } } }),
+ * );
+ * assert.match(csv.split("\n")[0], /^task_id,.*,rater,choice/); // the task columns, rater, choice
  * ```
  */
 export function answersToCsv(answers: readonly SimulatedAnswer[]): string {
@@ -222,11 +232,16 @@ export function answersToCsv(answers: readonly SimulatedAnswer[]): string {
  *
  * @example
  * ```ts
- * import { answersToJsonl, type SimulatedAnswer } from "./simulate.ts";
+ * import assert from "node:assert/strict";
+ * import { answersToJsonl, simulateAnswers } from "./simulate.ts";
+ * import { designStudy, loadPrompts } from "./mod.ts";
  *
- * async function example(sim: SimulatedAnswer[]) {
- *   await Deno.writeTextFile("answers.jsonl", answersToJsonl(sim));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 2), { models: ["a", "b"], trials: 1, seed: 0 });
+ * const jsonl = answersToJsonl(
+ *   simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.5 } } }),
+ * );
+ * assert.equal(JSON.parse(jsonl.split("\n")[0]).task_id, tasks[0].task_id);
  * ```
  */
 export function answersToJsonl(answers: readonly SimulatedAnswer[]): string {
@@ -243,11 +258,16 @@ export function answersToJsonl(answers: readonly SimulatedAnswer[]): string {
  *
  * @example
  * ```ts
- * import { answersToMturkCsv, type SimulatedAnswer } from "./simulate.ts";
+ * import assert from "node:assert/strict";
+ * import { answersToMturkCsv, simulateAnswers } from "./simulate.ts";
+ * import { designStudy, loadPrompts } from "./mod.ts";
  *
- * async function example(sim: SimulatedAnswer[]) {
- *   await Deno.writeTextFile("Batch_1_batch_results.csv", answersToMturkCsv(sim));
- * }
+ * const { prompts } = await loadPrompts("data/parti_prompts_example.tsv");
+ * const tasks = designStudy(prompts.slice(0, 2), { models: ["a", "b"], trials: 1, seed: 0 });
+ * const csv = answersToMturkCsv(
+ *   simulateAnswers(tasks, { seed: 0, truth: { "a vs b": { default: 0.5 } } }),
+ * ); // Batch_1_batch_results.csv
+ * assert.match(csv.split("\n")[0], /Input\.task_id/);
  * ```
  */
 export function answersToMturkCsv(answers: readonly SimulatedAnswer[]): string {

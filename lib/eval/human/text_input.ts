@@ -6,13 +6,17 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   escapeExcerpt("\u0000\u0001abc"); // '"\\u0000\\u0001abc"'
- *   const text = decodeTextInput(await Deno.readFile("answers.csv"), {
- *     source: "answers.csv",
- *     what: "answers",
- *   });
- * }
+ * import assert from "node:assert/strict";
+ * import { decodeTextInput, escapeExcerpt } from "./text_input.ts";
+ *
+ * assert.equal(escapeExcerpt("\u0000\u0001abc"), '"\\u0000\\u0001abc"');
+ * // Usually the bytes of await Deno.readFile("answers.csv"); the BOM is dropped.
+ * const bytes = new TextEncoder().encode("\ufeffa,b\n");
+ * assert.equal(decodeTextInput(bytes, { source: "answers.csv", what: "answers" }), "a,b\n");
+ * assert.throws(
+ *   () => decodeTextInput(new Uint8Array([0x61, 0xff]), { source: "a.csv", what: "answers" }),
+ *   /a\.csv/,
+ * );
  * ```
  * @module
  */
@@ -125,9 +129,13 @@ export function decodeTextInput(bytes: Uint8Array, opts: DecodeTextOptions): str
  *
  * @example
  * ```ts
- * async function example() {
- *   const text = await readTextInput("answers.csv", "answers");
- * }
+ * import assert from "node:assert/strict";
+ * import { readTextInput } from "./text_input.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/answers.csv`, "a,b\n");
+ * assert.equal(await readTextInput(`${dir}/answers.csv`, "answers"), "a,b\n");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readTextInput(path: string, what: string): Promise<string> {
