@@ -7,13 +7,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { loadDiffusersUnet } from "./mod.ts";
  * import { unetParamsFromTensors } from "../models/mod.ts";
  *
- * async function example(dir: string) {
- *   const { config, tensors } = await loadDiffusersUnet(dir);
- *   return unetParamsFromTensors(tensors, config);
- * }
+ * const { config, tensors } = await loadDiffusersUnet("tests/fixtures/diffusers_unet"); // a tiny UNet
+ * const params = unetParamsFromTensors(tensors, config);
+ * assert.deepEqual(params["conv_in.weight"].shape, [3, 3, 4, 8]);
+
  * ```
  * @module
  */

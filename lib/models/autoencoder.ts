@@ -7,16 +7,18 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { AUTOENCODER_PRESETS, decode, encode, initAutoencoder } from "./autoencoder.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(images: tf.Tensor4D) {
- *   const cfg = AUTOENCODER_PRESETS.tiny;
- *   const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
- *   const { mean, logvar } = encode(p, cfg, images); // [B, H/4, W/4, 4] each
- *   const recon = decode(p, cfg, mean);
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const p = initAutoencoder(cfg, Rng.stream(0, [0, STREAM.init]));
+ * const images = tf.zeros([2, 8, 8, 3]) as tf.Tensor4D; // values in [-1, 1]
+ * const { mean, logvar } = encode(p, cfg, images);
+ * assert.deepEqual([mean.shape, logvar.shape], [[2, 2, 2, 4], [2, 2, 2, 4]]); // [B, H/4, W/4, 4]
+ * assert.deepEqual(decode(p, cfg, mean).shape, [2, 8, 8, 3]);
  * ```
  * @module
  */
@@ -162,12 +164,14 @@ function buildAutoencoder(b: ParamBuilder, c: AutoencoderConfig): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { AUTOENCODER_PRESETS, initAutoencoder } from "./autoencoder.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const p = initAutoencoder(AUTOENCODER_PRESETS.small, rng);
- * }
+ * const p = initAutoencoder(AUTOENCODER_PRESETS.tiny, Rng.stream(0));
+ * // Mean channels start at bias 0, log-variance channels at -6 (a narrow posterior).
+ * assert.deepEqual([...p["encoder.conv_out.bias"].dataSync()], [0, 0, 0, 0, -6, -6, -6, -6]);
  * ```
  */
 export function initAutoencoder(cfg: AutoencoderConfig, rng: Rng): Params {
@@ -200,17 +204,16 @@ export interface LatentDistribution<T = tf.Tensor4D> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, encoderMoments } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, encoderMoments, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   images: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const moments = encoderMoments(p, cfg, images);
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny; // downsamples by 4, 4 latent channels
+ * const p = initAutoencoder(cfg, Rng.stream(0));
+ * const moments = encoderMoments(p, cfg, tf.zeros([1, 8, 8, 3]) as tf.Tensor4D);
+ * assert.deepEqual(moments.shape, [1, 2, 2, 8]); // mean channels, then log-variance channels
  * ```
  */
 export function encoderMoments(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): tf.Tensor4D;
@@ -248,17 +251,16 @@ export function encoderMoments<T>(net: Net<T>, cfg: AutoencoderConfig, image: T)
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, encode } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, encode, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   images: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const { mean } = encode(p, cfg, images);
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const images = tf.zeros([1, 16, 8, 3]) as tf.Tensor4D;
+ * const { mean } = encode(initAutoencoder(cfg, Rng.stream(0)), cfg, images);
+ * assert.deepEqual(mean.shape, [1, 4, 2, 4]);
  * ```
  */
 export function encode(p: Params, cfg: AutoencoderConfig, image: tf.Tensor4D): LatentDistribution;
@@ -276,21 +278,18 @@ export function encode<T>(net: Net<T>, cfg: AutoencoderConfig, image: T): Latent
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, encode, sampleLatent } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { sampleLatent } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   cfg: AutoencoderConfig,
- *   images: tf.Tensor4D,
- *   rng: Rng,
- * ) {
- *   const dist = encode(p, cfg, images);
- *   const noise = tf.tensor4d(rng.normal(dist.mean.size), dist.mean.shape);
- *   const z = sampleLatent(dist, noise);
- * }
+ * // Mean 1 and variance 4 (logvar ln 4): z = 1 + 2 * noise.
+ * const mean = tf.ones([1, 1, 2, 1]) as tf.Tensor4D;
+ * const logvar = tf.fill([1, 1, 2, 1], Math.log(4)) as tf.Tensor4D;
+ * const noise = Rng.stream(0).normal(2);
+ * const z = sampleLatent({ mean, logvar }, tf.tensor4d(noise, [1, 1, 2, 1])).dataSync();
+ * z.forEach((v, i) => assert.ok(Math.abs(v - (1 + 2 * noise[i])) < 1e-5));
  * ```
  */
 export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.Tensor4D {
@@ -307,17 +306,15 @@ export function sampleLatent(dist: LatentDistribution, noise: tf.Tensor4D): tf.T
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, decode } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, decode, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   p: Params,
- *   z: tf.Tensor4D,
- * ) {
- *   const images = decode(p, cfg, z);
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const z = tf.zeros([1, 2, 3, 4]) as tf.Tensor4D; // [B, h, w, latentChannels]
+ * assert.deepEqual(decode(initAutoencoder(cfg, Rng.stream(0)), cfg, z).shape, [1, 8, 12, 3]);
  * ```
  */
 export function decode(p: Params, cfg: AutoencoderConfig, z: tf.Tensor4D): tf.Tensor4D;
@@ -360,17 +357,16 @@ export interface AutoencoderInputs {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, autoencoderForward } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, autoencoderForward, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   image: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const recon = autoencoderForward(p, cfg, { image }); // same shape as image
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const image = tf.zeros([2, 8, 8, 3]) as tf.Tensor4D;
+ * const recon = autoencoderForward(initAutoencoder(cfg, Rng.stream(0)), cfg, { image });
+ * assert.deepEqual(recon.shape, image.shape);
  * ```
  */
 export function autoencoderForward(
@@ -390,17 +386,16 @@ export function autoencoderForward(
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, encode, klDivergence } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { klDivergence } from "./autoencoder.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   images: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   klDivergence(encode(p, cfg, images)); // scalar
- * }
+ * // Two latent values with mean 1 and unit variance: 0.5 * (1 + 1 - 1 - 0) each.
+ * const mean = tf.ones([1, 1, 2, 1]) as tf.Tensor4D;
+ * const logvar = tf.zeros([1, 1, 2, 1]) as tf.Tensor4D;
+ * assert.ok(Math.abs(klDivergence({ mean, logvar }).dataSync()[0] - 1) < 1e-6);
+
  * ```
  */
 export function klDivergence(dist: LatentDistribution): tf.Scalar {
@@ -440,18 +435,18 @@ export interface AutoencoderLosses {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type AutoencoderConfig, autoencoderLoss } from "./autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { AUTOENCODER_PRESETS, autoencoderLoss, initAutoencoder } from "./autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: AutoencoderConfig,
- *   image: tf.Tensor4D,
- *   noise: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const image = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
+ * const noise = tf.tensor4d(Rng.stream(1).normal(16), [1, 2, 2, 4]); // the latent's shape
+ * const p = initAutoencoder(cfg, Rng.stream(0));
+ * const { loss } = autoencoderLoss(p, cfg, { image, noise, klWeight: 1e-6 });
+ * assert.ok(Number.isFinite(loss.dataSync()[0]) && loss.dataSync()[0] > 0);
  * ```
  */
 export function autoencoderLoss(
@@ -483,12 +478,12 @@ export function autoencoderLoss(
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
  * import { estimateScalingFactor } from "./autoencoder.ts";
  *
- * async function example(mean: tf.Tensor4D) {
- *   const s = estimateScalingFactor(await mean.data() as Float32Array);
- * }
+ * // Latents with population std 4 (e.g. `await mean.data()` of encoded images): factor 0.25.
+ * assert.equal(estimateScalingFactor(new Float32Array([3, -5, 3, -5])), 0.25);
+
  * ```
  */
 export function estimateScalingFactor(latents: Float32Array): number {

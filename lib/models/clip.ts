@@ -7,20 +7,20 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { CLIP_PRESETS, clipLoss, encodeImage, encodeText, initClip } from "./clip.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(
- *   ids: tf.Tensor2D,
- *   images: tf.Tensor4D,
- * ) {
- *   const cfg = CLIP_PRESETS.small;
- *   const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
- *   const { hidden, embeds } = encodeText(p, cfg, ids); // ids [B,T] int32
- *   const img = encodeImage(p, cfg, images);            // images [B,32,32,3]
- *   const loss = clipLoss(embeds, img, p["logit_scale"]);
- * }
+ * const cfg = CLIP_PRESETS.tiny; // contextLength 16, imageSize 16
+ * const p = initClip(cfg, Rng.stream(0, [0, STREAM.init]));
+ * const ids = tf.tensor2d([[2, 5, 3, ...new Array(13).fill(0)]], [1, 16], "int32"); // [B,T]
+ * const { hidden, embeds } = encodeText(p, cfg, ids);
+ * const img = encodeImage(p, cfg, tf.zeros([1, 16, 16, 3])); // images [B,16,16,3]
+ * const loss = clipLoss(embeds, img, p["logit_scale"]);
+ * assert.deepEqual([hidden.shape, embeds.shape, img.shape], [[1, 16, 32], [1, 16], [1, 16]]);
+ * assert.ok(loss.dataSync()[0] < 1e-6); // one pair: the softmax over a single column is 1
  * ```
  * @module
  */
@@ -176,12 +176,13 @@ function buildClip(b: ParamBuilder, c: ClipConfig): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { CLIP_PRESETS, initClip } from "./clip.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(rng: Rng) {
- *   const p = initClip(CLIP_PRESETS.small, rng);
- * }
+ * const p = initClip(CLIP_PRESETS.tiny, Rng.stream(0, [0, STREAM.init]));
+ * assert.ok(Math.abs(p["logit_scale"].dataSync()[0] - Math.log(1 / 0.07)) < 1e-6);
  * ```
  */
 export function initClip(cfg: ClipConfig, rng: Rng): Params {
@@ -211,17 +212,17 @@ export interface TextEncoderOutputs<T> extends TextEncoding<T, T> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type ClipConfig, textEncoder } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CLIP_PRESETS, initClip, textEncoder } from "./clip.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   cfg: ClipConfig,
- *   ids: tf.Tensor2D,
- * ) {
- *   const { hidden, pooled, embeds } = textEncoder(p, cfg, ids);
- * }
+ * const cfg = CLIP_PRESETS.tiny;
+ * const p = initClip(cfg, Rng.stream(0));
+ * const ids = tf.tensor2d([[2, 5, 3, ...new Array(13).fill(0)]], [1, 16], "int32");
+ * const { hidden, pooled, embeds } = textEncoder(p, cfg, ids);
+ * assert.deepEqual([hidden.shape, pooled.shape, embeds.shape], [[1, 16, 32], [1, 32], [1, 16]]);
  * ```
  */
 export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncoderOutputs<T> {
@@ -266,18 +267,17 @@ export function textEncoder<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncode
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type ClipConfig, encodeText } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { CLIP_PRESETS, encodeText, initClip } from "./clip.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   cfg: ClipConfig, // cfg.contextLength 16
- *   ids: number[][], // B rows of 16 token ids
- * ) {
- *   const B = ids.length;
- *   const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [B, 16], "int32"));
- * }
+ * const cfg = CLIP_PRESETS.tiny; // contextLength 16
+ * const p = initClip(cfg, Rng.stream(0));
+ * const ids = [[2, 5, 3, ...new Array(13).fill(0)], [2, 6, 7, 3, ...new Array(12).fill(0)]];
+ * const { hidden, embeds } = encodeText(p, cfg, tf.tensor2d(ids, [2, 16], "int32"));
+ * assert.deepEqual([hidden.shape, embeds.shape], [[2, 16, 32], [2, 16]]);
  * ```
  */
 export function encodeText(p: Params, cfg: ClipConfig, ids: tf.Tensor2D): TextEncoding;
@@ -294,17 +294,15 @@ export function encodeText<T>(net: Net<T>, cfg: ClipConfig, ids: T): TextEncodin
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type ClipConfig, encodeImage } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CLIP_PRESETS, encodeImage, initClip } from "./clip.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: ClipConfig,
- *   images: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const e = encodeImage(p, cfg, images);
- * }
+ * const cfg = CLIP_PRESETS.tiny; // imageSize 16, embedDim 16
+ * const e = encodeImage(initClip(cfg, Rng.stream(0)), cfg, tf.zeros([3, 16, 16, 3]));
+ * assert.deepEqual(e.shape, [3, 16]);
  * ```
  */
 export function encodeImage(p: Params, cfg: ClipConfig, images: tf.Tensor4D): tf.Tensor2D;
@@ -336,17 +334,15 @@ export function encodeImage<T>(net: Net<T>, cfg: ClipConfig, images: T): T {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { clipLoss } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * function example(
- *   p: Params,
- *   textEmbeds: tf.Tensor2D,
- *   imageEmbeds: tf.Tensor2D,
- * ) {
- *   const loss = clipLoss(textEmbeds, imageEmbeds, p["logit_scale"]);
- * }
+ * // Two matched orthogonal pairs at scale exp(0) = 1: each row's loss is log(1 + e^-1).
+ * const eye = tf.tensor2d([[1, 0], [0, 1]]);
+ * const loss = clipLoss(eye, eye, 0).dataSync()[0];
+ * assert.ok(Math.abs(loss - Math.log(1 + Math.exp(-1))) < 1e-6);
  * ```
  */
 export function clipLoss(
@@ -420,18 +416,19 @@ export interface ClipOutputs extends TextEncoding {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type ClipConfig, clipForward } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { CLIP_PRESETS, clipForward, initClip } from "./clip.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   cfg: ClipConfig,
- *   ids: tf.Tensor2D,
- *   images: tf.Tensor4D,
- *   p: Params,
- * ) {
- *   const { loss } = clipForward(p, cfg, { ids, images });
- * }
+ * const cfg = CLIP_PRESETS.tiny;
+ * const row = [2, 5, 3, ...new Array(13).fill(0)];
+ * const ids = tf.tensor2d([row, row], [2, 16], "int32");
+ * // Two identical pairs: every logit is equal, so the loss is exactly ln 2.
+ * const { loss } = clipForward(initClip(cfg, Rng.stream(0)), cfg, { ids, images: tf.zeros([2, 16, 16, 3]) });
+ * assert.ok(Math.abs(loss.dataSync()[0] - Math.log(2)) < 1e-5);
+
  * ```
  */
 export function clipForward(p: Params, cfg: ClipConfig, inputs: ClipInputs): ClipOutputs {

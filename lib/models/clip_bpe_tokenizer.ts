@@ -14,11 +14,14 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const tok = await ClipBpeTokenizer.load("models/clip/tokenizer");
- *   const { ids, attentionMask } = tok.encode("a photo of a cat");
- *   // ids: Int32Array(77) [49406, 320, 1125, 539, 320, 2368, 49407, 49407, ...]
- * }
+ * import assert from "node:assert/strict";
+ * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+ *
+ * // A tiny committed vocabulary; with SD's real one, ids are [49406, 320, 1125, 539, ...].
+ * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+ * const { ids, attentionMask } = tok.encode("a red circle");
+ * assert.deepEqual([...ids.slice(0, 6)], [519, 320, 513, 518, 520, 520]); // start, 3 words, end, pad
+ * assert.deepEqual([...attentionMask.slice(0, 6)], [1, 1, 1, 1, 1, 0]);
  * ```
  * @module
  */
@@ -285,11 +288,12 @@ function parseMerges(
  *
  * @example
  * ```ts
- * async function example() {
- *   const tok = await ClipBpeTokenizer.load("tokenizer/");
- *   const batch = tok.encodeBatch(["a red circle", "two blue squares"]);
- *   batch.shape; // [2, 77]
- * }
+ * import assert from "node:assert/strict";
+ * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+ *
+ * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+ * const batch = tok.encodeBatch(["a red circle", "a cat"]);
+ * assert.deepEqual(batch.shape, [2, 77]);
  * ```
  */
 export class ClipBpeTokenizer {
@@ -385,9 +389,18 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * async function example() {
-   *   const tok = ClipBpeTokenizer.fromTokenizerJson(await Deno.readTextFile("tokenizer.json"));
-   * }
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   *
+   * // A Hugging Face tokenizer.json with a BPE model (here: a two-merge toy vocabulary).
+   * const vocab = { "a</w>": 0, c: 1, a: 2, "t</w>": 3, ca: 4, "cat</w>": 5 };
+   * Object.assign(vocab, { "<|startoftext|>": 6, "<|endoftext|>": 7 });
+   * const merges = ["c a", "ca t</w>"];
+   * const model = { type: "BPE", vocab, merges, end_of_word_suffix: "</w>" };
+   * const tok = ClipBpeTokenizer.fromTokenizerJson({ model });
+
+   * assert.deepEqual(tok.textIds("a cat"), [0, 5]);
+
    * ```
    */
   static fromTokenizerJson(
@@ -433,10 +446,13 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * async function example() {
-   *   const tok = await ClipBpeTokenizer.load("sd15/tokenizer");
-   *   const tok2 = await ClipBpeTokenizer.load({ vocab: "v.json", merges: "m.txt" });
-   * }
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   *
+   * const dir = "tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer"; // e.g. "sd15/tokenizer"
+   * const tok = await ClipBpeTokenizer.load(dir);
+   * const tok2 = await ClipBpeTokenizer.load({ vocab: `${dir}/vocab.json`, merges: `${dir}/merges.txt` });
+   * assert.deepEqual(tok2.textIds("a cat"), tok.textIds("a cat"));
    * ```
    */
   static async load(
@@ -483,11 +499,11 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   tok.vocabSize; // 49408 for CLIP
-   * }
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * assert.equal(tok.vocabSize, 521); // a tiny test vocabulary; 49408 for CLIP
    * ```
    */
   get vocabSize(): number {
@@ -543,11 +559,12 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   tok.tokenize("a photo"); // ["a</w>", "photo</w>"]
-   * }
+   * // With CLIP's vocabulary "a photo" gives ["a</w>", "photo</w>"]; this tiny one has fewer merges.
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * assert.deepEqual(tok.tokenize("a cat"), ["a</w>", "c", "a", "t</w>"]);
    * ```
    */
   tokenize(text: string): string[] {
@@ -566,11 +583,11 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   tok.textIds("a photo"); // [320, 1125]
-   * }
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * assert.deepEqual(tok.textIds("a cat"), [320, 66, 64, 339]); // CLIP's vocabulary: [320, 2368]
    * ```
    */
   textIds(text: string): number[] {
@@ -593,11 +610,14 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   const { ids, attentionMask } = tok.encode("a red circle");
-   * }
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * const { ids, attentionMask, length } = tok.encode("a red circle");
+   * assert.equal(ids.length, 77);
+   * assert.equal(length, 5); // start + 3 words + end; the rest is padding with mask 0
+   * assert.equal(attentionMask.reduce((a, b) => a + b), 5);
    * ```
    */
   encode(text: string): ClipEncoding {
@@ -613,11 +633,14 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   const { ids, shape } = tok.encodeBatch(["", "a red circle"]); // unconditional + prompt
-   * }
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * const { ids, shape } = tok.encodeBatch(["", "a red circle"]); // unconditional + prompt
+   * assert.deepEqual(shape, [2, 77]);
+   * assert.deepEqual([...ids.slice(77, 81)], [...tok.encode("a red circle").ids.slice(0, 4)]);
+
    * ```
    */
   encodeBatch(texts: readonly string[]): ClipBatchEncoding {
@@ -659,11 +682,12 @@ export class ClipBpeTokenizer {
    *
    * @example
    * ```ts
-   * import type { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { ClipBpeTokenizer } from "./clip_bpe_tokenizer.ts";
    *
-   * function example(tok: ClipBpeTokenizer) {
-   *   tok.decode(tok.encode("a café").ids); // "a café"
-   * }
+   * const tok = await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+   * assert.equal(tok.decode(tok.encode("a red circle").ids), "a red circle");
+
    * ```
    */
   decode(ids: ArrayLike<number>, attentionMask?: ArrayLike<number>): string {

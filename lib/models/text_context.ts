@@ -62,17 +62,18 @@ export interface UnetTextContextOptions<T> {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { unetTextContext } from "./text_context.ts";
- * import type { ClipConfig } from "./clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { CLIP_PRESETS, initClip } from "./clip.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   clip: { params: Params; config: ClipConfig },
- *   ids: tf.Tensor2D,
- * ) {
- *   const ctx = unetTextContext(clip.params, clip.config, ids, "states+words"); // [B, 2T, D]
- * }
+ * const cfg = CLIP_PRESETS.tiny; // T = 16, D = 32
+ * const ids = tf.tensor2d([[2, 5, 3, ...new Array(13).fill(0)]], [1, 16], "int32");
+ * const ctx = unetTextContext(initClip(cfg, Rng.stream(0)), cfg, ids, "states+words");
+ * assert.deepEqual(ctx.shape, [1, 32, 32]); // [B, 2T, D]: states then token embeddings
+
  * ```
  */
 export function unetTextContext<T>(

@@ -6,12 +6,16 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
- *   const ids = tok.encode("a blue circle"); // Int32Array(16): [2, ..., 3, 0, 0, ...]
- *   tok.decode(ids); // "a blue circle"
- *   await tok.save("runs/x/tokenizer.json");
- * }
+ * import assert from "node:assert/strict";
+ * import { WordTokenizer } from "./tokenizer.ts";
+ *
+ * const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
+ * const ids = tok.encode("a blue circle");
+ * assert.deepEqual([...ids.slice(0, 6)], [2, 5, 6, 7, 3, 0]); // start, 3 words, end, pad... (16)
+ * assert.equal(tok.decode(ids), "a blue circle");
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x"
+ * await tok.save(`${dir}/tokenizer.json`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -104,11 +108,13 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(captions: string[]) {
-   *   const tok = WordTokenizer.build(captions, { contextLength: 16, minCount: 2 });
-   * }
+   * const captions = ["a red circle", "a blue circle", "red"];
+   * const tok = WordTokenizer.build(captions, { contextLength: 8, minCount: 2 });
+   * assert.equal(tok.vocabSize, 7); // 4 special tokens + "a", "circle", "red"
+   * assert.deepEqual([...tok.encode("a red square")], [2, 4, 6, 1, 3, 0, 0, 0]); // 1 = <unk>
    * ```
    */
   static build(corpus: Iterable<string>, opts: WordTokenizerBuildOptions = {}): WordTokenizer {
@@ -141,11 +147,13 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(text: string) {
-   *   const tok = WordTokenizer.fromJSON(JSON.parse(text), "tokenizer.json");
-   * }
+   * const text = JSON.stringify(WordTokenizer.build(["a red circle"]).toJSON());
+   * const tok = WordTokenizer.fromJSON(JSON.parse(text), "tokenizer.json");
+   * assert.equal(tok.decode(tok.encode("a red circle")), "a red circle");
+   * assert.throws(() => WordTokenizer.fromJSON({ type: "bpe" }), /field "type" must be "word"/);
    * ```
    */
   static fromJSON(obj: unknown, source = "tokenizer.json"): WordTokenizer {
@@ -166,9 +174,14 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * async function example() {
-   *   const tok = await WordTokenizer.load("runs/x/tokenizer.json");
-   * }
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
+   *
+   * const dir = await Deno.makeTempDir(); // e.g. "runs/x"
+   * await WordTokenizer.build(["a red circle"]).save(`${dir}/tokenizer.json`);
+   * const tok = await WordTokenizer.load(`${dir}/tokenizer.json`);
+   * assert.equal(tok.vocabSize, 7);
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   static async load(path: string): Promise<WordTokenizer> {
@@ -186,12 +199,13 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    * import { CLIP_PRESETS } from "./clip.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   const cfg = { ...CLIP_PRESETS.small, vocabSize: tok.vocabSize };
-   * }
+   * const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
+   * const cfg = { ...CLIP_PRESETS.small, vocabSize: tok.vocabSize };
+   * assert.equal(cfg.vocabSize, 11); // 4 special tokens + 6 words + "."
    * ```
    */
   get vocabSize(): number {
@@ -203,11 +217,12 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   JSON.stringify(tok.toJSON());
-   * }
+   * const json = WordTokenizer.build(["a circle"], { contextLength: 8 }).toJSON();
+   * assert.deepEqual(json.vocab.slice(4), ["a", "circle"]);
+   * assert.equal(json.contextLength, 8);
    * ```
    */
   toJSON(): WordTokenizerJson {
@@ -219,11 +234,13 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * async function example(tok: WordTokenizer) {
-   *   await tok.save("runs/x/tokenizer.json");
-   * }
+   * const dir = await Deno.makeTempDir(); // e.g. "runs/x"
+   * await WordTokenizer.build(["a circle"]).save(`${dir}/tokenizer.json`);
+   * assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/tokenizer.json`)).type, "word");
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   save(path: string): Promise<void> {
@@ -235,11 +252,12 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   tok.tokenId("red"); // e.g. 5
-   * }
+   * const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
+   * assert.equal(tok.tokenId("red"), 8); // words sorted by count, then alphabetically
+   * assert.equal(tok.tokenId("green"), 1); // <unk>
    * ```
    */
   tokenId(token: string): number {
@@ -252,11 +270,11 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   tok.encode("a red circle"); // Int32Array [2, 7, 9, 12, 3, 0, ...]
-   * }
+   * const tok = WordTokenizer.build(["a red circle", "two blue squares."]);
+   * assert.deepEqual([...tok.encode("a red circle").slice(0, 6)], [2, 5, 8, 7, 3, 0]);
    * ```
    */
   encode(text: string): Int32Array {
@@ -273,15 +291,14 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(
-   *   captions: string[],
-   *   tok: WordTokenizer,
-   * ) {
-   *   const ids = tf.tensor2d(tok.encodeBatch(captions), [captions.length, 16], "int32");
-   * }
+   * const captions = ["a red circle", "two blue squares."];
+   * const tok = WordTokenizer.build(captions);
+   * const ids = tok.encodeBatch(captions); // rows of 16, e.g. for tf.tensor2d(ids, [2, 16], "int32")
+   * assert.equal(ids.length, 2 * 16);
+   * assert.deepEqual([...ids.slice(16, 16 + 6)], [...tok.encode(captions[1]).slice(0, 6)]);
    * ```
    */
   encodeBatch(texts: readonly string[]): Int32Array {
@@ -295,11 +312,11 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   tok.mask(tok.encode("a circle")); // [1, 1, 1, 1, 0, ...]
-   * }
+   * const tok = WordTokenizer.build(["a red circle"]);
+   * assert.deepEqual([...tok.mask(tok.encode("a circle")).slice(0, 6)], [1, 1, 1, 1, 0, 0]);
    * ```
    */
   mask(ids: Int32Array): Float32Array {
@@ -313,11 +330,12 @@ export class WordTokenizer {
    *
    * @example
    * ```ts
-   * import type { WordTokenizer } from "./tokenizer.ts";
+   * import assert from "node:assert/strict";
+   * import { WordTokenizer } from "./tokenizer.ts";
    *
-   * function example(tok: WordTokenizer) {
-   *   tok.decode(tok.encode("A red circle, left.")); // "a red circle, left."
-   * }
+   * const tok = WordTokenizer.build(["a red circle, left."]);
+   * assert.equal(tok.decode(tok.encode("A red circle, left.")), "a red circle, left.");
+
    * ```
    */
   decode(ids: ArrayLike<number>): string {

@@ -5,19 +5,20 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initTransformer2d, transformer2d } from "./transformer2d.ts";
- * import type { TensorBuilder } from "../nn/init.ts";
+ * import { TensorBuilder } from "../nn/init.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   b: TensorBuilder,
- *   x: tf.Tensor4D,
- *   context: tf.Tensor3D, // x [B, H, W, 64]
- * ) {
- *   const o = { channels: 64, heads: 4, headDim: 16, contextDim: 32, groups: 8 };
- *   initTransformer2d(b, "attentions.0", o);
- *   const y = transformer2d(b.params, "attentions.0", x, { ...o, context });
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * const o = { channels: 16, heads: 2, headDim: 8, contextDim: 8, groups: 4 };
+ * initTransformer2d(b, "attentions.0", o);
+ * const x = tf.ones([1, 4, 4, 16]) as tf.Tensor4D; // [B, H, W, channels]
+ * const context = tf.ones([1, 3, 8]) as tf.Tensor3D; // [B, T, contextDim]
+ * const y = transformer2d(b.params, "attentions.0", x, { ...o, context });
+ * assert.deepEqual(y.shape, [1, 4, 4, 16]);
  * ```
  * @module
  */
@@ -69,13 +70,16 @@ export interface Transformer2dConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { initTransformer2d } from "./transformer2d.ts";
- * import type { ParamBuilder } from "../nn/init.ts";
+ * import { ShapeBuilder } from "../nn/init.ts";
  *
- * function example(b: ParamBuilder) {
- *   initTransformer2d(b, "mid_block.attentions.0", { channels: 64, heads: 4, headDim: 16,
- *     contextDim: 32, groups: 8 });
- * }
+ * const b = new ShapeBuilder();
+ * const o = { channels: 64, heads: 4, headDim: 16, contextDim: 32, groups: 8 };
+ * initTransformer2d(b, "mid_block.attentions.0", o);
+ * const k = b.shapes["mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight"];
+ * assert.deepEqual(k, [32, 64]); // cross-attention keys: contextDim -> heads * headDim
+
  * ```
  */
 export function initTransformer2d(b: ParamBuilder, name: string, c: Transformer2dConfig): void {

@@ -7,19 +7,18 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { initUnet, UNET_PRESETS, unetForward } from "./unet.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(
- *   x: tf.Tensor4D,
- *   t: tf.Tensor1D,
- *   context: tf.Tensor3D, // [B,H,W,4], [B], [B,T,D]
- * ) {
- *   const cfg = UNET_PRESETS.tiny;
- *   const p = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
- *   const eps = unetForward(p, cfg, { x, t, context });
- * }
+ * const cfg = UNET_PRESETS.tiny;
+ * const p = initUnet(cfg, Rng.stream(0, [0, STREAM.init]));
+ * const x = tf.zeros([2, 8, 8, 4]) as tf.Tensor4D; // [B,H,W,4]
+ * const context = tf.zeros([2, 4, cfg.contextDim]) as tf.Tensor3D; // [B,T,D]
+ * const eps = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
+ * assert.deepEqual(eps.shape, [2, 8, 8, 4]);
  * ```
  * @module
  */
@@ -291,12 +290,15 @@ function buildUnet(b: ParamBuilder, cfg: UnetConfig): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { initUnet, UNET_PRESETS } from "./unet.ts";
  * import { Rng, STREAM } from "../util/rng.ts";
  *
- * function example(seed: number) {
- *   const p = initUnet(UNET_PRESETS.small, Rng.stream(seed, [0, STREAM.init]));
- * }
+ * const p = initUnet(UNET_PRESETS.tiny, Rng.stream(0, [0, STREAM.init]));
+ * assert.deepEqual(p["conv_in.weight"].shape, [3, 3, 4, 16]);
+ * const q = initUnet(UNET_PRESETS.tiny, Rng.stream(0, [0, STREAM.init])); // same seed, same weights
+ * assert.deepEqual(q["conv_in.weight"].dataSync(), p["conv_in.weight"].dataSync());
  * ```
  */
 export function initUnet(cfg: UnetConfig, rng: Rng): Params {
@@ -384,18 +386,19 @@ function dims<T>(m: Ops<T>, x: T): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { type UnetConfig, unetForward } from "./unet.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { initUnet, UNET_PRESETS, unetForward } from "./unet.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * function example(
- *   p: Params,
- *   cfg: UnetConfig,
- *   x: tf.Tensor4D,
- *   context: tf.Tensor3D,
- * ) {
- *   const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
- * }
+ * const cfg = { ...UNET_PRESETS.tiny, outChannels: 8 };
+ * const p = initUnet(cfg, Rng.stream(0));
+ * const x = tf.zeros([2, 8, 8, 4]) as tf.Tensor4D;
+ * const context = tf.zeros([2, 4, cfg.contextDim]) as tf.Tensor3D;
+ * const out = unetForward(p, cfg, { x, t: tf.tensor1d([10, 500]), context });
+ * assert.deepEqual(out.shape, [2, 8, 8, 8]); // [B,H,W,outChannels]
+
  * ```
  */
 export function unetForward(p: Params, cfg: UnetConfig, inputs: UnetInputs): tf.Tensor4D;

@@ -17,21 +17,22 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportUnet } from "./export_models.ts";
- * import { openSession, type OnnxArrayFeed } from "./session.ts";
- * import { UNET_PRESETS } from "../models/unet.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { openSession } from "./session.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   params: Params, // a tiny UNet's trained weights
- *   sample: OnnxArrayFeed,
- *   timestep: OnnxArrayFeed,
- *   encoder_hidden_states: OnnxArrayFeed,
- * ) {
- *   const unet = await exportUnet(params, UNET_PRESETS.tiny);
- *   const s = await openSession(unet);
- *   const { out_sample } = await s.run({ sample, timestep, encoder_hidden_states });
- * }
+ * const params = initUnet(UNET_PRESETS.tiny, Rng.stream(0)); // or a tiny UNet's trained weights
+ * const unet = await exportUnet(params, UNET_PRESETS.tiny);
+ * const s = await openSession(unet, { threads: 1, executionProviders: ["cpu"] });
+ * const sample = { data: new Float32Array(2 * 4 * 8 * 8), shape: [2, 4, 8, 8] };
+ * const timestep = { data: new Float32Array([10, 500]), shape: [2] };
+ * const encoder_hidden_states = { data: new Float32Array(2 * 4 * 32), shape: [2, 4, 32] };
+ * const { out_sample } = await s.run({ sample, timestep, encoder_hidden_states });
+ * assert.deepEqual(out_sample.dims, [2, 4, 8, 8]);
+ * await s.release();
  * ```
  * @module
  */
@@ -101,17 +102,17 @@ export interface ExportUnetOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportUnet } from "./export_models.ts";
- * import type { UnetConfig } from "../models/unet.ts";
- * import type { Params } from "../nn/params.ts";
- * import { saveOnnx } from "./writer.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { readOnnx } from "./reader.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: UnetConfig,
- *   params: Params,
- * ) {
- *   await saveOnnx("export/unet/model.onnx", await exportUnet(params, cfg, { timestepDtype: "int64" }));
- * }
+ * const cfg = UNET_PRESETS.tiny;
+ * const bytes = await exportUnet(initUnet(cfg, Rng.stream(0)), cfg, { timestepDtype: "int64" });
+ * const t = readOnnx(bytes).graph.inputs.find((i) => i.name === "timestep");
+ * assert.equal(t?.dtype, "int64"); // then e.g. saveOnnx("export/unet/model.onnx", bytes)
  * ```
  */
 export async function exportUnet(
@@ -189,17 +190,19 @@ export interface ExportEncoderOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportAutoencoderEncoder } from "./export_models.ts";
- * import { saveOnnx } from "./writer.ts";
- * import type { AutoencoderConfig } from "../models/autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { AUTOENCODER_PRESETS, initAutoencoder } from "../models/autoencoder.ts";
+ * import { openSession } from "./session.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: AutoencoderConfig,
- *   p: Params,
- * ) {
- *   await saveOnnx("export/vae_encoder/model.onnx", await exportAutoencoderEncoder(p, cfg));
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const bytes = await exportAutoencoderEncoder(initAutoencoder(cfg, Rng.stream(0)), cfg);
+ * const s = await openSession(bytes, { threads: 1, executionProviders: ["cpu"] });
+ * const { latent_parameters } = await s.run({ sample: { data: new Float32Array(3 * 64), shape: [1, 3, 8, 8] } });
+ * assert.deepEqual(latent_parameters.dims, [1, 8, 2, 2]); // mean and log-variance channels
+ * await s.release();
  * ```
  */
 export async function exportAutoencoderEncoder(
@@ -242,17 +245,22 @@ export interface ExportDecoderOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportAutoencoderDecoder } from "./export_models.ts";
+ * import { AUTOENCODER_PRESETS, initAutoencoder } from "../models/autoencoder.ts";
  * import { saveOnnx } from "./writer.ts";
- * import type { AutoencoderConfig } from "../models/autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { openSession } from "./session.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: AutoencoderConfig,
- *   p: Params,
- * ) {
- *   await saveOnnx("runs/x/vae_decoder.onnx", await exportAutoencoderDecoder(p, cfg));
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x"
+ * await saveOnnx(`${dir}/vae_decoder.onnx`, await exportAutoencoderDecoder(initAutoencoder(cfg, Rng.stream(0)), cfg));
+ * const s = await openSession(`${dir}/vae_decoder.onnx`, { threads: 1, executionProviders: ["cpu"] });
+ * const { sample } = await s.run({ latent_sample: { data: new Float32Array(16), shape: [1, 2, 2, 4] } });
+ * assert.deepEqual(sample.dims, [1, 8, 8, 3]); // NHWC by default
+ * await s.release();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function exportAutoencoderDecoder(
@@ -304,17 +312,17 @@ export interface ExportClipTextOptions extends OnnxModelOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportClipText } from "./export_models.ts";
- * import { saveOnnx } from "./writer.ts";
- * import type { ClipConfig } from "../models/clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { CLIP_PRESETS, initClip } from "../models/clip.ts";
+ * import { readOnnx } from "./reader.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: ClipConfig,
- *   p: Params,
- * ) {
- *   await saveOnnx("export/text_encoder/model.onnx", await exportClipText(p, cfg));
- * }
+ * const cfg = CLIP_PRESETS.tiny; // then e.g. saveOnnx("export/text_encoder/model.onnx", bytes)
+ * const bytes = await exportClipText(initClip(cfg, Rng.stream(0)), cfg);
+ * const outputs = readOnnx(bytes).graph.outputs.map((o) => o.name);
+ * assert.deepEqual(outputs, ["last_hidden_state", "pooler_output", "text_embeds"]);
  * ```
  */
 export async function exportClipText(
@@ -353,17 +361,20 @@ export async function exportClipText(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportClipImage } from "./export_models.ts";
- * import { saveOnnx } from "./writer.ts";
- * import type { ClipConfig } from "../models/clip.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { CLIP_PRESETS, initClip } from "../models/clip.ts";
+ * import { openSession } from "./session.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: ClipConfig,
- *   p: Params,
- * ) {
- *   await saveOnnx("export/image_encoder/model.onnx", await exportClipImage(p, cfg));
- * }
+ * const cfg = CLIP_PRESETS.tiny; // imageSize 16, embedDim 16
+ * const bytes = await exportClipImage(initClip(cfg, Rng.stream(0)), cfg);
+ * const s = await openSession(bytes, { threads: 1, executionProviders: ["cpu"] });
+ * const { image_embeds } = await s.run({ pixel_values: { data: new Float32Array(3 * 256), shape: [1, 3, 16, 16] } });
+ * assert.deepEqual(image_embeds.dims, [1, 16]);
+ * await s.release();
+
  * ```
  */
 export async function exportClipImage(

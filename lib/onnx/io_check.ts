@@ -6,10 +6,15 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const { session } = await openModel("clip_text.onnx", {}, "CLIP text model");
- *   const ids = requireInput(session, ["input_ids"], "int32 or int64 [batch, 77]");
- * }
+ * import assert from "node:assert/strict";
+ * import { openModel, requireInput } from "./io_check.ts";
+ *
+ * const path = "tests/fixtures/tiny_sd/fp32_scalar_t/text_encoder/model.onnx"; // a CLIP text model
+ * const { session } = await openModel(path, { executionProviders: ["cpu"] }, "CLIP text model");
+ * const ids = requireInput(session, ["input_ids"], "int32 or int64 [batch, 77]");
+ * assert.equal(ids.dtype, "int32");
+ * assert.throws(() => requireInput(session, ["pixel_values"], "images"), /pixel_values/);
+ * await session.release();
  * ```
  * @module
  */
@@ -41,11 +46,17 @@ export interface OpenedModel {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openModel } from "./io_check.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * async function example(bytes: Uint8Array) {
- *   const { session, owned } = await openModel(bytes, { threads: 1 }, "upsampler.onnx");
- * }
+ * const g = new OnnxGraph();
+ * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32");
+ * const opts = { threads: 1, executionProviders: ["cpu" as const] };
+ * const { session, owned } = await openModel(g.toBytes(), opts, "upsampler.onnx");
+ * assert.equal(owned, true); // opened here, so the caller releases it
+ * assert.equal((await openModel(session, opts, "again")).owned, false);
+ * await session.release();
  * ```
  */
 export async function openModel(
@@ -85,12 +96,11 @@ export function fmtShape(shape: readonly (number | string)[] | null): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { listIo } from "./io_check.ts";
- * import type { OnnxSession } from "./session.ts";
  *
- * function example(session: OnnxSession) {
- *   listIo(session.inputs); // "\"input_ids\" int64 [batch, 77]"
- * }
+ * const inputs = [{ name: "input_ids", dtype: "int64" as const, shape: ["batch", 77] }];
+ * assert.equal(listIo(inputs), '"input_ids" int64 [batch, 77]');
  * ```
  */
 export function listIo(list: readonly OnnxIoInfo[]): string {
@@ -116,12 +126,17 @@ export function fixedDim(d: number | string | undefined): number | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { requireInput } from "./io_check.ts";
- * import type { OnnxSession } from "./session.ts";
+ * import { openSession } from "./session.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * function example(s: OnnxSession) {
- *   const px = requireInput(s, ["pixel_values"], "float32 [batch, 3, 224, 224]");
- * }
+ * const g = new OnnxGraph();
+ * g.output(g.node("Relu", [g.input("pixel_values", "float32", ["batch", 3, 224, 224])]), "float32");
+ * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+ * const px = requireInput(s, ["images", "pixel_values"], "float32 [batch, 3, 224, 224]");
+ * assert.deepEqual(px.shape, ["batch", 3, 224, 224]);
+ * await s.release();
  * ```
  */
 export function requireInput(
@@ -144,12 +159,17 @@ export function requireInput(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { onlyInputs } from "./io_check.ts";
- * import type { OnnxSession } from "./session.ts";
+ * import { openSession } from "./session.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * function example(s: OnnxSession) {
- *   onlyInputs(s, ["pixel_values", "input_ids", "attention_mask"]);
- * }
+ * const g = new OnnxGraph();
+ * g.output(g.node("Relu", [g.input("input_ids", "float32", [4])]), "float32");
+ * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+ * onlyInputs(s, ["pixel_values", "input_ids", "attention_mask"]); // ok: every input is fed
+ * assert.throws(() => onlyInputs(s, ["pixel_values"]), /is not one this loader feeds/);
+ * await s.release();
  * ```
  */
 export function onlyInputs(s: OnnxSession, fed: readonly string[]): void {
@@ -189,13 +209,15 @@ export function misfitOutput(s: OnnxSession, io: OnnxIoInfo, expected: string, w
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkImageInput } from "./io_check.ts";
  * import { openSession } from "./session.ts";
  *
- * async function example() {
- *   const s = await openSession("clip/vision_model.onnx");
- *   const { height, width } = checkImageInput(s, s.inputs[0], "RGB images");
- * }
+ * const path = "tests/fixtures/tiny_sd/fp32_scalar_t/vae_encoder/model.onnx"; // [batch, 3, h, w]
+ * const s = await openSession(path, { threads: 1, executionProviders: ["cpu"] });
+ * const { height, width } = checkImageInput(s, s.inputs[0], "RGB images");
+ * assert.deepEqual([height, width], [null, null]); // dynamic; a CLIP vision model gives 224
+ * await s.release();
  * ```
  */
 export function checkImageInput(
@@ -223,13 +245,16 @@ export function checkImageInput(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkIdsInput } from "./io_check.ts";
  * import { openSession } from "./session.ts";
  *
- * async function example() {
- *   const s = await openSession("clip/text_model.onnx");
- *   const { length } = checkIdsInput(s, s.inputs[0]); // 77, or null for a dynamic length
- * }
+ * const path = "tests/fixtures/tiny_sd/fp32_scalar_t/text_encoder/model.onnx";
+ * const s = await openSession(path, { threads: 1, executionProviders: ["cpu"] });
+ * const { length } = checkIdsInput(s, s.inputs[0]); // 77, or null for a dynamic length
+ * assert.equal(length, null);
+ * await s.release();
+
  * ```
  */
 export function checkIdsInput(

@@ -13,21 +13,23 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { OnnxOps, readParams } from "./onnx_ops.ts";
  * import { OnnxGraph } from "./writer.ts";
- * import { type AutoencoderConfig, decode } from "../models/autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { openSession } from "./session.ts";
+ * import { AUTOENCODER_PRESETS, decode, initAutoencoder } from "../models/autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: AutoencoderConfig,
- *   params: Params,
- * ) {
- *   const g = new OnnxGraph("decoder");
- *   const m = new OnnxOps(g, await readParams(params));
- *   const z = m.input("latent_sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
- *   m.output(decode(m, cfg, z), "sample", { layout: "NCHW" });
- *   const bytes = g.toBytes();
- * }
+ * const cfg = AUTOENCODER_PRESETS.tiny;
+ * const g = new OnnxGraph("decoder");
+ * const m = new OnnxOps(g, await readParams(initAutoencoder(cfg, Rng.stream(0))));
+ * const z = m.input("latent_sample", "float32", ["batch", 4, "height", "width"], { layout: "NCHW" });
+ * m.output(decode(m, cfg, z), "sample", { layout: "NCHW" });
+ * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+ * const { sample } = await s.run({ latent_sample: { data: new Float32Array(16), shape: [1, 4, 2, 2] } });
+ * assert.deepEqual(sample.dims, [1, 3, 8, 8]);
+ * await s.release();
  * ```
  * @module
  */
@@ -54,13 +56,14 @@ export type WeightArrays = Record<string, { data: Float32Array; shape: number[] 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { readParams } from "./onnx_ops.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { AUTOENCODER_PRESETS, initAutoencoder } from "../models/autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(params: Params) {
- *   const weights = await readParams(params);
- *   weights["decoder.conv_in.weight"].shape; // [3, 3, 4, 64]
- * }
+ * const weights = await readParams(initAutoencoder(AUTOENCODER_PRESETS.tiny, Rng.stream(0)));
+ * assert.deepEqual(weights["decoder.conv_in.weight"].shape, [3, 3, 4, 16]);
  * ```
  */
 export async function readParams(p: Params): Promise<WeightArrays> {
@@ -140,19 +143,22 @@ export interface OnnxOutputOptions extends OnnxIoOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { OnnxOps, readParams } from "./onnx_ops.ts";
- * import type { Params } from "../nn/params.ts";
- * import { resnetBlock } from "../nn/resnet.ts";
- * import type { OnnxGraph } from "./writer.ts";
+ * import { initResnetBlock, resnetBlock } from "../nn/resnet.ts";
+ * import { TensorBuilder } from "../nn/init.ts";
+ * import { OnnxGraph } from "./writer.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   g: OnnxGraph,
- *   p: Params,
- * ) {
- *   const m = new OnnxOps(g, await readParams(p));
- *   const y = resnetBlock(m, "mid", m.input("x", "float32", ["batch", 8, 8, 32]), { groups: 8 });
- *   m.output(y, "y");
- * }
+ * const b = new TensorBuilder(Rng.stream(0));
+ * initResnetBlock(b, "mid", { inChannels: 32, outChannels: 32 });
+ * const g = new OnnxGraph();
+ * const m = new OnnxOps(g, await readParams(b.params));
+ * const y = resnetBlock(m, "mid", m.input("x", "float32", ["batch", 8, 8, 32]), { groups: 8 });
+ * m.output(y, "y");
+ * assert.ok(g.stats().nodes > 0);
+
  * ```
  */
 export class OnnxOps implements Ops<OnnxValue> {

@@ -5,10 +5,13 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const model = readOnnx(await Deno.readFile("vae_decoder/model.onnx"), "vae_decoder/model.onnx");
- *   model.graph.initializers.find((t) => t.name === "decoder.conv_in.weight")?.shape;
- * }
+ * import assert from "node:assert/strict";
+ * import { readOnnx } from "./reader.ts";
+ *
+ * const path = "tests/fixtures/tiny_sd/fp32_scalar_t/vae_decoder/model.onnx";
+ * const model = readOnnx(await Deno.readFile(path), path);
+ * assert.deepEqual(model.graph.inputs.map((i) => i.name), ["latent_sample"]);
+ * assert.ok(model.graph.initializers.length > 0);
  * ```
  * @module
  */
@@ -174,13 +177,17 @@ function attrValue(a: Obj, where: string): OnnxNodeView["attrs"][string] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readOnnx } from "./reader.ts";
- * import type { OnnxGraph } from "./writer.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * function example(g: OnnxGraph) {
- *   const view = readOnnx(g.toBytes());
- *   view.graph.nodes.map((n) => n.op); // ["Gemm", "Sigmoid"]
- * }
+ * const g = new OnnxGraph();
+ * const x = g.input("x", "float32", ["batch", 4]);
+ * const w = g.initializer("fc.weight", new Float32Array(8), [4, 2]);
+ * g.output(g.node("Sigmoid", [g.node("Gemm", [x, w])]), "float32");
+ * const view = readOnnx(g.toBytes());
+ * assert.deepEqual(view.graph.nodes.map((n) => n.op), ["Gemm", "Sigmoid"]);
+
  * ```
  */
 export function readOnnx(bytes: Uint8Array, source = "model.onnx"): OnnxModelView {

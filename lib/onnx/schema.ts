@@ -6,12 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { onnxSchema } from "./schema.ts";
  *
- * function example(bytes: Uint8Array) {
- *   const { ModelProto } = onnxSchema();
- *   const model = ModelProto.decode(bytes);
- * }
+ * const { ModelProto } = onnxSchema();
+ * const bytes = ModelProto.encode({ ir_version: 8, producer_name: "xgen-kit" }).finish();
+ * const model = ModelProto.toObject(ModelProto.decode(bytes), { longs: Number });
+ * assert.deepEqual([model.ir_version, model.producer_name], [8, "xgen-kit"]);
  * ```
  * @module
  */
@@ -165,12 +166,13 @@ let cached: OnnxSchema | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { onnxSchema } from "./schema.ts";
- * import type { ModelFn } from "../diffusion/types.ts";
  *
- * function example(model: ModelFn) {
- *   const bytes = onnxSchema().ModelProto.encode(model).finish();
- * }
+ * const bytes = onnxSchema().ModelProto.encode({ ir_version: 8 }).finish();
+ * assert.deepEqual([...bytes], [8, 8]); // field 1 (varint), value 8
+ * assert.equal(onnxSchema(), onnxSchema()); // parsed once, then cached
+
  * ```
  */
 export function onnxSchema(): OnnxSchema {

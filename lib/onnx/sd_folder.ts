@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { KIT_ONNX_FORMAT } from "./sd_folder.ts";
  *
- * async function example() {
- *   const index = JSON.parse(await Deno.readTextFile("export/model_index.json"));
- *   const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
- * }
+ * const dir = "tests/fixtures/tiny_sd/fp32_scalar_t"; // a real exporter's folder, not the kit's
+ * const index = JSON.parse(await Deno.readTextFile(`${dir}/model_index.json`));
+ * const isKit = index._xgen_kit?.format === KIT_ONNX_FORMAT;
+ * assert.equal(isKit, false);
  * ```
  * @module
  */
@@ -25,12 +26,16 @@ export const KIT_ONNX_FORMAT = "xgen-kit-onnx/1";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { KIT_TOKENIZER_FILE } from "./sd_folder.ts";
  * import { WordTokenizer } from "../models/tokenizer.ts";
  *
- * async function example(dir: string) {
- *   const tok = await WordTokenizer.load(`${dir}/tokenizer/${KIT_TOKENIZER_FILE}`);
- * }
+ * const dir = await Deno.makeTempDir(); // a kit export
+ * await WordTokenizer.build(["a red circle"]).save(`${dir}/${KIT_TOKENIZER_FILE}`);
+ * const tok = await WordTokenizer.load(`${dir}/${KIT_TOKENIZER_FILE}`); // `${export}/tokenizer/...`
+ * assert.equal(tok.vocabSize, 7);
+ * await Deno.remove(dir, { recursive: true });
+
  * ```
  */
 export const KIT_TOKENIZER_FILE = "word_tokenizer.json";

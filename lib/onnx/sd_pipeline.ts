@@ -16,11 +16,14 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const pipe = await loadOnnxPipeline("exports/default");
- *   const images = await txt2img(pipe, { prompts: ["a red circle"], n: 4, guidance: 4, steps: 25, seed: 0 });
- *   await pipe.release();
- * }
+ * import assert from "node:assert/strict";
+ * import { loadOnnxPipeline, txt2img } from "./sd_pipeline.ts";
+ *
+ * // A tiny 64 px SD folder from the real exporter (e.g. "exports/default" for a trained run).
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { threads: 1, executionProviders: ["cpu"] });
+ * const images = await txt2img(pipe, { prompts: ["a red circle"], n: 2, guidance: 4, steps: 2, seed: 0 });
+ * assert.deepEqual(images.map((im) => [im.width, im.height]), [[64, 64], [64, 64]]);
+ * await pipe.release();
  * ```
  * @module
  */
@@ -263,10 +266,13 @@ function floatFeed(x: Float32Array, dtype: string): OnnxTypedArray {
  *
  * @example
  * ```ts
- * async function example() {
- *   const pipe = await loadOnnxPipeline("sd15-onnx", { executionProviders: ["cpu"] });
- *   pipe.io.unet.timestepDtype; // "int64" for SD v1's Optimum export
- * }
+ * import assert from "node:assert/strict";
+ * import { loadOnnxPipeline } from "./sd_pipeline.ts";
+ *
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { executionProviders: ["cpu"] });
+ * assert.equal(pipe.io.unet.timestepDtype, "float32"); // "int64" for SD v1's Optimum export
+ * assert.deepEqual([pipe.width, pipe.height], [64, 64]);
+ * await pipe.release();
  * ```
  */
 export async function loadOnnxPipeline(
@@ -555,11 +561,13 @@ function float32Data(part: string, name: string, t: { type: string; data: unknow
  *
  * @example
  * ```ts
- * import { encodePrompts, type OnnxPipeline } from "./sd_pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { encodePrompts, loadOnnxPipeline } from "./sd_pipeline.ts";
  *
- * async function example(pipe: OnnxPipeline) {
- *   const states = await encodePrompts(pipe, ["", "a red circle"]);
- * }
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { threads: 1, executionProviders: ["cpu"] });
+ * const { shape } = await encodePrompts(pipe, ["", "a red circle"]);
+ * assert.deepEqual(shape, [2, 77, 32]); // [texts, tokens, width]
+ * await pipe.release();
  * ```
  */
 export async function encodePrompts(
@@ -768,11 +776,16 @@ function latentDims(pipe: OnnxPipeline, height: number, width: number, what: str
  *
  * @example
  * ```ts
- * import { type OnnxPipeline, txt2img } from "./sd_pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { loadOnnxPipeline, type Txt2ImgOptions, txt2img } from "./sd_pipeline.ts";
  *
- * async function example(pipe: OnnxPipeline) {
- *   const images = await txt2img(pipe, { prompts: ["a red circle"], n: 2, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
- * }
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { threads: 1, executionProviders: ["cpu"] });
+ * const o: Txt2ImgOptions = { prompts: ["a red circle"], n: 2, guidance: 4, steps: 3, scheduler: "dpmpp_2m", seed: 0 };
+
+ * const [a] = await txt2img(pipe, o);
+ * const [b] = await txt2img(pipe, o);
+ * assert.deepEqual(a.data, b.data); // same seed, same image
+ * await pipe.release();
  * ```
  */
 export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<RgbImage[]> {
@@ -816,15 +829,14 @@ export async function txt2img(pipe: OnnxPipeline, o: Txt2ImgOptions): Promise<Rg
  *
  * @example
  * ```ts
- * import { encodeImages, type OnnxPipeline } from "./sd_pipeline.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import assert from "node:assert/strict";
+ * import { encodeImages, loadOnnxPipeline } from "./sd_pipeline.ts";
  *
- * async function example(
- *   image: RgbImage,
- *   pipe: OnnxPipeline,
- * ) {
- *   const z = await encodeImages(pipe, [image]);
- * }
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { threads: 1, executionProviders: ["cpu"] });
+ * const image = { data: new Uint8Array(64 * 64 * 3).fill(128), width: 64, height: 64 };
+ * const z = await encodeImages(pipe, [image]);
+ * assert.deepEqual(z.shape, [1, 8, 8, 4]); // NHWC latents, 8x smaller
+ * await pipe.release();
  * ```
  */
 export async function encodeImages(
@@ -876,15 +888,16 @@ export async function encodeImages(
  *
  * @example
  * ```ts
- * import { img2img, type OnnxPipeline } from "./sd_pipeline.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import assert from "node:assert/strict";
+ * import { img2img, loadOnnxPipeline } from "./sd_pipeline.ts";
  *
- * async function example(
- *   photo: RgbImage,
- *   pipe: OnnxPipeline,
- * ) {
- *   const out = await img2img(pipe, { images: [photo], prompts: ["a blue circle"], strength: 0.6, guidance: 4, steps: 25, seed: 0 });
- * }
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { threads: 1, executionProviders: ["cpu"] });
+ * const photo = { data: new Uint8Array(64 * 64 * 3).fill(200), width: 64, height: 64 };
+ * const o = { images: [photo], prompts: ["a blue circle"], strength: 0.6, guidance: 4, steps: 5 };
+ * const out = await img2img(pipe, { ...o, seed: 0 });
+ * assert.deepEqual([out.length, out[0].width, out[0].height], [1, 64, 64]);
+ * await pipe.release();
+
  * ```
  */
 export async function img2img(pipe: OnnxPipeline, o: Img2ImgOptions): Promise<RgbImage[]> {

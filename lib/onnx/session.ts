@@ -6,13 +6,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openSession } from "./session.ts";
  *
- * async function example() {
- *   const z = new Float32Array(4 * 64 * 64); // a latent
- *   const s = await openSession("vae_decoder/model.onnx");
- *   const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 64, 64] } });
- * }
+ * const z = new Float32Array(4 * 8 * 8); // a latent
+ * const path = "tests/fixtures/tiny_sd/fp32_scalar_t/vae_decoder/model.onnx";
+ * const s = await openSession(path, { threads: 1, executionProviders: ["cpu"] });
+ * const { sample } = await s.run({ latent_sample: { data: z, shape: [1, 4, 8, 8] } });
+ * assert.deepEqual(sample.dims, [1, 3, 64, 64]);
+ * await s.release();
  * ```
  * @module
  */
@@ -119,12 +121,15 @@ export function cudaFallbackReason(): string | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openSession } from "./session.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * async function example(bytes: Uint8Array) {
- *   const s = await openSession(bytes, { name: "mlp.onnx" });
- *   s.inputs; // [{ name: "x", dtype: "float32", shape: ["batch", 4] }]
- * }
+ * const g = new OnnxGraph();
+ * g.output(g.node("Relu", [g.input("x", "float32", ["batch", 4])]), "float32", ["batch", 4]);
+ * const s = await openSession(g.toBytes(), { name: "mlp.onnx", threads: 1, executionProviders: ["cpu"] });
+ * assert.deepEqual(s.inputs, [{ name: "x", dtype: "float32", shape: ["batch", 4] }]);
+ * await s.release();
  * ```
  */
 export class OnnxSession {
@@ -170,13 +175,17 @@ export class OnnxSession {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import * as ort from "npm:onnxruntime-node@1.30.0";
    * import { openSession } from "./session.ts";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * async function example() {
-   *   const s = await openSession("model.onnx");
-   *   s.validate({ x: new ort.Tensor("float32", new Float32Array(8), [2, 4]) });
-   * }
+   * const g = new OnnxGraph();
+   * g.output(g.node("Relu", [g.input("x", "float32", ["batch", 4])]), "float32");
+   * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+   * s.validate({ x: new ort.Tensor("float32", new Float32Array(8), [2, 4]) }); // ok
+   * assert.throws(() => s.validate({ x: new ort.Tensor("float32", new Float32Array(6), [2, 3]) }));
+   * await s.release();
    * ```
    */
   validate(feeds: Record<string, ort.Tensor>): void {
@@ -221,12 +230,16 @@ export class OnnxSession {
    *
    * @example
    * ```ts
-   * import type { OnnxSession } from "./session.ts";
+   * import assert from "node:assert/strict";
+   * import { openSession } from "./session.ts";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * async function example(s: OnnxSession) {
-   *   const out = await s.run({ x: { data: new Float32Array(8), shape: [2, 4] } });
-   *   out.y.data; // Float32Array
-   * }
+   * const g = new OnnxGraph();
+   * g.output(g.node("Neg", [g.input("x", "float32", ["batch", 4])]), "float32");
+   * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+   * const out = await s.run({ x: { data: new Float32Array([1, 2, 3, 4]), shape: [1, 4] } });
+   * assert.deepEqual([...out.Neg_0_out0.data as Float32Array], [-1, -2, -3, -4]);
+   * await s.release();
    * ```
    */
   async run(
@@ -269,11 +282,13 @@ export class OnnxSession {
    *
    * @example
    * ```ts
-   * import type { OnnxSession } from "./session.ts";
+   * import { openSession } from "./session.ts";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * async function example(s: OnnxSession) {
-   *   await s.release();
-   * }
+   * const g = new OnnxGraph();
+   * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32");
+   * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+   * await s.release();
    * ```
    */
   async release(): Promise<void> {
@@ -306,13 +321,21 @@ function cudaLibraryPresent(): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openSession } from "./session.ts";
- * import type { OnnxGraph } from "./writer.ts";
+ * import { OnnxGraph } from "./writer.ts";
  *
- * async function example(graph: OnnxGraph) {
- *   const s = await openSession("unet/model.onnx", { threads: 2 });
- *   const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
- * }
+ * const unet = "tests/fixtures/tiny_sd/fp32_scalar_t/unet/model.onnx";
+ * const s = await openSession(unet, { threads: 1, executionProviders: ["cpu"] });
+
+ * assert.ok(s.inputs.some((i) => i.name === "encoder_hidden_states"));
+ * const graph = new OnnxGraph();
+ * graph.output(graph.node("Relu", [graph.input("x", "float32", [4])]), "float32");
+ * const s2 = await openSession(graph.toBytes(), { name: "test.onnx", executionProviders: ["cpu"] });
+ * assert.equal(s2.name, "test.onnx");
+ * await s.release();
+ * await s2.release();
+
  * ```
  */
 export async function openSession(

@@ -349,11 +349,12 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(g: OnnxGraph) {
-   *   const z = g.input("latent", "float32", ["batch", 4, "h", "w"]);
-   * }
+   * const g = new OnnxGraph("vae_decoder");
+   * const z = g.input("latent", "float32", ["batch", 4, "h", "w"]);
+   * assert.equal(z, "latent");
    * ```
    */
   input(name: string, dtype: OnnxDType, shape: OnnxShape): string {
@@ -369,12 +370,14 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(g: OnnxGraph) {
-   *   const w = g.initializer("fc.weight", new Float32Array(32), [4, 8]);
-   *   const s = g.initializer("shape", [1, -1], [2], "int64");
-   * }
+   * const g = new OnnxGraph();
+   * const w = g.initializer("fc.weight", new Float32Array(32), [4, 8]);
+   * const s = g.initializer("shape", [1, -1], [2], "int64");
+   * assert.deepEqual([w, s], ["fc.weight", "shape"]);
+   * assert.deepEqual(g.stats(), { nodes: 0, initializers: 2, parameters: 34 });
    * ```
    */
   initializer(
@@ -395,15 +398,18 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
+   * import { openSession } from "./session.ts";
    *
-   * function example(
-   *   g: OnnxGraph,
-   *   x: string,
-   * ) {
-   *   const shape = g.constant([0, 32, -1], [3], "int64");
-   *   const y = g.node("Reshape", [x, shape]);
-   * }
+   * const g = new OnnxGraph();
+   * const x = g.input("x", "float32", [1, 64]);
+   * const shape = g.constant([0, 32, -1], [3], "int64"); // 0 keeps the batch dimension
+   * g.output(g.node("Reshape", [x, shape]), "float32");
+   * const s = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+   * const out = Object.values(await s.run({ x: { data: new Float32Array(64), shape: [1, 64] } }));
+   * assert.deepEqual(out[0].dims, [1, 32, 2]);
+   * await s.release();
    * ```
    */
   constant(
@@ -419,14 +425,13 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(
-   *   g: OnnxGraph,
-   *   x: string,
-   * ) {
-   *   g.node("Reshape", [x, g.int64s([1, 4, -1])]);
-   * }
+   * const g = new OnnxGraph();
+   * const x = g.input("x", "float32", [1, 8]);
+   * g.node("Reshape", [x, g.int64s([1, 4, -1])]);
+   * assert.deepEqual(g.stats(), { nodes: 1, initializers: 1, parameters: 3 });
    * ```
    */
   int64s(values: readonly number[]): string {
@@ -438,16 +443,15 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(
-   *   b: string,
-   *   g: OnnxGraph,
-   *   w: string,
-   *   x: string,
-   * ) {
-   *   const h = g.node("Conv", [x, w, b], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
-   * }
+   * const g = new OnnxGraph();
+   * const x = g.input("x", "float32", [1, 4, 8, 8]);
+   * const w = g.initializer("conv.weight", new Float32Array(8 * 4 * 9), [8, 4, 3, 3]);
+   * const b = g.initializer("conv.bias", new Float32Array(8), [8]);
+   * const h = g.node("Conv", [x, w, b], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+   * assert.equal(h, "Conv_0_out0"); // op, node index, output index
    * ```
    */
   node(
@@ -467,14 +471,13 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(
-   *   g: OnnxGraph,
-   *   x: string,
-   * ) {
-   *   const [a, b] = g.nodeMulti("Split", [x, g.int64s([2, 2])], 2, { axis: 1 });
-   * }
+   * const g = new OnnxGraph();
+   * const x = g.input("x", "float32", [1, 4]);
+   * const [a, b] = g.nodeMulti("Split", [x, g.int64s([2, 2])], 2, { axis: 1 });
+   * assert.deepEqual([a, b].map((n) => n.slice(-4)), ["out0", "out1"]);
    * ```
    */
   nodeMulti(
@@ -523,14 +526,13 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(
-   *   g: OnnxGraph,
-   *   y: string,
-   * ) {
-   *   g.output(y, "float32", ["batch", 3, 64, 64]);
-   * }
+   * const g = new OnnxGraph("decoder");
+   * const y = g.node("Tanh", [g.input("x", "float32", ["batch", 3, 64, 64])]);
+   * g.output(y, "float32", ["batch", 3, 64, 64]);
+   * assert.throws(() => g.output("nope", "float32"), /output "nope" is not defined/);
    * ```
    */
   output(name: string, dtype: OnnxDType, shape?: OnnxShape): void {
@@ -545,11 +547,13 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(g: OnnxGraph) {
-   *   g.stats(); // { nodes: 12, initializers: 5, parameters: 12345 }
-   * }
+   * const g = new OnnxGraph();
+   * const x = g.input("x", "float32", [1, 4]);
+   * g.node("MatMul", [x, g.initializer("w", new Float32Array(12), [4, 3])]);
+   * assert.deepEqual(g.stats(), { nodes: 1, initializers: 1, parameters: 12 });
    * ```
    */
   stats(): { nodes: number; initializers: number; parameters: number } {
@@ -565,11 +569,13 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    *
-   * function example(g: OnnxGraph) {
-   *   const model = g.toModel({ opset: 17 });
-   * }
+   * const g = new OnnxGraph();
+   * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32");
+   * const model = g.toModel({ opset: 17 });
+   * assert.equal(model.producer_name, "xgen-kit");
    * ```
    */
   toModel(opts: OnnxModelOptions = {}): Record<string, unknown> {
@@ -597,12 +603,16 @@ export class OnnxGraph {
    *
    * @example
    * ```ts
-   * import type { OnnxGraph } from "./writer.ts";
+   * import assert from "node:assert/strict";
+   * import { OnnxGraph } from "./writer.ts";
    * import { openSession } from "./session.ts";
    *
-   * async function example(g: OnnxGraph) {
-   *   const session = await openSession(g.toBytes());
-   * }
+   * const g = new OnnxGraph();
+   * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32");
+   * const session = await openSession(g.toBytes(), { threads: 1, executionProviders: ["cpu"] });
+   * const out = await session.run({ x: { data: new Float32Array([-1, 2, -3, 4]), shape: [4] } });
+   * assert.deepEqual([...out.Relu_0_out0.data as Float32Array], [0, 2, 0, 4]);
+   * await session.release();
    * ```
    */
   toBytes(opts: OnnxModelOptions = {}): Uint8Array {
@@ -616,11 +626,17 @@ export class OnnxGraph {
  *
  * @example
  * ```ts
- * import { type OnnxGraph, saveOnnx } from "./writer.ts";
+ * import assert from "node:assert/strict";
+ * import { OnnxGraph, saveOnnx } from "./writer.ts";
  *
- * async function example(g: OnnxGraph) {
- *   await saveOnnx("runs/x/vae_decoder.onnx", g.toBytes());
- * }
+ * const g = new OnnxGraph();
+ * g.output(g.node("Relu", [g.input("x", "float32", [4])]), "float32");
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x"
+ * await saveOnnx(`${dir}/vae_decoder.onnx`, g.toBytes());
+ * assert.deepEqual(await Deno.readFile(`${dir}/vae_decoder.onnx`), new Uint8Array(g.toBytes()));
+
+ * await Deno.remove(dir, { recursive: true });
+
  * ```
  */
 export async function saveOnnx(path: string, bytes: Uint8Array): Promise<void> {
