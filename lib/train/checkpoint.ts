@@ -10,20 +10,25 @@
  *
  * @example
  * ```ts
- * import { latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
- * import type { TensorDataMap } from "./tensor_data.ts";
+ * import assert from "node:assert/strict";
+ * import {
+ *   latestCheckpoint,
+ *   loadCheckpoint,
+ *   pruneCheckpoints,
+ *   saveCheckpoint,
+ * } from "./checkpoint.ts";
  * import { storeFor } from "../storage/location.ts";
  *
- * async function example(
- *   model: TensorDataMap, // the weights, as host arrays
- * ) {
- *   await saveCheckpoint("runs/x", { step: 100, tensors: { model }, state: { step: 100 } });
- *   const latest = await latestCheckpoint("runs/x");
- *   if (latest) {
- *     const ck = await loadCheckpoint({ store: storeFor("runs/x"), name: latest.name });
- *   }
- *   await pruneCheckpoints("runs/x", 3);
+ * const run = await Deno.makeTempDir(); // e.g. runs/x
+ * const model = { w: { shape: [2], data: new Float32Array([1, 2]) } }; // weights as host arrays
+ * for (const step of [100, 200]) {
+ *   await saveCheckpoint(run, { step, tensors: { model }, state: {} });
  * }
+ * const latest = await latestCheckpoint(run); // { name: "ckpt-00000200", step: 200, ... }
+ * const ck = await loadCheckpoint({ store: storeFor(run), name: latest!.name });
+ * assert.deepEqual(ck.tensors.model, model);
+ * assert.deepEqual(await pruneCheckpoints(run, 1), ["ckpt-00000100"]);
+ * await Deno.remove(run, { recursive: true });
  * ```
  * @module
  */
@@ -137,16 +142,20 @@ async function deleteFolder(store: CheckpointStore, prefix: string): Promise<voi
  *
  * @example
  * ```ts
- * import { saveCheckpoint } from "./checkpoint.ts";
- * import type { Rng } from "../util/rng.ts";
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(rng: Rng) {
- *   await saveCheckpoint("runs/x", {
- *     step: 3,
- *     tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },
- *     state: { rng: rng.state() },
- *   });
- * }
+ * const run = await Deno.makeTempDir();
+ * const rng = Rng.stream(0);
+ * await saveCheckpoint(run, {
+ *   step: 3,
+ *   tensors: { model: { w: { shape: [1], data: new Float32Array([1]) } } },
+ *   state: { rng: rng.state() },
+ * });
+ * const ck = await loadCheckpoint(`${run}/ckpt-00000003`);
+ * assert.deepEqual(ck.state, { rng: rng.state(), step: 3 }); // `step` is added
+ * await Deno.remove(run, { recursive: true });
  * ```
  */
 export async function saveCheckpoint(
@@ -385,10 +394,15 @@ export type CheckpointLocation = string | { store: CheckpointStore; name: string
  *
  * @example
  * ```ts
- * async function example() {
- *   const ck = await loadCheckpoint("runs/x/ckpt-00000300");
- *   ck.tensors.model; // name -> {shape, data}
- * }
+ * import assert from "node:assert/strict";
+ * import { loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+ *
+ * const run = await Deno.makeTempDir(); // e.g. runs/x
+ * const model = { w: { shape: [1, 2], data: new Float32Array([3, 4]) } };
+ * await saveCheckpoint(run, { step: 300, tensors: { model }, state: {} });
+ * const ck = await loadCheckpoint(`${run}/ckpt-00000300`);
+ * assert.deepEqual(ck.tensors.model, model); // name -> {shape, data}
+ * await Deno.remove(run, { recursive: true });
  * ```
  */
 export async function loadCheckpoint(loc: CheckpointLocation): Promise<LoadedCheckpoint> {

@@ -12,28 +12,30 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { shareCheckpoint } from "./checkpoint_broadcast.ts";
- * import type { Communicator } from "../data_parallel/comm.ts";
- * import type { Params } from "../nn/params.ts";
- * import type { CheckpointStore } from "../storage/store.ts";
- * import { latestCheckpoint, loadCheckpoint } from "./checkpoint.ts";
+ * import { singleProcess } from "../data_parallel/comm.ts";
+ * import { storeFor } from "../storage/location.ts";
+ * import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
  * import { restoreParams } from "./tensor_data.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   params: Params,
- *   store: CheckpointStore,
- * ) {
- *   const ck = await shareCheckpoint({
- *     comm,
- *     location: store.location,
- *     read: async () => {
- *       const latest = await latestCheckpoint(store);
- *       return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
- *     },
- *   });
- *   if (ck) restoreParams(params, ck.tensors.model);
- * }
+ * const store = storeFor(await Deno.makeTempDir());
+ * const model = { w: { shape: [2], data: new Float32Array([5, 6]) } };
+ * await saveCheckpoint(store, { step: 10, tensors: { model }, state: {} });
+ * const params = { w: tf.variable(tf.zeros([2])) };
+ * const ck = await shareCheckpoint({
+ *   comm: singleProcess(), // worldCommunicator() under mpirun: rank 0 reads, the others receive
+ *   location: store.location,
+ *   read: async () => {
+ *     const latest = await latestCheckpoint(store);
+ *     return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
+ *   },
+ * });
+ * if (ck) restoreParams(params, ck.tensors.model);
+ * assert.deepEqual(Array.from(params.w.dataSync()), [5, 6]);
+ * await Deno.remove(store.location, { recursive: true });
  * ```
  * @module
  */
@@ -145,18 +147,23 @@ function unpack(h: Extract<Header, { outcome: "checkpoint" }>, payload: Float32A
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shareCheckpoint } from "./checkpoint_broadcast.ts";
- * import type { LoadedCheckpoint } from "./checkpoint.ts";
- * import type { Communicator } from "../data_parallel/comm.ts";
- * import type { CheckpointStore } from "../storage/store.ts";
+ * import { singleProcess } from "../data_parallel/comm.ts";
  *
- * async function example(
- *   comm: Communicator,
- *   store: CheckpointStore,
- *   newest: (s: CheckpointStore) => Promise<LoadedCheckpoint | null>, // rank 0's read
- * ) {
- *   const ck = await shareCheckpoint({ comm, location: store.location, read: () => newest(store) });
- * }
+ * // No checkpoint yet: every rank gets null and starts fresh.
+ * const ck = await shareCheckpoint({
+ *   comm: singleProcess(),
+ *   location: "runs/x",
+ *   read: () => Promise.resolve(null),
+ * });
+ * assert.equal(ck, null);
+ * // What rank 0's read throws, every rank throws.
+ * const read = () => Promise.reject(new Error("runs/x/ckpt-00000100: bad manifest"));
+ * await assert.rejects(
+ *   shareCheckpoint({ comm: singleProcess(), location: "runs/x", read }),
+ *   /bad manifest/,
+ * );
  * ```
  */
 export async function shareCheckpoint(o: ShareCheckpointOptions): Promise<LoadedCheckpoint | null> {

@@ -8,18 +8,25 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { fusedAdamW, fusedAdamWActive } from "./fused_adamw.ts";
+ * import { initBackend } from "../backend/init.ts";
  *
- * function example(
- *   g: tf.Tensor,
- *   m: tf.Variable,
- *   p: tf.Variable,
- *   v: tf.Variable,
- * ) {
- *   if (fusedAdamWActive()) {
- *     const [p1, m1, v1] = fusedAdamW(p, g, m, v, { beta1: 0.9, beta2: 0.999, eps: 1e-8, stepSize: 1e-3, sqrtBc2: 0.03, decay: 1 });
- *   }
+ * await initBackend("cpu-blas", { quiet: true });
+ * if (fusedAdamWActive()) { // false on the stock cpu backend (no OpenBLAS)
+ *   const [p, g, m, v] = [tf.tensor1d([1]), tf.tensor1d([0.5]), tf.zeros([1]), tf.zeros([1])];
+ *   // First step, lr 0.1: stepSize = lr / (1 - beta1), sqrtBc2 = sqrt(1 - beta2); moves p by -lr.
+ *   const attrs = {
+ *     beta1: 0.9,
+ *     beta2: 0.999,
+ *     eps: 1e-8,
+ *     stepSize: 1,
+ *     sqrtBc2: Math.sqrt(0.001),
+ *     decay: 1,
+ *   };
+ *   const [p1] = fusedAdamW(p, g, m, v, attrs);
+ *   assert.ok(Math.abs(p1.dataSync()[0] - 0.9) < 1e-5);
  * }
  * ```
  * @module
@@ -42,17 +49,22 @@ export type FusedAdamWAttrs = NativeAdamWScalars;
  *
  * @example
  * ```ts
- * import { adamWValues, type FusedAdamWAttrs } from "./fused_adamw.ts";
+ * import assert from "node:assert/strict";
+ * import { adamWValues } from "./fused_adamw.ts";
  *
- * function example(
- *   p: Float32Array,
- *   g: Float32Array,
- *   m: Float32Array,
- *   v: Float32Array,
- *   attrs: FusedAdamWAttrs,
- * ) {
- *   const out = adamWValues(p, g, m, v, attrs, (n) => new Float32Array(n));
- * }
+ * // First step, lr 0.1: stepSize = lr / (1 - beta1), sqrtBc2 = sqrt(1 - beta2); moves p by -lr.
+ * const attrs = {
+ *   beta1: 0.9,
+ *   beta2: 0.999,
+ *   eps: 1e-8,
+ *   stepSize: 1,
+ *   sqrtBc2: Math.sqrt(0.001),
+ *   decay: 1,
+ * };
+ * const f = (x: number) => new Float32Array([x]);
+ * const [p, m, v] = adamWValues(f(1), f(0.5), f(0), f(0), attrs, (n) => new Float32Array(n));
+ * assert.ok(Math.abs(p[0] - 0.9) < 1e-6);
+ * assert.ok(Math.abs(m[0] - 0.05) < 1e-7 && Math.abs(v[0] - 0.00025) < 1e-9);
  * ```
  */
 export function adamWValues(

@@ -9,33 +9,36 @@
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { trainLoop } from "./loop.ts";
  * import { warmupCosine } from "./lr.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * type Batch = { x: tf.Tensor2D; y: tf.Tensor2D };
- *
- * async function example(
- *   params: Params,
- *   forward: (p: Params, x: tf.Tensor2D) => tf.Tensor2D,
- *   mse: (a: tf.Tensor, b: tf.Tensor) => tf.Scalar,
- *   makeBatch: (pos: number) => Batch,
- * ) {
- *   const res = await trainLoop<Batch, number>({
- *     runDir: "runs/mlp",
- *     params,
- *     lossFn: (batch, _rng) => mse(forward(params, batch.x), batch.y),
- *     nextBatch: (pos) => ({ batch: makeBatch(pos), position: pos + 1 }),
- *     initialPosition: 0,
- *     steps: 1000,
- *     lr: warmupCosine({ baseLr: 1e-3, warmupSteps: 50, totalSteps: 1000 }),
- *     seed: 1,
- *     checkpointEvery: 100,
- *     resume: true,
- *   });
- *   res.dispose();
- * }
+ * // Fit w to the batches' target 2 (loss (w - 2)^2); runs/mlp would be a real run folder.
+ * const runDir = await Deno.makeTempDir();
+ * const params = { w: tf.variable(tf.zeros([1])) };
+ * const res = await trainLoop<number, number>({
+ *   runDir,
+ *   params,
+ *   lossFn: (y, _rng) => tf.sum(tf.square(tf.sub(params.w, y))),
+ *   nextBatch: (pos) => ({ batch: 2, position: pos + 1 }),
+ *   initialPosition: 0,
+ *   steps: 40,
+ *   lr: warmupCosine({ baseLr: 0.2, warmupSteps: 5, totalSteps: 40 }),
+ *   seed: 1,
+ *   checkpointEvery: 20,
+ *   resume: true,
+ *   progress: false,
+ * });
+ * assert.ok(res.history.at(-1)!.loss < res.history[0].loss);
+ * assert.deepEqual([...Deno.readDirSync(runDir)].map((e) => e.name).sort(), [
+ *   "ckpt-00000020",
+ *   "ckpt-00000040",
+ *   "metrics.jsonl",
+ * ]);
+ * res.dispose();
+ * await Deno.remove(runDir, { recursive: true });
  * ```
  * @module
  */
@@ -207,15 +210,24 @@ function positiveInt(name: string, v: number | undefined, dflt: number, min = 1)
  *
  * @example
  * ```ts
- * import { trainLoop, type TrainLoopOptions } from "./loop.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { trainLoop } from "./loop.ts";
  *
- * async function example(
- *   o: TrainLoopOptions<unknown, number>, // runDir, params, lossFn, nextBatch
- * ) {
- *   const r = await trainLoop({ ...o, initialPosition: 0, steps: 10, seed: 0 });
- *   console.log(r.history.at(-1)?.loss);
- *   r.dispose();
- * }
+ * const runDir = await Deno.makeTempDir();
+ * const w = tf.variable(tf.zeros([1]));
+ * const lossFn = (): tf.Scalar => tf.sum(tf.square(tf.sub(w, 1)));
+ * const o = {
+ *   runDir,
+ *   params: { w },
+ *   lossFn,
+ *   nextBatch: (p: number) => ({ batch: 0, position: p + 1 }),
+ * };
+ * const r = await trainLoop({ ...o, initialPosition: 0, steps: 10, seed: 0, progress: false });
+ * assert.equal(r.history.at(-1)?.step, 10);
+ * r.dispose();
+ * await Deno.remove(runDir, { recursive: true });
  * ```
  */
 export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainLoopResult<P>> {

@@ -5,12 +5,17 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const log = new MetricsLog("runs/x/metrics.jsonl");
- *   await log.append({ step: 1, loss: 0.5, lr: 1e-4, grad_norm: 1.2 });
- *   const rows = await readMetrics("runs/x/metrics.jsonl");
- *   await truncateMetrics("runs/x/metrics.jsonl", 100); // keep steps <= 100
- * }
+ * import assert from "node:assert/strict";
+ * import { MetricsLog, readMetrics, truncateMetrics } from "./metrics.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const path = `${dir}/metrics.jsonl`; // e.g. runs/x/metrics.jsonl
+ * const log = new MetricsLog(path);
+ * for (const step of [100, 200]) await log.append({ step, loss: 0.5, lr: 1e-4, grad_norm: 1.2 });
+ * assert.equal((await readMetrics(path)).length, 2);
+ * await truncateMetrics(path, 100); // keep steps <= 100, as after resuming from step 100
+ * assert.deepEqual((await readMetrics(path)).map((r) => r.step), [100]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */

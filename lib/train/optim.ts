@@ -6,20 +6,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { AdamW, clipGradNorm, computeGrads } from "./optim.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * function example(
- *   params: Params,
- *   lossOf: (p: Params) => tf.Scalar,
- * ) {
- *   const opt = new AdamW(params, { weightDecay: 0.01 });
- *   const { value, grads } = computeGrads(params, () => lossOf(params));
- *   const clipped = clipGradNorm(grads, 1.0);
- *   opt.step(clipped.grads, 1e-3);
- *   tf.dispose([value, clipped.norm, ...Object.values(grads), ...Object.values(clipped.grads)]);
- * }
+ * const params = { w: tf.variable(tf.tensor1d([3, 4])) };
+ * const opt = new AdamW(params, { weightDecay: 0 });
+ * const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w))); // grad 2w
+ * const clipped = clipGradNorm(grads, 1.0);
+ * assert.ok(Math.abs(clipped.norm.dataSync()[0] - 10) < 1e-5); // |(6, 8)| before clipping
+ * opt.step(clipped.grads, 1e-3); // Adam's first step moves each weight by -lr
+ * assert.deepEqual(Array.from(params.w.dataSync()).map((x) => x.toFixed(3)), ["2.999", "3.999"]);
+ * tf.dispose([value, clipped.norm, ...Object.values(grads), ...Object.values(clipped.grads)]);
  * ```
  * @module
  */
@@ -276,13 +275,15 @@ export function clipGradNorm(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { computeGrads } from "./optim.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * function example(params: Params) {
- *   const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w)));
- * }
+ * const params = { w: tf.variable(tf.tensor1d([1, -2])) };
+ * const { value, grads } = computeGrads(params, () => tf.sum(tf.square(params.w)));
+ * assert.equal(value.dataSync()[0], 5);
+ * assert.deepEqual(Array.from(grads.w.dataSync()), [2, -4]); // 2w
  * ```
  */
 export function computeGrads(
@@ -309,19 +310,20 @@ export function computeGrads(
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { computeGrads, GradAccumulator } from "./optim.ts";
  *
- * function example(
- *   params: Params,
- *   batches: tf.Tensor[],
- *   lossOf: (batch: tf.Tensor) => tf.Scalar,
- * ) {
- *   const acc = new GradAccumulator();
- *   for (let i = 0; i < 4; i++) acc.add(computeGrads(params, () => lossOf(batches[i])));
- *   const { value, grads } = acc.mean(); // caller disposes
+ * const params = { w: tf.variable(tf.tensor1d([0])) };
+ * const batches = [1, 3]; // loss (w - b)^2, gradient 2 (w - b)
+ * const acc = new GradAccumulator();
+ * for (const b of batches) {
+ *   acc.add(computeGrads(params, () => tf.sum(tf.square(tf.sub(params.w, b)))));
  * }
+ * const { value, grads } = acc.mean(); // caller disposes
+ * assert.equal(value.dataSync()[0], 5); // (1 + 9) / 2
+ * assert.equal(grads.w.dataSync()[0], -4); // (-2 - 6) / 2
  * ```
  */
 export class GradAccumulator {
@@ -382,17 +384,20 @@ export class GradAccumulator {
  *
  * @example
  * ```ts
- * import type * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import type { Params } from "../nn/params.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { accumulateGrads } from "./optim.ts";
  *
- * function example(
- *   params: Params,
- *   batches: tf.Tensor[],
- *   lossOf: (batch: tf.Tensor) => tf.Scalar,
- * ) {
- *   const { value, grads } = accumulateGrads(params, 4, (i) => lossOf(batches[i]));
- * }
+ * const params = { w: tf.variable(tf.tensor1d([0])) };
+ * const batches = [1, 3];
+ * const { value, grads } = accumulateGrads(
+ *   params,
+ *   2,
+ *   (i) => tf.sum(tf.square(tf.sub(params.w, batches[i]))),
+ * );
+ * assert.equal(value.dataSync()[0], 5);
+ * assert.equal(grads.w.dataSync()[0], -4);
  * ```
  */
 export function accumulateGrads(
@@ -428,15 +433,19 @@ export interface EmaState {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { Ema } from "./optim.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * function example(params: Params) {
- *   const ema = new Ema(params, { decay: 0.999, warmup: true });
- *   ema.update(params); // after each optimizer step
- *   ema.swapIn(params); // evaluate with averaged weights...
- *   ema.swapOut(params); // ...then restore the live ones
- * }
+ * const params = { w: tf.variable(tf.tensor1d([0])) };
+ * const ema = new Ema(params, { decay: 0.5 }); // shadow starts at the live weights
+ * params.w.assign(tf.tensor1d([4])); // an optimizer step
+ * ema.update(params); // shadow = 0.5 * 0 + 0.5 * 4
+ * ema.swapIn(params); // evaluate with averaged weights...
+ * assert.equal(params.w.dataSync()[0], 2);
+ * ema.swapOut(params); // ...then restore the live ones
+ * assert.equal(params.w.dataSync()[0], 4);
  * ```
  */
 export class Ema {

@@ -4,13 +4,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { restoreParams, snapshotParams } from "./tensor_data.ts";
- * import type { Params } from "../nn/params.ts";
  *
- * async function example(params: Params) {
- *   const snap = await snapshotParams(params); // name -> {shape, data}
- *   restoreParams(params, snap, { source: "ckpt-00000100/model.safetensors" });
- * }
+ * const params = { w: tf.variable(tf.tensor1d([1, 2])) };
+ * const snap = await snapshotParams(params); // name -> {shape, data}
+ * params.w.assign(tf.zeros([2]));
+ * restoreParams(params, snap, { source: "ckpt-00000100/model.safetensors" });
+ * assert.deepEqual(Array.from(params.w.dataSync()), [1, 2]);
  * ```
  * @module
  */
@@ -33,13 +36,13 @@ export type Params = Record<string, tf.Variable>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { snapshotParams } from "./tensor_data.ts";
  *
- * async function example() {
- *   const snap = await snapshotParams({ w: tf.variable(tf.ones([2])) });
- *   snap.w.data; // Float32Array [1, 1]
- * }
+ * const snap = await snapshotParams({ w: tf.variable(tf.ones([2])) });
+ * assert.deepEqual(snap.w, { shape: [2], data: new Float32Array([1, 1]) });
  * ```
  */
 export async function snapshotParams(vars: Record<string, tf.Tensor>): Promise<TensorDataMap> {
@@ -67,13 +70,15 @@ export interface RestoreOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { restoreParams } from "./tensor_data.ts";
  *
- * function example() {
- *   const p = { w: tf.variable(tf.zeros([2])) };
- *   restoreParams(p, { w: { shape: [2], data: new Float32Array([1, 2]) } });
- * }
+ * const p = { w: tf.variable(tf.zeros([2])) };
+ * restoreParams(p, { w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * assert.deepEqual(Array.from(p.w.dataSync()), [1, 2]);
+ * assert.throws(() => restoreParams(p, { w: { shape: [3], data: new Float32Array(3) } }), /w/);
  * ```
  */
 export function restoreParams(
