@@ -29,18 +29,10 @@ Deno.test("an SD folder whose UNet keeps its weights in model.onnx_data samples 
     }
     assert.ok((await Deno.stat(`${dir}/unet/model.onnx`)).size * 5 < inline);
 
-    const { ref, latents, image } = await readReference(dir);
+    const { job, image } = await readReference(dir);
     const pipe = await loadOnnxPipeline(dir, SESSION);
     try {
-      const [out] = await txt2img(pipe, {
-        prompts: [ref.prompt],
-        negativePrompt: ref.negative_prompt,
-        guidance: ref.guidance,
-        steps: ref.steps,
-        scheduler: ref.scheduler,
-        seed: 0,
-        latents,
-      });
+      const [out] = await txt2img(pipe, job);
       const d = levelDiff(out, image);
       assert.ok(d.max <= 2, `max level difference ${d.max} > 2 (mean ${d.mean})`);
     } finally {

@@ -39,7 +39,7 @@ const TOLERANCE: Record<string, number> = { float32: 2, float16: 3 };
 
 /** Sample the reference's job on the folder; returns the level difference to its image. */
 async function compareWithReference(dir: string, variant: string) {
-  const { ref, latents, image, size } = await readReference(dir);
+  const { ref, job, image, size } = await readReference(dir);
   const pipe = await loadOnnxPipeline(dir, SESSION);
   try {
     assert.equal(pipe.source, "optimum");
@@ -51,15 +51,7 @@ async function compareWithReference(dir: string, variant: string) {
     );
     assert.equal(pipe.height, size[0]);
     assert.equal(pipe.width, size[1]);
-    const [out] = await txt2img(pipe, {
-      prompts: [ref.prompt],
-      negativePrompt: ref.negative_prompt,
-      guidance: ref.guidance,
-      steps: ref.steps,
-      scheduler: ref.scheduler,
-      seed: 0,
-      latents,
-    });
+    const [out] = await txt2img(pipe, job);
     assert.ok(new Set(image.data).size > 50, `${variant}: reference image is (nearly) flat`);
     const d = levelDiff(out, image);
     const tol = TOLERANCE[ref.model_dtype];

@@ -32,7 +32,6 @@ import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import {
   type DiffusersUnetConfig,
   type HostTensors,
-  hostTensorsFromParams,
   type UnetConfig,
   unetConfigFromDiffusers,
   unetConfigToDiffusers,
@@ -40,6 +39,7 @@ import {
   unetTensorsToDiffusers,
 } from "../models/mod.ts";
 import { encodeSafetensors, readSafetensors, type SafetensorsDtype } from "../train/safetensors.ts";
+import { snapshotParams } from "../train/tensor_data.ts";
 import { writeFileAtomic, writeTextAtomic } from "../util/atomic.ts";
 
 /** Weights file of a diffusers model folder (`save_pretrained`'s name). */
@@ -151,14 +151,16 @@ async function weightFiles(dir: string, variant?: string): Promise<string[]> {
  *
  * @example
  * ```ts
- * import { unetForward, unetParamsFromTensors } from "../models/mod.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { unetParamsFromTensors } from "../models/mod.ts";
  * import { loadDiffusersUnet } from "./unet_folder.ts";
  *
- * async function example(dir: string) {
- *   const { config, tensors } = await loadDiffusersUnet(dir, { variant: "fp16" });
- *   const params = unetParamsFromTensors(tensors, config);
- *   return { config, params }; // unetForward(params, config, { x, t, context })
- * }
+ * const dir = "tests/fixtures/diffusers_unet"; // holds diffusion_pytorch_model.fp16.safetensors
+ * const { config, tensors } = await loadDiffusersUnet(dir, { variant: "fp16" });
+ * const params = unetParamsFromTensors(tensors, config); // for unetForward(params, config, ...)
+ * assert.deepEqual(config.blockChannels, [8, 16]);
+ * assert.deepEqual(params["conv_in.weight"].shape, [3, 3, 4, 8]);
  * ```
  */
 export async function loadDiffusersUnet(
@@ -199,13 +201,20 @@ export async function loadDiffusersUnet(
  *
  * @example
  * ```ts
- * import type { UnetConfig } from "../models/mod.ts";
- * import type { Params } from "../nn/mod.ts";
- * import { saveDiffusersUnet } from "./unet_folder.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { initUnet, UNET_PRESETS } from "../models/mod.ts";
+ * import { Rng } from "../util/rng.ts";
+ * import { loadDiffusersUnet, saveDiffusersUnet } from "./unet_folder.ts";
  *
- * async function example(config: UnetConfig, params: Params) {
- *   await saveDiffusersUnet("export/unet", { config, params, dtype: "float16", variant: "fp16" });
- * }
+ * const config = UNET_PRESETS.tiny;
+ * const params = initUnet(config, Rng.stream(0));
+ * const dir = await Deno.makeTempDir(); // e.g. "export"
+ * await saveDiffusersUnet(`${dir}/unet`, { config, params, dtype: "float16", variant: "fp16" });
+ * const back = await loadDiffusersUnet(`${dir}/unet`, { variant: "fp16" });
+ * assert.deepEqual(back.config.blockChannels, config.blockChannels);
+ * await Deno.remove(dir, { recursive: true });
+
  * ```
  */
 export async function saveDiffusersUnet(
@@ -222,7 +231,7 @@ export async function saveDiffusersUnet(
   const json = unetConfigToDiffusers(o.config, { sampleSize: o.sampleSize });
   const values = Object.values(o.params);
   const host = values.length && values[0] instanceof tf.Tensor
-    ? await hostTensorsFromParams(o.params as Record<string, tf.Tensor>)
+    ? await snapshotParams(o.params as Record<string, tf.Tensor>)
     : o.params as HostTensors;
   const torch = unetTensorsToDiffusers(host, o.config, { source: "saveDiffusersUnet params" });
   await Deno.mkdir(dir, { recursive: true });

@@ -24,6 +24,7 @@
  * @module
  */
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import { transposeValues } from "../backend/cpu_fast_kernels.ts";
 import type { Params, ParamShapes } from "../nn/mod.ts";
 import { type UnetConfig, unetParamShapes } from "./unet.ts";
 
@@ -44,11 +45,18 @@ export interface UnetTensorsOptions {
   configSource?: string;
 }
 
+/**
+ * Axis orders of the two directions by rank (out axis i = in axis perm[i]); a rank not listed
+ * keeps its layout. OIHW -> HWIO is (2, 3, 1, 0), HWIO -> OIHW is (3, 2, 0, 1); a linear swaps.
+ */
+const PERMS: Record<"toKit" | "toDiffusers", Record<number, number[]>> = {
+  toKit: { 4: [2, 3, 1, 0], 2: [1, 0] },
+  toDiffusers: { 4: [3, 2, 0, 1], 2: [1, 0] },
+};
+
 /** diffusers' shape of a kit-layout shape: HWIO -> OIHW, `[in, out]` -> `[out, in]`. */
 function toDiffusersShape(s: number[]): number[] {
-  if (s.length === 4) return [s[3], s[2], s[0], s[1]];
-  if (s.length === 2) return [s[1], s[0]];
-  return [...s];
+  return (PERMS.toDiffusers[s.length] ?? s.map((_, i) => i)).map((p) => s[p]);
 }
 
 /**
@@ -68,31 +76,6 @@ function toDiffusersShape(s: number[]): number[] {
 export function diffusersUnetShapes(config: UnetConfig): ParamShapes {
   const out: ParamShapes = {};
   for (const [name, s] of Object.entries(unetParamShapes(config))) out[name] = toDiffusersShape(s);
-  return out;
-}
-
-/** Move `data` of row-major `shape` to the axis order `perm` (out axis i = in axis perm[i]). */
-function permute(data: Float32Array, shape: number[], perm: number[]): Float32Array {
-  const rank = shape.length;
-  const strides = new Array<number>(rank);
-  strides[rank - 1] = 1;
-  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1];
-  const outShape = perm.map((p) => shape[p]);
-  const inStride = perm.map((p) => strides[p]);
-  const out = new Float32Array(data.length);
-  const idx = new Array<number>(rank).fill(0);
-  let src = 0;
-  for (let o = 0; o < out.length; o++) {
-    out[o] = data[src];
-    // Odometer over the output index, tracking the input offset incrementally.
-    for (let a = rank - 1; a >= 0; a--) {
-      idx[a]++;
-      src += inStride[a];
-      if (idx[a] < outShape[a]) break;
-      src -= inStride[a] * outShape[a];
-      idx[a] = 0;
-    }
-  }
   return out;
 }
 
@@ -135,15 +118,33 @@ function checkAgainst(
   }
 }
 
-function convert(t: HostTensor, toKit: boolean): HostTensor {
+function convert(t: HostTensor, direction: "toKit" | "toDiffusers"): HostTensor {
   const s = t.shape;
-  if (s.length === 4) {
-    // OIHW -> HWIO is (2, 3, 1, 0); HWIO -> OIHW is (3, 2, 0, 1).
-    const perm = toKit ? [2, 3, 1, 0] : [3, 2, 0, 1];
-    return { shape: perm.map((p) => s[p]), data: permute(t.data, s, perm) };
-  }
-  if (s.length === 2) return { shape: [s[1], s[0]], data: permute(t.data, s, [1, 0]) };
-  return { shape: [...s], data: new Float32Array(t.data) };
+  const perm = PERMS[direction][s.length];
+  if (!perm) return { shape: [...s], data: new Float32Array(t.data) };
+  return { shape: perm.map((p) => s[p]), data: transposeValues(t.data, s, perm) };
+}
+
+/**
+ * Check `tensors` against the shapes they should have (names in errors from `opts`, else the
+ * given defaults) and return each converted in `direction`, in name order.
+ */
+function checkAndConvert(
+  tensors: HostTensors,
+  expected: ParamShapes,
+  direction: "toKit" | "toDiffusers",
+  opts: UnetTensorsOptions,
+  defaults: Required<UnetTensorsOptions>,
+): HostTensors {
+  checkAgainst(
+    tensors,
+    expected,
+    opts.source ?? defaults.source,
+    opts.configSource ?? defaults.configSource,
+  );
+  const out: HostTensors = {};
+  for (const name of Object.keys(tensors).sort()) out[name] = convert(tensors[name], direction);
+  return out;
 }
 
 /**
@@ -168,15 +169,10 @@ export function unetTensorsFromDiffusers(
   config: UnetConfig,
   opts: UnetTensorsOptions = {},
 ): HostTensors {
-  checkAgainst(
-    tensors,
-    diffusersUnetShapes(config),
-    opts.source ?? "tensors",
-    opts.configSource ?? "config.json",
-  );
-  const out: HostTensors = {};
-  for (const name of Object.keys(tensors).sort()) out[name] = convert(tensors[name], true);
-  return out;
+  return checkAndConvert(tensors, diffusersUnetShapes(config), "toKit", opts, {
+    source: "tensors",
+    configSource: "config.json",
+  });
 }
 
 /**
@@ -205,15 +201,10 @@ export function unetTensorsToDiffusers(
   config: UnetConfig,
   opts: UnetTensorsOptions = {},
 ): HostTensors {
-  checkAgainst(
-    tensors,
-    unetParamShapes(config),
-    opts.source ?? "params",
-    opts.configSource ?? "the config",
-  );
-  const out: HostTensors = {};
-  for (const name of Object.keys(tensors).sort()) out[name] = convert(tensors[name], false);
-  return out;
+  return checkAndConvert(tensors, unetParamShapes(config), "toDiffusers", opts, {
+    source: "params",
+    configSource: "the config",
+  });
 }
 
 /**
@@ -252,32 +243,4 @@ export function unetParamsFromTensors(
     t.dispose();
   }
   return p;
-}
-
-/**
- * Copy TensorFlow.js parameters (or tensors) to host tensors, e.g. before saving.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
- * import { hostTensorsFromParams } from "./diffusers_unet_weights.ts";
- *
- * const v = tf.variable(tf.tensor1d([3, 4]));
- * const host = await hostTensorsFromParams({ b: v });
- * assert.deepEqual(host.b, { shape: [2], data: new Float32Array([3, 4]) });
- * v.dispose();
- * ```
- */
-export async function hostTensorsFromParams(
-  params: Record<string, tf.Tensor>,
-): Promise<HostTensors> {
-  const out: HostTensors = {};
-  for (const [name, v] of Object.entries(params)) {
-    if (v.dtype !== "float32") {
-      throw new Error(`hostTensorsFromParams: "${name}" has dtype ${v.dtype}, expected float32`);
-    }
-    out[name] = { shape: [...v.shape], data: new Float32Array(await v.data<"float32">()) };
-  }
-  return out;
 }

@@ -20,16 +20,32 @@
  * @module
  */
 import { writeFileAtomic } from "../util/atomic.ts";
+import {
+  bfloat16BitsToFloat32,
+  float16BitsToFloat32,
+  floatToBFloat16,
+  floatToHalf,
+} from "../util/float16.ts";
 import type { TensorDataMap } from "./tensor_data.ts";
 
-/** Element types the reader can decode (F16 and BF16 are widened to float32). */
+// The half and bfloat16 conversions are defined once in lib/util; callers encoding F16/BF16
+// tensor data by hand find them here too.
+export { floatToBFloat16, floatToHalf, halfToFloat } from "../util/float16.ts";
+
+/**
+ * Element types the reader can decode (F16 and BF16 are widened to float32, or kept as their bits
+ * with {@link DecodeSafetensorsOptions.halfBits}).
+ */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I32" | "I64";
 
-/** One decoded tensor. `dtype` is the type stored in the file. */
+/**
+ * One decoded tensor. `dtype` is the type stored in the file; `data` is a `Uint16Array` only for
+ * F16/BF16 decoded with `halfBits`.
+ */
 export interface SafeTensor {
   dtype: SafetensorsDtype;
   shape: number[];
-  data: Float32Array | Int32Array | BigInt64Array;
+  data: Float32Array | Int32Array | BigInt64Array | Uint16Array;
 }
 
 /** A decoded safetensors file. */
@@ -67,105 +83,9 @@ function fail(source: string, msg: string): never {
   throw new Error(`safetensors ${source}: ${msg.replace(/\r?\n/g, "\\n")}`);
 }
 
-let halfTable: Float32Array | null = null;
-
-/**
- * Decode one IEEE 754 binary16 value (including subnormals, infinities and NaN).
- *
- * @example
- * ```ts
- * halfToFloat(0x3c00); // 1
- * halfToFloat(0x0001); // 2 ** -24
- * ```
- */
-export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return sign * f * 2 ** -24;
-  if (e === 31) return f ? NaN : sign * Infinity;
-  return sign * (1 + f / 1024) * 2 ** (e - 15);
-}
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/**
- * Encode a number as IEEE 754 binary16 bits, rounding to nearest even (overflow gives infinity,
- * tiny values subnormals or zero), as PyTorch's `.half()` does.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { floatToHalf, halfToFloat } from "./safetensors.ts";
- *
- * assert.equal(floatToHalf(1), 0x3c00);
- * assert.equal(floatToHalf(2 ** -24), 0x0001);
- * assert.equal(halfToFloat(floatToHalf(0.1)), 0.0999755859375);
- * ```
- */
-export function floatToHalf(x: number): number {
-  f32Scratch[0] = x;
-  const b = u32Scratch[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = (b >>> 23) & 0xff;
-  const mant = b & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 112; // rebias 127 -> 15
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    const shift = 14 - e; // subnormal: value / 2^-24, from the 24-bit significand
-    if (shift > 24) return sign;
-    const m = mant | 0x800000;
-    const rem = m & ((1 << shift) - 1), mid = 1 << (shift - 1);
-    let h = m >>> shift;
-    if (rem > mid || (rem === mid && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  // A carry out of the mantissa bumps the exponent, up to infinity: that is the right rounding.
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
-
-/**
- * Encode a number as bfloat16 bits (the top half of its float32), rounding to nearest even.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { floatToBFloat16 } from "./safetensors.ts";
- *
- * assert.equal(floatToBFloat16(1), 0x3f80);
- * assert.equal(floatToBFloat16(-2), 0xc000);
- * ```
- */
-export function floatToBFloat16(x: number): number {
-  f32Scratch[0] = x;
-  const b = u32Scratch[0];
-  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff)) return (b >>> 16) | 0x40; // quiet NaN
-  return ((b + 0x7fff + ((b >>> 16) & 1)) / 65536) & 0xffff;
-}
-
-function decodeF16(bytes: Uint8Array): Float32Array {
-  if (!halfTable) {
-    // A 256 KB table makes decoding a lookup per element.
-    halfTable = new Float32Array(65536);
-    for (let i = 0; i < 65536; i++) halfTable[i] = halfToFloat(i);
-  }
-  const n = bytes.length / 2;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = halfTable[bytes[2 * i] | (bytes[2 * i + 1] << 8)];
-  return out;
-}
-
-function decodeBF16(bytes: Uint8Array): Float32Array {
-  // bfloat16 is the top half of a float32: shift the 16 bits up and reinterpret.
-  const n = bytes.length / 2;
-  const u = new Uint32Array(n);
-  for (let i = 0; i < n; i++) u[i] = ((bytes[2 * i] | (bytes[2 * i + 1] << 8)) << 16) >>> 0;
-  return new Float32Array(u.buffer);
+/** Float32 values of F16 or BF16 bits. */
+function widenHalf(dtype: string, bits: Uint16Array): Float32Array {
+  return dtype === "BF16" ? bfloat16BitsToFloat32(bits) : float16BitsToFloat32(bits);
 }
 
 function isNonNegInt(x: unknown): x is number {
@@ -180,17 +100,38 @@ interface Entry {
   end: number;
 }
 
+/** Options of {@link decodeSafetensors} and {@link readSafetensors}. */
+export interface DecodeSafetensorsOptions {
+  /**
+   * Keep F16 and BF16 tensors as their 16-bit patterns (`Uint16Array`) instead of widening them
+   * to float32, e.g. to hold float16 data at half the memory until it is used.
+   */
+  halfBits?: boolean;
+}
+
 /**
  * Parse and validate safetensors bytes. `source` (usually the file path) prefixes every error.
  *
  * @example
  * ```ts
- * async function example() {
- *   const { tensors, metadata } = decodeSafetensors(await Deno.readFile("m.safetensors"), "m");
- * }
+ * import assert from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ *
+ * // Usually the bytes of await Deno.readFile("m.safetensors").
+ * const bytes = encodeSafetensors({ w: { shape: [2], data: new Float32Array([1, 2]) } }, {
+ *   epoch: "3",
+ * });
+ * const { tensors, metadata } = decodeSafetensors(bytes, "m");
+ * assert.deepEqual(tensors.w.shape, [2]);
+ * assert.equal(tensors.w.dtype, "F32");
+ * assert.deepEqual(metadata, { epoch: "3" });
  * ```
  */
-export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): SafetensorsFile {
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  source = "<bytes>",
+  opts: DecodeSafetensorsOptions = {},
+): SafetensorsFile {
   const { entries, metadata, dataStart } = parseLayout(bytes, source);
   const tensors: Record<string, SafeTensor> = {};
   for (const e of entries) {
@@ -203,11 +144,11 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
         data = new Float32Array(buf);
         break;
       case "F16":
-        data = decodeF16(slice);
+      case "BF16": {
+        const bits = new Uint16Array(buf);
+        data = opts.halfBits ? bits : widenHalf(e.dtype, bits);
         break;
-      case "BF16":
-        data = decodeBF16(slice);
-        break;
+      }
       case "I32":
         data = new Int32Array(buf);
         break;
@@ -232,9 +173,16 @@ export function decodeSafetensors(bytes: Uint8Array, source = "<bytes>"): Safete
  *
  * @example
  * ```ts
- * async function example() {
- *   checkSafetensors(await Deno.readFile("ckpt-00000100/model.safetensors"), "ckpt-00000100");
- * }
+ * import assert from "node:assert/strict";
+ * import { checkSafetensors, encodeSafetensors } from "./safetensors.ts";
+ *
+ * // Usually the bytes of await Deno.readFile("ckpt-00000100/model.safetensors").
+ * const bytes = encodeSafetensors({ w: { shape: [2], data: new Float32Array([1, 2]) } });
+ * checkSafetensors(bytes, "ckpt-00000100"); // fine
+ * assert.throws(
+ *   () => checkSafetensors(bytes.subarray(0, bytes.length - 4), "ckpt-00000100"),
+ *   /ckpt-00000100/,
+ * );
  * ```
  */
 export function checkSafetensors(bytes: Uint8Array, source = "<bytes>"): void {
@@ -347,33 +295,58 @@ function parseLayout(
 
 /** Options of {@link encodeSafetensors} and {@link writeSafetensors}. */
 export interface EncodeSafetensorsOptions {
-  /** Stored element type (default F32); F16 and BF16 round to nearest even. */
+  /**
+   * Stored element type of float32 tensors that name none (default F32); F16 and BF16 round to
+   * nearest even.
+   */
   dtype?: "F32" | "F16" | "BF16";
 }
 
 /**
- * Serialise float32 tensors (sorted by name) plus string metadata to safetensors bytes, stored as
- * F32 or, with `opts.dtype`, rounded to F16/BF16. The header is space-padded to a multiple of 8
- * so the data is aligned for zero-copy readers.
+ * A tensor to write: float32 values (stored as its `dtype`, else the options' dtype; F16 and BF16
+ * round to nearest even) or, with dtype F16 or BF16, its 16-bit patterns, written as they are.
+ * A plain `TensorData` is the first form.
+ */
+export type EncodableTensor =
+  | { shape: number[]; data: Float32Array; dtype?: "F32" | "F16" | "BF16" }
+  | { shape: number[]; data: Uint16Array; dtype: "F16" | "BF16" };
+
+const STORED_DTYPES = ["F32", "F16", "BF16"];
+
+/**
+ * Serialise tensors (sorted by name) plus string metadata to safetensors bytes: float32 tensors
+ * stored as F32 or, with their own or `opts.dtype`, rounded to F16/BF16; F16/BF16 bits as they
+ * are (see {@link EncodableTensor}). The header is space-padded to a multiple of 8 so the data is
+ * aligned for zero-copy readers.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors } from "./safetensors.ts";
+ *
  * const bytes = encodeSafetensors({ b: { shape: [], data: new Float32Array([3]) } });
  * const half = encodeSafetensors({ b: { shape: [], data: new Float32Array([3]) } }, {}, {
  *   dtype: "F16",
  * });
+ * // Mixed: float32 values beside float16 bits (0x3c00 is 1.0), read back as bits.
+ * const mixed = encodeSafetensors({
+ *   m: { shape: [1], data: Float32Array.of(1.5) },
+ *   t: { dtype: "F16", shape: [1], data: Uint16Array.of(0x3c00) },
+ * });
+ * const back = decodeSafetensors(mixed, "m", { halfBits: true });
+ * assert.deepEqual(back.tensors.t.data, Uint16Array.of(0x3c00));
+ * assert.deepEqual(decodeSafetensors(mixed).tensors.t.data, Float32Array.of(1));
  * ```
  */
 export function encodeSafetensors(
-  tensors: TensorDataMap,
+  tensors: Record<string, EncodableTensor>,
   metadata: Record<string, string> = {},
   opts: EncodeSafetensorsOptions = {},
 ): Uint8Array {
-  const dtype = opts.dtype ?? "F32";
-  if (!["F32", "F16", "BF16"].includes(dtype)) {
-    throw new Error(`encodeSafetensors: dtype must be F32, F16 or BF16, got ${dtype}`);
+  const fileDtype = opts.dtype ?? "F32";
+  if (!STORED_DTYPES.includes(fileDtype)) {
+    throw new Error(`encodeSafetensors: dtype must be F32, F16 or BF16, got ${fileDtype}`);
   }
-  const itemSize = ITEM_SIZE[dtype];
   const header: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== "string") {
@@ -386,8 +359,20 @@ export function encodeSafetensors(
   for (const name of names) {
     if (name === "__metadata__") throw new Error(`encodeSafetensors: "__metadata__" is reserved`);
     const { shape, data } = tensors[name];
-    if (!(data instanceof Float32Array)) {
-      throw new Error(`encodeSafetensors: tensor ${quote(name)} data must be a Float32Array`);
+    const dtype = tensors[name].dtype ?? fileDtype;
+    if (!STORED_DTYPES.includes(dtype)) {
+      throw new Error(
+        `encodeSafetensors: tensor ${quote(name)} dtype must be F32, F16 or BF16, got ${dtype}`,
+      );
+    }
+    if (
+      !(data instanceof Float32Array) && !(data instanceof Uint16Array && dtype !== "F32")
+    ) {
+      throw new Error(
+        `encodeSafetensors: tensor ${
+          quote(name)
+        } data must be a Float32Array (or a Uint16Array of F16/BF16 bits)`,
+      );
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
       throw new Error(
@@ -402,8 +387,8 @@ export function encodeSafetensors(
         } has ${data.length} values but shape [${shape}] needs ${count}`,
       );
     }
-    header[name] = { dtype, shape, data_offsets: [off, off + itemSize * count] };
-    off += itemSize * count;
+    header[name] = { dtype, shape, data_offsets: [off, off + ITEM_SIZE[dtype] * count] };
+    off += ITEM_SIZE[dtype] * count;
   }
   let json = JSON.stringify(header);
   let hbytes = new TextEncoder().encode(json);
@@ -417,9 +402,9 @@ export function encodeSafetensors(
   out.set(hbytes, 8);
   let pos = 8 + hbytes.length;
   for (const name of names) {
-    const src = tensors[name].data;
+    const { data: src, dtype = fileDtype } = tensors[name];
     let d: Float32Array | Uint16Array = src;
-    if (dtype !== "F32") {
+    if (src instanceof Float32Array && dtype !== "F32") {
       const round = dtype === "F16" ? floatToHalf : floatToBFloat16;
       d = new Uint16Array(src.length);
       for (let i = 0; i < src.length; i++) d[i] = round(src[i]);
@@ -435,11 +420,12 @@ export function encodeSafetensors(
  *
  * @example
  * ```ts
- * import { decodeSafetensors, toTensorDataMap } from "./safetensors.ts";
+ * import assert from "node:assert/strict";
+ * import { decodeSafetensors, encodeSafetensors, toTensorDataMap } from "./safetensors.ts";
  *
- * function example(bytes: Uint8Array) {
- *   const weights = toTensorDataMap(decodeSafetensors(bytes));
- * }
+ * const model = { w: { shape: [1, 2], data: new Float32Array([0.5, -1]) } };
+ * const weights = toTensorDataMap(decodeSafetensors(encodeSafetensors(model)));
+ * assert.deepEqual(weights, model);
  * ```
  */
 export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
@@ -447,6 +433,7 @@ export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
   for (const [k, t] of Object.entries(file.tensors)) {
     let data: Float32Array;
     if (t.data instanceof Float32Array) data = t.data;
+    else if (t.data instanceof Uint16Array) data = widenHalf(t.dtype, t.data);
     else if (t.data instanceof BigInt64Array) data = Float32Array.from(t.data, (x) => Number(x));
     else data = Float32Array.from(t.data);
     out[k] = { shape: t.shape, data };
@@ -459,28 +446,40 @@ export function toTensorDataMap(file: SafetensorsFile): TensorDataMap {
  *
  * @example
  * ```ts
- * async function example() {
- *   const { tensors } = await readSafetensors("runs/x/ckpt-00000100/model.safetensors");
- * }
+ * import assert from "node:assert/strict";
+ * import { readSafetensors, writeSafetensors } from "./safetensors.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. runs/x/ckpt-00000100
+ * await writeSafetensors(`${dir}/model.safetensors`, {
+ *   w: { shape: [1], data: new Float32Array([7]) },
+ * });
+ * const { tensors } = await readSafetensors(`${dir}/model.safetensors`);
+ * assert.deepEqual(tensors.w.shape, [1]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  return decodeSafetensors(await Deno.readFile(path), path);
+export async function readSafetensors(
+  path: string,
+  opts: DecodeSafetensorsOptions = {},
+): Promise<SafetensorsFile> {
+  return decodeSafetensors(await Deno.readFile(path), path, opts);
 }
 
 /**
- * Write float32 tensors to `path` atomically.
+ * Write tensors to `path` atomically, encoded as {@link encodeSafetensors} does.
  *
  * @example
  * ```ts
  * const dir = await Deno.makeTempDir();
- * await writeSafetensors(`${dir}/w.safetensors`, { w: { shape: [1], data: new Float32Array([1]) } });
+ * await writeSafetensors(`${dir}/w.safetensors`, {
+ *   w: { shape: [1], data: new Float32Array([1]) },
+ * });
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSafetensors(
   path: string,
-  tensors: TensorDataMap,
+  tensors: Record<string, EncodableTensor>,
   metadata: Record<string, string> = {},
   opts: EncodeSafetensorsOptions = {},
 ): Promise<void> {

@@ -21,3 +21,4 @@ export * from "./json_file.ts";
 export * from "./concat.ts";
 export * from "./file_digest.ts";
 export * from "./confined_path.ts";
+export * from "./float16.ts";

@@ -22,7 +22,10 @@ export interface Reference {
   timestep: string;
 }
 
-/** A variant's reference job: its ids, NHWC initial latents and the PyTorch uint8 image. */
+/**
+ * A variant's reference job: its ids, NHWC initial latents, the PyTorch uint8 image, and `job`,
+ * the `txt2img` options that sample it (seed 0; the latents fix the noise).
+ */
 export async function readReference(dir: string) {
   const ref = JSON.parse(await Deno.readTextFile(`${dir}/reference.json`)) as Reference;
   const lat = await Deno.readFile(`${dir}/${ref.latents.file}`);
@@ -44,7 +47,16 @@ export async function readReference(dir: string) {
     width: W,
     height: H,
   };
-  return { ref, latents: nhwc, image, size: [H, W] as const };
+  const job = {
+    prompts: [ref.prompt],
+    negativePrompt: ref.negative_prompt,
+    guidance: ref.guidance,
+    steps: ref.steps,
+    scheduler: ref.scheduler,
+    seed: 0,
+    latents: nhwc,
+  };
+  return { ref, latents: nhwc, image, size: [H, W] as const, job };
 }
 
 /** Largest and mean absolute difference of two images, in levels of 255. */

@@ -128,4 +128,5 @@ export {
 } from "./sweep.ts";
 export * from "./compare.ts";
 export * from "./models_sweep.ts";
+export * from "./sweep_figure.ts";
 export * from "./npz_stats.ts";

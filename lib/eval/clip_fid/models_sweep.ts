@@ -41,8 +41,8 @@ import { generate } from "../../recipe/generate.ts";
 import { loadOnnxPipeline, type OnnxPipeline, txt2img } from "../../onnx/sd_pipeline.ts";
 import { checkSdFolder, folderFingerprint } from "../../inference/sd_model_folder.ts";
 import { readSafetensors, writeSafetensors } from "../../train/safetensors.ts";
-import { type PlotlyFigure, writePlotlyHtml } from "../../plot/mod.ts";
-import { writeJsonAtomic } from "../../util/atomic.ts";
+import type { PlotlyFigure } from "../../plot/mod.ts";
+import { clipFidFigure, curvesByCheckpoint, writeClipFidOutputs } from "./sweep_figure.ts";
 import { clipScoreWithInterval, type Estimate, frechetWithInterval } from "./bootstrap.ts";
 import {
   type FeatureExtractor,
@@ -96,9 +96,8 @@ export interface SweepPoint {
 /** A CLIP model for CLIP scores: image features plus text embeddings in the same space. */
 export type ClipJudge = FeatureExtractor & { embedTexts(texts: string[]): Promise<Float32Array> };
 
-/** Options of {@link modelsSweep}. */
-export interface ModelsSweepOptions {
-  models: SweepModel[];
+/** The protocol options of every sweep: one run's (`guidanceSweep`) or several models'. */
+export interface SweepProtocolOptions {
   /** The prompts (and reference images); a function gets the first model's image size. */
   promptSet: PromptSet | ((imageSize: number) => Promise<PromptSet>);
   guidance: number[];
@@ -121,18 +120,32 @@ export interface ModelsSweepOptions {
   referenceStats?: string;
   /** FID feature extractor (default: the CLIP judge's image tower). */
   extractor?: FeatureExtractor;
-  /** The CLIP judge (default: the first run's kit CLIP; required without a run). */
+  /**
+   * The CLIP judge for CLIP scores (image features + text embeddings), e.g. ONNX CLIP towers
+   * shared by every model compared (`clipTowersExtractor` in `feature_extractors.ts`). Default:
+   * the first run's own kit CLIP, whose scores compare checkpoints of one run but not different
+   * runs; required without a run.
+   */
   clipModel?: ClipJudge;
+  /**
+   * What samples the runs: "onnx" (default; onnxruntime on the run's export, made once per
+   * checkpoint by `ensureOnnxExport`) or "tfjs" (same noise, same images up to rounding). SD
+   * folders always use onnx.
+   */
+  engine?: "onnx" | "tfjs";
+  onProgress?: (p: SweepProgress) => void;
+}
+
+/** Options of {@link modelsSweep}. */
+export interface ModelsSweepOptions extends SweepProtocolOptions {
+  models: SweepModel[];
   /** Cache folder; null disables the cache. */
   cacheDir: string | null;
-  /** What samples the runs: "onnx" (default, their exports) or "tfjs"; folders use onnx. */
-  engine?: "onnx" | "tfjs";
   /**
    * Add each run's folder to its cache keys (default: with more than one model), so two runs
    * sharing a cache never share entries.
    */
   keyRunDirs?: boolean;
-  onProgress?: (p: SweepProgress) => void;
 }
 
 /** One model's curves. */
@@ -148,8 +161,8 @@ export interface ModelCurves {
   points: SweepPoint[];
 }
 
-/** Everything a several-model sweep produced. */
-export interface ModelsSweepResult {
+/** What every sweep's result holds besides its curves: the protocol as it ran. */
+export interface SweepSummary {
   prompts: { spec: string; description: string; count: number; hash: string };
   settings: {
     n: number;
@@ -167,6 +180,10 @@ export interface ModelsSweepResult {
   fidLabel: string;
   /** `n` is null for `.npz` statistics, which do not record it. */
   reference: { source: string; n: number | null; cached: boolean };
+}
+
+/** Everything a several-model sweep produced. */
+export interface ModelsSweepResult extends SweepSummary {
   models: ModelCurves[];
 }
 
@@ -635,6 +652,34 @@ export function reportRow(
   };
 }
 
+/**
+ * The protocol part of a report, the same in every `clip_fid.json`: the protocol's name, prompts,
+ * settings, extractor, CLIP judge, the distance's label and the reference statistics.
+ *
+ * @example
+ * ```ts
+ * import { type ModelsSweepResult, reportProtocol } from "./models_sweep.ts";
+ *
+ * function example(r: ModelsSweepResult) {
+ *   const doc = { format: "my-report", ...reportProtocol(r, { protocol: "default" }) };
+ * }
+ * ```
+ */
+export function reportProtocol(
+  r: SweepSummary,
+  extra: { protocol?: string | null } = {},
+): Record<string, unknown> {
+  return {
+    protocol: extra.protocol ?? null,
+    prompts: r.prompts,
+    settings: r.settings,
+    extractor: r.extractor,
+    clip_model: r.clipModel,
+    label: r.fidLabel,
+    reference: r.reference,
+  };
+}
+
 /** Format tag of the several-model report. */
 export const MODELS_REPORT_FORMAT = "xgen-kit/clip-fid-models@1";
 
@@ -657,13 +702,7 @@ export function modelsSweepReport(
 ): Record<string, unknown> {
   return {
     format: MODELS_REPORT_FORMAT,
-    protocol: extra.protocol ?? null,
-    prompts: r.prompts,
-    settings: r.settings,
-    extractor: r.extractor,
-    clip_model: r.clipModel,
-    label: r.fidLabel,
-    reference: r.reference,
+    ...reportProtocol(r, extra),
     models: r.models.map((m) => ({
       name: m.name,
       kind: m.kind,
@@ -696,48 +735,10 @@ function curveName(m: ModelCurves, c: CheckpointRef): string {
  * ```
  */
 export function modelsFigure(r: ModelsSweepResult): PlotlyFigure {
-  const data = r.models.flatMap((m) =>
-    m.checkpoints.map((c) => {
-      const pts = m.points.filter((p) => p.checkpoint === c.name);
-      return {
-        type: "scatter",
-        mode: "lines+markers+text",
-        name: curveName(m, c),
-        x: pts.map((p) => p.clipScore.value),
-        y: pts.map((p) => p.fid.value),
-        text: pts.map((p) => String(p.guidance)),
-        textposition: "top center",
-        hovertemplate:
-          "guidance %{text}<br>CLIP %{x:.2f}<br>FD %{y:.3f}<extra>%{fullData.name}</extra>",
-        // Bootstrap FID intervals can sit above the estimate: clamp the bar lengths at 0.
-        error_x: {
-          type: "data",
-          symmetric: false,
-          array: pts.map((p) => Math.max(0, p.clipScore.hi - p.clipScore.value)),
-          arrayminus: pts.map((p) => Math.max(0, p.clipScore.value - p.clipScore.lo)),
-          thickness: 1,
-        },
-        error_y: {
-          type: "data",
-          symmetric: false,
-          array: pts.map((p) => Math.max(0, p.fid.hi - p.fid.value)),
-          arrayminus: pts.map((p) => Math.max(0, p.fid.value - p.fid.lo)),
-          thickness: 1,
-        },
-      };
-    })
+  return clipFidFigure(
+    r,
+    r.models.flatMap((m) => curvesByCheckpoint(m.checkpoints, m.points, (c) => curveName(m, c))),
   );
-  return {
-    data,
-    layout: {
-      title: {
-        text: `CLIP score vs ${r.fidLabel} (n=${r.settings.n}, ${r.settings.scheduler} ` +
-          `${r.settings.steps} steps; labels: guidance scale)`,
-      },
-      xaxis: { title: { text: `CLIP score (${r.clipModel})` } },
-      yaxis: { title: { text: r.fidLabel } },
-    },
-  };
 }
 
 /**
@@ -758,9 +759,5 @@ export async function writeModelsSweepOutputs(
   outDir: string,
   extra: { protocol?: string | null } = {},
 ): Promise<{ json: string; html: string }> {
-  await Deno.mkdir(outDir, { recursive: true });
-  const json = `${outDir}/clip_fid.json`, html = `${outDir}/clip_fid.html`;
-  await writeJsonAtomic(json, modelsSweepReport(r, extra));
-  await writePlotlyHtml(html, modelsFigure(r), { title: "CLIP score vs FID" });
-  return { json, html };
+  return await writeClipFidOutputs(outDir, modelsSweepReport(r, extra), modelsFigure(r));
 }

@@ -25,17 +25,16 @@
  * ```
  * @module
  */
-import { type PlotlyFigure, writePlotlyHtml } from "../../plot/mod.ts";
-import { writeJsonAtomic } from "../../util/atomic.ts";
-import type { FeatureExtractor } from "./feature_extractors.ts";
-import type { PromptSet } from "./prompt_sets.ts";
+import type { PlotlyFigure } from "../../plot/mod.ts";
+import { clipFidFigure, curvesByCheckpoint, writeClipFidOutputs } from "./sweep_figure.ts";
 import type { CheckpointRef, CheckpointSelector } from "./checkpoints.ts";
 import {
-  type ClipJudge,
   modelsSweep,
+  reportProtocol,
   reportRow,
   type SweepPoint,
-  type SweepProgress,
+  type SweepProtocolOptions,
+  type SweepSummary,
 } from "./models_sweep.ts";
 
 export {
@@ -47,67 +46,17 @@ export {
 } from "./checkpoints.ts";
 export type { SweepPoint, SweepProgress } from "./models_sweep.ts";
 
-/** Options of {@link guidanceSweep}. */
-export interface SweepOptions {
+/** Options of {@link guidanceSweep}: the protocol, for the checkpoints of one run. */
+export interface SweepOptions extends SweepProtocolOptions {
   runDir: string;
-  /** The prompts (and reference images); a function gets the run's image size. */
-  promptSet: PromptSet | ((imageSize: number) => Promise<PromptSet>);
   checkpoints: CheckpointSelector;
-  guidance: number[];
-  /** Images (one per prompt; prompts cycle when the set is shorter). */
-  n: number;
-  steps: number;
-  scheduler: string;
-  seed: number;
-  /** Images per UNet batch (default 32); part of the cache key (stochastic samplers). */
-  batchSize?: number;
-  /** Bootstrap replicates: CLIP score (default 200) and FID (default 20); level 0.95. */
-  bootstrap?: { clip?: number; fid?: number; level?: number };
-  /** Also compute KID (needs reference images, not only statistics). */
-  kid?: boolean;
-  /**
-   * Precomputed reference statistics, the kit's safetensors or a numpy `.npz` with `mu` and
-   * `sigma` (clean-fid's); required when the prompt set has no images.
-   */
-  referenceStats?: string;
-  /** FID feature extractor (default: the run's kit CLIP image tower). */
-  extractor?: FeatureExtractor;
-  /**
-   * CLIP model for CLIP scores (image features + text embeddings), e.g. ONNX CLIP towers shared by
-   * every model compared (`clipTowersExtractor` in `feature_extractors.ts`). Default: the run's
-   * own kit CLIP, whose scores compare checkpoints of one run but not different runs.
-   */
-  clipModel?: ClipJudge;
   /** Cache folder (default `<run>/eval/cache`); null disables the cache. */
   cacheDir?: string | null;
-  /**
-   * What generates the images: "onnx" (default; onnxruntime on the run's export, made once per
-   * checkpoint by `ensureOnnxExport`) or "tfjs". Same noise, same images up to rounding.
-   */
-  engine?: "onnx" | "tfjs";
-  onProgress?: (p: SweepProgress) => void;
 }
 
 /** Everything a sweep produced. */
-export interface SweepResult {
+export interface SweepResult extends SweepSummary {
   runDir: string;
-  prompts: { spec: string; description: string; count: number; hash: string };
-  settings: {
-    n: number;
-    seed: number;
-    steps: number;
-    scheduler: string;
-    batchSize: number;
-    /** What generated the images. */
-    engine: "onnx" | "tfjs";
-    guidance: number[];
-    bootstrap: { clip: number; fid: number; level: number };
-  };
-  extractor: { name: string; preprocessing: string; dim: number };
-  clipModel: string;
-  fidLabel: string;
-  /** `n` is null for `.npz` statistics, which do not record it. */
-  reference: { source: string; n: number | null; cached: boolean };
   checkpoints: CheckpointRef[];
   points: SweepPoint[];
 }
@@ -140,18 +89,8 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
     models: [{ kind: "run", dir: o.runDir, checkpoints: o.checkpoints }],
     cacheDir: o.cacheDir === undefined ? `${o.runDir}/eval/cache` : o.cacheDir,
   });
-  const m = r.models[0];
-  return {
-    runDir: o.runDir,
-    prompts: r.prompts,
-    settings: r.settings,
-    extractor: r.extractor,
-    clipModel: r.clipModel,
-    fidLabel: r.fidLabel,
-    reference: r.reference,
-    checkpoints: m.checkpoints,
-    points: m.points,
-  };
+  const { models: [m], ...summary } = r;
+  return { runDir: o.runDir, ...summary, checkpoints: m.checkpoints, points: m.points };
 }
 
 /**
@@ -175,13 +114,7 @@ export function sweepReport(
   return {
     format: "xgen-kit/clip-fid@1",
     run: r.runDir,
-    protocol: extra.protocol ?? null,
-    prompts: r.prompts,
-    settings: r.settings,
-    extractor: r.extractor,
-    clip_model: r.clipModel,
-    label: r.fidLabel,
-    reference: r.reference,
+    ...reportProtocol(r, extra),
     results: r.points.map((p) => reportRow(p, r)),
   };
 }
@@ -201,46 +134,8 @@ export function sweepReport(
  * ```
  */
 export function sweepFigure(r: SweepResult): PlotlyFigure {
-  const data = r.checkpoints.map((c) => {
-    const pts = r.points.filter((p) => p.checkpoint === c.name);
-    return {
-      type: "scatter",
-      mode: "lines+markers+text",
-      name: c.name === "final" ? "final model" : `step ${c.step}`,
-      x: pts.map((p) => p.clipScore.value),
-      y: pts.map((p) => p.fid.value),
-      text: pts.map((p) => String(p.guidance)),
-      textposition: "top center",
-      hovertemplate:
-        "guidance %{text}<br>CLIP %{x:.2f}<br>FD %{y:.3f}<extra>%{fullData.name}</extra>",
-      // Bootstrap FID intervals can sit above the estimate: clamp the bar lengths at 0.
-      error_x: {
-        type: "data",
-        symmetric: false,
-        array: pts.map((p) => Math.max(0, p.clipScore.hi - p.clipScore.value)),
-        arrayminus: pts.map((p) => Math.max(0, p.clipScore.value - p.clipScore.lo)),
-        thickness: 1,
-      },
-      error_y: {
-        type: "data",
-        symmetric: false,
-        array: pts.map((p) => Math.max(0, p.fid.hi - p.fid.value)),
-        arrayminus: pts.map((p) => Math.max(0, p.fid.value - p.fid.lo)),
-        thickness: 1,
-      },
-    };
-  });
-  return {
-    data,
-    layout: {
-      title: {
-        text: `CLIP score vs ${r.fidLabel} (n=${r.settings.n}, ${r.settings.scheduler} ` +
-          `${r.settings.steps} steps; labels: guidance scale)`,
-      },
-      xaxis: { title: { text: `CLIP score (${r.clipModel})` } },
-      yaxis: { title: { text: r.fidLabel } },
-    },
-  };
+  const name = (c: CheckpointRef) => c.name === "final" ? "final model" : `step ${c.step}`;
+  return clipFidFigure(r, curvesByCheckpoint(r.checkpoints, r.points, name));
 }
 
 /**
@@ -260,9 +155,5 @@ export async function writeSweepOutputs(
   outDir: string,
   extra: { protocol?: string | null } = {},
 ): Promise<{ json: string; html: string }> {
-  await Deno.mkdir(outDir, { recursive: true });
-  const json = `${outDir}/clip_fid.json`, html = `${outDir}/clip_fid.html`;
-  await writeJsonAtomic(json, sweepReport(r, extra));
-  await writePlotlyHtml(html, sweepFigure(r), { title: "CLIP score vs FID" });
-  return { json, html };
+  return await writeClipFidOutputs(outDir, sweepReport(r, extra), sweepFigure(r));
 }
