@@ -9,7 +9,14 @@
  * deno task train --procs 2                       # data-parallel on 2 local processes (Open MPI)
  * deno task train --reuse runs/default --out runs/unet2 --backend webgpu --batch-size 256
  *                                                  # only the UNet, on runs/default's frozen parts
+ * deno task train --parts sd15-onnx --data laion/ --out runs/sd --unet small --resolution 256
+ *                                                  # only a UNet, on an SD folder's VAE + CLIP
  * ```
+ *
+ * With `--parts DIR` (an SD folder in Optimum's ONNX layout) the command trains only a UNet on
+ * the folder's frozen VAE and text encoder and the webdataset shards of `--data`, through a
+ * resumable latent cache, and leaves a complete SD folder in `<out>/model`
+ * (`lib/jobs/train_parts.ts`).
  *
  * With `--procs N` (N > 1) the command starts itself N times under `mpirun`, one BLAS thread per
  * process; a process started by `mpirun` (also across hosts, with your own hostfile) joins
@@ -24,6 +31,17 @@ import { setUpFastPath } from "../setup/fast_path.ts";
 import { resolvePreset } from "../recipe/presets.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 import { trainRun } from "../jobs/train_run.ts";
+import { trainOnParts } from "../jobs/train_parts.ts";
+import {
+  resolveUnetConfig,
+  UNET_PRESETS,
+  type UnetConfig,
+  unetConfigFromDiffusers,
+  unetParamsFromTensors,
+} from "../models/mod.ts";
+import { loadDiffusersUnet } from "../diffusers/unet_folder.ts";
+import type { ResampleFilter } from "../image/preprocess.ts";
+import type { Params } from "../nn/mod.ts";
 import { findMpirun, launchedByMpi, mpiCommand, worldCommunicator } from "../data_parallel/mod.ts";
 
 const SPEC = {
@@ -78,7 +96,91 @@ const SPEC = {
     default: 1,
     help: "data-parallel processes on this machine (>1 starts them with Open MPI's mpirun)",
   },
+  parts: {
+    type: "string",
+    help: "SD folder (Optimum ONNX layout) whose VAE and text encoder to reuse: train only a " +
+      "UNet on --data and write <out>/model, a complete SD folder",
+  },
+  data: {
+    type: "string",
+    help: "with --parts: webdataset shards (folder or gs://bucket/prefix of NNNNN.tar)",
+  },
+  resolution: {
+    type: "int",
+    min: 8,
+    max: 4096,
+    default: 256,
+    help: "with --parts: square training side in pixels",
+  },
+  unet: {
+    type: "string",
+    help: "with --parts: UNet preset (tiny, small, sd15) or a config.json (the kit's UnetConfig " +
+      "or diffusers' UNet2DConditionModel); default: --preset's UNet",
+  },
+  "init-unet": {
+    type: "string",
+    help: "with --parts: start from this diffusers UNet folder (config.json + " +
+      "diffusion_pytorch_model.safetensors) instead of a random init",
+  },
+  "random-flip": {
+    type: "bool",
+    default: false,
+    help: "with --parts: mirror images left-right at random (seeded per record, in the cache)",
+  },
+  "caption-dropout": {
+    type: "float",
+    min: 0,
+    max: 1,
+    help:
+      "with --parts: share of captions replaced by the empty prompt (default: the preset's, 0.1)",
+  },
+  lr: { type: "float", min: 0, minExclusive: true, max: 1, help: "UNet learning rate" },
+  "resize-filter": {
+    type: "choice",
+    choices: ["lanczos", "bicubic", "bilinear"],
+    default: "lanczos",
+    help: "with --parts: resampling of the shortest-side resize (diffusers' default: lanczos)",
+  },
+  "encode-batch": {
+    type: "int",
+    min: 1,
+    max: 4096,
+    default: 8,
+    help: "with --parts: images per VAE encoder call while caching",
+  },
 } satisfies FlagSpec;
+
+/** Flags that only mean something with --parts. */
+const PARTS_ONLY = [
+  "resolution",
+  "data",
+  "unet",
+  "init-unet",
+  "random-flip",
+  "caption-dropout",
+  "resize-filter",
+  "encode-batch",
+] as const;
+
+/** The UNet config of `--unet`: a preset name, or a JSON file (kit or diffusers config). */
+async function unetModelFlag(value: string): Promise<UnetConfig> {
+  if (value in UNET_PRESETS) return UNET_PRESETS[value as keyof typeof UNET_PRESETS];
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(value));
+  } catch (e) {
+    throw new Error(
+      `--unet ${value}: not a preset (${Object.keys(UNET_PRESETS).join(", ")}) nor a readable ` +
+        `JSON file (${(e as Error).message.split("\n")[0]})`,
+    );
+  }
+  const o = json as Record<string, unknown>;
+  if (o && typeof o === "object" && ("_class_name" in o || "block_out_channels" in o)) {
+    return unetConfigFromDiffusers(o, { source: value }).config;
+  }
+  resolveUnetConfig(o as unknown as UnetConfig); // throws naming the field
+  return o as unknown as UnetConfig;
+}
 
 /** Start this command `procs` times under mpirun and return its exit code. */
 async function relaunchUnderMpi(procs: number): Promise<number> {
@@ -114,6 +216,16 @@ if (import.meta.main) {
       if (code !== 0) Deno.exit(code);
       return;
     }
+    if (f.parts === undefined) {
+      const given = PARTS_ONLY.filter((k) => Deno.args.some((a) => a.startsWith(`--${k}`)));
+      if (given.length) throw new Error(`--${given[0]} needs --parts`);
+    } else {
+      if (f.data === undefined) throw new Error("--parts needs --data (the shards to train on)");
+      if (f.reuse !== undefined) throw new Error("--parts and --reuse exclude each other");
+      if (f["text-context"] !== undefined) {
+        throw new Error("--text-context does not apply to --parts (the UNet reads the states)");
+      }
+    }
     const comm = worldCommunicator();
     const lead = comm.rank === 0;
     const info = await initBackendAndConvGrad(f.backend, { quiet: !lead });
@@ -122,6 +234,45 @@ if (import.meta.main) {
         `backend: ${info.name} (${info.details})` +
           (comm.size > 1 ? `; ${comm.size} data-parallel processes (${comm.kind})` : ""),
       );
+    }
+    if (f.parts !== undefined) {
+      const base = resolvePreset(f.preset, { unetSteps: f.steps, unetBatchSize: f["batch-size"] });
+      let model = f.unet ? await unetModelFlag(f.unet) : base.unet.model;
+      let init: Params | undefined;
+      if (f["init-unet"]) {
+        const loaded = await loadDiffusersUnet(f["init-unet"]);
+        model = loaded.config;
+        init = unetParamsFromTensors(loaded.tensors, loaded.config);
+      }
+      const settings = {
+        ...base.unet,
+        model,
+        ...(f.lr !== undefined ? { lr: f.lr } : {}),
+        ...(f["caption-dropout"] !== undefined ? { captionDropout: f["caption-dropout"] } : {}),
+      };
+      const summary = await trainOnParts({
+        parts: f.parts,
+        data: f.data!,
+        out: f.out,
+        settings,
+        resolution: f.resolution,
+        randomFlip: f["random-flip"],
+        filter: f["resize-filter"] as ResampleFilter,
+        encodeBatch: f["encode-batch"],
+        seed: f.seed,
+        resume: f.resume,
+        backend: info.name,
+        checkpoints: f.checkpoints,
+        init,
+        initFrom: f["init-unet"],
+        comm,
+        progress: true,
+        skipSamples: f["skip-eval"],
+        log: lead ? undefined : () => {},
+      });
+      await comm.close();
+      if (lead) console.log(JSON.stringify(summary));
+      return;
     }
     const preset = resolvePreset(f.preset, {
       unetSteps: f.steps,

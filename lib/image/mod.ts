@@ -1,9 +1,9 @@
 /**
  * Image preprocessing as pretrained models expect it, stated in code: Pillow-exact resizes
- * (bicubic/bilinear, antialiased or not, 8-bit or float), shortest-side resize and center crop,
+ * (bicubic/bilinear/Lanczos, antialiased or not, 8-bit or float), shortest-side resize and center crop,
  * crops, per-channel normalisation constants (OpenAI CLIP, ImageNet, `[0, 1]`, `[-1, 1]`) and
  * float32 NCHW packing. Used by lib/inference's ONNX helper models and lib/eval's Inception
- * extractor.
+ * extractor; `squareCrop` is the square training crop of diffusers' text-to-image scripts.
  *
  * @example
  * ```ts
@@ -17,3 +17,4 @@
  * @module
  */
 export * from "./preprocess.ts";
+export * from "./square_crop.ts";

@@ -127,8 +127,11 @@ export const NORM_SYMMETRIC: Normalization = {
   std: [0.5, 0.5, 0.5],
 };
 
-/** Resampling filters (Pillow's kernels: triangle with support 1, Keys a=-0.5 with support 2). */
-export type ResampleFilter = "bicubic" | "bilinear";
+/**
+ * Resampling filters (Pillow's kernels: triangle with support 1, Keys a=-0.5 with support 2,
+ * Lanczos-3 `sinc(x) sinc(x/3)` with support 3; the last is diffusers' training default).
+ */
+export type ResampleFilter = "bicubic" | "bilinear" | "lanczos";
 
 /** Options of {@link resizeRgb}, {@link resizeFloat} and {@link resampleKernel}. */
 export interface ResizeOptions {
@@ -182,9 +185,18 @@ export interface ResampleKernel {
   weights: Float64Array;
 }
 
-const FILTER_SUPPORT: Record<ResampleFilter, number> = { bilinear: 1, bicubic: 2 };
+const FILTER_SUPPORT: Record<ResampleFilter, number> = { bilinear: 1, bicubic: 2, lanczos: 3 };
+
+/** Pillow's `sinc_filter`: `sin(pi x) / (pi x)`, 1 at 0. */
+function sinc(x: number): number {
+  if (x === 0) return 1;
+  x = x * Math.PI;
+  return Math.sin(x) / x;
+}
 
 function filterValue(filter: ResampleFilter, x: number): number {
+  // Pillow's window is [-3, 3): taken before the absolute value below.
+  if (filter === "lanczos") return -3 <= x && x < 3 ? sinc(x) * sinc(x / 3) : 0;
   if (x < 0) x = -x;
   if (filter === "bilinear") return x < 1 ? 1 - x : 0;
   // Keys' cubic convolution with a = -0.5, written in Pillow's operation order so the doubles
@@ -226,7 +238,9 @@ export function resampleKernel(
   checkSize(outSize, "resampleKernel: output size");
   const filter = opts.filter ?? "bicubic";
   if (!(filter in FILTER_SUPPORT)) {
-    throw new Error(`resampleKernel: filter must be "bicubic" or "bilinear", got "${filter}"`);
+    throw new Error(
+      `resampleKernel: filter must be "bicubic", "bilinear" or "lanczos", got "${filter}"`,
+    );
   }
   const scale = inSize / outSize;
   const filterscale = (opts.antialias ?? true) ? Math.max(scale, 1) : 1;

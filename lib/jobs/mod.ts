@@ -15,3 +15,4 @@
  * @module
  */
 export * from "./train_run.ts";
+export * from "./train_parts.ts";

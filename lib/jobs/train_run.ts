@@ -46,6 +46,8 @@ import {
 } from "../eval/caption_following/caption_following.ts";
 import { assertReusable, reuseFrozenParts } from "../recipe/reuse_parts.ts";
 import { storeLocationProblem } from "../storage/location.ts";
+import { prepareRunFolder } from "./run_folder.ts";
+import { stageTimer } from "./stage_timer.ts";
 
 /** Options for {@link trainRun}. */
 export interface TrainRunOptions {
@@ -131,16 +133,9 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunSummary> {
   const comm = o.comm ?? singleProcess();
   const lead = comm.rank === 0;
   const t0 = performance.now();
-  const seconds: Record<string, number> = {};
+  const { timed, seconds } = stageTimer(log);
   let peakRss = Deno.memoryUsage().rss;
   const watchRss = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 500);
-  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
-    const s = performance.now();
-    log(`== ${name}`);
-    const r = await f();
-    seconds[name] = (performance.now() - s) / 1000;
-    return r;
-  };
   try {
     // Every rank checks the options alike (no communication), before any stage or file.
     checkTrainRunOptions(o);
@@ -384,76 +379,40 @@ function unusableCheckpoints(prev: Record<string, unknown>, config: Record<strin
 
 /** Refuse to train over a different run, or over an existing one without --resume. */
 async function checkRunFolder(o: TrainRunOptions, worldSize: number): Promise<void> {
-  const path = `${o.out}/config.json`;
+  const log = o.log ?? console.error;
+  // Runs made before checkpoints could move (or parts be reused) lack those fields: they kept
+  // checkpoints in the run folder and trained every part, which the null they read as stands for.
   const config = {
     preset: o.preset,
     seed: o.seed,
     checkpoints: o.checkpoints ?? null,
     reuse: o.reuse ?? null,
   };
-  let existing: string | null = null;
-  try {
-    existing = await Deno.readTextFile(path);
-  } catch { /* new run */ }
-  if (existing !== null) {
-    let prev: Record<string, unknown>;
-    try {
-      prev = JSON.parse(existing);
-      if (typeof prev !== "object" || prev === null) throw new Error("not an object");
-    } catch {
-      throw new Error(`${path}: not valid JSON; delete the run folder or pick another --out`);
-    }
-    const unusable = unusableCheckpoints(prev, config);
-    if (unusable) {
-      (o.log ?? console.error)(
-        `   ${path} records checkpoints at ${unusable.location}, which no run can use ` +
-          `(${unusable.problem}): no stage trained; recording ${
-            config.checkpoints ?? "the default (inside the run folder)"
-          }`,
-      );
-      await writeRunConfig(o, path, config, worldSize);
-      return;
-    }
-    if (!o.resume) {
-      throw new Error(
-        `${o.out} already holds a run; pass --resume to continue it or pick another --out`,
-      );
-    }
-    // Runs made before checkpoints could move (or parts be reused) lack those fields: they kept
-    // checkpoints in the run folder and trained every part.
-    const before = {
-      preset: prev.preset,
-      seed: prev.seed,
-      checkpoints: prev.checkpoints ?? null,
-      reuse: prev.reuse ?? null,
-    };
-    if (JSON.stringify(before) !== JSON.stringify(config)) {
-      if (o.replaceStale) {
-        (o.log ?? console.error)(`   ${o.out} was made with other settings: training it afresh`);
-        await Deno.remove(o.out, { recursive: true });
-        return await checkRunFolder({ ...o, replaceStale: false }, worldSize);
+  await prepareRunFolder({
+    out: o.out,
+    config,
+    record: { backend: o.backend, worldSize },
+    resume: o.resume,
+    rewrites: (prev) => {
+      const unusable = unusableCheckpoints(prev, config);
+      if (unusable) {
+        log(
+          `   ${o.out}/config.json records checkpoints at ${unusable.location}, which no run can ` +
+            `use (${unusable.problem}): no stage trained; recording ${
+              config.checkpoints ?? "the default (inside the run folder)"
+            }`,
+        );
       }
-      throw new Error(
-        `${path}: the run was started with other settings (preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags or pick another --out`,
-      );
-    }
-    return;
-  }
-  await Deno.mkdir(o.out, { recursive: true });
-  await writeRunConfig(o, path, config, worldSize);
-}
-
-/** config.json: the settings a resume must repeat, plus the backend and process count. */
-async function writeRunConfig(
-  o: TrainRunOptions,
-  path: string,
-  config: Record<string, unknown>,
-  worldSize: number,
-): Promise<void> {
-  await writeJsonAtomic(path, {
-    ...config,
-    backend: o.backend,
-    worldSize,
-    created: new Date().toISOString(),
+      return unusable !== null;
+    },
+    mismatchMessage: "the run was started with other settings " +
+      "(preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags or " +
+      "pick another --out",
+    onMismatch: async () => {
+      if (!o.replaceStale) return false;
+      log(`   ${o.out} was made with other settings: training it afresh`);
+      await Deno.remove(o.out, { recursive: true });
+      return true;
+    },
   });
 }

@@ -24,3 +24,7 @@ export * from "./stages.ts";
 export * from "./generate.ts";
 export * from "./reuse_parts.ts";
 export * from "./onnx_export.ts";
+export * from "./model_index.ts";
+export * from "./latent_cache_file.ts";
+export * from "./latent_cache.ts";
+export * from "./parts_export.ts";

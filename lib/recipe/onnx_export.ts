@@ -4,7 +4,8 @@
  * folder:
  *
  * ```
- * model_index.json              written last: a folder without it is an unfinished export
+ * model_index.json              written last: a folder without it is an unfinished export;
+ *                               diffusers' OnnxStableDiffusionPipeline reads it (model_index.ts)
  * text_encoder/model.onnx       input_ids -> last_hidden_state, pooler_output, text_embeds
  *                               (+ encoder_hidden_states, the UNet's context, for runs trained
  *                               with textContext tokens or states+tokens)
@@ -17,7 +18,7 @@
  * vae_decoder/config.json       AutoencoderKL keys, with the latent scaling_factor
  * image_encoder/model.onnx      pixel_values -> image_embeds (the kit's CLIP image tower, for eval)
  * image_encoder/config.json
- * tokenizer/word_tokenizer.json the kit's word tokenizer (model_index.json names its class)
+ * tokenizer/word_tokenizer.json the kit's word tokenizer (`_xgen_kit.tokenizer` names it)
  * tokenizer/tokenizer_config.json
  * scheduler/scheduler_config.json  diffusers keys, from the run's noise schedule
  * ```
@@ -51,14 +52,17 @@ import { writeJsonAtomic } from "../util/atomic.ts";
 import { confinedJoin } from "../util/confined_path.ts";
 import { checkpointName } from "../train/checkpoint.ts";
 import { saveOnnx } from "../onnx/writer.ts";
+import { saveOnnxModel } from "../onnx/external_data.ts";
+import { unetDiffusersConfig } from "./parts_export.ts";
 import {
   exportAutoencoderDecoder,
   exportAutoencoderEncoder,
   exportClipImage,
   exportClipText,
-  exportUnet,
+  exportUnetGraph,
 } from "../onnx/export_models.ts";
 import { KIT_ONNX_FORMAT, KIT_TOKENIZER_FILE } from "../onnx/sd_folder.ts";
+import { diffusersModelIndex } from "./model_index.ts";
 
 /** Options of {@link exportRun} and {@link exportLoadedRun}. */
 export interface ExportRunOptions {
@@ -173,25 +177,18 @@ export async function exportLoadedRun(
     xgen_kit: { config: clip.config, textContext: run.textContext },
   });
 
-  await put(
-    "unet/model.onnx",
-    await exportUnet(unet.params, unet.config, {
-      timestepDtype: opts.timestepDtype,
-      metadata: source,
-    }),
-  );
-  await put("unet/config.json", {
-    _class_name: "UNet2DConditionModel",
-    sample_size: latentSize,
-    in_channels: unet.config.inChannels,
-    out_channels: unet.config.outChannels,
-    block_out_channels: unet.config.blockChannels,
-    layers_per_block: unet.config.layersPerBlock,
-    cross_attention_dim: unet.config.contextDim,
-    norm_num_groups: unet.config.groupNormGroups,
-    use_linear_projection: unet.config.useLinearProjection,
-    xgen_kit: { config: unet.config },
+  // The UNet alone can pass protobuf's 2 GiB (SD's is 3.4 GB): saveOnnxModel moves its weights
+  // to unet/model.onnx_data then.
+  const { graph, options } = await exportUnetGraph(unet.params, unet.config, {
+    timestepDtype: opts.timestepDtype,
+    metadata: source,
   });
+  await Deno.mkdir(`${outDir}/unet`, { recursive: true });
+  for (const rel of (await saveOnnxModel(`${outDir}/unet/model.onnx`, graph, options)).files) {
+    files.push(`unet/${rel}`);
+    opts.onFile?.(`unet/${rel}`);
+  }
+  await put("unet/config.json", unetDiffusersConfig(unet.config, latentSize));
 
   const vaeConfig = {
     _class_name: "AutoencoderKL",
@@ -239,24 +236,27 @@ export async function exportLoadedRun(
   const scheduler = toDiffusersConfig(run.schedule.config);
   await put("scheduler/scheduler_config.json", scheduler);
 
-  await put("model_index.json", {
-    _class_name: "StableDiffusionPipeline",
-    _xgen_kit: {
-      ...opts.record,
-      format: KIT_ONNX_FORMAT,
-      source: run.dir,
-      imageSize: run.imageSize,
-      scalingFactor: ae.scalingFactor,
-      layout: "NCHW",
-    },
-    scheduler: ["diffusers", scheduler._class_name as string],
-    text_encoder: ["xgen_kit", "ClipTextModel"],
-    tokenizer: ["xgen_kit", "WordTokenizer"],
-    unet: ["xgen_kit", "UNet2DConditionModel"],
-    vae_encoder: ["xgen_kit", "AutoencoderEncoder"],
-    vae_decoder: ["xgen_kit", "AutoencoderDecoder"],
-    image_encoder: ["xgen_kit", "ClipVisionModel"],
-  });
+  // diffusers loads every ONNX part; the word tokenizer has no Python class (`[null, null]`),
+  // so Python passes its own `tokenizer=` (see model_index.ts).
+  await put(
+    "model_index.json",
+    diffusersModelIndex({
+      scheduler: scheduler._class_name as string,
+      tokenizer: "none",
+      extra: {
+        image_encoder: ["diffusers", "OnnxRuntimeModel"],
+        _xgen_kit: {
+          ...opts.record,
+          format: KIT_ONNX_FORMAT,
+          source: run.dir,
+          imageSize: run.imageSize,
+          scalingFactor: ae.scalingFactor,
+          layout: "NCHW",
+          tokenizer: "WordTokenizer",
+        },
+      },
+    }),
+  );
   return { dir: outDir, files, imageSize: run.imageSize, scalingFactor: ae.scalingFactor };
 }
 

@@ -34,6 +34,7 @@ import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
 import { disposeParams, type Params } from "../nn/mod.ts";
 import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
 import { storeFor } from "../storage/location.ts";
+import { float16BitsToFloat32 } from "../onnx/float16.ts";
 import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import {
@@ -81,7 +82,7 @@ export interface StageOptions<S> {
  * checkpoints kept, and batches from the resumable in-memory order over `n` samples.
  */
 function stageLoop(
-  o: StageOptions<unknown>,
+  o: Omit<StageOptions<unknown>, "data">,
   s: StageSettings,
   stage: string,
   n: number,
@@ -129,7 +130,7 @@ function stageLoop(
  * load it next never see a half-written folder.
  */
 async function saveFrozen(
-  o: StageOptions<unknown>,
+  o: Omit<StageOptions<unknown>, "data">,
   dir: string,
   model: Parameters<typeof saveModel>[1],
 ): Promise<void> {
@@ -338,11 +339,20 @@ export interface ConditioningSet {
   /** Scaled latents `[N, h, w, c]` flat. */
   latents: Float32Array;
   latentShape: [number, number, number];
-  /** Text states of each sample's caption `[N, T, D]` flat. */
-  contexts: Float32Array;
+  /**
+   * Text states of each sample's caption `[N, T, D]` flat: float32, or float16 bits (a latent
+   * cache's, widened one batch at a time).
+   */
+  contexts: Float32Array | Uint16Array;
   /** Text states of the empty caption `[T, D]` (classifier-free guidance's unconditional). */
   emptyContext: Float32Array;
   contextShape: [number, number];
+  /**
+   * Scaled posterior standard deviations `[N, h, w, c]` (a latent cache's): `latents` are then
+   * posterior means and every step draws `x0 = mean + std * noise` from the loop's stream, as
+   * diffusers' training script samples `latent_dist` for every batch.
+   */
+  latentStd?: Float32Array;
 }
 
 /**
@@ -393,7 +403,14 @@ export interface TrainedUnet {
  * epsilon or v targets, min-SNR-gamma weighting, EMA weights saved as the final model.
  */
 export async function unetStage(
-  o: StageOptions<RecipePreset["unet"]> & { cond: ConditioningSet },
+  o: Omit<StageOptions<RecipePreset["unet"]>, "data"> & {
+    cond: ConditioningSet;
+    /**
+     * Initial weights instead of a random init (e.g. a pretrained UNet): names and shapes must be
+     * those of `initUnet` for the stage's config. Copied; the caller keeps them.
+     */
+    init?: Params;
+  },
 ): Promise<TrainedUnet> {
   const modelDir = `${o.dir}/model`;
   if (await hasModel(modelDir, "unet")) {
@@ -407,6 +424,7 @@ export async function unetStage(
   });
   const schedule = makeSchedule(s.schedule);
   const params = initUnet(cfg, Rng.stream(o.seed, [STREAM.init, 3]));
+  if (o.init) copyInitialWeights(params, o.init);
   const [h, w, c] = cond.latentShape, per = h * w * c;
   const [T, D] = cond.contextShape, ctxPer = T * D;
   const res = await trainLoop<number[], BatchPosition>({
@@ -423,11 +441,21 @@ export async function unetStage(
         x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
         // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
         const drop = rng.uniform() < s.captionDropout;
+        const row = cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer);
         ctx.set(
-          drop ? cond.emptyContext : cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer),
+          drop ? cond.emptyContext : row instanceof Uint16Array ? float16BitsToFloat32(row) : row,
           k * ctxPer,
         );
       });
+      if (cond.latentStd) {
+        // Drawn after the main job's draws, so runs without a posterior keep their streams.
+        const z = rng.normal(b * per);
+        idx.forEach((i, k) => {
+          for (let j = 0; j < per; j++) {
+            x0[k * per + j] += cond.latentStd![i * per + j] * z[k * per + j];
+          }
+        });
+      }
       // One timestep per sample: the schedule splits x0 into t.length equal chunks.
       const xt = schedule.addNoise(x0, eps, t);
       const target = schedule.target(x0, eps, t);
@@ -455,6 +483,28 @@ export async function unetStage(
   disposeParams(params);
   const m = await loadModel<UnetConfig>(modelDir, "unet");
   return { params: m.params, config: m.info.config };
+}
+
+/** Overwrite freshly initialised weights with `init`'s, checking names and shapes. */
+function copyInitialWeights(params: Params, init: Params): void {
+  const want = Object.keys(params).sort(), have = Object.keys(init).sort();
+  const missing = want.filter((k) => !(k in init)), extra = have.filter((k) => !(k in params));
+  if (missing.length || extra.length) {
+    throw new Error(
+      `initial UNet weights do not fit the config: missing ${
+        missing.slice(0, 3).join(", ") || "none"
+      }` +
+        `, unexpected ${extra.slice(0, 3).join(", ") || "none"}`,
+    );
+  }
+  for (const k of want) {
+    if (params[k].shape.join() !== init[k].shape.join()) {
+      throw new Error(
+        `initial UNet weights: ${k} is [${init[k].shape}], the config needs [${params[k].shape}]`,
+      );
+    }
+    params[k].assign(init[k]);
+  }
 }
 
 /**
