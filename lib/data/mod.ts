@@ -1,6 +1,7 @@
 /**
  * Data: the procedurally generated "shapes world" captioned image set, a pixel classifier that reads
- * its objects back, PNG I/O, img2dataset-style webdataset shards, and caption statistics.
+ * its objects back, PNG I/O, JPEG and WebP decoding, img2dataset-style webdataset shards, and
+ * caption statistics.
  *
  * @example
  * ```ts
@@ -18,6 +19,7 @@ export * from "./shapes_world.ts";
 export * from "./classify.ts";
 export * from "./png.ts";
 export * from "./jpeg.ts";
+export * from "./webp.ts";
 export * from "./webdataset.ts";
 export * from "./shard_source.ts";
 export * from "./captions.ts";

@@ -45,6 +45,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
 import { concatBytes } from "../util/concat.ts";
 import { decodePngRgb, encodePngRgb } from "./png.ts";
 import { decodeJpegRgb } from "./jpeg.ts";
+import { decodeWebpRgb, loadWebpDecoder } from "./webp.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
 import {
   parquetNameOf,
@@ -412,7 +413,10 @@ export interface ReadStats {
     otherEntry: number;
     /** Image bytes that do not decode. */
     corruptImage: number;
-    /** Samples with only a webp image (no decoder in the kit; PNG and JPEG are decoded). */
+    /**
+     * Samples whose only image is in a format the kit does not decode (e.g. `key.gif`, `key.avif`;
+     * PNG, JPEG and WebP are decoded).
+     */
     unsupportedImage: number;
     /** Samples with no image at all. */
     missingImage: number;
@@ -594,6 +598,15 @@ interface Group {
   files: Map<string, Uint8Array>;
 }
 
+/** Image extensions decoded, in order of preference when a sample has more than one. */
+const DECODED_IMAGE_EXTS = ["png", "jpg", "jpeg", "webp"];
+
+/**
+ * Image files the kit cannot decode: a sample with only one of these counts as
+ * `unsupportedImage`, not `missingImage` (the image is there, in another format).
+ */
+const UNDECODED_IMAGE_EXTS = ["gif", "avif", "bmp", "tif", "tiff", "jxl", "heic"];
+
 type TarExtract = ReturnType<typeof tarStream.extract>;
 
 /**
@@ -731,9 +744,11 @@ export async function* readShards(
       continue;
     }
     let groupIndex = 0;
+    /** An error of the reader's own setup (not of the data), rethrown past the tar's catch. */
+    let fatal: Error | null = null;
 
-    /** Turn a finished group into a sample, or count why not. */
-    const finish = (g: Group): ShardSample | null => {
+    /** Turn a finished group into a sample, or count why not (async: WebP decodes in wasm). */
+    const finish = async (g: Group): Promise<ShardSample | null> => {
       groupIndex++;
       if (groupIndex <= skip) return null;
       stats.records++;
@@ -769,17 +784,25 @@ export async function* readShards(
           return null;
         }
       }
-      // img2dataset writes LAION as JPEG (`key.jpg`); the kit's own shards are PNG.
-      const ext = ["png", "jpg", "jpeg"].find((e) => g.files.has(e));
+      // img2dataset writes one image per sample, JPEG (`key.jpg`) or, with `--encode_format`,
+      // PNG or WebP; the kit's own shards are PNG.
+      const ext = DECODED_IMAGE_EXTS.find((e) => g.files.has(e));
       if (!ext) {
-        if (g.files.has("webp")) stats.skipped.unsupportedImage++;
+        if (UNDECODED_IMAGE_EXTS.some((e) => g.files.has(e))) stats.skipped.unsupportedImage++;
         else stats.skipped.missingImage++;
         return null;
+      }
+      // A WebP decoder that cannot load is no fault of the record: that throws, uncounted.
+      if (ext === "webp") {
+        await loadWebpDecoder().catch((e) => {
+          throw (fatal = e as Error);
+        });
       }
       let img: { image: Uint8Array; width: number; height: number };
       try {
         const bytes = g.files.get(ext)!, what = `${path}:${g.key}.${ext}`;
         if (ext === "png") img = decodePngRgb(bytes, what);
+        else if (ext === "webp") img = await decodeWebpRgb(bytes, what);
         else {
           const j = decodeJpegRgb(bytes, what);
           img = { image: j.data, width: j.width, height: j.height };
@@ -835,7 +858,7 @@ export async function* readShards(
         const chunks: Uint8Array[] = [];
         for await (const c of entry) chunks.push(c as Uint8Array);
         if (cur && cur.key !== key) {
-          const s = finish(cur);
+          const s = await finish(cur);
           cur = null;
           if (s) yield s;
         }
@@ -843,7 +866,7 @@ export async function* readShards(
         cur.files.set(ext, concatBytes(chunks));
       }
       if (cur) {
-        const s = finish(cur);
+        const s = await finish(cur);
         cur = null;
         if (s) yield s;
       }
@@ -851,6 +874,7 @@ export async function* readShards(
       // The storage broke after its retries: stop, and say where to resume (groupIndex groups
       // of this shard are done; an unfinished group is read again from its start).
       if (failure instanceof ShardTransportError) throw interrupted(failure, si, groupIndex);
+      if (fatal) throw fatal;
       const msg = (e as Error)?.message ?? String(e);
       if (/Unexpected end/i.test(msg)) stats.skipped.truncated++;
       else stats.skipped.corruptTar++;
