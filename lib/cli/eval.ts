@@ -262,11 +262,15 @@ export async function loadProtocol(name: string): Promise<Protocol> {
  *
  * @example
  * ```ts
- * import { missingRequirements, type Protocol } from "./eval.ts";
+ * import assert from "node:assert/strict";
+ * import { missingRequirements, type ProtocolRequirement } from "./eval.ts";
  *
- * async function example(protocol: Protocol) {
- *   const missing = await missingRequirements(protocol.requires);
- * }
+ * // Usually a protocol's: missingRequirements((await loadProtocol("coco1k")).requires).
+ * const reqs: ProtocolRequirement[] = [
+ *   { path: "deno.json", for: "prompts", what: "a file that exists", get: "-" },
+ *   { path: "data/no_such.json", for: "prompts", what: "one that does not", get: "-" },
+ * ];
+ * assert.deepEqual((await missingRequirements(reqs)).map((r) => r.path), ["data/no_such.json"]);
  * ```
  */
 export async function missingRequirements(
@@ -291,15 +295,18 @@ export const INCEPTION_GET = "pytorch-fid's pt_inception-2015-12-05 weights expo
  *
  * @example
  * ```ts
- * import { type Protocol, requirementsFor } from "./eval.ts";
+ * import assert from "node:assert/strict";
+ * import { loadProtocol, requirementsFor } from "./eval.ts";
  *
- * function example(proto: Protocol) {
- *   const reqs = requirementsFor(proto, {
- *     promptsReplaced: false,
- *     extractor: "inception",
- *     inceptionPath: "m.onnx",
- *   });
- * }
+ * const proto = await loadProtocol("coco1k"); // COCO captions + images, Inception model
+ * const reqs = requirementsFor(proto, {
+ *   promptsReplaced: false,
+ *   extractor: "inception",
+ *   inceptionPath: "m.onnx",
+ * });
+ * assert.deepEqual(reqs.map((r) => r.for), ["prompts", "prompts", "extractor"]);
+ * assert.equal(reqs[2].path, "m.onnx"); // --inception replaces the protocol's path
+ * assert.deepEqual(requirementsFor(proto, { promptsReplaced: true, extractor: "kit-clip" }), []);
  * ```
  */
 export function requirementsFor(

@@ -110,11 +110,16 @@ export function formatSamplePlan(p: SamplePlan, out: string): string {
  *
  * @example
  * ```ts
- * import { assertSamplePlanFits, type SamplePlan } from "./job_plan.ts";
+ * import assert from "node:assert/strict";
+ * import { assertSamplePlanFits, samplePlan } from "./job_plan.ts";
  *
- * function example(plan: SamplePlan) {
- *   assertSamplePlanFits(plan, { memoryBytes: Deno.systemMemoryInfo().total });
- * }
+ * const small = samplePlan({ prompts: 2, n: 4, bestOf: 1, batchSize: 8, steps: 9, imageSize: 8 });
+ * assertSamplePlanFits(small, { memoryBytes: Deno.systemMemoryInfo().total }); // ok
+ * const big = samplePlan({ ...small, prompts: 16, n: 64, imageSize: 1024 });
+ * assert.throws(
+ *   () => assertSamplePlanFits(big, { memoryBytes: 2e9 }),
+ *   /about 6.5 GB in memory .*, more than this machine's 2.0 GB; lower --n/,
+ * );
  * ```
  */
 export function assertSamplePlanFits(p: SamplePlan, machine: { memoryBytes: number }): void {
@@ -188,11 +193,19 @@ export function evalPlan(i: EvalPlanInput): EvalPlan {
  *
  * @example
  * ```ts
- * import { type EvalPlan, formatEvalPlan } from "./job_plan.ts";
+ * import assert from "node:assert/strict";
+ * import { evalPlan, formatEvalPlan } from "./job_plan.ts";
  *
- * function example(plan: EvalPlan) {
- *   console.log(formatEvalPlan(plan));
- * }
+ * const plan = evalPlan({
+ *   curves: 2, guidance: 3, n: 64, batchSize: 32, steps: 25,
+ *   clipDim: 512, fidDim: 2048, cacheDir: "cache", outDir: "out",
+ * });
+ * assert.equal(
+ *   formatEvalPlan(plan),
+ *   "eval plan: 2 curves x 3 guidance scales x 64 images = 384 images in 12 batches " +
+ *     "of up to 32 (25 steps each); caches the images' features in 6 files " +
+ *     "(about 3.9 MB) in cache; writes clip_fid.json and clip_fid.html in out",
+ * );
  * ```
  */
 export function formatEvalPlan(p: EvalPlan): string {

@@ -41,10 +41,12 @@ function parentOf(path: string): string {
  *
  * @example
  * ```ts
- * function example() {
- *   outputFile("samples.png"); // ok
- *   outputFile("no/such/folder/x.png"); // throws: folder no/such/folder does not exist
- * }
+ * import assert from "node:assert/strict";
+ * import { outputFile } from "./path_checks.ts";
+ *
+ * outputFile("samples.png"); // ok: its folder "." exists
+ * assert.throws(() => outputFile("no/such/dir/x.png"), /folder no\/such\/dir does not exist/);
+ * assert.throws(() => outputFile("lib"), /^Error: is a folder, expected a file$/);
  * ```
  */
 export function outputFile(path: string): void {
@@ -87,9 +89,12 @@ export function outputFolder(path: string): void {
  *
  * @example
  * ```ts
- * function example() {
- *   inputFile("stats.safetensors");
- * }
+ * import assert from "node:assert/strict";
+ * import { inputFile } from "./path_checks.ts";
+ *
+ * inputFile("deno.json"); // ok
+ * assert.throws(() => inputFile("stats.safetensors"), /^Error: no such file$/);
+ * assert.throws(() => inputFile("lib"), /^Error: is a folder, expected a file$/);
  * ```
  */
 export function inputFile(path: string): void {
@@ -105,10 +110,12 @@ export function inputFile(path: string): void {
  *
  * @example
  * ```ts
- * function example() {
- *   checkpointLocation("gs://my-bucket/runs/exp1"); // ok
- *   checkpointLocation("s3://b/p"); // throws: no built-in store for URL scheme s3:// (...)
- * }
+ * import assert from "node:assert/strict";
+ * import { checkpointLocation } from "./path_checks.ts";
+ *
+ * checkpointLocation("gs://my-bucket/runs/exp1"); // ok: the bucket is reached only when writing
+ * checkpointLocation("runs/new/checkpoints"); // ok: a folder it can create
+ * assert.throws(() => checkpointLocation("s3://b/p"), /no built-in store for URL scheme s3:/);
  * ```
  */
 export function checkpointLocation(location: string): void {

@@ -13,25 +13,30 @@
  *
  * @example
  * ```ts
- * import { bestOfN, type Scorer } from "./best_of_n.ts";
- * import { type OnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+ * import assert from "node:assert/strict";
+ * import { bestOfN } from "./best_of_n.ts";
+ * import { loadScorer } from "./scorers.ts";
+ * import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
  *
- * async function example(
- *   pipe: OnnxPipeline,
- *   scorer: Scorer,
- * ) {
- *   const picks = await bestOfN({
- *     generator: (o) => txt2img(pipe, o),
- *     scorer,
- *     prompts: ["a red circle"],
- *     candidates: 32,
- *     guidance: 4,
- *     steps: 25,
- *     scheduler: "pndm",
- *     seed: 0,
- *   });
- *   picks[0].winner; // index of the best of the 32 candidates
- * }
+ * // A tiny 64 px SD folder and seeded PickScore-style towers (e.g. "exports/default" and
+ * // "models/pickscore"); the study draws 32 candidates with 25 steps.
+ * const cpu = { executionProviders: ["cpu"] };
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", cpu);
+ * const spec = { kind: "pickscore", dir: "tests/fixtures/tiny_clip_towers" } as const;
+ * const scorer = await loadScorer(spec, cpu);
+ * const picks = await bestOfN({
+ *   generator: (o) => txt2img(pipe, o),
+ *   scorer,
+ *   prompts: ["a red circle"],
+ *   candidates: 3,
+ *   guidance: 4,
+ *   steps: 2,
+ *   scheduler: "ddim",
+ *   seed: 0,
+ * });
+ * assert.equal(picks[0].score, Math.max(...picks[0].scores)); // the best of the 3 candidates
+ * await scorer.release();
+ * await pipe.release();
  * ```
  * @module
  */
@@ -114,12 +119,23 @@ export interface BestOfNOptions {
  *
  * @example
  * ```ts
- * import { bestOfN, type BestOfNOptions } from "./best_of_n.ts";
+ * import assert from "node:assert/strict";
+ * import { bestOfN, bestOfNSeed, type Scorer } from "./best_of_n.ts";
+ * import type { ImageGenerator } from "../diffusion/generator.ts";
  *
- * async function example(o: BestOfNOptions) {
- *   const [pick] = await bestOfN(o);
- *   console.log(pick.winner, pick.score, Array.from(pick.scores));
- * }
+ * // Candidate k is a flat image of value 10 * k; the scorer ranks by that value.
+ * const flat = (v: number) => ({ data: new Uint8Array(12).fill(v), width: 2, height: 2 });
+ * const generator: ImageGenerator = (o) =>
+ *   Promise.resolve(Array.from({ length: o.n }, (_, k) => flat(10 * k)));
+ * const scorer: Scorer = {
+ *   name: "value",
+ *   score: (_prompt, ims) => Promise.resolve(Float32Array.from(ims, (im) => im.data[0])),
+ * };
+ * const o = { guidance: 4, steps: 25, scheduler: "pndm", seed: 0 };
+ * const [pick] = await bestOfN({ ...o, generator, scorer, prompts: ["a cat"], candidates: 3 });
+ * assert.deepEqual([pick.prompt, pick.seed], ["a cat", bestOfNSeed(0, 0)]);
+ * assert.deepEqual([pick.winner, pick.score, Array.from(pick.scores)], [2, 20, [0, 10, 20]]);
+ * assert.equal(pick.candidates, undefined); // kept only with keepCandidates
  * ```
  */
 export interface BestOfNPick {
@@ -218,16 +234,21 @@ const posInt = (v: unknown): v is number => Number.isInteger(v) && (v as number)
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bestOfN, type Scorer } from "./best_of_n.ts";
  * import type { ImageGenerator } from "../diffusion/generator.ts";
  *
- * async function example(
- *   generator: ImageGenerator,
- *   scorer: Scorer,
- * ) {
- *   const [pick] = await bestOfN({ generator, scorer, prompts: ["a cat"], candidates: 4, guidance: 4, steps: 25, scheduler: "pndm", seed: 0 });
- *   pick.scores[pick.winner] === pick.score; // true
- * }
+ * // Candidate k is a flat image of value 10 * k; the scorer ranks by that value.
+ * const flat = (v: number) => ({ data: new Uint8Array(12).fill(v), width: 2, height: 2 });
+ * const generator: ImageGenerator = (o) =>
+ *   Promise.resolve(Array.from({ length: o.n }, (_, k) => flat(10 * k)));
+ * const scorer: Scorer = {
+ *   name: "value",
+ *   score: (_prompt, ims) => Promise.resolve(Float32Array.from(ims, (im) => im.data[0])),
+ * };
+ * const o = { guidance: 4, steps: 25, scheduler: "pndm", seed: 0 };
+ * const picks = await bestOfN({ ...o, generator, scorer, prompts: ["a", "b"], candidates: 4 });
+ * assert.deepEqual(picks.map((p) => [p.winner, p.score]), [[3, 30], [3, 30]]);
  * ```
  */
 export async function bestOfN(o: BestOfNOptions): Promise<BestOfNPick[]> {

@@ -24,19 +24,22 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadClipTowers } from "./clip_towers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
  *
- * async function example(img: RgbImage) {
- *   const clip = await loadClipTowers({
- *     textModel: "clip-vit-b32/text_model.onnx",
- *     imageModel: "clip-vit-b32/vision_model.onnx",
- *     tokenizerDir: "clip-vit-b32",
- *   });
- *   const t = await clip.encodeText(["a red circle"]);      // Float32Array [1, 512]
- *   const i = await clip.encodeImages([img]);               // Float32Array [1, 512]
- *   await clip.release();
- * }
+ * // Tiny seeded 3-d towers; OpenAI's ViT-B/32 export ("clip-vit-b32/...") gives 512-d rows.
+ * const dir = "tests/fixtures/tiny_clip_towers";
+ * const clip = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const img = { data: new Uint8Array(16 * 16 * 3).fill(128), width: 16, height: 16 };
+ * const t = await clip.encodeText(["a red circle"]); // Float32Array [1, dim]
+ * const i = await clip.encodeImages([img, img]); // Float32Array [2, dim]
+ * assert.deepEqual([clip.dim, t.length, i.length], [3, 3, 6]);
+ * await clip.release();
  * ```
  * @module
  */
@@ -202,10 +205,20 @@ export function l2NormalizeRows(data: Float32Array, dim: number): Float32Array {
  *
  * @example
  * ```ts
- * async function example() {
- *   const clip = await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." });
- *   clip.dim; // 768 for ViT-L/14
- * }
+ * import assert from "node:assert/strict";
+ * import { loadClipTowers } from "./clip_towers.ts";
+ *
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded towers with a CLIP BPE tokenizer
+ * const clip = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * assert.equal(clip.dim, 3); // 768 for ViT-L/14
+ * assert.equal(clip.convention, "openai"); // from the BPE tokenizer
+ * assert.deepEqual(clip.outputs, { text: "text_embeds", image: "image_embeds" });
+ * await clip.release();
  * ```
  */
 export async function loadClipTowers(opts: LoadClipTowersOptions): Promise<ClipTowers> {
@@ -382,10 +395,22 @@ export type LoadKitClipTowersOptions =
  *
  * @example
  * ```ts
- * async function example() {
- *   const clip = await loadKitClipTowers("exports/default");
- *   const e = await clip.encodeText(["a red circle"]);
+ * import assert from "node:assert/strict";
+ * import { loadKitClipTowers } from "./clip_towers.ts";
+ *
+ * // A kit export's layout (e.g. "exports/default"), here filled with the tiny fixture towers.
+ * const dir = await Deno.makeTempDir(), t = "tests/fixtures/tiny_clip_towers";
+ * for (const d of ["text_encoder", "image_encoder", "tokenizer"]) await Deno.mkdir(`${dir}/${d}`);
+ * await Deno.copyFile(`${t}/text_model.onnx`, `${dir}/text_encoder/model.onnx`);
+ * await Deno.copyFile(`${t}/vision_model.onnx`, `${dir}/image_encoder/model.onnx`);
+ * for (const f of ["vocab.json", "merges.txt"]) {
+ *   await Deno.copyFile(`${t}/${f}`, `${dir}/tokenizer/${f}`);
  * }
+ * const clip = await loadKitClipTowers(dir, { executionProviders: ["cpu"] });
+ * assert.equal(clip.convention, "kit"); // pixels in [-1, 1], float bilinear resize
+ * assert.equal((await clip.encodeText(["a red circle"])).length, clip.dim);
+ * await clip.release();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadKitClipTowers(

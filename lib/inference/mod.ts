@@ -18,14 +18,22 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bestOfN, loadScorer, parseScorerSpec } from "./mod.ts";
+ * import { loadOnnxPipeline, txt2img } from "../onnx/mod.ts";
  * import type { ImageGenerator } from "../diffusion/generator.ts";
  *
- * async function example(generator: ImageGenerator) {
- *   const scorer = await loadScorer(parseScorerSpec("pickscore:models/pickscore"));
- *   const picks = await bestOfN({ generator, scorer, prompts: ["a red circle"], candidates: 8, guidance: 4, steps: 25, scheduler: "dpmpp_2m", seed: 0 });
- *   await scorer.release();
- * }
+ * // A tiny SD folder and seeded towers with an aesthetic head (e.g. "aesthetic:models/laion").
+ * const cpu = { executionProviders: ["cpu"] };
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", cpu);
+ * const spec = parseScorerSpec("aesthetic:tests/fixtures/tiny_clip_towers");
+ * const scorer = await loadScorer(spec, cpu);
+ * const generator: ImageGenerator = (o) => txt2img(pipe, o); // or generate(run, o) on a run
+ * const o = { prompts: ["a red circle"], candidates: 2, guidance: 4, steps: 2, seed: 0 };
+ * const [pick] = await bestOfN({ ...o, generator, scorer, scheduler: "dpmpp_2m" });
+ * assert.deepEqual([pick.image.width, pick.scores.length], [64, 2]);
+ * await scorer.release();
+ * await pipe.release();
  * ```
  * @module
  */

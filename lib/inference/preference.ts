@@ -13,19 +13,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { preferenceModel } from "./preference.ts";
  * import { loadClipTowers } from "./clip_towers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
  *
- * async function example(candidates: RgbImage[]) {
- *   const clip = await loadClipTowers({
- *     textModel: "pickscore/text_model.onnx",
- *     imageModel: "pickscore/vision_model.onnx",
- *     tokenizerDir: "pickscore",
- *   });
- *   const pick = preferenceModel(clip);
- *   const { index, scores } = await pick.bestOfN("a red circle", candidates);
- * }
+ * // Tiny seeded towers; a PickScore export ("pickscore/text_model.onnx", ...) loads the same way.
+ * const dir = "tests/fixtures/tiny_clip_towers";
+ * const clip = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const px = (r: number, b: number) => new Uint8Array(768).map((_, k) => [r, 0, b][k % 3]);
+ * const [blue, red] = [px(0, 255), px(255, 0)].map((data) => ({ data, width: 16, height: 16 }));
+ * const pick = preferenceModel(clip);
+ * const { index, scores, probs } = await pick.bestOfN("a red circle", [blue, red]);
+ * assert.deepEqual([index, scores.map(Math.round)], [1, [37, 49]]);
+ * assert.ok(Math.abs(probs[0] + probs[1] - 1) < 1e-12);
+ * await pick.release();
  * ```
  * @module
  */
@@ -52,12 +58,12 @@ import {
  *
  * @example
  * ```ts
- * import { PICKSCORE_LOGIT_SCALE, preferenceModel } from "./preference.ts";
- * import type { ClipTowers } from "./clip_towers.ts";
+ * import assert from "node:assert/strict";
+ * import { PICKSCORE_LOGIT_SCALE, scaledCosines } from "./preference.ts";
  *
- * function example(clip: ClipTowers) {
- *   preferenceModel(clip, { logitScale: PICKSCORE_LOGIT_SCALE });
- * }
+ * // The checkpoint holds ln 100; scores are cosines times its exponential.
+ * const [a, b] = [new Float32Array([0, 1]), new Float32Array([0, 2])];
+ * assert.deepEqual(scaledCosines(a, b, PICKSCORE_LOGIT_SCALE), [100]);
  * ```
  */
 export const PICKSCORE_LOGIT_SCALE = 100;
@@ -138,15 +144,23 @@ export function softmaxScores(scores: readonly number[]): number[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { preferenceModel } from "./preference.ts";
  * import { loadClipTowers } from "./clip_towers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
  *
- * async function example(images: RgbImage[]) {
- *   const pick = preferenceModel(
- *     await loadClipTowers({ textModel: "t.onnx", imageModel: "v.onnx", tokenizerDir: "." }),
- *   );
- *   const scores = await pick.score("a cat", images);
- * }
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded towers
+ * const pick = preferenceModel(
+ *   await loadClipTowers({
+ *     textModel: `${dir}/text_model.onnx`,
+ *     imageModel: `${dir}/vision_model.onnx`,
+ *     tokenizerDir: dir,
+ *     executionProviders: ["cpu"],
+ *   }),
+ * );
+ * const red = { data: new Uint8Array(768).map((_, k) => k % 3 ? 0 : 255), width: 16, height: 16 };
+ * const scores = await pick.score("a red circle", [red]); // 100 * cos(text, image)
+ * assert.deepEqual([pick.logitScale, Math.round(scores[0])], [100, 49]);
+ * await pick.release();
  * ```
  */
 export function preferenceModel(
@@ -206,17 +220,25 @@ export interface AestheticScorer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aestheticScorer } from "./preference.ts";
- * import type { ClipTowers } from "./clip_towers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { loadClipTowers } from "./clip_towers.ts";
  *
- * async function example(
- *   clip: ClipTowers,
- *   images: RgbImage[],
- * ) {
- *   const aes = await aestheticScorer(clip, { head: "laion_aesthetic_vit_l14.onnx" });
- *   const s = await aes.score(images); // e.g. [5.1, 6.3]
- * }
+ * // Tiny seeded towers and head; LAION's is e.g. "laion_aesthetic_vit_l14.onnx" on ViT-L/14.
+ * const dir = "tests/fixtures/tiny_clip_towers";
+ * const cpu = { executionProviders: ["cpu"] };
+ * const clip = await loadClipTowers({
+ *   ...cpu,
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ * });
+ * const aes = await aestheticScorer(clip, { ...cpu, head: `${dir}/aesthetic_head.onnx` });
+ * const gray = { data: new Uint8Array(768).fill(128), width: 16, height: 16 };
+ * const s = await aes.score([gray, gray]);
+ * assert.deepEqual(s.map((v) => v.toFixed(2)), ["5.80", "5.80"]);
+ * await aes.release();
+ * await clip.release();
  * ```
  */
 export async function aestheticScorer(
@@ -288,13 +310,18 @@ export async function aestheticScorer(
  *
  * @example
  * ```ts
- * async function example() {
- *   const pick = await loadPreferenceModel({
- *     textModel: "pickscore/text_model.onnx",
- *     imageModel: "pickscore/vision_model.onnx",
- *     tokenizerDir: "pickscore",
- *   });
- * }
+ * import assert from "node:assert/strict";
+ * import { loadPreferenceModel } from "./preference.ts";
+ *
+ * const dir = "tests/fixtures/tiny_clip_towers"; // e.g. a PickScore export's folder
+ * const pick = await loadPreferenceModel({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * assert.equal(pick.logitScale, 100);
+ * await pick.release();
  * ```
  */
 export async function loadPreferenceModel(opts: LoadClipTowersOptions): Promise<PreferenceModel> {

@@ -14,16 +14,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkScorerFolder, loadScorer, parseScorerSpec } from "./scorers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
  *
- * async function example(images: RgbImage[]) {
- *   const spec = parseScorerSpec("pickscore:models/pickscore");
- *   await checkScorerFolder(spec);
- *   const scorer = await loadScorer(spec, { exportDir: "runs/default/onnx" });
- *   const scores = await scorer.score("a red circle", images); // Float32Array
- *   await scorer.release();
- * }
+ * // Tiny seeded towers; e.g. "pickscore:models/pickscore" for PickScore's export.
+ * const spec = parseScorerSpec("pickscore:tests/fixtures/tiny_clip_towers");
+ * await checkScorerFolder(spec);
+ * const scorer = await loadScorer(spec, { executionProviders: ["cpu"] });
+ * const red = { data: new Uint8Array(768).map((_, k) => k % 3 ? 0 : 255), width: 16, height: 16 };
+ * const scores = await scorer.score("a red circle", [red]); // Float32Array
+ * assert.equal(Math.round(scores[0]), 49);
+ * await scorer.release();
  * ```
  * @module
  */
@@ -40,14 +41,6 @@ import type { Scorer } from "./best_of_n.ts";
 
 /**
  * A scorer holding sessions; call {@link LoadedScorer.release} when done.
- *
- * @example
- * ```ts
- * async function example() {
- *   const s: LoadedScorer = await loadScorer({ kind: "pickscore", dir: "models/pickscore" });
- *   await s.release();
- * }
- * ```
  */
 export interface LoadedScorer extends Scorer {
   /** Free the sessions it opened. */
@@ -132,10 +125,14 @@ function folderLayout(kind: "pickscore" | "aesthetic"): string {
  *
  * @example
  * ```ts
- * async function example() {
- *   await checkScorerFolder({ kind: "pickscore", dir: "nope" });
- *   // Error: nope: folder does not exist; a pickscore folder holds text_model.onnx (...), ...
- * }
+ * import assert from "node:assert/strict";
+ * import { checkScorerFolder } from "./scorers.ts";
+ *
+ * await checkScorerFolder({ kind: "aesthetic", dir: "tests/fixtures/tiny_clip_towers" }); // ok
+ * await assert.rejects(
+ *   checkScorerFolder({ kind: "pickscore", dir: "nope" }),
+ *   /^Error: nope: folder does not exist; a pickscore folder holds text_model.onnx \(/,
+ * );
  * ```
  */
 export async function checkScorerFolder(spec: ScorerSpec): Promise<void> {
@@ -172,14 +169,23 @@ async function cosScores(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipScoreScorer } from "./scorers.ts";
- * import { loadKitClipTowers } from "./clip_towers.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { loadClipTowers } from "./clip_towers.ts";
  *
- * async function example(images: RgbImage[]) {
- *   const s = clipScoreScorer(await loadKitClipTowers("runs/default/onnx"));
- *   await s.score("a red circle", images); // e.g. [31.2, 28.7]
- * }
+ * // Usually the run's own CLIP: loadKitClipTowers("runs/default/onnx").
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded towers
+ * const towers = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const s = clipScoreScorer(towers);
+ * const gray = { data: new Uint8Array(768).fill(128), width: 16, height: 16 };
+ * const scores = await s.score("a red circle", [gray]);
+ * assert.deepEqual([s.name, Math.round(scores[0])], ["clip", -63]); // negative: unclamped
+ * await towers.release();
  * ```
  */
 export function clipScoreScorer(towers: ClipTowers): Scorer {
@@ -192,13 +198,23 @@ export function clipScoreScorer(towers: ClipTowers): Scorer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pickScoreScorer } from "./scorers.ts";
- * import type { ClipTowers } from "./clip_towers.ts";
+ * import { loadClipTowers } from "./clip_towers.ts";
  * import { preferenceModel } from "./preference.ts";
  *
- * function example(towers: ClipTowers) {
- *   const s = pickScoreScorer(preferenceModel(towers));
- * }
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded towers
+ * const towers = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const s = pickScoreScorer(preferenceModel(towers, { logitScale: 50 }));
+ * const gray = { data: new Uint8Array(768).fill(128), width: 16, height: 16 };
+ * const scores = await s.score("a red circle", [gray]); // 50 * cos
+ * assert.deepEqual([s.name, Math.round(scores[0])], ["pickscore", -32]);
+ * await towers.release();
  * ```
  */
 export function pickScoreScorer(model: PreferenceModel): Scorer {
@@ -210,13 +226,28 @@ export function pickScoreScorer(model: PreferenceModel): Scorer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aestheticHeadScorer } from "./scorers.ts";
- * import type { ClipTowers } from "./clip_towers.ts";
+ * import { loadClipTowers } from "./clip_towers.ts";
  * import { aestheticScorer } from "./preference.ts";
  *
- * async function example(towers: ClipTowers) {
- *   const s = aestheticHeadScorer(await aestheticScorer(towers, { head: "head.onnx" }));
- * }
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded towers
+ * const towers = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const aes = await aestheticScorer(towers, {
+ *   head: `${dir}/aesthetic_head.onnx`,
+ *   executionProviders: ["cpu"],
+ * });
+ * const s = aestheticHeadScorer(aes);
+ * const gray = { data: new Uint8Array(768).fill(128), width: 16, height: 16 };
+ * const [a, b] = [await s.score("a cat", [gray]), await s.score("a dog", [gray])];
+ * assert.deepEqual([s.name, a], ["aesthetic", b]); // the prompt is ignored
+ * await aes.release();
+ * await towers.release();
  * ```
  */
 export function aestheticHeadScorer(aes: AestheticScorer): Scorer {
@@ -241,9 +272,15 @@ export interface LoadScorerOptions extends ModelSessionOptions {
  *
  * @example
  * ```ts
- * async function example() {
- *   const scorer = await loadScorer({ kind: "clip" }, { exportDir: "runs/default/onnx", threads: 2 });
- * }
+ * import assert from "node:assert/strict";
+ * import { loadScorer } from "./scorers.ts";
+ *
+ * // { kind: "clip" } takes the run's export: { exportDir: "runs/default/onnx" }.
+ * const spec = { kind: "aesthetic", dir: "tests/fixtures/tiny_clip_towers" } as const;
+ * const scorer = await loadScorer(spec, { threads: 1, executionProviders: ["cpu"] });
+ * const gray = { data: new Uint8Array(768).fill(128), width: 16, height: 16 };
+ * assert.equal((await scorer.score("", [gray]))[0].toFixed(2), "5.80");
+ * await scorer.release();
  * ```
  */
 export async function loadScorer(

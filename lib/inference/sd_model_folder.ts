@@ -5,12 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkSdFolder } from "./sd_model_folder.ts";
  *
- * async function example() {
- *   await checkSdFolder("sd15-onnx"); // throws unless it holds the models and tokenizer
- *   await checkSdFolder("sd15-onnx", { img2img: true }); // also vae_encoder/model.onnx
- * }
+ * const dir = "tests/fixtures/tiny_sd/fp32_scalar_t"; // e.g. "sd15-onnx"
+ * await checkSdFolder(dir); // throws unless it holds the models and tokenizer
+ * await checkSdFolder(dir, { img2img: true }); // also vae_encoder/model.onnx
+ * await assert.rejects(checkSdFolder("tests/fixtures"));
  * ```
  * @module
  */
@@ -91,11 +92,14 @@ export async function checkSdFolder(dir: string, o: { img2img?: boolean } = {}):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sdFolderImageSize } from "./sd_model_folder.ts";
  *
- * async function example() {
- *   await sdFolderImageSize("sd15-onnx"); // { width: 512, height: 512 }
- * }
+
+ * // 64 px here; { width: 512, height: 512 } for "sd15-onnx".
+ * const size = await sdFolderImageSize("tests/fixtures/tiny_sd/fp32_scalar_t");
+ * assert.deepEqual(size, { width: 64, height: 64 });
+
  * ```
  */
 export async function sdFolderImageSize(

@@ -14,14 +14,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSegmenter, maskBoundingBox } from "./segmenter.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(image: RgbImage) {
- *   const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
- *   const m = await seg.segment(image, "the dog");
- *   const box = maskBoundingBox(m, { threshold: 0.4, pad: 16 }); // region to touch up
- * }
+ * // Stand-in for CLIPSeg ("clipseg.onnx"): a pixel's logit is its mean normalised value.
+ * const g = new OnnxGraph("bright");
+ * const px = g.input("pixel_values", "float32", ["batch", 3, 16, 16]);
+ * g.input("input_ids", "int64", ["batch", 77]);
+ * g.output(g.node("ReduceMean", [px], { axes: [1], keepdims: 0 }), "float32", ["batch", 16, 16]);
+ * const tokenizerDir = "tests/fixtures/tiny_clip_towers"; // CLIP BPE files
+ * const cpu = ["cpu"];
+ * const seg = await loadSegmenter({ model: g.toBytes(), tokenizerDir, executionProviders: cpu });
+ * // Black, with a white 4x4 square at x 4..7, y 8..11.
+ * const white = (i: number) => i % 16 >= 4 && i % 16 < 8 && i >= 128 && i < 192;
+ * const data = new Uint8Array(768).map((_, k) => white(k / 3 | 0) ? 255 : 0);
+ * const m = await seg.segment({ data, width: 16, height: 16 }, "the white square");
+ * const box = maskBoundingBox(m, { threshold: 0.4, pad: 2 }); // region to touch up
+ * assert.deepEqual(box, { x: 2, y: 6, width: 8, height: 8 });
+ * await seg.release();
  * ```
  * @module
  */
@@ -99,9 +110,20 @@ export interface Segmenter {
  *
  * @example
  * ```ts
- * async function example() {
- *   const seg = await loadSegmenter({ model: "clipseg.onnx", tokenizerDir: "clipseg" });
- * }
+ * import assert from "node:assert/strict";
+ * import { loadSegmenter } from "./segmenter.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
+ *
+ * // Stand-in for CLIPSeg's export ("clipseg.onnx", 352 px): 16 px, logits = mean of channels.
+ * const g = new OnnxGraph("bright");
+ * const px = g.input("pixel_values", "float32", ["batch", 3, 16, 16]);
+ * g.input("input_ids", "int64", ["batch", 77]);
+ * g.output(g.node("ReduceMean", [px], { axes: [1], keepdims: 0 }), "float32", ["batch", 16, 16]);
+ * const tokenizerDir = "tests/fixtures/tiny_clip_towers"; // CLIP BPE files
+ * const cpu = ["cpu"];
+ * const seg = await loadSegmenter({ model: g.toBytes(), tokenizerDir, executionProviders: cpu });
+ * assert.deepEqual([seg.preprocess.width, seg.contextLength], [16, 77]); // read from the model
+ * await seg.release();
  * ```
  */
 export async function loadSegmenter(opts: LoadSegmenterOptions): Promise<Segmenter> {
@@ -224,11 +246,14 @@ export interface MaskBoxOptions {
  *
  * @example
  * ```ts
- * import { maskBoundingBox, type SegmentMask } from "./segmenter.ts";
+ * import assert from "node:assert/strict";
+ * import { maskBoundingBox } from "./segmenter.ts";
  *
- * function example(m: SegmentMask) {
- *   maskBoundingBox(m, { threshold: 0.5, pad: 8 }); // { x: 24, y: 10, width: 80, height: 64 }
- * }
+ * const mask = new Float32Array(16 * 16);
+ * mask[5 * 16 + 3] = mask[6 * 16 + 7] = 0.9; // (x 3, y 5) and (x 7, y 6)
+ * const m = { mask, width: 16, height: 16 };
+ * assert.deepEqual(maskBoundingBox(m, { pad: 1 }), { x: 2, y: 4, width: 7, height: 4 });
+ * assert.equal(maskBoundingBox(m, { threshold: 0.95 }), null);
  * ```
  */
 export function maskBoundingBox(mask: SegmentMask, opts: MaskBoxOptions = {}): PixelBox | null {

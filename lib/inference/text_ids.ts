@@ -6,11 +6,13 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const tok = await loadTextIdsTokenizer("clip/tokenizer", { contextLength: 77 });
- *   const { ids, attentionMask } = tok.encodeBatch(["a photo of a cat"]);
- *   const feed = idsFeed(ids, "int64", "text_model.onnx: input_ids"); // BigInt64Array
- * }
+ * import assert from "node:assert/strict";
+ * import { idsFeed, loadTextIdsTokenizer } from "./text_ids.ts";
+ *
+ * const tok = await loadTextIdsTokenizer("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer", { contextLength: 77 });
+ * const { ids } = tok.encodeBatch(["a red circle"]);
+ * const feed = idsFeed(ids, "int64", "text_model.onnx: input_ids"); // BigInt64Array
+ * assert.deepEqual([...feed.slice(0, 5)], [519n, 320n, 513n, 518n, 520n]); // start, 3 words, end
  * ```
  * @module
  */
@@ -42,12 +44,13 @@ export interface TextIdsTokenizer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipBpeTextIds } from "./text_ids.ts";
  * import { ClipBpeTokenizer } from "../models/clip_bpe_tokenizer.ts";
  *
- * async function example() {
- *   const tok = clipBpeTextIds(await ClipBpeTokenizer.load("tokenizer"));
- * }
+ * const tok = clipBpeTextIds(await ClipBpeTokenizer.load("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer"));
+ * assert.deepEqual([tok.kind, tok.contextLength], ["clip_bpe", 77]);
+ * assert.equal(tok.encodeBatch(["a", "b"]).ids.length, 2 * 77);
  * ```
  */
 export function clipBpeTextIds(tok: ClipBpeTokenizer): TextIdsTokenizer {
@@ -66,12 +69,15 @@ export function clipBpeTextIds(tok: ClipBpeTokenizer): TextIdsTokenizer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { wordTextIds } from "./text_ids.ts";
  * import { WordTokenizer } from "../models/tokenizer.ts";
  *
- * async function example() {
- *   const tok = wordTextIds(await WordTokenizer.load("export/tokenizer/word_tokenizer.json"));
- * }
+ * // Usually `await WordTokenizer.load("export/tokenizer/word_tokenizer.json")`.
+ * const tok = wordTextIds(WordTokenizer.build(["a red circle"]));
+ * assert.deepEqual([tok.kind, tok.contextLength], ["word", 16]);
+ * assert.deepEqual([...tok.encodeBatch(["a red circle"]).ids.slice(0, 5)], [2, 4, 6, 5, 3]);
+
  * ```
  */
 export function wordTextIds(tok: WordTokenizer): TextIdsTokenizer {
@@ -107,10 +113,12 @@ export interface LoadTextIdsTokenizerOptions {
  *
  * @example
  * ```ts
- * async function example() {
- *   const tok = await loadTextIdsTokenizer("exports/default/tokenizer");
- *   tok.kind; // "word"
- * }
+ * import assert from "node:assert/strict";
+ * import { loadTextIdsTokenizer } from "./text_ids.ts";
+ *
+ * // A kit export's folder (e.g. "exports/default/tokenizer") gives kind "word".
+ * const tok = await loadTextIdsTokenizer("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+ * assert.equal(tok.kind, "clip_bpe");
  * ```
  */
 export async function loadTextIdsTokenizer(
@@ -188,15 +196,15 @@ export interface TextInputs {
  *
  * @example
  * ```ts
- * import { textFeeds, type TextIdsTokenizer } from "./text_ids.ts";
- * import type { OnnxIoInfo } from "../onnx/session.ts";
+ * import assert from "node:assert/strict";
+ * import { loadTextIdsTokenizer, textFeeds } from "./text_ids.ts";
  *
- * function example(
- *   tokenizer: TextIdsTokenizer,
- *   idsIn: OnnxIoInfo,
- * ) {
- *   const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
- * }
+ * const tokenizer = await loadTextIdsTokenizer("tests/fixtures/tiny_sd/fp32_scalar_t/tokenizer");
+ * const idsIn = { name: "input_ids", dtype: "int32" }; // as the text model declares it
+ * const feeds = textFeeds(tokenizer, ["a cat"], { ids: idsIn, mask: null }, "text_model.onnx");
+ * assert.deepEqual(Object.keys(feeds), ["input_ids"]);
+ * assert.deepEqual(feeds.input_ids.shape, [1, 77]);
+
  * ```
  */
 export function textFeeds(

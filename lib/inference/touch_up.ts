@@ -11,20 +11,33 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { touchUp } from "./touch_up.ts";
  * import { loadSegmenter } from "./segmenter.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(image: RgbImage) {
- *   const pipe = await loadOnnxPipeline("runs/default/onnx");
- *   const seg = await loadSegmenter({ model: "clipseg/model.onnx", tokenizerDir: "clipseg" });
- *   const r = await touchUp({
- *     pipeline: pipe, image, segmenter: seg, region: "a face", prompt: "a detailed face",
- *     strength: 0.6, steps: 25, guidance: 4, seed: 0,
- *   });
- *   r.box; // { x: 40, y: 12, width: 48, height: 48 }
- * }
+ * // A tiny 64 px SD folder (e.g. "runs/default/onnx"), and for CLIPSeg a stand-in whose logits
+ * // are the pixels' mean normalised values, so bright pixels are the region.
+ * const cpu = { executionProviders: ["cpu"] };
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", cpu);
+ * const g = new OnnxGraph("bright");
+ * const px = g.input("pixel_values", "float32", ["batch", 3, 16, 16]);
+ * g.input("input_ids", "int64", ["batch", 77]);
+ * g.output(g.node("ReduceMean", [px], { axes: [1], keepdims: 0 }), "float32", ["batch", 16, 16]);
+ * const tokenizerDir = "tests/fixtures/tiny_clip_towers";
+ * const seg = await loadSegmenter({ ...cpu, model: g.toBytes(), tokenizerDir });
+ * // Black 96x64, with a white square at x 48..63, y 16..31.
+ * const white = (p: number) => p % 96 >= 48 && p % 96 < 64 && p >= 96 * 16 && p < 96 * 32;
+ * const data = new Uint8Array(96 * 64 * 3).map((_, k) => white(k / 3 | 0) ? 255 : 0);
+ * const image = { data, width: 96, height: 64 };
+ * const r = await touchUp({
+ *   pipeline: pipe, image, segmenter: seg, region: "the white square", prompt: "a red circle",
+ *   strength: 0.5, steps: 2, guidance: 4, seed: 0,
+ * });
+ * assert.deepEqual(r.box, { x: 44, y: 12, width: 25, height: 25 });
+ * await seg.release();
+ * await pipe.release();
  * ```
  * @module
  */
@@ -97,13 +110,14 @@ function windowSums(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { featherMask } from "./touch_up.ts";
- * import type { SegmentMask } from "./segmenter.ts";
  *
- * function example(mask: SegmentMask) {
- *   // A half plane x < 10, radius 2: along a row 1, 1, ..., 0.8 (x=8), 0.6, 0.4, 0.2, 0, 0, ...
- *   const soft = featherMask(mask, { radius: 2 });
- * }
+ * // A half plane x < 10 of a 16x4 mask, radius 2.
+ * const mask = new Float32Array(16 * 4).map((_, i) => i % 16 < 10 ? 1 : 0);
+ * const soft = featherMask({ mask, width: 16, height: 4 }, { radius: 2 });
+ * const row = Array.from(soft.mask.subarray(6, 14), (v) => +v.toFixed(6)); // x = 6..13
+ * assert.deepEqual(row, [1, 1, 0.8, 0.6, 0.4, 0.2, 0, 0]);
  * ```
  */
 export function featherMask(mask: SegmentMask, opts: FeatherOptions = {}): SegmentMask {
@@ -306,30 +320,26 @@ function cropMask(mask: SegmentMask, box: PixelBox): SegmentMask {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { touchUp } from "./touch_up.ts";
- * import type { SegmentMask } from "./segmenter.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
- * import { type RgbImage, writePng } from "../plot/png_grid.ts";
  *
- * async function example(
- *   image: RgbImage,
- *   mask: SegmentMask,
- * ) {
- *   const pipe = await loadOnnxPipeline("runs/default/onnx");
- *   const r = await touchUp({
- *     pipeline: pipe,
- *     image,
- *     mask,
- *     prompt: "a detailed face",
- *     strength: 0.6,
- *     steps: 25,
- *     guidance: 4,
- *     seed: 0,
- *     margin: 0.25,
- *     feather: 8,
- *   });
- *   await writePng("out.png", r.image);
- * }
+ * // A tiny 64 px SD folder (e.g. "runs/default/onnx"); a 96x64 image; a mask of its 16x16
+ * // square at x 48..63, y 16..31.
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", {
+ *   executionProviders: ["cpu"],
+ * });
+ * const image = { data: new Uint8Array(96 * 64 * 3).fill(90), width: 96, height: 64 };
+ * const inside = (p: number) => p % 96 >= 48 && p % 96 < 64 && p >= 96 * 16 && p < 96 * 32;
+ * const mask = new Float32Array(96 * 64).map((_, p) => inside(p) ? 1 : 0);
+ * const r = await touchUp({
+ *   pipeline: pipe, image, mask: { mask, width: 96, height: 64 }, prompt: "a red circle",
+ *   strength: 0.5, steps: 2, guidance: 4, seed: 0, margin: 0.25, feather: 4,
+ * });
+ * // The square grown by the feather radius (4), then the margin (6 px a side): only it changes.
+ * assert.deepEqual(r.box, { x: 38, y: 6, width: 36, height: 36 });
+ * assert.deepEqual(r.image.data.subarray(0, 6 * 96 * 3), image.data.subarray(0, 6 * 96 * 3));
+ * await pipe.release();
  * ```
  */
 export async function touchUp(o: TouchUpOptions): Promise<TouchUpResult> {

@@ -20,14 +20,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadUpsampler } from "./upsampler.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(image: RgbImage) {
- *   const up = await loadUpsampler({ model: "RealESRGAN_x4plus.onnx", tile: 256 });
- *   const big = await up.upsample(image); // 4x the width and height
- *   await up.release();
- * }
+ * // A x2 nearest-neighbour stand-in for Real-ESRGAN ("RealESRGAN_x4plus.onnx", x4).
+ * const g = new OnnxGraph("nearest_x2");
+ * const x = g.input("image", "float32", ["batch", 3, "height", "width"]);
+ * const w = g.initializer("w", new Float32Array(12).fill(1), [3, 1, 2, 2]);
+ * const y = g.node("ConvTranspose", [x, w], { group: 3, strides: [2, 2] });
+ * g.output(y, "float32", ["batch", 3, "height2", "width2"]);
+ * const cpu = { executionProviders: ["cpu"] };
+ * const up = await loadUpsampler({ ...cpu, model: g.toBytes(), tile: 24, overlap: 8, margin: 2 });
+ * const image = { data: new Uint8Array(40 * 30 * 3).map((_, k) => k * 7), width: 40, height: 30 };
+ * const big = await up.upsample(image); // 2x the width and height, in 2x2 tiles
+ * const whole = await loadUpsampler({ ...cpu, model: g.toBytes(), tile: 0 }); // one run
+ * assert.deepEqual(big, await whole.upsample(image)); // a pointwise model tiles exactly
+ * assert.deepEqual([big.width, big.height], [80, 60]);
+ * await up.release();
+ * await whole.release();
  * ```
  * @module
  */
@@ -146,10 +157,21 @@ function checkInt(v: number, what: string, min: number): void {
  *
  * @example
  * ```ts
- * async function example() {
- *   const up = await loadUpsampler({ model: "realesrgan_x2.onnx", tile: 192, overlap: 32 });
- *   up.scale; // 2
- * }
+ * import assert from "node:assert/strict";
+ * import { loadUpsampler } from "./upsampler.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
+ *
+ * // A x2 nearest-neighbour stand-in for "realesrgan_x2.onnx".
+ * const g = new OnnxGraph("nearest_x2");
+ * const x = g.input("image", "float32", ["batch", 3, "height", "width"]);
+ * const w = g.initializer("w", new Float32Array(12).fill(1), [3, 1, 2, 2]);
+ * const y = g.node("ConvTranspose", [x, w], { group: 3, strides: [2, 2] });
+ * g.output(y, "float32", ["batch", 3, "height2", "width2"]);
+ * const opts = { tile: 192, overlap: 32, executionProviders: ["cpu"] };
+ * const up = await loadUpsampler({ ...opts, model: g.toBytes() });
+ * assert.equal(up.scale, 2); // from one probe run: the model's sizes are free
+ * assert.deepEqual([up.tile, up.fixedSize], [{ width: 192, height: 192 }, false]);
+ * await up.release();
  * ```
  */
 export async function loadUpsampler(opts: LoadUpsamplerOptions): Promise<Upsampler> {

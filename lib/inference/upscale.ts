@@ -11,16 +11,24 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reUpsample, upscale } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(image: RgbImage) {
- *   const up = await loadUpsampler({ model: "models/realesrgan_x4/model.onnx" });
- *   const big = await upscale(up, image); // 4x the width and height
- *   const clean = await reUpsample(up, image, { lowSize: 64 }); // image's size
- *   await up.release();
- * }
+ * // A x2 nearest-neighbour stand-in for Real-ESRGAN x4 ("models/realesrgan_x4/model.onnx").
+ * const g = new OnnxGraph("nearest_x2");
+ * const x = g.input("image", "float32", ["batch", 3, "height", "width"]);
+ * const w = g.initializer("w", new Float32Array(12).fill(1), [3, 1, 2, 2]);
+ * const y = g.node("ConvTranspose", [x, w], { group: 3, strides: [2, 2] });
+ * g.output(y, "float32", ["batch", 3, "height2", "width2"]);
+ * const up = await loadUpsampler({ model: g.toBytes(), executionProviders: ["cpu"] });
+ * const image = { data: new Uint8Array(32 * 32 * 3).fill(90), width: 32, height: 32 };
+ * const big = await upscale(up, image); // 2x the width and height
+ * const clean = await reUpsample(up, image, { lowSize: 16 }); // image's size
+ * assert.deepEqual([big.width, big.height, clean.width, clean.height], [64, 64, 32, 32]);
+ * assert.deepEqual(clean.data, image.data); // a flat image stays flat
+ * await up.release();
  * ```
  * @module
  */
@@ -93,15 +101,23 @@ function shrinkTo(img: RgbImage, size: ImageSize): RgbImage {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { upscale } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(img256: RgbImage) {
- *   const up = await loadUpsampler({ model: "x4.onnx" });
- *   await upscale(up, img256); // 1024x1024
- *   await upscale(up, img256, { size: { width: 768, height: 768 } }); // 1024 shrunk to 768
- * }
+ * // A x2 stand-in for a x4 model ("x4.onnx": 256 -> 1024, or shrunk to 768).
+ * const g = new OnnxGraph("nearest_x2");
+ * const x = g.input("image", "float32", ["batch", 3, "height", "width"]);
+ * const w = g.initializer("w", new Float32Array(12).fill(1), [3, 1, 2, 2]);
+ * const y = g.node("ConvTranspose", [x, w], { group: 3, strides: [2, 2] });
+ * g.output(y, "float32", ["batch", 3, "height2", "width2"]);
+ * const up = await loadUpsampler({ model: g.toBytes(), executionProviders: ["cpu"] });
+ * const img = { data: new Uint8Array(32 * 32 * 3).fill(90), width: 32, height: 32 };
+ * assert.equal((await upscale(up, img)).width, 64);
+ * assert.equal((await upscale(up, img, { size: { width: 48, height: 48 } })).width, 48);
+ * await assert.rejects(upscale(up, img, { size: { width: 80, height: 80 } }), /larger than/);
+ * await up.release();
  * ```
  */
 export async function upscale(
@@ -202,14 +218,22 @@ export function reUpsamplePlan(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reUpsample } from "./upscale.ts";
  * import { loadUpsampler } from "./upsampler.ts";
- * import type { RgbImage } from "../plot/mod.ts";
+ * import { OnnxGraph } from "../onnx/writer.ts";
  *
- * async function example(img256: RgbImage) {
- *   const up = await loadUpsampler({ model: "x4.onnx" });
- *   const refined = await reUpsample(up, img256, { lowSize: 64 }); // 256 -> 64 -> 256
- * }
+ * // A x2 stand-in for a x4 model ("x4.onnx": 256 -> 64 -> 256).
+ * const g = new OnnxGraph("nearest_x2");
+ * const x = g.input("image", "float32", ["batch", 3, "height", "width"]);
+ * const w = g.initializer("w", new Float32Array(12).fill(1), [3, 1, 2, 2]);
+ * const y = g.node("ConvTranspose", [x, w], { group: 3, strides: [2, 2] });
+ * g.output(y, "float32", ["batch", 3, "height2", "width2"]);
+ * const up = await loadUpsampler({ model: g.toBytes(), executionProviders: ["cpu"] });
+ * const img = { data: new Uint8Array(30 * 20 * 3).fill(90), width: 30, height: 20 };
+ * const refined = await reUpsample(up, img, { lowSize: 16 }); // 30x20 -> 16x11 -> 32x22 -> 30x20
+ * assert.deepEqual([refined.width, refined.height], [30, 20]);
+ * await up.release();
  * ```
  */
 export async function reUpsample(

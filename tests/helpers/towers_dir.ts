@@ -2,7 +2,9 @@
  * A PickScore-style CLIP towers folder (`text_model.onnx`, `vision_model.onnx`, a CLIP BPE
  * tokenizer) small enough to recompute by hand, for tests that need a scorer or a CLIP judge
  * for an SD folder: the text tower averages token embeddings and projects them to 3 numbers, the
- * image tower projects the per-channel means of the normalised pixels.
+ * image tower projects the per-channel means of the normalised pixels. The committed
+ * tests/fixtures/tiny_clip_towers/ (lib/inference's JSDoc examples) is written with it too, by
+ * tests/fixtures/make_tiny_clip_towers.ts.
  */
 import { OnnxGraph, saveOnnx } from "../../lib/onnx/mod.ts";
 import { Rng } from "../../lib/util/rng.ts";
