@@ -31,9 +31,12 @@ import { randomImage } from "./helpers/images.ts";
 import { makeTar } from "./helpers/tar.ts";
 import { localWorld } from "./helpers/local_world.ts";
 import { assertClose } from "./helpers/assert_close.ts";
+import { cli } from "./helpers/cli.ts";
 import type { RgbImage } from "../lib/plot/mod.ts";
 
 const FIXTURE = new URL("./fixtures/tiny_sd/fp32_scalar_t", import.meta.url).pathname;
+/** Tiny CLIP towers over the fixture's tokenizer: the CLIP-FID judge of SD folders. */
+const TOWERS = new URL("./fixtures/tiny_clip_towers", import.meta.url).pathname;
 const SEED = 3;
 
 /** Shard i, record j: a random picture; sizes whose short side is 64 need no resize. */
@@ -379,6 +382,35 @@ Deno.test("latent cache, rank split, resume, UNet training and the SD folder", a
         } finally {
           await extPipe.release();
         }
+      },
+    );
+
+    await t.step(
+      "the trained folder and the folder it was trained on: one CLIP-FID figure",
+      async () => {
+        const out = `${root}/eval`;
+        const r = await cli([
+          "lib/cli/eval.ts",
+          ...["--model", `${R1}/model`, "--model", FIXTURE],
+          ...["--clip", TOWERS, "--guidance", "1,3", "--n", "4", "--steps", "2"],
+          ...["--bootstrap-clip", "10", "--bootstrap-fid", "5", "--out", out],
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        const doc = JSON.parse(await Deno.readTextFile(`${out}/clip_fid.json`));
+        assert.deepEqual(doc.models.map((m: { name: string }) => m.name), [
+          "model",
+          "fp32_scalar_t",
+        ]);
+        for (const m of doc.models as { results: { guidance: number; fid: number }[] }[]) {
+          assert.deepEqual(m.results.map((row) => row.guidance), [1, 3]);
+          assert.ok(m.results.every((row) => Number.isFinite(row.fid) && row.fid >= 0));
+        }
+        const html = await Deno.readTextFile(`${out}/clip_fid.html`);
+        const calls = html.split('Plotly.newPlot("plot", ');
+        assert.equal(calls.length, 2, "one figure");
+        // One trace per model, named as the JSON names them.
+        assert.ok(calls[1].indexOf('"name":"model"') < calls[1].indexOf('"name":"fp32_scalar_t"'));
+        assert.ok(calls[1].indexOf('"name":"model"') >= 0);
       },
     );
   } finally {
