@@ -20,22 +20,10 @@ import {
   txt2img,
 } from "../lib/onnx/mod.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
-import { levelDiff, readReference } from "./helpers/tiny_sd.ts";
+import { LEVEL_TOLERANCE, levelDiff, readReference } from "./helpers/tiny_sd.ts";
 
 const FIXTURES = new URL("./fixtures/tiny_sd/", import.meta.url).pathname;
 const SESSION = { threads: 1, executionProviders: ["cpu"] } as const;
-
-/**
- * Max level difference allowed against the PyTorch reference. float32: 1 level is rounding of
- * (x + 1) * 127.5 near .5 after float32 reassociation (onnxruntime vs torch kernels); 2 leaves room.
- * float16 (measured: max 1, mean ~0.05 levels, against ~1e-4 for float32): the reference rounds
- * the weights and each model's inputs and outputs to float16 but keeps the tensors inside a model
- * in float32; onnxruntime's CPU provider has float16 kernels for few ops and runs the rest in
- * float32 behind inserted casts, so it rounds a few more intermediate tensors to float16 (relative
- * 2^-11 each). Guidance 4 amplifies (cond - uncond) over the 4 steps; a build with more float16
- * kernels (CUDA, ARM) rounds more tensors, hence 3 rather than float32's 2.
- */
-const TOLERANCE: Record<string, number> = { float32: 2, float16: 3 };
 
 /** Sample the reference's job on the folder; returns the level difference to its image. */
 async function compareWithReference(dir: string, variant: string) {
@@ -54,7 +42,7 @@ async function compareWithReference(dir: string, variant: string) {
     const [out] = await txt2img(pipe, job);
     assert.ok(new Set(image.data).size > 50, `${variant}: reference image is (nearly) flat`);
     const d = levelDiff(out, image);
-    const tol = TOLERANCE[ref.model_dtype];
+    const tol = LEVEL_TOLERANCE[ref.model_dtype];
     assert.ok(
       d.max <= tol,
       `${variant}: max level difference ${d.max} > ${tol} (mean ${d.mean.toFixed(3)})`,
