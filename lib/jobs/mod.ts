@@ -5,12 +5,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainRun } from "./mod.ts";
  * import { resolvePreset } from "../recipe/mod.ts";
  *
- * async function example() {
- *   await trainRun({ out: "runs/tiny", preset: resolvePreset("tiny"), seed: 0, resume: true, backend: "cpu-blas" });
- * }
+ * const out = await Deno.makeTempDir(); // e.g. "runs/tiny"
+ * const preset = resolvePreset("tiny", { unetSteps: 1, unetBatchSize: 2 }); // 1 step a stage: quick
+ * preset.data.trainCount = 16;
+ * preset.autoencoder.batchSize = preset.clip.batchSize = 2;
+ * const opts = { seed: 0, resume: false, backend: "cpu-blas", skipEval: true, progress: false, log: () => {} };
+ * const summary = await trainRun({ out, preset, ...opts });
+ * assert.deepEqual(Object.keys(summary.finalLoss), ["autoencoder", "clip", "unet"]);
+ * await Deno.remove(out, { recursive: true });
  * ```
  * @module
  */

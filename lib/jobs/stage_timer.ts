@@ -29,11 +29,14 @@ export interface StageTimer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stageTimer } from "./stage_timer.ts";
  *
- * const { timed, seconds } = stageTimer(console.error);
- * await timed("sleep", () => new Promise((r) => setTimeout(r, 1)));
- * console.log(seconds.sleep); // about 0.001
+ * const lines: string[] = [];
+ * const { timed, seconds } = stageTimer((l) => lines.push(l));
+ * assert.equal(await timed("sleep", () => new Promise((r) => setTimeout(() => r(7), 1))), 7);
+ * assert.ok(seconds.sleep > 0 && seconds.sleep < 1); // about 0.001
+ * assert.deepEqual(lines, ["== sleep"]);
  * ```
  */
 export function stageTimer(log: (line: string) => void): StageTimer {

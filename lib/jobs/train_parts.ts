@@ -18,14 +18,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { trainOnParts } from "./train_parts.ts";
  * import { resolvePreset } from "../recipe/presets.ts";
  * import { UNET_PRESETS } from "../models/unet.ts";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
  *
- * async function example() {
- *   const settings = { ...resolvePreset("default").unet, model: UNET_PRESETS.small };
- *   await trainOnParts({ parts: "sd15-onnx", data: "laion/", out: "runs/sd", settings, seed: 0, resume: true, backend: "cpu-blas" });
- * }
+ * // SD v1.5 on LAION: parts "sd15-onnx", data "laion/", resolution 256, the default preset's UNet.
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: `${dir}/shards`, seed: 0, count: 4, perShard: 4 });
+ * const settings = { ...resolvePreset("tiny").unet, model: UNET_PRESETS.tiny, steps: 1, batchSize: 2, warmupSteps: 0 };
+ * const s = await trainOnParts({ parts: "tests/fixtures/tiny_sd/fp32_scalar_t", data: `${dir}/shards`, out: `${dir}/run`,
+ *   settings, resolution: 64, seed: 0, resume: false, backend: "cpu-blas", skipSamples: true, progress: false, log: () => {} });
+ * assert.deepEqual([s.records, s.model], [4, `${dir}/run/model`]); // an SD folder with the trained UNet
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */

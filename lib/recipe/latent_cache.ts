@@ -38,14 +38,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildLatentCache, loadLatentCache } from "./latent_cache.ts";
  * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
  *
- * async function example() {
- *   const parts = await loadOnnxPipeline("sd15-onnx");
- *   await buildLatentCache({ parts, data: "laion/shards", dir: "runs/sd/cache", resolution: 256, seed: 0 });
- *   const cache = await loadLatentCache("runs/sd/cache");
- * }
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: `${dir}/shards`, seed: 0, count: 4, perShard: 2 }); // 2 tars
+ * const parts = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { executionProviders: ["cpu"] });
+ * // SD v1.5 on LAION: parts = loadOnnxPipeline("sd15-onnx"), data "laion/shards", resolution 256.
+ * await buildLatentCache({ parts, data: `${dir}/shards`, dir: `${dir}/cache`, resolution: 64, seed: 0, log: () => {} });
+ * await parts.release();
+ * const cache = await loadLatentCache(`${dir}/cache`);
+ * assert.deepEqual([cache.keys.length, cache.latentShape, cache.contextShape], [4, [8, 8, 4], [77, 32]]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -169,13 +175,19 @@ async function digestOf(path: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildLatentCache } from "./latent_cache.ts";
- * import type { OnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
  *
- * async function example(parts: OnnxPipeline) {
- *   const m = await buildLatentCache({ parts, data: "shards/", dir: "runs/x/cache", resolution: 64, seed: 0 });
- *   console.log(m.records, m.skipped);
- * }
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: `${dir}/shards`, seed: 0, count: 4, perShard: 2 }); // 2 tars
+ * const parts = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { executionProviders: ["cpu"] });
+ * const m = await buildLatentCache({ parts, data: `${dir}/shards`, dir: `${dir}/cache`, resolution: 64, seed: 0, log: () => {} });
+ * await parts.release();
+ * assert.deepEqual([m.records, m.shards], [4, ["00000.safetensors", "00001.safetensors"]]);
+ * assert.equal(m.skipped.corruptImage, 0);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function buildLatentCache(o: LatentCacheOptions): Promise<LatentCacheManifest> {
@@ -379,13 +391,15 @@ export interface EncodedLatents {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeLatentBatch } from "./latent_cache.ts";
- * import type { OnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
  *
- * async function example(pipe: OnnxPipeline) {
- *   const img = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64 };
- *   const { mean, std, shape } = await encodeLatentBatch(pipe, [img]); // shape [1, 8, 8, 4]
- * }
+ * const pipe = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { executionProviders: ["cpu"] });
+ * const img = { data: new Uint8Array(64 * 64 * 3), width: 64, height: 64 };
+ * const { mean, std, shape } = await encodeLatentBatch(pipe, [img]);
+ * assert.deepEqual([shape, mean.length, std?.length], [[1, 8, 8, 4], 256, 256]);
+ * await pipe.release();
  * ```
  */
 export async function encodeLatentBatch(
@@ -515,12 +529,19 @@ export interface LatentCacheSet extends ConditioningSet {
  *
  * @example
  * ```ts
- * import { loadLatentCache } from "./latent_cache.ts";
+ * import assert from "node:assert/strict";
+ * import { buildLatentCache, loadLatentCache } from "./latent_cache.ts";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
  *
- * async function example() {
- *   const set = await loadLatentCache("runs/sd/cache");
- *   console.log(set.keys.length, set.latentShape, set.contextShape);
- * }
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: `${dir}/shards`, seed: 0, count: 4, perShard: 2 }); // 2 tars
+ * const parts = await loadOnnxPipeline("tests/fixtures/tiny_sd/fp32_scalar_t", { executionProviders: ["cpu"] });
+ * await buildLatentCache({ parts, data: `${dir}/shards`, dir: `${dir}/cache`, resolution: 64, seed: 0, log: () => {} });
+ * await parts.release();
+ * const set = await loadLatentCache(`${dir}/cache`); // e.g. "runs/sd/cache"
+ * assert.deepEqual([set.keys.length, set.captions.length, set.latentShape, set.contextShape], [4, 4, [8, 8, 4], [77, 32]]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadLatentCache(dir: string): Promise<LatentCacheSet> {

@@ -10,10 +10,17 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const ds = await loadImageSet("runs/default/data/train");
- *   const { batch, position } = nextIndexBatch(ds.size, 32, { epoch: 0, index: 0 }, { seed: 0 });
- * }
+ * import assert from "node:assert/strict";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
+ * import { loadImageSet, nextIndexBatch } from "./memory_data.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/default/data/train"
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 5, perShard: 5 });
+ * const ds = await loadImageSet(dir);
+ * assert.equal(ds.images.length, ds.size * ds.width * ds.height * 3);
+ * const { batch, position } = nextIndexBatch(ds.size, 4, { epoch: 0, index: 3 }, { seed: 0 });
+ * assert.deepEqual([batch.length, position], [4, { epoch: 1, index: 2 }]); // ran into epoch 1
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */

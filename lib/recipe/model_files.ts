@@ -8,22 +8,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { loadModel, saveModel } from "./model_files.ts";
- * import type { AutoencoderConfig } from "../models/autoencoder.ts";
- * import type { Params } from "../nn/params.ts";
+ * import { AUTOENCODER_PRESETS, type AutoencoderConfig, initAutoencoder } from "../models/autoencoder.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(
- *   cfg: AutoencoderConfig,
- *   params: Params,
- * ) {
- *   await saveModel("runs/x/autoencoder", {
- *     kind: "autoencoder",
- *     config: cfg,
- *     params,
- *     extra: { scalingFactor: 0.9 },
- *   });
- *   const m = await loadModel("runs/x/autoencoder", "autoencoder");
- * }
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x/autoencoder"
+ * const cfg = AUTOENCODER_PRESETS.tiny, params = initAutoencoder(cfg, Rng.stream(0));
+ * await saveModel(dir, { kind: "autoencoder", config: cfg, params, extra: { scalingFactor: 0.9 } });
+ * const m = await loadModel<AutoencoderConfig>(dir, "autoencoder");
+ * assert.deepEqual([m.info.config, m.info.extra], [cfg, { scalingFactor: 0.9 }]);
+ * assert.deepEqual(Object.keys(m.params).sort(), Object.keys(params).sort());
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -85,16 +82,17 @@ export interface SaveModelOptions<C> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
  * import { saveModel } from "./model_files.ts";
- * import type { UnetConfig } from "../models/unet.ts";
- * import type { Ema } from "../train/optim.ts";
  *
- * async function example(
- *   cfg: UnetConfig,
- *   ema: Ema,
- * ) {
- *   await saveModel("runs/x/unet/model", { kind: "unet", config: cfg, params: ema.shadow });
- * }
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x/unet/model"
+ * const shadow = { "out.w": tf.tensor2d([[1, 2], [3, 4]]) }; // plain tensors, e.g. an Ema's shadow
+ * await saveModel(dir, { kind: "unet", config: { channels: 2 }, params: shadow });
+ * const info = JSON.parse(await Deno.readTextFile(`${dir}/model.json`));
+ * assert.deepEqual([info.kind, info.params, info.weights], ["unet", 4, "model.safetensors"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveModel<C>(dir: string, o: SaveModelOptions<C>): Promise<void> {
@@ -123,7 +121,16 @@ export async function saveModel<C>(dir: string, o: SaveModelOptions<C>): Promise
  *
  * @example
  * ```ts
- * if (await hasModel("runs/x/unet/model", "unet")) console.log("trained");
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { hasModel, saveModel } from "./model_files.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x/unet/model"
+ * assert.equal(await hasModel(dir, "unet"), false);
+ * await saveModel(dir, { kind: "unet", config: {}, params: { w: tf.ones([2]) } });
+ * assert.deepEqual([await hasModel(dir, "unet"), await hasModel(dir, "clip")], [true, false]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function hasModel(dir: string, kind: string): Promise<boolean> {
@@ -150,9 +157,17 @@ function weightsPathOf(dir: string, jsonPath: string, info: ModelInfo): Promise<
  *
  * @example
  * ```ts
- * async function example() {
- *   const { info, weights } = await readModelFiles("runs/x/clip/model", "clip");
- * }
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { readModelFiles, saveModel } from "./model_files.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x/clip/model"
+ * await saveModel(dir, { kind: "clip", config: {}, params: { w: tf.ones([2]) } });
+ * const { info, weights } = await readModelFiles(dir, "clip"); // size and SHA-256 checked
+ * assert.equal(weights.length, info.weightsBytes);
+ * await assert.rejects(readModelFiles(dir, "unet"), /expected an xgen-kit unet model, found kind "clip"/);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readModelFiles<C = unknown>(
@@ -209,12 +224,16 @@ export async function readModelFiles<C = unknown>(
  *
  * @example
  * ```ts
- * import { loadModel } from "./model_files.ts";
- * import { UnetConfig } from "../models/unet.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { loadModel, saveModel } from "./model_files.ts";
  *
- * async function example() {
- *   const m = await loadModel<UnetConfig>("runs/x/unet/model", "unet");
- * }
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/x/unet/model"
+ * await saveModel(dir, { kind: "unet", config: { base: 8 }, params: { w: tf.tensor1d([1, 2]) } });
+ * const m = await loadModel<{ base: number }>(dir, "unet"); // fresh tf.Variables
+ * assert.deepEqual([m.info.config.base, Array.from(m.params.w.dataSync())], [8, [1, 2]]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function loadModel<C = unknown>(dir: string, kind: string): Promise<LoadedModel<C>> {

@@ -9,12 +9,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadOnnxPipeline } from "../onnx/sd_pipeline.ts";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportPartsFolder } from "./parts_export.ts";
- * import type { TrainedUnet } from "./stages.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(unet: TrainedUnet) {
- *   await exportPartsFolder({ parts: "sd15-onnx", out: "runs/sd/model", unet, resolution: 256 });
- * }
+ * // An untrained tiny UNet (32-d context, as the tiny SD folder's text encoder gives).
+ * const config = UNET_PRESETS.tiny, unet = { config, params: initUnet(config, Rng.stream(0)) };
+ * const out = `${await Deno.makeTempDir()}/model`;
+ * await exportPartsFolder({ parts: "tests/fixtures/tiny_sd/fp32_scalar_t", out, unet, resolution: 64 });
+ * const pipe = await loadOnnxPipeline(out, { executionProviders: ["cpu"] }); // a complete SD folder
+ * assert.deepEqual([pipe.height, pipe.io.unet.sample, pipe.contextTokens], [64, "sample", 77]);
+ * await pipe.release();
+ * await Deno.remove(out.replace(/\/model$/, ""), { recursive: true });
  * ```
  * @module
  */
@@ -72,12 +81,19 @@ async function copyTree(src: string, dst: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { exportPartsFolder } from "./parts_export.ts";
- * import type { TrainedUnet } from "./stages.ts";
+ * import { initUnet, UNET_PRESETS } from "../models/unet.ts";
+ * import { Rng } from "../util/rng.ts";
  *
- * async function example(unet: TrainedUnet) {
- *   const files = await exportPartsFolder({ parts: "sd15-onnx", out: "out/model", unet, resolution: 512 });
- * }
+ * // An untrained tiny UNet (32-d context, as the tiny SD folder's text encoder gives).
+ * const config = UNET_PRESETS.tiny, unet = { config, params: initUnet(config, Rng.stream(0)) };
+ * const out = `${await Deno.makeTempDir()}/model`;
+ * const files = await exportPartsFolder({ parts: "tests/fixtures/tiny_sd/fp32_scalar_t", out, unet, resolution: 64 });
+ * assert.ok(files.includes("unet/model.onnx") && files.includes("model_index.json"));
+ * assert.equal(JSON.parse(await Deno.readTextFile(`${out}/unet/config.json`)).sample_size, 8); // 64 / 8
+ * await Deno.remove(out.replace(/\/model$/, ""), { recursive: true });
  * ```
  */
 export async function exportPartsFolder(o: ExportPartsFolderOptions): Promise<string[]> {

@@ -9,7 +9,12 @@
  *
  * @example
  * ```ts
- * const p = resolvePreset("tiny", { unetSteps: 50 });
+ * import assert from "node:assert/strict";
+ * import { resolvePreset } from "./presets.ts";
+ *
+ * const p = resolvePreset("tiny", { unetSteps: 50 }); // other stages scaled by the same ratio
+ * assert.equal(p.unet.steps, 50);
+ * assert.throws(() => resolvePreset("huge"), /unknown preset "huge"; expected one of tiny, default/);
  * ```
  * @module
  */

@@ -7,10 +7,22 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   await reuseFrozenParts("runs/default", "runs/gpu-unet");
- *   // then trainRun({ out: "runs/gpu-unet", ... }) trains only the UNet
+ * import assert from "node:assert/strict";
+ * import { reuseFrozenParts } from "./reuse_parts.ts";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { saveModel } from "./model_files.ts";
+ *
+ * // A finished run's frozen parts (toy weights): autoencoder/model, clip/model, clip/tokenizer.json.
+ * const from = await Deno.makeTempDir(); // e.g. "runs/default"
+ * for (const kind of ["autoencoder", "clip"]) {
+ *   await saveModel(`${from}/${kind}/model`, { kind, config: {}, params: { w: tf.ones([2]) } });
  * }
+ * await Deno.writeTextFile(`${from}/clip/tokenizer.json`, "{}");
+ * const out = await Deno.makeTempDir(); // e.g. "runs/gpu-unet"
+ * await reuseFrozenParts(from, out); // then trainRun({ out, ... }) trains only the UNet
+ * assert.deepEqual(Array.from(Deno.readDirSync(out), (e) => e.name).sort(), ["autoencoder", "clip"]);
+ * await Promise.all([from, out].map((d) => Deno.remove(d, { recursive: true })));
  * ```
  * @module
  */
@@ -35,9 +47,24 @@ const PARTS = [
  *
  * @example
  * ```ts
- * async function example() {
- *   await reuseFrozenParts("runs/default", "runs/gpu-unet");
+ * import assert from "node:assert/strict";
+ * import { hasModel } from "./model_files.ts";
+ * import { reuseFrozenParts } from "./reuse_parts.ts";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import { saveModel } from "./model_files.ts";
+ *
+ * // A finished run's frozen parts (toy weights): autoencoder/model, clip/model, clip/tokenizer.json.
+ * const from = await Deno.makeTempDir(); // e.g. "runs/default"
+ * for (const kind of ["autoencoder", "clip"]) {
+ *   await saveModel(`${from}/${kind}/model`, { kind, config: {}, params: { w: tf.ones([2]) } });
  * }
+ * await Deno.writeTextFile(`${from}/clip/tokenizer.json`, "{}");
+ * const out = await Deno.makeTempDir(); // e.g. "runs/gpu-unet"
+ * await reuseFrozenParts(from, out);
+ * assert.ok(await hasModel(`${out}/clip/model`, "clip"));
+ * assert.equal(await Deno.readTextFile(`${out}/clip/tokenizer.json`), "{}");
+ * await Promise.all([from, out].map((d) => Deno.remove(d, { recursive: true })));
  * ```
  */
 export async function reuseFrozenParts(from: string, out: string): Promise<void> {
@@ -69,9 +96,12 @@ export async function reuseFrozenParts(from: string, out: string): Promise<void>
  *
  * @example
  * ```ts
- * async function example() {
- *   await assertReusable("runs/default");
- * }
+ * import assert from "node:assert/strict";
+ * import { assertReusable } from "./reuse_parts.ts";
+ *
+ * const from = await Deno.makeTempDir(); // a run folder whose training never finished
+ * await assert.rejects(assertReusable(from), /autoencoder\/model holds no finished autoencoder/);
+ * await Deno.remove(from, { recursive: true });
  * ```
  */
 export async function assertReusable(from: string): Promise<void> {

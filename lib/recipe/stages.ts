@@ -7,15 +7,23 @@
  *
  * @example
  * ```ts
- * import { autoencoderStage, type StageOptions } from "./stages.ts";
- * import type { RecipePreset } from "./presets.ts";
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { buildShapesWorldShards } from "../data/mod.ts";
+ * import { loadImageSet } from "./memory_data.ts";
+ * import { resolvePreset } from "./presets.ts";
+ * import { autoencoderStage } from "./stages.ts";
  *
- * async function example(
- *   data: StageOptions<unknown>["data"],
- *   settings: RecipePreset["autoencoder"],
- * ) {
- *   const ae = await autoencoderStage({ dir: "runs/x/autoencoder", data, settings, seed: 0, resume: true });
- * }
+ * const run = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: `${run}/data`, seed: 0, count: 8, perShard: 8, size: 16 });
+ * const data = await loadImageSet(`${run}/data`);
+ * // One step of batch 2, to be quick; the tiny preset trains 6 steps of 8.
+ * const settings = { ...resolvePreset("tiny").autoencoder, steps: 1, batchSize: 2, warmupSteps: 0 };
+ * const o = { dir: `${run}/autoencoder`, data, settings, seed: 0, resume: true, progress: false };
+ * const ae = await autoencoderStage(o);
+ * assert.ok(ae.scalingFactor > 0); // 1 / std of the latents
+ * assert.equal((await autoencoderStage(o)).scalingFactor, ae.scalingFactor); // frozen: loaded back
+ * await Deno.remove(run, { recursive: true });
  * ```
  * @module
  */

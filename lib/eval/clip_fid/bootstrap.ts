@@ -9,16 +9,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipScoreWithInterval, formatEstimate } from "./bootstrap.ts";
- * import type { FeatureMatrix } from "./feature_matrix.ts";
  *
- * function example(
- *   img: FeatureMatrix, // image embeddings, [n, d]
- *   txt: FeatureMatrix, // their prompts' text embeddings, [n, d]
- * ) {
- *   const cs = clipScoreWithInterval(img, txt, { resamples: 1000, seed: 0 });
- *   console.log(formatEstimate(cs)); // "31.20 [30.85, 31.57] (95% bootstrap, 1000 resamples)"
- * }
+ * // Every pair at 45 degrees: each CLIP score is 100 / sqrt(2), so is every resample.
+ * const img = { data: new Float32Array([1, 0, 0, 1]), n: 2, d: 2 };
+ * const txt = { data: new Float32Array([1, 1, 1, 1]), n: 2, d: 2 };
+ * const cs = clipScoreWithInterval(img, txt, { resamples: 100, seed: 0 });
+ * assert.equal(formatEstimate(cs), "70.71 [70.71, 70.71] (95% bootstrap, 100 resamples)");
  * ```
  * @module
  */
@@ -66,7 +64,10 @@ function opts(o: BootstrapOptions, defaultResamples: number) {
  *
  * @example
  * ```ts
- * quantileSorted(new Float64Array([1, 2, 3, 4]), 0.5); // 2.5
+ * import assert from "node:assert/strict";
+ * import { quantileSorted } from "./bootstrap.ts";
+ *
+ * assert.equal(quantileSorted(new Float64Array([1, 2, 3, 4]), 0.5), 2.5);
  * ```
  */
 export function quantileSorted(sorted: Float64Array, q: number): number {
@@ -121,16 +122,15 @@ export function bootstrap(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipScoreWithInterval } from "./bootstrap.ts";
  *
- * function example(
- *   d: number,
- *   img: Float32Array,
- *   n: number,
- *   txt: Float32Array,
- * ) {
- *   const e = clipScoreWithInterval({ data: img, n, d }, { data: txt, n, d });
- * }
+ * // Pair 0 matches (100), pair 1 is orthogonal (0): the score is 50, resamples span 0..100.
+ * const img = { data: new Float32Array([1, 0, 0, 1]), n: 2, d: 2 };
+ * const txt = { data: new Float32Array([1, 0, 1, 0]), n: 2, d: 2 };
+ * const e = clipScoreWithInterval(img, txt, { resamples: 200 });
+ * assert.equal(e.value, 50);
+ * assert.ok(e.lo >= 0 && e.lo <= 50 && e.hi >= 50 && e.hi <= 100);
  * ```
  */
 export function clipScoreWithInterval(
@@ -162,17 +162,15 @@ export interface FrechetEstimate extends Estimate {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { frechetWithInterval } from "./bootstrap.ts";
- * import type { FeatureStats } from "./stats.ts";
+ * import { featureStats } from "./stats.ts";
  *
- * function example(
- *   feats: Float32Array<ArrayBuffer>, // generated images' features, [n, d]
- *   n: number,
- *   d: number,
- *   refStats: FeatureStats,
- * ) {
- *   const e = frechetWithInterval({ data: feats, n, d }, refStats, { resamples: 50 });
- * }
+ * const feats = new Float32Array([0, 0, 2, 2, 1, 3, 3, 1]); // 4 generated images, d = 2
+ * const refStats = featureStats(feats, 4, 2); // cached reference statistics, held fixed
+ * const e = frechetWithInterval({ data: feats, n: 4, d: 2 }, refStats, { resamples: 20 });
+ * assert.ok(Math.abs(e.value) < 1e-9); // same statistics as the reference
+ * assert.ok(e.lo >= -1e-9 && e.hi >= e.lo && e.resamples === 20);
  * ```
  */
 export function frechetWithInterval(
@@ -231,8 +229,11 @@ export function frechetWithInterval(
  *
  * @example
  * ```ts
- * formatEstimate({ value: 1, lo: 0.9, hi: 1.1, level: 0.95, resamples: 1000 }, 2);
- * // "1.00 [0.90, 1.10] (95% bootstrap, 1000 resamples)"
+ * import assert from "node:assert/strict";
+ * import { formatEstimate } from "./bootstrap.ts";
+ *
+ * const e = { value: 1, lo: 0.9, hi: 1.1, level: 0.95, resamples: 1000 };
+ * assert.equal(formatEstimate(e, 2), "1.00 [0.90, 1.10] (95% bootstrap, 1000 resamples)");
  * ```
  */
 export function formatEstimate(e: Estimate, digits = 2): string {

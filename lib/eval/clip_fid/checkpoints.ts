@@ -33,7 +33,10 @@ export interface CheckpointRef {
  *
  * @example
  * ```ts
- * await sha256Hex("abc"); // "ba7816bf..."
+ * import assert from "node:assert/strict";
+ * import { sha256Hex } from "./checkpoints.ts";
+ *
+ * assert.ok((await sha256Hex("abc")).startsWith("ba7816bf"));
  * ```
  */
 export async function sha256Hex(s: string): Promise<string> {
@@ -50,7 +53,11 @@ async function fileHash(path: string): Promise<string> {
  *
  * @example
  * ```ts
- * parseCheckpointSelector("1000,1500,final"); // [1000, 1500, "final"]
+ * import assert from "node:assert/strict";
+ * import { parseCheckpointSelector } from "./checkpoints.ts";
+ *
+ * assert.deepEqual(parseCheckpointSelector("1000,1500,final"), [1000, 1500, "final"]);
+ * assert.equal(parseCheckpointSelector("latest"), "latest");
  * ```
  */
 export function parseCheckpointSelector(s: string): CheckpointSelector {
@@ -75,9 +82,16 @@ export function parseCheckpointSelector(s: string): CheckpointSelector {
  *
  * @example
  * ```ts
- * async function example() {
- *   const refs = await resolveCheckpoints("runs/default", "all");
- * }
+ * import assert from "node:assert/strict";
+ * import { resolveCheckpoints, sha256Hex } from "./checkpoints.ts";
+ *
+ * const run = await Deno.makeTempDir(); // a run with only a finished UNet model
+ * await Deno.mkdir(`${run}/unet/model`, { recursive: true });
+ * await Deno.writeTextFile(`${run}/unet/model/model.json`, "{}");
+ * const refs = await resolveCheckpoints(run, "all");
+ * assert.deepEqual(refs, [{ name: "final", step: null, fingerprint: await sha256Hex("{}") }]);
+ * await assert.rejects(resolveCheckpoints(run, [1000]), /no complete checkpoint at step 1000/);
+ * await Deno.remove(run, { recursive: true });
  * ```
  */
 export async function resolveCheckpoints(

@@ -8,16 +8,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipScore } from "./clip_score.ts";
  *
- * function example(
- *   d: number,
- *   img: Float32Array,
- *   n: number,
- *   txt: Float32Array,
- * ) {
- *   const { score, perImage } = clipScore({ data: img, n, d }, { data: txt, n, d });
- * }
+ * const img = { data: new Float32Array([2, 0, 0, 1]), n: 2, d: 2 }; // raw, not normalised
+ * const txt = { data: new Float32Array([1, 0, 0, -3]), n: 2, d: 2 };
+ * const { score, perImage } = clipScore(img, txt);
+ * assert.deepEqual([score, Array.from(perImage)], [50, [100, 0]]); // cos -1 is clamped to 0
  * ```
  * @module
  */
@@ -36,8 +33,12 @@ export interface ClipScoreResult {
  *
  * @example
  * ```ts
- * clipScore({ data: new Float32Array([1, 0]), n: 1, d: 2 }, { data: new Float32Array([1, 1]), n: 1, d: 2 });
- * // score = 100 / sqrt(2)
+ * import assert from "node:assert/strict";
+ * import { clipScore } from "./clip_score.ts";
+ *
+ * const img = { data: new Float32Array([1, 0]), n: 1, d: 2 };
+ * const { score } = clipScore(img, { data: new Float32Array([1, 1]), n: 1, d: 2 });
+ * assert.ok(Math.abs(score - 100 / Math.sqrt(2)) < 1e-9);
  * ```
  */
 export function clipScore(images: FeatureMatrix, texts: FeatureMatrix): ClipScoreResult {

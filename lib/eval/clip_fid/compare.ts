@@ -8,14 +8,23 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareFigure, readSweepReport } from "./compare.ts";
  * import { writePlotlyHtml } from "../../plot/mod.ts";
  *
- * async function example() {
- *   const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
- *   const reports = await Promise.all(paths.map(readSweepReport));
- *   await writePlotlyHtml("compare.html", compareFigure(reports));
- * }
+ * const report = (run: string, fid: number) => ({
+ *   format: "xgen-kit/clip-fid@1", run, extractor: { name: "inception" }, clip_model: "ViT-B/32",
+ *   label: "FID", prompts: { spec: "text:p.txt", hash: "ab12", count: 2 },
+ *   results: [{ checkpoint: "final", step: null, guidance: 3, clip_score: 30, clip_score_interval: [29, 31], fid, fid_interval: [fid - 1, fid + 1] }],
+ * });
+ * const dir = await Deno.makeTempDir(); // stands for runs/a/eval and runs/b/eval
+ * await Deno.writeTextFile(`${dir}/a.json`, JSON.stringify(report("a", 20)));
+ * await Deno.writeTextFile(`${dir}/b.json`, JSON.stringify(report("b", 25)));
+ * const reports = await Promise.all([`${dir}/a.json`, `${dir}/b.json`].map(readSweepReport));
+ * const fig = compareFigure(reports);
+ * assert.deepEqual(fig.data.map((t) => t.name), ["a final", "b final"]);
+ * await writePlotlyHtml(`${dir}/compare.html`, fig);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -45,9 +54,13 @@ export interface SweepReportDoc {
  *
  * @example
  * ```ts
- * async function example() {
- *   const r = await readSweepReport("runs/a/eval/clip_fid.json");
- * }
+ * import assert from "node:assert/strict";
+ * import { readSweepReport } from "./compare.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, JSON.stringify({ format: "other" }));
+ * await assert.rejects(readSweepReport(path), /field "format" must be xgen-kit\/clip-fid@1/);
+ * await Deno.remove(path);
  * ```
  */
 export async function readSweepReport(path: string): Promise<SweepReportDoc> {
@@ -77,11 +90,15 @@ export async function readSweepReport(path: string): Promise<SweepReportDoc> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readSweepReports } from "./compare.ts";
  *
- * async function example() {
- *   const reports = await readSweepReports("eval-models/clip_fid.json"); // one per model
- * }
+ * const path = await Deno.makeTempFile({ suffix: ".json" }); // as eval-models writes it
+ * const results = [{ checkpoint: "model", guidance: 3, clip_score: 30, fid: 20 }];
+ * const doc = { format: "xgen-kit/clip-fid-models@1", models: [{ name: "sd-a", results }, { name: "sd-b", results }] };
+ * await Deno.writeTextFile(path, JSON.stringify(doc));
+ * assert.deepEqual((await readSweepReports(path)).map((r) => r.run), ["sd-a", "sd-b"]); // one per model
+ * await Deno.remove(path);
  * ```
  */
 export async function readSweepReports(path: string): Promise<SweepReportDoc[]> {
@@ -112,13 +129,15 @@ export async function readSweepReports(path: string): Promise<SweepReportDoc[]> 
  *
  * @example
  * ```ts
- * import { assertComparable, readSweepReport } from "./compare.ts";
+ * import assert from "node:assert/strict";
+ * import { assertComparable, type SweepReportDoc } from "./compare.ts";
  *
- * async function example() {
- *   const paths = ["runs/a/eval/clip_fid.json", "runs/b/eval/clip_fid.json"];
- *   const reports = await Promise.all(paths.map(readSweepReport));
- *   assertComparable(reports, paths);
- * }
+ * const a = { run: "a", extractor: { name: "inception" }, clip_model: "ViT-B/32", prompts: { hash: "ab12" } };
+ * const b = { ...a, run: "b", clip_model: "ViT-L/14" };
+ * assert.throws(
+ *   () => assertComparable([a, b] as unknown as SweepReportDoc[], ["runs/a", "runs/b"]),
+ *   /runs\/b and runs\/a differ in their CLIP model \(ViT-L\/14 vs ViT-B\/32\)/,
+ * );
  * ```
  */
 export function assertComparable(reports: SweepReportDoc[], names: string[]): void {
@@ -145,14 +164,16 @@ export function assertComparable(reports: SweepReportDoc[], names: string[]): vo
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareFigure, type SweepReportDoc } from "./compare.ts";
  *
- * function example(
- *   a: SweepReportDoc,
- *   b: SweepReportDoc,
- * ) {
- *   const fig = compareFigure([a, b]);
- * }
+ * const report = (run: string, fid: number) => ({
+ *   format: "xgen-kit/clip-fid@1", run, extractor: { name: "inception" }, clip_model: "ViT-B/32",
+ *   label: "FID", prompts: { spec: "text:p.txt", hash: "ab12", count: 2 },
+ *   results: [{ checkpoint: "final", step: null, guidance: 3, clip_score: 30, clip_score_interval: [29, 31], fid, fid_interval: [fid - 1, fid + 1] }],
+ * });
+ * const fig = compareFigure([report("a", 20), report("b", 25)] as SweepReportDoc[], ["A", "B"]);
+ * assert.deepEqual(fig.data.map((t) => [t.name, t.y]), [["A final", [20]], ["B final", [25]]]);
  * ```
  */
 export function compareFigure(reports: SweepReportDoc[], names?: string[]): PlotlyFigure {

@@ -14,15 +14,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { kitClipImageExtractor } from "./feature_extractors.ts";
- * import type { RgbImage } from "../../plot/mod.ts";
- * import { loadRun } from "../../recipe/generate.ts";
+ * import { CLIP_PRESETS, initClip } from "../../models/clip.ts";
+ * import { Rng } from "../../util/rng.ts";
  *
- * async function example(images: RgbImage[]) {
- *   const run = await loadRun("runs/default");
- *   const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
- *   const feats = await ex.extract(images); // Float32Array, images.length x ex.dim
- * }
+ * // A tiny seeded CLIP; a trained run's is `(await loadRun("runs/default")).clip`.
+ * const clip = { params: initClip(CLIP_PRESETS.tiny, Rng.stream(0)), config: CLIP_PRESETS.tiny };
+ * const ex = await kitClipImageExtractor(clip, { runName: "default" });
+ * const img = { data: new Uint8Array(32 * 32 * 3).fill(200), width: 32, height: 32 };
+ * const feats = await ex.extract([img, img]); // Float32Array, images.length x ex.dim
+ * assert.equal(feats.length, 2 * ex.dim);
+ * assert.deepEqual(feats.subarray(0, ex.dim), feats.subarray(ex.dim));
  * ```
  * @module
  */
@@ -57,7 +61,11 @@ export interface FeatureExtractor {
  *
  * @example
  * ```ts
- * frechetLabel("kit-clip-image-default-1a2b3c4d"); // "Frechet distance in CLIP space (not Inception FID)"
+ * import assert from "node:assert/strict";
+ * import { frechetLabel } from "./feature_extractors.ts";
+ *
+ * assert.equal(frechetLabel("kit-clip-image-default-1a2b3c4d"), "Frechet distance in CLIP space (not Inception FID)");
+ * assert.equal(frechetLabel("inception-v3-pool3-1a2b3c4d"), "FID (Inception-v3 pool3 features)");
  * ```
  */
 export function frechetLabel(extractorName: string): string {
@@ -160,13 +168,17 @@ async function weightsDigest(p: Params): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
  * import { kitClipImageExtractor } from "./feature_extractors.ts";
- * import { loadRun } from "../../recipe/generate.ts";
+ * import { CLIP_PRESETS, initClip } from "../../models/clip.ts";
+ * import { Rng } from "../../util/rng.ts";
  *
- * async function example() {
- *   const run = await loadRun("runs/default");
- *   const ex = await kitClipImageExtractor(run.clip, { runName: "default" });
- * }
+ * const clip = { params: initClip(CLIP_PRESETS.tiny, Rng.stream(0)), config: CLIP_PRESETS.tiny };
+ * const ex = await kitClipImageExtractor(clip, { runName: "default" });
+ * assert.match(ex.name, /^kit-clip-image-default-[0-9a-f]{8}$/); // the hash names the weights
+ * assert.equal(ex.dim, CLIP_PRESETS.tiny.embedDim);
+ * await assert.rejects(ex.embedTexts(["a cat"]), /needs the CLIP tokenizer/);
  * ```
  */
 export async function kitClipImageExtractor(
@@ -264,17 +276,23 @@ export interface ClipTowersExtractor extends FeatureExtractor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clipTowersExtractor } from "./feature_extractors.ts";
- * import type { ClipTowers } from "../../inference/clip_towers.ts";
- * import type { RgbImage } from "../../plot/mod.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(
- *   clip: ClipTowers,
- *   images: RgbImage[],
- * ) {
- *   const ex = await clipTowersExtractor(clip);
- *   const feats = await ex.extract(images); // images.length x ex.dim
- * }
+ * const dir = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d towers
+ * const clip = await loadClipTowers({
+ *   textModel: `${dir}/text_model.onnx`,
+ *   imageModel: `${dir}/vision_model.onnx`,
+ *   tokenizerDir: dir,
+ *   executionProviders: ["cpu"],
+ * });
+ * const ex = await clipTowersExtractor(clip);
+ * const img = { data: new Uint8Array(16 * 16 * 3).fill(128), width: 16, height: 16 };
+ * const feats = await ex.extract([img, img]); // images.length x ex.dim
+ * assert.deepEqual([ex.dim, feats.length], [3, 6]);
+ * assert.match(ex.name, /^onnx-clip-image-[0-9a-f]{8}$/);
+ * await clip.release();
  * ```
  */
 export async function clipTowersExtractor(

@@ -3,17 +3,12 @@
  *
  * @example
  * ```ts
- * import { checkFeatureMatrix, FeatureMatrix } from "./feature_matrix.ts";
- * import type { FeatureExtractor } from "./feature_extractors.ts";
- * import type { RgbImage } from "../../plot/mod.ts";
+ * import assert from "node:assert/strict";
+ * import { checkFeatureMatrix, type FeatureMatrix } from "./feature_matrix.ts";
  *
- * async function example(
- *   extractor: FeatureExtractor,
- *   images: RgbImage[],
- * ) {
- *   const m: FeatureMatrix = { data: await extractor.extract(images), n: images.length, d: extractor.dim };
- *   checkFeatureMatrix(m, "generated");
- * }
+ * const m: FeatureMatrix = { data: new Float32Array(6), n: 2, d: 3 }; // 2 images, 3 features
+ * checkFeatureMatrix(m, "generated");
+ * assert.throws(() => checkFeatureMatrix({ ...m, n: 3 }, "generated"), /generated/);
  * ```
  * @module
  */
@@ -30,7 +25,12 @@ export interface FeatureMatrix {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkFeatureMatrix } from "./feature_matrix.ts";
+ *
  * checkFeatureMatrix({ data: new Float32Array(6), n: 2, d: 3 }, "x"); // ok
+ * const bad = { data: new Float32Array([0, NaN]), n: 1, d: 2 };
+ * assert.throws(() => checkFeatureMatrix(bad, "x"), /x: value \[0, 1\] is not finite/);
  * ```
  */
 export function checkFeatureMatrix(m: FeatureMatrix, what: string): void {

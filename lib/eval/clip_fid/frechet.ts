@@ -15,18 +15,15 @@
  *
  * @example
  * ```ts
- * import { frechetDistance, frechetDistanceDetailed } from "./frechet.ts";
- * import { featureStats, type FeatureStats } from "./stats.ts";
+ * import assert from "node:assert/strict";
+ * import { frechetDistance } from "./frechet.ts";
+ * import type { FeatureStats } from "./stats.ts";
  *
- * function example(
- *   gen: Float32Array, // generated images' features, [n, d]
- *   n: number,
- *   d: number,
- *   reference: FeatureStats,
- * ) {
- *   const fid = frechetDistance(featureStats(gen, n, d), reference);
- *   const detail = frechetDistanceDetailed(featureStats(gen, n, d), reference); // { distance, eps, ... }
- * }
+ * // Diagonal covariances: FID = |mu1 - mu2|^2 + sum(s1 + s2 - 2 sqrt(s1 s2)) = 5 + 1 + 1.
+ * const gen: FeatureStats = { mu: new Float64Array([0, 0]), sigma: new Float64Array([1, 0, 0, 4]), n: 10 };
+ * const ref: FeatureStats = { mu: new Float64Array([1, 2]), sigma: new Float64Array([4, 0, 0, 1]), n: 10 };
+ * assert.ok(Math.abs(frechetDistance(gen, ref) - 7) < 1e-9);
+ * assert.ok(Math.abs(frechetDistance(gen, gen)) < 1e-9); // identical statistics
  * ```
  * @module
  */
@@ -143,16 +140,16 @@ function withOffset(s: Float64Array, d: number, eps: number): Float64Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { frechetDistanceDetailed } from "./frechet.ts";
- * import type { FeatureStats } from "./stats.ts";
+ * import { featureStats } from "./stats.ts";
  *
- * function example(
- *   gen: FeatureStats,
- *   ref: FeatureStats,
- * ) {
- *   const r = frechetDistanceDetailed(gen, ref);
- *   if (r.regularized) console.warn(r.note);
- * }
+ * // 2 images in 3 dimensions: a rank-1 covariance, so the eps fallback runs.
+ * const gen = featureStats(new Float32Array([0, 0, 0, 1, 2, 3]), 2, 3);
+ * const r = frechetDistanceDetailed(gen, gen);
+ * assert.equal(r.regularized, true);
+ * assert.equal(r.eps, 1e-6);
+ * assert.ok(Math.abs(r.distance) < 1e-5 && r.note!.includes("near singular"));
  * ```
  */
 export function frechetDistanceDetailed(

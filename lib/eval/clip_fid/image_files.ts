@@ -15,11 +15,19 @@
  *
  * @example
  * ```ts
- * async function example() {
- *   const skipped: SkippedImage[] = [];
- *   const img = await readImageOrSkip("data/coco/val2014/COCO_val2014_000000000042.jpg", skipped);
- *   if (img === null) console.warn(skipped.at(-1));
- * }
+ * import assert from "node:assert/strict";
+ * import { encodePngRgb } from "../../data/png.ts";
+ * import { readImageOrSkip, type SkippedImage } from "./image_files.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/red.jpg`, encodePngRgb(new Uint8Array([255, 0, 0]), 1, 1)); // a PNG
+ * await Deno.writeFile(`${dir}/bad.jpg`, new Uint8Array([0xff, 0xd8, 0xff, 0]));
+ * const skipped: SkippedImage[] = [];
+ * const red = await readImageOrSkip(`${dir}/red.jpg`, skipped); // the name does not matter
+ * assert.deepEqual(Array.from(red!.data), [255, 0, 0]);
+ * assert.equal(await readImageOrSkip(`${dir}/bad.jpg`, skipped), null);
+ * assert.equal(skipped[0].path, `${dir}/bad.jpg`);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
@@ -61,9 +69,13 @@ export class CorruptImageError extends Error {
  *
  * @example
  * ```ts
- * async function example() {
- *   sniffImageFormat(await Deno.readFile("a.jpg")); // "jpeg"
- * }
+ * import assert from "node:assert/strict";
+ * import { encodePngRgb } from "../../data/png.ts";
+ * import { sniffImageFormat } from "./image_files.ts";
+ *
+ * assert.equal(sniffImageFormat(encodePngRgb(new Uint8Array(3), 1, 1)), "png");
+ * assert.equal(sniffImageFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])), "jpeg");
+ * assert.equal(sniffImageFormat(new TextEncoder().encode("GIF89a")), null);
  * ```
  */
 export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
@@ -78,9 +90,13 @@ export function sniffImageFormat(bytes: Uint8Array): ImageFormat | null {
  *
  * @example
  * ```ts
- * async function example() {
- *   const img = decodeImageRgb(await Deno.readFile("a.png"), "a.png");
- * }
+ * import assert from "node:assert/strict";
+ * import { encodePngRgb } from "../../data/png.ts";
+ * import { decodeImageRgb } from "./image_files.ts";
+ *
+ * const img = decodeImageRgb(encodePngRgb(new Uint8Array([1, 2, 3, 4, 5, 6]), 2, 1), "a.png");
+ * assert.deepEqual([img.width, img.height, Array.from(img.data)], [2, 1, [1, 2, 3, 4, 5, 6]]);
+ * assert.throws(() => decodeImageRgb(new Uint8Array(4), "b.png"), /b\.png: not a PNG or JPEG/);
  * ```
  */
 export function decodeImageRgb(bytes: Uint8Array, path: string): RgbInput {
@@ -104,9 +120,14 @@ export function decodeImageRgb(bytes: Uint8Array, path: string): RgbInput {
  *
  * @example
  * ```ts
- * async function example() {
- *   const img = await readImageRgb("data/coco/val2017/000000000139.jpg");
- * }
+ * import assert from "node:assert/strict";
+ * import { encodePngRgb } from "../../data/png.ts";
+ * import { readImageRgb } from "./image_files.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".png" });
+ * await Deno.writeFile(path, encodePngRgb(new Uint8Array([0, 128, 255]), 1, 1));
+ * assert.deepEqual(Array.from((await readImageRgb(path)).data), [0, 128, 255]);
+ * await Deno.remove(path);
  * ```
  */
 export async function readImageRgb(path: string): Promise<RgbInput> {
@@ -125,10 +146,15 @@ export async function readImageRgb(path: string): Promise<RgbInput> {
  *
  * @example
  * ```ts
- * async function example() {
- *   const skipped: SkippedImage[] = [];
- *   const img = await readImageOrSkip("a.jpg", skipped); // null + skipped[0].path === "a.jpg" if corrupt
- * }
+ * import assert from "node:assert/strict";
+ * import { readImageOrSkip, type SkippedImage } from "./image_files.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".jpg" }); // empty: corrupt, not missing
+ * const skipped: SkippedImage[] = [];
+ * assert.equal(await readImageOrSkip(path, skipped), null);
+ * assert.equal(skipped[0].path, path);
+ * await Deno.remove(path);
+ * await assert.rejects(readImageOrSkip(path, skipped), /cannot be read/); // missing throws
  * ```
  */
 export async function readImageOrSkip(
@@ -149,8 +175,13 @@ export async function readImageOrSkip(
  *
  * @example
  * ```ts
- * formatSkipped([{ path: "a.jpg", reason: "corrupt JPEG (marker was not found)" }]);
- * // "1 corrupt image skipped: a.jpg (corrupt JPEG (marker was not found))"
+ * import assert from "node:assert/strict";
+ * import { formatSkipped } from "./image_files.ts";
+ *
+ * assert.equal(
+ *   formatSkipped([{ path: "a.jpg", reason: "corrupt JPEG (marker was not found)" }]),
+ *   "1 corrupt image skipped: a.jpg (corrupt JPEG (marker was not found))",
+ * );
  * ```
  */
 export function formatSkipped(skipped: readonly SkippedImage[], max = 5): string {

@@ -373,7 +373,11 @@ async function sha8(bytes: Uint8Array): Promise<string> {
  *
  * @example
  * ```ts
- * inceptionPreprocessing("clean", "-1-1", "pool3");
+ * import assert from "node:assert/strict";
+ * import { inceptionPreprocessing } from "./inception_onnx.ts";
+ *
+ * const p = inceptionPreprocessing("clean", "-1-1", "pool3");
+ * assert.ok(p.startsWith("clean-fid conventions: RGB uint8 -> resize=clean to 299x299"));
  * ```
  */
 export function inceptionPreprocessing(

@@ -9,16 +9,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kernelInceptionDistance } from "./kid.ts";
- * import type { FeatureMatrix } from "./feature_matrix.ts";
  *
- * function example(
- *   gen: FeatureMatrix,
- *   ref: FeatureMatrix,
- * ) {
- *   const r = kernelInceptionDistance(gen, ref, { subsets: 100, subsetSize: 1000, seed: 0 });
- *   console.log(r.mean, r.std);
- * }
+ * const gen = { data: new Float32Array([0, 1, 2, 3, 4, 5]), n: 3, d: 2 };
+ * const ref = { data: new Float32Array([9, 9, 8, 8, 7, 7, 6, 6]), n: 4, d: 2 };
+ * const r = kernelInceptionDistance(gen, ref, { subsets: 10, subsetSize: 1000, seed: 0 });
+ * assert.equal(r.subsetSize, 3); // min(1000, 3, 4)
+ * assert.equal(r.values.length, 10);
+ * assert.ok(r.mean > 0 && r.std >= 0);
  * ```
  * @module
  */
@@ -65,7 +64,11 @@ function sample(rng: Rng, n: number, m: number): Int32Array {
  *
  * @example
  * ```ts
- * mmdPolynomial(new Float64Array([1, -1]), new Float64Array([0, 0]), 2, 1); // -1
+ * import assert from "node:assert/strict";
+ * import { mmdPolynomial } from "./kid.ts";
+ *
+ * // k(1,-1) = 0 twice over 2 pairs, k(0,0) = 1 twice, cross terms sum to 4: 0 + 1 - 2 = -1.
+ * assert.equal(mmdPolynomial(new Float64Array([1, -1]), new Float64Array([0, 0]), 2, 1), -1);
  * ```
  */
 export function mmdPolynomial(x: Float64Array, y: Float64Array, m: number, d: number): number {
@@ -95,14 +98,13 @@ export function mmdPolynomial(x: Float64Array, y: Float64Array, m: number, d: nu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { kernelInceptionDistance } from "./kid.ts";
  *
- * function example(
- *   a: Float32Array, // 500 x 64 features
- *   b: Float32Array, // 800 x 64 features
- * ) {
- *   kernelInceptionDistance({ data: a, n: 500, d: 64 }, { data: b, n: 800, d: 64 }, { subsets: 50 });
- * }
+ * const a = { data: new Float32Array([1, -1, 1, -1]), n: 4, d: 1 };
+ * const r = kernelInceptionDistance(a, a, { subsets: 5 }); // every subset is the whole set
+ * // Unbiased, so a set against itself gives 2 * 32/12 - 2 * 64/16 = -8/3 < 0, in every subset.
+ * assert.ok(Math.abs(r.mean + 8 / 3) < 1e-12 && r.std < 1e-12);
  * ```
  */
 export function kernelInceptionDistance(

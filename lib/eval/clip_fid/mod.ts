@@ -8,17 +8,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { featureStats, frechetDistance } from "./mod.ts";
  *
- * function example(
- *   gen: Float32Array, // [n, d] features of generated images
- *   ref: Float32Array, // [m, d] features of reference images
- *   n: number,
- *   m: number,
- *   d: number,
- * ) {
- *   const fid = frechetDistance(featureStats(gen, n, d), featureStats(ref, m, d));
- * }
+ * const gen = new Float32Array([0, 0, 2, 2, 1, 3]); // [n, d] features of generated images
+ * const ref = gen.map((v) => v + 3); // [m, d] reference features: the same, shifted by (3, 3)
+ * const fid = frechetDistance(featureStats(gen, 3, 2), featureStats(ref, 3, 2));
+ * assert.ok(Math.abs(fid - 18) < 1e-6); // equal covariances: only |mu_gen - mu_ref|^2 = 9 + 9
  * ```
  * @module
  */

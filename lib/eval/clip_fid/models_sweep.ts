@@ -284,17 +284,27 @@ async function resolveModel(m: SweepModel, name: string): Promise<ResolvedModel>
  *
  * @example
  * ```ts
- * import { type ClipJudge, modelsSweep } from "./models_sweep.ts";
- * import type { PromptSet } from "./prompt_sets.ts";
+ * import assert from "node:assert/strict";
+ * import { modelsSweep } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(set: PromptSet, judge: ClipJudge) {
- *   const r = await modelsSweep({
- *     models: [{ kind: "folder", dir: "sd15-onnx" }, { kind: "folder", dir: "sd21-onnx" }],
- *     promptSet: set, clipModel: judge, referenceStats: "coco_clean_val.npz",
- *     guidance: [1.5, 3, 7.5], n: 1000, steps: 25, scheduler: "dpmpp_2m", seed: 0,
- *     cacheDir: "eval-sd/cache",
- *   });
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const r = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * // SD v1.5 vs v2.1 on COCO: models: [{ kind: "folder", dir: "sd15-onnx" }, ...], n: 1000, ...
+ * assert.deepEqual(r.models.map((m) => [m.name, m.points.map((p) => p.guidance)]), [["fp32_scalar_t", [1, 3]]]);
+ * assert.ok(r.models[0].points.every((p) => p.fid.value >= 0 && p.n === 4));
  * ```
  */
 export async function modelsSweep(o: ModelsSweepOptions): Promise<ModelsSweepResult> {
@@ -621,11 +631,15 @@ export async function modelsSweep(o: ModelsSweepOptions): Promise<ModelsSweepRes
  *
  * @example
  * ```ts
- * import { type ModelsSweepResult, reportRow } from "./models_sweep.ts";
+ * import assert from "node:assert/strict";
+ * import { reportRow, type SweepPoint } from "./models_sweep.ts";
  *
- * function example(r: ModelsSweepResult) {
- *   const rows = r.models[0].points.map((p) => reportRow(p, r));
- * }
+ * const e = { value: 30, lo: 29, hi: 31, level: 0.95, resamples: 200 };
+ * const p: SweepPoint = { checkpoint: "final", step: null, guidance: 3, n: 64, clipScore: e,
+ *   fid: { ...e, value: 20, regularized: false }, cached: true, seconds: 1.23456 };
+ * const r = { settings: { seed: 0 }, extractor: { name: "inception" }, fidLabel: "FID" };
+ * const row = reportRow(p, r as Parameters<typeof reportRow>[1]);
+ * assert.deepEqual([row.clip_score_interval, row.fid, row.seconds], [[29, 31], 20, 1.235]);
  * ```
  */
 export function reportRow(
@@ -658,11 +672,14 @@ export function reportRow(
  *
  * @example
  * ```ts
- * import { type ModelsSweepResult, reportProtocol } from "./models_sweep.ts";
+ * import assert from "node:assert/strict";
+ * import { reportProtocol, type SweepSummary } from "./models_sweep.ts";
  *
- * function example(r: ModelsSweepResult) {
- *   const doc = { format: "my-report", ...reportProtocol(r, { protocol: "default" }) };
- * }
+ * // The shared part of a sweep's result (a `modelsSweep` result has all of it).
+ * const r = { prompts: { spec: "heldout" }, settings: { n: 64 }, extractor: { name: "inception" },
+ *   clipModel: "ViT-B/32", fidLabel: "FID", reference: { source: "coco", n: 5000 } } as SweepSummary;
+ * const doc: Record<string, unknown> = { format: "my-report", ...reportProtocol(r, { protocol: "default" }) };
+ * assert.deepEqual([doc.protocol, doc.clip_model, doc.label], ["default", "ViT-B/32", "FID"]);
  * ```
  */
 export function reportProtocol(
@@ -689,11 +706,27 @@ export const MODELS_REPORT_FORMAT = "xgen-kit/clip-fid-models@1";
  *
  * @example
  * ```ts
- * import { type ModelsSweepResult, modelsSweepReport } from "./models_sweep.ts";
+ * import assert from "node:assert/strict";
+ * import { modelsSweep, modelsSweepReport } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * function example(r: ModelsSweepResult) {
- *   const doc = modelsSweepReport(r, { protocol: "default" });
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const r = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * const doc = modelsSweepReport(r, { protocol: "default" });
+ * assert.deepEqual([doc.format, doc.protocol], ["xgen-kit/clip-fid-models@1", "default"]);
+ * assert.equal((doc.models as { results: unknown[] }[])[0].results.length, 2); // one per guidance
  * ```
  */
 export function modelsSweepReport(
@@ -727,11 +760,26 @@ function curveName(m: ModelCurves, c: CheckpointRef): string {
  *
  * @example
  * ```ts
- * import { modelsFigure, type ModelsSweepResult } from "./models_sweep.ts";
+ * import assert from "node:assert/strict";
+ * import { modelsFigure, modelsSweep } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * function example(r: ModelsSweepResult) {
- *   const fig = modelsFigure(r); // fig.data: one trace per model
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const r = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * const fig = modelsFigure(r); // fig.data: one trace per model
+ * assert.deepEqual(fig.data.map((t) => [t.name, t.text]), [["fp32_scalar_t", ["1", "3"]]]);
  * ```
  */
 export function modelsFigure(r: ModelsSweepResult): PlotlyFigure {
@@ -747,11 +795,29 @@ export function modelsFigure(r: ModelsSweepResult): PlotlyFigure {
  *
  * @example
  * ```ts
- * import { type ModelsSweepResult, writeModelsSweepOutputs } from "./models_sweep.ts";
+ * import assert from "node:assert/strict";
+ * import { modelsSweep, writeModelsSweepOutputs } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(r: ModelsSweepResult) {
- *   const { json, html } = await writeModelsSweepOutputs(r, "eval-models");
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const r = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * const dir = await Deno.makeTempDir(); // e.g. "eval-models"
+ * const { json, html } = await writeModelsSweepOutputs(r, dir);
+ * assert.deepEqual([json, html], [`${dir}/clip_fid.json`, `${dir}/clip_fid.html`]);
+ * assert.equal(JSON.parse(await Deno.readTextFile(json)).models[0].name, "fp32_scalar_t");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeModelsSweepOutputs(

@@ -163,12 +163,13 @@ export function encodeNpy(data: Float64Array, shape: number[]): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeNpzStats } from "./npz_stats.ts";
  *
- * async function example() {
- *   const s = decodeNpzStats(await Deno.readFile("fid_stats/coco_clean_val_256.npz"), "coco.npz");
- *   s.mu.length; // 2048
- * }
+ * // Written by numpy's np.savez (clean-fid's reference statistics are 2048-d files like it).
+ * const path = "tests/fixtures/npz_stats/stored.npz";
+ * const s = decodeNpzStats(await Deno.readFile(path), path);
+ * assert.deepEqual([s.mu.length, s.sigma.length], [8, 64]);
  * ```
  */
 export function decodeNpzStats(bytes: Uint8Array, source = "<bytes>"): NpzStats {
@@ -222,12 +223,14 @@ export interface ReadReferenceStats extends FeatureStats {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readReferenceStats } from "./npz_stats.ts";
  *
- * async function example() {
- *   const ex = { name: "inception-v3-pool3-1a2b3c4d", preprocessing: "clean", dim: 2048 };
- *   const ref = await readReferenceStats("coco_clean_val_256.npz", ex); // throws if not 2048-d
- * }
+ * const path = "tests/fixtures/npz_stats/stored.npz"; // 8-d statistics from numpy
+ * const ex = { name: "inception-v3-pool3-1a2b3c4d", preprocessing: "clean", dim: 8 };
+ * const ref = await readReferenceStats(path, ex);
+ * assert.deepEqual([ref.format, ref.mu.length], ["npz", 8]);
+ * await assert.rejects(readReferenceStats(path, { ...ex, dim: 2048 }), /8-d features/);
  * ```
  */
 export async function readReferenceStats(

@@ -15,8 +15,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { promptSetFromSpec } from "./prompt_sets.ts";
+ *
  * const set = await promptSetFromSpec("heldout", { count: 64, seed: 0, size: 32 });
  * const first = await set.reference!(0); // RGB image of the first caption (null: skipped)
+ * assert.deepEqual([set.prompts.length, first!.width, first!.data.length], [64, 32, 32 * 32 * 3]);
  * ```
  * @module
  */
@@ -65,8 +69,11 @@ export interface PromptSetOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ *
  * const set = heldoutPromptSet({ count: 8, seed: 0, size: 16 });
- * set.prompts.length; // 8
+ * assert.deepEqual([set.kind, set.prompts.length, set.referenceIds!.length], ["heldout", 8, 8]);
  * ```
  */
 export function heldoutPromptSet(o: PromptSetOptions): PromptSet {
@@ -96,7 +103,10 @@ export function heldoutPromptSet(o: PromptSetOptions): PromptSet {
  *
  * @example
  * ```ts
- * withPrefix("A man riding a horse.", "A photograph of "); // "A photograph of a man riding a horse."
+ * import assert from "node:assert/strict";
+ * import { withPrefix } from "./prompt_sets.ts";
+ *
+ * assert.equal(withPrefix("A man riding a horse.", "A photograph of "), "A photograph of a man riding a horse.");
  * ```
  */
 export function withPrefix(caption: string, prefix: string): string {
@@ -118,11 +128,16 @@ export interface CocoPair {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCocoCaptions } from "./prompt_sets.ts";
  *
- * async function example(path: string) {
- *   const pairs = parseCocoCaptions(await Deno.readTextFile(path), path);
- * }
+ * const text = JSON.stringify({
+ *   images: [{ id: 42, file_name: "000000000042.jpg" }],
+ *   annotations: [{ image_id: 42, caption: "A dog on a couch." }],
+ * });
+ * const pairs = parseCocoCaptions(text, "captions_val2017.json");
+ * assert.deepEqual(pairs, [{ caption: "A dog on a couch.", imageId: 42, fileName: "000000000042.jpg" }]);
+ * assert.throws(() => parseCocoCaptions("{}", "c.json"), /c\.json: field "images" must be an array/);
  * ```
  */
 export function parseCocoCaptions(text: string, source: string): CocoPair[] {
@@ -215,9 +230,18 @@ async function readReferenceImage(
  *
  * @example
  * ```ts
- * async function example() {
- *   const set = await cocoPromptSet("captions_val2017.json", "val2017", { count: 1000, seed: 0, prefix: "A photograph of " });
- * }
+ * import assert from "node:assert/strict";
+ * import { encodePngRgb } from "../../data/png.ts";
+ * import { cocoPromptSet } from "./prompt_sets.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // captions file and an images folder, as COCO's
+ * const caps = { images: [{ id: 1, file_name: "1.jpg" }], annotations: [{ image_id: 1, caption: "A red square." }] };
+ * await Deno.writeTextFile(`${dir}/captions.json`, JSON.stringify(caps));
+ * await Deno.writeFile(`${dir}/1.png`, encodePngRgb(new Uint8Array([255, 0, 0]), 1, 1)); // 1.jpg kept as PNG
+ * const set = await cocoPromptSet(`${dir}/captions.json`, dir, { count: 1, seed: 0, prefix: "A photograph of " });
+ * assert.deepEqual(set.prompts, ["A photograph of a red square."]);
+ * assert.deepEqual(Array.from((await set.reference!(0))!.data), [255, 0, 0]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function cocoPromptSet(
@@ -264,9 +288,14 @@ export async function cocoPromptSet(
  *
  * @example
  * ```ts
- * async function example() {
- *   const set = await textPromptSet("prompts.txt", { count: 100, seed: 0 });
- * }
+ * import assert from "node:assert/strict";
+ * import { textPromptSet } from "./prompt_sets.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".txt" });
+ * await Deno.writeTextFile(path, "# comment\na cat\na dog\n");
+ * const set = await textPromptSet(path, { count: 3, seed: 0 }); // lines repeat to reach count
+ * assert.deepEqual([set.prompts, set.reference], [["a cat", "a dog", "a cat"], null]);
+ * await Deno.remove(path);
  * ```
  */
 export async function textPromptSet(path: string, o: PromptSetOptions): Promise<PromptSet> {
@@ -304,9 +333,15 @@ export interface PartiFilter {
  *
  * @example
  * ```ts
- * async function example() {
- *   const set = await partiPromptSet("PartiPrompts.tsv", { count: 200, seed: 0 }, { category: "Animals" });
- * }
+ * import assert from "node:assert/strict";
+ * import { partiPromptSet } from "./prompt_sets.ts";
+ *
+ * const path = await Deno.makeTempFile({ suffix: ".tsv" });
+ * const rows = ["a cat\tAnimals\tBasic\t", "a city\tPeople\tBasic\t", "a dog\tAnimals\tBasic\t"];
+ * await Deno.writeTextFile(path, ["Prompt\tCategory\tChallenge\tNote", ...rows].join("\n") + "\n");
+ * const set = await partiPromptSet(path, { count: 2, seed: 0 }, { category: "Animals" });
+ * assert.deepEqual(set.prompts.toSorted(), ["a cat", "a dog"]);
+ * await Deno.remove(path);
  * ```
  */
 export async function partiPromptSet(
@@ -349,7 +384,12 @@ export async function partiPromptSet(
  *
  * @example
  * ```ts
- * parsePromptSpec("coco:a/captions.json:a/val2017"); // { kind: "coco", captions: "a/captions.json", images: "a/val2017" }
+ * import assert from "node:assert/strict";
+ * import { parsePromptSpec } from "./prompt_sets.ts";
+ *
+ * const coco = parsePromptSpec("coco:a/captions.json:a/val2017");
+ * assert.deepEqual(coco, { kind: "coco", captions: "a/captions.json", images: "a/val2017" });
+ * assert.deepEqual(parsePromptSpec("parti:p.tsv?category=Animals"), { kind: "parti", path: "p.tsv", filter: { category: "Animals" } });
  * ```
  */
 export function parsePromptSpec(
@@ -391,9 +431,12 @@ export function parsePromptSpec(
  *
  * @example
  * ```ts
- * async function example() {
- *   const set = await promptSetFromSpec("text:prompts.txt", { count: 10, seed: 0 });
- * }
+ * import assert from "node:assert/strict";
+ * import { promptSetFromSpec } from "./prompt_sets.ts";
+ *
+ * const set = await promptSetFromSpec("heldout", { count: 2, seed: 0, size: 16 });
+ * assert.deepEqual([set.kind, set.prompts.length, set.referenceIds?.[1]], ["heldout", 2, "shapes-heldout:0:16:1"]);
+ * assert.equal((await set.reference!(0))!.width, 16);
  * ```
  */
 export function promptSetFromSpec(spec: string, o: PromptSetOptions): Promise<PromptSet> {

@@ -140,17 +140,13 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
-   * import type { FeatureStatsAccumulator } from "./stats.ts";
-   * import type { FeatureExtractor } from "./feature_extractors.ts";
-   * import type { RgbImage } from "../../plot/mod.ts";
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator } from "./stats.ts";
    *
-   * async function example(
-   *   acc: FeatureStatsAccumulator,
-   *   extractor: FeatureExtractor,
-   *   images: RgbImage[],
-   * ) {
-   *   acc.add(await extractor.extract(images), images.length);
-   * }
+   * // Features as a FeatureExtractor's `extract(images)` returns them: 2 images x 3 dimensions.
+   * const acc = new FeatureStatsAccumulator(3).add(new Float32Array([1, 2, 3, 3, 2, 1]), 2);
+   * assert.equal(acc.n, 2);
+   * assert.deepEqual(Array.from(acc.stats().mu), [2, 2, 2]);
    * ```
    */
   add(features: Float32Array | Float64Array, n: number): this {
@@ -235,11 +231,11 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
-   * import type { FeatureStatsAccumulator } from "./stats.ts";
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator } from "./stats.ts";
    *
-   * function example(acc: FeatureStatsAccumulator) {
-   *   const st = acc.state();
-   * }
+   * const st = new FeatureStatsAccumulator(1).add(new Float32Array([1, 3]), 2).state();
+   * assert.deepEqual([st.d, st.n, Array.from(st.mean), Array.from(st.m2)], [1, 2, [2], [2]]);
    * ```
    */
   state(): FeatureStatsState {
@@ -251,11 +247,11 @@ export class FeatureStatsAccumulator {
    *
    * @example
    * ```ts
-   * import type { FeatureStatsAccumulator } from "./stats.ts";
+   * import assert from "node:assert/strict";
+   * import { FeatureStatsAccumulator } from "./stats.ts";
    *
-   * function example(acc: FeatureStatsAccumulator) {
-   *   const s = acc.stats();
-   * }
+   * const s = new FeatureStatsAccumulator(2).add(new Float32Array([0, 0, 2, 4]), 2).stats();
+   * assert.deepEqual([Array.from(s.mu), Array.from(s.sigma), s.n], [[1, 2], [2, 4, 4, 8], 2]);
    * ```
    */
   stats(): FeatureStats {
@@ -283,7 +279,11 @@ export class FeatureStatsAccumulator {
  *
  * @example
  * ```ts
- * const s = featureStats(new Float32Array([0, 0, 2, 2]), 2, 2); // mu [1, 1], sigma all 2
+ * import assert from "node:assert/strict";
+ * import { featureStats } from "./stats.ts";
+ *
+ * const s = featureStats(new Float32Array([0, 0, 2, 2]), 2, 2);
+ * assert.deepEqual([Array.from(s.mu), Array.from(s.sigma)], [[1, 1], [2, 2, 2, 2]]);
  * ```
  */
 export function featureStats(

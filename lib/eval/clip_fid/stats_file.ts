@@ -11,17 +11,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadReferenceStats, saveReferenceStats } from "./stats_file.ts";
- * import type { FeatureExtractor } from "./feature_extractors.ts";
- * import type { FeatureStats } from "./stats.ts";
+ * import { featureStats } from "./stats.ts";
  *
- * async function example(
- *   extractor: FeatureExtractor,
- *   stats: FeatureStats,
- * ) {
- *   await saveReferenceStats("ref.safetensors", stats, { extractor, source: "shapes train 10k" });
- *   const ref = await loadReferenceStats("ref.safetensors", extractor); // throws on mismatch
- * }
+ * const extractor = { name: "clip-vit-b32", preprocessing: "clip 224", dim: 2 };
+ * const stats = featureStats(new Float32Array([0, 0, 2, 2, 1, 3]), 3, 2);
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveReferenceStats(path, stats, { extractor, source: "shapes train 3" });
+ * const ref = await loadReferenceStats(path, extractor);
+ * assert.deepEqual([ref.mu, ref.sigma, ref.n, ref.source], [stats.mu, stats.sigma, 3, "shapes train 3"]);
+ * await assert.rejects(loadReferenceStats(path, { ...extractor, name: "inception" }), /refusing/);
+ * await Deno.remove(path);
  * ```
  * @module
  */
@@ -54,13 +55,15 @@ function fail(src: string, msg: string): never {
  *
  * @example
  * ```ts
- * import { encodeStats } from "./stats_file.ts";
- * import type { FeatureStats } from "./stats.ts";
+ * import assert from "node:assert/strict";
+ * import { decodeStats, encodeStats } from "./stats_file.ts";
+ * import { featureStats } from "./stats.ts";
  *
- * function example(stats: FeatureStats) {
- *   const extractor = { name: "inception-v3", preprocessing: "clean 299", dim: 2048 };
- *   const bytes = encodeStats(stats, { extractor, source: "ref" });
- * }
+ * const stats = featureStats(new Float32Array([0, 0, 2, 2]), 2, 2);
+ * const extractor = { name: "inception-v3", preprocessing: "clean 299", dim: 2 };
+ * const bytes = encodeStats(stats, { extractor, source: "ref" });
+ * assert.deepEqual(decodeStats(bytes).extractor, extractor);
+ * assert.throws(() => encodeStats(stats, { extractor: { ...extractor, dim: 2048 } }), /2048 != statistics dim 2/);
  * ```
  */
 export function encodeStats(
@@ -105,11 +108,14 @@ export function encodeStats(
  *
  * @example
  * ```ts
- * import { decodeStats } from "./stats_file.ts";
+ * import assert from "node:assert/strict";
+ * import { decodeStats, encodeStats } from "./stats_file.ts";
  *
- * async function example(path: string) {
- *   const s = decodeStats(await Deno.readFile(path), path);
- * }
+ * const stats = { mu: new Float64Array([1]), sigma: new Float64Array([4]), n: 5 };
+ * const extractor = { name: "x", preprocessing: "none", dim: 1 };
+ * const s = decodeStats(encodeStats(stats, { extractor, source: "toy" }), "toy.safetensors");
+ * assert.deepEqual([Array.from(s.mu), Array.from(s.sigma), s.n, s.source], [[1], [4], 5, "toy"]);
+ * assert.throws(() => decodeStats(new Uint8Array(3), "bad.safetensors"), /bad\.safetensors/);
  * ```
  */
 export function decodeStats(bytes: Uint8Array, source = "<bytes>"): StoredStats {
@@ -167,14 +173,15 @@ export function decodeStats(bytes: Uint8Array, source = "<bytes>"): StoredStats 
  *
  * @example
  * ```ts
- * import { assertSameExtractor, type ExtractorIdentity } from "./stats_file.ts";
+ * import assert from "node:assert/strict";
+ * import { assertSameExtractor } from "./stats_file.ts";
  *
- * function example(
- *   stored: { extractor: ExtractorIdentity }, // a decoded stats file
- *   extractor: ExtractorIdentity, // the one in use now
- * ) {
- *   assertSameExtractor(stored.extractor, extractor, "ref.safetensors");
- * }
+ * const stored = { name: "inception-v3", preprocessing: "clean 299", dim: 2048 }; // from the file
+ * assertSameExtractor(stored, { ...stored }, "ref.safetensors"); // same feature space: no throw
+ * assert.throws(
+ *   () => assertSameExtractor(stored, { ...stored, preprocessing: "legacy" }, "ref.safetensors"),
+ *   /ref\.safetensors: computed with preprocessing "clean 299" \(current: "legacy"\)/,
+ * );
  * ```
  */
 export function assertSameExtractor(
@@ -204,16 +211,15 @@ export function assertSameExtractor(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { saveReferenceStats } from "./stats_file.ts";
- * import type { FeatureExtractor } from "./feature_extractors.ts";
- * import type { FeatureStats } from "./stats.ts";
  *
- * async function example(
- *   extractor: FeatureExtractor,
- *   stats: FeatureStats,
- * ) {
- *   await saveReferenceStats("runs/x/eval/ref.safetensors", stats, { extractor });
- * }
+ * const dir = await Deno.makeTempDir();
+ * const stats = { mu: new Float64Array([1]), sigma: new Float64Array([4]), n: 5 };
+ * const extractor = { name: "x", preprocessing: "none", dim: 1 };
+ * await saveReferenceStats(`${dir}/ref.safetensors`, stats, { extractor });
+ * assert.deepEqual(Array.from(Deno.readDirSync(dir), (e) => e.name), ["ref.safetensors"]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveReferenceStats(
@@ -229,12 +235,11 @@ export async function saveReferenceStats(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadReferenceStats } from "./stats_file.ts";
- * import type { FeatureExtractor } from "./feature_extractors.ts";
  *
- * async function example(extractor: FeatureExtractor) {
- *   const ref = await loadReferenceStats("ref.safetensors", extractor);
- * }
+ * const extractor = { name: "x", preprocessing: "none", dim: 1 };
+ * await assert.rejects(loadReferenceStats("no/such/ref.safetensors", extractor), /cannot be read/);
  * ```
  */
 export async function loadReferenceStats(
@@ -258,15 +263,20 @@ export async function loadReferenceStats(
  *
  * @example
  * ```ts
- * import { cachedReferenceStats, type ExtractorIdentity } from "./stats_file.ts";
- * import type { FeatureStats } from "./stats.ts";
+ * import assert from "node:assert/strict";
+ * import { cachedReferenceStats } from "./stats_file.ts";
  *
- * async function example(
- *   extractor: ExtractorIdentity,
- *   statsOfDataset: () => Promise<FeatureStats>,
- * ) {
- *   const ref = await cachedReferenceStats("ref.safetensors", extractor, () => statsOfDataset());
- * }
+ * const dir = await Deno.makeTempDir();
+ * const extractor = { name: "x", preprocessing: "none", dim: 1 };
+ * let computed = 0;
+ * const statsOfDataset = () => {
+ *   computed++;
+ *   return Promise.resolve({ mu: new Float64Array([1]), sigma: new Float64Array([4]), n: 5 });
+ * };
+ * await cachedReferenceStats(`${dir}/ref.safetensors`, extractor, statsOfDataset);
+ * const ref = await cachedReferenceStats(`${dir}/ref.safetensors`, extractor, statsOfDataset);
+ * assert.deepEqual([computed, ref.n], [1, 5]); // the second call read the cached file
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function cachedReferenceStats(

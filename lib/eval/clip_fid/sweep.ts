@@ -99,12 +99,29 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type SweepResult, sweepReport } from "./sweep.ts";
- * import { writeJsonAtomic } from "../../util/atomic.ts";
+ * import { modelsSweep } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(result: SweepResult) {
- *   await writeJsonAtomic("clip_fid.json", sweepReport(result, { protocol: "default" }));
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const { models: [m], ...summary } = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * // A one-run result, as guidanceSweep shapes it (it needs a trained run: runs/default).
+ * const result: SweepResult = { runDir: m.dir, ...summary, checkpoints: m.checkpoints, points: m.points };
+ * const doc = sweepReport(result, { protocol: "default" }); // e.g. to writeJsonAtomic("clip_fid.json", doc)
+ * assert.deepEqual([doc.format, doc.run, (doc.results as unknown[]).length], ["xgen-kit/clip-fid@1", m.dir, 2]);
  * ```
  */
 export function sweepReport(
@@ -125,12 +142,29 @@ export function sweepReport(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sweepFigure, type SweepResult } from "./sweep.ts";
- * import { writePlotlyHtml } from "../../plot/mod.ts";
+ * import { modelsSweep } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(result: SweepResult) {
- *   await writePlotlyHtml("clip_fid.html", sweepFigure(result));
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const { models: [m], ...summary } = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * // A one-run result, as guidanceSweep shapes it (it needs a trained run: runs/default).
+ * const result: SweepResult = { runDir: m.dir, ...summary, checkpoints: m.checkpoints, points: m.points };
+ * const fig = sweepFigure(result); // e.g. to writePlotlyHtml("clip_fid.html", fig)
+ * assert.deepEqual(fig.data.map((t) => t.text), [["1", "3"]]); // one curve per checkpoint, labelled by guidance
  * ```
  */
 export function sweepFigure(r: SweepResult): PlotlyFigure {
@@ -143,11 +177,31 @@ export function sweepFigure(r: SweepResult): PlotlyFigure {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type SweepResult, writeSweepOutputs } from "./sweep.ts";
+ * import { modelsSweep } from "./models_sweep.ts";
+ * import { clipTowersExtractor } from "./feature_extractors.ts";
+ * import { heldoutPromptSet } from "./prompt_sets.ts";
+ * import { loadClipTowers } from "../../inference/clip_towers.ts";
  *
- * async function example(result: SweepResult) {
- *   const { json, html } = await writeSweepOutputs(result, "runs/default/eval");
- * }
+ * const t = "tests/fixtures/tiny_clip_towers"; // tiny seeded 3-d CLIP towers judge the images
+ * const towers = await loadClipTowers({
+ *   textModel: `${t}/text_model.onnx`, imageModel: `${t}/vision_model.onnx`, tokenizerDir: t,
+ *   executionProviders: ["cpu"],
+ * });
+ * const { models: [m], ...summary } = await modelsSweep({
+ *   models: [{ kind: "folder", dir: "tests/fixtures/tiny_sd/fp32_scalar_t" }], // a 64 px SD folder
+ *   promptSet: (size) => Promise.resolve(heldoutPromptSet({ count: 4, seed: 0, size })),
+ *   clipModel: await clipTowersExtractor(towers),
+ *   guidance: [1, 3], n: 4, steps: 2, scheduler: "ddim", seed: 0, cacheDir: null,
+ * });
+ * await towers.release();
+ * // A one-run result, as guidanceSweep shapes it (it needs a trained run: runs/default).
+ * const result: SweepResult = { runDir: m.dir, ...summary, checkpoints: m.checkpoints, points: m.points };
+ * const dir = await Deno.makeTempDir(); // e.g. "runs/default/eval"
+ * const { json, html } = await writeSweepOutputs(result, dir);
+ * assert.deepEqual([json, html], [`${dir}/clip_fid.json`, `${dir}/clip_fid.html`]);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function writeSweepOutputs(
