@@ -62,4 +62,5 @@ export {
 } from "./cpu_buffer_pool.ts";
 export { type BackendValues, type DataId, PooledCpuBackend } from "./cpu_backend.ts";
 export { webgpuAdapterInfo } from "./webgpu_backend.ts";
+export { countWebgpuCalls, type WebgpuCallCounts, zeroWebgpuCounts } from "./webgpu_counters.ts";
 export { findTensorflowPackage, TENSORFLOW_HELP } from "./tensorflow_backend.ts";
