@@ -25,6 +25,7 @@
  * deno task eval --model sd15-onnx --model sd21-onnx --run runs/default --clip models/clip-l14 \
  *   --extractor inception --inception data/models/pt_inception-2015-12-05.onnx \
  *   --prompts text:prompts.txt --ref-stats coco_clean_val_256.npz --out eval-sd
+ * deno task eval --run runs/default --provider webgpu     # ONNX models on WebGPU (onnxruntime-web)
  * ```
  * @module
  */
@@ -32,6 +33,8 @@ import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE, UsageError } 
 import { inputFile, outputFolder } from "./path_checks.ts";
 import { evalPlan, formatEvalPlan, runClipConfig } from "./job_plan.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
+import { PROVIDER_FLAG } from "./sampling_flags.ts";
+import { parseOnnxProvider, setDefaultOnnxProvider } from "../onnx/providers.ts";
 import { initBackendAndConvGrad } from "../train/init_backend.ts";
 import { setUpFastPath } from "../setup/fast_path.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
@@ -432,6 +435,7 @@ const SPEC = {
     help: "output folder (default <run>/eval for one run, else eval-models)",
   },
   backend: BACKEND_FLAG,
+  provider: PROVIDER_FLAG,
 } satisfies FlagSpec;
 
 function printSummary(points: SweepPoint[], model?: string) {
@@ -502,6 +506,8 @@ if (import.meta.main) {
       );
       return;
     }
+    // Every ONNX session of the sweep (pipelines, CLIP judge, Inception) runs on this provider.
+    setDefaultOnnxProvider(parseOnnxProvider(f.provider));
     const models = modelsInOrder(Deno.args, f);
     if (!models.length) {
       throw new UsageError("eval: give --run RUN (or several --run and --model DIR to compare)");
@@ -635,7 +641,10 @@ if (import.meta.main) {
       if (single) {
         const result = await guidanceSweep({ ...common, runDir: runs[0], checkpoints });
         (bar as Progress | null)?.done();
-        written = await writeSweepOutputs(result, outDir, { protocol: proto.name });
+        written = await writeSweepOutputs(result, outDir, {
+          protocol: proto.name,
+          onnxProvider: f.provider,
+        });
         printSummary(result.points);
         label = result.fidLabel;
       } else {
@@ -644,7 +653,10 @@ if (import.meta.main) {
           models: models.map((m) => m.kind === "run" ? { ...m, checkpoints } : m),
         });
         (bar as Progress | null)?.done();
-        written = await writeModelsSweepOutputs(result, outDir, { protocol: proto.name });
+        written = await writeModelsSweepOutputs(result, outDir, {
+          protocol: proto.name,
+          onnxProvider: f.provider,
+        });
         for (const m of result.models) printSummary(m.points, m.name);
         label = result.fidLabel;
       }

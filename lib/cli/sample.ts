@@ -15,6 +15,9 @@
  * is the best of N candidates by `--scorer`, and `<out>.json` records every score, the winners,
  * their seeds and the settings.
  *
+ * `--provider auto|cpu|cuda|webgpu` picks where every ONNX model (pipeline and scorer) runs
+ * (lib/onnx/providers.ts); `<out>.json` records it.
+ *
  * @example
  * ```sh
  * deno task sample --run runs/default --prompt "a red circle" --prompt "a blue star" --n 8 --out grid.png
@@ -22,6 +25,7 @@
  * deno task sample --run runs/default --prompt "a red circle" --n 4 --best-of 8 --scheduler pndm
  * deno task sample --model sd15-onnx --prompt "a red circle" --n 2 --steps 25 --guidance 7.5
  * deno task sample --model sd15-onnx --prompt "a red circle" --best-of 4 --scorer pickscore:pick
+ * deno task sample --model sd15-onnx --prompt "a red circle" --provider webgpu
  * ```
  * @module
  */
@@ -45,7 +49,8 @@ import { writeJsonAtomic } from "../util/atomic.ts";
 import { Progress } from "../util/progress.ts";
 import { ensureOnnxExport } from "../recipe/onnx_export.ts";
 import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
-import { SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { PROVIDER_FLAG, SAMPLING_FLAGS } from "./sampling_flags.ts";
+import { parseOnnxProvider, setDefaultOnnxProvider } from "../onnx/providers.ts";
 import { checkSdFolder, sdFolderImageSize } from "../inference/sd_model_folder.ts";
 import { outputFile } from "./path_checks.ts";
 import { assertSamplePlanFits, formatSamplePlan, runClipConfig, samplePlan } from "./job_plan.ts";
@@ -86,6 +91,7 @@ const SPEC = {
     ...BACKEND_FLAG,
     help: "TensorFlow.js backend (tfjs engine; with onnx, only for exporting)",
   },
+  provider: PROVIDER_FLAG,
   "best-of": {
     type: "int",
     default: 1,
@@ -233,6 +239,7 @@ function bestOfRecord(
       model: f.model ?? null,
       checkpoint: f.checkpoint ?? null,
       engine: f.engine,
+      provider: f.engine === "onnx" ? f.provider : null,
       n: f.n,
       bestOf: f["best-of"],
       ...settings(f),
@@ -332,6 +339,8 @@ if (import.meta.main) {
       return;
     }
     await checkSource(f);
+    // Every ONNX session opened from here on (pipeline, scorer) runs on this provider.
+    setDefaultOnnxProvider(parseOnnxProvider(f.provider));
     if (!f.prompt?.length) throw new UsageError("sample: give at least one --prompt");
     const spec = await scorerFlag(f);
     await announcePlan(f, f.prompt.length);

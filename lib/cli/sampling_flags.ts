@@ -10,6 +10,25 @@
  */
 import { type FlagSpec, SEED_RANGE } from "./args.ts";
 import { SAMPLERS } from "../diffusion/mod.ts";
+import { ONNX_PROVIDERS } from "../onnx/providers.ts";
+
+/**
+ * `--provider`: where every ONNX session of the command runs (lib/onnx/providers.ts): auto (CUDA
+ * when installed, else the CPU), cpu, cuda, or webgpu (onnxruntime-web on `navigator.gpu`).
+ *
+ * @example
+ * ```ts
+ * import { PROVIDER_FLAG } from "./sampling_flags.ts";
+ * const SPEC = { provider: PROVIDER_FLAG };
+ * ```
+ */
+export const PROVIDER_FLAG = {
+  type: "choice",
+  choices: ONNX_PROVIDERS,
+  default: "auto",
+  help: "ONNX execution provider of every model: auto (CUDA when onnxruntime-node has it, else " +
+    "cpu), cpu, cuda, webgpu (onnxruntime-web on Deno's WebGPU)",
+} as const satisfies FlagSpec[string];
 
 /**
  * `--guidance`, `--steps`, `--scheduler`, `--seed` with the kit's defaults (4, 25, dpmpp_2m, 0).

@@ -22,6 +22,8 @@ export * from "./writer.ts";
 export * from "./external_data.ts";
 export * from "./reader.ts";
 export * from "./session.ts";
+export * from "./providers.ts";
+export * from "./web_session.ts";
 export type { ModelSessionOptions, ModelSource, OpenedModel } from "./io_check.ts";
 export * from "./onnx_ops.ts";
 export * from "./export_models.ts";

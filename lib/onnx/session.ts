@@ -20,6 +20,13 @@
  */
 import * as ort from "npm:onnxruntime-node@1.30.0";
 import type { OnnxTypedArray } from "./writer.ts";
+import {
+  CUDA_INSTALL_HINT,
+  defaultOnnxProvider,
+  executionProvidersFor,
+  ONNX_PROVIDERS,
+} from "./providers.ts";
+import { openWebGpuInferenceSession } from "./web_session.ts";
 
 /** Graph optimisation levels (onnxruntime's names). */
 export type OnnxGraphOptimization = "disabled" | "basic" | "extended" | "all";
@@ -31,8 +38,10 @@ export interface OnnxSessionOptions {
   /** Graph optimisation level (default "all"). */
   graphOptimization?: OnnxGraphOptimization;
   /**
-   * Execution providers in order of preference, or "auto" (default): CUDA then CPU when this
-   * onnxruntime build has CUDA, otherwise CPU with a one-line notice.
+   * Execution providers in order of preference, or "auto": CUDA then CPU when this onnxruntime
+   * build has CUDA, otherwise CPU with a one-line notice. ["webgpu"] runs the model with
+   * onnxruntime-web's WebGPU provider on `navigator.gpu` (lib/onnx/web_session.ts). Default: the
+   * process's provider (`setDefaultOnnxProvider`, "auto" unless a command's `--provider` set it).
    */
   executionProviders?: "auto" | readonly string[];
   /** Name used in errors (default: the path, or "model.onnx" for bytes). */
@@ -76,7 +85,8 @@ export interface OnnxArrayFeed {
 }
 
 function isTensor(feed: OnnxFeed): feed is ort.Tensor {
-  return feed instanceof ort.Tensor;
+  // onnxruntime-web's tensors (a WebGPU session's GPU outputs) are tensors of another class.
+  return feed instanceof ort.Tensor || ("dims" in feed && "type" in feed);
 }
 
 function toTensor(feed: OnnxFeed, dtypeHint: string): ort.Tensor {
@@ -102,6 +112,12 @@ function fmtShape(shape: readonly (number | string)[] | null): string {
 }
 
 let cudaUnavailable: string | null = null;
+
+/**
+ * What `executionProviders` may name: onnxruntime-node's CPU, CUDA and TensorRT providers, and
+ * WebGPU, which the kit runs through onnxruntime-web on Deno's `navigator.gpu`.
+ */
+const SESSION_PROVIDERS: readonly string[] = ["cpu", "cuda", "tensorrt", "webgpu"];
 
 /**
  * Why CUDA was not used by `executionProviders: "auto"` sessions in this process (the first line
@@ -365,8 +381,36 @@ export async function openSession(
   const wrap = (s: ort.InferenceSession, eps: readonly string[]) =>
     new OnnxSession(s, { name, executionProviders: eps, threads });
 
-  const requested = opts.executionProviders ?? "auto";
+  const requested = opts.executionProviders ??
+    executionProvidersFor(defaultOnnxProvider());
   if (requested !== "auto") {
+    const unknown = requested.find((p) => !SESSION_PROVIDERS.includes(p));
+    if (unknown !== undefined) {
+      throw new Error(
+        `${name}: unknown execution provider "${unknown}"; choose from ${
+          SESSION_PROVIDERS.join(", ")
+        } (--provider: ${ONNX_PROVIDERS.join(", ")})`,
+      );
+    }
+    if (requested.includes("webgpu")) {
+      if (requested.some((p) => p !== "webgpu" && p !== "cpu")) {
+        throw new Error(`${name}: webgpu (onnxruntime-web) goes with cpu only, got [${requested}]`);
+      }
+      try {
+        const s = await openWebGpuInferenceSession(model, {
+          graphOptimization: opts.graphOptimization,
+        });
+        return wrap(s, ["webgpu"]);
+      } catch (e) {
+        throw new Error(`${name}: cannot open with [webgpu]: ${(e as Error).message}`);
+      }
+    }
+    if (requested.includes("cuda") && !cudaLibraryPresent()) {
+      throw new Error(
+        `${name}: CUDA was requested but this onnxruntime-node has no CUDA provider ` +
+          `(libonnxruntime_providers_cuda.so); ${CUDA_INSTALL_HINT}`,
+      );
+    }
     try {
       return wrap(await create(requested), requested);
     } catch (e) {

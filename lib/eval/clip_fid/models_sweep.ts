@@ -684,7 +684,7 @@ export function reportRow(
  */
 export function reportProtocol(
   r: SweepSummary,
-  extra: { protocol?: string | null } = {},
+  extra: ReportExtra = {},
 ): Record<string, unknown> {
   return {
     protocol: extra.protocol ?? null,
@@ -694,7 +694,17 @@ export function reportProtocol(
     clip_model: r.clipModel,
     label: r.fidLabel,
     reference: r.reference,
+    // Only when known: the ONNX provider changes float rounding, so results record it.
+    ...(extra.onnxProvider === undefined ? {} : { onnx_provider: extra.onnxProvider }),
   };
+}
+
+/** What the caller adds to a sweep's report. */
+export interface ReportExtra {
+  /** Name of the evaluation protocol (`evals/<name>.json`), or null. */
+  protocol?: string | null;
+  /** Execution provider the ONNX models ran on (`--provider`), recorded as `onnx_provider`. */
+  onnxProvider?: string;
 }
 
 /** Format tag of the several-model report. */
@@ -731,7 +741,7 @@ export const MODELS_REPORT_FORMAT = "xgen-kit/clip-fid-models@1";
  */
 export function modelsSweepReport(
   r: ModelsSweepResult,
-  extra: { protocol?: string | null } = {},
+  extra: ReportExtra = {},
 ): Record<string, unknown> {
   return {
     format: MODELS_REPORT_FORMAT,
@@ -823,7 +833,7 @@ export function modelsFigure(r: ModelsSweepResult): PlotlyFigure {
 export async function writeModelsSweepOutputs(
   r: ModelsSweepResult,
   outDir: string,
-  extra: { protocol?: string | null } = {},
+  extra: ReportExtra = {},
 ): Promise<{ json: string; html: string }> {
   return await writeClipFidOutputs(outDir, modelsSweepReport(r, extra), modelsFigure(r));
 }

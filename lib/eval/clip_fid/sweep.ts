@@ -30,6 +30,7 @@ import { clipFidFigure, curvesByCheckpoint, writeClipFidOutputs } from "./sweep_
 import type { CheckpointRef, CheckpointSelector } from "./checkpoints.ts";
 import {
   modelsSweep,
+  type ReportExtra,
   reportProtocol,
   reportRow,
   type SweepPoint,
@@ -126,7 +127,7 @@ export async function guidanceSweep(o: SweepOptions): Promise<SweepResult> {
  */
 export function sweepReport(
   r: SweepResult,
-  extra: { protocol?: string | null } = {},
+  extra: ReportExtra = {},
 ): Record<string, unknown> {
   return {
     format: "xgen-kit/clip-fid@1",
@@ -207,7 +208,7 @@ export function sweepFigure(r: SweepResult): PlotlyFigure {
 export async function writeSweepOutputs(
   r: SweepResult,
   outDir: string,
-  extra: { protocol?: string | null } = {},
+  extra: ReportExtra = {},
 ): Promise<{ json: string; html: string }> {
   return await writeClipFidOutputs(outDir, sweepReport(r, extra), sweepFigure(r));
 }
