@@ -6,10 +6,15 @@
  * every ONNX model `["diffusers", "OnnxRuntimeModel"]` (loads `<component>/model.onnx`), the
  * scheduler `["diffusers", <its _class_name>]`, the tokenizer `["transformers", "CLIPTokenizer"]`
  * for CLIP BPE files. `[null, null]` is diffusers' "not loaded": the optional safety checker and
- * feature extractor, and a tokenizer no Python library reads (the kit's word tokenizer: pass
- * `tokenizer=` to `from_pretrained`). Keys starting with `_` (the kit's `_xgen_kit` record) are
- * ignored by diffusers; so are components its pipeline does not take (`image_encoder`).
- * Optimum's `ORTStableDiffusionPipeline` reads the same folder layout.
+ * feature extractor, and a tokenizer no Python library reads (the kit's word tokenizer). The
+ * tokenizer is not one of the pipeline's optional components, so for such a folder diffusers
+ * raises ("expected {...} but only {...} were passed") unless `from_pretrained` is given
+ * `tokenizer=` (the caller's own, or `None` to load the rest). Keys starting with `_` (the kit's
+ * `_xgen_kit` record) are ignored by diffusers; so are components its pipeline does not take
+ * (`image_encoder`, with a warning). The pipeline's `__call__` assumes SD v1's VAE (4 latent
+ * channels, latents of height // 8, latents divided by 0.18215), so a folder whose VAE differs
+ * loads but does not sample correctly there. Optimum's `ORTStableDiffusionPipeline` reads the
+ * same folder layout.
  *
  * @example
  * ```ts
