@@ -63,4 +63,19 @@ export {
 export { type BackendValues, type DataId, PooledCpuBackend } from "./cpu_backend.ts";
 export { webgpuAdapterInfo } from "./webgpu_backend.ts";
 export { countWebgpuCalls, type WebgpuCallCounts, zeroWebgpuCounts } from "./webgpu_counters.ts";
+// Experimental: capture/replay of a tfjs-webgpu step (a study for a compiled training step).
+export {
+  captureWebgpuTrace,
+  diffWebgpuTraces,
+  planWebgpuReplay,
+  readBuffers,
+  type ReplayTiming,
+  snapshotBuffers,
+  type TraceBinding,
+  type TraceEvent,
+  traceInputs,
+  type WebgpuReplay,
+  type WebgpuTrace,
+  type WebgpuTraceDiff,
+} from "./webgpu_replay.ts";
 export { findTensorflowPackage, TENSORFLOW_HELP } from "./tensorflow_backend.ts";
