@@ -273,6 +273,14 @@ Deno.test({
             aesthetic: 0,
             missingAesthetic: 0,
             corruptParquet: 0,
+            punsafe: 0,
+            missingPunsafe: 0,
+            pwatermark: 0,
+            missingPwatermark: 0,
+            similarity: 0,
+            missingSimilarity: 0,
+            size: 0,
+            missingSize: 0,
           });
           // A listed shard that does not exist is counted, not fatal, as a missing local file.
           const missing = await readAll([`${url}/00000.tar`, `${url}/nope.tar`], { gcs });

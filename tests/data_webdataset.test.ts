@@ -127,6 +127,14 @@ Deno.test("bad records are skipped and counted, never fatal", async () => {
       aesthetic: 0,
       missingAesthetic: 0,
       corruptParquet: 0,
+      punsafe: 0,
+      missingPunsafe: 0,
+      pwatermark: 0,
+      missingPwatermark: 0,
+      similarity: 0,
+      missingSimilarity: 0,
+      size: 0,
+      missingSize: 0,
     });
     assert.equal(stats.read, 3);
     assert.equal(stats.shards, 3);

@@ -73,31 +73,64 @@ export async function captionStats(
   opts: CaptionStatsOptions = {},
 ): Promise<CaptionStats> {
   const only = opts.words ? new Set(opts.words.map((w) => w.toLowerCase())) : null;
-  const st: CaptionStats = {
-    captions: 0,
-    tokens: 0,
-    captionCounts: new Map(),
-    occurrences: new Map(),
-  };
+  const st = newCaptionStats();
   for await (const item of captions) {
     const text = typeof item === "string" ? item : item?.caption;
     if (typeof text !== "string") {
       throw new Error(`captionStats: item ${st.captions} is not a string or {caption: string}`);
     }
-    st.captions++;
-    const words = tokenize(text);
-    st.tokens += words.length;
-    const seen = new Set<string>();
-    for (const w of words) {
-      if (only && !only.has(w)) continue;
-      st.occurrences.set(w, (st.occurrences.get(w) ?? 0) + 1);
-      if (!seen.has(w)) {
-        seen.add(w);
-        st.captionCounts.set(w, (st.captionCounts.get(w) ?? 0) + 1);
-      }
-    }
+    addCaption(st, text, only);
   }
   return st;
+}
+
+/**
+ * Empty {@link CaptionStats}, to fill one caption at a time with {@link addCaption}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { newCaptionStats } from "./captions.ts";
+ *
+ * assert.equal(newCaptionStats().captions, 0);
+ * ```
+ */
+export function newCaptionStats(): CaptionStats {
+  return { captions: 0, tokens: 0, captionCounts: new Map(), occurrences: new Map() };
+}
+
+/**
+ * Count one caption into `st` (streaming: memory grows with the vocabulary only). With `only`,
+ * just those (lower-case) words are counted; `tokens` counts every word either way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { addCaption, newCaptionStats } from "./captions.ts";
+ *
+ * const st = newCaptionStats();
+ * addCaption(st, "A dragon, a DRAGON!");
+ * assert.deepEqual([st.captions, st.tokens, st.captionCounts.get("dragon")], [1, 4, 1]);
+ * assert.equal(st.occurrences.get("dragon"), 2);
+ * ```
+ */
+export function addCaption(
+  st: CaptionStats,
+  caption: string,
+  only: ReadonlySet<string> | null = null,
+): void {
+  st.captions++;
+  const words = tokenize(caption);
+  st.tokens += words.length;
+  const seen = new Set<string>();
+  for (const w of words) {
+    if (only && !only.has(w)) continue;
+    st.occurrences.set(w, (st.occurrences.get(w) ?? 0) + 1);
+    if (!seen.has(w)) {
+      seen.add(w);
+      st.captionCounts.set(w, (st.captionCounts.get(w) ?? 0) + 1);
+    }
+  }
 }
 
 /**

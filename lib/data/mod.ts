@@ -23,4 +23,6 @@ export * from "./webp.ts";
 export * from "./webdataset.ts";
 export * from "./shard_source.ts";
 export * from "./captions.ts";
+export * from "./caption_stats.ts";
+export * from "./laion_meta.ts";
 export * from "./hard_negatives.ts";

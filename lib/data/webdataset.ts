@@ -8,8 +8,10 @@
  *
  * {@link readShards} never dies on bad data: entries escaping the folder (absolute paths, `..`),
  * links, corrupt images, samples without caption, truncated or corrupt tars are skipped and
- * counted in a {@link ReadStats}; so is a parquet sidecar that does not parse (aesthetic scores
- * then come from each sample's `key.json`), with its file name. It partitions shards across
+ * counted in a {@link ReadStats}; so is a parquet sidecar that does not parse (metadata then
+ * comes from each sample's `key.json`), with its file name. Samples that LAION metadata filters
+ * drop (`filter`: aesthetic, punsafe, pwatermark, similarity, original size; see
+ * `laion_meta.ts`) are counted per reason, apart from the corrupt ones. It partitions shards across
  * ranks, shuffles shard order with an {@link Rng}, and resumes from a `{shard, index}` position
  * exactly. Shards can live in a local folder or under a `gs://bucket/prefix` (streamed, see
  * `shard_source.ts`); both read the same.
@@ -37,7 +39,7 @@
  */
 
 import tarStream from "npm:tar-stream@3.2.2";
-import { parquetReadObjects } from "npm:hyparquet@1.33.0";
+import { parquetMetadata, parquetReadObjects, parquetSchema } from "npm:hyparquet@1.33.0";
 import { parquetWriteBuffer } from "npm:hyparquet-writer@0.17.0";
 import type { Rng } from "../util/rng.ts";
 import type { GcsStoreOptions } from "../storage/gcs_store.ts";
@@ -47,6 +49,19 @@ import { decodePngRgb, encodePngRgb } from "./png.ts";
 import { decodeJpegRgb } from "./jpeg.ts";
 import { decodeWebpRgb, loadWebpDecoder } from "./webp.ts";
 import { shapesWorldSample } from "./shapes_world.ts";
+import {
+  absentColumn,
+  type DataFilter,
+  type FilterReason,
+  filterVerdict,
+  hasFilter,
+  LAION_COLUMN_NAMES,
+  type LaionMeta,
+  laionMeta,
+  mergeMeta,
+  missingColumnError,
+  normalizeFilter,
+} from "./laion_meta.ts";
 import {
   parquetNameOf,
   type ShardSource,
@@ -64,6 +79,10 @@ export interface ShardSampleInput {
   caption: string;
   /** Generator metadata; `meta.aesthetic` (number) fills the aesthetic column. */
   meta?: { aesthetic?: number };
+  /** Where the image came from (img2dataset's `url` column; null when unknown). */
+  url?: string | null;
+  /** EXIF as a JSON string (img2dataset's `exif` column; null when unknown). */
+  exif?: string | null;
 }
 
 /** Paths and size of one written shard. */
@@ -148,6 +167,8 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
     original_height: [] as number[],
     sha256: [] as string[],
     aesthetic: [] as (number | null)[],
+    url: [] as (string | null)[],
+    exif: [] as (string | null)[],
     meta: [] as string[],
   };
   const seen = new Set<string>();
@@ -162,6 +183,8 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
     const png = encodePngRgb(s.image, s.width, s.height);
     const sha256 = await sha256Hex(png);
     const aesthetic = typeof s.meta?.aesthetic === "number" ? s.meta.aesthetic : null;
+    const url = s.url ?? null, exif = s.exif ?? null;
+    // img2dataset's own columns, so tools written for its shards read the kit's as they are.
     const json = {
       key: s.key,
       caption: s.caption,
@@ -173,6 +196,8 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
       original_height: s.height,
       sha256,
       aesthetic,
+      url,
+      exif,
       meta: s.meta ?? null,
     };
     entries.push([`${s.key}.png`, png]);
@@ -188,6 +213,8 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
     rows.original_height.push(s.height);
     rows.sha256.push(sha256);
     rows.aesthetic.push(aesthetic);
+    rows.url.push(url);
+    rows.exif.push(exif);
     rows.meta.push(JSON.stringify(s.meta ?? null));
   }
   const info: ShardInfo = {
@@ -211,6 +238,8 @@ export async function writeShard(opts: WriteShardOptions): Promise<ShardInfo> {
       { name: "original_height", data: Int32Array.from(rows.original_height), type: "INT32" },
       { name: "sha256", data: rows.sha256, type: "STRING" },
       { name: "aesthetic", data: rows.aesthetic, type: "DOUBLE" },
+      { name: "url", data: rows.url, type: "STRING" },
+      { name: "exif", data: rows.exif, type: "STRING" },
       { name: "meta", data: rows.meta, type: "STRING" },
     ],
   });
@@ -430,15 +459,32 @@ export interface ReadStats {
     corruptTar: number;
     /** Shards that could not be opened. */
     unreadableShard: number;
-    /** Samples under `minAesthetic`. */
+    /** Samples under `minAesthetic` (filtered, not corrupt). */
     aesthetic: number;
     /** Samples with no aesthetic score while `minAesthetic` is set. */
     missingAesthetic: number;
     /**
-     * Parquet sidecars that exist but do not parse, read while `minAesthetic` is set (their
-     * samples are kept, scored from `key.json`); named in {@link ReadStats.corruptFiles}.
+     * Parquet sidecars that exist but do not parse, read while a filter is set or `metadata` is
+     * asked for (their samples are kept, their metadata taken from `key.json`); named in
+     * {@link ReadStats.corruptFiles}.
      */
     corruptParquet: number;
+    /** Samples over `maxPunsafe`. */
+    punsafe: number;
+    /** Samples with no punsafe value while `maxPunsafe` is set. */
+    missingPunsafe: number;
+    /** Samples over `maxPwatermark`. */
+    pwatermark: number;
+    /** Samples with no pwatermark value while `maxPwatermark` is set. */
+    missingPwatermark: number;
+    /** Samples under `minSimilarity`. */
+    similarity: number;
+    /** Samples with no similarity value while `minSimilarity` is set. */
+    missingSimilarity: number;
+    /** Samples whose original width or height is under `minSize`. */
+    size: number;
+    /** Samples with no original size while `minSize` is set. */
+    missingSize: number;
   };
   /** Files counted as corrupt, with why, in the order met (the sample counts cannot name them). */
   corruptFiles: { path: string; reason: string }[];
@@ -472,6 +518,14 @@ export function newReadStats(): ReadStats {
       aesthetic: 0,
       missingAesthetic: 0,
       corruptParquet: 0,
+      punsafe: 0,
+      missingPunsafe: 0,
+      pwatermark: 0,
+      missingPwatermark: 0,
+      similarity: 0,
+      missingSimilarity: 0,
+      size: 0,
+      missingSize: 0,
     },
     corruptFiles: [],
   };
@@ -517,6 +571,16 @@ export interface ShardSample {
   caption: string;
   /** Parsed `key.json`, or null when absent or invalid. */
   json: Record<string, unknown> | null;
+  /**
+   * LAION / img2dataset metadata: the parquet row's values (when the sidecar was read: a filter
+   * is set or `metadata` asked for), else `key.json`'s, field by field.
+   */
+  meta: LaionMeta;
+  /**
+   * Set only with `yieldFiltered`: why the filter drops this sample (it is counted under that
+   * reason in `stats.skipped`, and its image is not decoded).
+   */
+  dropped?: FilterReason;
   /** Tar file it came from. */
   shardPath: string;
   /** Position to resume from to continue right after this sample. */
@@ -527,8 +591,26 @@ export interface ShardSample {
 export interface ReadShardsOptions {
   /** Filled in place with counts. */
   stats?: ReadStats;
-  /** Drop samples whose aesthetic score (parquet column, else json) is below this. */
+  /**
+   * Drop samples whose aesthetic score (parquet column, else json) is below this; the same as
+   * `filter.minAesthetic` (give one of the two).
+   */
   minAesthetic?: number;
+  /**
+   * Thresholds on LAION metadata (parquet row, else `key.json`); dropped samples are counted per
+   * reason in `stats.skipped`. A needed column absent from a shard throws, naming both.
+   */
+  filter?: DataFilter;
+  /** Read each shard's parquet sidecar into `meta` even without a filter (default false). */
+  metadata?: boolean;
+  /**
+   * Decode images (default true). With false, samples that have an image file of any kind are
+   * yielded with an empty `image` and `width`/`height` from the metadata (0 when unknown): for
+   * caption and metadata statistics, which then never pay for decoding.
+   */
+  decode?: boolean;
+  /** Also yield the samples the filter drops, marked with `dropped` (default false). */
+  yieldFiltered?: boolean;
   /** Shuffles this rank's shard order (advances the generator). */
   rng?: Rng;
   /** This worker's rank (default 0); it takes shards i with i % worldSize == rank. */
@@ -646,27 +728,55 @@ async function feed(
   }
 }
 
+/** A shard's parquet sidecar: the metadata rows by key, and the columns the file has. */
+interface MetaIndex {
+  where: string;
+  columns: Set<string>;
+  rows: Map<string, LaionMeta>;
+}
+
+/** Rows of the LAION columns a parquet file has (not its images or other columns), and them. */
+async function parseMetaParquet(
+  bytes: Uint8Array,
+  where: string,
+): Promise<{ columns: Set<string>; rows: Record<string, unknown>[] }> {
+  try {
+    const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    const metadata = parquetMetadata(file as ArrayBuffer);
+    const columns = new Set(parquetSchema(metadata).children.map((c) => c.element.name));
+    const wanted = LAION_COLUMN_NAMES.filter((c) => columns.has(c));
+    const rows = await parquetReadObjects({
+      file: file as ArrayBuffer,
+      metadata,
+      columns: wanted,
+    });
+    return { columns, rows };
+  } catch (e) {
+    throw new Error(`${where}: cannot read parquet (${(e as Error).message})`);
+  }
+}
+
 /**
- * Aesthetic scores by key from a shard's parquet sidecar; null when there is none or it cannot be
- * read, and then each sample's `key.json` score is used. An unreadable sidecar is corrupt data:
- * counted (when `count`) and named in `stats`.
+ * Metadata by key from a shard's parquet sidecar; null when there is none or it cannot be read,
+ * and then each sample's `key.json` is used. An unreadable sidecar is corrupt data: counted
+ * (when `count`) and named in `stats`.
  */
-async function aestheticIndex(
+async function metaIndex(
   src: ShardSource,
   tarPath: string,
   stats: ReadStats,
   count: boolean,
-): Promise<Map<string, number> | null> {
+): Promise<MetaIndex | null> {
   const where = parquetNameOf(tarPath) ?? `${tarPath} (parquet sidecar)`;
   try {
     const bytes = await src.readParquet(tarPath);
     if (!bytes) return null;
-    const rows = await parseShardParquet(bytes, where);
-    const m = new Map<string, number>();
+    const { columns, rows } = await parseMetaParquet(bytes, where);
+    const m = new Map<string, LaionMeta>();
     for (const r of rows) {
-      if (typeof r.key === "string" && typeof r.aesthetic === "number") m.set(r.key, r.aesthetic);
+      if (typeof r.key === "string") m.set(r.key, laionMeta(r));
     }
-    return m;
+    return { where, columns, rows: m };
   } catch (e) {
     // A storage outage is not a bad sidecar: falling back would hide it.
     if (e instanceof ShardTransportError) throw e;
@@ -677,9 +787,32 @@ async function aestheticIndex(
       const reason = msg.startsWith(`${where}: `) ? msg.slice(where.length + 2) : msg;
       stats.corruptFiles.push({ path: where, reason: reason.split("\n")[0] });
     }
-    return null; // fall back to the json score
+    return null; // fall back to the json metadata
   }
 }
+
+/** `opts.filter` with `opts.minAesthetic` folded in, validated. */
+function effectiveFilter(opts: ReadShardsOptions): DataFilter {
+  const f = opts.filter ?? {};
+  if (
+    opts.minAesthetic !== undefined && f.minAesthetic !== undefined &&
+    opts.minAesthetic !== f.minAesthetic
+  ) {
+    throw new Error(
+      `readShards: minAesthetic ${opts.minAesthetic} and filter.minAesthetic ` +
+        `${f.minAesthetic} differ; give one`,
+    );
+  }
+  return normalizeFilter({ ...f, minAesthetic: opts.minAesthetic ?? f.minAesthetic });
+}
+
+/** Whether a sample has an image file, decodable or not. */
+function hasAnyImage(files: Map<string, Uint8Array>): boolean {
+  return DECODED_IMAGE_EXTS.some((e) => files.has(e)) ||
+    UNDECODED_IMAGE_EXTS.some((e) => files.has(e));
+}
+
+const NO_PIXELS = new Uint8Array(0);
 
 /** Readers' error for a storage failure mid-read, with where to resume. */
 function interrupted(e: ShardTransportError, shard: number, index: number): Error {
@@ -722,17 +855,24 @@ export async function* readShards(
   const order = shardOrder(all, opts);
   const start = opts.start ?? { shard: 0, index: 0 };
   const dec = new TextDecoder();
+  const filter = effectiveFilter(opts);
+  const filtering = hasFilter(filter);
+  const decode = opts.decode ?? true;
   for (let si = Math.max(0, start.shard); si < order.length; si++) {
     const path = order[si];
     const skip = si === start.shard ? start.index : 0;
-    let scores: Map<string, number> | null = null;
-    if (opts.minAesthetic !== undefined) {
+    let index: MetaIndex | null = null;
+    if (filtering || opts.metadata) {
       try {
         // A resumed shard's sidecar was counted by the run that opened it first.
-        scores = await aestheticIndex(src, path, stats, skip === 0);
+        index = await metaIndex(src, path, stats, skip === 0);
       } catch (e) {
         throw interrupted(e as ShardTransportError, si, skip);
       }
+      // A column the filter needs is missing from the whole shard: the filter cannot mean
+      // anything here, so stop rather than drop every record as "missing".
+      const absent = index && filtering ? absentColumn(filter, index.columns) : null;
+      if (absent) throw missingColumnError(index!.where, absent);
     }
     stats.shards++;
     let bytes: ReadableStream<Uint8Array>;
@@ -773,24 +913,47 @@ export async function* readShards(
         stats.skipped.missingCaption++;
         return null;
       }
-      if (opts.minAesthetic !== undefined) {
-        const score = scores?.get(g.key) ?? json?.aesthetic;
-        if (typeof score !== "number") {
-          stats.skipped.missingAesthetic++;
-          return null;
+      // img2dataset writes one image per sample, JPEG (`key.jpg`) or, with `--encode_format`,
+      // PNG or WebP; the kit's own shards are PNG. Bad data is counted before any filter.
+      const ext = DECODED_IMAGE_EXTS.find((e) => g.files.has(e));
+      if (!hasAnyImage(g.files)) {
+        stats.skipped.missingImage++;
+        return null;
+      }
+      if (decode && !ext) {
+        stats.skipped.unsupportedImage++;
+        return null;
+      }
+      const fromJson = laionMeta(json);
+      const row = index?.rows.get(g.key);
+      const meta = row ? mergeMeta(row, fromJson) : fromJson;
+      const sample = (
+        image: { image: Uint8Array; width: number; height: number },
+      ): ShardSample => ({
+        key: g.key,
+        ...image,
+        caption,
+        json,
+        meta,
+        shardPath: path,
+        position: { shard: si, index: groupIndex },
+      });
+      const undecoded = { image: NO_PIXELS, width: meta.width ?? 0, height: meta.height ?? 0 };
+      if (filtering) {
+        if (!index && json) {
+          // No sidecar: the record's json is the only metadata, and must have the columns.
+          const absent = absentColumn(filter, new Set(Object.keys(json)));
+          if (absent) throw (fatal = missingColumnError(`${path}:${g.key}.json`, absent));
         }
-        if (score < opts.minAesthetic) {
-          stats.skipped.aesthetic++;
-          return null;
+        const reason = filterVerdict(meta, filter);
+        if (reason) {
+          stats.skipped[reason]++;
+          return opts.yieldFiltered ? { ...sample(undecoded), dropped: reason } : null;
         }
       }
-      // img2dataset writes one image per sample, JPEG (`key.jpg`) or, with `--encode_format`,
-      // PNG or WebP; the kit's own shards are PNG.
-      const ext = DECODED_IMAGE_EXTS.find((e) => g.files.has(e));
-      if (!ext) {
-        if (UNDECODED_IMAGE_EXTS.some((e) => g.files.has(e))) stats.skipped.unsupportedImage++;
-        else stats.skipped.missingImage++;
-        return null;
+      if (!decode) {
+        stats.read++;
+        return sample(undecoded);
       }
       // A WebP decoder that cannot load is no fault of the record: that throws, uncounted.
       if (ext === "webp") {
@@ -800,7 +963,7 @@ export async function* readShards(
       }
       let img: { image: Uint8Array; width: number; height: number };
       try {
-        const bytes = g.files.get(ext)!, what = `${path}:${g.key}.${ext}`;
+        const bytes = g.files.get(ext!)!, what = `${path}:${g.key}.${ext}`;
         if (ext === "png") img = decodePngRgb(bytes, what);
         else if (ext === "webp") img = await decodeWebpRgb(bytes, what);
         else {
@@ -812,16 +975,7 @@ export async function* readShards(
         return null;
       }
       stats.read++;
-      return {
-        key: g.key,
-        image: img.image,
-        width: img.width,
-        height: img.height,
-        caption,
-        json,
-        shardPath: path,
-        position: { shard: si, index: groupIndex },
-      };
+      return sample(img);
     };
 
     const extract = tarStream.extract();

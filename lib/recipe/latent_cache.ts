@@ -25,7 +25,8 @@
  * Layout of the cache folder:
  * ```
  * cache.json                 settings (parts' model digests, resolution, filter, flip, seed,
- *                            shards); written first, a rebuild with other settings is refused
+ *                            shards, data filter); written first, a rebuild with other settings
+ *                            is refused
  * empty_prompt.safetensors   text [1, T, D] float32: the empty caption (caption dropout)
  * 00000.safetensors ...      one per source shard (same index in the sorted shard list):
  *                            mean, std, text + metadata keys, captions, flipped, source, stats
@@ -62,6 +63,7 @@ import { NORM_SYMMETRIC, packNchw, type ResampleFilter } from "../image/preproce
 import { squareCrop } from "../image/square_crop.ts";
 import { newReadStats, readShards, type ReadStats } from "../data/webdataset.ts";
 import { shardSourceFor } from "../data/shard_source.ts";
+import { type DataFilter, normalizeFilter } from "../data/laion_meta.ts";
 import type { GcsStoreOptions } from "../storage/gcs_store.ts";
 import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.ts";
@@ -105,6 +107,11 @@ export interface LatentCacheOptions {
   onShard?: (index: number) => void | Promise<void>;
   /** Client options for `gs://` shards. */
   gcs?: GcsStoreOptions;
+  /**
+   * LAION metadata thresholds (aesthetic, punsafe, ...): records they drop are counted per reason
+   * in the manifest's `skipped`. Part of `cache.json`: a rebuild with other filters is refused.
+   */
+  dataFilter?: DataFilter;
 }
 
 /** `manifest.json` of a finished cache. */
@@ -139,6 +146,8 @@ interface CacheSettings {
   seed: number;
   scalingFactor: number;
   sources: string[];
+  /** Only the set thresholds; `{}` (also what a cache.json without the field means) for none. */
+  dataFilter: DataFilter;
 }
 
 /**
@@ -217,6 +226,7 @@ export async function buildLatentCache(o: LatentCacheOptions): Promise<LatentCac
     seed: o.seed,
     scalingFactor: pipe.scalingFactor,
     sources,
+    dataFilter: normalizeFilter(o.dataFilter),
   };
   // Rank 0 checks or writes cache.json and the empty prompt; a failure stops every rank.
   await allRanks(comm, async () => {
@@ -295,9 +305,11 @@ async function checkSettings(path: string, want: CacheSettings): Promise<void> {
     throw new Error(`${path}: not valid JSON; delete the cache folder to rebuild it`);
   }
   for (const k of Object.keys(want) as (keyof CacheSettings)[]) {
-    if (JSON.stringify(have[k]) !== JSON.stringify(want[k])) {
+    // Caches written before data filters existed were built unfiltered.
+    const had = k === "dataFilter" ? have[k] ?? {} : have[k];
+    if (JSON.stringify(had) !== JSON.stringify(want[k])) {
       throw new Error(
-        `${path}: field "${k}" is ${JSON.stringify(have[k])}, but this build needs ` +
+        `${path}: field "${k}" is ${JSON.stringify(had)}, but this build needs ` +
           `${JSON.stringify(want[k])}; delete the cache folder or use the same settings`,
       );
     }
@@ -322,7 +334,8 @@ async function encodeShard(o: LatentCacheOptions, s: CacheSettings, i: number): 
     if (r.std) stds.push(r.std);
     pending = [];
   };
-  for await (const rec of readShards([s.sources[i]], { stats, gcs: o.gcs })) {
+  const read = readShards([s.sources[i]], { stats, gcs: o.gcs, filter: s.dataFilter });
+  for await (const rec of read) {
     const flip = s.randomFlip &&
       Rng.stream(s.seed, [STREAM.data, FLIP_STREAM, i, rec.position.index]).uniform() < 0.5;
     const img = { data: rec.image, width: rec.width, height: rec.height };
