@@ -26,9 +26,15 @@
 import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE } from "./args.ts";
 import { checkpointLocation, outputFolder } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
+import {
+  DATA_FILTER_FLAG_NAMES,
+  DATA_FILTER_FLAGS,
+  dataFilterFromFlags,
+} from "./data_filter_flags.ts";
 import { initBackendAndConvGrad } from "../train/init_backend.ts";
 import { setUpFastPath } from "../setup/fast_path.ts";
-import { resolvePreset } from "../recipe/presets.ts";
+import { type PresetOverrides, resolvePreset } from "../recipe/presets.ts";
+import type { PredictionType } from "../diffusion/types.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 import { trainRun } from "../jobs/train_run.ts";
 import { trainOnParts } from "../jobs/train_parts.ts";
@@ -135,6 +141,36 @@ const SPEC = {
       "with --parts: share of captions replaced by the empty prompt (default: the preset's, 0.1)",
   },
   lr: { type: "float", min: 0, minExclusive: true, max: 1, help: "UNet learning rate" },
+  prediction: {
+    type: "choice",
+    choices: ["epsilon", "v_prediction"],
+    help: "what the UNet learns to predict (min-SNR weights follow; samplers read it from the " +
+      "run); default: the preset's epsilon, with --parts the folder's scheduler_config.json",
+  },
+  "grad-accum": {
+    type: "int",
+    min: 1,
+    max: 65536,
+    help: "UNet micro-batches per optimizer step: gradients of K batches of --batch-size are " +
+      "averaged, as one batch of K x --batch-size (default 1)",
+  },
+  "checkpoint-every": {
+    type: "int",
+    min: 1,
+    max: 1e9,
+    help: "UNet checkpoint interval in steps (default: the preset's)",
+  },
+  keep: {
+    type: "string",
+    check: keepFlag,
+    help: "newest complete UNet checkpoints kept, or all (default 2)",
+  },
+  "keep-at": {
+    type: "ints",
+    min: 1,
+    max: 1e9,
+    help: "UNet steps also checkpointed and never deleted, e.g. 1000,2000,3000,4000",
+  },
   "resize-filter": {
     type: "choice",
     choices: ["lanczos", "bicubic", "bilinear"],
@@ -148,7 +184,33 @@ const SPEC = {
     default: 8,
     help: "with --parts: images per VAE encoder call while caching",
   },
+  // With --parts: LAION metadata filters of the shards (--min-aesthetic 4.5 is the study's).
+  ...DATA_FILTER_FLAGS,
 } satisfies FlagSpec;
+
+/** `--keep`: a count of checkpoints, or `all`. */
+function keepFlag(v: string): void {
+  if (v !== "all" && !(/^\d+$/.test(v) && Number(v) >= 1)) {
+    throw new Error("expected an integer >= 1 or all");
+  }
+}
+
+/** The UNet training options of the flags, as preset overrides (flags not given stay unset). */
+function unetTrainingOverrides(f: {
+  prediction?: string;
+  "grad-accum"?: number;
+  "checkpoint-every"?: number;
+  keep?: string;
+  "keep-at"?: number[];
+}): PresetOverrides {
+  return {
+    unetPrediction: f.prediction as PredictionType | undefined,
+    unetGradAccum: f["grad-accum"],
+    unetCheckpointEvery: f["checkpoint-every"],
+    unetKeep: f.keep === undefined ? undefined : f.keep === "all" ? "all" : Number(f.keep),
+    unetKeepAt: f["keep-at"],
+  };
+}
 
 /** Flags that only mean something with --parts. */
 const PARTS_ONLY = [
@@ -160,6 +222,7 @@ const PARTS_ONLY = [
   "caption-dropout",
   "resize-filter",
   "encode-batch",
+  ...DATA_FILTER_FLAG_NAMES,
 ] as const;
 
 /** The UNet config of `--unet`: a preset name, or a JSON file (kit or diffusers config). */
@@ -236,7 +299,13 @@ if (import.meta.main) {
       );
     }
     if (f.parts !== undefined) {
-      const base = resolvePreset(f.preset, { unetSteps: f.steps, unetBatchSize: f["batch-size"] });
+      // --prediction overrides the folder's scheduler instead of the preset's schedule.
+      const { unetPrediction, ...training } = unetTrainingOverrides(f);
+      const base = resolvePreset(f.preset, {
+        unetSteps: f.steps,
+        unetBatchSize: f["batch-size"],
+        ...training,
+      });
       let model = f.unet ? await unetModelFlag(f.unet) : base.unet.model;
       let init: Params | undefined;
       if (f["init-unet"]) {
@@ -259,12 +328,14 @@ if (import.meta.main) {
         randomFlip: f["random-flip"],
         filter: f["resize-filter"] as ResampleFilter,
         encodeBatch: f["encode-batch"],
+        dataFilter: dataFilterFromFlags(f),
         seed: f.seed,
         resume: f.resume,
         backend: info.name,
         checkpoints: f.checkpoints,
         init,
         initFrom: f["init-unet"],
+        predictionType: unetPrediction,
         comm,
         progress: true,
         skipSamples: f["skip-eval"],
@@ -278,6 +349,7 @@ if (import.meta.main) {
       unetSteps: f.steps,
       unetBatchSize: f["batch-size"],
       unetTextContext: f["text-context"] as TextContext | undefined,
+      ...unetTrainingOverrides(f),
     });
     const summary = await trainRun({
       out: f.out,

@@ -36,10 +36,10 @@ export interface RunFolderOptions {
   /** Continue an existing run (default false: an existing run is refused). */
   resume?: boolean;
   /**
-   * The refusal when a setting differs, after `<out>/config.json: ` (default: names the field,
-   * its recorded value and the new one).
+   * The refusal when a setting differs, after `<out>/config.json: `: a text, or a function of the
+   * first difference (default: names the field, its recorded value and the new one).
    */
-  mismatchMessage?: string;
+  mismatchMessage?: string | ((d: ConfigDifference) => string);
   /**
    * Looks at an existing config first (before `resume` is asked): true writes `config.json`
    * afresh, as for a new run, e.g. for a config no run could have trained with.
@@ -50,6 +50,53 @@ export interface RunFolderOptions {
    * then made afresh as a new run.
    */
   onMismatch?: () => Promise<boolean>;
+}
+
+/** Where two configs first differ: a dotted path into them and the two values there. */
+export interface ConfigDifference {
+  /** E.g. `preset.unet.gradAccum` (a field absent on one side reads as null). */
+  path: string;
+  was: unknown;
+  now: unknown;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/**
+ * The first place where `now` differs from `prev`, descending into objects (arrays are compared
+ * whole), or null when they are the same; absent fields and null are equal.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { firstDifference } from "./run_folder.ts";
+ *
+ * const prev = { seed: 1, preset: { unet: { steps: 8 } } };
+ * assert.deepEqual(firstDifference(prev, { seed: 1, preset: { unet: { steps: 8, keep: "all" } } }), {
+ *   path: "preset.unet.keep",
+ *   was: null,
+ *   now: "all",
+ * });
+ * assert.equal(firstDifference(prev, { seed: 1, preset: { unet: { steps: 8 } }, reuse: null }), null);
+ * ```
+ */
+export function firstDifference(
+  prev: Record<string, unknown>,
+  now: Record<string, unknown>,
+  path = "",
+): ConfigDifference | null {
+  for (const k of [...new Set([...Object.keys(now), ...Object.keys(prev)])]) {
+    const a = prev[k] ?? null, b = now[k] ?? null, at = path ? `${path}.${k}` : k;
+    if (isRecord(a) && isRecord(b)) {
+      const d = firstDifference(a, b, at);
+      if (d) return d;
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+      return { path: at, was: a, now: b };
+    }
+  }
+  return null;
 }
 
 /**
@@ -99,9 +146,11 @@ export async function prepareRunFolder(o: RunFolderOptions): Promise<void> {
       if (!differs) return;
       if (!(await o.onMismatch?.())) {
         const [k, v] = differs;
+        // Where inside the field (e.g. which UNet setting), for a message that can name a flag.
+        const d = firstDifference(prev, o.config) ?? { path: k, was: prev[k] ?? null, now: v };
         throw new Error(
           `${path}: ` +
-            (o.mismatchMessage ??
+            (typeof o.mismatchMessage === "function" ? o.mismatchMessage(d) : o.mismatchMessage ??
               `field "${k}" was ${JSON.stringify(prev[k] ?? null)}, now ${JSON.stringify(v)}; ` +
                 "resume with the same flags or pick another --out"),
         );

@@ -7,7 +7,8 @@
  *
  * Run layout:
  * ```
- * <out>/config.json        parts, data, resolution, flip, seed, UNet settings (a resume repeats them)
+ * <out>/config.json        parts, data, resolution, flip, seed, prediction, UNet settings (micro-batches
+                         per step and checkpoint retention included; a resume repeats them)
  * <out>/cache/             the latent cache (cache.json, empty_prompt + one file per shard, manifest.json)
  * <out>/unet/              ckpt-XXXXXXXX/ checkpoints, metrics.jsonl, model/ (EMA weights) when finished
  * <out>/model/             the SD folder: unet/ (trained), vae_encoder/, vae_decoder/, text_encoder/,
@@ -49,8 +50,11 @@ import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
 import { removeStaleTemps, writeJsonAtomic } from "../util/atomic.ts";
 import { storeLocationProblem } from "../storage/location.ts";
 import { shardSourceFor } from "../data/shard_source.ts";
+import type { DataFilter } from "../data/laion_meta.ts";
 import { prepareRunFolder } from "./run_folder.ts";
 import { stageTimer } from "./stage_timer.ts";
+import { flagChange } from "./training_flags.ts";
+import type { PredictionType } from "../diffusion/types.ts";
 
 /** Options of {@link trainOnParts}. */
 export interface TrainOnPartsOptions {
@@ -75,12 +79,20 @@ export interface TrainOnPartsOptions {
   filter?: ResampleFilter;
   /** Images per VAE encoder call while caching (default 8). */
   encodeBatch?: number;
+  /** LAION metadata thresholds applied while caching (recorded in the cache's settings). */
+  dataFilter?: DataFilter;
   seed: number;
   resume: boolean;
   /** Name of the active backend (recorded in config.json). */
   backend: string;
   /** Where UNet checkpoints go: a folder or `gs://bucket/prefix` (default: inside `out`). */
   checkpoints?: string;
+  /**
+   * The UNet's target (default: the folder's `scheduler_config.json` `prediction_type`); the
+   * exported folder's scheduler config records it, so its samplers use it. Recorded in
+   * config.json as `prediction` (null: the folder's).
+   */
+  predictionType?: PredictionType;
   /** Initial UNet weights (e.g. a pretrained UNet); recorded by `initFrom` in config.json. */
   init?: Params;
   /** What `init` was loaded from (recorded in config.json; a resume must repeat it). */
@@ -168,6 +180,7 @@ export async function trainOnParts(o: TrainOnPartsOptions): Promise<TrainOnParts
         seed: o.seed,
         comm,
         encodeBatch: o.encodeBatch,
+        dataFilter: o.dataFilter,
         log: lead ? log : () => {},
         progress: o.progress,
         onShard: o.onCacheShard,
@@ -180,7 +193,11 @@ export async function trainOnParts(o: TrainOnPartsOptions): Promise<TrainOnParts
       );
     }
     const timestepDtype = parts.io.unet.timestepDtype === "int64" ? "int64" : "float32";
-    const { className: _, ...schedule } = parts.scheduleConfig;
+    const { className: _, ...folderSchedule } = parts.scheduleConfig;
+    const schedule = {
+      ...folderSchedule,
+      predictionType: o.predictionType ?? folderSchedule.predictionType,
+    };
     await release(parts);
     const cond = await loadLatentCache(`${o.out}/cache`);
     const settings: RecipePreset["unet"] = { ...o.settings, schedule, textContext: "states" };
@@ -216,6 +233,7 @@ export async function trainOnParts(o: TrainOnPartsOptions): Promise<TrainOnParts
           resolution,
           vaeScaleFactor: parts.vaeScaleFactor,
           timestepDtype,
+          predictionType: schedule.predictionType,
           record: { run: o.out, records: manifest.records },
         }));
       log(`   ${model}: SD folder (diffusers OnnxStableDiffusionPipeline layout)`);
@@ -268,8 +286,18 @@ async function checkRunFolder(o: TrainOnPartsOptions, resolution: number): Promi
       unet: o.settings,
       checkpoints: o.checkpoints ?? null,
       initFrom: o.initFrom ?? null,
+      prediction: o.predictionType ?? null,
     },
     record: { backend: o.backend },
     resume: o.resume,
+    mismatchMessage: (d) => {
+      const flag = d.path === "prediction"
+        ? `--prediction ${d.was ?? "(the folder's)"}, now ${d.now ?? "(the folder's)"}`
+        : flagChange(d, "unet.");
+      return flag
+        ? `the run was started with ${flag}; resume it with the same flags or pick another --out`
+        : `field "${d.path}" was ${JSON.stringify(d.was)}, now ${JSON.stringify(d.now)}; ` +
+          "resume with the same flags or pick another --out";
+    },
   });
 }

@@ -6,7 +6,9 @@
  *
  * Run layout:
  * ```
- * <out>/config.json               preset, seed, backend, reused run (written first; resume checks it)
+ * <out>/config.json               preset (with the UNet's prediction type, micro-batches per step and
+                                checkpoint retention), seed, backend, reused run (written first;
+                                resume checks it)
  * <out>/data/train/               webdataset shards (00000.tar + .parquet) and dataset.json
  * <out>/{autoencoder,clip,unet}/  ckpt-XXXXXXXX/ checkpoints, metrics.jsonl, model/ when finished
  * <out>/loss.html                 Plotly loss curves of the three stages
@@ -55,6 +57,7 @@ import { assertReusable, reuseFrozenParts } from "../recipe/reuse_parts.ts";
 import { storeLocationProblem } from "../storage/location.ts";
 import { prepareRunFolder } from "./run_folder.ts";
 import { stageTimer } from "./stage_timer.ts";
+import { flagChange } from "./training_flags.ts";
 
 /** Options for {@link trainRun}. */
 export interface TrainRunOptions {
@@ -412,9 +415,14 @@ async function checkRunFolder(o: TrainRunOptions, worldSize: number): Promise<vo
       }
       return unusable !== null;
     },
-    mismatchMessage: "the run was started with other settings " +
-      "(preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags or " +
-      "pick another --out",
+    mismatchMessage: (d) => {
+      const flag = flagChange(d, "preset.unet.");
+      return flag
+        ? `the run was started with ${flag}; resume it with the same flags or pick another --out`
+        : "the run was started with other settings " +
+          "(preset/seed/steps/--batch-size/--checkpoints/--reuse); resume it with the same flags " +
+          "or pick another --out";
+    },
     onMismatch: async () => {
       if (!o.replaceStale) return false;
       log(`   ${o.out} was made with other settings: training it afresh`);

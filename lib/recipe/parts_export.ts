@@ -58,6 +58,11 @@ export interface ExportPartsFolderOptions {
   vaeScaleFactor?: number;
   /** Element type of the UNet's `timestep` input (default "float32"; "int64" as SD v1). */
   timestepDtype?: "float32" | "int64";
+  /**
+   * What the UNet was trained to predict, written as the copied `scheduler_config.json`'s
+   * `prediction_type` so every sampler of the folder uses it (default: the source's, unchanged).
+   */
+  predictionType?: "epsilon" | "v_prediction";
   /** Extra fields of `model_index.json`'s `_xgen_kit` record. */
   record?: Record<string, unknown>;
   /**
@@ -116,6 +121,12 @@ export async function exportPartsFolder(o: ExportPartsFolderOptions): Promise<st
     for (const part of COPIED_PARTS) {
       await copyTree(`${o.parts}/${part}`, `${tmp}/${part}`);
       for await (const e of Deno.readDir(`${tmp}/${part}`)) files.push(`${part}/${e.name}`);
+    }
+    if (o.predictionType !== undefined) {
+      await writeJsonAtomic(`${tmp}/scheduler/scheduler_config.json`, {
+        ...schedCfg,
+        prediction_type: o.predictionType,
+      });
     }
     const cfg = o.unet.config;
     await Deno.mkdir(`${tmp}/unet`);

@@ -21,17 +21,28 @@
 import { AUTOENCODER_PRESETS, type AutoencoderConfig } from "../models/autoencoder.ts";
 import { CLIP_PRESETS, type ClipConfig } from "../models/clip.ts";
 import { UNET_PRESETS, type UnetConfig } from "../models/unet.ts";
-import type { ScheduleConfig } from "../diffusion/mod.ts";
+import type { PredictionType, ScheduleConfig } from "../diffusion/mod.ts";
 import { SHAPES_WORLD_WORD_GROUPS } from "../data/hard_negatives.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 
 /** Settings of one training stage. */
 export interface StageSettings {
   steps: number;
+  /** Samples per micro-batch, over all data-parallel ranks together. */
   batchSize: number;
   lr: number;
   warmupSteps: number;
+  /** Save a checkpoint every N steps (and at the last). */
   checkpointEvery: number;
+  /**
+   * Micro-batches per optimizer step (absent: 1): the effective batch is `batchSize x gradAccum`
+   * (`batchSize` is already split over the ranks).
+   */
+  gradAccum?: number;
+  /** Newest complete checkpoints kept (absent: 2; `"all"`: none deleted). */
+  keep?: number | "all";
+  /** Steps also saved and never deleted (absent: none), e.g. for CLIP-FID curves over training. */
+  keepAt?: number[];
 }
 
 /** Everything a run of the embedded default recipe needs. */
@@ -187,6 +198,16 @@ export interface PresetOverrides {
   unetBatchSize?: number;
   /** What the UNet cross-attends to (see `RecipePreset["unet"].textContext`). */
   unetTextContext?: TextContext;
+  /** The UNet's target, `schedule.predictionType` (min-SNR weights follow it). */
+  unetPrediction?: PredictionType;
+  /** Micro-batches per UNet optimizer step (see `StageSettings.gradAccum`). */
+  unetGradAccum?: number;
+  /** UNet checkpoint interval in steps. */
+  unetCheckpointEvery?: number;
+  /** Newest complete UNet checkpoints kept (`"all"`: every one). */
+  unetKeep?: number | "all";
+  /** UNet steps also saved and never deleted. */
+  unetKeepAt?: number[];
 }
 
 /** A preset by name with overrides applied; unknown names list the known ones. */
@@ -224,5 +245,51 @@ export function resolvePreset(name: string, o: PresetOverrides = {}): RecipePres
     if (o.unetTextContext === "states") delete p.unet.textContext;
     else p.unet.textContext = o.unetTextContext;
   }
+  applyUnetTraining(p.unet, o);
   return p;
+}
+
+/** An integer >= 1, or an error naming the override (the command-line flag in parentheses). */
+function count(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be an integer >= 1, got ${v}`);
+  return v;
+}
+
+/**
+ * The UNet's training options. Defaults are left implicit (absent fields: 1 micro-batch, 2 kept
+ * checkpoints, no fixed ones) so runs made before these options existed resume with the same
+ * preset.
+ */
+function applyUnetTraining(u: RecipePreset["unet"], o: PresetOverrides): void {
+  if (o.unetPrediction !== undefined) {
+    if (o.unetPrediction !== "epsilon" && o.unetPrediction !== "v_prediction") {
+      throw new Error(
+        `unetPrediction (--prediction) must be "epsilon" or "v_prediction", got "${o.unetPrediction}"`,
+      );
+    }
+    u.schedule = { ...u.schedule, predictionType: o.unetPrediction };
+  }
+  if (o.unetGradAccum !== undefined) {
+    if (count("unetGradAccum (--grad-accum)", o.unetGradAccum) === 1) delete u.gradAccum;
+    else u.gradAccum = o.unetGradAccum;
+  }
+  if (o.unetCheckpointEvery !== undefined) {
+    u.checkpointEvery = count("unetCheckpointEvery (--checkpoint-every)", o.unetCheckpointEvery);
+  }
+  if (o.unetKeep !== undefined) {
+    if (o.unetKeep !== "all") count("unetKeep (--keep)", o.unetKeep);
+    if (o.unetKeep === 2) delete u.keep;
+    else u.keep = o.unetKeep;
+  }
+  if (o.unetKeepAt !== undefined) {
+    const steps = [...new Set(o.unetKeepAt)].sort((a, b) => a - b);
+    for (const k of steps) {
+      count("unetKeepAt (--keep-at) steps", k);
+      if (k > u.steps) {
+        throw new Error(`unetKeepAt (--keep-at): step ${k} is past the UNet's ${u.steps} steps`);
+      }
+    }
+    if (steps.length) u.keepAt = steps;
+    else delete u.keepAt;
+  }
 }

@@ -40,7 +40,12 @@ import { type ClipConfig, clipForward, initClip } from "../models/clip.ts";
 import { WordTokenizer } from "../models/tokenizer.ts";
 import { initUnet, type UnetConfig, unetForward } from "../models/unet.ts";
 import { disposeParams, type Params } from "../nn/mod.ts";
-import { makeSchedule, minSnrWeights, sampleTimesteps } from "../diffusion/mod.ts";
+import {
+  makeSchedule,
+  minSnrWeights,
+  type NoiseSchedule,
+  sampleTimesteps,
+} from "../diffusion/mod.ts";
 import { storeFor } from "../storage/location.ts";
 import { float16BitsToFloat32 } from "../onnx/float16.ts";
 import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
@@ -86,8 +91,9 @@ export interface StageOptions<S> {
 }
 
 /**
- * The loop options every stage shares: warmup-cosine LR down to 5%, clipping at 1, the last two
- * checkpoints kept, and batches from the resumable in-memory order over `n` samples.
+ * The loop options every stage shares: warmup-cosine LR down to 5%, clipping at 1, the settings'
+ * micro-batches per step and checkpoint retention (the last two by default), and batches from the
+ * resumable in-memory order over `n` samples.
  */
 function stageLoop(
   o: Omit<StageOptions<unknown>, "data">,
@@ -114,12 +120,14 @@ function stageLoop(
     }),
     clipNorm: 1,
     checkpointEvery: s.checkpointEvery,
-    keepLast: 2,
+    gradAccum: s.gradAccum ?? 1,
+    keepLast: s.keep === "all" ? Infinity : s.keep ?? 2,
+    keepSteps: s.keepAt ?? [],
     seed: o.seed,
     comm,
     resume: o.resume,
     config: { stage, settings: s, worldSize: comm.size },
-    // The whole group's batch, so images_per_s is the group's rate.
+    // The whole group's micro-batch (the loop multiplies by gradAccum): the group's rate.
     itemsPerBatch: s.batchSize,
     progress: (o.progress ?? true) && comm.rank === 0,
     onLog: o.onLog,
@@ -405,10 +413,62 @@ export interface TrainedUnet {
   config: UnetConfig;
 }
 
+/** What the UNet is trained on for one batch: its input, its target and each sample's weight. */
+export interface DiffusionTargets {
+  /** Noised latents `sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`. */
+  xt: Float32Array;
+  /** `eps` (epsilon prediction) or `sqrt(abar_t) eps - sqrt(1 - abar_t) x0` (v-prediction). */
+  target: Float32Array;
+  /** Min-SNR-gamma weights for the schedule's prediction type, one per sample. */
+  weights: Float32Array;
+}
+
+/**
+ * The UNet stage's training input, target and weights for a batch of `t.length` samples (x0 and
+ * eps split into that many equal chunks), for the schedule's `predictionType`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { makeSchedule } from "../diffusion/mod.ts";
+ * import { diffusionTargets } from "./stages.ts";
+ *
+ * const schedule = makeSchedule({ predictionType: "v_prediction" });
+ * const r = diffusionTargets(schedule, { x0: [1], eps: [0], t: [999], minSnrGamma: 5 });
+ * const ab = schedule.alphasCumprod[999];
+ * assert.ok(Math.abs(r.target[0] + Math.sqrt(1 - ab)) < 1e-6); // v = sqrt(ab) eps - sqrt(1-ab) x0
+ * assert.ok(Math.abs(r.weights[0] - ab) < 1e-6); // snr / (snr + 1) = abar when snr < gamma
+ * ```
+ */
+export function diffusionTargets(
+  schedule: NoiseSchedule,
+  o: { x0: ArrayLike<number>; eps: ArrayLike<number>; t: ArrayLike<number>; minSnrGamma: number },
+): DiffusionTargets {
+  const t = Array.from(o.t);
+  return {
+    xt: schedule.addNoise(o.x0, o.eps, t),
+    target: schedule.target(o.x0, o.eps, t),
+    weights: minSnrWeights(t, schedule, o.minSnrGamma),
+  };
+}
+
+/** One step's random draws for `n` samples of `per` latent values (see `unetStage`). */
+interface StepDraws {
+  t: Int32Array;
+  eps: Float32Array;
+  drop: boolean[];
+  z: Float32Array | null;
+}
+
 /**
  * Train (or load) the diffusion UNet on precomputed latents and text states: random timesteps,
  * noise and caption dropout (for classifier-free guidance) from the loop's checkpointed stream,
- * epsilon or v targets, min-SNR-gamma weighting, EMA weights saved as the final model.
+ * epsilon or v targets (`schedule.predictionType`), min-SNR-gamma weighting for that target, EMA
+ * weights saved as the final model (its `model.json` records the schedule, prediction type
+ * included, and the step). With `gradAccum` K, the first micro-batch of a step draws the whole
+ * step's randomness, in the order one batch of K x B draws it, and each micro-batch takes its
+ * slice: K micro-batches of B then train exactly as one batch of K x B (the UNet has no
+ * batch-dependent layers; GroupNorm is per sample), up to float32 rounding of the averages.
  */
 export async function unetStage(
   o: Omit<StageOptions<RecipePreset["unet"]>, "data"> & {
@@ -435,29 +495,44 @@ export async function unetStage(
   if (o.init) copyInitialWeights(params, o.init);
   const [h, w, c] = cond.latentShape, per = h * w * c;
   const [T, D] = cond.contextShape, ctxPer = T * D;
+  let draws: StepDraws | null = null;
+  const drawStep = (rng: Rng, n: number): StepDraws => {
+    const t = sampleTimesteps(rng, n, schedule.numTrainTimesteps);
+    const eps = rng.normal(n * per);
+    const drop = Array.from({ length: n }, () => rng.uniform() < s.captionDropout);
+    // Drawn after the main job's draws, so runs without a posterior keep their streams.
+    const z = cond.latentStd ? rng.normal(n * per) : null;
+    return { t, eps, drop, z };
+  };
   const res = await trainLoop<number[], BatchPosition>({
     ...stageLoop(o, s, "unet", cond.latents.length / per),
     params,
     optimizer: { weightDecay: 0.01 },
     ema: { decay: s.emaDecay, warmup: true },
-    lossFn: (idx, rng) => {
+    lossFn: (idx, rng, micro) => {
       const b = idx.length;
+      // The step's draws, made at its first micro-batch for all of them (every micro-batch has
+      // `b` samples), in the order a single batch draws them: timesteps, noise, dropout, posterior.
+      if (micro.index === 0) draws = drawStep(rng, b * micro.count);
+      const lo = micro.index * b, d = draws!;
+      const t = d.t.subarray(lo, lo + b);
+      const eps = d.eps.subarray(lo * per, (lo + b) * per);
       const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
-      const t = sampleTimesteps(rng, b, schedule.numTrainTimesteps);
-      const eps = rng.normal(b * per);
       idx.forEach((i, k) => {
         x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
         // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
-        const drop = rng.uniform() < s.captionDropout;
         const row = cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer);
         ctx.set(
-          drop ? cond.emptyContext : row instanceof Uint16Array ? float16BitsToFloat32(row) : row,
+          d.drop[lo + k]
+            ? cond.emptyContext
+            : row instanceof Uint16Array
+            ? float16BitsToFloat32(row)
+            : row,
           k * ctxPer,
         );
       });
-      if (cond.latentStd) {
-        // Drawn after the main job's draws, so runs without a posterior keep their streams.
-        const z = rng.normal(b * per);
+      if (d.z) {
+        const z = d.z.subarray(lo * per, (lo + b) * per);
         idx.forEach((i, k) => {
           for (let j = 0; j < per; j++) {
             x0[k * per + j] += cond.latentStd![i * per + j] * z[k * per + j];
@@ -465,9 +540,12 @@ export async function unetStage(
         });
       }
       // One timestep per sample: the schedule splits x0 into t.length equal chunks.
-      const xt = schedule.addNoise(x0, eps, t);
-      const target = schedule.target(x0, eps, t);
-      const wts = minSnrWeights(t, schedule, s.minSnrGamma);
+      const { xt, target, weights: wts } = diffusionTargets(schedule, {
+        x0,
+        eps,
+        t,
+        minSnrGamma: s.minSnrGamma,
+      });
       return tf.tidy(() => {
         const pred = unetForward(params, cfg, {
           x: tf.tensor4d(xt, [b, h, w, c]),
@@ -485,7 +563,14 @@ export async function unetStage(
     kind: "unet",
     config: cfg,
     params: weights as Record<string, tf.Tensor>,
-    extra: { schedule: s.schedule, ema: !!res.ema, textContext: s.textContext ?? "states" },
+    extra: {
+      schedule: s.schedule,
+      ema: !!res.ema,
+      textContext: s.textContext ?? "states",
+      // The step whose weights these are, so an evaluation lists them once, not also as the
+      // checkpoint saved at the same step.
+      step: res.step,
+    },
   });
   res.dispose();
   disposeParams(params);

@@ -434,23 +434,48 @@ export async function loadCheckpoint(loc: CheckpointLocation): Promise<LoadedChe
   return { name, step: manifest.step, state, tensors: tensors as CheckpointTensors, manifest };
 }
 
+/** Options of {@link pruneCheckpoints}. */
+export interface PruneOptions {
+  /** Data-parallel rank; only rank 0 deletes (default 0). */
+  rank?: number;
+  /**
+   * Steps whose complete checkpoints are kept whatever `keepLast` says (a sweep's fixed points,
+   * e.g. every 1,000 steps); they do not count towards `keepLast`.
+   */
+  keepSteps?: readonly number[];
+}
+
 /**
- * Keep the newest `keepLast` complete checkpoints and delete older ones, plus leftover partial
- * folders and incomplete folders older than the newest complete checkpoint. The newest complete
- * checkpoint is never deleted. Returns the deleted folder names.
+ * Keep the newest `keepLast` complete checkpoints (`Infinity`: all) and those at `keepSteps`, and
+ * delete older ones, plus leftover partial folders and incomplete folders older than the newest
+ * complete checkpoint. The newest complete checkpoint is never deleted, so a caller that prunes
+ * right after a save only ever deletes once a newer checkpoint is complete. Returns the deleted
+ * folder names.
  *
  * @example
  * ```ts
- * await pruneCheckpoints("runs/x", 2); // ["ckpt-00000100", "ckpt-00000200.partial-ab12cd34"]
+ * import assert from "node:assert/strict";
+ * import { pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
+ *
+ * const run = await Deno.makeTempDir(); // e.g. runs/x/unet
+ * const model = { w: { shape: [1], data: new Float32Array([0]) } };
+ * for (const step of [1, 2, 3, 4]) await saveCheckpoint(run, { step, tensors: { model }, state: {} });
+ * assert.deepEqual(await pruneCheckpoints(run, 1, { keepSteps: [2] }), [
+ *   "ckpt-00000001",
+ *   "ckpt-00000003",
+ * ]);
+ * await Deno.remove(run, { recursive: true });
  * ```
  */
 export async function pruneCheckpoints(
   run: string | CheckpointStore,
   keepLast: number,
-  opts: { rank?: number } = {},
+  opts: PruneOptions = {},
 ): Promise<string[]> {
-  if (!Number.isInteger(keepLast) || keepLast < 1) {
-    throw new Error(`pruneCheckpoints: keepLast must be an integer >= 1, got ${keepLast}`);
+  if (keepLast !== Infinity && (!Number.isInteger(keepLast) || keepLast < 1)) {
+    throw new Error(
+      `pruneCheckpoints: keepLast must be an integer >= 1, got ${keepLast} (Infinity keeps all)`,
+    );
   }
   if ((opts.rank ?? 0) !== 0) return [];
   const store = storeFor(run);
@@ -458,7 +483,12 @@ export async function pruneCheckpoints(
   const complete = all.filter((c) => c.complete);
   if (complete.length === 0) return [];
   const newest = complete[complete.length - 1];
-  const keep = new Set(complete.slice(-keepLast).map((c) => c.name));
+  const pinned = new Set(opts.keepSteps ?? []);
+  const rolling = complete.filter((c) => !pinned.has(c.step));
+  const keep = new Set([
+    ...(keepLast === Infinity ? rolling : rolling.slice(-keepLast)).map((c) => c.name),
+    ...complete.filter((c) => pinned.has(c.step)).map((c) => c.name),
+  ]);
   const doomed = all.filter((c) =>
     !keep.has(c.name) && c.name !== newest.name &&
     (c.complete || c.name.includes(".partial-") || c.step < newest.step)

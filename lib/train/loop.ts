@@ -80,8 +80,13 @@ export interface TrainLoopOptions<B, P> {
   store?: CheckpointStore;
   /** Trainable weights, updated in place. */
   params: Params;
-  /** Loss of one micro-batch; draw all randomness from `rng` so resumes are exact. */
-  lossFn: (batch: B, rng: Rng) => tf.Scalar;
+  /**
+   * Loss of one micro-batch; draw all randomness from `rng` so resumes are exact. `micro` says
+   * which of the step's `gradAccum` micro-batches this is (index 0 first), so a loss can draw the
+   * whole step's randomness at once and K micro-batches of B draw exactly what one batch of K x B
+   * would.
+   */
+  lossFn: (batch: B, rng: Rng, micro: MicroBatch) => tf.Scalar;
   /** Batch at `position` and the position after it. tf.Tensors inside the batch are disposed. */
   nextBatch: (position: P) => { batch: B; position: P } | Promise<{ batch: B; position: P }>;
   /** Data position of a fresh run (saved in checkpoints as JSON). */
@@ -92,7 +97,12 @@ export interface TrainLoopOptions<B, P> {
   optimizer?: AdamWOptions;
   /** Learning rate: a schedule of the step index (0-based) or a constant (default 1e-3). */
   lr?: LrSchedule | number;
-  /** Micro-batches averaged per optimizer step (default 1). */
+  /**
+   * Micro-batches per optimizer step (default 1): their gradients are averaged before one update,
+   * so with per-sample losses (a mean over the batch) K micro-batches of B make the update of one
+   * batch of K x B. Checkpoints are taken at step boundaries only (after the update), so a resume
+   * never starts inside an accumulation.
+   */
   gradAccum?: number;
   /** Clip the global gradient norm to this value (default: no clipping; the norm is logged). */
   clipNorm?: number;
@@ -100,8 +110,16 @@ export interface TrainLoopOptions<B, P> {
   ema?: EmaOptions | false;
   /** Save every N steps and at the last step (default 0: never). */
   checkpointEvery?: number;
-  /** Complete checkpoints to keep (default: all). */
+  /**
+   * Complete checkpoints to keep, newest first (default: all; `Infinity` says so too). Older ones
+   * are deleted right after a newer one is complete, never before.
+   */
   keepLast?: number;
+  /**
+   * Steps that are also saved (whatever `checkpointEvery` says) and never pruned, on top of the
+   * `keepLast` newest: a sweep's fixed points.
+   */
+  keepSteps?: readonly number[];
   /** Write a metrics line every N steps and at the last step (default 1). */
   logEvery?: number;
   /** Seed of the loss RNG stream `Rng.stream(seed, [rank, STREAM.noise])`. */
@@ -128,6 +146,14 @@ export interface TrainLoopOptions<B, P> {
   progress?: boolean;
   /** Stop with an error when the loss is not finite (default true). */
   stopOnNonFinite?: boolean;
+}
+
+/** Which micro-batch of a step a {@link TrainLoopOptions.lossFn} call computes. */
+export interface MicroBatch {
+  /** 0-based index within the step. */
+  index: number;
+  /** Micro-batches per step (`gradAccum`). */
+  count: number;
 }
 
 /** What {@link trainLoop} returns. Call `dispose()` to free optimizer and EMA tensors. */
@@ -235,7 +261,11 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
   const gradAccum = positiveInt("gradAccum", o.gradAccum, 1);
   const logEvery = positiveInt("logEvery", o.logEvery, 1);
   const checkpointEvery = positiveInt("checkpointEvery", o.checkpointEvery, 0, 0);
-  const keepLast = o.keepLast === undefined ? undefined : positiveInt("keepLast", o.keepLast, 1);
+  const keepLast = o.keepLast === undefined || o.keepLast === Infinity
+    ? undefined
+    : positiveInt("keepLast", o.keepLast, 1);
+  const keepSteps = new Set(o.keepSteps ?? []);
+  for (const k of keepSteps) positiveInt("keepSteps", k, 1);
   const comm = o.comm ?? singleProcess();
   const rank = o.rank ?? comm.rank;
   const writer = rank === 0;
@@ -347,7 +377,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
       },
       state: state as unknown as Record<string, unknown>,
     });
-    if (keepLast) await pruneCheckpoints(store, keepLast, { rank });
+    // Pruning follows the save, so an older checkpoint goes only once a newer one is complete.
+    if (keepLast) await pruneCheckpoints(store, keepLast, { rank, keepSteps: [...keepSteps] });
     await comm.barrier();
   };
 
@@ -359,7 +390,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         const next = await o.nextBatch(position);
         position = next.position;
         try {
-          acc.add(computeGrads(o.params, () => o.lossFn(next.batch, rng)));
+          const micro = { index: i, count: gradAccum };
+          acc.add(computeGrads(o.params, () => o.lossFn(next.batch, rng, micro)));
         } finally {
           disposeTensors(next.batch);
         }
@@ -409,7 +441,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         o.onLog?.(rec);
       }
       bar?.update(step, { loss, lr });
-      if (checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps)) {
+      const due = checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps);
+      if (due || keepSteps.has(step)) {
         await save(step);
       }
     }

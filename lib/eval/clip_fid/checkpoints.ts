@@ -77,8 +77,35 @@ export function parseCheckpointSelector(s: string): CheckpointSelector {
 }
 
 /**
+ * The step whose weights a run's finished UNet model holds, or null when unknown: its
+ * `model.json`'s `extra.step` (recorded since the step was), or else the step of the newest
+ * checkpoint when that checkpoint's `state.json` says it was the stage's last (training always
+ * saves its last step, and the model is the EMA weights of that same state).
+ */
+async function finalStep(
+  unet: string,
+  modelJson: string,
+  newest: { name: string; step: number } | undefined,
+): Promise<number | null> {
+  try {
+    const step = JSON.parse(await Deno.readTextFile(modelJson))?.extra?.step;
+    if (Number.isInteger(step)) return step;
+  } catch { /* unreadable: no step */ }
+  if (!newest) return null;
+  try {
+    const state = JSON.parse(await Deno.readTextFile(`${unet}/${newest.name}/state.json`));
+    return state?.config?.settings?.steps === newest.step ? newest.step : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The UNet checkpoints a selector names: `all` = every complete `unet/ckpt-*` plus the finished
- * model, `latest` = the finished model or else the newest complete checkpoint.
+ * model, `latest` = the finished model or else the newest complete checkpoint. The finished model
+ * holds the same weights as the checkpoint of the stage's last step (both the EMA of that state),
+ * so that checkpoint and `final` are listed once: `all` lists it as `ckpt-<step>` (a curve over
+ * steps then ends at its step), and an explicit list keeps whichever of the two it names first.
  *
  * @example
  * ```ts
@@ -115,11 +142,25 @@ export async function resolveCheckpoints(
     }
     return { name, step, fingerprint: await fileHash(`${unet}/${name}/manifest.json`) };
   };
+  const same = hasFinal ? await finalStep(unet, modelJson, ckpts.at(-1)) : null;
+  const sameAsFinal = (s: number | "final") =>
+    same !== null && ckpts.some((c) => c.step === same) &&
+    (s === "final" || s === same);
   let steps: (number | "final")[];
-  if (sel === "all") steps = [...ckpts.map((c) => c.step), ...(hasFinal ? ["final" as const] : [])];
-  else if (sel === "latest") {
+  if (sel === "all") {
+    steps = [
+      ...ckpts.map((c) => c.step),
+      ...(hasFinal && !sameAsFinal("final") ? ["final" as const] : []),
+    ];
+  } else if (sel === "latest") {
     steps = hasFinal ? ["final"] : ckpts.length ? [ckpts[ckpts.length - 1].step] : [];
-  } else steps = [...new Set(sel)];
+  } else {
+    // One entry per distinct weights: a later name of the final model's step is dropped.
+    steps = [];
+    for (const s of new Set(sel)) {
+      if (!(sameAsFinal(s) && steps.some(sameAsFinal))) steps.push(s);
+    }
+  }
   if (!steps.length) {
     throw new Error(`${unet}: no complete UNet checkpoint or finished model to evaluate`);
   }
