@@ -9,6 +9,10 @@
  *   `scorers.ts`), built on CLIP text and image towers (`clip_towers.ts`, `preference.ts`);
  * - regional touch-ups: {@link touchUp} (mask from a CLIPSeg-style {@link Segmenter} or given,
  *   square crop with margin, img2img, blend back through a feathered mask);
+ * - what they buy: {@link bestOfNCurve} (the exact expected best-of-N score for every N from
+ *   one pool per prompt, and the selection-bias check by a second scorer) and
+ *   {@link touchUpStats} (region score before and after, pixels outside the box unchanged),
+ *   with bootstrap intervals over prompts or images;
  * - upsampling: {@link upscale} with a tiled Real-ESRGAN-style {@link Upsampler}, and the
  *   study's re-upsampling ({@link reUpsample}: shrink, then upsample back);
  * - the token ids those models take (`text_ids.ts`: CLIP BPE or the kit's word tokenizer).
@@ -45,5 +49,8 @@ export * from "./upsampler.ts";
 export * from "./best_of_n.ts";
 export * from "./scorers.ts";
 export * from "./touch_up.ts";
+export * from "./bootstrap_means.ts";
+export * from "./best_of_n_stats.ts";
+export * from "./touch_up_stats.ts";
 export * from "./upscale.ts";
 export * from "./sd_model_folder.ts";

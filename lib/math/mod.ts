@@ -27,3 +27,4 @@ export {
   tridiagonalEigenvalues,
   tridiagonalize,
 } from "./eigen.ts";
+export { quantileSorted } from "./quantile.ts";

@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { quantileSorted as quantileOf } from "../../math/quantile.ts";
 import { Rng, STREAM } from "../../util/rng.ts";
 import { clipScore } from "./clip_score.ts";
 import { checkFeatureMatrix, type FeatureMatrix, gatherRows } from "./feature_matrix.ts";
@@ -71,10 +72,9 @@ function opts(o: BootstrapOptions, defaultResamples: number) {
  * ```
  */
 export function quantileSorted(sorted: Float64Array, q: number): number {
-  const n = sorted.length;
-  if (n === 0) throw new Error("quantileSorted: empty sample");
-  const pos = q * (n - 1), i = Math.floor(pos), f = pos - i;
-  return i + 1 < n ? sorted[i] + f * (sorted[i + 1] - sorted[i]) : sorted[n - 1];
+  // An empty bootstrap is a caller's bug here, not a NaN to carry into a report.
+  if (sorted.length === 0) throw new Error("quantileSorted: empty sample");
+  return quantileOf(sorted, q);
 }
 
 /**

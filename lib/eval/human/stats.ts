@@ -13,6 +13,7 @@
  * ```
  * @module
  */
+import { quantileSorted } from "../../math/quantile.ts";
 
 /** A two-sided interval. */
 export interface Interval {
@@ -177,22 +178,8 @@ export function holm(pValues: readonly number[]): number[] {
   return out;
 }
 
-/**
- * Quantile of a sorted array with linear interpolation (type 7, as numpy's default).
- *
- * @example
- * ```ts
- * quantileSorted([1, 2, 3, 4], 0.5); // 2.5
- * ```
- */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const h = (n - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(n - 1, lo + 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
-}
+/** Quantile of a sorted array (type 7, numpy's default); defined in lib/math. */
+export { quantileSorted };
 
 /**
  * Percentile interval of bootstrap replicates at `confidence` (NaN replicates are ignored).
