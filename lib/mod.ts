@@ -10,11 +10,12 @@
  * the image-generator contract), `image` (preprocessing conventions), `models` (UNet, autoencoder,
  * CLIP, tokenizers), `data` (shapes world, webdataset shards), `train` (optimizer, checkpoints,
  * loop), `onnx` (format, sessions, export, the ONNX Stable Diffusion pipeline), `diffusers`
- * (diffusers UNet folders in and out), `inference`
+ * (diffusers UNet folders in and out), `compiled` (the compiled training step's graph IR,
+ * autodiff and reference interpreter), `inference`
  * (best-of-N, touch-ups, upsampling over any image generator), `recipe` (the embedded default:
  * presets, stages, runs, TF.js generation), `evaluation` (`clip_fid`, `human`,
- * `caption_following`), `jobs` (the end-to-end training job) and `cli` (what the commands share:
- * flags, checks, job plans).
+ * `caption_following`), `study` (the study's experiments: data-parallel seeding), `jobs` (the
+ * end-to-end training job) and `cli` (what the commands share: flags, checks, job plans).
  *
  * @example
  * ```ts
@@ -43,8 +44,10 @@ export * as data from "./data/mod.ts";
 export * as train from "./train/mod.ts";
 export * as onnx from "./onnx/mod.ts";
 export * as diffusers from "./diffusers/mod.ts";
+export * as compiled from "./compiled/mod.ts";
 export * as inference from "./inference/mod.ts";
 export * as recipe from "./recipe/mod.ts";
 export * as evaluation from "./eval/mod.ts";
+export * as study from "./study/mod.ts";
 export * as jobs from "./jobs/mod.ts";
 export * as cli from "./cli/mod.ts";

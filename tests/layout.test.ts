@@ -21,9 +21,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   /* 0 */ ["util", "backend"],
   /* 1 */ ["plot", "storage", "data_parallel", "math", "nn", "setup"],
   /* 2 */ ["diffusion", "image", "models", "data", "train", "eval/human"],
-  /* 3 */ ["onnx", "diffusers"],
+  /* 3 */ ["onnx", "diffusers", "compiled"],
   /* 4 */ ["inference", "recipe"],
-  /* 5 */ ["eval/clip_fid", "eval/caption_following"],
+  /* 5 */ ["eval/clip_fid", "eval/caption_following", "study"],
   /* 6 */ ["jobs"],
   /* 7 */ ["cli"],
 ];
