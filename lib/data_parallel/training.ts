@@ -1,8 +1,9 @@
 /**
- * The two places data-parallel training touches the loop: averaging each step's loss and
- * gradients over ranks (one float32 allreduce of everything, in a fixed parameter order), and
- * gathering every rank's loss-RNG state for the checkpoint rank 0 writes, so a resumed multi-rank
- * run continues each rank's noise stream exactly.
+ * The places data-parallel training touches the loop: averaging each step's loss and gradients
+ * over ranks (one float32 allreduce of everything, in a fixed parameter order), gathering every
+ * rank's loss-RNG state for the checkpoint rank 0 writes, so a resumed multi-rank run continues
+ * each rank's noise stream exactly, and naming each rank's loss stream (`lossStreamPath`: one per
+ * rank, or deliberately one shared by all, to reproduce the study's same-seed workers).
  *
  * @example
  * ```ts
@@ -21,7 +22,39 @@
  */
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
 import { allGather, allreduceMean, type Communicator } from "./comm.ts";
-import type { RngState } from "../util/rng.ts";
+import { type RngState, STREAM } from "../util/rng.ts";
+
+/**
+ * Whether data-parallel ranks draw their loss randomness (timesteps, noise, caption dropout) from
+ * one stream each (`"per-rank"`, the kit's default) or all from rank 0's (`"shared"`). Shared
+ * streams reproduce workers started with the same seed: every rank draws the same timesteps and
+ * noise, so a global batch of B over R ranks holds at most B / R distinct timesteps and its loss
+ * swings more from step to step. Only for experiments on that effect.
+ */
+export type SeedStreams = "per-rank" | "shared";
+
+/**
+ * The `Rng.stream` path of a rank's loss stream: `[rank, STREAM.noise]`, or rank 0's path on every
+ * rank with `"shared"`. A run of one process gets the same stream either way.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { lossStreamPath } from "./training.ts";
+ * import { Rng, STREAM } from "../util/rng.ts";
+ *
+ * assert.deepEqual(lossStreamPath(1), [1, STREAM.noise]);
+ * assert.deepEqual(lossStreamPath(1, "shared"), [0, STREAM.noise]);
+ * const [a, b] = [0, 1].map((r) => Rng.stream(7, lossStreamPath(r, "shared")));
+ * assert.equal(a.uniform(), b.uniform()); // every rank draws the same numbers
+ * ```
+ */
+export function lossStreamPath(rank: number, streams: SeedStreams = "per-rank"): number[] {
+  if (streams !== "per-rank" && streams !== "shared") {
+    throw new Error(`seedStreams: expected "per-rank" or "shared", got ${JSON.stringify(streams)}`);
+  }
+  return [streams === "shared" ? 0 : rank, STREAM.noise];
+}
 
 /**
  * Mean over ranks of the step's loss `value` and `grads`. In a world of one the inputs come back

@@ -60,6 +60,7 @@ import {
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
+import type { SeedStreams } from "../data_parallel/training.ts";
 import type { RecipePreset, StageSettings } from "./presets.ts";
 import {
   type TextContext,
@@ -81,6 +82,13 @@ export interface StageOptions<S> {
    * process alone.
    */
   comm?: Communicator;
+  /**
+   * `"per-rank"` (default): each data-parallel rank draws its timesteps, noise and caption
+   * dropout from its own stream. `"shared"`: every rank draws rank 0's, as workers started with
+   * one seed did (each rank still reads its own share of the batch); only for experiments on that
+   * effect (`rankSeedsExperiment`). Recorded in the checkpoints' config only when shared.
+   */
+  seedStreams?: SeedStreams;
   progress?: boolean;
   onLog?: (rec: MetricRecord) => void;
   /**
@@ -125,8 +133,15 @@ function stageLoop(
     keepSteps: s.keepAt ?? [],
     seed: o.seed,
     comm,
+    seedStreams: o.seedStreams,
     resume: o.resume,
-    config: { stage, settings: s, worldSize: comm.size },
+    // The default is left out, so runs that never chose keep the config they always had.
+    config: {
+      stage,
+      settings: s,
+      worldSize: comm.size,
+      ...(o.seedStreams === "shared" ? { seedStreams: o.seedStreams } : {}),
+    },
     // The whole group's micro-batch (the loop multiplies by gradAccum): the group's rate.
     itemsPerBatch: s.batchSize,
     progress: (o.progress ?? true) && comm.rank === 0,
@@ -452,11 +467,18 @@ export function diffusionTargets(
   };
 }
 
-/** One step's random draws for `n` samples of `per` latent values (see `unetStage`). */
-interface StepDraws {
+/**
+ * One optimizer step's random draws on one rank for its `n` samples of `per` latent values (all
+ * micro-batches of the step together; see `unetStage`).
+ */
+export interface StepDraws {
+  /** Timestep of each sample. */
   t: Int32Array;
+  /** Noise, `n * per` values. */
   eps: Float32Array;
+  /** Whether each sample's caption is dropped (the unconditional context). */
   drop: boolean[];
+  /** Posterior draws (`n * per`) when the conditioning has `latentStd`, else null. */
   z: Float32Array | null;
 }
 
@@ -478,6 +500,11 @@ export async function unetStage(
      * those of `initUnet` for the stage's config. Copied; the caller keeps them.
      */
     init?: Params;
+    /**
+     * Called on this rank once per optimizer step, in step order, with the step's draws (read
+     * only): how experiments see which timesteps and noise each rank trained on.
+     */
+    onStepDraws?: (draws: StepDraws) => void;
   },
 ): Promise<TrainedUnet> {
   const modelDir = `${o.dir}/model`;
@@ -513,7 +540,10 @@ export async function unetStage(
       const b = idx.length;
       // The step's draws, made at its first micro-batch for all of them (every micro-batch has
       // `b` samples), in the order a single batch draws them: timesteps, noise, dropout, posterior.
-      if (micro.index === 0) draws = drawStep(rng, b * micro.count);
+      if (micro.index === 0) {
+        draws = drawStep(rng, b * micro.count);
+        o.onStepDraws?.(draws);
+      }
       const lo = micro.index * b, d = draws!;
       const t = d.t.subarray(lo, lo + b);
       const eps = d.eps.subarray(lo * per, (lo + b) * per);

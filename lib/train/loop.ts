@@ -69,7 +69,12 @@ import type { CheckpointStore } from "../storage/store.ts";
 import { storeFor } from "../storage/location.ts";
 import { shareCheckpoint } from "./checkpoint_broadcast.ts";
 import { assertSameOnAllRanks, type Communicator, singleProcess } from "../data_parallel/comm.ts";
-import { averageGrads, gatherRngStates } from "../data_parallel/training.ts";
+import {
+  averageGrads,
+  gatherRngStates,
+  lossStreamPath,
+  type SeedStreams,
+} from "../data_parallel/training.ts";
 import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
 
 /** Options for {@link trainLoop}. `B` is the batch type, `P` the JSON-safe data position. */
@@ -124,6 +129,12 @@ export interface TrainLoopOptions<B, P> {
   logEvery?: number;
   /** Seed of the loss RNG stream `Rng.stream(seed, [rank, STREAM.noise])`. */
   seed: number;
+  /**
+   * `"per-rank"` (default): each rank draws from its own loss stream. `"shared"`: every rank
+   * draws rank 0's (`lossStreamPath`), as workers started with one seed did; only for experiments
+   * on that effect. A resume continues rank 0's saved stream on every rank.
+   */
+  seedStreams?: SeedStreams;
   /** Data-parallel rank; only rank 0 writes checkpoints and metrics (default: `comm`'s rank). */
   rank?: number;
   /**
@@ -284,7 +295,8 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
     opt.dispose();
     ema?.dispose();
   };
-  let rng = Rng.stream(o.seed, [rank, STREAM.noise]);
+  const shared = o.seedStreams === "shared";
+  let rng = Rng.stream(o.seed, lossStreamPath(rank, o.seedStreams));
   let position = o.initialPosition;
   let start = 0;
   let elapsedBefore = 0;
@@ -312,9 +324,10 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
       }
       if (!st.rng?.loss) throw new Error(`${src}/state.json: field rng.loss missing`);
       // Every rank's stream is saved by data-parallel runs; a checkpoint from a run with another
-      // world size has only rank 0's, and the others restart from a step-specific seed.
+      // world size has only rank 0's, and the others restart from a step-specific seed. Shared
+      // streams are rank 0's on every rank.
       const saved = st.rng.ranks?.length === comm.size ? st.rng.ranks[rank] : undefined;
-      rng = rank === 0
+      rng = rank === 0 || shared
         ? Rng.fromState(st.rng.loss)
         : saved
         ? Rng.fromState(saved)
