@@ -360,6 +360,7 @@ Deno.test("deno task sample --best-of: grid of winners and a JSON record that ma
     scheduler: "pndm",
     seed: 9,
     batchSize: 2,
+    provider: "auto",
   });
   assert.deepEqual(rec.prompts.map((p: { prompt: string }) => p.prompt), prompts);
   assert.deepEqual(
