@@ -2,8 +2,10 @@
  * A training step compiled once, owned by the kit (the GPU-independent part): an SSA graph IR
  * recorded from the one model definition through lib/nn's `Ops` ({@link GraphOps}), reverse-mode
  * differentiation by per-op VJP rules ({@link gradients}), the UNet step as one graph
- * ({@link unetTrainingGraph}) and a TensorFlow.js reference interpreter ({@link interpret}).
- * Nothing trains through it yet; see docs/webgpu_compiled_step.md.
+ * ({@link unetTrainingGraph}), a TensorFlow.js reference interpreter ({@link interpret}) and a
+ * WebGPU executor ({@link compileGraph}: WGSL kernels per node, buffers, pipelines, bind groups
+ * and uniforms planned once; one pass, one submit per run). Nothing trains through it yet; see
+ * docs/webgpu_compiled_step.md.
  *
  * @example
  * ```ts
@@ -22,3 +24,5 @@ export * from "./graph.ts";
 export * from "./autodiff.ts";
 export * from "./interpret.ts";
 export * from "./training_graph.ts";
+export * from "./webgpu_executor.ts";
+export { NO_KERNEL_OPS } from "./wgsl_lower.ts";

@@ -1,0 +1,319 @@
+/**
+ * WGSL kernels of the compiled step's normalisations and attention. Norms run one workgroup of
+ * 64 threads per normalisation set (two-pass mean and biased variance in workgroup memory, as
+ * `ir_ops.ts` defines them); `groupNorm` and `layerNorm` share one kernel (a layer norm is a
+ * group norm of `[rows, 1, C]` with one group), and so do their gradients. Attention runs one
+ * thread per output element with the softmax recomputed per element; `attentionGrad` runs one
+ * workgroup per (sample, head): first each query row's max, normaliser and `rowsum(dP P)` into
+ * scratch, then every output element from them.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normKernel } from "./wgsl_norm_attention.ts";
+ *
+ * // GroupNorm of [2, 4, 4, 8] in 4 groups: 8 sets of 16 positions x 2 channels.
+ * const k = normKernel({ x: [2, 4, 4, 8], groups: 4, eps: 1e-5, affine: true, silu: true });
+ * assert.deepEqual(k.workgroups, [8, 1, 1]);
+ * assert.deepEqual(k.uniforms.slice(0, 5), [8, 4, 16, 8, 2]);
+ * ```
+ * @module
+ */
+import { f32Bits, header, sizeOf } from "./wgsl_common.ts";
+import type { KernelBody } from "./wgsl_elementwise.ts";
+
+const NWG = 64;
+
+/** Workgroup-wide sum (all 64 threads must call it, in uniform control flow). */
+const REDUCE = `
+var<workgroup> red: array<f32, ${NWG}>;
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${NWG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn sigm(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+`;
+
+/** Set `wid.x` of x `[B, N, C]` in G groups: element e of the set at `base + (e / cg) C + e % cg`. */
+const SET = `
+@compute @workgroup_size(${NWG}) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x;
+  let G = P(1); let N = P(2); let C = P(3); let cg = P(4); let cnt = N * cg;
+  let g = wid.x % G;
+  let base = (wid.x / G) * N * C + g * cg;
+`;
+
+/** Mean and rstd of the set, of input `src`. */
+const MOMENTS = (src: string) => `
+  var acc = 0.0;
+  for (var e = lid; e < cnt; e += ${NWG}u) { acc += ${src}[base + (e / cg) * C + e % cg]; }
+  let mean = wg_sum(acc, lid) / f32(cnt);
+  var acc2 = 0.0;
+  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let d = ${src}[base + (e / cg) * C + e % cg] - mean;
+    acc2 += d * d;
+  }
+  let rstd = 1.0 / sqrt(wg_sum(acc2, lid) / f32(cnt) + F(5));
+`;
+
+/** A norm over sets of `x` viewed `[B, N, C]` in `groups` groups of channels. */
+export interface NormSizes {
+  x: readonly number[];
+  /** Groups of the last axis; a layer norm passes 0 (each row one set). */
+  groups: number;
+  eps: number;
+  affine: boolean;
+  silu?: boolean;
+}
+
+function normWords(s: NormSizes): { words: number[]; sets: number } {
+  const c = s.x.at(-1)!;
+  const layer = s.groups === 0;
+  const b = layer ? sizeOf(s.x) / c : s.x[0];
+  const n = layer ? 1 : sizeOf(s.x) / (s.x[0] * c);
+  const g = layer ? 1 : s.groups;
+  const sets = b * g;
+  if (sets > 65535) throw new Error(`wgsl norm: ${sets} sets exceed one grid dimension`);
+  return { words: [sets, g, n, c, c / g, f32Bits(s.eps)], sets };
+}
+
+/**
+ * `groupNorm` (`groups` > 0) or `layerNorm` (`groups` 0), optionally affine then SiLU.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normKernel } from "./wgsl_norm_attention.ts";
+ *
+ * // LayerNorm of [2, 3, 8]: six rows, one set each.
+ * assert.deepEqual(normKernel({ x: [2, 3, 8], groups: 0, eps: 1e-5, affine: false }).workgroups, [
+ *   6,
+ *   1,
+ *   1,
+ * ]);
+ * ```
+ */
+export function normKernel(s: NormSizes): KernelBody {
+  const { words, sets } = normWords(s);
+  let y = "(in0[off] - mean) * rstd";
+  const lines = [`    var y = ${y};`];
+  if (s.affine) lines.push(`    y = y * in1[g * cg + e % cg] + in2[g * cg + e % cg];`);
+  if (s.silu) lines.push(`    y = y * sigm(y);`);
+  y = lines.join("\n");
+  const wgsl = header(s.affine ? 3 : 1) + REDUCE + SET + MOMENTS("in0") +
+    `  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let off = base + (e / cg) * C + e % cg;
+${y}
+    out[off] = y;
+  }
+}
+`;
+  return { wgsl, uniforms: words, workgroups: [sets, 1, 1] };
+}
+
+/**
+ * `groupNormGrad` / `layerNormGrad` (inputs dy, x, gamma?): per set,
+ * `dx = rstd (g - mean(g) - xhat mean(g xhat))` with `g = dy gamma`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normGradKernel } from "./wgsl_norm_attention.ts";
+ *
+ * const k = normGradKernel({ x: [1, 2, 2, 4], groups: 2, eps: 1e-5, affine: true });
+ * assert.ok(k.wgsl.includes("in2[ch]"));
+ * ```
+ */
+export function normGradKernel(s: NormSizes): KernelBody {
+  const { words, sets } = normWords(s);
+  const gv = s.affine ? "in0[off] * in2[ch]" : "in0[off]";
+  const wgsl = header(s.affine ? 3 : 2) + REDUCE + SET + MOMENTS("in1") + `
+  var sg = 0.0; var sgx = 0.0;
+  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let off = base + (e / cg) * C + e % cg; let ch = g * cg + e % cg;
+    let gv = ${gv};
+    sg += gv;
+    sgx += gv * (in1[off] - mean) * rstd;
+  }
+  let mg = wg_sum(sg, lid) / f32(cnt);
+  let mgx = wg_sum(sgx, lid) / f32(cnt);
+  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let off = base + (e / cg) * C + e % cg; let ch = g * cg + e % cg;
+    let gv = ${gv};
+    out[off] = rstd * (gv - mg - (in1[off] - mean) * rstd * mgx);
+  }
+}
+`;
+  return { wgsl, uniforms: words, workgroups: [sets, 1, 1] };
+}
+
+/** Attention sizes: q `[B, Tq, Dq]`, k `[B, Tk, Dq]`, v `[B, Tk, Dv]`. */
+export interface AttentionSizes {
+  q: readonly number[];
+  k: readonly number[];
+  v: readonly number[];
+  heads: number;
+  causal: boolean;
+  mask: boolean;
+}
+
+function attnWords(s: AttentionSizes): number[] {
+  const [b, tq, dq] = s.q, tk = s.k[1], dv = s.v[2];
+  return [0, b, tq, tk, dq, dv, s.heads, s.causal ? 1 : 0, f32Bits(1 / Math.sqrt(dq / s.heads))];
+}
+
+/** `score(b, qi, j, h)`: the scaled, masked logit of query qi and key j in head h. */
+const SCORE = (mask: string | undefined) => `
+fn score(b: u32, qi: u32, j: u32, h: u32) -> f32 {
+  let Tq = P(2); let Tk = P(3); let Dq = P(4); let dh = Dq / P(6);
+  let qb = (b * Tq + qi) * Dq + h * dh; let kb = (b * Tk + j) * Dq + h * dh;
+  var s = 0.0;
+  for (var e = 0u; e < dh; e++) { s += in0[qb + e] * in1[kb + e]; }
+  s = s * F(8);
+  if (P(7) == 1u && j > qi) { s += -1e9; }
+  ${mask ? `if (${mask}[b * Tk + j] == 0.0) { s += -1e9; }` : ""}
+  return s;
+}
+`;
+
+/**
+ * `attention` (inputs q, k, v, keyMask?), one thread per output element.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { attentionKernel } from "./wgsl_norm_attention.ts";
+ *
+ * const s = { q: [1, 4, 8], k: [1, 3, 8], v: [1, 3, 6], heads: 2, causal: false, mask: false };
+ * assert.deepEqual(attentionKernel(s).uniforms.slice(0, 8), [24, 1, 4, 3, 8, 6, 2, 0]);
+ * ```
+ */
+export function attentionKernel(s: AttentionSizes): KernelBody {
+  const words = attnWords(s);
+  const n = s.q[0] * s.q[1] * s.v[2];
+  words[0] = n;
+  const wgsl = header(s.mask ? 4 : 3) + SCORE(s.mask ? "in3" : undefined) + `
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= P(0)) { return; }
+  let Tq = P(2); let Tk = P(3); let Dv = P(5); let dhv = Dv / P(6);
+  let d = i % Dv; let qi = (i / Dv) % Tq; let b = i / (Dv * Tq); let h = d / dhv;
+  var m = -3.0e38;
+  for (var j = 0u; j < Tk; j++) { m = max(m, score(b, qi, j, h)); }
+  var l = 0.0; var acc = 0.0;
+  for (var j = 0u; j < Tk; j++) {
+    let p = exp(score(b, qi, j, h) - m);
+    l += p;
+    acc += p * in2[(b * Tk + j) * Dv + d];
+  }
+  out[i] = acc / l;
+}
+`;
+  const groups = Math.ceil(n / 64);
+  if (groups > 65535) throw new Error(`wgsl attention: ${n} outputs exceed one grid dimension`);
+  return { wgsl, uniforms: words, workgroups: [groups, 1, 1] };
+}
+
+/**
+ * `attentionGrad` wrt `q`, `k` or `v` (inputs q, k, v, dy, keyMask?): one workgroup per
+ * (sample, head) with `3 Tq` scratch floats per (sample, head).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { attentionGradKernel } from "./wgsl_norm_attention.ts";
+ *
+ * const s = { q: [2, 4, 8], k: [2, 3, 8], v: [2, 3, 8], heads: 2, causal: true, mask: false };
+ * const k = attentionGradKernel(s, "k");
+ * assert.deepEqual([k.workgroups[0], k.scratch], [4, 2 * 2 * 4 * 3]);
+ * ```
+ */
+export function attentionGradKernel(s: AttentionSizes, wrt: "q" | "k" | "v"): KernelBody {
+  const words = attnWords(s);
+  const [b, tq] = s.q;
+  const needR = wrt !== "v";
+  // dP(qi, j) = dy_i . v_j over the head's value width.
+  const dp = `fn dP(b: u32, qi: u32, j: u32, h: u32) -> f32 {
+  let Tq = P(2); let Tk = P(3); let Dv = P(5); let dh = Dv / P(6);
+  let yb = (b * Tq + qi) * Dv + h * dh; let vb = (b * Tk + j) * Dv + h * dh;
+  var s = 0.0;
+  for (var e = 0u; e < dh; e++) { s += in3[yb + e] * in2[vb + e]; }
+  return s;
+}
+`;
+  let phase2: string;
+  if (wrt === "v") {
+    phase2 = `  let cnt = Tk * dhv;
+  for (var e = lid; e < cnt; e += 64u) {
+    let j = e / dhv; let d = e % dhv;
+    var acc = 0.0;
+    for (var qi = 0u; qi < Tq; qi++) {
+      let st = sb + qi * 3u;
+      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
+      acc += p * in3[(b * Tq + qi) * Dv + h * dhv + d];
+    }
+    out[(b * Tk + j) * Dv + h * dhv + d] = acc;
+  }`;
+  } else if (wrt === "q") {
+    phase2 = `  let cnt = Tq * dhq;
+  for (var e = lid; e < cnt; e += 64u) {
+    let qi = e / dhq; let d = e % dhq; let st = sb + qi * 3u;
+    var acc = 0.0;
+    for (var j = 0u; j < Tk; j++) {
+      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
+      acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in1[(b * Tk + j) * Dq + h * dhq + d];
+    }
+    out[(b * Tq + qi) * Dq + h * dhq + d] = acc * F(8);
+  }`;
+  } else {
+    phase2 = `  let cnt = Tk * dhq;
+  for (var e = lid; e < cnt; e += 64u) {
+    let j = e / dhq; let d = e % dhq;
+    var acc = 0.0;
+    for (var qi = 0u; qi < Tq; qi++) {
+      let st = sb + qi * 3u;
+      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
+      acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in0[(b * Tq + qi) * Dq + h * dhq + d];
+    }
+    out[(b * Tk + j) * Dq + h * dhq + d] = acc * F(8);
+  }`;
+  }
+  const wgsl = header(s.mask ? 5 : 4, true) + SCORE(s.mask ? "in4" : undefined) + dp + `
+@compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x; let H = P(6);
+  let b = wid.x / H; let h = wid.x % H;
+  let Tq = P(2); let Tk = P(3); let Dq = P(4); let Dv = P(5);
+  let dhq = Dq / H; let dhv = Dv / H;
+  let sb = wid.x * Tq * 3u;
+  for (var qi = lid; qi < Tq; qi += 64u) {
+    var m = -3.0e38;
+    for (var j = 0u; j < Tk; j++) { m = max(m, score(b, qi, j, h)); }
+    var l = 0.0; var r = 0.0;
+    for (var j = 0u; j < Tk; j++) {
+      let p = exp(score(b, qi, j, h) - m);
+      l += p;
+      ${needR ? "r += p * dP(b, qi, j, h);" : ""}
+    }
+    scr[sb + qi * 3u] = m;
+    scr[sb + qi * 3u + 1u] = l;
+    scr[sb + qi * 3u + 2u] = r / l;
+  }
+  storageBarrier();
+  workgroupBarrier();
+${phase2}
+}
+`;
+  const groups = b * s.heads;
+  if (groups > 65535) throw new Error(`wgsl attentionGrad: ${groups} (sample, head) pairs`);
+  return { wgsl, uniforms: words, workgroups: [groups, 1, 1], scratch: groups * tq * 3 };
+}
