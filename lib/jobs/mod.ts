@@ -1,7 +1,8 @@
 /**
  * End-to-end jobs chaining the steps below them: {@link trainRun} (`deno task train`) builds the
  * embedded data, trains the recipe's stages into a run folder, then leaves samples and
- * caption-following scores there.
+ * caption-following scores there; {@link studyRun} (`deno task study`) trains such a run with kept
+ * checkpoints, runs every experiment of the study on it and writes one HTML report.
  *
  * @example
  * ```ts
@@ -22,3 +23,4 @@
  */
 export * from "./train_run.ts";
 export * from "./train_parts.ts";
+export * from "./study_run.ts";

@@ -1,0 +1,214 @@
+/**
+ * The study report's best-of-N section: M candidates per prompt from the run's ONNX export,
+ * selected by the run's own CLIP score, judged by a scorer that did not select (the pixel
+ * readback of colour and shape, `pixelJudge`); the expected best-of-N score for N = 1..M and the
+ * judge's win rate of the pick against a random candidate, each with a percentile bootstrap
+ * interval over prompts (`bestOfNCurve`).
+ *
+ * @example
+ * ```ts
+ * import { bestOfNSection, bestOfNStep } from "./report_best_of_n.ts";
+ *
+ * async function example() {
+ *   const r = await bestOfNStep({ runDir: "runs/tiny", prompts: 8, candidates: 8, guidance: 3,
+ *     steps: 8, scheduler: "dpmpp_2m", seed: 0, resamples: 1000 });
+ *   console.log(bestOfNSection(r).headlines);
+ * }
+ * ```
+ * @module
+ */
+import { ensureOnnxExport } from "../recipe/onnx_export.ts";
+import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
+import { loadKitClipTowers } from "../inference/clip_towers.ts";
+import { clipScoreScorer } from "../inference/scorers.ts";
+import { bestOfN } from "../inference/best_of_n.ts";
+import {
+  type BestOfNCurve,
+  bestOfNCurve,
+  judgeBestOfNPools,
+} from "../inference/best_of_n_stats.ts";
+import { imageGrid } from "../plot/mod.ts";
+import { formatNumber, type Headline, type StudySection } from "./report.ts";
+import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
+import { pixelJudge, spreadPrompts } from "./report_prompts.ts";
+
+/** Options of {@link bestOfNStep}. */
+export interface BestOfNStepOptions {
+  runDir: string;
+  prompts: number;
+  /** M: candidates per prompt. */
+  candidates: number;
+  guidance: number;
+  steps: number;
+  scheduler: string;
+  seed: number;
+  resamples: number;
+}
+
+/** What the step keeps. */
+export interface BestOfNStepResult {
+  prompts: string[];
+  selector: string;
+  judge: string;
+  /** Per prompt: the selector's and the judge's score of every candidate. */
+  pools: { selector: number[]; judge: number[] }[];
+  curve: BestOfNCurve;
+  /** The first prompts' candidates (rows), winner framed by nothing: see `winners`. */
+  grid: JsonImage;
+  /** Winning candidate index per prompt of the grid. */
+  winners: number[];
+}
+
+/**
+ * Generate, select, judge and summarise; see the module notes.
+ *
+ * @example
+ * ```ts
+ * import { bestOfNStep } from "./report_best_of_n.ts";
+ *
+ * async function example(runDir: string) { // a run trained by trainRun
+ *   const r = await bestOfNStep({ runDir, prompts: 12, candidates: 8, guidance: 3, steps: 8,
+ *     scheduler: "dpmpp_2m", seed: 0, resamples: 1000 });
+ *   console.log(r.curve.points.at(-1)?.winRate); // the judge's win rate of best of 8
+ * }
+ * ```
+ */
+export async function bestOfNStep(o: BestOfNStepOptions): Promise<BestOfNStepResult> {
+  const exportDir = await ensureOnnxExport(o.runDir);
+  const pipe = await loadOnnxPipeline(exportDir);
+  const towers = await loadKitClipTowers(exportDir);
+  try {
+    const prompts = spreadPrompts(o.prompts);
+    const selector = clipScoreScorer(towers);
+    const picks = await bestOfN({
+      generator: (g) => txt2img(pipe, g),
+      scorer: selector,
+      prompts,
+      candidates: o.candidates,
+      guidance: o.guidance,
+      steps: o.steps,
+      scheduler: o.scheduler,
+      seed: o.seed,
+      keepCandidates: true,
+    });
+    const pools = await judgeBestOfNPools(picks, pixelJudge);
+    const curve = bestOfNCurve(pools, { resamples: o.resamples, seed: o.seed });
+    const rows = picks.slice(0, 4);
+    const grid = imageGrid(rows.flatMap((p) => p.candidates!), { cols: o.candidates, pad: 1 });
+    return {
+      prompts,
+      selector: "the run's CLIP score",
+      judge: pixelJudge.name,
+      pools: pools.map((p) => ({ selector: Array.from(p.selector), judge: Array.from(p.judge!) })),
+      curve,
+      grid: imageToJson(grid),
+      winners: rows.map((p) => p.winner),
+    };
+  } finally {
+    await towers.release();
+    await pipe.release();
+  }
+}
+
+/**
+ * The section: both curves against N, the headlines at N = M.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bestOfNCurve } from "../inference/best_of_n_stats.ts";
+ * import { bestOfNSection } from "./report_best_of_n.ts";
+ *
+ * const pools = [{ selector: [1, 2, 3], judge: [0, 0.5, 1] }, { selector: [3, 1, 2], judge: [1, 0, 0.5] }];
+ * const curve = bestOfNCurve(pools, { resamples: 50 });
+ * const grid = { width: 1, height: 1, rgbBase64: btoa("\0\0\0") };
+ * const s = bestOfNSection({ prompts: ["a", "b"], selector: "s", judge: "j", pools, curve, grid, winners: [2] });
+ * assert.equal(s.headlines[0].value, 5 / 6); // best of 3 is the judge's favourite in both pools
+ * ```
+ */
+export function bestOfNSection(r: BestOfNStepResult): StudySection {
+  const pts = r.curve.points;
+  const bars = (es: { value: number; lo: number; hi: number }[]) => ({
+    type: "data",
+    symmetric: false,
+    array: es.map((e) => Math.max(0, e.hi - e.value)),
+    arrayminus: es.map((e) => Math.max(0, e.value - e.lo)),
+  });
+  const score = pts.map((p) => p.score);
+  const win = pts.map((p) => p.winRate!);
+  const figure = {
+    data: [
+      {
+        type: "scatter",
+        mode: "lines+markers",
+        name: `selector: ${r.selector}`,
+        x: pts.map((p) => p.n),
+        y: score.map((e) => e.value),
+        error_y: bars(score),
+      },
+      {
+        type: "scatter",
+        mode: "lines+markers",
+        name: `judge win rate vs best of 1 (${r.judge})`,
+        x: pts.map((p) => p.n),
+        y: win.map((e) => e.value),
+        error_y: bars(win),
+        yaxis: "y2",
+      },
+    ],
+    layout: {
+      title: { text: `Best of N, N = 1..${r.curve.maxN} (${r.curve.prompts} prompts)` },
+      xaxis: { title: { text: "N (candidates per pick)" } },
+      yaxis: { title: { text: "expected selector score of the pick" } },
+      yaxis2: { title: { text: "judge win rate" }, overlaying: "y", side: "right", range: [0, 1] },
+    },
+  };
+  const top = pts.at(-1)!;
+  const method = `percentile bootstrap over prompts (${top.score.resamples} resamples)`;
+  const h = (id: string, label: string, e: typeof top.score): Headline => ({
+    id,
+    label,
+    value: e.value,
+    lo: e.lo,
+    hi: e.hi,
+    level: e.level,
+    method,
+  });
+  const m = top.n;
+  const gain = top.score.value - pts[0].score.value;
+  const caveats: string[] = [];
+  const judgeSpread = r.pools.every((p) => new Set(p.judge).size === 1);
+  if (judgeSpread) {
+    caveats.push(
+      "The judge gives every candidate of each prompt the same score, so its win rate is 0.5 " +
+        "at every N by construction.",
+    );
+  }
+  return {
+    id: "best_of_n",
+    title: "4. Best of N (rejection sampling)",
+    figures: [{ id: "best-of-n-curve", figure }],
+    images: [{
+      id: "best-of-n-candidates",
+      image: imageFromJson(r.grid),
+      caption: `Candidates of the first prompts (rows: ${
+        r.prompts.slice(0, r.winners.length).join("; ")
+      }); the selector picked columns ${r.winners.join(", ")} (0-based).`,
+      scale: 3,
+    }],
+    headlines: [
+      h("best_of_n.judge_win_rate", `judge win rate of best of ${m} vs best of 1`, top.winRate!),
+      h("best_of_n.selector_score", `selector score of best of ${m}`, top.score),
+    ],
+    found: "The study picked one image out of 32 candidates per prompt by PickScore and found " +
+      "raters preferred the picks; a scorer that did not select is needed to see past the " +
+      "selector's own bias.",
+    measured: `Best of ${m} by ${r.selector} raises the selector score by ${formatNumber(gain)} ` +
+      `over best of 1; the pixel judge prefers the pick ${
+        formatNumber(100 * top.winRate!.value)
+      }% of the time [${formatNumber(100 * top.winRate!.lo)}, ${
+        formatNumber(100 * top.winRate!.hi)
+      }].`,
+    caveats,
+  };
+}
