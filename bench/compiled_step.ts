@@ -1,11 +1,14 @@
 /**
  * Host cost of the kit's compiled training step on WebGPU (lib/compiled: the UNet step as one IR
  * graph, run by `compileGraph`'s executor): the default preset's UNet at batch 1, 8x8x4 latents,
- * 24 tokens (bench/gpu.ts part 3's setting). Forward, loss, backward: every parameter gradient
- * is computed, AdamW is not in the graph yet (tfjs-webgpu's step includes it).
+ * 24 tokens (bench/gpu.ts part 3's setting). `--step full` (default): the whole training step
+ * as the UNet stage runs it, fused (`fuseGraph`), then global-norm clipping, AdamW and the EMA on
+ * packed GPU buffers (`compileTrainStep`); `--step grads`: the unfused forward, loss and backward
+ * only (every parameter gradient, no optimizer).
  *
- * Per step: data inputs written (x, t, context, target, weights; parameters stay on the GPU),
- * one command buffer with one compute pass, one submit, the loss read back. Host ms per step is
+ * Per step: data inputs written (x, t, context, target, weights; parameters stay on the GPU) and,
+ * with AdamW, four per-step floats; one command buffer with one compute pass, one submit, the
+ * loss read back. Host ms per step is
  * what bench/gpu.ts calls host cost: the time until submit returns, less the time inside the
  * submit (on a software adapter the submit runs the kernels), plus one empty submit's cost.
  * WebGPU calls are counted (`countWebgpuCalls`) on a separate step, since the counting wrappers
@@ -16,7 +19,8 @@
  * kind of machine), or measured now with `--measure-tfjs` (runs `bench/gpu.ts --host-only`).
  *
  * Usage:
- *   deno run -A bench/compiled_step.ts [--preset default|tiny] [--steps 5] [--warmup 2]
+ *   deno run -A bench/compiled_step.ts [--preset default|tiny] [--step full|grads] [--steps 5]
+ *     [--warmup 2]
  *     [--tfjs-host-ms 300] [--measure-tfjs] [--seed 0]
  * Output: a line per measurement and
  *   RESULT compiled_step host_ms_per_step=<kit> speedup=<tfjs-webgpu host ms / kit host ms>
@@ -25,7 +29,13 @@
 import { fileURLToPath } from "node:url";
 import { helpText, parseFlags, runMain, UsageError } from "../lib/cli/args.ts";
 import { countWebgpuCalls, initBackend } from "../lib/backend/mod.ts";
-import { compileGraph, NO_KERNEL_OPS, unetTrainingGraph } from "../lib/compiled/mod.ts";
+import {
+  compileGraph,
+  compileTrainStep,
+  fuseGraph,
+  NO_KERNEL_OPS,
+  unetTrainingGraph,
+} from "../lib/compiled/mod.ts";
 import {
   countParamsForConfig,
   initUnet,
@@ -39,6 +49,11 @@ import { BENCH_TOKENS } from "./unet_fixture.ts";
 
 const SPEC = {
   preset: { type: "string", default: "default", help: "UNet: default (the recipe's) or tiny" },
+  step: {
+    type: "string",
+    default: "full",
+    help: "full (fused, clipping, AdamW, EMA) or grads (unfused forward + backward only)",
+  },
   steps: { type: "int", default: 5, min: 1, help: "timed steps (median)" },
   warmup: { type: "int", default: 2, min: 1, help: "untimed steps first" },
   "tfjs-host-ms": {
@@ -97,6 +112,10 @@ async function main(): Promise<void> {
   if (f.preset !== "default" && f.preset !== "tiny") {
     throw new UsageError(`bench/compiled_step.ts: --preset must be default or tiny`);
   }
+  if (f.step !== "full" && f.step !== "grads") {
+    throw new UsageError(`bench/compiled_step.ts: --step must be full or grads`);
+  }
+  const full = f.step === "full";
   const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
   if (!adapter) {
     console.log("no WebGPU adapter: nothing to measure (see lib/backend WEBGPU_HELP)");
@@ -113,20 +132,27 @@ async function main(): Promise<void> {
   const step = unetTrainingGraph({ cfg, batch: b, height: h, width: w, tokens });
   const graphMs = performance.now() - t0;
   t0 = performance.now();
-  const exe = await compileGraph(step.graph, device);
+  const train = full
+    ? await compileTrainStep(step, device, { clipNorm: 1, ema: { decay: 0.9999, warmup: true } })
+    : undefined;
+  const exe = train ? train.exe : await compileGraph(step.graph, device);
   const compileMs = performance.now() - t0;
-  const kernels = step.graph.nodes.filter((n) => !NO_KERNEL_OPS.has(n.op)).length;
+  const graph = full ? fuseGraph(step.graph) : step.graph;
+  const kernels = graph.nodes.filter((n) => !NO_KERNEL_OPS.has(n.op)).length;
   console.log(
     `compiled step on "${info.description || info.device} (${info.vendor})"${
       info.isFallbackAdapter ? " (fallback)" : ""
     }, cores ${navigator.hardwareConcurrency}: ${f.preset} UNet (${
       countParamsForConfig(cfg)
-    } params) at batch ${b}, ${h}x${w} latents, ${tokens} tokens; forward + loss + backward ` +
-      `(every gradient), no AdamW in the graph yet`,
+    } params) at batch ${b}, ${h}x${w} latents, ${tokens} tokens; ${
+      full
+        ? "full step: fused forward + loss + backward, clipping, AdamW and EMA on the GPU"
+        : "forward + loss + backward (every gradient, unfused), no optimizer"
+    }`,
   );
   const st = exe.stats;
   console.log(
-    `  graph ${step.graph.nodes.length} nodes (${kernels} kernels) built in ${fmt(graphMs)} ms; ` +
+    `  graph ${graph.nodes.length} nodes (${kernels} kernels) built in ${fmt(graphMs)} ms; ` +
       `compiled in ${fmt(compileMs)} ms: ${st.dispatches} dispatches, ${st.pipelines} ` +
       `pipelines, ${st.bindGroups} bind groups, ${st.buffers} storage buffers ` +
       `(${st.pooledBuffers} pooled for ${st.pooledValues} intermediates), ${
@@ -146,10 +172,16 @@ async function main(): Promise<void> {
     target: rng.normal(b * h * w * cfg.outChannels),
     weights: new Float32Array(b).fill(1),
   });
+  // One step: the full one at a fixed lr (the schedule's value is a host number per step).
+  const runStep = async (d: Record<string, Float32Array>) =>
+    train ? await train.step(d, 1e-4) : (await exe.run(d, ["loss"])).loss[0];
   t0 = performance.now();
-  await exe.run({ ...weights, ...data() }, ["loss"]);
+  if (train) {
+    train.setParams(weights);
+    await runStep(data());
+  } else await exe.run({ ...weights, ...data() }, ["loss"]);
   const firstMs = performance.now() - t0;
-  for (let i = 1; i < f.warmup; i++) await exe.run(data(), ["loss"]);
+  for (let i = 1; i < f.warmup; i++) await runStep(data());
 
   // What a submit costs the host with no work in it (bench/gpu.ts's estimate of a submit's share).
   const empty: number[] = [];
@@ -166,24 +198,25 @@ async function main(): Promise<void> {
   for (let i = 0; i < f.steps; i++) {
     const d = data();
     const t = performance.now();
-    const out = await exe.run(d, ["loss"]);
+    losses.push(await runStep(d));
     const total = performance.now() - t;
-    losses.push(out.loss[0]);
     const r = exe.lastTimes;
     rows.push({
-      host: r.writeMs + r.encodeMs + emptyMs,
+      // Everything but the submit's inside and the wait for the loss (the step's scalars write
+      // and bookkeeping included), plus an empty submit's cost.
+      host: total - r.submitMs - r.readMs + emptyMs,
       write: r.writeMs,
       encode: r.encodeMs,
       submit: r.submitMs,
       total,
     });
   }
-  const { counts } = await countWebgpuCalls(() => exe.run(data(), ["loss"]));
+  const { counts } = await countWebgpuCalls(() => runStep(data()));
   const med = (k: keyof typeof rows[0]) => median(rows.map((r) => r[k]));
   const hostMs = med("host");
   console.log(
-    `  per step (median of ${f.steps}): host ${fmt(hostMs)} ms = writes ${fmt(med("write"))} + ` +
-      `encode ${fmt(med("encode"))} + empty submit ${fmt(emptyMs)}; inside submit ${
+    `  per step (median of ${f.steps}): host ${fmt(hostMs)} ms (writes ${fmt(med("write"))} + ` +
+      `encode ${fmt(med("encode"))} + empty submit ${fmt(emptyMs)} + bookkeeping); inside submit ${
         fmt(med("submit"))
       } ms (a software driver may run kernels there); total to the loss on the host ${
         fmt(med("total"))
@@ -207,7 +240,8 @@ async function main(): Promise<void> {
     peerWhat = peer === null ? "measurement failed" : `${fmt(peer)} ms (bench/gpu.ts, now)`;
   }
   console.log(`  peer tfjs-webgpu host ms per step: ${peerWhat}`);
-  exe.destroy();
+  if (train) train.destroy();
+  else exe.destroy();
   device.destroy();
   const speedup = peer !== null && hostMs > 0 ? (peer / hostMs).toFixed(1) : "nan";
   console.log(`RESULT compiled_step host_ms_per_step=${hostMs.toFixed(2)} speedup=${speedup}`);

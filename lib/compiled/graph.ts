@@ -77,6 +77,19 @@ export class Graph {
     return this.push(op, inputs.map((i) => i.id), attrs, t.shape, t.dtype);
   }
 
+  /**
+   * Append a node of an op `inferShape` does not know, with its output `shape` given: what a
+   * fusion pass emits (`normBackward`, `sumRows2`, `attentionGradAll`, and `extra` for each further
+   * output of a multi-output kernel: input the kernel node, attr `index`).
+   */
+  addFused(op: string, inputs: readonly Node[], attrs: Attrs, shape: readonly number[]): Node {
+    for (const i of inputs) {
+      if (this.nodes[i.id] !== i) throw new Error(`${op}: input node ${i.id} is not of this graph`);
+    }
+    checkShape(op, shape);
+    return this.push(op, inputs.map((i) => i.id), attrs, shape, "float32");
+  }
+
   /** A named input (`kind` "param" for weights, "data" otherwise); names are unique. */
   input(
     name: string,

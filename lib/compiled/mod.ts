@@ -4,8 +4,9 @@
  * differentiation by per-op VJP rules ({@link gradients}), the UNet step as one graph
  * ({@link unetTrainingGraph}), a TensorFlow.js reference interpreter ({@link interpret}) and a
  * WebGPU executor ({@link compileGraph}: WGSL kernels per node, buffers, pipelines, bind groups
- * and uniforms planned once; one pass, one submit per run). Nothing trains through it yet; see
- * docs/webgpu_compiled_step.md.
+ * and uniforms planned once; one pass, one submit per run), a fusion pass ({@link fuseGraph}) and
+ * the whole step with clipping, AdamW and EMA on packed GPU buffers ({@link compileTrainStep}).
+ * Nothing trains through it yet; see docs/webgpu_compiled_step.md.
  *
  * @example
  * ```ts
@@ -26,3 +27,6 @@ export * from "./interpret.ts";
 export * from "./training_graph.ts";
 export * from "./webgpu_executor.ts";
 export { NO_KERNEL_OPS } from "./wgsl_lower.ts";
+export * from "./fuse.ts";
+export * from "./adamw.ts";
+export * from "./train_step.ts";

@@ -44,7 +44,7 @@
  * @module
  */
 import type { Graph, Node } from "./graph.ts";
-import { type KernelSpec, UNIFORM_WORDS } from "./wgsl_common.ts";
+import { type KernelSpec, sizeOf, UNIFORM_WORDS } from "./wgsl_common.ts";
 import { lowerNode } from "./wgsl_lower.ts";
 
 /** What a compiled graph holds (all fixed at compile time). */
@@ -76,6 +76,44 @@ export interface RunTimes {
   readMs: number;
 }
 
+/**
+ * Parameters and their gradients packed into one flat buffer each (see {@link CompileOptions}):
+ * every parameter input reads, and its gradient output is written, at the same element offset
+ * (a multiple of 64: WebGPU binds storage at 256-byte offsets), the gaps between them zero.
+ */
+export interface PackedBuffers {
+  /** All packed parameters (storage, copy source and destination). */
+  params: GPUBuffer;
+  /** All packed gradients, the graph's kernels writing them in place. */
+  grads: GPUBuffer;
+  /** Element offset of each packed parameter (and of its gradient) by input name. */
+  offsets: ReadonlyMap<string, number>;
+  /** Elements of both buffers, gaps included. */
+  elements: number;
+}
+
+/** A dispatch made outside the graph (e.g. an optimizer update), run after the graph's. */
+export interface ExtraDispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** Options of {@link compileGraph}. */
+export interface CompileOptions {
+  /**
+   * Pack these parameter inputs (`params`, in packing order) and the graph outputs holding their
+   * gradients (`grads[i]` of `params[i]`) into two flat buffers ({@link PackedBuffers}); each
+   * gradient output must be computed by its own kernel (not an input, constant or shared value).
+   */
+  pack?: { params: readonly string[]; grads: readonly string[] };
+  /**
+   * Dispatches to append after the graph's in the same pass (built once, from the packed
+   * buffers): an optimizer updating the parameters in place.
+   */
+  after?: (packed: PackedBuffers) => ExtraDispatch[] | Promise<ExtraDispatch[]>;
+}
+
 /** The executable of a graph on one device: see the module doc. */
 export interface CompiledGraph {
   readonly stats: ExecutorStats;
@@ -91,6 +129,8 @@ export interface CompiledGraph {
     inputs: Record<string, Float32Array>,
     outputs?: readonly string[],
   ): Promise<Record<string, Float32Array>>;
+  /** The packed parameter and gradient buffers, when compiled with `pack`. */
+  readonly packed?: PackedBuffers;
   /** Free every buffer (the pipelines go with the device). */
   destroy(): void;
 }
@@ -100,10 +140,13 @@ const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
 /** Storage bindings must be a multiple of 4 bytes and not empty. */
 const bytesOf = (n: Node) => Math.max(16, alignUp(4 * n.shape.reduce((a, b) => a * b, 1), 16));
 
-interface Dispatch {
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  workgroups: [number, number, number];
+type Dispatch = ExtraDispatch;
+
+/** Where a value lives: a range of a buffer. */
+interface Slot {
+  buffer: GPUBuffer;
+  offset: number;
+  size: number;
 }
 
 /**
@@ -130,7 +173,11 @@ interface Dispatch {
  * }
  * ```
  */
-export async function compileGraph(graph: Graph, device: GPUDevice): Promise<CompiledGraph> {
+export async function compileGraph(
+  graph: Graph,
+  device: GPUDevice,
+  options: CompileOptions = {},
+): Promise<CompiledGraph> {
   const nodes = graph.nodes;
   const outputNames = [...graph.outputs.keys()];
   // Needed nodes: everything an output depends on (inputs always get a buffer).
@@ -142,11 +189,27 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
   // A reshape is a view of its input's root.
   const root = new Int32Array(nodes.length);
   for (const n of nodes) root[n.id] = n.op === "reshape" ? root[n.inputs[0]] : n.id;
+  // The extra outputs of multi-output kernels, in index order, by their kernel node.
+  const extrasOf = new Map<number, number[]>();
+  for (const n of nodes) {
+    if (n.op !== "extra") continue;
+    const list = extrasOf.get(n.inputs[0]) ?? [];
+    list[n.attrs.index as number] = n.id;
+    extrasOf.set(n.inputs[0], list);
+  }
+  for (const n of nodes) if (needed[n.id] && n.op === "extra") needed[n.inputs[0]] = 1;
   const specs = new Map<number, KernelSpec>();
   for (const n of nodes) {
     if (!needed[n.id]) continue;
     const s = lowerNode(graph, n);
     if (s) {
+      const extras = extrasOf.get(n.id)?.length ?? 0;
+      if ((s.extraOutputs ?? 0) !== extras) {
+        throw new Error(
+          `webgpu executor: node ${n.id} (${n.op}) writes ${s.extraOutputs ?? 0} extra outputs, ` +
+            `the graph has ${extras}`,
+        );
+      }
       if (s.uniforms.length > UNIFORM_WORDS) {
         throw new Error(`webgpu executor: node ${n.id} (${n.op}) needs ${s.uniforms.length} words`);
       }
@@ -168,22 +231,36 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
     return b;
   };
   const S = GPUBufferUsage.STORAGE, DST = GPUBufferUsage.COPY_DST, SRC = GPUBufferUsage.COPY_SRC;
-  const bufferOf = new Map<number, GPUBuffer>();
-  const inputBuffers = new Map<string, { buffer: GPUBuffer; length: number }>();
+  const bufferOf = new Map<number, Slot>();
+  const whole = (buffer: GPUBuffer): Slot => ({ buffer, offset: 0, size: buffer.size });
+  const inputBuffers = new Map<string, Slot & { length: number }>();
+  const packed = options.pack ? packBuffers(graph, options.pack, root, specs, create) : undefined;
+  const packedGrads = new Map<number, Slot>();
+  if (packed) {
+    options.pack!.params.forEach((name, i) => {
+      const n = graph.inputs.get(name)!, off = 4 * packed.offsets.get(name)!;
+      const size = alignUp(4 * sizeOf(n.shape), 16);
+      bufferOf.set(n.id, { buffer: packed.params, offset: off, size });
+      const gr = root[graph.outputs.get(options.pack!.grads[i])!.id];
+      packedGrads.set(gr, { buffer: packed.grads, offset: off, size });
+    });
+  }
   for (const [name, n] of graph.inputs) {
     if (n.dtype !== "float32") {
       throw new Error(`webgpu executor: input "${name}" is ${n.dtype}; only float32 runs`);
     }
-    const b = create(bytesOf(n), S | DST | SRC, `input ${name}`);
-    bufferOf.set(n.id, b);
-    inputBuffers.set(name, { buffer: b, length: n.shape.reduce((p, q) => p * q, 1) });
+    if (!bufferOf.has(n.id)) {
+      bufferOf.set(n.id, whole(create(bytesOf(n), S | DST | SRC, `input ${name}`)));
+    }
+    inputBuffers.set(name, { ...bufferOf.get(n.id)!, length: sizeOf(n.shape) });
   }
 
   device.pushErrorScope("validation");
   // Pool of intermediate buffers: the smallest free one that fits, else a new one.
   const free: GPUBuffer[] = [];
   let pooledBuffers = 0, pooledValues = 0;
-  const take = (size: number, label: string): GPUBuffer => {
+  const take = (size: number, label: string): Slot => whole(takeBuffer(size, label));
+  const takeBuffer = (size: number, label: string): GPUBuffer => {
     let best = -1;
     free.forEach((b, i) => {
       if (b.size >= size && (best < 0 || b.size < free[best].size)) best = i;
@@ -194,30 +271,36 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
     return create(size, S | SRC, label);
   };
   const scratchOf = new Map<number, GPUBuffer>();
+  const place = (v: Node) =>
+    bufferOf.set(
+      v.id,
+      packedGrads.get(v.id) ??
+        (pinned[v.id]
+          ? whole(create(bytesOf(v), S | SRC, `output ${v.id} ${v.op}`))
+          : take(bytesOf(v), `pool (${v.op} ${v.id})`)),
+    );
   for (const n of nodes) {
     if (!needed[n.id]) continue;
     if (n.op === "constant") {
       const b = create(bytesOf(n), S | DST | SRC, `constant ${n.id}`);
       const v = n.attrs.values as Float32Array | Int32Array;
       device.queue.writeBuffer(b, 0, v.buffer as ArrayBuffer, v.byteOffset, v.byteLength);
-      bufferOf.set(n.id, b);
+      bufferOf.set(n.id, whole(b));
       continue;
     }
     const s = specs.get(n.id);
-    if (!s) continue; // input or view
-    bufferOf.set(
-      n.id,
-      pinned[n.id]
-        ? create(bytesOf(n), S | SRC, `output ${n.id} ${n.op}`)
-        : take(bytesOf(n), `pool (${n.op} ${n.id})`),
-    );
-    const scratch = s.scratch ? take(Math.max(16, alignUp(4 * s.scratch, 16)), "scratch") : null;
+    if (!s) continue; // input, view or extra output (placed with its kernel)
+    place(n);
+    for (const e of extrasOf.get(n.id) ?? []) place(nodes[e]);
+    const scratch = s.scratch
+      ? takeBuffer(Math.max(16, alignUp(4 * s.scratch, 16)), "scratch")
+      : null;
     if (scratch) scratchOf.set(n.id, scratch);
     if (scratch) free.push(scratch);
     for (const r of new Set(s.reads.map((i) => root[i]))) {
       const src = nodes[r];
       if (lastUse[r] === n.id && !pinned[r] && src.op !== "input" && src.op !== "constant") {
-        free.push(bufferOf.get(r)!);
+        free.push(bufferOf.get(r)!.buffer);
       }
     }
   }
@@ -232,8 +315,8 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
 
   const pipelines = new Map<string, GPUComputePipeline>();
   const layouts = new Map<string, GPUBindGroupLayout>();
-  const layoutFor = (reads: number, scratch: boolean) => {
-    const key = `${reads}/${scratch}`;
+  const layoutFor = (reads: number, outs: number, scratch: boolean) => {
+    const key = `${reads}/${outs}/${scratch}`;
     let l = layouts.get(key);
     if (!l) {
       const C = GPUShaderStage.COMPUTE;
@@ -243,8 +326,9 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
       for (let k = 0; k < reads; k++) {
         entries.push({ binding: k + 1, visibility: C, buffer: { type: "read-only-storage" } });
       }
-      entries.push({ binding: reads + 1, visibility: C, buffer: { type: "storage" } });
-      if (scratch) entries.push({ binding: reads + 2, visibility: C, buffer: { type: "storage" } });
+      for (let k = 0; k < outs + (scratch ? 1 : 0); k++) {
+        entries.push({ binding: reads + 1 + k, visibility: C, buffer: { type: "storage" } });
+      }
       l = device.createBindGroupLayout({ entries });
       layouts.set(key, l);
     }
@@ -254,7 +338,8 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
   const failures: Promise<string | undefined>[] = [];
   order.forEach((id, k) => {
     const s = specs.get(id)!, n = nodes[id];
-    const layout = layoutFor(s.reads.length, !!s.scratch);
+    const extras = extrasOf.get(id) ?? [];
+    const layout = layoutFor(s.reads.length, 1 + extras.length, !!s.scratch);
     let pipeline = pipelines.get(s.wgsl);
     if (!pipeline) {
       device.pushErrorScope("validation");
@@ -274,13 +359,16 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
     const entries: GPUBindGroupEntry[] = [
       { binding: 0, resource: { buffer: uniforms, offset: k * ALIGN, size: ALIGN } },
     ];
-    s.reads.forEach((r, j) => entries.push({ binding: j + 1, resource: { buffer: bufOf(r) } }));
-    entries.push({ binding: s.reads.length + 1, resource: { buffer: bufOf(id) } });
+    const bind = (binding: number, v: Slot) =>
+      entries.push({ binding, resource: { buffer: v.buffer, offset: v.offset, size: v.size } });
+    s.reads.forEach((r, j) => bind(j + 1, bufOf(r)));
+    [id, ...extras].forEach((o, j) => bind(s.reads.length + 1 + j, bufOf(o)));
     const scratch = scratchOf.get(id);
-    if (scratch) entries.push({ binding: s.reads.length + 2, resource: { buffer: scratch } });
+    if (scratch) bind(s.reads.length + 2 + extras.length, whole(scratch));
     const bindGroup = device.createBindGroup({ layout, entries, label: `${n.op} ${id}` });
     dispatches.push({ pipeline, bindGroup, workgroups: s.workgroups });
   });
+  if (options.after && packed) dispatches.push(...await options.after(packed));
   const errors = (await Promise.all(failures)).filter((e) => e);
   const outer = await device.popErrorScope();
   if (errors.length) throw new Error(`webgpu executor: ${errors[0]}`);
@@ -309,7 +397,8 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
     pooledValues,
     storageBytes,
   };
-  const written = new Set<string>();
+  // Packed parameters are written through `packed.params` by their owner, not by `run`.
+  const written = new Set<string>(options.pack?.params ?? []);
   const lastTimes: RunTimes = { writeMs: 0, encodeMs: 0, submitMs: 0, readMs: 0 };
   let busy = false;
 
@@ -331,7 +420,7 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
         }
         device.queue.writeBuffer(
           b.buffer,
-          0,
+          b.offset,
           data.buffer as ArrayBuffer,
           data.byteOffset,
           data.byteLength,
@@ -362,7 +451,8 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
       let lo = Infinity, hi = 0;
       for (const w of want) {
         if (w.bytes === 0) continue;
-        enc.copyBufferToBuffer(bufOf(w.node.id), 0, readback, w.offset, w.bytes);
+        const src = bufOf(w.node.id);
+        enc.copyBufferToBuffer(src.buffer, src.offset, readback, w.offset, w.bytes);
         lo = Math.min(lo, w.offset);
         hi = Math.max(hi, w.offset + w.bytes);
       }
@@ -400,8 +490,52 @@ export async function compileGraph(graph: Graph, device: GPUDevice): Promise<Com
     outputNames,
     lastTimes,
     run,
+    packed,
     destroy() {
       for (const b of allBuffers) b.destroy();
     },
+  };
+}
+
+/** Lay out `pack` (offsets 64-aligned, in the given order) and create its two buffers. */
+function packBuffers(
+  graph: Graph,
+  pack: NonNullable<CompileOptions["pack"]>,
+  root: Int32Array,
+  specs: ReadonlyMap<number, KernelSpec>,
+  create: (size: number, usage: number, label: string) => GPUBuffer,
+): PackedBuffers {
+  if (pack.params.length !== pack.grads.length) {
+    throw new Error(
+      `webgpu executor: pack has ${pack.params.length} params and ${pack.grads.length} grads`,
+    );
+  }
+  const offsets = new Map<string, number>();
+  const roots = new Set<number>();
+  let at = 0;
+  pack.params.forEach((name, i) => {
+    const p = graph.inputs.get(name);
+    if (!p) throw new Error(`webgpu executor: pack.params: graph has no input "${name}"`);
+    const gname = pack.grads[i], g = graph.outputs.get(gname);
+    if (!g) throw new Error(`webgpu executor: pack.grads: graph has no output "${gname}"`);
+    const r = root[g.id];
+    const own = specs.has(r) || graph.nodes[r].op === "extra";
+    if (sizeOf(g.shape) !== sizeOf(p.shape) || !own || roots.has(r)) {
+      throw new Error(
+        `webgpu executor: output "${gname}" cannot be packed: it must be computed by its own ` +
+          `kernel and have the size of "${name}"`,
+      );
+    }
+    roots.add(r);
+    offsets.set(name, at);
+    at += Math.ceil(sizeOf(p.shape) / 64) * 64;
+  });
+  const elements = Math.max(64, at);
+  const S = GPUBufferUsage.STORAGE, DST = GPUBufferUsage.COPY_DST, SRC = GPUBufferUsage.COPY_SRC;
+  return {
+    params: create(4 * elements, S | DST | SRC, "packed params"),
+    grads: create(4 * elements, S | DST | SRC, "packed grads"),
+    offsets,
+    elements,
   };
 }

@@ -37,8 +37,13 @@ export interface KernelSpec {
   uniforms: number[];
   /** Workgroups to dispatch. */
   workgroups: [number, number, number];
-  /** float32 scratch elements bound read-write after the output, live only for this dispatch. */
+  /** float32 scratch elements bound read-write after the outputs, live only for this dispatch. */
   scratch?: number;
+  /**
+   * Outputs written besides `out` (`out1`, `out2`, ...: the graph's `extra` nodes of this node, in
+   * index order; a fused multi-output kernel), bound after `out`. Default 0.
+   */
+  extraOutputs?: number;
 }
 
 const bits = new DataView(new ArrayBuffer(4));
@@ -121,7 +126,7 @@ export const THREAD_INDEX =
 
 /**
  * The bindings and uniform accessors of a kernel with `reads` inputs (`in0`, `in1`, ...), the
- * output `out` and, when `scratch`, a read-write `scr`. `P(i)` is uniform word i as u32, `F(i)`
+ * output `out` (then `extra` more: `out1`, `out2`, ...) and, when `scratch`, a read-write `scr`. `P(i)` is uniform word i as u32, `F(i)`
  * as f32, `I(i)` as i32.
  *
  * @example
@@ -132,7 +137,7 @@ export const THREAD_INDEX =
  * assert.ok(header(1, true).includes("@binding(3) var<storage, read_write> scr"));
  * ```
  */
-export function header(reads: number, scratch = false): string {
+export function header(reads: number, scratch = false, extra = 0): string {
   const lines = [
     `struct U { v: array<vec4<u32>, ${UNIFORM_WORDS / 4}> };`,
     `@group(0) @binding(0) var<uniform> u: U;`,
@@ -141,8 +146,14 @@ export function header(reads: number, scratch = false): string {
     lines.push(`@group(0) @binding(${k + 1}) var<storage, read> in${k}: array<f32>;`);
   }
   lines.push(`@group(0) @binding(${reads + 1}) var<storage, read_write> out: array<f32>;`);
+  for (let k = 1; k <= extra; k++) {
+    lines.push(
+      `@group(0) @binding(${reads + 1 + k}) var<storage, read_write> out${k}: array<f32>;`,
+    );
+  }
   if (scratch) {
-    lines.push(`@group(0) @binding(${reads + 2}) var<storage, read_write> scr: array<f32>;`);
+    const b = reads + 2 + extra;
+    lines.push(`@group(0) @binding(${b}) var<storage, read_write> scr: array<f32>;`);
   }
   lines.push(
     `fn P(i: u32) -> u32 { return u.v[i / 4u][i % 4u]; }`,

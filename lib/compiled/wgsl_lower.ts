@@ -41,12 +41,19 @@ import {
 import {
   attentionGradKernel,
   attentionKernel,
+  normBackwardKernel,
   normGradKernel,
   normKernel,
+  sumRows2Kernel,
 } from "./wgsl_norm_attention.ts";
 
 /** Ops that lower to no dispatch. */
-export const NO_KERNEL_OPS: ReadonlySet<string> = new Set(["input", "constant", "reshape"]);
+export const NO_KERNEL_OPS: ReadonlySet<string> = new Set([
+  "input",
+  "constant",
+  "reshape",
+  "extra",
+]);
 
 /**
  * The dispatch of `node` (undefined for `input`, `constant`, `reshape`); every value must be
@@ -171,6 +178,25 @@ function lowerBody(n: Node, s: readonly (readonly number[])[]): KernelBody {
         eps: a.eps as number,
         affine: s.length === 3,
       });
+    case "normBackward":
+      return normBackwardKernel({
+        x: s[1],
+        groups: a.groups as number,
+        eps: a.eps as number,
+        affine: true,
+        silu: !!a.silu,
+      });
+    case "sumRows2":
+      return sumRows2Kernel(s[0]);
+    case "attentionGradAll":
+      return attentionGradKernel({
+        q: s[0],
+        k: s[1],
+        v: s[2],
+        heads: a.heads as number,
+        causal: !!a.causal,
+        mask: s.length === 5,
+      }, "all");
     case "attention":
     case "attentionGrad": {
       const sizes = {

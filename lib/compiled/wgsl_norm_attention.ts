@@ -225,7 +225,8 @@ export function attentionKernel(s: AttentionSizes): KernelBody {
 
 /**
  * `attentionGrad` wrt `q`, `k` or `v` (inputs q, k, v, dy, keyMask?): one workgroup per
- * (sample, head) with `3 Tq` scratch floats per (sample, head).
+ * (sample, head) with `3 Tq` scratch floats per (sample, head). `"all"` (the fused
+ * `attentionGradAll`) writes dq to `out`, dk to `out1`, dv to `out2` from one scratch pass.
  *
  * @example
  * ```ts
@@ -237,7 +238,10 @@ export function attentionKernel(s: AttentionSizes): KernelBody {
  * assert.deepEqual([k.workgroups[0], k.scratch], [4, 2 * 2 * 4 * 3]);
  * ```
  */
-export function attentionGradKernel(s: AttentionSizes, wrt: "q" | "k" | "v"): KernelBody {
+export function attentionGradKernel(
+  s: AttentionSizes,
+  wrt: "q" | "k" | "v" | "all",
+): KernelBody {
   const words = attnWords(s);
   const [b, tq] = s.q;
   const needR = wrt !== "v";
@@ -250,10 +254,9 @@ export function attentionGradKernel(s: AttentionSizes, wrt: "q" | "k" | "v"): Ke
   return s;
 }
 `;
-  let phase2: string;
-  if (wrt === "v") {
-    phase2 = `  let cnt = Tk * dhv;
-  for (var e = lid; e < cnt; e += 64u) {
+  const phase = (w: "q" | "k" | "v", out: string) => {
+    if (w === "v") {
+      return `  for (var e = lid; e < Tk * dhv; e += 64u) {
     let j = e / dhv; let d = e % dhv;
     var acc = 0.0;
     for (var qi = 0u; qi < Tq; qi++) {
@@ -261,22 +264,23 @@ export function attentionGradKernel(s: AttentionSizes, wrt: "q" | "k" | "v"): Ke
       let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
       acc += p * in3[(b * Tq + qi) * Dv + h * dhv + d];
     }
-    out[(b * Tk + j) * Dv + h * dhv + d] = acc;
-  }`;
-  } else if (wrt === "q") {
-    phase2 = `  let cnt = Tq * dhq;
-  for (var e = lid; e < cnt; e += 64u) {
+    ${out}[(b * Tk + j) * Dv + h * dhv + d] = acc;
+  }
+`;
+    }
+    if (w === "q") {
+      return `  for (var e = lid; e < Tq * dhq; e += 64u) {
     let qi = e / dhq; let d = e % dhq; let st = sb + qi * 3u;
     var acc = 0.0;
     for (var j = 0u; j < Tk; j++) {
       let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
       acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in1[(b * Tk + j) * Dq + h * dhq + d];
     }
-    out[(b * Tq + qi) * Dq + h * dhq + d] = acc * F(8);
-  }`;
-  } else {
-    phase2 = `  let cnt = Tk * dhq;
-  for (var e = lid; e < cnt; e += 64u) {
+    ${out}[(b * Tq + qi) * Dq + h * dhq + d] = acc * F(8);
+  }
+`;
+    }
+    return `  for (var e = lid; e < Tk * dhq; e += 64u) {
     let j = e / dhq; let d = e % dhq;
     var acc = 0.0;
     for (var qi = 0u; qi < Tq; qi++) {
@@ -284,10 +288,15 @@ export function attentionGradKernel(s: AttentionSizes, wrt: "q" | "k" | "v"): Ke
       let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
       acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in0[(b * Tq + qi) * Dq + h * dhq + d];
     }
-    out[(b * Tk + j) * Dq + h * dhq + d] = acc * F(8);
-  }`;
+    ${out}[(b * Tk + j) * Dq + h * dhq + d] = acc * F(8);
   }
-  const wgsl = header(s.mask ? 5 : 4, true) + SCORE(s.mask ? "in4" : undefined) + dp + `
+`;
+  };
+  const phase2 = wrt === "all"
+    ? phase("q", "out") + phase("k", "out1") + phase("v", "out2")
+    : phase(wrt, "out");
+  const extra = wrt === "all" ? 2 : 0;
+  const wgsl = header(s.mask ? 5 : 4, true, extra) + SCORE(s.mask ? "in4" : undefined) + dp + `
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lidv: vec3<u32>) {
   let lid = lidv.x; let H = P(6);
@@ -315,5 +324,87 @@ ${phase2}
 `;
   const groups = b * s.heads;
   if (groups > 65535) throw new Error(`wgsl attentionGrad: ${groups} (sample, head) pairs`);
-  return { wgsl, uniforms: words, workgroups: [groups, 1, 1], scratch: groups * tq * 3 };
+  return {
+    wgsl,
+    uniforms: words,
+    workgroups: [groups, 1, 1],
+    scratch: groups * tq * 3,
+    ...(extra ? { extraOutputs: extra } : {}),
+  };
+}
+
+/**
+ * The fused `normBackward` (inputs dy, x, gamma, beta when `silu`): per set, recompute the
+ * statistics, `xhat`, and with `silu` the pre-activation `xhat gamma + beta` and
+ * `d = dy silu'(pre)` (else `d = dy`); write `dx` (as `normGradKernel`) to `out`, `d xhat` to
+ * `out1` and, with `silu`, `d` to `out2`: the inputs of the affine gradients' sums.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { normBackwardKernel } from "./wgsl_norm_attention.ts";
+ *
+ * const k = normBackwardKernel({ x: [1, 2, 2, 4], groups: 2, eps: 1e-5, affine: true, silu: true });
+ * assert.equal(k.extraOutputs, 2);
+ * ```
+ */
+export function normBackwardKernel(s: NormSizes): KernelBody {
+  const { words, sets } = normWords(s);
+  const d = s.silu
+    ? `let pre = xh * in2[ch] + in3[ch]; let sg1 = sigm(pre);
+    let d = in0[off] * sg1 * (1.0 + pre * (1.0 - sg1));`
+    : "let d = in0[off];";
+  const wgsl = header(s.silu ? 4 : 3, false, s.silu ? 2 : 1) + REDUCE + SET + MOMENTS("in1") + `
+  var sg = 0.0; var sgx = 0.0;
+  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let off = base + (e / cg) * C + e % cg; let ch = g * cg + e % cg;
+    let xh = (in1[off] - mean) * rstd;
+    ${d}
+    let gv = d * in2[ch];
+    sg += gv;
+    sgx += gv * xh;
+  }
+  let mg = wg_sum(sg, lid) / f32(cnt);
+  let mgx = wg_sum(sgx, lid) / f32(cnt);
+  for (var e = lid; e < cnt; e += ${NWG}u) {
+    let off = base + (e / cg) * C + e % cg; let ch = g * cg + e % cg;
+    let xh = (in1[off] - mean) * rstd;
+    ${d}
+    let gv = d * in2[ch];
+    out[off] = rstd * (gv - mg - xh * mgx);
+    out1[off] = d * xh;
+    ${s.silu ? "out2[off] = d;" : ""}
+  }
+}
+`;
+  return { wgsl, uniforms: words, workgroups: [sets, 1, 1], extraOutputs: s.silu ? 2 : 1 };
+}
+
+/**
+ * The fused `sumRows2` (inputs a, b of one shape `[..., C]`): the column sums of both, `a`'s to
+ * `out` and `b`'s to `out1`, one 64-thread workgroup per column.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sumRows2Kernel } from "./wgsl_norm_attention.ts";
+ *
+ * assert.deepEqual(sumRows2Kernel([2, 3, 8]).workgroups, [8, 1, 1]);
+ * ```
+ */
+export function sumRows2Kernel(x: readonly number[]): KernelBody {
+  const c = x.at(-1)!, rows = sizeOf(x) / c;
+  if (c > 65535) throw new Error(`wgsl sumRows2: ${c} columns exceed one grid dimension`);
+  const wgsl = header(2, false, 1) + REDUCE + `
+@compute @workgroup_size(${NWG}) fn main(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x; let C = P(0); let rows = P(1); let c = wid.x;
+  var a = 0.0; var b = 0.0;
+  for (var r = lid; r < rows; r += ${NWG}u) { a += in0[r * C + c]; b += in1[r * C + c]; }
+  let sa = wg_sum(a, lid);
+  let sb = wg_sum(b, lid);
+  if (lid == 0u) { out[c] = sa; out1[c] = sb; }
+}
+`;
+  return { wgsl, uniforms: [c, rows], workgroups: [c, 1, 1], extraOutputs: 1 };
 }
