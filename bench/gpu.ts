@@ -14,6 +14,10 @@
  *    to issue the step (JavaScript until the final readback starts) against total ms to the loss
  *    on the host; the peer is the same batch-1 step on the `cpu-blas` backend (what the webgpu
  *    step's host time must beat to be worth a GPU);
+ * 1b. the same train step through the kit's compiled engine (`--unet-engine compiled`: the step
+ *    compiled once by lib/compiled, clipping, AdamW and EMA on the GPU, one submit per step) at
+ *    the same batches, against the same PyTorch numbers;
+ * 3b. host cost of the compiled step at batch 1 (same counting), next to the tfjs `webgpu` step's;
  * 4. peak GPU memory per phase (device-wide `nvidia-smi` memory.used, sampled every 100 ms), when
  *    `nvidia-smi` exists.
  *
@@ -29,7 +33,9 @@
  * Output: a line per measurement and one RESULT line per part:
  *   RESULT gpu_train_step_b<B> ms_per_step=<kit webgpu ms> speedup=<torch cuda ms / kit ms>
  *   RESULT gpu_best_of_32 s_per_prompt=<kit s> speedup=<onnxruntime cpu s / kit s>
+ *   RESULT gpu_compiled_train_step_b<B> ms_per_step=<compiled ms> speedup=<torch cuda ms / it>
  *   RESULT webgpu_host_cost host_ms_per_step=<issue ms> speedup=<cpu-blas step ms / issue ms>
+ *   RESULT compiled_host_cost host_ms_per_step=<compiled ms> speedup=<tfjs-webgpu host ms / it>
  *   RESULT gpu_peak_memory_b<B> mib=<kit's peak> speedup=<torch's peak / kit's peak>
  * (`nan` where a side could not run; the line before each RESULT says why).
  * @module
@@ -54,6 +60,7 @@ import { exportRun, RECIPE_PRESETS, saveModel, unetConfigFor } from "../lib/reci
 import { cudaFallbackReason, loadOnnxPipeline, txt2img } from "../lib/onnx/mod.ts";
 import { bestOfN, loadScorer } from "../lib/inference/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
+import { compileTrainStep, unetTrainingGraph } from "../lib/compiled/mod.ts";
 import { BENCH_TOKENS } from "./unet_fixture.ts";
 
 const SPEC = {
@@ -341,6 +348,114 @@ async function childSample(f: GpuFlags, provider: "auto" | "cpu") {
   }
 }
 
+/**
+ * The same step as {@link unetStep} through the compiled engine: the default UNet's training graph
+ * at `batch` (8x8 latents, BENCH_TOKENS tokens), fused, with clipping at 1, AdamW (weight decay
+ * 0.01) and the EMA on the GPU, as `--unet-engine compiled` trains it. Weights are drawn with
+ * tfjs on cpu-blas and handed over as arrays; each step's data comes from the seeded stream.
+ */
+async function compiledUnetStep(batch: number, seed: number) {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const device = await adapter.requestDevice();
+  await initBackendAndConvGrad("cpu-blas", { quiet: true });
+  const cfg = DEFAULT_UNET, [h, w, tokens] = [8, 8, BENCH_TOKENS];
+  const t0 = performance.now();
+  const train = await compileTrainStep(
+    unetTrainingGraph({ cfg, batch, height: h, width: w, tokens }),
+    device,
+    { adamw: { weightDecay: 0.01 }, clipNorm: 1, ema: { decay: 0.9999, warmup: true } },
+  );
+  const compileMs = performance.now() - t0;
+  const params = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));
+  const weights: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(params)) weights[k] = v.dataSync() as Float32Array;
+  disposeParams(params);
+  train.setParams(weights);
+  const rng = Rng.stream(seed, [0, STREAM.noise]);
+  const data = () => ({
+    x: rng.normal(batch * h * w * cfg.inChannels),
+    t: Float32Array.from({ length: batch }, () => rng.uniform() * 999),
+    context: rng.normal(batch * tokens * cfg.contextDim),
+    target: rng.normal(batch * h * w * cfg.outChannels),
+    weights: new Float32Array(batch).fill(1),
+  });
+  // What a submit costs the host with no work in it (as childHost estimates a submit's share).
+  const emptySubmitMs = () => {
+    const empty: number[] = [];
+    for (let i = 0; i < 41; i++) {
+      const t = performance.now();
+      device.queue.submit([device.createCommandEncoder().finish()]);
+      empty.push(performance.now() - t);
+    }
+    return median(empty);
+  };
+  const info = adapter.info;
+  return {
+    train,
+    data,
+    compileMs,
+    emptySubmitMs,
+    details: `${info.description || info.device} (${info.vendor})${
+      info.isFallbackAdapter ? " (fallback)" : ""
+    }`,
+    dispose: () => {
+      train.destroy();
+      device.destroy();
+    },
+  };
+}
+
+/** Compiled-engine train-step timing at `f.batch`: ms until the loss is on the host. */
+async function childCompiledTrain(f: GpuFlags) {
+  const s = await compiledUnetStep(f.batch, f.seed);
+  const warmupMs: number[] = [], timesMs: number[] = [], losses: number[] = [];
+  for (let i = 0; i < 2 + f.steps; i++) {
+    const d = s.data();
+    const t0 = performance.now();
+    losses.push(await s.train.step(d, 1e-4));
+    (i < 2 ? warmupMs : timesMs).push(performance.now() - t0);
+  }
+  const dispatches = s.train.exe.stats.dispatches;
+  s.dispose();
+  return {
+    details: s.details,
+    compileMs: s.compileMs,
+    dispatches,
+    msPerStep: median(timesMs),
+    timesMs,
+    warmupMs,
+    losses,
+  };
+}
+
+/**
+ * Host cost of the compiled batch-1 step: everything but the time inside the submit and the wait
+ * for the loss (the step's writes, encoding, bookkeeping), plus an empty submit's cost, as
+ * bench/compiled_step.ts measures it; and its WebGPU calls.
+ */
+async function childCompiledHost(f: GpuFlags) {
+  const s = await compiledUnetStep(1, f.seed);
+  const t0 = performance.now();
+  await s.train.step(s.data(), 1e-4);
+  const firstMs = performance.now() - t0;
+  for (let i = 1; i < f["host-warmup"]; i++) await s.train.step(s.data(), 1e-4);
+  const emptyMs = s.emptySubmitMs();
+  const hostMs: number[] = [], totalMs: number[] = [];
+  for (let i = 0; i < f["host-steps"]; i++) {
+    const d = s.data();
+    const t = performance.now();
+    await s.train.step(d, 1e-4);
+    const total = performance.now() - t;
+    const r = s.train.exe.lastTimes;
+    hostMs.push(total - r.submitMs - r.readMs + emptyMs);
+    totalMs.push(total);
+  }
+  const { counts } = await countWebgpuCalls(() => s.train.step(s.data(), 1e-4));
+  s.dispose();
+  return { details: s.details, compileMs: s.compileMs, firstMs, emptyMs, hostMs, totalMs, counts };
+}
+
 // ---------------------------------------------------------------- parent
 
 /** Spawn this script for one part; its JSON, or null with the reason. */
@@ -498,6 +613,8 @@ class GpuMemory {
 type TrainOut = Awaited<ReturnType<typeof childTrain>>;
 type HostOut = Awaited<ReturnType<typeof childHost>>;
 type SampleOut = Awaited<ReturnType<typeof childSample>>;
+type CompiledTrainOut = Awaited<ReturnType<typeof childCompiledTrain>>;
+type CompiledHostOut = Awaited<ReturnType<typeof childCompiledHost>>;
 
 async function trainPart(f: GpuFlags, mem: GpuMemory): Promise<void> {
   const cuda = await torchWithCuda(f);
@@ -541,6 +658,25 @@ async function trainPart(f: GpuFlags, mem: GpuMemory): Promise<void> {
       `RESULT gpu_train_step_b${batch} ms_per_step=${kitMs?.toFixed(1) ?? "nan"} speedup=${
         ratio(torchMs, kitMs)
       }`,
+    );
+    const compiled = await spawnChild<CompiledTrainOut>(
+      ["--child", "compiled-train", "--batch", `${batch}`, "--steps", `${f.steps}`],
+      f["limit-s"],
+    );
+    const cMs = compiled.out?.msPerStep ?? null;
+    if (compiled.out) {
+      const o = compiled.out;
+      console.log(
+        `compiled b${batch}: ${fmt(o.msPerStep)} ms/step (median of ${o.timesMs.length}: ${
+          o.timesMs.map(fmt).join(", ")
+        }; warm-up ${o.warmupMs.map(fmt).join(", ")}); ${o.details}; ${o.dispatches} ` +
+          `dispatches, compiled in ${fmt(o.compileMs)} ms; loss ${o.losses[0].toFixed(4)} -> ` +
+          `${o.losses.at(-1)!.toFixed(4)}`,
+      );
+    } else console.log(`compiled b${batch}: failed (${compiled.reason})`);
+    console.log(
+      `RESULT gpu_compiled_train_step_b${batch} ms_per_step=${cMs?.toFixed(1) ?? "nan"} ` +
+        `speedup=${ratio(torchMs, cMs)}`,
     );
     if (mem.why) console.log(`peak GPU memory b${batch}: ${mem.why}`);
     else {
@@ -607,6 +743,7 @@ async function hostPart(f: GpuFlags, software: boolean): Promise<void> {
   if (!host.out) {
     console.log(`host cost: failed (${host.reason})`);
     console.log(`RESULT webgpu_host_cost host_ms_per_step=nan speedup=nan`);
+    await compiledHostPart(f, limit, null, "?");
     return;
   }
   const h = host.out;
@@ -664,6 +801,45 @@ async function hostPart(f: GpuFlags, software: boolean): Promise<void> {
       ratio(peerMs, hostMs)
     }`,
   );
+  await compiledHostPart(f, limit, hostMs, show("dispatches"));
+}
+
+/** The compiled step's host cost at batch 1, next to the tfjs `webgpu` step's (`tfjsMs`). */
+async function compiledHostPart(
+  f: GpuFlags,
+  limit: number,
+  tfjsMs: number | null,
+  tfjsDispatches: string,
+): Promise<void> {
+  const pass = ["--host-steps", `${f["host-steps"]}`, "--host-warmup", `${f["host-warmup"]}`];
+  const c = await spawnChild<CompiledHostOut>(
+    ["--child", "compiled-host", ...pass, "--seed", `${f.seed}`],
+    limit,
+  );
+  if (!c.out) {
+    console.log(`compiled host cost: failed (${c.reason})`);
+    console.log(`RESULT compiled_host_cost host_ms_per_step=nan speedup=nan`);
+    return;
+  }
+  const o = c.out, k = o.counts, hostMs = median(o.hostMs);
+  console.log(
+    `host cost, compiled engine on ${o.details}, same UNet and batch: per step ${k.dispatches} ` +
+      `dispatches (tfjs webgpu: ${tfjsDispatches}), ${k.submits} submit, ${k.computePasses} ` +
+      `compute pass, ${k.bufferWrites} buffer writes, ${k.mapReads} readback, buffers / bind ` +
+      `groups / pipelines created ${k.buffers} / ${k.bindGroups} / ${k.pipelines}`,
+  );
+  console.log(
+    `  host ms per step ${fmt(hostMs)} (per step: ${o.hostMs.map(fmt).join(", ")}; empty ` +
+      `submit ${(o.emptyMs * 1000).toFixed(0)} us); total to the loss ${
+        fmt(median(o.totalMs))
+      } ms; compile ${fmt(o.compileMs)} ms, first step ${fmt(o.firstMs)} ms; tfjs webgpu host ` +
+      `${tfjsMs === null ? "?" : fmt(tfjsMs)} ms`,
+  );
+  console.log(
+    `RESULT compiled_host_cost host_ms_per_step=${hostMs.toFixed(2)} speedup=${
+      ratio(tfjsMs, hostMs)
+    }`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -677,6 +853,8 @@ async function main(): Promise<void> {
     if (f.child === "train") out = await childTrain(f, "webgpu", 2, f.steps);
     else if (f.child === "peer") out = await childTrain(f, "cpu-blas", 2, f.steps);
     else if (f.child === "host") out = await childHost(f);
+    else if (f.child === "compiled-train") out = await childCompiledTrain(f);
+    else if (f.child === "compiled-host") out = await childCompiledHost(f);
     else if (f.child === "sample") out = await childSample(f, "auto");
     else if (f.child === "sample-cpu") out = await childSample(f, "cpu");
     else throw new UsageError(`bench/gpu.ts: --child: unknown part "${f.child}"`);

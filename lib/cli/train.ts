@@ -7,6 +7,7 @@
  * deno task train --preset tiny --out runs/tiny
  * deno task train --out runs/default --resume   # continue after an interruption
  * deno task train --procs 2                       # data-parallel on 2 local processes (Open MPI)
+ * deno task train --unet-engine compiled          # the UNet step compiled for navigator.gpu
  * deno task train --reuse runs/default --out runs/unet2 --backend webgpu --batch-size 256
  *                                                  # only the UNet, on runs/default's frozen parts
  * deno task train --parts sd15-onnx --data laion/ --out runs/sd --unet small --resolution 256
@@ -34,6 +35,7 @@ import {
 import { initBackendAndConvGrad } from "../train/init_backend.ts";
 import { setUpFastPath } from "../setup/fast_path.ts";
 import { type PresetOverrides, resolvePreset } from "../recipe/presets.ts";
+import { compiledEngineProblem, UNET_ENGINES, type UnetEngine } from "../recipe/compiled_unet.ts";
 import type { PredictionType } from "../diffusion/types.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 import { trainRun } from "../jobs/train_run.ts";
@@ -94,6 +96,13 @@ const SPEC = {
     choices: ["onnx", "tfjs"],
     default: "onnx",
     help: "what samples and evaluates the finished run (onnx: onnxruntime on its export)",
+  },
+  "unet-engine": {
+    type: "choice",
+    choices: UNET_ENGINES,
+    default: "tfjs",
+    help: "what runs the UNet stage's training step: tfjs (autodiff on --backend) or compiled " +
+      "(the whole step compiled once and run on navigator.gpu; one process, no --grad-accum)",
   },
   procs: {
     type: "int",
@@ -274,13 +283,27 @@ if (import.meta.main) {
     // Before any work, and once for all ranks: install (or say how to) what `cpu-blas` runs fast
     // with.
     if (!launchedByMpi()) await setUpFastPath(f.backend);
+    if (f["unet-engine"] === "compiled") {
+      // Before mpirun or any stage: what the compiled step cannot do fails in one line.
+      if (f.parts !== undefined) {
+        throw new Error("--unet-engine compiled does not apply to --parts yet; use tfjs there");
+      }
+      const problem = compiledEngineProblem(
+        resolvePreset(f.preset, unetTrainingOverrides(f)).unet,
+        f.procs,
+      );
+      if (problem) throw new Error(problem);
+    }
     if (f.procs > 1 && !launchedByMpi()) {
       const code = await relaunchUnderMpi(f.procs);
       if (code !== 0) Deno.exit(code);
       return;
     }
     if (f.parts === undefined) {
-      const given = PARTS_ONLY.filter((k) => Deno.args.some((a) => a.startsWith(`--${k}`)));
+      // Whole flag names only: `--unet-engine` is not `--unet`.
+      const given = PARTS_ONLY.filter((k) =>
+        Deno.args.some((a) => a === `--${k}` || a.startsWith(`--${k}=`))
+      );
       if (given.length) throw new Error(`--${given[0]} needs --parts`);
     } else {
       if (f.data === undefined) throw new Error("--parts needs --data (the shards to train on)");
@@ -362,6 +385,7 @@ if (import.meta.main) {
       progress: true,
       skipEval: f["skip-eval"],
       sampleEngine: f.engine as "onnx" | "tfjs",
+      unetEngine: f["unet-engine"] as UnetEngine,
       comm,
       log: lead ? undefined : () => {},
     });

@@ -6,7 +6,8 @@
  * WebGPU executor ({@link compileGraph}: WGSL kernels per node, buffers, pipelines, bind groups
  * and uniforms planned once; one pass, one submit per run), a fusion pass ({@link fuseGraph}) and
  * the whole step with clipping, AdamW and EMA on packed GPU buffers ({@link compileTrainStep}).
- * Nothing trains through it yet; see docs/webgpu_compiled_step.md.
+ * The UNet stage trains through it with `engine: "compiled"` ({@link compiledTrainLoop}); see
+ * docs/webgpu_compiled_step.md.
  *
  * @example
  * ```ts
@@ -30,3 +31,4 @@ export { NO_KERNEL_OPS } from "./wgsl_lower.ts";
 export * from "./fuse.ts";
 export * from "./adamw.ts";
 export * from "./train_step.ts";
+export * from "./train_loop.ts";

@@ -66,6 +66,19 @@ export interface CompiledTrainStepOptions {
   fuse?: boolean;
 }
 
+/** The optimizer state of a {@link CompiledTrainStep}, by parameter name. */
+export interface CompiledTrainState {
+  /** Steps taken (AdamW's `t`). */
+  t: number;
+  /** EMA updates done (0 without an EMA). */
+  emaUpdates: number;
+  params: Record<string, Float32Array>;
+  m: Record<string, Float32Array>;
+  v: Record<string, Float32Array>;
+  /** EMA shadows (absent without an EMA). */
+  ema?: Record<string, Float32Array>;
+}
+
 /** A compiled step: see the module doc. */
 export interface CompiledTrainStep {
   /** The executable (its `stats.dispatches` include the optimizer's). */
@@ -74,12 +87,25 @@ export interface CompiledTrainStep {
   readonly stepCount: number;
   /** Parameter names in packing order. */
   readonly paramNames: readonly string[];
+  /** Each parameter's shape. */
+  readonly paramShapes: Readonly<Record<string, readonly number[]>>;
+  /** Whether EMA shadows are kept (option `ema`). */
+  readonly hasEma: boolean;
   /** Write every parameter (and the EMA shadows, which start as the parameters). */
   setParams(params: Record<string, Float32Array>): void;
   /** One step: write `data` inputs, run forward, backward and AdamW at `lr`; resolve the loss. */
   step(data: Record<string, Float32Array>, lr: number): Promise<number>;
   /** Read the parameters (or the EMA shadows) back. */
   readParams(which?: "params" | "ema"): Promise<Record<string, Float32Array>>;
+  /**
+   * Everything the next step depends on (parameters, Adam moments, EMA shadows, step and EMA
+   * update counts), read back: what a checkpoint holds.
+   */
+  readState(): Promise<CompiledTrainState>;
+  /** Restore a {@link CompiledTrainStep.readState} snapshot (a resume). */
+  setState(state: CompiledTrainState): void;
+  /** The last step's global gradient norm before clipping (NaN when compiled without clipping). */
+  readGradNorm(): Promise<number>;
   /** Free every buffer. */
   destroy(): void;
 }
@@ -140,7 +166,8 @@ export async function compileTrainStep(
     return b;
   };
   const scalars = buf(16, "adamw step scalars");
-  let ema: GPUBuffer | undefined;
+  let ema: GPUBuffer | undefined, m: GPUBuffer | undefined, v: GPUBuffer | undefined;
+  let partials: GPUBuffer | undefined;
   const exe = await compileGraph(graph, device, {
     pack: { params: order, grads: order.map((n) => `grad/${n}`) },
     after: (packed) => {
@@ -156,15 +183,37 @@ export async function compileTrainStep(
         decayEnd,
         clipNorm: o.clipNorm,
         ema,
-        m: buf(bytes, "adam m"),
-        v: buf(bytes, "adam v"),
+        m: m = buf(bytes, "adam m"),
+        v: v = buf(bytes, "adam v"),
         scalars,
-        partials: buf(ADAMW_PARTIALS_BYTES, "adamw norm partials"),
+        partials: partials = buf(ADAMW_PARTIALS_BYTES, "adamw norm partials"),
       });
     },
   });
   const packed = exe.packed!;
   let t = 0, emaUpdates = 0;
+  /** Named arrays -> one flat array in the packed layout (gaps zero). */
+  const pack = (values: Record<string, Float32Array>, what: string) => {
+    const flat = new Float32Array(packed.elements);
+    for (const n of order) {
+      const p = values[n];
+      if (!p || p.length !== sizeOf(shapeOf(n))) {
+        throw new Error(
+          `compileTrainStep: ${what} "${n}" needs ${sizeOf(shapeOf(n))} values, got ${p?.length}`,
+        );
+      }
+      flat.set(p, packed.offsets.get(n)!);
+    }
+    return flat;
+  };
+  const unpack = (flat: Float32Array) => {
+    const out: Record<string, Float32Array> = {};
+    for (const n of order) {
+      const at = packed.offsets.get(n)!;
+      out[n] = flat.slice(at, at + sizeOf(shapeOf(n)));
+    }
+    return out;
+  };
   const dataNames = new Set([...graph.inputs.keys()].filter((n) => !packed.offsets.has(n)));
 
   const self: CompiledTrainStep = {
@@ -173,19 +222,10 @@ export async function compileTrainStep(
       return t;
     },
     paramNames: order,
+    paramShapes: Object.fromEntries(order.map((n) => [n, shapeOf(n)])),
+    hasEma: !!o.ema,
     setParams(params) {
-      const flat = new Float32Array(packed.elements);
-      for (const n of order) {
-        const p = params[n];
-        if (!p || p.length !== sizeOf(shapeOf(n))) {
-          throw new Error(
-            `compileTrainStep.setParams: "${n}" needs ${
-              sizeOf(shapeOf(n))
-            } values, got ${p?.length}`,
-          );
-        }
-        flat.set(p, packed.offsets.get(n)!);
-      }
+      const flat = pack(params, "params");
       device.queue.writeBuffer(packed.params, 0, flat);
       if (ema) device.queue.writeBuffer(ema, 0, flat);
     },
@@ -211,22 +251,36 @@ export async function compileTrainStep(
     async readParams(which = "params") {
       const src = which === "ema" ? ema : packed.params;
       if (!src) throw new Error(`compileTrainStep.readParams: compiled without an EMA`);
-      const rb = device.createBuffer({
-        size: 4 * packed.elements,
-        usage: GPUBufferUsage.MAP_READ | DST,
-      });
-      const enc = device.createCommandEncoder();
-      enc.copyBufferToBuffer(src, 0, rb, 0, 4 * packed.elements);
-      device.queue.submit([enc.finish()]);
-      await rb.mapAsync(GPUMapMode.READ);
-      const flat = new Float32Array(rb.getMappedRange().slice(0));
-      rb.destroy();
-      const out: Record<string, Float32Array> = {};
-      for (const n of order) {
-        const at = packed.offsets.get(n)!;
-        out[n] = flat.slice(at, at + sizeOf(shapeOf(n)));
+      return unpack(await readBuffer(device, src, 0, 4 * packed.elements));
+    },
+    async readState() {
+      const read = async (b: GPUBuffer) =>
+        unpack(await readBuffer(device, b, 0, 4 * packed.elements));
+      return {
+        t,
+        emaUpdates,
+        params: await read(packed.params),
+        m: await read(m!),
+        v: await read(v!),
+        ...(ema ? { ema: await read(ema) } : {}),
+      };
+    },
+    setState(st) {
+      if (!Number.isInteger(st.t) || st.t < 0 || !Number.isInteger(st.emaUpdates)) {
+        throw new Error(`compileTrainStep.setState: t and emaUpdates must be integers >= 0`);
       }
-      return out;
+      if (ema && !st.ema) throw new Error(`compileTrainStep.setState: state has no EMA shadows`);
+      device.queue.writeBuffer(packed.params, 0, pack(st.params, "params"));
+      device.queue.writeBuffer(m!, 0, pack(st.m, "m"));
+      device.queue.writeBuffer(v!, 0, pack(st.v, "v"));
+      if (ema) device.queue.writeBuffer(ema, 0, pack(st.ema!, "ema"));
+      t = st.t;
+      emaUpdates = ema ? st.emaUpdates : 0;
+    },
+    async readGradNorm() {
+      if (o.clipNorm === undefined) return NaN;
+      // The update kernel leaves the norm after the 256 partial sums (adamw.ts).
+      return (await readBuffer(device, partials!, ADAMW_PARTIALS_BYTES - 16, 4))[0];
     },
     destroy() {
       exe.destroy();
@@ -234,6 +288,28 @@ export async function compileTrainStep(
     },
   };
   return self;
+}
+
+/** Copy `bytes` of `src` from `offset` to the host (one submit, one map). */
+async function readBuffer(
+  device: GPUDevice,
+  src: GPUBuffer,
+  offset: number,
+  bytes: number,
+): Promise<Float32Array> {
+  const rb = device.createBuffer({
+    size: bytes,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  try {
+    const enc = device.createCommandEncoder();
+    enc.copyBufferToBuffer(src, offset, rb, 0, bytes);
+    device.queue.submit([enc.finish()]);
+    await rb.mapAsync(GPUMapMode.READ);
+    return new Float32Array(rb.getMappedRange().slice(0));
+  } finally {
+    rb.destroy();
+  }
 }
 
 function sizeOf(s: readonly number[]): number {

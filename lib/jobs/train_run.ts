@@ -45,6 +45,7 @@ import { allGather, type Communicator, singleProcess } from "../data_parallel/co
 import { loadOpenBlas } from "../backend/openblas.ts";
 import type { RecipePreset } from "../recipe/presets.ts";
 import { autoencoderStage, buildConditioning, clipStage, unetStage } from "../recipe/stages.ts";
+import { compiledEngineProblem, UNET_ENGINES, type UnetEngine } from "../recipe/compiled_unet.ts";
 import { generate, loadRun } from "../recipe/generate.ts";
 import type { ImageGenerator } from "../diffusion/generator.ts";
 import { ensureOnnxExport } from "../recipe/onnx_export.ts";
@@ -95,6 +96,12 @@ export interface TrainRunOptions {
    * a resume must name the same place.
    */
   checkpoints?: string;
+  /**
+   * What runs the UNet stage's training step (default `"tfjs"`): `"compiled"` compiles the step
+   * once and runs it on `navigator.gpu` (`trainUnetCompiled`); one process, one micro-batch per
+   * step. Recorded in config.json when not the default; a resume must use the same.
+   */
+  unetEngine?: UnetEngine;
   /**
    * A finished run whose frozen autoencoder and CLIP this run copies instead of training its own
    * (as the study reused SD's VAE and CLIP): only the UNet trains. Recorded in config.json.
@@ -148,7 +155,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunSummary> {
   const watchRss = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 500);
   try {
     // Every rank checks the options alike (no communication), before any stage or file.
-    checkTrainRunOptions(o);
+    checkTrainRunOptions(o, comm.size);
     // Rank 0 checks and writes the folder; a failure there must stop every rank, not hang them.
     const ok = Float64Array.of(1);
     let failure: unknown = null;
@@ -208,7 +215,14 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunSummary> {
     );
     const unet = await timed(
       "unet",
-      () => unetStage({ ...common, dir: `${out}/unet`, settings: p.unet, cond }),
+      () =>
+        unetStage({
+          ...common,
+          dir: `${out}/unet`,
+          settings: p.unet,
+          cond,
+          engine: o.unetEngine,
+        }),
     );
     for (const m of [ae.params, clip.params, unet.params]) tf.dispose(Object.values(m));
     const tensorsAfterTraining = tf.memory().numTensors;
@@ -363,7 +377,13 @@ const SEED_MAX = 2 ** 32 - 1;
  * written: a checkpoint location no store can open (only rank 0 reaches storage, at the first
  * stage, minutes in), or a seed outside what the random streams tell apart.
  */
-function checkTrainRunOptions(o: TrainRunOptions): void {
+function checkTrainRunOptions(o: TrainRunOptions, worldSize: number): void {
+  const engine = o.unetEngine ?? "tfjs";
+  if (!UNET_ENGINES.includes(engine)) {
+    throw new Error(`unetEngine must be one of ${UNET_ENGINES.join(", ")}, got "${engine}"`);
+  }
+  const problem = engine === "compiled" ? compiledEngineProblem(o.preset.unet, worldSize) : null;
+  if (problem) throw new Error(problem);
   if (o.checkpoints !== undefined) {
     const problem = storeLocationProblem(o.checkpoints);
     if (problem) throw new Error(`checkpoints "${o.checkpoints}": ${problem}`);
@@ -397,6 +417,8 @@ async function checkRunFolder(o: TrainRunOptions, worldSize: number): Promise<vo
     seed: o.seed,
     checkpoints: o.checkpoints ?? null,
     reuse: o.reuse ?? null,
+    // null (as absent) means tfjs, so runs made before the option existed resume unchanged.
+    unetEngine: o.unetEngine && o.unetEngine !== "tfjs" ? o.unetEngine : null,
   };
   await prepareRunFolder({
     out: o.out,

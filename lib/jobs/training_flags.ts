@@ -1,6 +1,6 @@
 /**
  * The UNet training options `deno task train` takes as flags (`--prediction`, `--grad-accum`,
- * `--checkpoint-every`, `--keep`, `--keep-at`) as they sit in a run's `config.json`, so a resume
+ * `--checkpoint-every`, `--keep`, `--keep-at`, `--unet-engine`) as they sit in a run's `config.json`, so a resume
  * with another value is refused with a message naming the flag rather than a settings path.
  *
  * @example
@@ -35,6 +35,11 @@ const UNET_SETTING_FLAGS: Record<string, FlagOfSetting> = {
   captionDropout: { flag: "--caption-dropout", absent: "the preset's" },
 };
 
+/** Run-level config.json fields (outside the preset) that a flag sets. */
+const RUN_SETTING_FLAGS: Record<string, FlagOfSetting> = {
+  unetEngine: { flag: "--unet-engine", absent: "tfjs" },
+};
+
 function shown(v: unknown, absent: string): string {
   if (v === null || v === undefined) return absent;
   return Array.isArray(v) ? v.join(",") : String(v);
@@ -52,9 +57,13 @@ function shown(v: unknown, absent: string): string {
  * const d = { path: "unet.keepAt", was: [500, 1000], now: null };
  * assert.equal(flagChange(d, "unet."), "--keep-at 500,1000, now none");
  * assert.equal(flagChange({ path: "seed", was: 0, now: 1 }, "unet."), null);
+ * const e = { path: "unetEngine", was: "compiled", now: null };
+ * assert.equal(flagChange(e, "unet."), "--unet-engine compiled, now tfjs");
  * ```
  */
 export function flagChange(d: ConfigDifference, prefix: string): string | null {
+  const run = RUN_SETTING_FLAGS[d.path];
+  if (run) return `${run.flag} ${shown(d.was, run.absent)}, now ${shown(d.now, run.absent)}`;
   if (!d.path.startsWith(prefix)) return null;
   const f = UNET_SETTING_FLAGS[d.path.slice(prefix.length)];
   return f ? `${f.flag} ${shown(d.was, f.absent)}, now ${shown(d.now, f.absent)}` : null;

@@ -21,6 +21,7 @@ export * from "./presets.ts";
 export * from "./memory_data.ts";
 export * from "./model_files.ts";
 export * from "./stages.ts";
+export * from "./compiled_unet.ts";
 export * from "./generate.ts";
 export * from "./reuse_parts.ts";
 export * from "./onnx_export.ts";

@@ -48,7 +48,13 @@ import {
 } from "../diffusion/mod.ts";
 import { storeFor } from "../storage/location.ts";
 import { float16BitsToFloat32 } from "../onnx/float16.ts";
-import { type MetricRecord, trainLoop, type TrainLoopOptions, warmupCosine } from "../train/mod.ts";
+import {
+  type MetricRecord,
+  type MicroBatch,
+  trainLoop,
+  type TrainLoopOptions,
+  warmupCosine,
+} from "../train/mod.ts";
 import { Rng, STREAM } from "../util/rng.ts";
 import {
   type BatchPosition,
@@ -58,6 +64,7 @@ import {
   nextIndexBatch,
 } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
+import { trainUnetCompiled, UNET_ENGINES, type UnetEngine } from "./compiled_unet.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
 import type { SeedStreams } from "../data_parallel/training.ts";
@@ -505,6 +512,13 @@ export async function unetStage(
      * only): how experiments see which timesteps and noise each rank trained on.
      */
     onStepDraws?: (draws: StepDraws) => void;
+    /**
+     * What runs each training step (default `"tfjs"`: tfjs autodiff and AdamW on the active
+     * backend). `"compiled"`: the step is compiled once for the batch shape and runs on
+     * `navigator.gpu` (lib/compiled), with the same draws, schedule and checkpoint format; one
+     * process, one micro-batch per step (see `compiledEngineProblem`).
+     */
+    engine?: UnetEngine;
   },
 ): Promise<TrainedUnet> {
   const modelDir = `${o.dir}/model`;
@@ -531,78 +545,117 @@ export async function unetStage(
     const z = cond.latentStd ? rng.normal(n * per) : null;
     return { t, eps, drop, z };
   };
-  const res = await trainLoop<number[], BatchPosition>({
-    ...stageLoop(o, s, "unet", cond.latents.length / per),
-    params,
-    optimizer: { weightDecay: 0.01 },
-    ema: { decay: s.emaDecay, warmup: true },
-    lossFn: (idx, rng, micro) => {
-      const b = idx.length;
-      // The step's draws, made at its first micro-batch for all of them (every micro-batch has
-      // `b` samples), in the order a single batch draws them: timesteps, noise, dropout, posterior.
-      if (micro.index === 0) {
-        draws = drawStep(rng, b * micro.count);
-        o.onStepDraws?.(draws);
-      }
-      const lo = micro.index * b, d = draws!;
-      const t = d.t.subarray(lo, lo + b);
-      const eps = d.eps.subarray(lo * per, (lo + b) * per);
-      const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
+  // One step's inputs on the host, for either engine: the draws come from the loop's stream in
+  // the same order, so both engines train on the same timesteps, noise and dropout.
+  const stepInputs = (idx: number[], rng: Rng, micro: MicroBatch) => {
+    const b = idx.length;
+    // The step's draws, made at its first micro-batch for all of them (every micro-batch has
+    // `b` samples), in the order a single batch draws them: timesteps, noise, dropout, posterior.
+    if (micro.index === 0) {
+      draws = drawStep(rng, b * micro.count);
+      o.onStepDraws?.(draws);
+    }
+    const lo = micro.index * b, d = draws!;
+    const t = d.t.subarray(lo, lo + b);
+    const eps = d.eps.subarray(lo * per, (lo + b) * per);
+    const x0 = new Float32Array(b * per), ctx = new Float32Array(b * ctxPer);
+    idx.forEach((i, k) => {
+      x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
+      // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
+      const row = cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer);
+      ctx.set(
+        d.drop[lo + k]
+          ? cond.emptyContext
+          : row instanceof Uint16Array
+          ? float16BitsToFloat32(row)
+          : row,
+        k * ctxPer,
+      );
+    });
+    if (d.z) {
+      const z = d.z.subarray(lo * per, (lo + b) * per);
       idx.forEach((i, k) => {
-        x0.set(cond.latents.subarray(i * per, (i + 1) * per), k * per);
-        // Caption dropout: the empty caption's states, what guidance uses as "unconditional".
-        const row = cond.contexts.subarray(i * ctxPer, (i + 1) * ctxPer);
-        ctx.set(
-          d.drop[lo + k]
-            ? cond.emptyContext
-            : row instanceof Uint16Array
-            ? float16BitsToFloat32(row)
-            : row,
-          k * ctxPer,
-        );
+        for (let j = 0; j < per; j++) {
+          x0[k * per + j] += cond.latentStd![i * per + j] * z[k * per + j];
+        }
       });
-      if (d.z) {
-        const z = d.z.subarray(lo * per, (lo + b) * per);
-        idx.forEach((i, k) => {
-          for (let j = 0; j < per; j++) {
-            x0[k * per + j] += cond.latentStd![i * per + j] * z[k * per + j];
-          }
+    }
+    // One timestep per sample: the schedule splits x0 into t.length equal chunks.
+    const { xt, target, weights: wts } = diffusionTargets(schedule, {
+      x0,
+      eps,
+      t,
+      minSnrGamma: s.minSnrGamma,
+    });
+    return { b, xt, t, ctx, target, wts };
+  };
+  const loop = stageLoop(o, s, "unet", cond.latents.length / per);
+  const engine = o.engine ?? "tfjs";
+  if (!UNET_ENGINES.includes(engine)) {
+    throw new Error(`unetStage: engine must be one of ${UNET_ENGINES.join(", ")}, got "${engine}"`);
+  }
+  // Either engine ends with the weights to save (EMA shadows), the step reached and a release.
+  let trained: { weights: Record<string, tf.Tensor>; ema: boolean; step: number; free(): void };
+  if (engine === "compiled") {
+    const r = await trainUnetCompiled({
+      settings: s,
+      cfg,
+      params,
+      loop,
+      worldSize: (o.comm ?? singleProcess()).size,
+      sizes: { height: h, width: w, tokens: T },
+      inputs: (idx, rng) => {
+        const x = stepInputs(idx, rng, { index: 0, count: 1 });
+        return {
+          x: x.xt,
+          t: Float32Array.from(x.t),
+          context: x.ctx,
+          target: x.target,
+          weights: x.wts,
+        };
+      },
+    });
+    trained = { ...r, free: () => tf.dispose(Object.values(r.weights)) };
+  } else {
+    const res = await trainLoop<number[], BatchPosition>({
+      ...loop,
+      params,
+      optimizer: { weightDecay: 0.01 },
+      ema: { decay: s.emaDecay, warmup: true },
+      lossFn: (idx, rng, micro) => {
+        const { b, xt, t, ctx, target, wts } = stepInputs(idx, rng, micro);
+        return tf.tidy(() => {
+          const pred = unetForward(params, cfg, {
+            x: tf.tensor4d(xt, [b, h, w, c]),
+            t: tf.tensor1d(Float32Array.from(t)),
+            context: tf.tensor3d(ctx, [b, T, D]),
+          });
+          const se = tf.mean(
+            tf.square(tf.sub(pred, tf.tensor4d(target, [b, h, w, c]))),
+            [1, 2, 3],
+          );
+          return tf.mean(tf.mul(se, tf.tensor1d(wts))) as tf.Scalar;
         });
-      }
-      // One timestep per sample: the schedule splits x0 into t.length equal chunks.
-      const { xt, target, weights: wts } = diffusionTargets(schedule, {
-        x0,
-        eps,
-        t,
-        minSnrGamma: s.minSnrGamma,
-      });
-      return tf.tidy(() => {
-        const pred = unetForward(params, cfg, {
-          x: tf.tensor4d(xt, [b, h, w, c]),
-          t: tf.tensor1d(Float32Array.from(t)),
-          context: tf.tensor3d(ctx, [b, T, D]),
-        });
-        const se = tf.mean(tf.square(tf.sub(pred, tf.tensor4d(target, [b, h, w, c]))), [1, 2, 3]);
-        return tf.mean(tf.mul(se, tf.tensor1d(wts))) as tf.Scalar;
-      });
-    },
-  });
-  // Save the EMA weights as the model (what sampling uses).
-  const weights = res.ema ? res.ema.shadow : params;
+      },
+    });
+    // Save the EMA weights as the model (what sampling uses).
+    const weights = (res.ema ? res.ema.shadow : params) as Record<string, tf.Tensor>;
+    trained = { weights, ema: !!res.ema, step: res.step, free: () => res.dispose() };
+  }
   await saveFrozen(o, modelDir, {
     kind: "unet",
     config: cfg,
-    params: weights as Record<string, tf.Tensor>,
+    params: trained.weights,
     extra: {
       schedule: s.schedule,
-      ema: !!res.ema,
+      ema: trained.ema,
       textContext: s.textContext ?? "states",
       // The step whose weights these are, so an evaluation lists them once, not also as the
       // checkpoint saved at the same step.
-      step: res.step,
+      step: trained.step,
     },
   });
-  res.dispose();
+  trained.free();
   disposeParams(params);
   const m = await loadModel<UnetConfig>(modelDir, "unet");
   return { params: m.params, config: m.info.config };

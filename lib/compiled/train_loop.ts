@@ -1,0 +1,329 @@
+/**
+ * The resumable training loop of lib/train (`trainLoop`) around a {@link CompiledTrainStep}: the
+ * same data order (`nextBatch` from the same positions), the same loss stream
+ * (`Rng.stream(seed, [0, STREAM.noise])`), the same learning-rate schedule and the same checkpoint
+ * format (`model`, `optimizer` with `m.<param>` / `v.<param>`, `ema`; `state.json` with step, RNG
+ * state, data position, optimizer `t` and EMA updates), so a checkpoint of either loop resumes in
+ * the other. One process only (no data-parallel group), one micro-batch per step.
+ *
+ * The step runs forward, backward, clipping, AdamW and the EMA on the GPU in one submit; the loop
+ * reads back the loss every step, the gradient norm on logged steps and the whole state only at
+ * checkpoints. Unlike `trainLoop`, a non-finite loss is seen after that step's update (it is in
+ * the same pass): the loop stops before saving anything of it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Graph } from "./graph.ts";
+ * import { gradients } from "./autodiff.ts";
+ * import { compileTrainStep } from "./train_step.ts";
+ * import { compiledTrainLoop } from "./train_loop.ts";
+ *
+ * const adapter = await navigator.gpu?.requestAdapter();
+ * if (adapter) {
+ *   const device = await adapter.requestDevice();
+ *   // Fit w to 2: loss = mean((w x - 2 x)^2) over the batch x.
+ *   const g = new Graph();
+ *   const w = g.input("w", [1, 1], "float32", "param"), x = g.input("x", [4, 1]);
+ *   const d = g.add("add", [g.add("matMul", [x, w]), g.add("mulScalar", [x], { s: -2 })]);
+ *   const loss = g.add("mean", [g.add("mul", [d, d])], { axes: [0, 1] });
+ *   const [dw] = gradients(g, loss, [w]);
+ *   g.output("loss", loss);
+ *   g.output("grad/w", dw);
+ *   const step = await compileTrainStep({ graph: g, grads: { w: dw } }, device, { clipNorm: 1 });
+ *   step.setParams({ w: new Float32Array([0]) });
+ *   const runDir = await Deno.makeTempDir();
+ *   const r = await compiledTrainLoop<number, number>({
+ *     runDir,
+ *     step,
+ *     inputs: (b) => ({ x: new Float32Array([b, b, b, b]) }),
+ *     nextBatch: (p) => ({ batch: 1, position: p + 1 }),
+ *     initialPosition: 0,
+ *     steps: 30,
+ *     lr: 0.1,
+ *     seed: 0,
+ *     checkpointEvery: 30,
+ *     progress: false,
+ *   });
+ *   assert.ok(r.history.at(-1)!.loss < r.history[0].loss);
+ *   assert.equal(r.step, 30);
+ *   step.destroy();
+ *   device.destroy();
+ *   await Deno.remove(runDir, { recursive: true });
+ * }
+ * ```
+ * @module
+ */
+import { Rng, STREAM } from "../util/rng.ts";
+import { Progress } from "../util/progress.ts";
+import {
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from "../train/checkpoint.ts";
+import { constantLr, type LrSchedule } from "../train/lr.ts";
+import { type MetricRecord, MetricsLog, truncateMetrics } from "../train/metrics.ts";
+import type { TensorDataMap } from "../train/tensor_data.ts";
+import type { CheckpointStore } from "../storage/store.ts";
+import { storeFor } from "../storage/location.ts";
+import type { CompiledTrainState, CompiledTrainStep } from "./train_step.ts";
+
+/** Options of {@link compiledTrainLoop}: `trainLoop`'s, less what a compiled step fixes. */
+export interface CompiledTrainLoopOptions<B, P> {
+  /** Local run folder: `metrics.jsonl` goes here, and checkpoints unless `store` is given. */
+  runDir: string;
+  store?: CheckpointStore;
+  /** The compiled step, its parameters already set (a resume overwrites them). */
+  step: CompiledTrainStep;
+  /** The step's data inputs for a batch; draw all randomness from `rng` so resumes are exact. */
+  inputs: (batch: B, rng: Rng) => Record<string, Float32Array>;
+  nextBatch: (position: P) => { batch: B; position: P } | Promise<{ batch: B; position: P }>;
+  initialPosition: P;
+  /** Train until this many steps in total. */
+  steps: number;
+  /** Learning rate: a schedule of the 0-based step index, or a constant (default 1e-3). */
+  lr?: LrSchedule | number;
+  /** Save every N steps and at the last step (default 0: never). */
+  checkpointEvery?: number;
+  /** Complete checkpoints to keep, newest first (default: all). */
+  keepLast?: number;
+  /** Steps also saved and never pruned. */
+  keepSteps?: readonly number[];
+  /** Write a metrics line every N steps and at the last step (default 1). */
+  logEvery?: number;
+  /** Seed of the loss stream `Rng.stream(seed, [0, STREAM.noise])`. */
+  seed: number;
+  resume?: boolean;
+  /** Saved into state.json as `config`. */
+  config?: unknown;
+  /** Items per batch, for `images_per_s` (default 1). */
+  itemsPerBatch?: number;
+  progress?: boolean;
+  onLog?: (rec: MetricRecord) => void;
+}
+
+/** What {@link compiledTrainLoop} returns. */
+export interface CompiledTrainLoopResult<P> {
+  step: number;
+  startStep: number;
+  resumedFrom: string | null;
+  history: { step: number; loss: number }[];
+  /** The final state, read back from the GPU. */
+  state: CompiledTrainState;
+  rng: Rng;
+  position: P;
+}
+
+/** Named flat arrays -> checkpoint tensors with the parameters' shapes (prefixing names). */
+function tensorsOf(
+  values: Record<string, Float32Array>,
+  shapes: Record<string, number[]>,
+  prefix = "",
+): TensorDataMap {
+  const out: TensorDataMap = {};
+  for (const [k, data] of Object.entries(values)) out[prefix + k] = { shape: shapes[k], data };
+  return out;
+}
+
+/** Checkpoint tensors -> named flat arrays, checking every parameter is there with its shape. */
+function valuesOf(
+  map: TensorDataMap | undefined,
+  shapes: Record<string, number[]>,
+  prefix: string,
+  source: string,
+): Record<string, Float32Array> {
+  if (!map) throw new Error(`${source}: missing`);
+  const out: Record<string, Float32Array> = {};
+  for (const [k, shape] of Object.entries(shapes)) {
+    const t = map[prefix + k];
+    if (!t) throw new Error(`${source}: tensor "${prefix + k}" missing`);
+    if (t.shape.join() !== shape.join()) {
+      throw new Error(`${source}: "${prefix + k}" is [${t.shape}], expected [${shape}]`);
+    }
+    out[k] = t.data;
+  }
+  return out;
+}
+
+/** state.json fields the loop reads back (written as lib/train's loop writes them). */
+interface SavedState {
+  rng?: { loss?: ReturnType<Rng["state"]> };
+  position?: unknown;
+  optimizer?: { t: number };
+  ema?: { updates: number } | null;
+  elapsed_s?: number;
+}
+
+/**
+ * Run (or resume) training with a compiled step; see the module doc.
+ *
+ * @example
+ * ```ts
+ * import type { CompiledTrainStep } from "./train_step.ts";
+ * import { compiledTrainLoop } from "./train_loop.ts";
+ *
+ * // A step compiled from a graph with a data input "x"; 10 steps, resumable from runDir.
+ * async function train(step: CompiledTrainStep, runDir: string): Promise<number[]> {
+ *   const r = await compiledTrainLoop<number, number>({
+ *     runDir,
+ *     step,
+ *     inputs: (b, rng) => ({ x: rng.normal(b) }),
+ *     nextBatch: (p) => ({ batch: 4, position: p + 1 }),
+ *     initialPosition: 0,
+ *     steps: 10,
+ *     seed: 0,
+ *     checkpointEvery: 5,
+ *     resume: true,
+ *   });
+ *   return r.history.map((h) => h.loss);
+ * }
+ * ```
+ */
+export async function compiledTrainLoop<B, P>(
+  o: CompiledTrainLoopOptions<B, P>,
+): Promise<CompiledTrainLoopResult<P>> {
+  const int = (name: string, v: number | undefined, dflt: number, min: number) => {
+    const x = v ?? dflt;
+    if (!Number.isInteger(x) || x < min) {
+      throw new Error(`compiledTrainLoop: option ${name} must be an integer >= ${min}, got ${v}`);
+    }
+    return x;
+  };
+  const steps = int("steps", o.steps, 0, 0);
+  const logEvery = int("logEvery", o.logEvery, 1, 1);
+  const checkpointEvery = int("checkpointEvery", o.checkpointEvery, 0, 0);
+  const keepLast = o.keepLast === undefined || o.keepLast === Infinity
+    ? undefined
+    : int("keepLast", o.keepLast, 1, 1);
+  const keepSteps = new Set(o.keepSteps ?? []);
+  const schedule: LrSchedule = typeof o.lr === "function" ? o.lr : constantLr(o.lr ?? 1e-3);
+  const store = o.store ?? storeFor(o.runDir);
+  await Deno.mkdir(o.runDir, { recursive: true });
+  const metricsPath = `${o.runDir}/metrics.jsonl`;
+  const cs = o.step;
+  const shapes: Record<string, number[]> = {};
+  for (const n of cs.paramNames) shapes[n] = [...cs.paramShapes[n]];
+  let rng = Rng.stream(o.seed, [0, STREAM.noise]);
+  let position = o.initialPosition;
+  let start = 0, elapsedBefore = 0;
+  let resumedFrom: string | null = null;
+
+  let ck: LoadedCheckpoint | null = null;
+  if (o.resume) {
+    const latest = await latestCheckpoint(store);
+    ck = latest ? await loadCheckpoint({ store, name: latest.name }) : null;
+  } else {
+    const done = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
+    if (done.length) {
+      throw new Error(
+        `compiledTrainLoop: ${store.location} already has checkpoints (newest ` +
+          `${done.at(-1)!.name}); pass resume: true or use a fresh runDir`,
+      );
+    }
+  }
+  if (ck) {
+    const src = `${store.location}/${ck.name}`;
+    const st = ck.state as SavedState;
+    if (!st.optimizer || !ck.tensors.optimizer) {
+      throw new Error(`${src}: has no optimizer state; cannot resume exactly`);
+    }
+    if (!st.rng?.loss) throw new Error(`${src}/state.json: field rng.loss missing`);
+    const hasEma = cs.hasEma;
+    if (hasEma && (!ck.tensors.ema || !st.ema)) {
+      throw new Error(`${src}: has no EMA but the step keeps one`);
+    }
+    cs.setState({
+      t: st.optimizer.t,
+      emaUpdates: st.ema?.updates ?? 0,
+      params: valuesOf(ck.tensors.model, shapes, "", `${src}/model.safetensors`),
+      m: valuesOf(ck.tensors.optimizer, shapes, "m.", `${src}/optimizer.safetensors`),
+      v: valuesOf(ck.tensors.optimizer, shapes, "v.", `${src}/optimizer.safetensors`),
+      ...(hasEma ? { ema: valuesOf(ck.tensors.ema, shapes, "", `${src}/ema.safetensors`) } : {}),
+    });
+    rng = Rng.fromState(st.rng.loss);
+    position = st.position as P;
+    start = ck.step;
+    elapsedBefore = st.elapsed_s ?? 0;
+    resumedFrom = ck.name;
+  }
+  await truncateMetrics(metricsPath, start);
+
+  const log = new MetricsLog(metricsPath);
+  const history: { step: number; loss: number }[] = [];
+  const t0 = performance.now();
+  let lastLogT = t0, lastLogStep = start;
+  const bar = (o.progress ?? true) && steps > start
+    ? new Progress({
+      total: steps,
+      label: String((o.config as { stage?: unknown } | undefined)?.stage ?? "train"),
+      initial: start,
+    })
+    : null;
+
+  const save = async (step: number) => {
+    const s = await cs.readState();
+    await saveCheckpoint(store, {
+      step,
+      tensors: {
+        model: tensorsOf(s.params, shapes),
+        optimizer: { ...tensorsOf(s.m, shapes, "m."), ...tensorsOf(s.v, shapes, "v.") },
+        ...(s.ema ? { ema: tensorsOf(s.ema, shapes) } : {}),
+      },
+      state: {
+        step,
+        seed: o.seed,
+        rng: { loss: rng.state() },
+        position,
+        optimizer: { t: s.t },
+        ema: s.ema ? { updates: s.emaUpdates } : null,
+        elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+        config: o.config,
+      } as Record<string, unknown>,
+    });
+    if (keepLast) await pruneCheckpoints(store, keepLast, { keepSteps: [...keepSteps] });
+  };
+
+  for (let step = start + 1; step <= steps; step++) {
+    const lr = schedule(step - 1);
+    const next = await o.nextBatch(position);
+    position = next.position;
+    const loss = await cs.step(o.inputs(next.batch, rng), lr);
+    if (!Number.isFinite(loss)) {
+      throw new Error(`compiledTrainLoop: loss is ${loss} at step ${step}; stopping`);
+    }
+    history.push({ step, loss });
+    if (step % logEvery === 0 || step === steps) {
+      const now = performance.now();
+      const rec: MetricRecord = {
+        step,
+        loss,
+        lr,
+        grad_norm: await cs.readGradNorm(),
+        images_per_s: ((step - lastLogStep) * (o.itemsPerBatch ?? 1) * 1000) /
+          Math.max(1e-9, now - lastLogT),
+        elapsed_s: elapsedBefore + (now - t0) / 1000,
+      };
+      if (!Number.isFinite(rec.grad_norm)) delete rec.grad_norm;
+      lastLogT = now;
+      lastLogStep = step;
+      await log.append(rec);
+      o.onLog?.(rec);
+    }
+    bar?.update(step, { loss, lr });
+    const due = checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps);
+    if (due || keepSteps.has(step)) await save(step);
+  }
+  bar?.done();
+  return {
+    step: Math.max(start, steps),
+    startStep: start,
+    resumedFrom,
+    history,
+    state: await cs.readState(),
+    rng,
+    position,
+  };
+}
