@@ -44,8 +44,9 @@ import { formatNumber, type Headline, type StudySection } from "./report.ts";
  * assert.ok(EXAMPLE_PROMPTS.endsWith("data/parti_prompts_example.tsv"));
  * ```
  */
-export const EXAMPLE_PROMPTS = new URL("../../data/parti_prompts_example.tsv", import.meta.url)
-  .pathname;
+export const EXAMPLE_PROMPTS: string =
+  new URL("../../data/parti_prompts_example.tsv", import.meta.url)
+    .pathname;
 
 /** Options of {@link humanStep}. */
 export interface HumanStepOptions {
