@@ -20,8 +20,12 @@
  *
  * Usage:
  *   deno run -A bench/compiled_step.ts [--preset default|tiny] [--step full|grads] [--steps 5]
- *     [--warmup 2]
+ *     [--warmup 2] [--precision f32|mixed]
  *     [--tfjs-host-ms 300] [--measure-tfjs] [--seed 0]
+ * `--precision mixed`: float16 activations and heavy ops with dynamic loss scaling
+ * (lib/compiled/mixed_precision.ts; the adapter must have `shader-f16`); the stats line then
+ * also gives the pooled (activation) bytes and the values stored as float16.
+ *
  * Output: a line per measurement and
  *   RESULT compiled_step host_ms_per_step=<kit> speedup=<tfjs-webgpu host ms / kit host ms>
  * @module
@@ -34,6 +38,8 @@ import {
   compileTrainStep,
   fuseGraph,
   NO_KERNEL_OPS,
+  type Precision,
+  requestStepDevice,
   unetTrainingGraph,
 } from "../lib/compiled/mod.ts";
 import {
@@ -68,6 +74,11 @@ const SPEC = {
     help: "measure the peer now (bench/gpu.ts --host-only, a minute or two on lavapipe)",
   },
   seed: { type: "int", default: 0, min: 0, help: "seed of weights and data" },
+  precision: {
+    type: "string",
+    default: "f32",
+    help: "f32, or mixed (float16 activations and heavy ops; needs shader-f16)",
+  },
 } as const;
 
 /** The default preset's UNet, with the channels and context width its frozen parts give it. */
@@ -115,6 +126,10 @@ async function main(): Promise<void> {
   if (f.step !== "full" && f.step !== "grads") {
     throw new UsageError(`bench/compiled_step.ts: --step must be full or grads`);
   }
+  if (f.precision !== "f32" && f.precision !== "mixed") {
+    throw new UsageError(`bench/compiled_step.ts: --precision must be f32 or mixed`);
+  }
+  const precision = f.precision as Precision;
   const full = f.step === "full";
   const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
   if (!adapter) {
@@ -122,7 +137,7 @@ async function main(): Promise<void> {
     console.log("RESULT compiled_step host_ms_per_step=nan speedup=nan");
     return;
   }
-  const device = await adapter.requestDevice();
+  const device = await requestStepDevice(adapter, precision);
   const info = adapter.info;
   // Weights are drawn with tfjs on the CPU, then handed over as arrays.
   await initBackend("cpu-blas", { quiet: true });
@@ -133,9 +148,13 @@ async function main(): Promise<void> {
   const graphMs = performance.now() - t0;
   t0 = performance.now();
   const train = full
-    ? await compileTrainStep(step, device, { clipNorm: 1, ema: { decay: 0.9999, warmup: true } })
+    ? await compileTrainStep(step, device, {
+      clipNorm: 1,
+      ema: { decay: 0.9999, warmup: true },
+      precision,
+    })
     : undefined;
-  const exe = train ? train.exe : await compileGraph(step.graph, device);
+  const exe = train ? train.exe : await compileGraph(step.graph, device, { precision });
   const compileMs = performance.now() - t0;
   const graph = full ? fuseGraph(step.graph) : step.graph;
   const kernels = graph.nodes.filter((n) => !NO_KERNEL_OPS.has(n.op)).length;
@@ -157,7 +176,9 @@ async function main(): Promise<void> {
       `pipelines, ${st.bindGroups} bind groups, ${st.buffers} storage buffers ` +
       `(${st.pooledBuffers} pooled for ${st.pooledValues} intermediates), ${
         (st.storageBytes / 2 ** 20).toFixed(1)
-      } MiB`,
+      } MiB; precision ${precision}: pooled ${
+        (st.pooledBytes / 2 ** 20).toFixed(2)
+      } MiB, ${st.halfValues} values float16`,
   );
 
   const params = initUnet(cfg, Rng.stream(f.seed, [0, STREAM.init]));

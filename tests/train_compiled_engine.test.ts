@@ -5,7 +5,7 @@
  * resumes to exactly the uninterrupted losses and final weights, a compiled checkpoint resumes
  * with the tfjs engine too, `trainRun` records the engine in config.json, refuses a resume with
  * the other one and samples from the result, and what the compiled step cannot do is refused in
- * one line. Skipped, with the reason printed, without a WebGPU adapter.
+ * one line (data-parallel groups: tests/compiled_data_parallel.test.ts). Skipped, with the reason printed, without a WebGPU adapter.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
@@ -202,11 +202,8 @@ Deno.test({
 
 Deno.test("compiled UNet engine: what it cannot do is refused in one line, naming the flag", async () => {
   const u = resolvePreset("tiny").unet;
-  assert.equal(
-    compiledEngineProblem(u, 2),
-    "--unet-engine compiled trains in one process (no gradient allreduce yet), got --procs 2; " +
-      "use --procs 1 or --unet-engine tfjs",
-  );
+  // Data-parallel groups train (tests/compiled_data_parallel.test.ts).
+  assert.equal(compiledEngineProblem(u, 2), null);
   assert.equal(
     compiledEngineProblem({ ...u, gradAccum: 4 }, 1),
     "--unet-engine compiled takes one micro-batch per step, got --grad-accum 4; raise " +

@@ -102,7 +102,7 @@ const SPEC = {
     choices: UNET_ENGINES,
     default: "tfjs",
     help: "what runs the UNet stage's training step: tfjs (autodiff on --backend) or compiled " +
-      "(the whole step compiled once and run on navigator.gpu; one process, no --grad-accum)",
+      "(the whole step compiled once and run on navigator.gpu; with --procs, gradients allreduced once per step; no --grad-accum)",
   },
   procs: {
     type: "int",

@@ -51,7 +51,24 @@ export interface PackedAdamWOptions {
   scalars: GPUBuffer;
   /** Scratch of at least `(PARTIALS + 1) * 4` bytes for the norm (the norm lands at index 256). */
   partials: GPUBuffer;
+  /**
+   * Dynamic loss scaling, all on the GPU: the gradients arrive multiplied by the float32 at
+   * `scale` (the loss seed the graph reads); the update divides it out, skips the whole step
+   * (parameters, moments, EMA untouched) when the gradients hold an inf or NaN, and a last
+   * dispatch halves the scale on such an overflow or doubles it after `growEvery` good steps
+   * (bounds 2^-24, 2^24). The scale's range holds {@link LOSS_SCALE_STATE} floats
+   * `[scale, applied, goodSteps, skipped]`: AdamW's step count (`applied`, skipped steps
+   * excluded) then lives on the GPU, and the step scalars' first word is the plain `lr`
+   * ({@link adamWStepScalars} with `gpuT`).
+   */
+  lossScale?: { buffer: GPUBuffer; offset: number; growEvery: number };
 }
+
+/**
+ * Floats of the loss-scale state: `[scale, applied, goodSteps, skipped]` (applied: steps not
+ * skipped, AdamW's step count; skipped: steps skipped for an overflow so far).
+ */
+export const LOSS_SCALE_STATE = 4;
 
 /** Bytes the `partials` buffer of {@link PackedAdamWOptions} needs. */
 export const ADAMW_PARTIALS_BYTES = (PARTIALS + 4) * 4;
@@ -77,9 +94,12 @@ export function adamWStepScalars(o: {
   beta2: number;
   weightDecay: number;
   emaDecay?: number;
+  /** The step count is on the GPU (loss scaling): the first word is `lr`, the second unused. */
+  gpuT?: boolean;
 }): Float32Array<ArrayBuffer> {
   const bc1 = 1 - Math.pow(o.beta1, o.t), bc2 = 1 - Math.pow(o.beta2, o.t);
   const decay = o.weightDecay > 0 ? 1 - o.lr * o.weightDecay : 1;
+  if (o.gpuT) return new Float32Array([o.lr, 0, decay, o.emaDecay ?? 1]);
   return new Float32Array([o.lr / bc1, Math.sqrt(bc2), decay, o.emaDecay ?? 1]);
 }
 
@@ -113,29 +133,54 @@ const NORM_WGSL = COMMON + `
 }
 `;
 
-function updateWgsl(clip: boolean, ema: boolean): string {
-  return COMMON + `
+/** An exponent of all ones: inf or NaN (by bits: a compiler may assume finite floats). */
+const NON_FINITE =
+  `fn nonFinite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }
+`;
+
+function updateWgsl(clip: boolean, ema: boolean, scaled = false): string {
+  const b = 6 + (clip || scaled ? 1 : 0) + (ema ? 1 : 0);
+  const head = scaled
+    ? `  var acc = 0.0;
+  for (var k = lid; k < ${PARTIALS}u; k += 64u) { acc += part[k]; }
+  let n2 = wg_sum(acc, lid);
+  // Overflow: skip the step (the scale dispatch halves the scale).
+  if (nonFinite(n2)) { return; }
+  let inv = 1.0 / ls[0];
+  let norm = sqrt(n2) * inv;
+  coef = inv${clip ? " * min(c.clip / (norm + 1e-6), 1.0)" : ""};
+  if (wid.x == 0u && lid == 0u) { part[${PARTIALS}] = norm; }
+  let tt = ls[1] + 1.0;
+  let stepSize = st[0] / (1.0 - pow(c.b1, tt)); let sqrtBc2 = sqrt(1.0 - pow(c.b2, tt));`
+    : `${
+      clip
+        ? `  var acc = 0.0;
+  for (var k = lid; k < ${PARTIALS}u; k += 64u) { acc += part[k]; }
+  let norm = sqrt(wg_sum(acc, lid));
+  coef = min(c.clip / (norm + 1e-6), 1.0);
+  if (wid.x == 0u && lid == 0u) { part[${PARTIALS}] = norm; }`
+        : ""
+    }
+  let stepSize = st[0]; let sqrtBc2 = st[1];`;
+  return COMMON + NON_FINITE + `
 @group(0) @binding(1) var<storage, read> st: array<f32, 4>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> p: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
-${clip ? "@group(0) @binding(6) var<storage, read_write> part: array<f32>;" : ""}
-${ema ? `@group(0) @binding(${clip ? 7 : 6}) var<storage, read_write> sh: array<f32>;` : ""}
+${clip || scaled ? "@group(0) @binding(6) var<storage, read_write> part: array<f32>;" : ""}
+${
+    ema
+      ? `@group(0) @binding(${clip || scaled ? 7 : 6}) var<storage, read_write> sh: array<f32>;`
+      : ""
+  }
+${scaled ? `@group(0) @binding(${b}) var<storage, read> ls: array<f32>;` : ""}
 @compute @workgroup_size(64) fn main(@builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) lidv: vec3<u32>) {
   let lid = lidv.x;
   var coef = 1.0;
-${
-    clip
-      ? `  var acc = 0.0;
-  for (var k = lid; k < ${PARTIALS}u; k += 64u) { acc += part[k]; }
-  let norm = sqrt(wg_sum(acc, lid));
-  coef = min(c.clip / (norm + 1e-6), 1.0);
-  if (wid.x == 0u && lid == 0u) { part[${PARTIALS}] = norm; }`
-      : ""
-  }
-  let stepSize = st[0]; let sqrtBc2 = st[1]; let wd = st[2]; let ed = st[3];
+${head}
+  let wd = st[2]; let ed = st[3];
   for (var i = wid.x * 64u + lid; i < c.n; i += ${UPDATE_GROUPS * 64}u) {
     let gi = g[i] * coef;
     let mi = c.b1 * m[i] + (1.0 - c.b1) * gi;
@@ -150,6 +195,27 @@ ${ema ? "    sh[i] = sh[i] * ed + pi * (1.0 - ed);" : ""}
 }
 `;
 }
+
+/** The loss-scale update: one workgroup after the parameter update (see `lossScale`). */
+const SCALE_WGSL = COMMON + NON_FINITE + `
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ls: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(local_invocation_id) lidv: vec3<u32>) {
+  let lid = lidv.x;
+  var acc = 0.0;
+  for (var k = lid; k < ${PARTIALS}u; k += 64u) { acc += part[k]; }
+  let n2 = wg_sum(acc, lid);
+  if (lid != 0u) { return; }
+  if (nonFinite(n2)) {
+    ls[0] = max(ls[0] * 0.5, 5.9604645e-8);
+    ls[2] = 0.0; ls[3] = ls[3] + 1.0;
+    return;
+  }
+  ls[1] = ls[1] + 1.0;
+  ls[2] = ls[2] + 1.0;
+  if (ls[2] >= f32(c.pad0)) { ls[0] = min(ls[0] * 2.0, 16777216.0); ls[2] = 0.0; }
+}
+`;
 
 /**
  * Build the AdamW dispatches over `packed` (one, or two with clipping): pipelines, the constant
@@ -194,6 +260,10 @@ export async function adamWDispatches(
   o: PackedAdamWOptions,
 ): Promise<ExtraDispatch[]> {
   const clip = o.clipNorm !== undefined;
+  const ls = o.lossScale;
+  if (ls && !(Number.isInteger(ls.growEvery) && ls.growEvery > 0)) {
+    throw new Error(`adamw: lossScale.growEvery must be an integer > 0, got ${ls.growEvery}`);
+  }
   const words = new Uint32Array([
     packed.elements,
     o.decayEnd,
@@ -201,7 +271,7 @@ export async function adamWDispatches(
     f32Bits(o.beta1),
     f32Bits(o.beta2),
     f32Bits(o.eps),
-    0,
+    ls?.growEvery ?? 0,
     0,
   ]);
   const uniforms = device.createBuffer({
@@ -211,7 +281,8 @@ export async function adamWDispatches(
   });
   device.queue.writeBuffer(uniforms, 0, words);
   device.pushErrorScope("validation");
-  const make = (code: string, resources: GPUBuffer[], groups: number): ExtraDispatch => {
+  type Res = GPUBuffer | GPUBufferBinding;
+  const make = (code: string, resources: Res[], groups: number): ExtraDispatch => {
     const module = device.createShaderModule({ code, label: "adamw" });
     const pipeline = device.createComputePipeline({
       layout: "auto",
@@ -220,16 +291,22 @@ export async function adamWDispatches(
     });
     const bindGroup = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: resources.map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: resources.map((r, binding) => ({
+        binding,
+        resource: r instanceof GPUBuffer ? { buffer: r } : r,
+      })),
     });
     return { pipeline, bindGroup, workgroups: [groups, 1, 1] };
   };
   const out: ExtraDispatch[] = [];
-  if (clip) out.push(make(NORM_WGSL, [uniforms, packed.grads, o.partials], PARTIALS));
-  const res = [uniforms, o.scalars, packed.grads, packed.params, o.m, o.v];
-  if (clip) res.push(o.partials);
+  if (clip || ls) out.push(make(NORM_WGSL, [uniforms, packed.grads, o.partials], PARTIALS));
+  const res: Res[] = [uniforms, o.scalars, packed.grads, packed.params, o.m, o.v];
+  if (clip || ls) res.push(o.partials);
   if (o.ema) res.push(o.ema);
-  out.push(make(updateWgsl(clip, !!o.ema), res, UPDATE_GROUPS));
+  const scale = ls && { buffer: ls.buffer, offset: ls.offset, size: 4 * LOSS_SCALE_STATE };
+  if (ls) res.push(scale!);
+  out.push(make(updateWgsl(clip, !!o.ema, !!ls), res, UPDATE_GROUPS));
+  if (ls) out.push(make(SCALE_WGSL, [uniforms, o.partials, scale!], 1));
   const err = await device.popErrorScope();
   if (err) throw new Error(`adamw: pipeline failed: ${err.message}`);
   return out;

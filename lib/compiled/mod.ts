@@ -27,6 +27,7 @@ export * from "./autodiff.ts";
 export * from "./interpret.ts";
 export * from "./training_graph.ts";
 export * from "./webgpu_executor.ts";
+export * from "./mixed_precision.ts";
 export { NO_KERNEL_OPS } from "./wgsl_lower.ts";
 export * from "./fuse.ts";
 export * from "./adamw.ts";

@@ -4,9 +4,15 @@
  * (`Rng.stream(seed, [0, STREAM.noise])`), the same learning-rate schedule and the same checkpoint
  * format (`model`, `optimizer` with `m.<param>` / `v.<param>`, `ema`; `state.json` with step, RNG
  * state, data position, optimizer `t` and EMA updates), so a checkpoint of either loop resumes in
- * the other. One process only (no data-parallel group), one micro-batch per step.
+ * the other. One micro-batch per step.
  *
- * The step runs forward, backward, clipping, AdamW and the EMA on the GPU in one submit; the loop
+ * In a data-parallel group (`comm`, as `trainLoop`'s) each rank draws from its own loss stream
+ * (`lossStreamPath`), runs forward and backward on its share of the batch, and the packed
+ * gradients and loss are averaged with one `allreduceMean` per step before clipping, AdamW and the
+ * EMA, so every rank takes the same update; rank 0 alone reads and writes checkpoints (with every
+ * rank's RNG state) and metrics, as `trainLoop` does.
+ *
+ * Alone, the step runs forward, backward, clipping, AdamW and the EMA on the GPU in one submit; the loop
  * reads back the loss every step, the gradient norm on logged steps and the whole state only at
  * checkpoints. Unlike `trainLoop`, a non-finite loss is seen after that step's update (it is in
  * the same pass): the loop stops before saving anything of it.
@@ -69,7 +75,15 @@ import { type MetricRecord, MetricsLog, truncateMetrics } from "../train/metrics
 import type { TensorDataMap } from "../train/tensor_data.ts";
 import type { CheckpointStore } from "../storage/store.ts";
 import { storeFor } from "../storage/location.ts";
-import type { CompiledTrainState, CompiledTrainStep } from "./train_step.ts";
+import { shareCheckpoint } from "../train/checkpoint_broadcast.ts";
+import {
+  allreduceMean,
+  assertSameOnAllRanks,
+  type Communicator,
+  singleProcess,
+} from "../data_parallel/comm.ts";
+import { gatherRngStates, lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
+import type { CompiledTrainState, CompiledTrainStep, StepOptions } from "./train_step.ts";
 
 /** Options of {@link compiledTrainLoop}: `trainLoop`'s, less what a compiled step fixes. */
 export interface CompiledTrainLoopOptions<B, P> {
@@ -94,8 +108,15 @@ export interface CompiledTrainLoopOptions<B, P> {
   keepSteps?: readonly number[];
   /** Write a metrics line every N steps and at the last step (default 1). */
   logEvery?: number;
-  /** Seed of the loss stream `Rng.stream(seed, [0, STREAM.noise])`. */
+  /** Seed of the loss stream `Rng.stream(seed, [rank, STREAM.noise])`. */
   seed: number;
+  /** As `trainLoop`'s: `"per-rank"` (default) or `"shared"` (rank 0's stream on every rank). */
+  seedStreams?: SeedStreams;
+  /**
+   * Data-parallel group: gradients and loss averaged over its ranks every step; rank 0 alone
+   * touches the store and metrics (see the module doc). Default: this process alone.
+   */
+  comm?: Communicator;
   resume?: boolean;
   /** Saved into state.json as `config`. */
   config?: unknown;
@@ -150,7 +171,7 @@ function valuesOf(
 
 /** state.json fields the loop reads back (written as lib/train's loop writes them). */
 interface SavedState {
-  rng?: { loss?: ReturnType<Rng["state"]> };
+  rng?: { loss?: ReturnType<Rng["state"]>; ranks?: ReturnType<Rng["state"]>[] };
   position?: unknown;
   optimizer?: { t: number };
   ema?: { updates: number } | null;
@@ -201,29 +222,38 @@ export async function compiledTrainLoop<B, P>(
   const keepSteps = new Set(o.keepSteps ?? []);
   const schedule: LrSchedule = typeof o.lr === "function" ? o.lr : constantLr(o.lr ?? 1e-3);
   const store = o.store ?? storeFor(o.runDir);
-  await Deno.mkdir(o.runDir, { recursive: true });
+  const comm = o.comm ?? singleProcess();
+  const rank = comm.rank, writer = rank === 0;
+  if (writer) await Deno.mkdir(o.runDir, { recursive: true });
   const metricsPath = `${o.runDir}/metrics.jsonl`;
   const cs = o.step;
   const shapes: Record<string, number[]> = {};
   for (const n of cs.paramNames) shapes[n] = [...cs.paramShapes[n]];
-  let rng = Rng.stream(o.seed, [0, STREAM.noise]);
+  let rng = Rng.stream(o.seed, lossStreamPath(rank, o.seedStreams));
   let position = o.initialPosition;
   let start = 0, elapsedBefore = 0;
   let resumedFrom: string | null = null;
 
-  let ck: LoadedCheckpoint | null = null;
-  if (o.resume) {
-    const latest = await latestCheckpoint(store);
-    ck = latest ? await loadCheckpoint({ store, name: latest.name }) : null;
-  } else {
-    const done = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
-    if (done.length) {
-      throw new Error(
-        `compiledTrainLoop: ${store.location} already has checkpoints (newest ` +
-          `${done.at(-1)!.name}); pass resume: true or use a fresh runDir`,
-      );
-    }
-  }
+  // Rank 0 alone reads the store; the others get its outcome by broadcast.
+  const ck: LoadedCheckpoint | null = await shareCheckpoint({
+    comm,
+    location: store.location,
+    read: async () => {
+      if (o.resume) {
+        const latest = await latestCheckpoint(store);
+        return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
+      }
+      if (!writer) return null;
+      const done = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
+      if (done.length) {
+        throw new Error(
+          `compiledTrainLoop: ${store.location} already has checkpoints (newest ` +
+            `${done.at(-1)!.name}); pass resume: true or use a fresh runDir`,
+        );
+      }
+      return null;
+    },
+  });
   if (ck) {
     const src = `${store.location}/${ck.name}`;
     const st = ck.state as SavedState;
@@ -243,19 +273,27 @@ export async function compiledTrainLoop<B, P>(
       v: valuesOf(ck.tensors.optimizer, shapes, "v.", `${src}/optimizer.safetensors`),
       ...(hasEma ? { ema: valuesOf(ck.tensors.ema, shapes, "", `${src}/ema.safetensors`) } : {}),
     });
-    rng = Rng.fromState(st.rng.loss);
+    // As trainLoop: every rank's stream when the run had this many ranks, else a step-specific
+    // seed on ranks > 0; shared streams are rank 0's everywhere.
+    const saved = st.rng.ranks?.length === comm.size ? st.rng.ranks[rank] : undefined;
+    rng = rank === 0 || o.seedStreams === "shared"
+      ? Rng.fromState(st.rng.loss)
+      : saved
+      ? Rng.fromState(saved)
+      : Rng.stream(o.seed, [rank, STREAM.noise, ck.step]);
     position = st.position as P;
     start = ck.step;
     elapsedBefore = st.elapsed_s ?? 0;
     resumedFrom = ck.name;
   }
-  await truncateMetrics(metricsPath, start);
+  await assertSameOnAllRanks(comm, "compiledTrainLoop: resume step", start);
+  if (writer) await truncateMetrics(metricsPath, start);
 
   const log = new MetricsLog(metricsPath);
   const history: { step: number; loss: number }[] = [];
   const t0 = performance.now();
   let lastLogT = t0, lastLogStep = start;
-  const bar = (o.progress ?? true) && steps > start
+  const bar = (o.progress ?? writer) && steps > start
     ? new Progress({
       total: steps,
       label: String((o.config as { stage?: unknown } | undefined)?.stage ?? "train"),
@@ -263,7 +301,13 @@ export async function compiledTrainLoop<B, P>(
     })
     : null;
 
+  // Every rank joins (the RNG gather and the closing barrier); rank 0 alone reads back and writes.
   const save = async (step: number) => {
+    const ranks = await gatherRngStates(comm, rng.state());
+    if (!writer) {
+      await comm.barrier();
+      return;
+    }
     const s = await cs.readState();
     await saveCheckpoint(store, {
       step,
@@ -275,7 +319,7 @@ export async function compiledTrainLoop<B, P>(
       state: {
         step,
         seed: o.seed,
-        rng: { loss: rng.state() },
+        rng: { loss: rng.state(), ...(comm.size > 1 ? { ranks } : {}) },
         position,
         optimizer: { t: s.t },
         ema: s.ema ? { updates: s.emaUpdates } : null,
@@ -284,13 +328,17 @@ export async function compiledTrainLoop<B, P>(
       } as Record<string, unknown>,
     });
     if (keepLast) await pruneCheckpoints(store, keepLast, { keepSteps: [...keepSteps] });
+    await comm.barrier();
   };
+  const stepOptions: StepOptions = comm.size > 1
+    ? { reduce: (flat) => allreduceMean(comm, flat) }
+    : {};
 
   for (let step = start + 1; step <= steps; step++) {
     const lr = schedule(step - 1);
     const next = await o.nextBatch(position);
     position = next.position;
-    const loss = await cs.step(o.inputs(next.batch, rng), lr);
+    const loss = await cs.step(o.inputs(next.batch, rng), lr, stepOptions);
     if (!Number.isFinite(loss)) {
       throw new Error(`compiledTrainLoop: loss is ${loss} at step ${step}; stopping`);
     }
@@ -309,7 +357,7 @@ export async function compiledTrainLoop<B, P>(
       if (!Number.isFinite(rec.grad_norm)) delete rec.grad_norm;
       lastLogT = now;
       lastLogStep = step;
-      await log.append(rec);
+      if (writer) await log.append(rec);
       o.onLog?.(rec);
     }
     bar?.update(step, { loss, lr });

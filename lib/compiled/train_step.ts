@@ -8,7 +8,16 @@
  *
  * The update matches lib/train's loop: gradient clipping by global norm (`clipNorm`), AdamW with
  * decoupled weight decay on parameters of rank > 1 (lib/train's default `noDecay`), the EMA with
- * its warmup decay `min(decay, (1 + n) / (10 + n))`; float32 on the GPU.
+ * its warmup decay `min(decay, (1 + n) / (10 + n))`; float32 on the GPU. With `precision:
+ * "mixed"` the graph's activations and heavy ops run in float16 (mixed_precision.ts) under dynamic
+ * loss scaling kept on the GPU (adamw.ts `lossScale`: an overflowing step is skipped and does not
+ * count as an AdamW step); weights, moments, EMA, loss and gradients stay float32. The EMA
+ * warmup counter is the host's and counts skipped steps too.
+ *
+ * A data-parallel rank passes `reduce` to {@link CompiledTrainStep.step}: the step then splits at
+ * the gradients (forward and backward in one submit, the packed gradients read back with one map,
+ * averaged over the group by `reduce`, written back with one write, then clipping, AdamW and the
+ * EMA in a second submit), so every rank applies the same update.
  *
  * @example
  * ```ts
@@ -42,10 +51,16 @@
  * ```
  * @module
  */
-import { ADAMW_PARTIALS_BYTES, adamWDispatches, adamWStepScalars } from "./adamw.ts";
+import {
+  ADAMW_PARTIALS_BYTES,
+  adamWDispatches,
+  adamWStepScalars,
+  LOSS_SCALE_STATE,
+} from "./adamw.ts";
+import { LOSS_SCALE_INPUT, type Precision, scaleLossSeed } from "./mixed_precision.ts";
 import { fuseGraph } from "./fuse.ts";
 import type { Graph, Node } from "./graph.ts";
-import { type CompiledGraph, compileGraph } from "./webgpu_executor.ts";
+import { type CompiledGraph, compileGraph, type InputSlot } from "./webgpu_executor.ts";
 import { NO_KERNEL_OPS } from "./wgsl_lower.ts";
 
 /** Options of {@link compileTrainStep} (defaults: lib/train's AdamW and the UNet stage's loop). */
@@ -64,6 +79,52 @@ export interface CompiledTrainStepOptions {
   ema?: { decay: number; warmup?: boolean };
   /** Run {@link fuseGraph} on the graph first (default true). */
   fuse?: boolean;
+  /**
+   * `"mixed"`: float16 activations and heavy ops (mixed_precision.ts; the device needs
+   * `shader-f16`, see `requestStepDevice`) with dynamic loss scaling on the GPU (adamw.ts
+   * `lossScale`); weights, moments, EMA, loss and gradients stay float32. Default `"f32"`.
+   */
+  precision?: Precision;
+  /** Loss scaling of `"mixed"`: initial scale (default 2^15) and good steps before doubling (200). */
+  lossScale?: { init?: number; growEvery?: number };
+}
+
+/** The dynamic loss scale of a mixed-precision step (see {@link CompiledTrainStep.readLossScale}). */
+export interface LossScaleState {
+  scale: number;
+  /** Steps applied (skipped ones excluded): AdamW's step count. */
+  applied: number;
+  /** Good steps since the scale last changed. */
+  goodSteps: number;
+  /** Steps skipped for an inf or NaN gradient so far. */
+  skipped: number;
+}
+
+/** Options of one {@link CompiledTrainStep.step}. */
+export interface StepOptions {
+  /**
+   * Average the gradients over a data-parallel group (e.g. lib/data_parallel's `allreduceMean`):
+   * called with this rank's packed gradients followed by its loss (`packed.elements + 1` values:
+   * the packed layout, gaps zero, then the loss), it replaces them in place by the group's mean.
+   * The step then resolves the mean loss. The array is reused by the next step.
+   */
+  reduce?: (flat: Float32Array) => Promise<void>;
+}
+
+/** Host milliseconds of a {@link CompiledTrainStep}'s last step, by phase. */
+export interface StepTimes {
+  /** `writeBuffer` calls: data inputs, the step's scalars and (with `reduce`) the gradients. */
+  writeMs: number;
+  /** Encoding the passes (and readback copies). */
+  encodeMs: number;
+  /** Inside `queue.submit` (a software driver may run the kernels there). */
+  submitMs: number;
+  /** Waiting for the GPU: from each submit until its results are on the host. */
+  waitMs: number;
+  /** With `reduce`: mapping the finished gradient readback and copying it to the host array. */
+  readMs: number;
+  /** With `reduce`: inside it (an allreduce, waiting for the other ranks included). */
+  reduceMs: number;
 }
 
 /** The optimizer state of a {@link CompiledTrainStep}, by parameter name. */
@@ -93,8 +154,13 @@ export interface CompiledTrainStep {
   readonly hasEma: boolean;
   /** Write every parameter (and the EMA shadows, which start as the parameters). */
   setParams(params: Record<string, Float32Array>): void;
-  /** One step: write `data` inputs, run forward, backward and AdamW at `lr`; resolve the loss. */
-  step(data: Record<string, Float32Array>, lr: number): Promise<number>;
+  /**
+   * One step: write `data` inputs, run forward, backward and AdamW at `lr`; resolve the loss.
+   * Without `options.reduce` all of it is one submit; with it, see {@link StepOptions}.
+   */
+  step(data: Record<string, Float32Array>, lr: number, options?: StepOptions): Promise<number>;
+  /** Phases of the last step. */
+  readonly lastTimes: StepTimes;
   /** Read the parameters (or the EMA shadows) back. */
   readParams(which?: "params" | "ema"): Promise<Record<string, Float32Array>>;
   /**
@@ -104,6 +170,8 @@ export interface CompiledTrainStep {
   readState(): Promise<CompiledTrainState>;
   /** Restore a {@link CompiledTrainStep.readState} snapshot (a resume). */
   setState(state: CompiledTrainState): void;
+  /** The loss scale and its counters (undefined unless `precision: "mixed"`). */
+  readLossScale(): Promise<LossScaleState | undefined>;
   /** The last step's global gradient norm before clipping (NaN when compiled without clipping). */
   readGradNorm(): Promise<number>;
   /** Free every buffer. */
@@ -127,7 +195,17 @@ export async function compileTrainStep(
   if (o.clipNorm !== undefined && !(o.clipNorm > 0)) {
     throw new Error(`compileTrainStep: option clipNorm must be > 0, got ${o.clipNorm}`);
   }
-  const graph = o.fuse === false ? step.graph : fuseGraph(step.graph);
+  const mixed = o.precision === "mixed";
+  if (o.precision !== undefined && o.precision !== "f32" && !mixed) {
+    throw new Error(`compileTrainStep: precision must be "f32" or "mixed", got "${o.precision}"`);
+  }
+  const scaleInit = o.lossScale?.init ?? 32768, growEvery = o.lossScale?.growEvery ?? 200;
+  if (!(scaleInit > 0) || !Number.isInteger(growEvery) || growEvery < 1) {
+    throw new Error(`compileTrainStep: lossScale needs init > 0 and an integer growEvery >= 1`);
+  }
+  // Loss scaling: the seed of the backward pass becomes an input the GPU keeps updating.
+  const source = mixed ? scaleLossSeed(step.graph) : step.graph;
+  const graph = o.fuse === false ? source : fuseGraph(source);
   const names = Object.keys(step.grads).sort();
   for (const n of names) {
     if (!graph.inputs.has(n)) throw new Error(`compileTrainStep: graph has no input "${n}"`);
@@ -168,9 +246,11 @@ export async function compileTrainStep(
   const scalars = buf(16, "adamw step scalars");
   let ema: GPUBuffer | undefined, m: GPUBuffer | undefined, v: GPUBuffer | undefined;
   let partials: GPUBuffer | undefined;
+  let scaleDirty = mixed, scaleSlot: InputSlot | undefined;
   const exe = await compileGraph(graph, device, {
     pack: { params: order, grads: order.map((n) => `grad/${n}`) },
-    after: (packed) => {
+    precision: o.precision,
+    after: (packed, inputs) => {
       const bytes = 4 * packed.elements;
       ema = o.ema ? buf(bytes, "ema") : undefined;
       const decayEnd = decayed.length
@@ -187,6 +267,9 @@ export async function compileTrainStep(
         v: v = buf(bytes, "adam v"),
         scalars,
         partials: partials = buf(ADAMW_PARTIALS_BYTES, "adamw norm partials"),
+        lossScale: mixed
+          ? { ...(scaleSlot = inputs.get(LOSS_SCALE_INPUT)!), growEvery }
+          : undefined,
       });
     },
   });
@@ -215,6 +298,16 @@ export async function compileTrainStep(
     return out;
   };
   const dataNames = new Set([...graph.inputs.keys()].filter((n) => !packed.offsets.has(n)));
+  const lastTimes: StepTimes = {
+    writeMs: 0,
+    encodeMs: 0,
+    submitMs: 0,
+    waitMs: 0,
+    readMs: 0,
+    reduceMs: 0,
+  };
+  // A data-parallel rank's gradient readback and host array, made at its first step.
+  let gradsRb: GPUBuffer | undefined, flat: Float32Array | undefined;
 
   const self: CompiledTrainStep = {
     exe,
@@ -229,24 +322,81 @@ export async function compileTrainStep(
       device.queue.writeBuffer(packed.params, 0, flat);
       if (ema) device.queue.writeBuffer(ema, 0, flat);
     },
-    async step(data, lr) {
+    lastTimes,
+    async step(data, lr, so = {}) {
       if (!Number.isFinite(lr) || lr < 0) {
         throw new Error(`compileTrainStep.step: lr must be >= 0, got ${lr}`);
       }
       for (const k of Object.keys(data)) {
-        if (!dataNames.has(k)) throw new Error(`compileTrainStep.step: no data input "${k}"`);
+        if (!dataNames.has(k) || k === LOSS_SCALE_INPUT) {
+          throw new Error(`compileTrainStep.step: no data input "${k}"`);
+        }
+      }
+      if (scaleDirty) {
+        // The initial scale; from then on only the GPU writes it (adamw.ts).
+        data = { ...data, [LOSS_SCALE_INPUT]: new Float32Array([scaleInit]) };
+        scaleDirty = false;
       }
       t += 1;
       const d = o.ema
         ? (o.ema.warmup ? Math.min(o.ema.decay, (1 + emaUpdates) / (10 + emaUpdates)) : o.ema.decay)
         : 1;
       emaUpdates += o.ema ? 1 : 0;
+      const t0 = performance.now();
       device.queue.writeBuffer(
         scalars,
         0,
-        adamWStepScalars({ t, lr, beta1, beta2, weightDecay, emaDecay: d }),
+        adamWStepScalars({ t, lr, beta1, beta2, weightDecay, emaDecay: d, gpuT: mixed }),
       );
-      return (await exe.run(data, ["loss"])).loss[0];
+      const scalarsMs = performance.now() - t0;
+      const r = exe.lastTimes;
+      if (!so.reduce) {
+        const loss = (await exe.run(data, ["loss"])).loss[0];
+        Object.assign(lastTimes, {
+          writeMs: r.writeMs + scalarsMs,
+          encodeMs: r.encodeMs,
+          submitMs: r.submitMs,
+          waitMs: r.readMs,
+          readMs: 0,
+          reduceMs: 0,
+        });
+        return loss;
+      }
+      const bytes = 4 * packed.elements;
+      if (!gradsRb) {
+        gradsRb = device.createBuffer({
+          size: bytes,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          label: "gradient readback",
+        });
+        own.push(gradsRb);
+      }
+      flat ??= new Float32Array(packed.elements + 1);
+      // Forward and backward only; the gradients go to the readback in the same submit.
+      const loss = (await exe.run(data, ["loss"], { dispatches: "graph", gradsTo: gradsRb }))
+        .loss[0];
+      const first = { ...r };
+      const t1 = performance.now();
+      await gradsRb.mapAsync(GPUMapMode.READ);
+      flat.set(new Float32Array(gradsRb.getMappedRange()));
+      gradsRb.unmap();
+      flat[packed.elements] = loss;
+      const t2 = performance.now();
+      await so.reduce(flat);
+      const t3 = performance.now();
+      device.queue.writeBuffer(packed.grads, 0, flat.buffer as ArrayBuffer, flat.byteOffset, bytes);
+      const t4 = performance.now();
+      // Clipping, AdamW and the EMA on the averaged gradients.
+      await exe.run({}, [], { dispatches: "after" });
+      Object.assign(lastTimes, {
+        writeMs: first.writeMs + scalarsMs + (t4 - t3) + r.writeMs,
+        encodeMs: first.encodeMs + r.encodeMs,
+        submitMs: first.submitMs + r.submitMs,
+        waitMs: first.readMs + r.readMs,
+        readMs: t2 - t1,
+        reduceMs: t3 - t2,
+      });
+      return flat[packed.elements];
     },
     async readParams(which = "params") {
       const src = which === "ema" ? ema : packed.params;
@@ -256,8 +406,12 @@ export async function compileTrainStep(
     async readState() {
       const read = async (b: GPUBuffer) =>
         unpack(await readBuffer(device, b, 0, 4 * packed.elements));
+      // Mixed precision: AdamW's count of applied (not skipped) steps is on the GPU.
+      const applied = scaleSlot
+        ? (await readBuffer(device, scaleSlot.buffer, scaleSlot.offset + 4, 4))[0]
+        : t;
       return {
-        t,
+        t: applied,
         emaUpdates,
         params: await read(packed.params),
         m: await read(m!),
@@ -275,7 +429,24 @@ export async function compileTrainStep(
       device.queue.writeBuffer(v!, 0, pack(st.v, "v"));
       if (ema) device.queue.writeBuffer(ema, 0, pack(st.ema!, "ema"));
       t = st.t;
+      if (scaleSlot) {
+        device.queue.writeBuffer(
+          scaleSlot.buffer,
+          scaleSlot.offset + 4,
+          new Float32Array([st.t, 0]),
+        );
+      }
       emaUpdates = ema ? st.emaUpdates : 0;
+    },
+    async readLossScale() {
+      if (!scaleSlot) return undefined;
+      const [scale, applied, goodSteps, skipped] = await readBuffer(
+        device,
+        scaleSlot.buffer,
+        scaleSlot.offset,
+        4 * LOSS_SCALE_STATE,
+      );
+      return { scale, applied, goodSteps, skipped };
     },
     async readGradNorm() {
       if (o.clipNorm === undefined) return NaN;

@@ -14,7 +14,11 @@
  * - **one bind group per dispatch**, made once;
  * - **one uniform buffer** holding every dispatch's uniforms in its own 256-byte slice, written
  *   once at compile time;
- * - **one readback buffer** with a fixed slot per graph output.
+ * - **one readback buffer** with a fixed slot per graph output;
+ * - with `precision: "mixed"`, **float16 storage** for the intermediate values that
+ *   `mixed_precision.ts` picks by op kind (half the bytes of their pooled buffers), each kernel's
+ *   WGSL rewritten to widen float16 reads and narrow float16 writes (`stats.halfValues`,
+ *   `stats.pooledBytes`).
  *
  * A run (`run(inputs, outputs)`) writes each given input with `queue.writeBuffer` (inputs not
  * given keep their last values: parameters need not be rewritten every step), encodes all
@@ -44,6 +48,7 @@
  * @module
  */
 import type { Graph, Node } from "./graph.ts";
+import { HEAVY_OPS, mixedWgsl, planHalfValues, type Precision } from "./mixed_precision.ts";
 import { type KernelSpec, sizeOf, UNIFORM_WORDS } from "./wgsl_common.ts";
 import { lowerNode } from "./wgsl_lower.ts";
 
@@ -62,6 +67,10 @@ export interface ExecutorStats {
   pooledValues: number;
   /** Bytes of all storage buffers. */
   storageBytes: number;
+  /** Bytes of the pooled buffers (intermediate values and scratch): the activation memory. */
+  pooledBytes: number;
+  /** Values stored as float16 (0 unless `precision: "mixed"`). */
+  halfValues: number;
 }
 
 /** Host milliseconds of the last run, by phase. */
@@ -111,7 +120,39 @@ export interface CompileOptions {
    * Dispatches to append after the graph's in the same pass (built once, from the packed
    * buffers): an optimizer updating the parameters in place.
    */
-  after?: (packed: PackedBuffers) => ExtraDispatch[] | Promise<ExtraDispatch[]>;
+  after?: (
+    packed: PackedBuffers,
+    inputs: ReadonlyMap<string, InputSlot>,
+  ) => ExtraDispatch[] | Promise<ExtraDispatch[]>;
+  /**
+   * `"mixed"`: intermediate values stored as float16 and the heavy ops computed from float16
+   * inputs, by op kind as `mixed_precision.ts` documents (the device must have `shader-f16`);
+   * inputs, constants and outputs stay float32. Default `"f32"`.
+   */
+  precision?: Precision;
+}
+
+/** Where a graph input lives (what `after` may bind, e.g. to update an input on the GPU). */
+export interface InputSlot {
+  buffer: GPUBuffer;
+  /** Byte offset and size of the input's range. */
+  offset: number;
+  size: number;
+}
+
+/** Options of one {@link CompiledGraph.run}. */
+export interface RunOptions {
+  /**
+   * Which dispatches run: `"all"` (default), `"graph"` (the graph's own, without the `after`
+   * ones) or `"after"` (only those: e.g. an optimizer update from gradients written meanwhile).
+   */
+  dispatches?: "all" | "graph" | "after";
+  /**
+   * Copy the whole packed gradient buffer to offset 0 of this buffer (`COPY_DST`, at least
+   * `4 * packed.elements` bytes) after the pass, in the same submit: a data-parallel rank's
+   * readback of its gradients.
+   */
+  gradsTo?: GPUBuffer;
 }
 
 /** The executable of a graph on one device: see the module doc. */
@@ -128,6 +169,7 @@ export interface CompiledGraph {
   run(
     inputs: Record<string, Float32Array>,
     outputs?: readonly string[],
+    options?: RunOptions,
   ): Promise<Record<string, Float32Array>>;
   /** The packed parameter and gradient buffers, when compiled with `pack`. */
   readonly packed?: PackedBuffers;
@@ -137,8 +179,9 @@ export interface CompiledGraph {
 
 const ALIGN = 256;
 const alignUp = (n: number, a = ALIGN) => Math.ceil(n / a) * a;
-/** Storage bindings must be a multiple of 4 bytes and not empty. */
-const bytesOf = (n: Node) => Math.max(16, alignUp(4 * n.shape.reduce((a, b) => a * b, 1), 16));
+/** Storage bindings must be a multiple of 4 bytes and not empty; float16 values take 2 bytes. */
+const bytesOf = (n: Node, half = false) =>
+  Math.max(16, alignUp((half ? 2 : 4) * n.shape.reduce((a, b) => a * b, 1), 16));
 
 type Dispatch = ExtraDispatch;
 
@@ -179,6 +222,15 @@ export async function compileGraph(
   options: CompileOptions = {},
 ): Promise<CompiledGraph> {
   const nodes = graph.nodes;
+  const precision = options.precision ?? "f32";
+  if (precision !== "f32" && precision !== "mixed") {
+    throw new Error(`webgpu executor: precision must be "f32" or "mixed", got "${precision}"`);
+  }
+  if (precision === "mixed" && !device.features.has("shader-f16")) {
+    throw new Error(
+      `webgpu executor: precision "mixed" needs a device created with the shader-f16 feature`,
+    );
+  }
   const outputNames = [...graph.outputs.keys()];
   // Needed nodes: everything an output depends on (inputs always get a buffer).
   const needed = new Uint8Array(nodes.length);
@@ -221,6 +273,18 @@ export async function compileGraph(
   for (const [id, s] of specs) for (const r of s.reads) lastUse[root[r]] = id;
   const pinned = new Uint8Array(nodes.length);
   for (const n of graph.outputs.values()) pinned[root[n.id]] = 1;
+  const half = precision === "mixed" ? planHalfValues(graph, root, pinned) : undefined;
+  const isHalf = (id: number) => half !== undefined && half[root[id]] === 1;
+  if (half) {
+    for (const [id, s] of specs) {
+      const n = nodes[id];
+      s.wgsl = mixedWgsl(s.wgsl, {
+        reads: s.reads.map((r) => isHalf(r) ? "f16" : "f32"),
+        outs: [id, ...extrasOf.get(id) ?? []].map((o) => isHalf(o) ? "f16" : "f32"),
+        roundReads: HEAVY_OPS.has(n.op),
+      });
+    }
+  }
 
   const allBuffers: GPUBuffer[] = [];
   let storageBytes = 0;
@@ -258,7 +322,7 @@ export async function compileGraph(
   device.pushErrorScope("validation");
   // Pool of intermediate buffers: the smallest free one that fits, else a new one.
   const free: GPUBuffer[] = [];
-  let pooledBuffers = 0, pooledValues = 0;
+  let pooledBuffers = 0, pooledValues = 0, pooledBytes = 0;
   const take = (size: number, label: string): Slot => whole(takeBuffer(size, label));
   const takeBuffer = (size: number, label: string): GPUBuffer => {
     let best = -1;
@@ -268,6 +332,7 @@ export async function compileGraph(
     pooledValues++;
     if (best >= 0) return free.splice(best, 1)[0];
     pooledBuffers++;
+    pooledBytes += size;
     return create(size, S | SRC, label);
   };
   const scratchOf = new Map<number, GPUBuffer>();
@@ -277,7 +342,7 @@ export async function compileGraph(
       packedGrads.get(v.id) ??
         (pinned[v.id]
           ? whole(create(bytesOf(v), S | SRC, `output ${v.id} ${v.op}`))
-          : take(bytesOf(v), `pool (${v.op} ${v.id})`)),
+          : take(bytesOf(v, isHalf(v.id)), `pool (${v.op} ${v.id})`)),
     );
   for (const n of nodes) {
     if (!needed[n.id]) continue;
@@ -368,7 +433,9 @@ export async function compileGraph(
     const bindGroup = device.createBindGroup({ layout, entries, label: `${n.op} ${id}` });
     dispatches.push({ pipeline, bindGroup, workgroups: s.workgroups });
   });
-  if (options.after && packed) dispatches.push(...await options.after(packed));
+  // The graph's own dispatches come first; a run may stop there or skip them (RunOptions).
+  const graphDispatches = dispatches.length;
+  if (options.after && packed) dispatches.push(...await options.after(packed, inputBuffers));
   const errors = (await Promise.all(failures)).filter((e) => e);
   const outer = await device.popErrorScope();
   if (errors.length) throw new Error(`webgpu executor: ${errors[0]}`);
@@ -396,6 +463,13 @@ export async function compileGraph(
     pooledBuffers,
     pooledValues,
     storageBytes,
+    pooledBytes,
+    halfValues: half
+      ? [...specs.keys()].reduce(
+        (a, id) => a + [id, ...extrasOf.get(id) ?? []].filter((o) => isHalf(o)).length,
+        0,
+      )
+      : 0,
   };
   // Packed parameters are written through `packed.params` by their owner, not by `run`.
   const written = new Set<string>(options.pack?.params ?? []);
@@ -405,6 +479,7 @@ export async function compileGraph(
   async function run(
     inputs: Record<string, Float32Array>,
     outputs: readonly string[] = outputNames,
+    ro: RunOptions = {},
   ): Promise<Record<string, Float32Array>> {
     if (busy) throw new Error("webgpu executor: run called while a run is in flight");
     busy = true;
@@ -439,7 +514,11 @@ export async function compileGraph(
       const enc = device.createCommandEncoder();
       const pass = enc.beginComputePass();
       let current: GPUComputePipeline | undefined;
-      for (const d of dispatches) {
+      const which = ro.dispatches ?? "all";
+      const from = which === "after" ? graphDispatches : 0;
+      const to = which === "graph" ? graphDispatches : dispatches.length;
+      for (let k = from; k < to; k++) {
+        const d = dispatches[k];
         if (d.pipeline !== current) {
           pass.setPipeline(d.pipeline);
           current = d.pipeline;
@@ -448,6 +527,10 @@ export async function compileGraph(
         pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
       }
       pass.end();
+      if (ro.gradsTo) {
+        if (!packed) throw new Error("webgpu executor: gradsTo needs a graph compiled with pack");
+        enc.copyBufferToBuffer(packed.grads, 0, ro.gradsTo, 0, 4 * packed.elements);
+      }
       let lo = Infinity, hi = 0;
       for (const w of want) {
         if (w.bytes === 0) continue;

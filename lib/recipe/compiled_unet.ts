@@ -5,8 +5,12 @@
  * format). The stage prepares each step's inputs on the host exactly as for the `"tfjs"` engine
  * (same streams, same order), so both engines train on the same data.
  *
+ * In a data-parallel group (`--procs N`) each rank compiles the step for its share of the batch
+ * (`batchSize / N`) and draws its own streams as the `"tfjs"` engine's ranks do; the packed
+ * gradients are averaged with one allreduce per step, and rank 0 alone writes checkpoints.
+ *
  * What the compiled step does not do is refused before any work, naming the flag
- * ({@link compiledEngineProblem}): data-parallel groups and gradient accumulation. Prediction
+ * ({@link compiledEngineProblem}): gradient accumulation. Prediction
  * types, text-context modes and latent-cache posteriors only change the host-side inputs and
  * work as with `"tfjs"`.
  *
@@ -50,16 +54,18 @@ export type UnetEngine = typeof UNET_ENGINES[number];
  * import { compiledEngineProblem } from "./compiled_unet.ts";
  * import { resolvePreset } from "./presets.ts";
  *
- * assert.match(compiledEngineProblem(resolvePreset("tiny").unet, 2)!, /--procs 2/);
+ * // Data-parallel groups train; gradient accumulation is refused whatever the group.
+ * assert.equal(compiledEngineProblem(resolvePreset("tiny").unet, 2), null);
+ * const accum = resolvePreset("tiny", { unetGradAccum: 4 }).unet;
+ * assert.match(compiledEngineProblem(accum, 2)!, /--grad-accum 4/);
  * ```
  */
 export function compiledEngineProblem(
   settings: RecipePreset["unet"],
   worldSize: number,
 ): string | null {
-  if (worldSize > 1) {
-    return `--unet-engine compiled trains in one process (no gradient allreduce yet), got ` +
-      `--procs ${worldSize}; use --procs 1 or --unet-engine tfjs`;
+  if (!Number.isInteger(worldSize) || worldSize < 1) {
+    return `--procs must be a positive integer, got ${worldSize}`;
   }
   const k = settings.gradAccum ?? 1;
   if (k > 1) {
@@ -122,9 +128,10 @@ export async function trainUnetCompiled(
   const l = o.loop;
   const device = await gpuDevice();
   try {
+    // Each rank's share of the batch (the stage's loop checked that it splits).
     const graph = unetTrainingGraph({
       cfg: o.cfg,
-      batch: o.settings.batchSize,
+      batch: o.settings.batchSize / o.worldSize,
       height: o.sizes.height,
       width: o.sizes.width,
       tokens: o.sizes.tokens,
@@ -154,6 +161,8 @@ export async function trainUnetCompiled(
         keepLast: l.keepLast,
         keepSteps: l.keepSteps,
         seed: l.seed,
+        seedStreams: l.seedStreams,
+        comm: l.comm,
         resume: l.resume,
         config: { ...(l.config as Record<string, unknown>), engine: "compiled" },
         itemsPerBatch: l.itemsPerBatch,

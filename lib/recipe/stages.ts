@@ -516,7 +516,8 @@ export async function unetStage(
      * What runs each training step (default `"tfjs"`: tfjs autodiff and AdamW on the active
      * backend). `"compiled"`: the step is compiled once for the batch shape and runs on
      * `navigator.gpu` (lib/compiled), with the same draws, schedule and checkpoint format; one
-     * process, one micro-batch per step (see `compiledEngineProblem`).
+     * micro-batch per step, gradients allreduced once per step across ranks (see
+     * `compiledEngineProblem`).
      */
     engine?: UnetEngine;
   },
