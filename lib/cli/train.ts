@@ -8,6 +8,7 @@
  * deno task train --out runs/default --resume   # continue after an interruption
  * deno task train --procs 2                       # data-parallel on 2 local processes (Open MPI)
  * deno task train --unet-engine compiled          # the UNet step compiled for navigator.gpu
+ * deno task train --unet-engine compiled --precision mixed   # ... with float16 activations
  * deno task train --reuse runs/default --out runs/unet2 --backend webgpu --batch-size 256
  *                                                  # only the UNet, on runs/default's frozen parts
  * deno task train --parts sd15-onnx --data laion/ --out runs/sd --unet small --resolution 256
@@ -35,7 +36,14 @@ import {
 import { initBackendAndConvGrad } from "../train/init_backend.ts";
 import { setUpFastPath } from "../setup/fast_path.ts";
 import { type PresetOverrides, resolvePreset } from "../recipe/presets.ts";
-import { compiledEngineProblem, UNET_ENGINES, type UnetEngine } from "../recipe/compiled_unet.ts";
+import {
+  compiledEngineProblem,
+  precisionProblem,
+  UNET_ENGINES,
+  UNET_PRECISIONS,
+  type UnetEngine,
+  type UnetPrecision,
+} from "../recipe/compiled_unet.ts";
 import type { PredictionType } from "../diffusion/types.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 import { trainRun } from "../jobs/train_run.ts";
@@ -103,6 +111,13 @@ const SPEC = {
     default: "tfjs",
     help: "what runs the UNet stage's training step: tfjs (autodiff on --backend) or compiled " +
       "(the whole step compiled once and run on navigator.gpu; with --procs, gradients allreduced once per step; no --grad-accum)",
+  },
+  precision: {
+    type: "choice",
+    choices: UNET_PRECISIONS,
+    default: "f32",
+    help: "the compiled UNet step's precision: f32, or mixed (float16 activations with dynamic " +
+      "loss scaling; needs --unet-engine compiled and a GPU with shader-f16)",
   },
   procs: {
     type: "int",
@@ -280,6 +295,12 @@ if (import.meta.main) {
       console.log(helpText("deno task train", "train the embedded default model end to end", SPEC));
       return;
     }
+    // A precision the engine does not train fails in one line before anything is set up.
+    const precisionIssue = precisionProblem(
+      f["unet-engine"] as UnetEngine,
+      f.precision as UnetPrecision,
+    );
+    if (precisionIssue) throw new Error(precisionIssue);
     // Before any work, and once for all ranks: install (or say how to) what `cpu-blas` runs fast
     // with.
     if (!launchedByMpi()) await setUpFastPath(f.backend);
@@ -386,6 +407,7 @@ if (import.meta.main) {
       skipEval: f["skip-eval"],
       sampleEngine: f.engine as "onnx" | "tfjs",
       unetEngine: f["unet-engine"] as UnetEngine,
+      unetPrecision: f.precision as UnetPrecision,
       comm,
       log: lead ? undefined : () => {},
     });

@@ -4,7 +4,9 @@
  * (`Rng.stream(seed, [0, STREAM.noise])`), the same learning-rate schedule and the same checkpoint
  * format (`model`, `optimizer` with `m.<param>` / `v.<param>`, `ema`; `state.json` with step, RNG
  * state, data position, optimizer `t` and EMA updates), so a checkpoint of either loop resumes in
- * the other. One micro-batch per step.
+ * the other. One micro-batch per step. A mixed-precision step's dynamic loss scale goes into
+ * state.json too (`loss_scale`: scale, good steps since it last changed, steps skipped), so a
+ * resume continues bit-identically; a checkpoint without it starts from the initial scale.
  *
  * In a data-parallel group (`comm`, as `trainLoop`'s) each rank draws from its own loss stream
  * (`lossStreamPath`), runs forward and backward on its share of the batch, and the packed
@@ -83,7 +85,12 @@ import {
   singleProcess,
 } from "../data_parallel/comm.ts";
 import { gatherRngStates, lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
-import type { CompiledTrainState, CompiledTrainStep, StepOptions } from "./train_step.ts";
+import type {
+  CompiledTrainState,
+  CompiledTrainStep,
+  LossScaleState,
+  StepOptions,
+} from "./train_step.ts";
 
 /** Options of {@link compiledTrainLoop}: `trainLoop`'s, less what a compiled step fixes. */
 export interface CompiledTrainLoopOptions<B, P> {
@@ -176,6 +183,25 @@ interface SavedState {
   optimizer?: { t: number };
   ema?: { updates: number } | null;
   elapsed_s?: number;
+  /** Mixed precision's loss scale (older checkpoints and float32 steps have none). */
+  loss_scale?: { scale: number; good_steps: number; skipped: number };
+}
+
+/** state.json's `loss_scale`, checked, as a step's loss-scale state (`applied` is `t`'s). */
+function lossScaleOf(
+  saved: SavedState["loss_scale"],
+  t: number,
+  source: string,
+): LossScaleState | undefined {
+  if (saved === undefined || saved === null) return undefined;
+  const { scale, good_steps, skipped } = saved;
+  if (!(scale > 0) || !Number.isInteger(good_steps) || !Number.isInteger(skipped)) {
+    throw new Error(
+      `${source}: field loss_scale must be { scale > 0, good_steps, skipped integers }, got ` +
+        JSON.stringify(saved),
+    );
+  }
+  return { scale, applied: t, goodSteps: good_steps, skipped };
 }
 
 /**
@@ -272,6 +298,8 @@ export async function compiledTrainLoop<B, P>(
       m: valuesOf(ck.tensors.optimizer, shapes, "m.", `${src}/optimizer.safetensors`),
       v: valuesOf(ck.tensors.optimizer, shapes, "v.", `${src}/optimizer.safetensors`),
       ...(hasEma ? { ema: valuesOf(ck.tensors.ema, shapes, "", `${src}/ema.safetensors`) } : {}),
+      // Mixed precision resumes with its loss scale; without one it starts from the initial.
+      lossScale: lossScaleOf(st.loss_scale, st.optimizer.t, `${src}/state.json`),
     });
     // As trainLoop: every rank's stream when the run had this many ranks, else a step-specific
     // seed on ranks > 0; shared streams are rank 0's everywhere.
@@ -323,6 +351,15 @@ export async function compiledTrainLoop<B, P>(
         position,
         optimizer: { t: s.t },
         ema: s.ema ? { updates: s.emaUpdates } : null,
+        ...(s.lossScale
+          ? {
+            loss_scale: {
+              scale: s.lossScale.scale,
+              good_steps: s.lossScale.goodSteps,
+              skipped: s.lossScale.skipped,
+            },
+          }
+          : {}),
         elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
         config: o.config,
       } as Record<string, unknown>,

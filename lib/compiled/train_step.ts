@@ -138,6 +138,11 @@ export interface CompiledTrainState {
   v: Record<string, Float32Array>;
   /** EMA shadows (absent without an EMA). */
   ema?: Record<string, Float32Array>;
+  /**
+   * Mixed precision's dynamic loss scale (absent otherwise). On {@link CompiledTrainStep.setState}
+   * its `applied` is ignored (`t` is AdamW's count); absent there, the scale starts afresh.
+   */
+  lossScale?: LossScaleState;
 }
 
 /** A compiled step: see the module doc. */
@@ -165,10 +170,13 @@ export interface CompiledTrainStep {
   readParams(which?: "params" | "ema"): Promise<Record<string, Float32Array>>;
   /**
    * Everything the next step depends on (parameters, Adam moments, EMA shadows, step and EMA
-   * update counts), read back: what a checkpoint holds.
+   * update counts, mixed precision's loss scale), read back: what a checkpoint holds.
    */
   readState(): Promise<CompiledTrainState>;
-  /** Restore a {@link CompiledTrainStep.readState} snapshot (a resume). */
+  /**
+   * Restore a {@link CompiledTrainStep.readState} snapshot (a resume); with mixed precision also
+   * its loss scale, or the initial scale when the snapshot has none (an older checkpoint).
+   */
   setState(state: CompiledTrainState): void;
   /** The loss scale and its counters (undefined unless `precision: "mixed"`). */
   readLossScale(): Promise<LossScaleState | undefined>;
@@ -246,7 +254,7 @@ export async function compileTrainStep(
   const scalars = buf(16, "adamw step scalars");
   let ema: GPUBuffer | undefined, m: GPUBuffer | undefined, v: GPUBuffer | undefined;
   let partials: GPUBuffer | undefined;
-  let scaleDirty = mixed, scaleSlot: InputSlot | undefined;
+  let scaleDirty = mixed, scaleSlot: InputSlot | undefined, nextScale = scaleInit;
   const exe = await compileGraph(graph, device, {
     pack: { params: order, grads: order.map((n) => `grad/${n}`) },
     precision: o.precision,
@@ -333,8 +341,8 @@ export async function compileTrainStep(
         }
       }
       if (scaleDirty) {
-        // The initial scale; from then on only the GPU writes it (adamw.ts).
-        data = { ...data, [LOSS_SCALE_INPUT]: new Float32Array([scaleInit]) };
+        // The initial (or restored) scale; from then on only the GPU writes it (adamw.ts).
+        data = { ...data, [LOSS_SCALE_INPUT]: new Float32Array([nextScale]) };
         scaleDirty = false;
       }
       t += 1;
@@ -406,17 +414,17 @@ export async function compileTrainStep(
     async readState() {
       const read = async (b: GPUBuffer) =>
         unpack(await readBuffer(device, b, 0, 4 * packed.elements));
-      // Mixed precision: AdamW's count of applied (not skipped) steps is on the GPU.
-      const applied = scaleSlot
-        ? (await readBuffer(device, scaleSlot.buffer, scaleSlot.offset + 4, 4))[0]
-        : t;
+      // Mixed precision: AdamW's count of applied (not skipped) steps is on the GPU, with the
+      // loss scale a resume needs to continue bit-identically.
+      const lossScale = await self.readLossScale();
       return {
-        t: applied,
+        t: lossScale ? lossScale.applied : t,
         emaUpdates,
         params: await read(packed.params),
         m: await read(m!),
         v: await read(v!),
         ...(ema ? { ema: await read(ema) } : {}),
+        ...(lossScale ? { lossScale } : {}),
       };
     },
     setState(st) {
@@ -430,11 +438,23 @@ export async function compileTrainStep(
       if (ema) device.queue.writeBuffer(ema, 0, pack(st.ema!, "ema"));
       t = st.t;
       if (scaleSlot) {
+        const ls = st.lossScale;
+        if (ls && !(ls.scale > 0 && ls.goodSteps >= 0 && ls.skipped >= 0)) {
+          throw new Error(
+            `compileTrainStep.setState: lossScale needs scale > 0 and counters >= 0, got ` +
+              JSON.stringify(ls),
+          );
+        }
+        const scale = ls?.scale ?? scaleInit;
         device.queue.writeBuffer(
           scaleSlot.buffer,
-          scaleSlot.offset + 4,
-          new Float32Array([st.t, 0]),
+          scaleSlot.offset,
+          new Float32Array([scale, st.t, ls?.goodSteps ?? 0, ls?.skipped ?? 0]),
         );
+        // The executor wants the input written through a run once: the next step writes the
+        // restored scale (the same value) as its data.
+        nextScale = scale;
+        scaleDirty = true;
       }
       emaUpdates = ema ? st.emaUpdates : 0;
     },

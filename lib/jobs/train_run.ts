@@ -45,7 +45,13 @@ import { allGather, type Communicator, singleProcess } from "../data_parallel/co
 import { loadOpenBlas } from "../backend/openblas.ts";
 import type { RecipePreset } from "../recipe/presets.ts";
 import { autoencoderStage, buildConditioning, clipStage, unetStage } from "../recipe/stages.ts";
-import { compiledEngineProblem, UNET_ENGINES, type UnetEngine } from "../recipe/compiled_unet.ts";
+import {
+  compiledEngineProblem,
+  precisionProblem,
+  UNET_ENGINES,
+  type UnetEngine,
+  type UnetPrecision,
+} from "../recipe/compiled_unet.ts";
 import { generate, loadRun } from "../recipe/generate.ts";
 import type { ImageGenerator } from "../diffusion/generator.ts";
 import { ensureOnnxExport } from "../recipe/onnx_export.ts";
@@ -102,6 +108,12 @@ export interface TrainRunOptions {
    * step. Recorded in config.json when not the default; a resume must use the same.
    */
   unetEngine?: UnetEngine;
+  /**
+   * The compiled UNet engine's precision (default `"f32"`); `"mixed"` (float16 activations,
+   * dynamic loss scaling) needs `unetEngine: "compiled"`. Recorded in config.json when not the
+   * default; a resume must use the same.
+   */
+  unetPrecision?: UnetPrecision;
   /**
    * A finished run whose frozen autoencoder and CLIP this run copies instead of training its own
    * (as the study reused SD's VAE and CLIP): only the UNet trains. Recorded in config.json.
@@ -222,6 +234,7 @@ export async function trainRun(o: TrainRunOptions): Promise<TrainRunSummary> {
           settings: p.unet,
           cond,
           engine: o.unetEngine,
+          precision: o.unetPrecision,
         }),
     );
     for (const m of [ae.params, clip.params, unet.params]) tf.dispose(Object.values(m));
@@ -384,6 +397,8 @@ function checkTrainRunOptions(o: TrainRunOptions, worldSize: number): void {
   }
   const problem = engine === "compiled" ? compiledEngineProblem(o.preset.unet, worldSize) : null;
   if (problem) throw new Error(problem);
+  const precisionIssue = precisionProblem(engine, o.unetPrecision ?? "f32");
+  if (precisionIssue) throw new Error(precisionIssue);
   if (o.checkpoints !== undefined) {
     const problem = storeLocationProblem(o.checkpoints);
     if (problem) throw new Error(`checkpoints "${o.checkpoints}": ${problem}`);
@@ -419,6 +434,8 @@ async function checkRunFolder(o: TrainRunOptions, worldSize: number): Promise<vo
     reuse: o.reuse ?? null,
     // null (as absent) means tfjs, so runs made before the option existed resume unchanged.
     unetEngine: o.unetEngine && o.unetEngine !== "tfjs" ? o.unetEngine : null,
+    // Likewise null means f32.
+    unetPrecision: o.unetPrecision && o.unetPrecision !== "f32" ? o.unetPrecision : null,
   };
   await prepareRunFolder({
     out: o.out,

@@ -1,6 +1,6 @@
 /**
  * The UNet training options `deno task train` takes as flags (`--prediction`, `--grad-accum`,
- * `--checkpoint-every`, `--keep`, `--keep-at`, `--unet-engine`) as they sit in a run's `config.json`, so a resume
+ * `--checkpoint-every`, `--keep`, `--keep-at`, `--unet-engine`, `--precision`) as they sit in a run's `config.json`, so a resume
  * with another value is refused with a message naming the flag rather than a settings path.
  *
  * @example
@@ -38,6 +38,7 @@ const UNET_SETTING_FLAGS: Record<string, FlagOfSetting> = {
 /** Run-level config.json fields (outside the preset) that a flag sets. */
 const RUN_SETTING_FLAGS: Record<string, FlagOfSetting> = {
   unetEngine: { flag: "--unet-engine", absent: "tfjs" },
+  unetPrecision: { flag: "--precision", absent: "f32" },
 };
 
 function shown(v: unknown, absent: string): string {
@@ -59,6 +60,8 @@ function shown(v: unknown, absent: string): string {
  * assert.equal(flagChange({ path: "seed", was: 0, now: 1 }, "unet."), null);
  * const e = { path: "unetEngine", was: "compiled", now: null };
  * assert.equal(flagChange(e, "unet."), "--unet-engine compiled, now tfjs");
+ * const p = { path: "unetPrecision", was: null, now: "mixed" };
+ * assert.equal(flagChange(p, "unet."), "--precision f32, now mixed");
  * ```
  */
 export function flagChange(d: ConfigDifference, prefix: string): string | null {

@@ -33,6 +33,7 @@ import type { Params } from "../nn/mod.ts";
 import type { MetricRecord, TrainLoopOptions } from "../train/mod.ts";
 import type { Rng } from "../util/rng.ts";
 import { compileTrainStep } from "../compiled/train_step.ts";
+import { type Precision, requestStepDevice } from "../compiled/mixed_precision.ts";
 import { compiledTrainLoop } from "../compiled/train_loop.ts";
 import { unetTrainingGraph } from "../compiled/training_graph.ts";
 import type { BatchPosition } from "./memory_data.ts";
@@ -43,6 +44,37 @@ export const UNET_ENGINES = ["tfjs", "compiled"] as const;
 
 /** What runs the UNet stage's training step. */
 export type UnetEngine = typeof UNET_ENGINES[number];
+
+/** The compiled engine's precisions (`--precision`); `"f32"` is the default. */
+export const UNET_PRECISIONS = ["f32", "mixed"] as const satisfies readonly Precision[];
+
+/** The UNet stage's training precision (lib/compiled's `Precision`). */
+export type UnetPrecision = typeof UNET_PRECISIONS[number];
+
+/**
+ * Why `precision` cannot train on `engine`, as one line naming the flags, or null when it can:
+ * mixed precision is the compiled step's (the tfjs engine trains in float32).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { precisionProblem } from "./compiled_unet.ts";
+ *
+ * assert.equal(precisionProblem("compiled", "mixed"), null);
+ * assert.equal(precisionProblem("tfjs", "f32"), null);
+ * assert.match(precisionProblem("tfjs", "mixed")!, /--precision mixed needs --unet-engine compiled/);
+ * ```
+ */
+export function precisionProblem(engine: UnetEngine, precision: UnetPrecision): string | null {
+  if (!UNET_PRECISIONS.includes(precision)) {
+    return `--precision must be one of ${UNET_PRECISIONS.join(", ")}, got "${precision}"`;
+  }
+  if (precision !== "f32" && engine !== "compiled") {
+    return `--precision ${precision} needs --unet-engine compiled (the ${engine} engine trains ` +
+      `in float32)`;
+  }
+  return null;
+}
 
 /**
  * Why the `"compiled"` engine cannot train these settings in a group of `worldSize` processes, as
@@ -76,7 +108,7 @@ export function compiledEngineProblem(
 }
 
 /** The WebGPU device the compiled engine runs on, or an error saying there is none. */
-async function gpuDevice(): Promise<GPUDevice> {
+async function gpuDevice(precision: Precision): Promise<GPUDevice> {
   const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
   if (!adapter) {
     throw new Error(
@@ -84,7 +116,8 @@ async function gpuDevice(): Promise<GPUDevice> {
         "(on Linux without a GPU, Mesa's lavapipe provides one; set XDG_RUNTIME_DIR)",
     );
   }
-  return await adapter.requestDevice();
+  // Mixed precision needs shader-f16: refused in one line naming the adapter without it.
+  return await requestStepDevice(adapter, precision);
 }
 
 /** Options of {@link trainUnetCompiled}, from `unetStage`. */
@@ -100,6 +133,11 @@ export interface TrainUnetCompiledOptions {
   sizes: { height: number; width: number; tokens: number };
   /** One step's graph inputs (`x`, `t`, `context`, `target`, `weights`) for a batch. */
   inputs: (idx: number[], rng: Rng) => Record<string, Float32Array>;
+  /**
+   * `"mixed"`: float16 activations with dynamic loss scaling (`compileTrainStep`'s `precision`;
+   * the adapter needs `shader-f16`), recorded in the checkpoints' config. Default `"f32"`.
+   */
+  precision?: UnetPrecision;
 }
 
 /**
@@ -125,8 +163,11 @@ export async function trainUnetCompiled(
 ): Promise<{ weights: Record<string, tf.Tensor>; ema: boolean; step: number }> {
   const problem = compiledEngineProblem(o.settings, o.worldSize);
   if (problem) throw new Error(problem);
+  const precision = o.precision ?? "f32";
+  const precisionIssue = precisionProblem("compiled", precision);
+  if (precisionIssue) throw new Error(precisionIssue);
   const l = o.loop;
-  const device = await gpuDevice();
+  const device = await gpuDevice(precision);
   try {
     // Each rank's share of the batch (the stage's loop checked that it splits).
     const graph = unetTrainingGraph({
@@ -141,6 +182,7 @@ export async function trainUnetCompiled(
       adamw: { weightDecay: 0.01 },
       clipNorm: l.clipNorm,
       ema: { decay: o.settings.emaDecay, warmup: true },
+      precision,
     });
     try {
       const init: Record<string, Float32Array> = {};
@@ -164,7 +206,11 @@ export async function trainUnetCompiled(
         seedStreams: l.seedStreams,
         comm: l.comm,
         resume: l.resume,
-        config: { ...(l.config as Record<string, unknown>), engine: "compiled" },
+        config: {
+          ...(l.config as Record<string, unknown>),
+          engine: "compiled",
+          ...(precision === "f32" ? {} : { precision }),
+        },
         itemsPerBatch: l.itemsPerBatch,
         progress: l.progress,
         onLog: l.onLog as ((rec: MetricRecord) => void) | undefined,

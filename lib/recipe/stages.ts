@@ -64,7 +64,13 @@ import {
   nextIndexBatch,
 } from "./memory_data.ts";
 import { hasModel, loadModel, saveModel } from "./model_files.ts";
-import { trainUnetCompiled, UNET_ENGINES, type UnetEngine } from "./compiled_unet.ts";
+import {
+  precisionProblem,
+  trainUnetCompiled,
+  UNET_ENGINES,
+  type UnetEngine,
+  type UnetPrecision,
+} from "./compiled_unet.ts";
 import { hardNegativeCaptions } from "../data/hard_negatives.ts";
 import { type Communicator, singleProcess } from "../data_parallel/comm.ts";
 import type { SeedStreams } from "../data_parallel/training.ts";
@@ -520,6 +526,11 @@ export async function unetStage(
      * `compiledEngineProblem`).
      */
     engine?: UnetEngine;
+    /**
+     * The compiled engine's precision (default `"f32"`); `"mixed"`: float16 activations with
+     * dynamic loss scaling, refused with the `"tfjs"` engine (see `precisionProblem`).
+     */
+    precision?: UnetPrecision;
   },
 ): Promise<TrainedUnet> {
   const modelDir = `${o.dir}/model`;
@@ -595,6 +606,8 @@ export async function unetStage(
   if (!UNET_ENGINES.includes(engine)) {
     throw new Error(`unetStage: engine must be one of ${UNET_ENGINES.join(", ")}, got "${engine}"`);
   }
+  const precisionIssue = precisionProblem(engine, o.precision ?? "f32");
+  if (precisionIssue) throw new Error(`unetStage: ${precisionIssue}`);
   // Either engine ends with the weights to save (EMA shadows), the step reached and a release.
   let trained: { weights: Record<string, tf.Tensor>; ema: boolean; step: number; free(): void };
   if (engine === "compiled") {
@@ -605,6 +618,7 @@ export async function unetStage(
       loop,
       worldSize: (o.comm ?? singleProcess()).size,
       sizes: { height: h, width: w, tokens: T },
+      precision: o.precision,
       inputs: (idx, rng) => {
         const x = stepInputs(idx, rng, { index: 0, count: 1 });
         return {
