@@ -52,7 +52,6 @@ import {
   initClip,
   initUnet,
   type UnetConfig,
-  unetForward,
   WordTokenizer,
 } from "../lib/models/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
@@ -61,7 +60,8 @@ import { cudaFallbackReason, loadOnnxPipeline, txt2img } from "../lib/onnx/mod.t
 import { bestOfN, loadScorer } from "../lib/inference/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { compileTrainStep, unetTrainingGraph } from "../lib/compiled/mod.ts";
-import { BENCH_TOKENS } from "./unet_fixture.ts";
+import { BENCH_TOKENS, unetFixture } from "./unet_fixture.ts";
+import { waitChild } from "./child_process.ts";
 
 const SPEC = {
   batches: {
@@ -131,39 +131,18 @@ const ratio = (peer: number | null, kit: number | null) =>
  * target, t, context): forward, MSE against a random target, gradients, AdamW.
  */
 function unetStep(batch: number, seed: number) {
-  const cfg = DEFAULT_UNET;
-  const params = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));
-  const rng = Rng.stream(seed, [0, STREAM.noise]);
-  const hw = 64;
-  const x = tf.tensor4d(rng.normal(batch * hw * cfg.inChannels), [batch, 8, 8, cfg.inChannels]);
-  const target = tf.tensor4d(rng.normal(batch * hw * cfg.outChannels), [
-    batch,
-    8,
-    8,
-    cfg.outChannels,
-  ]);
-  const t = tf.tensor1d(Float32Array.from({ length: batch }, () => rng.uniform() * 999));
-  const context = tf.tensor3d(rng.normal(batch * BENCH_TOKENS * cfg.contextDim), [
-    batch,
-    BENCH_TOKENS,
-    cfg.contextDim,
-  ]);
-  const loss = () =>
-    tf.tidy(() =>
-      tf.mean(tf.square(tf.sub(unetForward(params, cfg, { x, t, context }), target))) as tf.Scalar
-    );
-  const opt = new AdamW(params, { weightDecay: 0.01 });
+  const u = unetFixture(batch, seed, { cfg: DEFAULT_UNET });
+  const opt = new AdamW(u.params, { weightDecay: 0.01 });
   return {
     /** Issue the whole step; the loss tensor is the last thing to read back. */
     issue: (): tf.Tensor[] => {
-      const { value, grads } = computeGrads(params, loss);
+      const { value, grads } = computeGrads(u.params, u.loss);
       opt.step(grads, 1e-4);
       return [value, ...Object.values(grads)];
     },
     dispose: () => {
       opt.dispose();
-      disposeParams(params);
-      tf.dispose([x, target, t, context]);
+      u.dispose();
     },
   };
 }
@@ -482,25 +461,12 @@ async function collect<T>(
   limitS: number,
   parse: (stdout: string) => T | null,
 ): Promise<{ out: T | null; reason: string }> {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, limitS * 1000);
-  const res = await child.output();
-  clearTimeout(timer);
-  if (timedOut) return { out: null, reason: `time limit of ${limitS} s reached` };
-  const stdout = new TextDecoder().decode(res.stdout);
-  // Mesa's Vulkan loader complains about XDG_RUNTIME_DIR on headless machines: harmless noise.
-  const stderr = new TextDecoder().decode(res.stderr).split("\n")
-    .filter((l) => l.trim() !== "" && !l.includes("XDG_RUNTIME_DIR")).slice(-3).join(" | ");
+  const res = await waitChild(child, limitS);
+  if (res.timedOut) return { out: null, reason: `time limit of ${limitS} s reached` };
+  const stderr = res.stderrLines.slice(-3).join(" | ");
   let out: T | null = null;
   try {
-    out = res.success ? parse(stdout) : null;
+    out = res.success ? parse(res.stdout) : null;
   } catch {
     out = null;
   }

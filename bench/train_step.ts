@@ -50,6 +50,7 @@ import { countParamsForConfig, UNET_PRESETS } from "../lib/models/unet.ts";
 import { countParams } from "../lib/nn/mod.ts";
 import { AdamW, computeGrads } from "../lib/train/optim.ts";
 import { BENCH_TOKENS, unetFixture } from "./unet_fixture.ts";
+import { waitChild } from "./child_process.ts";
 
 const SPEC = {
   batch: { type: "int", default: 32, min: 1, help: "batch size" },
@@ -372,24 +373,10 @@ async function spawnBackend(
     stdout: "piped",
     stderr: "piped",
   });
-  const child = cmd.spawn();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-  }, timeoutS * 1000);
-  const out = await child.output();
-  clearTimeout(timer);
-  const stdout = new TextDecoder().decode(out.stdout);
-  // Mesa's Vulkan loader complains about XDG_RUNTIME_DIR on headless machines: harmless noise.
-  const stderr = new TextDecoder().decode(out.stderr).split("\n")
-    .filter((l) => l.trim() !== "" && !l.includes("XDG_RUNTIME_DIR")).join("\n");
-  const line = stdout.split("\n").find((l) => l.startsWith(CHILD_TAG));
-  if (timedOut) return { report: null, reason: `killed after ${timeoutS} s` };
+  const out = await waitChild(cmd.spawn(), timeoutS);
+  const stderr = out.stderrLines.join("\n");
+  const line = out.stdout.split("\n").find((l) => l.startsWith(CHILD_TAG));
+  if (out.timedOut) return { report: null, reason: `killed after ${timeoutS} s` };
   if (!out.success || !line) {
     const tail = stderr.split("\n").slice(-3).join(" | ");
     return { report: null, reason: `exit code ${out.code}: ${tail || "no output"}` };

@@ -27,9 +27,16 @@ export interface UnetFixture {
   dispose: () => void;
 }
 
-/** Build the benchmark step for `batch` from `seed` (weights, then x, target, t, context). */
-export function unetFixture(batch: number, seed: number): UnetFixture {
-  const cfg = UNET_PRESETS.small;
+/**
+ * Build the benchmark step for `batch` from `seed` (weights, then x, target, t, context), on the
+ * small UNet unless `cfg` names another.
+ */
+export function unetFixture(
+  batch: number,
+  seed: number,
+  o: { cfg?: UnetConfig } = {},
+): UnetFixture {
+  const cfg = o.cfg ?? UNET_PRESETS.small;
   const params = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));
   const rng = Rng.stream(seed, [0, STREAM.noise]);
   const x = tf.tensor4d(rng.normal(batch * 64 * cfg.inChannels), [batch, 8, 8, cfg.inChannels]);

@@ -5,19 +5,13 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { buildShapesWorldShards, decodePngRgb } from "../lib/data/mod.ts";
+import { decodePngRgb } from "../lib/data/mod.ts";
 import { initBackendAndConvGrad, readMetrics } from "../lib/train/mod.ts";
-import {
-  buildConditioning,
-  type ConditioningSet,
-  loadImageSet,
-  resolvePreset,
-  unetStage,
-} from "../lib/recipe/mod.ts";
+import { resolvePreset, unetStage } from "../lib/recipe/mod.ts";
 import { trainRun } from "../lib/jobs/mod.ts";
-import { autoencoderStage, clipStage } from "../lib/recipe/stages.ts";
 import { cli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
 
 Deno.test("train and sample commands: tiny preset end to end, then one-line errors", async (t) => {
   await withTempDir("xgen_cli_", async (dir) => {
@@ -114,26 +108,9 @@ Deno.test("UNet stage killed after a checkpoint resumes with identical losses", 
   await initBackendAndConvGrad("cpu-blas", { quiet: true });
   await withTempDir("xgen_resume_", async (dir) => {
     const p = resolvePreset("tiny");
-    await buildShapesWorldShards({
-      outDir: `${dir}/data`,
-      seed: 1,
-      count: 64,
-      perShard: 32,
-      size: 16,
-    });
-    const data = await loadImageSet(`${dir}/data`);
+    // The default text context ("states"), not the tiny preset's.
+    const { data, cond } = await tinyConditioning(dir, { count: 64, textContext: "states" });
     const common = { data, seed: 1, resume: false, progress: false };
-    const ae = await autoencoderStage({
-      ...common,
-      dir: `${dir}/ae`,
-      settings: { ...p.autoencoder, steps: 2 },
-    });
-    const clip = await clipStage({
-      ...common,
-      dir: `${dir}/clip`,
-      settings: { ...p.clip, steps: 2 },
-    });
-    const cond: ConditioningSet = await buildConditioning(data, ae, clip);
     const settings = { ...p.unet, steps: 8, checkpointEvery: 3 };
 
     const straight = await unetStage({ ...common, dir: `${dir}/straight`, settings, cond });
@@ -164,7 +141,6 @@ Deno.test("UNet stage killed after a checkpoint resumes with identical losses", 
     const again = (await readMetrics(`${dir}/killed/metrics.jsonl`)).map((m) => m.loss);
     assert.equal(full.length, 8);
     assert.deepEqual(again, full, "same loss at every step, to the last bit");
-    tf.dispose([...Object.values(ae.params), ...Object.values(clip.params)]);
   });
 });
 

@@ -10,21 +10,17 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { localWorld, lossStreamPath, type SeedStreams } from "../lib/data_parallel/mod.ts";
 import {
-  autoencoderStage,
-  buildConditioning,
-  clipStage,
   type ConditioningSet,
-  loadImageSet,
   resolvePreset,
   type StepDraws,
   unetStage,
 } from "../lib/recipe/mod.ts";
-import { buildShapesWorldShards } from "../lib/data/mod.ts";
 import { makeSchedule, sampleTimesteps } from "../lib/diffusion/mod.ts";
 import { initBackendAndConvGrad } from "../lib/train/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { rankSeedsExperiment, stepToStepVariance } from "../lib/study/mod.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { tinyConditioning as tinyStageInputs } from "./helpers/tiny_conditioning.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
 
@@ -33,28 +29,7 @@ const preset = resolvePreset("tiny");
 
 /** Tiny-preset conditioning from 32 images and two-step frozen parts (what the UNet trains on). */
 async function tinyConditioning(dir: string): Promise<ConditioningSet> {
-  await buildShapesWorldShards({
-    outDir: `${dir}/data`,
-    seed: SEED,
-    count: 32,
-    perShard: 32,
-    size: 16,
-  });
-  const data = await loadImageSet(`${dir}/data`);
-  const common = { data, seed: SEED, resume: false, progress: false };
-  const ae = await autoencoderStage({
-    ...common,
-    dir: `${dir}/ae`,
-    settings: { ...preset.autoencoder, steps: 2 },
-  });
-  const clip = await clipStage({
-    ...common,
-    dir: `${dir}/clip`,
-    settings: { ...preset.clip, steps: 2 },
-  });
-  const cond = await buildConditioning(data, ae, clip, undefined, preset.unet.textContext);
-  tf.dispose([...Object.values(ae.params), ...Object.values(clip.params)]);
-  return cond;
+  return (await tinyStageInputs(dir, { seed: SEED })).cond;
 }
 
 /** Each rank's draws (copied) and rank 0's losses of a two-rank UNet run. */

@@ -10,22 +10,18 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import {
-  autoencoderStage,
-  buildConditioning,
-  clipStage,
   compiledEngineProblem,
   type ConditioningSet,
   generate,
-  loadImageSet,
   loadRun,
   resolvePreset,
   unetStage,
 } from "../lib/recipe/mod.ts";
 import { trainRun } from "../lib/jobs/mod.ts";
 import { initBackendAndConvGrad, type MetricRecord, readMetrics } from "../lib/train/mod.ts";
-import { buildShapesWorldShards } from "../lib/data/mod.ts";
 import { loadModel } from "../lib/recipe/model_files.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
@@ -39,28 +35,7 @@ const settings = { ...preset.unet, steps: STEPS, batchSize: 4, checkpointEvery: 
 
 /** Frozen tiny autoencoder + CLIP on 32 shapes-world images, and their conditioning set. */
 async function conditioning(dir: string): Promise<ConditioningSet> {
-  await buildShapesWorldShards({
-    outDir: `${dir}/data`,
-    seed: 1,
-    count: 32,
-    perShard: 32,
-    size: 16,
-  });
-  const data = await loadImageSet(`${dir}/data`);
-  const common = { data, seed: 1, resume: false, progress: false };
-  const ae = await autoencoderStage({
-    ...common,
-    dir: `${dir}/ae`,
-    settings: { ...preset.autoencoder, steps: 2 },
-  });
-  const clip = await clipStage({
-    ...common,
-    dir: `${dir}/clip`,
-    settings: { ...preset.clip, steps: 2 },
-  });
-  const cond = await buildConditioning(data, ae, clip, undefined, preset.unet.textContext);
-  tf.dispose([...Object.values(ae.params), ...Object.values(clip.params)]);
-  return cond;
+  return (await tinyConditioning(dir)).cond;
 }
 
 /** max |a - b| / |b| over steps. */

@@ -17,11 +17,7 @@ import {
   unetTrainingGraph,
 } from "../lib/compiled/mod.ts";
 import {
-  autoencoderStage,
-  buildConditioning,
-  clipStage,
   type ConditioningSet,
-  loadImageSet,
   precisionProblem,
   resolvePreset,
   unetStage,
@@ -34,12 +30,12 @@ import {
   saveCheckpoint,
 } from "../lib/train/mod.ts";
 import { storeFor } from "../lib/storage/location.ts";
-import { buildShapesWorldShards } from "../lib/data/mod.ts";
 import { initUnet, UNET_PRESETS } from "../lib/models/unet.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
 const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
@@ -228,29 +224,7 @@ Deno.test({
 
 /** Frozen tiny autoencoder + CLIP on 32 shapes-world images, and their conditioning set. */
 async function conditioning(dir: string): Promise<ConditioningSet> {
-  const preset = resolvePreset("tiny");
-  await buildShapesWorldShards({
-    outDir: `${dir}/data`,
-    seed: 1,
-    count: 32,
-    perShard: 32,
-    size: 16,
-  });
-  const data = await loadImageSet(`${dir}/data`);
-  const common = { data, seed: 1, resume: false, progress: false };
-  const ae = await autoencoderStage({
-    ...common,
-    dir: `${dir}/ae`,
-    settings: { ...preset.autoencoder, steps: 2 },
-  });
-  const clip = await clipStage({
-    ...common,
-    dir: `${dir}/clip`,
-    settings: { ...preset.clip, steps: 2 },
-  });
-  const cond = await buildConditioning(data, ae, clip, undefined, preset.unet.textContext);
-  tf.dispose([...Object.values(ae.params), ...Object.values(clip.params)]);
-  return cond;
+  return (await tinyConditioning(dir)).cond;
 }
 
 Deno.test({

@@ -62,29 +62,29 @@
  * ```
  * @module
  */
-import { Rng, STREAM } from "../util/rng.ts";
-import { Progress } from "../util/progress.ts";
-import {
-  latestCheckpoint,
-  listCheckpoints,
-  loadCheckpoint,
-  type LoadedCheckpoint,
-  pruneCheckpoints,
-  saveCheckpoint,
-} from "../train/checkpoint.ts";
+import { Rng } from "../util/rng.ts";
+import { type LoadedCheckpoint, pruneCheckpoints, saveCheckpoint } from "../train/checkpoint.ts";
 import { constantLr, type LrSchedule } from "../train/lr.ts";
-import { type MetricRecord, MetricsLog, truncateMetrics } from "../train/metrics.ts";
+import { type MetricRecord, truncateMetrics } from "../train/metrics.ts";
+import {
+  checkpointDue,
+  intOption,
+  resumedRng,
+  saveOnAllRanks,
+  startCheckpoint,
+  startProgress,
+  StepLog,
+} from "../train/loop_parts.ts";
 import type { TensorDataMap } from "../train/tensor_data.ts";
 import type { CheckpointStore } from "../storage/store.ts";
 import { storeFor } from "../storage/location.ts";
-import { shareCheckpoint } from "../train/checkpoint_broadcast.ts";
 import {
   allreduceMean,
   assertSameOnAllRanks,
   type Communicator,
   singleProcess,
 } from "../data_parallel/comm.ts";
-import { gatherRngStates, lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
+import { lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
 import type {
   CompiledTrainState,
   CompiledTrainStep,
@@ -232,13 +232,8 @@ function lossScaleOf(
 export async function compiledTrainLoop<B, P>(
   o: CompiledTrainLoopOptions<B, P>,
 ): Promise<CompiledTrainLoopResult<P>> {
-  const int = (name: string, v: number | undefined, dflt: number, min: number) => {
-    const x = v ?? dflt;
-    if (!Number.isInteger(x) || x < min) {
-      throw new Error(`compiledTrainLoop: option ${name} must be an integer >= ${min}, got ${v}`);
-    }
-    return x;
-  };
+  const int = (name: string, v: number | undefined, dflt: number, min: number) =>
+    intOption("compiledTrainLoop", name, v, dflt, min);
   const steps = int("steps", o.steps, 0, 0);
   const logEvery = int("logEvery", o.logEvery, 1, 1);
   const checkpointEvery = int("checkpointEvery", o.checkpointEvery, 0, 0);
@@ -261,24 +256,12 @@ export async function compiledTrainLoop<B, P>(
   let resumedFrom: string | null = null;
 
   // Rank 0 alone reads the store; the others get its outcome by broadcast.
-  const ck: LoadedCheckpoint | null = await shareCheckpoint({
+  const ck: LoadedCheckpoint | null = await startCheckpoint({
     comm,
-    location: store.location,
-    read: async () => {
-      if (o.resume) {
-        const latest = await latestCheckpoint(store);
-        return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
-      }
-      if (!writer) return null;
-      const done = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
-      if (done.length) {
-        throw new Error(
-          `compiledTrainLoop: ${store.location} already has checkpoints (newest ` +
-            `${done.at(-1)!.name}); pass resume: true or use a fresh runDir`,
-        );
-      }
-      return null;
-    },
+    store,
+    resume: o.resume,
+    writer,
+    who: "compiledTrainLoop",
   });
   if (ck) {
     const src = `${store.location}/${ck.name}`;
@@ -303,12 +286,14 @@ export async function compiledTrainLoop<B, P>(
     });
     // As trainLoop: every rank's stream when the run had this many ranks, else a step-specific
     // seed on ranks > 0; shared streams are rank 0's everywhere.
-    const saved = st.rng.ranks?.length === comm.size ? st.rng.ranks[rank] : undefined;
-    rng = rank === 0 || o.seedStreams === "shared"
-      ? Rng.fromState(st.rng.loss)
-      : saved
-      ? Rng.fromState(saved)
-      : Rng.stream(o.seed, [rank, STREAM.noise, ck.step]);
+    rng = resumedRng({
+      saved: { loss: st.rng.loss, ranks: st.rng.ranks },
+      size: comm.size,
+      rank,
+      seed: o.seed,
+      shared: o.seedStreams === "shared",
+      step: ck.step,
+    });
     position = st.position as P;
     start = ck.step;
     elapsedBefore = st.elapsed_s ?? 0;
@@ -317,56 +302,43 @@ export async function compiledTrainLoop<B, P>(
   await assertSameOnAllRanks(comm, "compiledTrainLoop: resume step", start);
   if (writer) await truncateMetrics(metricsPath, start);
 
-  const log = new MetricsLog(metricsPath);
+  const log = new StepLog({ metricsPath, writer, start, elapsedBefore, onLog: o.onLog });
   const history: { step: number; loss: number }[] = [];
-  const t0 = performance.now();
-  let lastLogT = t0, lastLogStep = start;
-  const bar = (o.progress ?? writer) && steps > start
-    ? new Progress({
-      total: steps,
-      label: String((o.config as { stage?: unknown } | undefined)?.stage ?? "train"),
-      initial: start,
-    })
-    : null;
+  const bar = startProgress({ show: o.progress ?? writer, steps, start, config: o.config });
 
   // Every rank joins (the RNG gather and the closing barrier); rank 0 alone reads back and writes.
-  const save = async (step: number) => {
-    const ranks = await gatherRngStates(comm, rng.state());
-    if (!writer) {
-      await comm.barrier();
-      return;
-    }
-    const s = await cs.readState();
-    await saveCheckpoint(store, {
-      step,
-      tensors: {
-        model: tensorsOf(s.params, shapes),
-        optimizer: { ...tensorsOf(s.m, shapes, "m."), ...tensorsOf(s.v, shapes, "v.") },
-        ...(s.ema ? { ema: tensorsOf(s.ema, shapes) } : {}),
-      },
-      state: {
+  const save = (step: number) =>
+    saveOnAllRanks({ comm, writer, rng }, async (savedRng) => {
+      const s = await cs.readState();
+      await saveCheckpoint(store, {
         step,
-        seed: o.seed,
-        rng: { loss: rng.state(), ...(comm.size > 1 ? { ranks } : {}) },
-        position,
-        optimizer: { t: s.t },
-        ema: s.ema ? { updates: s.emaUpdates } : null,
-        ...(s.lossScale
-          ? {
-            loss_scale: {
-              scale: s.lossScale.scale,
-              good_steps: s.lossScale.goodSteps,
-              skipped: s.lossScale.skipped,
-            },
-          }
-          : {}),
-        elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
-        config: o.config,
-      } as Record<string, unknown>,
+        tensors: {
+          model: tensorsOf(s.params, shapes),
+          optimizer: { ...tensorsOf(s.m, shapes, "m."), ...tensorsOf(s.v, shapes, "v.") },
+          ...(s.ema ? { ema: tensorsOf(s.ema, shapes) } : {}),
+        },
+        state: {
+          step,
+          seed: o.seed,
+          rng: savedRng,
+          position,
+          optimizer: { t: s.t },
+          ema: s.ema ? { updates: s.emaUpdates } : null,
+          ...(s.lossScale
+            ? {
+              loss_scale: {
+                scale: s.lossScale.scale,
+                good_steps: s.lossScale.goodSteps,
+                skipped: s.lossScale.skipped,
+              },
+            }
+            : {}),
+          elapsed_s: log.elapsed(),
+          config: o.config,
+        } as Record<string, unknown>,
+      });
+      if (keepLast) await pruneCheckpoints(store, keepLast, { keepSteps: [...keepSteps] });
     });
-    if (keepLast) await pruneCheckpoints(store, keepLast, { keepSteps: [...keepSteps] });
-    await comm.barrier();
-  };
   const stepOptions: StepOptions = comm.size > 1
     ? { reduce: (flat) => allreduceMean(comm, flat) }
     : {};
@@ -381,25 +353,13 @@ export async function compiledTrainLoop<B, P>(
     }
     history.push({ step, loss });
     if (step % logEvery === 0 || step === steps) {
-      const now = performance.now();
-      const rec: MetricRecord = {
-        step,
-        loss,
-        lr,
-        grad_norm: await cs.readGradNorm(),
-        images_per_s: ((step - lastLogStep) * (o.itemsPerBatch ?? 1) * 1000) /
-          Math.max(1e-9, now - lastLogT),
-        elapsed_s: elapsedBefore + (now - t0) / 1000,
-      };
-      if (!Number.isFinite(rec.grad_norm)) delete rec.grad_norm;
-      lastLogT = now;
-      lastLogStep = step;
-      if (writer) await log.append(rec);
-      o.onLog?.(rec);
+      const gradNorm = await cs.readGradNorm();
+      // A step that skipped its update (mixed precision's overflow) has no finite norm to log.
+      const grad_norm = Number.isFinite(gradNorm) ? gradNorm : undefined;
+      await log.record({ step, loss, lr, grad_norm }, o.itemsPerBatch ?? 1);
     }
     bar?.update(step, { loss, lr });
-    const due = checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps);
-    if (due || keepSteps.has(step)) await save(step);
+    if (checkpointDue(step, { steps, checkpointEvery, keepSteps })) await save(step);
   }
   bar?.done();
   return {

@@ -43,18 +43,19 @@
  * @module
  */
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
-import { Rng, type RngState, STREAM } from "../util/rng.ts";
-import { Progress } from "../util/progress.ts";
-import {
-  latestCheckpoint,
-  listCheckpoints,
-  loadCheckpoint,
-  type LoadedCheckpoint,
-  pruneCheckpoints,
-  saveCheckpoint,
-} from "./checkpoint.ts";
+import { Rng, type RngState } from "../util/rng.ts";
+import { pruneCheckpoints, saveCheckpoint } from "./checkpoint.ts";
 import { constantLr, type LrSchedule } from "./lr.ts";
-import { type MetricRecord, MetricsLog, truncateMetrics } from "./metrics.ts";
+import { type MetricRecord, truncateMetrics } from "./metrics.ts";
+import {
+  checkpointDue,
+  intOption,
+  resumedRng,
+  saveOnAllRanks,
+  startCheckpoint,
+  startProgress,
+  StepLog,
+} from "./loop_parts.ts";
 import {
   AdamW,
   type AdamWOptions,
@@ -67,14 +68,8 @@ import {
 } from "./optim.ts";
 import type { CheckpointStore } from "../storage/store.ts";
 import { storeFor } from "../storage/location.ts";
-import { shareCheckpoint } from "./checkpoint_broadcast.ts";
 import { assertSameOnAllRanks, type Communicator, singleProcess } from "../data_parallel/comm.ts";
-import {
-  averageGrads,
-  gatherRngStates,
-  lossStreamPath,
-  type SeedStreams,
-} from "../data_parallel/training.ts";
+import { averageGrads, lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
 import { type Params, restoreParams, snapshotParams } from "./tensor_data.ts";
 
 /** Options for {@link trainLoop}. `B` is the batch type, `P` the JSON-safe data position. */
@@ -214,33 +209,8 @@ function disposeTensors(x: unknown, depth = 0): void {
   }
 }
 
-/** The newest complete checkpoint in `store`, loaded and verified, or null when there is none. */
-async function readNewest(store: CheckpointStore): Promise<LoadedCheckpoint | null> {
-  const latest = await latestCheckpoint(store);
-  return latest ? await loadCheckpoint({ store, name: latest.name }) : null;
-}
-
-/** A fresh run starts from nothing; refuse to train over a run that has checkpoints. */
-async function refuseExisting(store: CheckpointStore): Promise<null> {
-  const existing = (await listCheckpoints(store, { verify: "manifest" })).filter((c) => c.complete);
-  if (existing.length) {
-    throw new Error(
-      `trainLoop: ${store.location} already has checkpoints (newest ${existing.at(-1)!.name}); ` +
-        `pass resume: true or use a fresh runDir`,
-    );
-  }
-  return null;
-}
-
-const nothing = (): Promise<null> => Promise.resolve(null);
-
-function positiveInt(name: string, v: number | undefined, dflt: number, min = 1): number {
-  const x = v ?? dflt;
-  if (!Number.isInteger(x) || x < min) {
-    throw new Error(`trainLoop: option ${name} must be an integer >= ${min}, got ${v}`);
-  }
-  return x;
-}
+const positiveInt = (name: string, v: number | undefined, dflt: number, min = 1): number =>
+  intOption("trainLoop", name, v, dflt, min);
 
 /**
  * Run (or resume) training; see the module docs.
@@ -305,11 +275,7 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
   try {
     // Rank 0 alone touches the store: it finds and reads the newest complete checkpoint (or checks
     // that a fresh run has none) and every other rank gets the outcome by broadcast.
-    const ck = await shareCheckpoint({
-      comm,
-      location: store.location,
-      read: () => o.resume ? readNewest(store) : writer ? refuseExisting(store) : nothing(),
-    });
+    const ck = await startCheckpoint({ comm, store, resume: o.resume, writer, who: "trainLoop" });
     if (ck) {
       const st = ck.state as unknown as LoopState;
       const src = `${store.location}/${ck.name}`;
@@ -323,15 +289,14 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
         ema.loadState({ updates: st.ema.updates, tensors: ck.tensors.ema }, `${src}/ema`);
       }
       if (!st.rng?.loss) throw new Error(`${src}/state.json: field rng.loss missing`);
-      // Every rank's stream is saved by data-parallel runs; a checkpoint from a run with another
-      // world size has only rank 0's, and the others restart from a step-specific seed. Shared
-      // streams are rank 0's on every rank.
-      const saved = st.rng.ranks?.length === comm.size ? st.rng.ranks[rank] : undefined;
-      rng = rank === 0 || shared
-        ? Rng.fromState(st.rng.loss)
-        : saved
-        ? Rng.fromState(saved)
-        : Rng.stream(o.seed, [rank, STREAM.noise, ck.step]);
+      rng = resumedRng({
+        saved: st.rng,
+        size: comm.size,
+        rank,
+        seed: o.seed,
+        shared,
+        step: ck.step,
+      });
       position = st.position as P;
       start = ck.step;
       elapsedBefore = st.elapsed_s ?? 0;
@@ -346,54 +311,39 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
     throw e;
   }
 
-  const log = new MetricsLog(metricsPath);
+  const log = new StepLog({ metricsPath, writer, start, elapsedBefore, onLog: o.onLog });
   const history: { step: number; loss: number }[] = [];
-  const t0 = performance.now();
-  let lastLogT = t0;
-  let lastLogStep = start;
-  const bar = (o.progress ?? writer) && steps > start
-    ? new Progress({
-      total: steps,
-      // The stage's name when the caller records one, so a notebook's bars say which stage runs.
-      label: String((o.config as { stage?: unknown } | undefined)?.stage ?? "train"),
-      initial: start,
-    })
-    : null;
+  const bar = startProgress({ show: o.progress ?? writer, steps, start, config: o.config });
 
   // Called on every rank: all join the RNG gather, rank 0 alone writes, and the closing barrier
   // keeps the others from running ahead of a checkpoint that is not yet complete.
-  const save = async (step: number) => {
-    const ranks = await gatherRngStates(comm, rng.state());
-    if (!writer) {
-      await comm.barrier();
-      return;
-    }
-    const optState = await opt.state();
-    const emaState = ema ? await ema.state() : null;
-    const state: LoopState = {
-      step,
-      seed: o.seed,
-      rng: { loss: rng.state(), ...(comm.size > 1 ? { ranks } : {}) },
-      position,
-      optimizer: { t: optState.t },
-      ema: emaState ? { updates: emaState.updates } : null,
-      elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
-      config: o.config,
-    };
-    await saveCheckpoint(store, {
-      step,
-      rank,
-      tensors: {
-        model: await snapshotParams(o.params),
-        optimizer: optState.tensors,
-        ...(emaState ? { ema: emaState.tensors } : {}),
-      },
-      state: state as unknown as Record<string, unknown>,
+  const save = (step: number) =>
+    saveOnAllRanks({ comm, writer, rng }, async (savedRng) => {
+      const optState = await opt.state();
+      const emaState = ema ? await ema.state() : null;
+      const state: LoopState = {
+        step,
+        seed: o.seed,
+        rng: savedRng,
+        position,
+        optimizer: { t: optState.t },
+        ema: emaState ? { updates: emaState.updates } : null,
+        elapsed_s: log.elapsed(),
+        config: o.config,
+      };
+      await saveCheckpoint(store, {
+        step,
+        rank,
+        tensors: {
+          model: await snapshotParams(o.params),
+          optimizer: optState.tensors,
+          ...(emaState ? { ema: emaState.tensors } : {}),
+        },
+        state: state as unknown as Record<string, unknown>,
+      });
+      // Pruning follows the save, so an older checkpoint goes only once a newer one is complete.
+      if (keepLast) await pruneCheckpoints(store, keepLast, { rank, keepSteps: [...keepSteps] });
     });
-    // Pruning follows the save, so an older checkpoint goes only once a newer one is complete.
-    if (keepLast) await pruneCheckpoints(store, keepLast, { rank, keepSteps: [...keepSteps] });
-    await comm.barrier();
-  };
 
   try {
     for (let step = start + 1; step <= steps; step++) {
@@ -438,26 +388,10 @@ export async function trainLoop<B, P>(o: TrainLoopOptions<B, P>): Promise<TrainL
       history.push({ step, loss });
 
       if (step % logEvery === 0 || step === steps) {
-        const now = performance.now();
-        const rec: MetricRecord = {
-          step,
-          loss,
-          lr,
-          grad_norm: gradNorm,
-          images_per_s: ((step - lastLogStep) * gradAccum * itemsPerBatch * 1000) /
-            Math.max(1e-9, now - lastLogT),
-          elapsed_s: elapsedBefore + (now - t0) / 1000,
-        };
-        lastLogT = now;
-        lastLogStep = step;
-        if (writer) await log.append(rec);
-        o.onLog?.(rec);
+        await log.record({ step, loss, lr, grad_norm: gradNorm }, gradAccum * itemsPerBatch);
       }
       bar?.update(step, { loss, lr });
-      const due = checkpointEvery > 0 && (step % checkpointEvery === 0 || step === steps);
-      if (due || keepSteps.has(step)) {
-        await save(step);
-      }
+      if (checkpointDue(step, { steps, checkpointEvery, keepSteps })) await save(step);
     }
     bar?.done();
   } catch (e) {

@@ -17,5 +17,6 @@ export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
 export * from "./metrics.ts";
 export * from "./loop.ts";
+export * from "./loop_parts.ts";
 export * from "./checkpoint_broadcast.ts";
 export * from "./init_backend.ts";
