@@ -25,7 +25,7 @@ import { initBackend } from "../lib/backend/mod.ts";
 import { compileTrainStep, unetTrainingGraph } from "../lib/compiled/mod.ts";
 import { initUnet, type UnetConfig } from "../lib/models/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
-import { RECIPE_PRESETS, unetConfigFor } from "../lib/recipe/mod.ts";
+import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import {
   allGather,
   allreduceMean,
@@ -44,10 +44,7 @@ const SPEC = {
   warmup: { type: "int", default: 2, min: 1, help: "untimed steps first" },
 } as const;
 
-const DEFAULT_UNET: UnetConfig = unetConfigFor(RECIPE_PRESETS.default.unet.model, {
-  latentChannels: RECIPE_PRESETS.default.autoencoder.model.latentChannels,
-  contextDim: RECIPE_PRESETS.default.clip.model.textWidth,
-});
+const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x: number) => x.toFixed(2);

@@ -49,7 +49,7 @@ import {
   type UnetConfig,
 } from "../lib/models/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
-import { RECIPE_PRESETS, unetConfigFor } from "../lib/recipe/mod.ts";
+import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { BENCH_TOKENS } from "./unet_fixture.ts";
 
@@ -82,10 +82,7 @@ const SPEC = {
 } as const;
 
 /** The default preset's UNet, with the channels and context width its frozen parts give it. */
-const DEFAULT_UNET: UnetConfig = unetConfigFor(RECIPE_PRESETS.default.unet.model, {
-  latentChannels: RECIPE_PRESETS.default.autoencoder.model.latentChannels,
-  contextDim: RECIPE_PRESETS.default.clip.model.textWidth,
-});
+const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

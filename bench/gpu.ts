@@ -55,7 +55,13 @@ import {
   WordTokenizer,
 } from "../lib/models/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
-import { exportRun, RECIPE_PRESETS, saveModel, unetConfigFor } from "../lib/recipe/mod.ts";
+import {
+  exportRun,
+  presetUnetConfig,
+  RECIPE_PRESETS,
+  saveModel,
+  unetConfigFor,
+} from "../lib/recipe/mod.ts";
 import { cudaFallbackReason, loadOnnxPipeline, txt2img } from "../lib/onnx/mod.ts";
 import { bestOfN, loadScorer } from "../lib/inference/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
@@ -107,10 +113,7 @@ const SPEC = {
 type GpuFlags = ReturnType<typeof flags>;
 const CHILD_TAG = "GPU_BENCH_JSON ";
 /** The default preset's UNet, with the channels and context width its frozen parts give it. */
-const DEFAULT_UNET: UnetConfig = unetConfigFor(RECIPE_PRESETS.default.unet.model, {
-  latentChannels: RECIPE_PRESETS.default.autoencoder.model.latentChannels,
-  contextDim: RECIPE_PRESETS.default.clip.model.textWidth,
-});
+const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
 
 function flags() {
   return parseFlags(Deno.args, SPEC, "bench/gpu.ts");

@@ -17,7 +17,7 @@ import {
   unetTrainingGraph,
 } from "../lib/compiled/mod.ts";
 import { initUnet, UNET_PRESETS, type UnetConfig, unetForward } from "../lib/models/unet.ts";
-import { RECIPE_PRESETS, unetConfigFor } from "../lib/recipe/mod.ts";
+import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { AdamW, clipGradNorm, computeGrads, Ema } from "../lib/train/optim.ts";
 import { warmupCosine } from "../lib/train/lr.ts";
@@ -30,10 +30,7 @@ const device = adapter ? await adapter.requestDevice() : undefined;
 if (!device) console.log("compiled_train_step: skipped, no WebGPU adapter in this runtime");
 const ignore = !device;
 
-const DEFAULT_UNET: UnetConfig = unetConfigFor(RECIPE_PRESETS.default.unet.model, {
-  latentChannels: RECIPE_PRESETS.default.autoencoder.model.latentChannels,
-  contextDim: RECIPE_PRESETS.default.clip.model.textWidth,
-});
+const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
 
 /** max|got - want| / max|want|. */
 function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {

@@ -720,3 +720,26 @@ export function unetConfigFor(
   }
   return { ...model, inChannels: latent, outChannels: latent, contextDim: context };
 }
+
+/**
+ * The UNet a recipe preset trains, shaped for its own frozen parts with the text encoder's states
+ * as context (`states`, Stable Diffusion's conditioning): what benchmarks and tests time as "the
+ * preset's UNet".
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { presetUnetConfig } from "./stages.ts";
+ * import { RECIPE_PRESETS } from "./presets.ts";
+ *
+ * const cfg = presetUnetConfig(RECIPE_PRESETS.default);
+ * assert.equal(cfg.inChannels, RECIPE_PRESETS.default.autoencoder.model.latentChannels);
+ * assert.equal(cfg.contextDim, RECIPE_PRESETS.default.clip.model.textWidth);
+ * ```
+ */
+export function presetUnetConfig(preset: RecipePreset): UnetConfig {
+  return unetConfigFor(preset.unet.model, {
+    latentChannels: preset.autoencoder.model.latentChannels,
+    contextDim: preset.clip.model.textWidth,
+  });
+}
