@@ -27,4 +27,4 @@ export {
   tridiagonalEigenvalues,
   tridiagonalize,
 } from "./eigen.ts";
-export { quantileSorted } from "./quantile.ts";
+export { percentileInterval, quantileSorted } from "./quantile.ts";

@@ -29,7 +29,8 @@
  * @module
  */
 import { Rng, STREAM } from "../util/rng.ts";
-import { type Interval, percentileInterval } from "../eval/human/stats.ts";
+import type { Interval } from "../eval/human/stats.ts";
+import { percentileInterval } from "../math/quantile.ts";
 
 /**
  * Half the sample variance (denominator n - 1) of the successive differences of `losses`; needs

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { quantileSorted } from "../../math/quantile.ts";
+import { percentileInterval, quantileSorted } from "../../math/quantile.ts";
 
 /** A two-sided interval. */
 export interface Interval {
@@ -181,16 +181,5 @@ export function holm(pValues: readonly number[]): number[] {
 /** Quantile of a sorted array (type 7, numpy's default); defined in lib/math. */
 export { quantileSorted };
 
-/**
- * Percentile interval of bootstrap replicates at `confidence` (NaN replicates are ignored).
- *
- * @example
- * ```ts
- * percentileInterval([0.4, 0.5, 0.6], 0.5); // { lo: 0.45, hi: 0.55 }
- * ```
- */
-export function percentileInterval(values: ArrayLike<number>, confidence = 0.95): Interval {
-  const v = Float64Array.from(Array.from(values).filter((x) => !Number.isNaN(x))).sort();
-  const a = (1 - confidence) / 2;
-  return { lo: quantileSorted(v, a), hi: quantileSorted(v, 1 - a) };
-}
+/** Percentile interval of bootstrap replicates; defined in lib/math. */
+export { percentileInterval };
