@@ -17,10 +17,10 @@ import {
   worstWeightRel,
 } from "./helpers/compiled_dp.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
+import { webgpuForTests } from "./helpers/webgpu.ts";
 
 await tf.setBackend("cpu");
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-if (!adapter) console.log("compiled_data_parallel: skipped, no WebGPU adapter in this runtime");
+const { adapter } = await webgpuForTests("compiled_data_parallel");
 const mpirun = await findMpirun();
 if (adapter && !mpirun) console.log("compiled_data_parallel: mpirun check skipped, no mpirun");
 const here = new URL(".", import.meta.url).pathname;

@@ -17,27 +17,13 @@ import {
 import { initUnet, UNET_PRESETS } from "../lib/models/unet.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
+import { relErr, webgpuForTests } from "./helpers/webgpu.ts";
 
 await initBackend("cpu-js", { quiet: true });
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-const hasF16 = !!adapter?.features.has("shader-f16");
-if (!adapter) console.log("compiled_mixed_precision: skipped, no WebGPU adapter in this runtime");
-else if (!hasF16) console.log("compiled_mixed_precision: skipped, the adapter lacks shader-f16");
-const device = hasF16 ? await requestStepDevice(adapter!, "mixed") : undefined;
-const ignore = !device;
-
-/** max|got - want| / max|want|. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  assert.ok(Number.isFinite(d), "non-finite values");
-  return m === 0 ? d : d / m;
-}
+const { adapter, device, skip: ignore } = await webgpuForTests("compiled_mixed_precision", {
+  f16: true,
+});
 
 Deno.test("mixed precision: a device without shader-f16 is refused in one line", async () => {
   const stub = { features: new Set<string>(), info: { description: "stub adapter" } };

@@ -22,27 +22,13 @@ import { disposeParams } from "../lib/nn/mod.ts";
 import { AdamW, clipGradNorm, computeGrads, Ema } from "../lib/train/optim.ts";
 import { warmupCosine } from "../lib/train/lr.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
+import { relErr, webgpuForTests } from "./helpers/webgpu.ts";
 
 await initBackend("cpu-blas", { quiet: true });
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-const device = adapter ? await adapter.requestDevice() : undefined;
-if (!device) console.log("compiled_train_step: skipped, no WebGPU adapter in this runtime");
-const ignore = !device;
+const { device, skip: ignore } = await webgpuForTests("compiled_train_step", { device: true });
 
 const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
-
-/** max|got - want| / max|want|. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  assert.ok(Number.isFinite(d), "non-finite values");
-  return m === 0 ? d : d / m;
-}
 
 function weightsOf(cfg: UnetConfig, seed: number): Record<string, Float32Array> {
   const p = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));

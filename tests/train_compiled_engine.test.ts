@@ -22,11 +22,10 @@ import { initBackendAndConvGrad, type MetricRecord, readMetrics } from "../lib/t
 import { loadModel } from "../lib/recipe/model_files.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
 import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
+import { webgpuForTests } from "./helpers/webgpu.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-if (!adapter) console.log("train_compiled_engine: skipped, no WebGPU adapter in this runtime");
-const ignore = !adapter;
+const { skip: ignore } = await webgpuForTests("train_compiled_engine");
 
 const STEPS = 20;
 const preset = resolvePreset("tiny");

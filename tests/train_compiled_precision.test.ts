@@ -36,18 +36,10 @@ import { Rng, STREAM } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
 import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
+import { webgpuForTests } from "./helpers/webgpu.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-const hasF16 = !!adapter?.features.has("shader-f16");
-if (!hasF16) {
-  console.log(
-    `train_compiled_precision: GPU parts skipped, ${
-      adapter ? "the adapter lacks shader-f16" : "no WebGPU adapter in this runtime"
-    }`,
-  );
-}
-const ignore = !hasF16;
+const { adapter, skip: ignore } = await webgpuForTests("train_compiled_precision", { f16: true });
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
 
 const CFG = UNET_PRESETS.tiny;
