@@ -1,7 +1,8 @@
 /**
  * Host cost of the kit's compiled training step on WebGPU (lib/compiled: the UNet step as one IR
  * graph, run by `compileGraph`'s executor): the default preset's UNet at batch 1, 8x8x4 latents,
- * 24 tokens (bench/gpu.ts part 3's setting). `--step full` (default): the whole training step
+ * 24 tokens (bench/gpu.ts part 3's setting; `--latent 32 --batch N` for the study's latents, where
+ * the kernels rather than the host dominate). `--step full` (default): the whole training step
  * as the UNet stage runs it, fused (`fuseGraph`), then global-norm clipping, AdamW and the EMA on
  * packed GPU buffers (`compileTrainStep`); `--step grads`: the unfused forward, loss and backward
  * only (every parameter gradient, no optimizer).
@@ -20,7 +21,7 @@
  *
  * Usage:
  *   deno run -A bench/compiled_step.ts [--preset default|tiny] [--step full|grads] [--steps 5]
- *     [--warmup 2] [--precision f32|mixed]
+ *     [--warmup 2] [--precision f32|mixed] [--latent 8|16|32] [--batch 1]
  *     [--tfjs-host-ms 300] [--measure-tfjs] [--seed 0]
  * `--precision mixed`: float16 activations and heavy ops with dynamic loss scaling
  * (lib/compiled/mixed_precision.ts; the adapter must have `shader-f16`); the stats line then
@@ -74,6 +75,14 @@ const SPEC = {
     help: "measure the peer now (bench/gpu.ts --host-only, a minute or two on lavapipe)",
   },
   seed: { type: "int", default: 0, min: 0, help: "seed of weights and data" },
+  latent: {
+    type: "int",
+    default: 8,
+    min: 8,
+    help:
+      "latent side: 8 (host cost: compute negligible) or 32 (the study's 256 px; kernels dominate)",
+  },
+  batch: { type: "int", default: 1, min: 1, help: "batch size" },
   precision: {
     type: "string",
     default: "f32",
@@ -139,7 +148,7 @@ async function main(): Promise<void> {
   // Weights are drawn with tfjs on the CPU, then handed over as arrays.
   await initBackend("cpu-blas", { quiet: true });
   const cfg = f.preset === "tiny" ? UNET_PRESETS.tiny : DEFAULT_UNET;
-  const [b, h, w, tokens] = [1, 8, 8, BENCH_TOKENS];
+  const [b, h, w, tokens] = [f.batch, f.latent, f.latent, BENCH_TOKENS];
   let t0 = performance.now();
   const step = unetTrainingGraph({ cfg, batch: b, height: h, width: w, tokens });
   const graphMs = performance.now() - t0;

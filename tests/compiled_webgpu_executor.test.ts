@@ -20,27 +20,15 @@ import { initUnet, UNET_PRESETS, type UnetConfig } from "../lib/models/unet.ts";
 import { RECIPE_PRESETS, unetConfigFor } from "../lib/recipe/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
+import { relErr, webgpuForTests } from "./helpers/webgpu.ts";
 
 await initBackend("cpu-blas", { quiet: true });
 
-const adapter = await navigator.gpu?.requestAdapter().catch(() => null);
-const device = adapter ? await adapter.requestDevice() : undefined;
-if (!device) console.log("compiled_webgpu_executor: skipped, no WebGPU adapter in this runtime");
-const ignore = !device;
+const { device, skip: ignore } = await webgpuForTests("compiled_webgpu_executor", {
+  device: true,
+});
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-/** max|got - want| / max|want| (0 when both are all zeros). */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  assert.equal(got.length, want.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < want.length; i++) {
-    d = Math.max(d, Math.abs(got[i] - want[i]));
-    m = Math.max(m, Math.abs(want[i]));
-  }
-  assert.ok(Number.isFinite(d), "non-finite values");
-  return m === 0 ? d : d / m;
-}
 
 /** Run `g` on the executor and on the interpreter with the same float32 feeds. */
 async function both(g: Graph, feeds: Record<string, Float32Array>) {
@@ -179,6 +167,37 @@ const CASES: OpCase[] = [
     inputs: [[2, 3, 3, 4], [2, 3, 3, 2]],
     attrs: { stride: 1, pad: [0, 0], filterShape: [1, 1, 4, 2] },
   },
+  // Several 16x16 tiles per side with ragged edges; convolutions with wide channels.
+  {
+    name: "matMul 4x4 blocks, ragged",
+    op: "matMul",
+    inputs: [[131, 70], [70, 67]],
+  },
+  {
+    name: "matMul A^T B^T 4x4 blocks",
+    op: "matMul",
+    inputs: [[37, 65], [66, 37]],
+    attrs: { transposeA: true, transposeB: true },
+  },
+  { name: "linear rows < 64, cols >= 64", op: "linear", inputs: [[3, 48], [48, 130], [130]] },
+  {
+    name: "conv2d 3x3 64 -> 72 + bias",
+    op: "conv2d",
+    inputs: [[2, 9, 7, 64], [3, 3, 64, 72], [72]],
+    attrs: { stride: 1, pad: [1, 1] },
+  },
+  {
+    name: "conv2dBackpropInput 3x3 stride 2, 66 channels",
+    op: "conv2dBackpropInput",
+    inputs: [[2, 5, 5, 40], [3, 3, 66, 40]],
+    attrs: { stride: 2, pad: [1, 1], inputShape: [2, 10, 10, 66] },
+  },
+  {
+    name: "conv2dBackpropFilter 3x3, 8 -> 70",
+    op: "conv2dBackpropFilter",
+    inputs: [[3, 11, 9, 8], [3, 11, 9, 70]],
+    attrs: { stride: 1, pad: [1, 1], filterShape: [3, 3, 8, 70] },
+  },
   { name: "upsample2x", op: "upsample2x", inputs: [[2, 2, 3, 2]] },
   { name: "sumPool2x", op: "sumPool2x", inputs: [[2, 4, 2, 3]] },
   {
@@ -237,6 +256,13 @@ const CASES: OpCase[] = [
     inputs: [[2, 4, 4], [2, 4, 4], [2, 4, 4], [2, 4]],
     attrs: { heads: 2, causal: true },
     values: { 3: [1, 1, 0, 1, 1, 1, 1, 0] },
+  },
+  {
+    // Head width 40 (an SD head): two value chunks, the second ragged; 70 keys.
+    name: "attention self, head width 40",
+    op: "attention",
+    inputs: [[2, 70, 80], [2, 70, 80], [2, 70, 80]],
+    attrs: { heads: 2, causal: false },
   },
   ...(["q", "k", "v"] as const).flatMap((wrt): OpCase[] => [
     {

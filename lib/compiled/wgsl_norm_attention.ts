@@ -184,8 +184,14 @@ fn score(b: u32, qi: u32, j: u32, h: u32) -> f32 {
 }
 `;
 
+/** Value columns one attention thread accumulates (a private array of this many floats). */
+const ATTN_CHUNK = 32;
+
 /**
- * `attention` (inputs q, k, v, keyMask?), one thread per output element.
+ * `attention` (inputs q, k, v, keyMask?) in the flash style: one thread per (sample, query,
+ * head, chunk of up to 32 value columns) walks the keys once with an online softmax (running
+ * maximum and sum, the partial output rescaled when the maximum grows), so each score is
+ * computed once per chunk rather than once per output element, and no score matrix is stored.
  *
  * @example
  * ```ts
@@ -193,33 +199,45 @@ fn score(b: u32, qi: u32, j: u32, h: u32) -> f32 {
  * import { attentionKernel } from "./wgsl_norm_attention.ts";
  *
  * const s = { q: [1, 4, 8], k: [1, 3, 8], v: [1, 3, 6], heads: 2, causal: false, mask: false };
- * assert.deepEqual(attentionKernel(s).uniforms.slice(0, 8), [24, 1, 4, 3, 8, 6, 2, 0]);
+ * // 1 sample x 4 queries x 2 heads x 1 chunk (3 value columns per head) threads
+ * assert.deepEqual(attentionKernel(s).uniforms.slice(0, 10), [8, 1, 4, 3, 8, 6, 2, 0, 1056964608, 1]);
  * ```
  */
 export function attentionKernel(s: AttentionSizes): KernelBody {
   const words = attnWords(s);
-  const n = s.q[0] * s.q[1] * s.v[2];
+  const dhv = s.v[2] / s.heads;
+  const chunks = Math.ceil(dhv / ATTN_CHUNK);
+  const n = s.q[0] * s.q[1] * s.heads * chunks;
   words[0] = n;
+  words[9] = chunks;
+  // The chunk's sums as named scalars (no private array indexed in a loop: a software driver
+  // would keep it in memory and gather per lane).
+  const ds = [...Array(ATTN_CHUNK).keys()];
   const wgsl = header(s.mask ? 4 : 3) + SCORE(s.mask ? "in3" : undefined) + `
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 64u;
   if (i >= P(0)) { return; }
-  let Tq = P(2); let Tk = P(3); let Dv = P(5); let dhv = Dv / P(6);
-  let d = i % Dv; let qi = (i / Dv) % Tq; let b = i / (Dv * Tq); let h = d / dhv;
-  var m = -3.0e38;
-  for (var j = 0u; j < Tk; j++) { m = max(m, score(b, qi, j, h)); }
-  var l = 0.0; var acc = 0.0;
+  let Tq = P(2); let Tk = P(3); let Dv = P(5); let H = P(6); let dhv = Dv / H; let NC = P(9);
+  let c = i % NC; var r = i / NC; let h = r % H; r = r / H; let qi = r % Tq; let b = r / Tq;
+  let d0 = c * ${ATTN_CHUNK}u; let cw = min(${ATTN_CHUNK}u, dhv - d0);
+  var m = -3.0e38; var l = 0.0;
+${ds.map((d) => `  var a${d} = 0.0;`).join("\n")}
   for (var j = 0u; j < Tk; j++) {
-    let p = exp(score(b, qi, j, h) - m);
-    l += p;
-    acc += p * in2[(b * Tk + j) * Dv + d];
+    let sc = score(b, qi, j, h);
+    let mNew = max(m, sc);
+    let corr = exp(m - mNew); let p = exp(sc - mNew);
+    l = l * corr + p;
+    let vb = (b * Tk + j) * Dv + h * dhv + d0;
+${ds.map((d) => `    if (${d}u < cw) { a${d} = a${d} * corr + p * in2[vb + ${d}u]; }`).join("\n")}
+    m = mNew;
   }
-  out[i] = acc / l;
+  let ob = (b * Tq + qi) * Dv + h * dhv + d0;
+${ds.map((d) => `  if (${d}u < cw) { out[ob + ${d}u] = a${d} / l; }`).join("\n")}
 }
 `;
   const groups = Math.ceil(n / 64);
-  if (groups > 65535) throw new Error(`wgsl attention: ${n} outputs exceed one grid dimension`);
+  if (groups > 65535) throw new Error(`wgsl attention: ${n} threads exceed one grid dimension`);
   return { wgsl, uniforms: words, workgroups: [groups, 1, 1] };
 }
 
