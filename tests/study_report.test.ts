@@ -71,6 +71,7 @@ Deno.test({
         const id of [
           "rank_seeds.variance_ratio",
           "clip_fid.clip_score",
+          "clip_fid.fid",
           "best_of_n.judge_win_rate",
           "touch_ups.difference",
           "training.heldout_colour",
@@ -99,7 +100,7 @@ Deno.test({
           }
         }
       }
-      assert.equal(plotly.length, 9, "9 Plotly figures over the 7 sections");
+      assert.equal(plotly.length, 10, "10 Plotly figures over the 7 sections");
 
       // Self-contained: plotly.js inlined once, nothing loaded from elsewhere.
       const html = await Deno.readTextFile(`${out}/report.html`);

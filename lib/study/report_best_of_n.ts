@@ -134,35 +134,52 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
     array: es.map((e) => Math.max(0, e.hi - e.value)),
     arrayminus: es.map((e) => Math.max(0, e.value - e.lo)),
   });
+  // Two figures rather than one with a second y axis: each keeps its own scale in every
+  // renderer (the static SVG draws one y axis).
+  const curve = (
+    name: string,
+    es: { value: number; lo: number; hi: number }[],
+    title: string,
+    yTitle: string,
+    range?: number[],
+  ) => ({
+    data: [{
+      type: "scatter",
+      mode: "lines+markers",
+      name,
+      x: pts.map((p) => p.n),
+      y: es.map((e) => e.value),
+      error_y: bars(es),
+    }],
+    layout: {
+      title: { text: title },
+      xaxis: { title: { text: "N (candidates per pick)" } },
+      yaxis: { title: { text: yTitle }, ...(range ? { range } : {}) },
+    },
+  });
   const score = pts.map((p) => p.score);
   const win = pts.map((p) => p.winRate!);
-  const figure = {
-    data: [
-      {
-        type: "scatter",
-        mode: "lines+markers",
-        name: `selector: ${r.selector}`,
-        x: pts.map((p) => p.n),
-        y: score.map((e) => e.value),
-        error_y: bars(score),
-      },
-      {
-        type: "scatter",
-        mode: "lines+markers",
-        name: `judge win rate vs best of 1 (${r.judge})`,
-        x: pts.map((p) => p.n),
-        y: win.map((e) => e.value),
-        error_y: bars(win),
-        yaxis: "y2",
-      },
-    ],
-    layout: {
-      title: { text: `Best of N, N = 1..${r.curve.maxN} (${r.curve.prompts} prompts)` },
-      xaxis: { title: { text: "N (candidates per pick)" } },
-      yaxis: { title: { text: "expected selector score of the pick" } },
-      yaxis2: { title: { text: "judge win rate" }, overlaying: "y", side: "right", range: [0, 1] },
+  const figures = [
+    {
+      id: "best-of-n-curve",
+      figure: curve(
+        `selector: ${r.selector}`,
+        score,
+        `Best of N by ${r.selector}, N = 1..${r.curve.maxN} (${r.curve.prompts} prompts)`,
+        "expected selector score of the pick",
+      ),
     },
-  };
+    {
+      id: "best-of-n-judge",
+      figure: curve(
+        `judge: ${r.judge}`,
+        win,
+        `The pick against best of 1, judged by ${r.judge}`,
+        "judge win rate (ties half)",
+        [0, 1],
+      ),
+    },
+  ];
   const top = pts.at(-1)!;
   const method = `percentile bootstrap over prompts (${top.score.resamples} resamples)`;
   const h = (id: string, label: string, e: typeof top.score): Headline => ({
@@ -187,7 +204,7 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
   return {
     id: "best_of_n",
     title: "4. Best of N (rejection sampling)",
-    figures: [{ id: "best-of-n-curve", figure }],
+    figures,
     images: [{
       id: "best-of-n-candidates",
       image: imageFromJson(r.grid),

@@ -61,8 +61,21 @@ function errorBars(es: ClipFidEstimate[]) {
   };
 }
 
+/** ", against <CLIP> and FID <FID> at <first checkpoint>" at the same scale, when there are two. */
+function firstVsLast(
+  curves: { label: string; points: ClipFidStepResult["points"] }[],
+  guidance: number,
+): string {
+  if (curves.length < 2) return "";
+  const p = curves[0].points.find((q) => q.guidance === guidance);
+  if (!p) return "";
+  return `, against ${formatNumber(p.clipScore.value)} and FID ${formatNumber(p.fid.value)} at ` +
+    curves[0].label;
+}
+
 /**
- * The section: curves, the last checkpoint's CLIP score at the headline scale, caveats.
+ * The section: curves, the last checkpoint's CLIP score and FID at the headline scale (compared
+ * with the first checkpoint's), caveats.
  *
  * @example
  * ```ts
@@ -150,6 +163,14 @@ export function clipFidSection(r: ClipFidStepResult): StudySection {
       hi: at.clipScore.hi,
       level: at.clipScore.level,
       method: "percentile bootstrap over images",
+    }, {
+      id: "clip_fid.fid",
+      label: `${r.fidLabel}, ${last.label}, guidance ${at.guidance}`,
+      value: at.fid.value,
+      lo: at.fid.lo,
+      hi: at.fid.hi,
+      level: at.fid.level,
+      method: "percentile bootstrap over images",
     }],
     tables: [{
       caption: `${r.fidLabel} per checkpoint and scale (95% bootstrap interval)`,
@@ -166,7 +187,7 @@ export function clipFidSection(r: ClipFidStepResult): StudySection {
     measured: `${curves.length} checkpoints x ${curves[0].points.length} scales, ${n} images ` +
       `each; the last checkpoint scores ${formatNumber(at.clipScore.value)} ` +
       `[${formatNumber(at.clipScore.lo)}, ${formatNumber(at.clipScore.hi)}] at guidance ` +
-      `${at.guidance} (FID ${formatNumber(at.fid.value)}).`,
+      `${at.guidance} (FID ${formatNumber(at.fid.value)})${firstVsLast(curves, at.guidance)}.`,
     caveats,
   };
 }
