@@ -60,8 +60,8 @@ Deno.test("path flags: missing folders, missing inputs and files-for-folders are
       ],
       [
         ["lib/cli/eval.ts", "--run", dir, "--prompts", "shapes"],
-        "eval: --prompts shapes: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH or " +
-        'parti:PATH.tsv, got "shapes"',
+        "eval: --prompts shapes: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH, " +
+        'parti:PATH.tsv or shards:DIR, got "shapes"',
       ],
       [
         ["lib/cli/eval_compare.ts", "--report", `${gone}.json`],

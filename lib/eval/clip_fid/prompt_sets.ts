@@ -24,7 +24,8 @@
  * ```
  * @module
  */
-import { shapesWorldSample } from "../../data/mod.ts";
+import { newReadStats, readShards, shapesWorldSample } from "../../data/mod.ts";
+import { squareCrop } from "../../image/square_crop.ts";
 import { Rng, STREAM } from "../../util/rng.ts";
 import type { RgbInput } from "./feature_extractors.ts";
 import { readImageOrSkip, type SkippedImage } from "./image_files.ts";
@@ -33,7 +34,7 @@ import { parsePromptsTsv } from "../human/prompts.ts";
 /** Prompts plus (optionally) one reference image per prompt, loaded lazily. */
 export interface PromptSet {
   /** Kind of the set. */
-  kind: "heldout" | "coco" | "text" | "parti";
+  kind: "heldout" | "coco" | "text" | "parti" | "shards";
   /** The spec it came from, e.g. `coco:data/coco/captions_val2017.json:data/coco/val2017`. */
   spec: string;
   /** One-line description for reports. */
@@ -379,8 +380,66 @@ export async function partiPromptSet(
 }
 
 /**
- * Parse a `--prompts` spec: `heldout`, `coco:<captions.json>:<images dir>`, `text:<file>` or
- * `parti:<file.tsv>[?category=NAME&challenge=NAME]`.
+ * Caption/image pairs from webdataset shards (a folder, `gs://` prefix or tar list; img2dataset's
+ * layout): the first `count` records with a caption and a decodable image, in shard order,
+ * resized on the shortest side and centre-cropped to `size` (Lanczos, as the latent cache
+ * prepares training images). Corrupt records are skipped and counted by the reader, never fatal.
+ * For a held-out FID reference give shards the run did not train on.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shardsPromptSet } from "./prompt_sets.ts";
+ * import { buildShapesWorldShards } from "../../data/mod.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await buildShapesWorldShards({ outDir: dir, seed: 0, count: 4, perShard: 2, size: 32 });
+ * const set = await shardsPromptSet(dir, { count: 3, seed: 0, size: 16 });
+ * assert.deepEqual([set.kind, set.prompts.length, set.referenceIds!.length], ["shards", 3, 3]);
+ * assert.equal((await set.reference!(2))!.width, 16);
+ * await assert.rejects(() => shardsPromptSet(dir, { count: 9, seed: 0, size: 16 }), /4 usable records, 9 requested/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function shardsPromptSet(
+  data: string | readonly string[],
+  o: PromptSetOptions,
+): Promise<PromptSet> {
+  checkCount(o.count, "shards");
+  const size = o.size;
+  if (!size) throw new Error("shards prompt set: the image size (the run's resolution) is needed");
+  const stats = newReadStats();
+  const prompts: string[] = [], ids: string[] = [];
+  const images: RgbInput[] = [];
+  for await (const r of readShards(data, { stats })) {
+    if (!r.caption.trim() || r.image.length === 0) continue;
+    prompts.push(r.caption.trim());
+    ids.push(`${r.shardPath}:${r.key}`);
+    images.push(
+      squareCrop({ data: r.image, width: r.width, height: r.height }, { size, filter: "lanczos" }),
+    );
+    if (prompts.length === o.count) break;
+  }
+  const where = typeof data === "string" ? data : `${data.length} shards`;
+  if (prompts.length < o.count) {
+    throw new Error(
+      `shards prompt set ${where}: ${prompts.length} usable records, ${o.count} requested`,
+    );
+  }
+  return {
+    kind: "shards",
+    spec: `shards:${where}`,
+    description: `${o.count} caption/image pairs from ${where} (first in shard order, ${size} px)`,
+    prompts,
+    reference: (i) => Promise.resolve(images[i]),
+    referenceIds: ids,
+    skipped: [],
+  };
+}
+
+/**
+ * Parse a `--prompts` spec: `heldout`, `coco:<captions.json>:<images dir>`, `text:<file>`,
+ * `parti:<file.tsv>[?category=NAME&challenge=NAME]` or `shards:<folder | gs://prefix>`.
  *
  * @example
  * ```ts
@@ -398,8 +457,10 @@ export function parsePromptSpec(
   | { kind: "heldout" }
   | { kind: "coco"; captions: string; images: string }
   | { kind: "text"; path: string }
-  | { kind: "parti"; path: string; filter: PartiFilter } {
+  | { kind: "parti"; path: string; filter: PartiFilter }
+  | { kind: "shards"; data: string } {
   if (spec === "heldout") return { kind: "heldout" };
+  if (spec.startsWith("shards:") && spec.length > 7) return { kind: "shards", data: spec.slice(7) };
   if (spec.startsWith("parti:") && spec.length > 6) {
     const [path, query] = spec.slice(6).split("?", 2);
     const filter: PartiFilter = {};
@@ -420,9 +481,8 @@ export function parsePromptSpec(
     }
   }
   throw new Error(
-    `prompts: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH or parti:PATH.tsv, got ${
-      JSON.stringify(spec)
-    }`,
+    `prompts: expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH, parti:PATH.tsv or ` +
+      `shards:DIR, got ${JSON.stringify(spec)}`,
   );
 }
 
@@ -444,5 +504,6 @@ export function promptSetFromSpec(spec: string, o: PromptSetOptions): Promise<Pr
   if (p.kind === "heldout") return Promise.resolve(heldoutPromptSet(o));
   if (p.kind === "coco") return cocoPromptSet(p.captions, p.images, o);
   if (p.kind === "parti") return partiPromptSet(p.path, o, p.filter);
+  if (p.kind === "shards") return shardsPromptSet(p.data, o);
   return textPromptSet(p.path, o);
 }
