@@ -46,7 +46,7 @@ import {
   promptSetFromSpec,
 } from "../eval/clip_fid/prompt_sets.ts";
 import { formatSkipped } from "../eval/clip_fid/image_files.ts";
-import { type ClipTowers, loadClipTowers, loadKitClipTowers } from "../inference/clip_towers.ts";
+import { type ClipTowers, loadClipTowersFolder } from "../inference/clip_towers.ts";
 import { clipTowersExtractor } from "../eval/clip_fid/feature_extractors.ts";
 import {
   type InceptionInputRange,
@@ -116,6 +116,9 @@ function promptSpecFiles(spec: string): void {
     ? [[p.captions, "file"], [p.images, "folder"]]
     : p.kind === "heldout"
     ? []
+    : p.kind === "shards"
+    // A gs:// prefix is listed when the set loads; a local folder must exist now.
+    ? (p.data.startsWith("gs://") ? [] : [[p.data, "folder"]])
     : [[p.path, "file"]];
   for (const [path, kind] of paths) {
     const s = (() => {
@@ -363,7 +366,7 @@ const SPEC = {
     type: "string",
     check: promptSpecFiles,
     help:
-      "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line) | parti:PATH.tsv[?category=X&challenge=Y]",
+      "heldout | coco:PATH_TO_JSON:IMAGES_DIR | text:PATH (one prompt per line) | parti:PATH.tsv[?category=X&challenge=Y] | shards:DIR (caption/image pairs of webdataset shards)",
   },
   prefix: { type: "string", help: 'COCO caption prefix, e.g. "A photograph of " ("" for none)' },
   steps: { type: "int", min: 1, max: MAX_STEPS, help: "sampling steps" },
@@ -473,30 +476,6 @@ function modelsInOrder(argv: string[], f: { run?: string[]; model?: string[] }):
   );
 }
 
-/**
- * CLIP towers for `--clip DIR`: a kit export (what `exportRun` writes) or a folder holding
- * `text_model.onnx`, `vision_model.onnx` and CLIP's BPE tokenizer files (OpenAI conventions).
- */
-async function loadClipJudge(dir: string): Promise<ClipTowers> {
-  const has = (p: string) => Deno.stat(`${dir}/${p}`).then(() => true, () => false);
-  if (await has("image_encoder/model.onnx")) return await loadKitClipTowers(dir);
-  const missing = [];
-  for (const p of ["text_model.onnx", "vision_model.onnx", "vocab.json", "merges.txt"]) {
-    if (!(await has(p))) missing.push(p);
-  }
-  if (missing.length) {
-    throw new Error(
-      `--clip ${dir}: missing ${missing.join(", ")} (expected a kit ONNX export or a folder ` +
-        "with text_model.onnx, vision_model.onnx, vocab.json and merges.txt)",
-    );
-  }
-  return await loadClipTowers({
-    textModel: `${dir}/text_model.onnx`,
-    imageModel: `${dir}/vision_model.onnx`,
-    tokenizerDir: dir,
-  });
-}
-
 if (import.meta.main) {
   await runMain(async () => {
     const f = parseFlags(Deno.args, SPEC, "eval");
@@ -578,7 +557,7 @@ if (import.meta.main) {
         input: (f["inception-input"] as InceptionInputRange | undefined) ?? proto.inceptionInput,
       });
     }
-    const towers = f.clip ? await loadClipJudge(f.clip) : null;
+    const towers = f.clip ? await loadClipTowersFolder(f.clip) : null;
     const clipModel = towers ? await clipTowersExtractor(towers) : undefined;
     const steps = f.steps ?? proto.steps;
     const outDir = f.out ?? (single ? `${runs[0]}/eval` : "eval-models");

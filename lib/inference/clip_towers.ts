@@ -433,3 +433,40 @@ export async function loadKitClipTowers(
     convention: "kit",
   });
 }
+
+/**
+ * CLIP towers from a folder: a kit ONNX export (what `exportRun` writes: `image_encoder/` and
+ * `text_encoder/`) or a folder holding `text_model.onnx`, `vision_model.onnx` and CLIP's BPE
+ * tokenizer files (`vocab.json`, `merges.txt`; OpenAI conventions), such as an exported
+ * openai/clip-vit-large-patch14. A missing file is named in the error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadClipTowersFolder } from "./clip_towers.ts";
+ *
+ * const towers = await loadClipTowersFolder("tests/fixtures/tiny_clip_towers");
+ * assert.equal((await towers.encodeText(["a cat", "a dog"])).length, 2 * towers.dim);
+ * await towers.release();
+ * await assert.rejects(() => loadClipTowersFolder("/nonexistent"), /missing text_model\.onnx/);
+ * ```
+ */
+export async function loadClipTowersFolder(dir: string): Promise<ClipTowers> {
+  const has = (p: string) => Deno.stat(`${dir}/${p}`).then(() => true, () => false);
+  if (await has("image_encoder/model.onnx")) return await loadKitClipTowers(dir);
+  const missing = [];
+  for (const p of ["text_model.onnx", "vision_model.onnx", "vocab.json", "merges.txt"]) {
+    if (!(await has(p))) missing.push(p);
+  }
+  if (missing.length) {
+    throw new Error(
+      `${dir}: missing ${missing.join(", ")} (expected a kit ONNX export or a folder with ` +
+        "text_model.onnx, vision_model.onnx, vocab.json and merges.txt)",
+    );
+  }
+  return await loadClipTowers({
+    textModel: `${dir}/text_model.onnx`,
+    imageModel: `${dir}/vision_model.onnx`,
+    tokenizerDir: dir,
+  });
+}
