@@ -28,6 +28,7 @@
 import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE } from "./args.ts";
 import { checkpointLocation, outputFolder } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
+import { unetModelFlag } from "./unet_flag.ts";
 import {
   DATA_FILTER_FLAG_NAMES,
   DATA_FILTER_FLAGS,
@@ -48,13 +49,7 @@ import type { PredictionType } from "../diffusion/types.ts";
 import { TEXT_CONTEXTS, type TextContext } from "../models/text_context.ts";
 import { trainRun } from "../jobs/train_run.ts";
 import { trainOnParts } from "../jobs/train_parts.ts";
-import {
-  resolveUnetConfig,
-  UNET_PRESETS,
-  type UnetConfig,
-  unetConfigFromDiffusers,
-  unetParamsFromTensors,
-} from "../models/mod.ts";
+import { unetParamsFromTensors } from "../models/mod.ts";
 import { loadDiffusersUnet } from "../diffusers/unet_folder.ts";
 import type { ResampleFilter } from "../image/preprocess.ts";
 import type { Params } from "../nn/mod.ts";
@@ -248,26 +243,6 @@ const PARTS_ONLY = [
   "encode-batch",
   ...DATA_FILTER_FLAG_NAMES,
 ] as const;
-
-/** The UNet config of `--unet`: a preset name, or a JSON file (kit or diffusers config). */
-async function unetModelFlag(value: string): Promise<UnetConfig> {
-  if (value in UNET_PRESETS) return UNET_PRESETS[value as keyof typeof UNET_PRESETS];
-  let json: unknown;
-  try {
-    json = JSON.parse(await Deno.readTextFile(value));
-  } catch (e) {
-    throw new Error(
-      `--unet ${value}: not a preset (${Object.keys(UNET_PRESETS).join(", ")}) nor a readable ` +
-        `JSON file (${(e as Error).message.split("\n")[0]})`,
-    );
-  }
-  const o = json as Record<string, unknown>;
-  if (o && typeof o === "object" && ("_class_name" in o || "block_out_channels" in o)) {
-    return unetConfigFromDiffusers(o, { source: value }).config;
-  }
-  resolveUnetConfig(o as unknown as UnetConfig); // throws naming the field
-  return o as unknown as UnetConfig;
-}
 
 /** Start this command `procs` times under mpirun and return its exit code. */
 async function relaunchUnderMpi(procs: number): Promise<number> {
