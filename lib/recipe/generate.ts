@@ -205,8 +205,21 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** UNet weights (EMA when present) and config from a checkpoint of the UNet stage. */
-async function loadUnetCheckpoint(
+/**
+ * UNet weights (EMA when present) and config from a checkpoint `unet/<which>` of a run folder (a
+ * kit run or a run trained on an SD folder's parts); the caller disposes the parameters.
+ *
+ * @example
+ * ```ts
+ * import { loadUnetCheckpoint } from "./generate.ts";
+ *
+ * async function example() { // a run with checkpoints, e.g. runs/default
+ *   const u = await loadUnetCheckpoint("runs/default", 500); // or "ckpt-00000500"
+ *   console.log(u.info.config.blockChannels, u.info.extra?.step);
+ * }
+ * ```
+ */
+export async function loadUnetCheckpoint(
   dir: string,
   which: number | string,
 ): Promise<LoadedModel<UnetConfig>> {

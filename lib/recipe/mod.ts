@@ -23,6 +23,7 @@ export * from "./model_files.ts";
 export * from "./stages.ts";
 export * from "./compiled_unet.ts";
 export * from "./generate.ts";
+export * from "./parts_checkpoints.ts";
 export * from "./reuse_parts.ts";
 export * from "./onnx_export.ts";
 export * from "./model_index.ts";
