@@ -28,7 +28,7 @@
 import { type FlagSpec, helpText, parseFlags, runMain, SEED_RANGE } from "./args.ts";
 import { checkpointLocation, outputFolder } from "./path_checks.ts";
 import { BACKEND_FLAG } from "./backend_flag.ts";
-import { unetModelFlag } from "./unet_flag.ts";
+import { PARTS_RESOLUTION_FLAG, PARTS_UNET_FLAG, unetModelFlag } from "./unet_flag.ts";
 import {
   DATA_FILTER_FLAG_NAMES,
   DATA_FILTER_FLAGS,
@@ -130,18 +130,8 @@ const SPEC = {
     type: "string",
     help: "with --parts: webdataset shards (folder or gs://bucket/prefix of NNNNN.tar)",
   },
-  resolution: {
-    type: "int",
-    min: 8,
-    max: 4096,
-    default: 256,
-    help: "with --parts: square training side in pixels",
-  },
-  unet: {
-    type: "string",
-    help: "with --parts: UNet preset (tiny, small, sd15) or a config.json (the kit's UnetConfig " +
-      "or diffusers' UNet2DConditionModel); default: --preset's UNet",
-  },
+  resolution: PARTS_RESOLUTION_FLAG,
+  unet: PARTS_UNET_FLAG,
   "init-unet": {
     type: "string",
     help: "with --parts: start from this diffusers UNet folder (config.json + " +

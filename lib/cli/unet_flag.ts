@@ -1,7 +1,7 @@
 /**
- * `--unet` of the commands that train on an SD folder's parts (`deno task train --parts`,
- * `deno task study --parts`): a UNet preset name, or a JSON file holding the kit's `UnetConfig`
- * or diffusers' `UNet2DConditionModel` config.
+ * `--unet` and `--resolution` of the commands that train on an SD folder's parts (`deno task
+ * train --parts`, `deno task study --parts`): a UNet preset name, or a JSON file holding the kit's
+ * `UnetConfig` or diffusers' `UNet2DConditionModel` config; the square training side.
  *
  * @example
  * ```ts
@@ -19,6 +19,22 @@ import {
   type UnetConfig,
   unetConfigFromDiffusers,
 } from "../models/mod.ts";
+
+/** `--resolution` of a parts run (flag spec). */
+export const PARTS_RESOLUTION_FLAG = {
+  type: "int",
+  min: 8,
+  max: 4096,
+  default: 256,
+  help: "with --parts: square training side in pixels",
+} as const;
+
+/** `--unet` of a parts run (flag spec; parse the value with {@link unetModelFlag}). */
+export const PARTS_UNET_FLAG = {
+  type: "string",
+  help: "with --parts: UNet preset (tiny, small, sd15) or a config.json (the kit's UnetConfig " +
+    "or diffusers' UNet2DConditionModel); default: the preset's UNet",
+} as const;
 
 /**
  * The UNet config `--unet value` names; errors name the flag and what was expected.
