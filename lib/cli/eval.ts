@@ -46,7 +46,7 @@ import {
   promptSetFromSpec,
 } from "../eval/clip_fid/prompt_sets.ts";
 import { formatSkipped } from "../eval/clip_fid/image_files.ts";
-import { type ClipTowers, loadClipTowersFolder } from "../inference/clip_towers.ts";
+import { loadClipTowersFolder } from "../inference/clip_towers.ts";
 import { clipTowersExtractor } from "../eval/clip_fid/feature_extractors.ts";
 import {
   type InceptionInputRange,
