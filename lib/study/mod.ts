@@ -26,5 +26,6 @@ export * from "./report_rank_seeds.ts";
 export * from "./report_clip_fid.ts";
 export * from "./report_best_of_n.ts";
 export * from "./report_touch_ups.ts";
+export * from "./report_source.ts";
 export * from "./report_human.ts";
 export * from "./report_training.ts";

@@ -3,7 +3,9 @@
  * selected by the run's own CLIP score, judged by a scorer that did not select (the pixel
  * readback of colour and shape, `pixelJudge`); the expected best-of-N score for N = 1..M and the
  * judge's win rate of the pick against a random candidate, each with a percentile bootstrap
- * interval over prompts (`bestOfNCurve`).
+ * interval over prompts (`bestOfNCurve`). With a `source` ({@link StudyModelSource}) the
+ * candidates come from its SD folder, its CLIP towers select, and its `judge` (when given)
+ * judges; without a judge only the selector's curve is shown.
  *
  * @example
  * ```ts
@@ -17,24 +19,28 @@
  * ```
  * @module
  */
-import { ensureOnnxExport } from "../recipe/onnx_export.ts";
-import { loadOnnxPipeline, txt2img } from "../onnx/sd_pipeline.ts";
-import { loadKitClipTowers } from "../inference/clip_towers.ts";
-import { clipScoreScorer } from "../inference/scorers.ts";
+import { txt2img } from "../onnx/sd_pipeline.ts";
 import { bestOfN } from "../inference/best_of_n.ts";
 import {
   type BestOfNCurve,
   bestOfNCurve,
+  type BestOfNPool,
   judgeBestOfNPools,
 } from "../inference/best_of_n_stats.ts";
 import { imageGrid } from "../plot/mod.ts";
 import { formatNumber, type Headline, type StudySection } from "./report.ts";
 import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
-import { pixelJudge, spreadPrompts } from "./report_prompts.ts";
+import { openStudyModels, type StudyModelSource } from "./report_source.ts";
 
 /** Options of {@link bestOfNStep}. */
 export interface BestOfNStepOptions {
+  /** The kit run whose ONNX export is sampled; not read when `source` is given. */
   runDir: string;
+  /**
+   * Sample, select and judge with these instead of the run's export, own CLIP, shapes-world
+   * prompts and pixel judge (see {@link StudyModelSource}).
+   */
+  source?: StudyModelSource;
   prompts: number;
   /** M: candidates per prompt. */
   candidates: number;
@@ -48,10 +54,12 @@ export interface BestOfNStepOptions {
 /** What the step keeps. */
 export interface BestOfNStepResult {
   prompts: string[];
+  /** What selected ("the run's CLIP score", "CLIP towers DIR"). */
   selector: string;
-  judge: string;
-  /** Per prompt: the selector's and the judge's score of every candidate. */
-  pools: { selector: number[]; judge: number[] }[];
+  /** What judged; null when no second scorer was given. */
+  judge: string | null;
+  /** Per prompt: the selector's and (with a judge) the judge's score of every candidate. */
+  pools: { selector: number[]; judge?: number[] }[];
   curve: BestOfNCurve;
   /** The first prompts' candidates (rows), winner framed by nothing: see `winners`. */
   grid: JsonImage;
@@ -74,15 +82,17 @@ export interface BestOfNStepResult {
  * ```
  */
 export async function bestOfNStep(o: BestOfNStepOptions): Promise<BestOfNStepResult> {
-  const exportDir = await ensureOnnxExport(o.runDir);
-  const pipe = await loadOnnxPipeline(exportDir);
-  const towers = await loadKitClipTowers(exportDir);
+  const m = await openStudyModels({
+    runDir: o.runDir,
+    source: o.source,
+    prompts: o.prompts,
+    judge: true,
+  });
   try {
-    const prompts = spreadPrompts(o.prompts);
-    const selector = clipScoreScorer(towers);
+    const { pipe, prompts, size, judge } = m;
     const picks = await bestOfN({
-      generator: (g) => txt2img(pipe, g),
-      scorer: selector,
+      generator: (g) => txt2img(pipe, { ...g, height: size?.height, width: size?.width }),
+      scorer: m.clip,
       prompts,
       candidates: o.candidates,
       guidance: o.guidance,
@@ -91,27 +101,32 @@ export async function bestOfNStep(o: BestOfNStepOptions): Promise<BestOfNStepRes
       seed: o.seed,
       keepCandidates: true,
     });
-    const pools = await judgeBestOfNPools(picks, pixelJudge);
+    const pools: BestOfNPool[] = judge
+      ? await judgeBestOfNPools(picks, judge)
+      : picks.map((p) => ({ selector: p.scores }));
     const curve = bestOfNCurve(pools, { resamples: o.resamples, seed: o.seed });
     const rows = picks.slice(0, 4);
     const grid = imageGrid(rows.flatMap((p) => p.candidates!), { cols: o.candidates, pad: 1 });
     return {
       prompts,
-      selector: "the run's CLIP score",
-      judge: pixelJudge.name,
-      pools: pools.map((p) => ({ selector: Array.from(p.selector), judge: Array.from(p.judge!) })),
+      selector: m.clipLabel,
+      judge: m.judgeLabel,
+      pools: pools.map((p) => ({
+        selector: Array.from(p.selector),
+        ...(p.judge ? { judge: Array.from(p.judge) } : {}),
+      })),
       curve,
       grid: imageToJson(grid),
       winners: rows.map((p) => p.winner),
     };
   } finally {
-    await towers.release();
-    await pipe.release();
+    await m.release();
   }
 }
 
 /**
- * The section: both curves against N, the headlines at N = M.
+ * The section: both curves against N, the headlines at N = M; without a judge (`judge` null)
+ * the selector's curve and headline only, with a caveat that no second scorer was given.
  *
  * @example
  * ```ts
@@ -124,6 +139,16 @@ export async function bestOfNStep(o: BestOfNStepOptions): Promise<BestOfNStepRes
  * const grid = { width: 1, height: 1, rgbBase64: btoa("\0\0\0") };
  * const s = bestOfNSection({ prompts: ["a", "b"], selector: "s", judge: "j", pools, curve, grid, winners: [2] });
  * assert.equal(s.headlines[0].value, 5 / 6); // best of 3 is the judge's favourite in both pools
+ *
+ * // Without a second scorer: the selector's figure and headline only, and a caveat saying so.
+ * const bare = pools.map((p) => ({ selector: p.selector }));
+ * const b = bestOfNSection({
+ *   prompts: ["a", "b"], selector: "s", judge: null, pools: bare,
+ *   curve: bestOfNCurve(bare, { resamples: 50 }), grid, winners: [2],
+ * });
+ * assert.deepEqual(b.headlines.map((x) => x.id), ["best_of_n.selector_score"]);
+ * assert.deepEqual(b.figures.map((f) => f.id), ["best-of-n-curve"]);
+ * assert.match(b.caveats![0], /No second scorer was given/);
  * ```
  */
 export function bestOfNSection(r: BestOfNStepResult): StudySection {
@@ -158,7 +183,8 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
     },
   });
   const score = pts.map((p) => p.score);
-  const win = pts.map((p) => p.winRate!);
+  // Judge figures only where a judge scored every pool (the curve says whether it did).
+  const judge = r.judge !== null && r.curve.judged ? r.judge : null;
   const figures = [
     {
       id: "best-of-n-curve",
@@ -169,17 +195,19 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
         "expected selector score of the pick",
       ),
     },
-    {
+  ];
+  if (judge !== null) {
+    figures.push({
       id: "best-of-n-judge",
       figure: curve(
-        `judge: ${r.judge}`,
-        win,
-        `The pick against best of 1, judged by ${r.judge}`,
+        `judge: ${judge}`,
+        pts.map((p) => p.winRate!),
+        `The pick against best of 1, judged by ${judge}`,
         "judge win rate (ties half)",
         [0, 1],
       ),
-    },
-  ];
+    });
+  }
   const top = pts.at(-1)!;
   const method = `percentile bootstrap over prompts (${top.score.resamples} resamples)`;
   const h = (id: string, label: string, e: typeof top.score): Headline => ({
@@ -194,7 +222,14 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
   const m = top.n;
   const gain = top.score.value - pts[0].score.value;
   const caveats: string[] = [];
-  const judgeSpread = r.pools.every((p) => new Set(p.judge).size === 1);
+  const judgeSpread = judge !== null && r.pools.every((p) => new Set(p.judge).size === 1);
+  if (judge === null) {
+    caveats.push(
+      "No second scorer was given (a judge that did not select), so only the selector's own " +
+        "score is shown, and it rises with N by construction: the pick's selection bias is not " +
+        "checked.",
+    );
+  }
   if (judgeSpread) {
     caveats.push(
       "The judge gives every candidate of each prompt the same score, so its win rate is 0.5 " +
@@ -214,18 +249,22 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
       scale: 3,
     }],
     headlines: [
-      h("best_of_n.judge_win_rate", `judge win rate of best of ${m} vs best of 1`, top.winRate!),
+      ...(judge === null ? [] : [
+        h("best_of_n.judge_win_rate", `judge win rate of best of ${m} vs best of 1`, top.winRate!),
+      ]),
       h("best_of_n.selector_score", `selector score of best of ${m}`, top.score),
     ],
     found: "The study picked one image out of 32 candidates per prompt by PickScore and found " +
       "raters preferred the picks; a scorer that did not select is needed to see past the " +
       "selector's own bias.",
     measured: `Best of ${m} by ${r.selector} raises the selector score by ${formatNumber(gain)} ` +
-      `over best of 1; the pixel judge prefers the pick ${
-        formatNumber(100 * top.winRate!.value)
-      }% of the time [${formatNumber(100 * top.winRate!.lo)}, ${
-        formatNumber(100 * top.winRate!.hi)
-      }].`,
+      (judge === null
+        ? "over best of 1; no judge scored the picks."
+        : `over best of 1; the judge (${judge}) prefers the pick ${
+          formatNumber(100 * top.winRate!.value)
+        }% of the time [${formatNumber(100 * top.winRate!.lo)}, ${
+          formatNumber(100 * top.winRate!.hi)
+        }].`),
     caveats,
   };
 }
