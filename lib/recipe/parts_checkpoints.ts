@@ -92,6 +92,8 @@ export async function exportPartsCheckpoints(
           vaeScaleFactor,
           timestepDtype,
           record: { run: o.run, checkpoint: c.name, step: c.step },
+          // The finished folder's UNet records the original parts: so does each checkpoint's.
+          trainedOn: config?.config?.parts ?? config?.parts,
         });
       } finally {
         disposeParams(u.params);

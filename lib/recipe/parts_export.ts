@@ -66,6 +66,11 @@ export interface ExportPartsFolderOptions {
   /** Extra fields of `model_index.json`'s `_xgen_kit` record. */
   record?: Record<string, unknown>;
   /**
+   * The SD folder the UNet was trained on, recorded in the UNet's ONNX metadata (`trainedOn`;
+   * default `parts`: differs when the parts are copied from an exported run's folder).
+   */
+  trainedOn?: string;
+  /**
    * Where the UNet's weights go: "auto" (default) in `unet/model.onnx_data` only past protobuf's
    * 2 GiB, "always" there, "never" inside `model.onnx`.
    */
@@ -132,7 +137,7 @@ export async function exportPartsFolder(o: ExportPartsFolderOptions): Promise<st
     await Deno.mkdir(`${tmp}/unet`);
     const { graph, options } = await exportUnetGraph(o.unet.params, cfg, {
       timestepDtype: o.timestepDtype,
-      metadata: { trainedOn: o.parts },
+      metadata: { trainedOn: o.trainedOn ?? o.parts },
     });
     const saved = await saveOnnxModel(`${tmp}/unet/model.onnx`, graph, {
       ...options,
