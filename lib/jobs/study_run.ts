@@ -4,6 +4,10 @@
  * self-contained HTML report. It sits with the jobs because it chains `trainRun` and the CLIP-FID
  * sweep (lib/eval/clip_fid) with the experiments and report of lib/study.
  *
+ * With `parts` ({@link StudyPartsOptions}) the run is a UNet trained on a Stable Diffusion
+ * folder's frozen parts over real shards (`trainOnParts`); each kept checkpoint is exported as
+ * an SD folder and swept as a curve, and separate CLIP towers score every section.
+ *
  * Study folder:
  * ```
  * <out>/study.json          the size and its settings (written first; a rerun must match)
@@ -31,6 +35,15 @@
  * @module
  */
 import { trainRun } from "./train_run.ts";
+import { trainOnParts } from "./train_parts.ts";
+import type { UnetConfig } from "../models/mod.ts";
+import type { DataFilter } from "../data/laion_meta.ts";
+import { exportPartsCheckpoints } from "../recipe/parts_checkpoints.ts";
+import { modelsSweep } from "../eval/clip_fid/models_sweep.ts";
+import { clipTowersExtractor } from "../eval/clip_fid/feature_extractors.ts";
+import { shardsPromptSet } from "../eval/clip_fid/prompt_sets.ts";
+import { loadClipTowersFolder } from "../inference/clip_towers.ts";
+import type { StudyModelSource } from "../study/report_source.ts";
 import { resolvePreset } from "../recipe/presets.ts";
 import { guidanceSweep } from "../eval/clip_fid/sweep.ts";
 import { heldoutPromptSet } from "../eval/clip_fid/prompt_sets.ts";
@@ -44,7 +57,12 @@ import { clipFidSection, type ClipFidStepResult } from "../study/report_clip_fid
 import { bestOfNSection, bestOfNStep } from "../study/report_best_of_n.ts";
 import { touchUpsSection, touchUpsStep } from "../study/report_touch_ups.ts";
 import { humanSection, humanStep } from "../study/report_human.ts";
-import { trainingSection, trainingStep } from "../study/report_training.ts";
+import {
+  partsTrainingStep,
+  trainingSection,
+  trainingStep,
+  type TrainingStepResult,
+} from "../study/report_training.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
 
 /** Options of {@link studyRun}. */
@@ -60,6 +78,41 @@ export interface StudyRunOptions {
   progress?: boolean;
   /** Status lines (default console.error). */
   log?: (line: string) => void;
+  /**
+   * Run the study on a Stable Diffusion folder's frozen parts and real shards instead of the
+   * embedded default (see {@link StudyPartsOptions}).
+   */
+  parts?: StudyPartsOptions;
+}
+
+/**
+ * The study on real parts: the UNet trained on an SD folder's VAE and text encoder over real
+ * shards (`trainOnParts`, the size's UNet steps and kept checkpoints), each kept checkpoint
+ * exported as an SD folder for the CLIP-FID curves, scored by separate CLIP towers (an SD folder
+ * has no image tower), prompts and FID references from held-out shards.
+ */
+export interface StudyPartsOptions {
+  /** The SD folder (Optimum's ONNX layout) whose VAE and text encoder are reused. */
+  parts: string;
+  /** Training shards: a folder or `gs://bucket/prefix` of img2dataset webdataset shards. */
+  data: string;
+  /**
+   * Held-out shards: the CLIP-FID prompts and reference images, and the sampling sections'
+   * prompts (default `data`, which the report then says: references the model trained on).
+   */
+  evalData?: string;
+  /** CLIP towers that score: a folder with text_model.onnx, vision_model.onnx, vocab.json, merges.txt. */
+  clip: string;
+  /** Best of N's second scorer (`pickscore:DIR`, `aesthetic:DIR`); none by default. */
+  judge?: string;
+  /** Training side in pixels (default 256: 32x32 latents with SD's VAE). */
+  resolution?: number;
+  /** The UNet trained (default: the size's preset UNet, shaped to the parts). */
+  unet?: UnetConfig;
+  /** LAION metadata thresholds applied while caching (e.g. `{ minAesthetic: 4.5 }`). */
+  dataFilter?: DataFilter;
+  /** Words counted per 1M captions in the data section (default the study's: dragon, astronaut). */
+  words?: string[];
 }
 
 /** What {@link studyRun} returns. */
@@ -146,29 +199,66 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     }
   };
 
-  const training = await timed("train", () =>
-    step("train", { preset, seed: z.seed }, async () => {
-      await trainRun({
-        out: runDir,
-        preset,
-        seed: z.seed,
+  const pt = o.parts;
+  const training: TrainingStepResult = await timed(
+    "train",
+    () =>
+      step("train", { preset, seed: z.seed, parts: pt ?? null }, async () => {
         // The run folder keeps its own checkpoints: a killed study resumes its training.
-        resume: await exists(`${runDir}/config.json`),
-        backend: o.backend,
-        progress: o.progress ?? false,
-        log,
-      });
-      return await trainingStep(runDir);
-    }));
+        const resume = await exists(`${runDir}/config.json`);
+        if (!pt) {
+          await trainRun({
+            out: runDir,
+            preset,
+            seed: z.seed,
+            resume,
+            backend: o.backend,
+            progress: o.progress ?? false,
+            log,
+          });
+          return await trainingStep(runDir);
+        }
+        await trainOnParts({
+          parts: pt.parts,
+          data: pt.data,
+          out: runDir,
+          settings: pt.unet ? { ...preset.unet, model: pt.unet } : preset.unet,
+          resolution: pt.resolution ?? 256,
+          dataFilter: pt.dataFilter,
+          seed: z.seed,
+          resume,
+          backend: o.backend,
+          progress: o.progress ?? false,
+          log,
+        });
+        return await partsTrainingStep(runDir);
+      }),
+  );
+  const words = pt ? pt.words ?? ["dragon", "astronaut"] : ["circle", "red", "dragon"];
   const data = await timed(
     "data",
     () =>
       step(
         "data",
-        { words: ["circle", "red", "dragon"] },
-        () => dataStep(`${runDir}/data/train`, { words: ["circle", "red", "dragon"] }),
+        { words, data: pt?.data ?? null },
+        () => dataStep(pt?.data ?? `${runDir}/data/train`, { words }),
       ),
   );
+  const evalData = pt ? pt.evalData ?? pt.data : null;
+  // What the sampling sections use on parts: the finished SD folder, the CLIP towers and
+  // captions of the held-out shards.
+  const source = async (count: number): Promise<StudyModelSource | undefined> => {
+    if (!pt) return undefined;
+    const resolution = pt.resolution ?? 256;
+    const set = await shardsPromptSet(evalData!, { count, seed: z.seed, size: resolution });
+    return {
+      model: `${runDir}/model`,
+      clip: pt.clip,
+      judge: pt.judge,
+      prompts: set.prompts,
+      resolution,
+    };
+  };
   const rankSeeds = await timed(
     "rank_seeds",
     () =>
@@ -189,19 +279,27 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
   const clipFid = await timed(
     "clip_fid",
     () =>
-      step("clip_fid", { ...z.clipFid, scheduler: sampling.scheduler, seed: z.seed }, async () => {
-        const r = await guidanceSweep({
-          runDir,
-          checkpoints: "all",
-          promptSet: (size) =>
-            Promise.resolve(heldoutPromptSet({ count: z.clipFid.n, seed: z.seed, size })),
-          guidance: z.clipFid.guidance,
-          n: z.clipFid.n,
-          steps: z.clipFid.steps,
-          scheduler: sampling.scheduler,
-          seed: z.seed,
-          bootstrap: { clip: z.resamples, fid: 20 },
-        });
+      step("clip_fid", {
+        ...z.clipFid,
+        scheduler: sampling.scheduler,
+        seed: z.seed,
+        evalData,
+        clip: pt?.clip ?? null,
+      }, async () => {
+        const r = pt
+          ? await partsSweep(runDir, pt, evalData!, z, sampling.scheduler, log)
+          : await guidanceSweep({
+            runDir,
+            checkpoints: "all",
+            promptSet: (size) =>
+              Promise.resolve(heldoutPromptSet({ count: z.clipFid.n, seed: z.seed, size })),
+            guidance: z.clipFid.guidance,
+            n: z.clipFid.n,
+            steps: z.clipFid.steps,
+            scheduler: sampling.scheduler,
+            seed: z.seed,
+            bootstrap: { clip: z.resamples, fid: 20 },
+          });
         const result: ClipFidStepResult = {
           points: r.points.map((p) => ({
             checkpoint: p.checkpoint,
@@ -223,14 +321,23 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     () =>
       step(
         "best_of_n",
-        { ...z.bestOfN, ...sampling, seed: z.seed, resamples: z.resamples },
-        () =>
+        {
+          ...z.bestOfN,
+          ...sampling,
+          seed: z.seed,
+          resamples: z.resamples,
+          evalData,
+          clip: pt?.clip ?? null,
+          judge: pt?.judge ?? null,
+        },
+        async () =>
           bestOfNStep({
             runDir,
             ...z.bestOfN,
             ...sampling,
             seed: z.seed,
             resamples: z.resamples,
+            source: await source(z.bestOfN.prompts),
           }),
       ),
   );
@@ -239,14 +346,22 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     () =>
       step(
         "touch_ups",
-        { ...z.touchUps, ...sampling, seed: z.seed, resamples: z.resamples },
-        () =>
+        {
+          ...z.touchUps,
+          ...sampling,
+          seed: z.seed,
+          resamples: z.resamples,
+          evalData,
+          clip: pt?.clip ?? null,
+        },
+        async () =>
           touchUpsStep({
             runDir,
             ...z.touchUps,
             ...sampling,
             seed: z.seed,
             resamples: z.resamples,
+            source: await source(z.touchUps.images),
           }),
       ),
   );
@@ -267,7 +382,7 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
   );
 
   const sections: StudySection[] = [
-    dataSection(data),
+    dataSection(data, { shapesWorld: !pt }),
     rankSeedsSection(rankSeeds),
     clipFidSection(clipFid),
     bestOfNSection(bestOf),
@@ -275,7 +390,14 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     humanSection(human),
     trainingSection(training),
   ];
-  if (preset.name === "tiny") {
+  if (pt && evalData === pt.data) {
+    const cf = sections.find((s) => s.id === "clip_fid")!;
+    (cf.caveats ??= []).push(
+      "No held-out shards were given (--eval-data): the prompts and FID references are " +
+        "records of the training shards, so FID measures the fit to the training images.",
+    );
+  }
+  if (preset.name === "tiny" && !pt) {
     // Said once per section that shows images or scores them: the numbers test the kit's
     // pipeline here, not the recipe.
     for (const s of sections.filter((s) => ["best_of_n", "touch_ups", "training"].includes(s.id))) {
@@ -287,11 +409,14 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     }
   }
   const report: StudyReport = {
-    title: `xgen-kit study (${z.name} size, ${z.preset} preset, ${z.unetSteps} UNet steps)`,
+    title: pt
+      ? `xgen-kit study on ${pt.parts} (${z.name} size, ${z.unetSteps} UNet steps)`
+      : `xgen-kit study (${z.name} size, ${z.preset} preset, ${z.unetSteps} UNet steps)`,
     sections,
     meta: {
       size: z,
       preset: preset.name,
+      parts: pt ?? null,
       sampling,
       backend: o.backend,
       secondsThisCall: seconds,
@@ -302,4 +427,48 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
   const total = (performance.now() - t0) / 1000;
   log(`== report: ${out}/report.html (${total.toFixed(1)} s)`);
   return { report, seconds: total, html: `${out}/report.html`, json: `${out}/report.json` };
+}
+
+/**
+ * The CLIP-FID sweep of a parts run: every kept checkpoint exported as an SD folder, all scored
+ * by the given CLIP towers on held-out shard captions and images.
+ */
+async function partsSweep(
+  runDir: string,
+  pt: StudyPartsOptions,
+  evalData: string,
+  z: StudySize,
+  scheduler: string,
+  log: (line: string) => void,
+) {
+  const folders = await exportPartsCheckpoints({
+    run: runDir,
+    out: `${runDir}/checkpoint_models`,
+    log,
+  });
+  if (!folders.length) throw new Error(`${runDir}/unet: no complete checkpoints to sweep`);
+  const towers = await loadClipTowersFolder(pt.clip);
+  try {
+    const r = await modelsSweep({
+      models: folders.map((f) => ({ kind: "folder" as const, dir: f.dir, name: f.name })),
+      promptSet: (size) => shardsPromptSet(evalData, { count: z.clipFid.n, seed: z.seed, size }),
+      clipModel: await clipTowersExtractor(towers),
+      guidance: z.clipFid.guidance,
+      n: z.clipFid.n,
+      steps: z.clipFid.steps,
+      scheduler,
+      seed: z.seed,
+      cacheDir: `${runDir}/eval/cache`,
+      bootstrap: { clip: z.resamples, fid: 20 },
+    });
+    return {
+      fidLabel: r.fidLabel,
+      clipModel: r.clipModel,
+      points: r.models.flatMap((m, i) =>
+        m.points.map((p) => ({ ...p, checkpoint: folders[i].name, step: folders[i].step }))
+      ),
+    };
+  } finally {
+    await towers.release();
+  }
 }

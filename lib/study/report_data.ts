@@ -58,7 +58,8 @@ export async function dataStep(
 }
 
 /**
- * The section: the figure, each chosen word per 1M captions with its Wilson interval.
+ * The section: the figure, each chosen word per 1M captions with its Wilson interval;
+ * `shapesWorld: false` for real shards (no shapes-world wording or caveat).
  *
  * @example
  * ```ts
@@ -69,7 +70,12 @@ export async function dataStep(
  * }
  * ```
  */
-export function dataSection(r: DataStepResult): StudySection {
+export function dataSection(
+  r: DataStepResult,
+  o: { shapesWorld?: boolean } = {},
+): StudySection {
+  // The embedded default's shards are the shapes world; a study on real shards says neither.
+  const shapes = o.shapesWorld ?? true;
   const s = r.summary;
   const headlines = s.words.map((w) => ({
     id: `data.${w.word}_per_million`,
@@ -103,14 +109,19 @@ export function dataSection(r: DataStepResult): StudySection {
     }],
     found: 'The study counts how often a concept appears in LAION captions ("dragon" 411 and ' +
       '"astronaut" 86 times per 1M) to explain what the model draws well.',
-    measured: `The run's ${s.captions} shapes-world captions hold ${s.vocabulary} distinct words` +
+    measured: `The run's ${s.captions} ${shapes ? "shapes-world " : ""}captions hold ` +
+      `${s.vocabulary} distinct words` +
       (first
         ? `; "${first.word}" appears in ${formatNumber(first.perMillion)} per 1M ` +
           `(${first.captions} captions).`
         : "."),
     caveats: [
-      "The embedded data is a synthetic shapes world with a vocabulary of a few dozen words, so " +
-      "the rank-frequency curve is short and flat, not LAION's long tail.",
+      ...(shapes
+        ? [
+          "The embedded data is a synthetic shapes world with a vocabulary of a few dozen " +
+          "words, so the rank-frequency curve is short and flat, not LAION's long tail.",
+        ]
+        : []),
       ...(zero.length
         ? [`${zero.join(", ")} never occur: the interval is the Wilson bound for 0 captions.`]
         : []),

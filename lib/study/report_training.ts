@@ -18,6 +18,9 @@ import { decodePngRgb, wilsonInterval } from "../data/mod.ts";
 import { readMetrics } from "../train/metrics.ts";
 import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
 import { formatNumber, type Headline, type StudySection } from "./report.ts";
+import type { PlotlyFigure } from "../plot/mod.ts";
+import { percentileInterval } from "../math/quantile.ts";
+import { Rng } from "../util/rng.ts";
 
 /** Caption following of one pair set, as the run's `eval/caption_following.json` holds it. */
 interface PairResult {
@@ -34,7 +37,8 @@ export interface TrainingStepResult {
   samples: JsonImage;
   /** The grid's prompts, one per row. */
   sampleRows: string[];
-  captionFollowing: { heldout: PairResult; seen: PairResult };
+  /** Absent for a run on an SD folder's parts (its data has no colour/shape ground truth). */
+  captionFollowing?: { heldout: PairResult; seen: PairResult };
   seconds: Record<string, number>;
 }
 
@@ -47,7 +51,7 @@ export interface TrainingStepResult {
  *
  * async function example(runDir: string) { // a run trained by trainRun with its eval
  *   const r = await trainingStep(runDir);
- *   console.log(r.captionFollowing.heldout);
+ *   console.log(r.captionFollowing?.heldout);
  * }
  * ```
  */
@@ -75,6 +79,41 @@ export async function trainingStep(runDir: string): Promise<TrainingStepResult> 
     sampleRows: rows,
     captionFollowing: { heldout: pick(cf.heldout), seen: pick(cf.seen) },
     seconds: summary.seconds ?? {},
+  };
+}
+
+/**
+ * {@link trainingStep} for a run trained on an SD folder's parts (`trainOnParts`): the UNet's
+ * loss curve and the run's sample grid (`samples.png`, rows in `samples.txt`); no caption
+ * following (real captions carry no colour/shape ground truth).
+ *
+ * @example
+ * ```ts
+ * import { partsTrainingStep } from "./report_training.ts";
+ *
+ * async function example() { // a finished `deno task train --parts` run
+ *   const r = await partsTrainingStep("runs/sd_parts");
+ *   console.log(r.losses.unet.loss.at(-1), r.sampleRows);
+ * }
+ * ```
+ */
+export async function partsTrainingStep(runDir: string): Promise<TrainingStepResult> {
+  const rows = (await readMetrics(`${runDir}/unet/metrics.jsonl`))
+    .filter((r) => typeof r.loss === "number");
+  const png = decodePngRgb(await Deno.readFile(`${runDir}/samples.png`), `${runDir}/samples.png`);
+  const sampleRows = (await Deno.readTextFile(`${runDir}/samples.txt`)).trim().split("\n")
+    .map((l) => l.replace(/^row \d+: /, ""));
+  const summary = JSON.parse(await Deno.readTextFile(`${runDir}/summary.json`));
+  const seconds = summary.seconds ?? {};
+  return {
+    losses: { unet: { step: rows.map((r) => r.step), loss: rows.map((r) => r.loss as number) } },
+    samples: imageToJson({ data: png.image, width: png.width, height: png.height }),
+    sampleRows,
+    seconds: {
+      ...seconds,
+      total: seconds.total ??
+        Object.values(seconds as Record<string, number>).reduce((a, b) => a + b, 0),
+    },
   };
 }
 
@@ -122,6 +161,7 @@ export function trainingSection(r: TrainingStepResult): StudySection {
       yaxis: { title: { text: "loss" }, type: "log" },
     },
   };
+  if (!r.captionFollowing) return partsTrainingSection(r, figure);
   const { heldout, seen } = r.captionFollowing;
   const pct = (x: number) => `${formatNumber(100 * x)}%`;
   const ci = (acc: number, n: number) => {
@@ -181,5 +221,54 @@ export function trainingSection(r: TrainingStepResult): StudySection {
       `resumed); held-out pairs: colour ` +
       `${ci(heldout.colorAccuracy, heldout.n)}, shape ${ci(heldout.shapeAccuracy, heldout.n)}.`,
     caveats,
+  };
+}
+
+/**
+ * The section of a run on an SD folder's parts: the UNet loss curve, the samples and, as the
+ * headline, the mean loss over the last tenth of the logged steps with a percentile bootstrap
+ * interval over those steps (seeded; 2000 resamples).
+ */
+function partsTrainingSection(r: TrainingStepResult, figure: PlotlyFigure): StudySection {
+  const { step, loss } = r.losses.unet ?? { step: [], loss: [] };
+  if (loss.length === 0) throw new Error("training: the UNet logged no loss (unet/metrics.jsonl)");
+  const tail = loss.slice(Math.floor(loss.length * 0.9));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const rng = Rng.stream(0);
+  const reps = Float64Array.from({ length: 2000 }, () => {
+    let acc = 0;
+    for (let i = 0; i < tail.length; i++) acc += tail[Math.floor(rng.uniform() * tail.length)];
+    return acc / tail.length;
+  });
+  const { lo, hi } = percentileInterval(reps, 0.95);
+  const from = step[loss.length - tail.length], to = step.at(-1);
+  return {
+    id: "training",
+    title: "7. Training: loss curve and samples",
+    figures: [{ id: "training-loss", figure }],
+    images: [{
+      id: "training-samples",
+      image: imageFromJson(r.samples),
+      caption: `Sample grid, rows: ${r.sampleRows.join("; ")}.`,
+      scale: 1,
+    }],
+    headlines: [{
+      id: "training.final_loss",
+      label: `UNet loss, mean of steps ${from}-${to}`,
+      value: mean(tail),
+      lo,
+      hi,
+      level: 0.95,
+      method: `percentile bootstrap over the ${tail.length} logged steps`,
+    }],
+    found: "The study trained a UNet on frozen pretrained parts (Stable Diffusion's VAE and " +
+      "text encoder) at 256 px.",
+    measured: `The UNet trained for ${to} steps on the SD folder's parts in ` +
+      `${formatNumber(r.seconds.total ?? NaN)} s; its loss over the last tenth of the steps ` +
+      `averaged ${formatNumber(mean(tail))} [${formatNumber(lo)}, ${formatNumber(hi)}].`,
+    caveats: [
+      "Caption following is read back from shapes-world pixels and has no ground truth on real " +
+      "captions, so it is not measured here.",
+    ],
   };
 }
