@@ -11,17 +11,7 @@ import {
   writePng,
 } from "../lib/plot/mod.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
-
-function findChromium(): string | null {
-  for (const name of ["chromium", "chromium-browser", "google-chrome"]) {
-    for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-      try {
-        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-      } catch { /* not here */ }
-    }
-  }
-  return null;
-}
+import { dumpDom, findChromium } from "./helpers/chromium.ts";
 
 const CHROMIUM = findChromium();
 if (!CHROMIUM) {
@@ -53,26 +43,12 @@ Deno.test({
       await writePlotlyHtml(`${dir}/fig.html`, fig);
       const html = await Deno.readTextFile(`${dir}/fig.html`);
       assert.ok(!/https?:\/\/cdn/.test(html.slice(0, 2000)), "no CDN script");
-      const out = await new Deno.Command(CHROMIUM!, {
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          `--user-data-dir=${dir}/profile`,
-          "--virtual-time-budget=5000",
-          "--dump-dom",
-          `file://${dir}/fig.html`,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dom = new TextDecoder().decode(out.stdout);
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr).slice(-2000));
+      const out = await dumpDom(CHROMIUM!, `${dir}/fig.html`, {
+        profileDir: `${dir}/profile`,
+        budgetMs: 5000,
+      });
+      const dom = out.dom;
+      assert.equal(out.code, 0, out.stderr.slice(-2000));
       assert.ok(dom.includes('<svg class="main-svg"'), "plot rendered to SVG");
       assert.equal(dom.match(/<g class="trace scatter/g)?.length, 3, "3 traces");
       assert.equal(dom.match(/class="point"/g)?.length, 7, "7 marker points");
