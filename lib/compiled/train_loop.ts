@@ -65,7 +65,7 @@
 import { Rng } from "../util/rng.ts";
 import { type LoadedCheckpoint, pruneCheckpoints, saveCheckpoint } from "../train/checkpoint.ts";
 import { constantLr, type LrSchedule } from "../train/lr.ts";
-import { type MetricRecord, truncateMetrics } from "../train/metrics.ts";
+import { truncateMetrics } from "../train/metrics.ts";
 import {
   checkpointDue,
   intOption,
@@ -76,7 +76,7 @@ import {
   StepLog,
 } from "../train/loop_parts.ts";
 import type { TensorDataMap } from "../train/tensor_data.ts";
-import type { CheckpointStore } from "../storage/store.ts";
+import type { TrainLoopOptions } from "../train/loop.ts";
 import { storeFor } from "../storage/location.ts";
 import {
   allreduceMean,
@@ -93,44 +93,32 @@ import type {
 } from "./train_step.ts";
 
 /** Options of {@link compiledTrainLoop}: `trainLoop`'s, less what a compiled step fixes. */
-export interface CompiledTrainLoopOptions<B, P> {
-  /** Local run folder: `metrics.jsonl` goes here, and checkpoints unless `store` is given. */
-  runDir: string;
-  store?: CheckpointStore;
+export interface CompiledTrainLoopOptions<B, P> extends
+  Pick<
+    TrainLoopOptions<B, P>,
+    | "runDir"
+    | "store"
+    | "nextBatch"
+    | "initialPosition"
+    | "steps"
+    | "lr"
+    | "checkpointEvery"
+    | "keepLast"
+    | "keepSteps"
+    | "logEvery"
+    | "seed"
+    | "seedStreams"
+    | "comm"
+    | "resume"
+    | "config"
+    | "itemsPerBatch"
+    | "progress"
+    | "onLog"
+  > {
   /** The compiled step, its parameters already set (a resume overwrites them). */
   step: CompiledTrainStep;
   /** The step's data inputs for a batch; draw all randomness from `rng` so resumes are exact. */
   inputs: (batch: B, rng: Rng) => Record<string, Float32Array>;
-  nextBatch: (position: P) => { batch: B; position: P } | Promise<{ batch: B; position: P }>;
-  initialPosition: P;
-  /** Train until this many steps in total. */
-  steps: number;
-  /** Learning rate: a schedule of the 0-based step index, or a constant (default 1e-3). */
-  lr?: LrSchedule | number;
-  /** Save every N steps and at the last step (default 0: never). */
-  checkpointEvery?: number;
-  /** Complete checkpoints to keep, newest first (default: all). */
-  keepLast?: number;
-  /** Steps also saved and never pruned. */
-  keepSteps?: readonly number[];
-  /** Write a metrics line every N steps and at the last step (default 1). */
-  logEvery?: number;
-  /** Seed of the loss stream `Rng.stream(seed, [rank, STREAM.noise])`. */
-  seed: number;
-  /** As `trainLoop`'s: `"per-rank"` (default) or `"shared"` (rank 0's stream on every rank). */
-  seedStreams?: SeedStreams;
-  /**
-   * Data-parallel group: gradients and loss averaged over its ranks every step; rank 0 alone
-   * touches the store and metrics (see the module doc). Default: this process alone.
-   */
-  comm?: Communicator;
-  resume?: boolean;
-  /** Saved into state.json as `config`. */
-  config?: unknown;
-  /** Items per batch, for `images_per_s` (default 1). */
-  itemsPerBatch?: number;
-  progress?: boolean;
-  onLog?: (rec: MetricRecord) => void;
 }
 
 /** What {@link compiledTrainLoop} returns. */
