@@ -140,7 +140,7 @@ Deno.test("prompt sets: COCO captions format, prefix, image references and field
     });
     assert.throws(
       () => parsePromptSpec("coco:only.json"),
-      /expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH or parti:PATH\.tsv/,
+      /expected heldout, coco:PATH_TO_JSON:IMAGES_DIR, text:PATH, parti:PATH\.tsv or shards:DIR/,
     );
     assert.deepEqual(parseCheckpointSelector("4, 8,final"), [4, 8, "final"]);
     assert.throws(() => parseCheckpointSelector("4,x"), /comma list of steps/);
