@@ -278,6 +278,13 @@ const CASES: OpCase[] = [
       attrs: { heads: 4, causal: false, wrt },
     },
     {
+      // Head width 40: two column chunks per row, the second ragged; 100 queries and keys.
+      name: `attentionGrad ${wrt}, self, head width 40`,
+      op: "attentionGrad",
+      inputs: [[1, 100, 80], [1, 100, 80], [1, 100, 80], [1, 100, 80]],
+      attrs: { heads: 2, causal: false, wrt },
+    },
+    {
       name: `attentionGrad ${wrt}, causal + keyMask`,
       op: "attentionGrad",
       inputs: [[2, 4, 4], [2, 4, 4], [2, 4, 4], [2, 4, 4], [2, 4]],

@@ -272,41 +272,41 @@ export function attentionGradKernel(
   return s;
 }
 `;
+  // Each thread owns one (row, chunk of up to ATTN_CHUNK output columns) and walks the other
+  // side once: the probability and dS = P (dP - rowsum(dP P)) of each (query, key) pair are
+  // computed once per chunk, not once per output element (dh times fewer score evaluations).
+  const ds = [...Array(ATTN_CHUNK).keys()];
   const phase = (w: "q" | "k" | "v", out: string) => {
-    if (w === "v") {
-      return `  for (var e = lid; e < Tk * dhv; e += 64u) {
-    let j = e / dhv; let d = e % dhv;
-    var acc = 0.0;
-    for (var qi = 0u; qi < Tq; qi++) {
-      let st = sb + qi * 3u;
-      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
-      acc += p * in3[(b * Tq + qi) * Dv + h * dhv + d];
+    // Rows: queries for dq, keys for dk and dv; the read side and its width.
+    const rows = w === "q" ? "Tq" : "Tk", width = w === "v" ? "dhv" : "dhq";
+    const other = w === "q" ? "Tk" : "Tq";
+    const pair = w === "q" ? "let qi = r; let j = o;" : "let qi = o; let j = r;";
+    const weight = w === "v" ? "p" : "p * (dP(b, qi, j, h) - scr[st + 2u])";
+    const src = w === "q"
+      ? "in1[(b * Tk + j) * Dq + h * dhq + d0"
+      : w === "k"
+      ? "in0[(b * Tq + qi) * Dq + h * dhq + d0"
+      : "in3[(b * Tq + qi) * Dv + h * dhv + d0";
+    const dst = w === "v"
+      ? `(b * Tk + r) * Dv + h * dhv + d0`
+      : w === "q"
+      ? `(b * Tq + r) * Dq + h * dhq + d0`
+      : `(b * Tk + r) * Dq + h * dhq + d0`;
+    const scale = w === "v" ? "" : " * F(8)";
+    return `  {
+    let nc = (${width} + ${ATTN_CHUNK - 1}u) / ${ATTN_CHUNK}u;
+    for (var e = lid; e < ${rows} * nc; e += 64u) {
+      let r = e / nc; let d0 = (e % nc) * ${ATTN_CHUNK}u; let cw = min(${ATTN_CHUNK}u, ${width} - d0);
+${ds.map((d) => `      var a${d} = 0.0;`).join("\n")}
+      for (var o = 0u; o < ${other}; o++) {
+        ${pair}
+        let st = sb + qi * 3u;
+        let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
+        let wt = ${weight};
+${ds.map((d) => `        if (${d}u < cw) { a${d} += wt * ${src} + ${d}u]; }`).join("\n")}
+      }
+${ds.map((d) => `      if (${d}u < cw) { ${out}[${dst} + ${d}u] = a${d}${scale}; }`).join("\n")}
     }
-    ${out}[(b * Tk + j) * Dv + h * dhv + d] = acc;
-  }
-`;
-    }
-    if (w === "q") {
-      return `  for (var e = lid; e < Tq * dhq; e += 64u) {
-    let qi = e / dhq; let d = e % dhq; let st = sb + qi * 3u;
-    var acc = 0.0;
-    for (var j = 0u; j < Tk; j++) {
-      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
-      acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in1[(b * Tk + j) * Dq + h * dhq + d];
-    }
-    ${out}[(b * Tq + qi) * Dq + h * dhq + d] = acc * F(8);
-  }
-`;
-    }
-    return `  for (var e = lid; e < Tk * dhq; e += 64u) {
-    let j = e / dhq; let d = e % dhq;
-    var acc = 0.0;
-    for (var qi = 0u; qi < Tq; qi++) {
-      let st = sb + qi * 3u;
-      let p = exp(score(b, qi, j, h) - scr[st]) / scr[st + 1u];
-      acc += p * (dP(b, qi, j, h) - scr[st + 2u]) * in0[(b * Tq + qi) * Dq + h * dhq + d];
-    }
-    ${out}[(b * Tk + j) * Dq + h * dhq + d] = acc * F(8);
   }
 `;
   };
