@@ -78,13 +78,8 @@ import {
 import type { TensorDataMap } from "../train/tensor_data.ts";
 import type { TrainLoopOptions } from "../train/loop.ts";
 import { storeFor } from "../storage/location.ts";
-import {
-  allreduceMean,
-  assertSameOnAllRanks,
-  type Communicator,
-  singleProcess,
-} from "../data_parallel/comm.ts";
-import { lossStreamPath, type SeedStreams } from "../data_parallel/training.ts";
+import { allreduceMean, assertSameOnAllRanks, singleProcess } from "../data_parallel/comm.ts";
+import { lossStreamPath } from "../data_parallel/training.ts";
 import type {
   CompiledTrainState,
   CompiledTrainStep,
