@@ -1,6 +1,6 @@
 /**
- * Plots that work offline: self-contained Plotly HTML, Jupyter MIME bundles, loss curves, and
- * PNG image grids.
+ * Plots that work offline: self-contained Plotly HTML, Jupyter MIME bundles, loss curves, interval
+ * error bars and PNG image grids.
  *
  * @example
  * ```ts
@@ -8,6 +8,7 @@
  * ```
  * @module
  */
+export * from "./error_bars.ts";
 export * from "./plotly_html.ts";
 export * from "./plotly_svg.ts";
 export * from "./png_grid.ts";

@@ -27,7 +27,7 @@ import {
   type BestOfNPool,
   judgeBestOfNPools,
 } from "../inference/best_of_n_stats.ts";
-import { imageGrid } from "../plot/mod.ts";
+import { imageGrid, intervalErrorBars } from "../plot/mod.ts";
 import { formatNumber, type Headline, type StudySection } from "./report.ts";
 import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
 import { openStudyModels, type StudyModelSource } from "./report_source.ts";
@@ -153,12 +153,6 @@ export async function bestOfNStep(o: BestOfNStepOptions): Promise<BestOfNStepRes
  */
 export function bestOfNSection(r: BestOfNStepResult): StudySection {
   const pts = r.curve.points;
-  const bars = (es: { value: number; lo: number; hi: number }[]) => ({
-    type: "data",
-    symmetric: false,
-    array: es.map((e) => Math.max(0, e.hi - e.value)),
-    arrayminus: es.map((e) => Math.max(0, e.value - e.lo)),
-  });
   // Two figures rather than one with a second y axis: each keeps its own scale in every
   // renderer (the static SVG draws one y axis).
   const curve = (
@@ -174,7 +168,7 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
       name,
       x: pts.map((p) => p.n),
       y: es.map((e) => e.value),
-      error_y: bars(es),
+      error_y: intervalErrorBars(es),
     }],
     layout: {
       title: { text: title },

@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { intervalErrorBars } from "../plot/mod.ts";
 import { formatNumber, type StudySection } from "./report.ts";
 
 /** An estimate with its interval, as the sweep reports it. */
@@ -49,16 +50,6 @@ export interface ClipFidStepResult {
   clipModel: string;
   /** The headline's guidance scale (the recipe's sampling scale). */
   guidance: number;
-}
-
-function errorBars(es: ClipFidEstimate[]) {
-  return {
-    type: "data",
-    symmetric: false,
-    array: es.map((e) => Math.max(0, e.hi - e.value)),
-    arrayminus: es.map((e) => Math.max(0, e.value - e.lo)),
-    thickness: 1,
-  };
 }
 
 /** ", against <CLIP> and FID <FID> at <first checkpoint>" at the same scale, when there are two. */
@@ -106,8 +97,8 @@ export function clipFidSection(r: ClipFidStepResult): StudySection {
       y: c.points.map((p) => p.fid.value),
       text: c.points.map((p) => String(p.guidance)),
       textposition: "top center",
-      error_x: errorBars(c.points.map((p) => p.clipScore)),
-      error_y: errorBars(c.points.map((p) => p.fid)),
+      error_x: intervalErrorBars(c.points.map((p) => p.clipScore), { thickness: 1 }),
+      error_y: intervalErrorBars(c.points.map((p) => p.fid), { thickness: 1 }),
     })),
     layout: {
       title: { text: `CLIP score vs ${r.fidLabel} (labels: guidance scale)` },

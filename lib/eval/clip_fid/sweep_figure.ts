@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { type PlotlyFigure, writePlotlyHtml } from "../../plot/mod.ts";
+import { intervalErrorBars, type PlotlyFigure, writePlotlyHtml } from "../../plot/mod.ts";
 import { writeJsonAtomic } from "../../util/atomic.ts";
 import type { Estimate } from "./bootstrap.ts";
 
@@ -103,8 +103,8 @@ export function clipFidFigure(r: SweepFigureLabels, curves: SweepCurve[]): Plotl
     hovertemplate:
       "guidance %{text}<br>CLIP %{x:.2f}<br>FD %{y:.3f}<extra>%{fullData.name}</extra>",
     // Bootstrap FID intervals can sit above the estimate: clamp the bar lengths at 0.
-    error_x: errorBars(pts.map((p) => p.clipScore)),
-    error_y: errorBars(pts.map((p) => p.fid)),
+    error_x: intervalErrorBars(pts.map((p) => p.clipScore), { thickness: 1 }),
+    error_y: intervalErrorBars(pts.map((p) => p.fid), { thickness: 1 }),
   }));
   return {
     data,
@@ -116,17 +116,6 @@ export function clipFidFigure(r: SweepFigureLabels, curves: SweepCurve[]): Plotl
       xaxis: { title: { text: `CLIP score (${r.clipModel})` } },
       yaxis: { title: { text: r.fidLabel } },
     },
-  };
-}
-
-/** Asymmetric error bars of estimates, lengths clamped at 0. */
-function errorBars(es: Estimate[]) {
-  return {
-    type: "data",
-    symmetric: false,
-    array: es.map((e) => Math.max(0, e.hi - e.value)),
-    arrayminus: es.map((e) => Math.max(0, e.value - e.lo)),
-    thickness: 1,
   };
 }
 
