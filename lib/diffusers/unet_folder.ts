@@ -41,6 +41,7 @@ import {
 import { encodeSafetensors, readSafetensors, type SafetensorsDtype } from "../train/safetensors.ts";
 import { snapshotParams } from "../train/tensor_data.ts";
 import { writeFileAtomic, writeTextAtomic } from "../util/atomic.ts";
+import { pathExists } from "../util/path_exists.ts";
 
 /** Weights file of a diffusers model folder (`save_pretrained`'s name). */
 export const DIFFUSERS_WEIGHTS_FILE = "diffusion_pytorch_model.safetensors";
@@ -90,16 +91,6 @@ function weightsFile(variant?: string): string {
     : DIFFUSERS_WEIGHTS_FILE;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
@@ -118,9 +109,9 @@ async function readJson(path: string): Promise<unknown> {
 /** The weights files to read: one file, or the shards an index names. */
 async function weightFiles(dir: string, variant?: string): Promise<string[]> {
   const file = `${dir}/${weightsFile(variant)}`;
-  if (await exists(file)) return [file];
+  if (await pathExists(file)) return [file];
   const index = `${file}.index.json`;
-  if (await exists(index)) {
+  if (await pathExists(index)) {
     const j = await readJson(index) as { weight_map?: unknown };
     const map = j?.weight_map;
     if (typeof map !== "object" || map === null || Array.isArray(map)) {
@@ -135,9 +126,9 @@ async function weightFiles(dir: string, variant?: string): Promise<string[]> {
     return (shards as string[]).sort().map((s) => `${dir}/${s}`);
   }
   const other = variant ? weightsFile() : weightsFile("fp16");
-  const hint = (await exists(`${dir}/${other}`))
+  const hint = (await pathExists(`${dir}/${other}`))
     ? `; ${other} is there (${variant ? "load without a variant" : 'load with variant "fp16"'})`
-    : (await exists(`${dir}/diffusion_pytorch_model.bin`))
+    : (await pathExists(`${dir}/diffusion_pytorch_model.bin`))
     ? "; diffusion_pytorch_model.bin is there, but only safetensors are read"
     : "";
   throw new Error(`${file}: file not found${hint}`);

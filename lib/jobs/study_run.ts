@@ -64,6 +64,7 @@ import {
   type TrainingStepResult,
 } from "../study/report_training.ts";
 import { writeJsonAtomic } from "../util/atomic.ts";
+import { pathExists } from "../util/path_exists.ts";
 
 /** Options of {@link studyRun}. */
 export interface StudyRunOptions {
@@ -124,20 +125,10 @@ export interface StudyRunResult {
   json: string;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Refuse a study folder of another size, or any existing one without `reuse`. */
 async function prepareStudyFolder(o: StudyRunOptions): Promise<void> {
   const path = `${o.out}/study.json`;
-  if (await exists(path)) {
+  if (await pathExists(path)) {
     if (!o.reuse) {
       throw new Error(
         `${o.out} holds a study already; pass --reuse to continue it (finished steps are read ` +
@@ -205,7 +196,7 @@ export async function studyRun(o: StudyRunOptions): Promise<StudyRunResult> {
     () =>
       step("train", { preset, seed: z.seed, parts: pt ?? null }, async () => {
         // The run folder keeps its own checkpoints: a killed study resumes its training.
-        const resume = await exists(`${runDir}/config.json`);
+        const resume = await pathExists(`${runDir}/config.json`);
         if (!pt) {
           await trainRun({
             out: runDir,

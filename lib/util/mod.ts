@@ -22,3 +22,4 @@ export * from "./concat.ts";
 export * from "./file_digest.ts";
 export * from "./confined_path.ts";
 export * from "./float16.ts";
+export * from "./path_exists.ts";
