@@ -23,8 +23,7 @@
 import { helpText, parseFlags, runMain, UsageError } from "../lib/cli/args.ts";
 import { initBackend } from "../lib/backend/mod.ts";
 import { compileTrainStep, unetTrainingGraph } from "../lib/compiled/mod.ts";
-import { initUnet, type UnetConfig } from "../lib/models/mod.ts";
-import { disposeParams } from "../lib/nn/mod.ts";
+import { initUnetArrays, type UnetConfig } from "../lib/models/mod.ts";
 import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import {
   allGather,
@@ -112,10 +111,7 @@ async function main(): Promise<void> {
   if (f["global-batch"] % size !== 0) {
     throw new UsageError(`--global-batch ${f["global-batch"]} does not split over ${size} ranks`);
   }
-  const init = initUnet(DEFAULT_UNET, Rng.stream(0, [0, STREAM.init]));
-  const weights: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(init)) weights[k] = v.dataSync() as Float32Array;
-  disposeParams(init);
+  const weights = initUnetArrays(DEFAULT_UNET, Rng.stream(0, [0, STREAM.init]));
   const results = await Promise.all(comms.map((c) => rank(c, f, weights)));
   // Every rank's rows, gathered (in-process ranks gather too, through their world).
   const gathered = await Promise.all(

@@ -45,11 +45,10 @@ import {
 } from "../lib/compiled/mod.ts";
 import {
   countParamsForConfig,
-  initUnet,
+  initUnetArrays,
   UNET_PRESETS,
   type UnetConfig,
 } from "../lib/models/mod.ts";
-import { disposeParams } from "../lib/nn/mod.ts";
 import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { BENCH_TOKENS } from "./unet_fixture.ts";
@@ -187,10 +186,7 @@ async function main(): Promise<void> {
       } MiB, ${st.halfValues} values float16`,
   );
 
-  const params = initUnet(cfg, Rng.stream(f.seed, [0, STREAM.init]));
-  const weights: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(params)) weights[k] = v.dataSync() as Float32Array;
-  disposeParams(params);
+  const weights = initUnetArrays(cfg, Rng.stream(f.seed, [0, STREAM.init]));
   const rng = Rng.stream(f.seed, [0, STREAM.noise]);
   const data = () => ({
     x: rng.normal(b * h * w * cfg.inChannels),

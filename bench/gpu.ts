@@ -51,6 +51,7 @@ import {
   initAutoencoder,
   initClip,
   initUnet,
+  initUnetArrays,
   type UnetConfig,
   WordTokenizer,
 } from "../lib/models/mod.ts";
@@ -349,10 +350,7 @@ async function compiledUnetStep(batch: number, seed: number) {
     { adamw: { weightDecay: 0.01 }, clipNorm: 1, ema: { decay: 0.9999, warmup: true } },
   );
   const compileMs = performance.now() - t0;
-  const params = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));
-  const weights: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(params)) weights[k] = v.dataSync() as Float32Array;
-  disposeParams(params);
+  const weights = initUnetArrays(cfg, Rng.stream(seed, [0, STREAM.init]));
   train.setParams(weights);
   const rng = Rng.stream(seed, [0, STREAM.noise]);
   const data = () => ({

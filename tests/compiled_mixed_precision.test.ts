@@ -14,8 +14,7 @@ import {
   requestStepDevice,
   unetTrainingGraph,
 } from "../lib/compiled/mod.ts";
-import { initUnet, UNET_PRESETS } from "../lib/models/unet.ts";
-import { disposeParams } from "../lib/nn/mod.ts";
+import { initUnetArrays, UNET_PRESETS } from "../lib/models/unet.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { relErr, webgpuForTests } from "./helpers/webgpu.ts";
 
@@ -110,11 +109,7 @@ const CFG = UNET_PRESETS.tiny;
 const [B, H, W, TOK] = [2, 8, 8, 4];
 
 function initParams(seed: number): Record<string, Float32Array> {
-  const p = initUnet(CFG, Rng.stream(seed, [0, STREAM.init]));
-  const out: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
-  disposeParams(p);
-  return out;
+  return initUnetArrays(CFG, Rng.stream(seed, [0, STREAM.init]));
 }
 
 /** A fixed set of 4 batches; `order` picks which batch each step sees. */

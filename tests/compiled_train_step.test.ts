@@ -16,7 +16,7 @@ import {
   NO_KERNEL_OPS,
   unetTrainingGraph,
 } from "../lib/compiled/mod.ts";
-import { initUnet, UNET_PRESETS, type UnetConfig, unetForward } from "../lib/models/unet.ts";
+import { initUnetArrays, UNET_PRESETS, type UnetConfig, unetForward } from "../lib/models/unet.ts";
 import { presetUnetConfig, RECIPE_PRESETS } from "../lib/recipe/mod.ts";
 import { disposeParams } from "../lib/nn/mod.ts";
 import { AdamW, clipGradNorm, computeGrads, Ema } from "../lib/train/optim.ts";
@@ -31,11 +31,7 @@ const { device, skip: ignore } = await webgpuForTests("compiled_train_step", { d
 const DEFAULT_UNET: UnetConfig = presetUnetConfig(RECIPE_PRESETS.default);
 
 function weightsOf(cfg: UnetConfig, seed: number): Record<string, Float32Array> {
-  const p = initUnet(cfg, Rng.stream(seed, [0, STREAM.init]));
-  const out: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
-  disposeParams(p);
-  return out;
+  return initUnetArrays(cfg, Rng.stream(seed, [0, STREAM.init]));
 }
 
 function dataOf(cfg: UnetConfig, sizes: number[], seed: number): Record<string, Float32Array> {

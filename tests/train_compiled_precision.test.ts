@@ -30,8 +30,7 @@ import {
   saveCheckpoint,
 } from "../lib/train/mod.ts";
 import { storeFor } from "../lib/storage/location.ts";
-import { initUnet, UNET_PRESETS } from "../lib/models/unet.ts";
-import { disposeParams } from "../lib/nn/mod.ts";
+import { initUnetArrays, UNET_PRESETS } from "../lib/models/unet.ts";
 import { Rng, STREAM } from "../lib/util/rng.ts";
 import { cli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
@@ -47,11 +46,7 @@ const [B, H, W, TOK] = [2, 8, 8, 4];
 
 /** The tiny UNet's initial weights as flat arrays. */
 function initParams(seed: number): Record<string, Float32Array> {
-  const p = initUnet(CFG, Rng.stream(seed, [0, STREAM.init]));
-  const out: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
-  disposeParams(p);
-  return out;
+  return initUnetArrays(CFG, Rng.stream(seed, [0, STREAM.init]));
 }
 
 /** One step's inputs drawn from the loop's stream (so a resume draws the same). */

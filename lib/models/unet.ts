@@ -28,6 +28,7 @@ import {
   conv2d,
   countParams,
   type Dim,
+  disposeParams,
   downsample,
   type GeluKind,
   groupNorm,
@@ -305,6 +306,30 @@ export function initUnet(cfg: UnetConfig, rng: Rng): Params {
   const b = new TensorBuilder(rng);
   buildUnet(b, cfg);
   return b.params;
+}
+
+/**
+ * {@link initUnet}'s weights as flat float32 arrays by name, the tensors freed: the form the
+ * compiled WebGPU step (`setParams`) and data-parallel ranks take initial weights in.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { initUnet, initUnetArrays, UNET_PRESETS } from "./unet.ts";
+ * import { Rng } from "../util/rng.ts";
+ *
+ * const a = initUnetArrays(UNET_PRESETS.tiny, Rng.stream(3));
+ * const t = initUnet(UNET_PRESETS.tiny, Rng.stream(3)); // the same draws
+ * assert.deepEqual(a["conv_in.weight"], t["conv_in.weight"].dataSync());
+ * ```
+ */
+export function initUnetArrays(cfg: UnetConfig, rng: Rng): Record<string, Float32Array> {
+  const p = initUnet(cfg, rng);
+  const out: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
+  disposeParams(p);
+  return out;
 }
 
 /**

@@ -25,12 +25,11 @@
  * @module
  */
 import type { Communicator } from "../../lib/data_parallel/comm.ts";
-import { initUnet, UNET_PRESETS } from "../../lib/models/unet.ts";
+import { initUnetArrays, UNET_PRESETS } from "../../lib/models/unet.ts";
 import { compileTrainStep } from "../../lib/compiled/train_step.ts";
 import { compiledTrainLoop } from "../../lib/compiled/train_loop.ts";
 import { unetTrainingGraph } from "../../lib/compiled/training_graph.ts";
 import { warmupCosine } from "../../lib/train/lr.ts";
-import { disposeParams } from "../../lib/nn/mod.ts";
 import { Rng, STREAM } from "../../lib/util/rng.ts";
 
 /** Latent height and width, text tokens, samples in the set. */
@@ -85,11 +84,7 @@ export async function trainCompiledRank(o: CompiledRankOptions): Promise<Compile
     ema: { decay: 0.999, warmup: true },
   });
   try {
-    const init = initUnet(cfg, Rng.stream(5, [STREAM.init, 3]));
-    step.setParams(Object.fromEntries(
-      Object.entries(init).map(([k, v]) => [k, v.dataSync() as Float32Array]),
-    ));
-    disposeParams(init);
+    step.setParams(initUnetArrays(cfg, Rng.stream(5, [STREAM.init, 3])));
     const losses: number[] = [];
     const r = await compiledTrainLoop<number[], number>({
       runDir: o.runDir,
