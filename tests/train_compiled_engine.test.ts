@@ -23,6 +23,7 @@ import { loadModel } from "../lib/recipe/model_files.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
 import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
 import { webgpuForTests } from "./helpers/webgpu.ts";
+import { takeParamArrays } from "../lib/nn/mod.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
 const { skip: ignore } = await webgpuForTests("train_compiled_engine");
@@ -73,11 +74,7 @@ Deno.test({
             engine,
             onLog,
           });
-          const w = Object.fromEntries(
-            Object.entries(u.params).map(([k, v]) => [k, v.dataSync() as Float32Array]),
-          );
-          tf.dispose(Object.values(u.params));
-          return { losses, weights: w };
+          return { losses, weights: takeParamArrays(u.params) };
         } catch (e) {
           if ((e as Error).message !== "killed") throw e;
           return { losses, weights: null };

@@ -8,7 +8,6 @@
  * the reason printed, without a WebGPU adapter with `shader-f16` (the refusals always run).
  */
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs-core";
 import {
   compiledTrainLoop,
   type CompiledTrainState,
@@ -36,6 +35,7 @@ import { cli } from "./helpers/cli.ts";
 import { withTempDir } from "./helpers/temp_dir.ts";
 import { tinyConditioning } from "./helpers/tiny_conditioning.ts";
 import { webgpuForTests } from "./helpers/webgpu.ts";
+import { takeParamArrays } from "../lib/nn/mod.ts";
 
 await initBackendAndConvGrad("cpu-blas", { quiet: true });
 const { adapter, skip: ignore } = await webgpuForTests("train_compiled_precision", { f16: true });
@@ -245,11 +245,7 @@ Deno.test({
               if (o.stopAfter === r.step) throw new Error("killed");
             },
           });
-          const w = Object.fromEntries(
-            Object.entries(u.params).map(([k, v]) => [k, v.dataSync() as Float32Array]),
-          );
-          tf.dispose(Object.values(u.params));
-          return { losses, weights: w };
+          return { losses, weights: takeParamArrays(u.params) };
         } catch (e) {
           if ((e as Error).message !== "killed") throw e;
           return { losses, weights: null };

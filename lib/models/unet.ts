@@ -28,7 +28,6 @@ import {
   conv2d,
   countParams,
   type Dim,
-  disposeParams,
   downsample,
   type GeluKind,
   groupNorm,
@@ -46,6 +45,7 @@ import {
   type ParamShapes,
   resnetBlock,
   ShapeBuilder,
+  takeParamArrays,
   TensorBuilder,
   timestepEmbedding,
   upsample,
@@ -325,11 +325,7 @@ export function initUnet(cfg: UnetConfig, rng: Rng): Params {
  * ```
  */
 export function initUnetArrays(cfg: UnetConfig, rng: Rng): Record<string, Float32Array> {
-  const p = initUnet(cfg, rng);
-  const out: Record<string, Float32Array> = {};
-  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
-  disposeParams(p);
-  return out;
+  return takeParamArrays(initUnet(cfg, rng));
 }
 
 /**

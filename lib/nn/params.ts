@@ -116,6 +116,30 @@ export function disposeParams(p: Params): void {
 }
 
 /**
+ * Every weight of `p` as a float32 array by name, then the tensors freed and the record emptied
+ * (as {@link disposeParams}): weights handed to code outside TensorFlow.js (the compiled WebGPU
+ * step, comparisons in tests).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+ * import "npm:@tensorflow/tfjs-backend-cpu@4.22.0";
+ * import { takeParamArrays } from "./params.ts";
+ *
+ * const p = { w: tf.variable(tf.tensor1d([1, 2])) };
+ * assert.deepEqual(takeParamArrays(p), { w: Float32Array.of(1, 2) });
+ * assert.deepEqual(p, {});
+ * ```
+ */
+export function takeParamArrays(p: Params): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const [k, v] of Object.entries(p)) out[k] = v.dataSync() as Float32Array;
+  disposeParams(p);
+  return out;
+}
+
+/**
  * Read parameter `name`, failing with a message that names the missing weight.
  *
  * @example
