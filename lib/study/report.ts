@@ -133,6 +133,28 @@ export function formatNumber(x: number): string {
 }
 
 /**
+ * The headline of an estimate with its interval (`value`, `lo`, `hi`, `level`), made by `method`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { estimateHeadline } from "./report.ts";
+ *
+ * const e = { value: 0.6, lo: 0.5, hi: 0.7, level: 0.95, resamples: 1000 };
+ * const h = estimateHeadline("x.win", "win rate", e, "percentile bootstrap");
+ * assert.deepEqual(h, { id: "x.win", label: "win rate", value: 0.6, lo: 0.5, hi: 0.7, level: 0.95, method: "percentile bootstrap" });
+ * ```
+ */
+export function estimateHeadline(
+  id: string,
+  label: string,
+  e: { value: number; lo: number; hi: number; level: number },
+  method: string,
+): Headline {
+  return { id, label, value: e.value, lo: e.lo, hi: e.hi, level: e.level, method };
+}
+
+/**
  * A headline as text: `value [lo, hi]` with its unit.
  *
  * @example

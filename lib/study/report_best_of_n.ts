@@ -28,7 +28,7 @@ import {
   judgeBestOfNPools,
 } from "../inference/best_of_n_stats.ts";
 import { imageGrid, intervalErrorBars } from "../plot/mod.ts";
-import { formatNumber, type Headline, type StudySection } from "./report.ts";
+import { estimateHeadline, formatNumber, type StudySection } from "./report.ts";
 import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
 import { openStudyModels, type StudyModelSource } from "./report_source.ts";
 
@@ -204,15 +204,8 @@ export function bestOfNSection(r: BestOfNStepResult): StudySection {
   }
   const top = pts.at(-1)!;
   const method = `percentile bootstrap over prompts (${top.score.resamples} resamples)`;
-  const h = (id: string, label: string, e: typeof top.score): Headline => ({
-    id,
-    label,
-    value: e.value,
-    lo: e.lo,
-    hi: e.hi,
-    level: e.level,
-    method,
-  });
+  const h = (id: string, label: string, e: typeof top.score) =>
+    estimateHeadline(id, label, e, method);
   const m = top.n;
   const gain = top.score.value - pts[0].score.value;
   const caveats: string[] = [];

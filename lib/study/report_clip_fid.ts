@@ -21,7 +21,7 @@
  * @module
  */
 import { intervalErrorBars } from "../plot/mod.ts";
-import { formatNumber, type StudySection } from "./report.ts";
+import { estimateHeadline, formatNumber, type StudySection } from "./report.ts";
 
 /** An estimate with its interval, as the sweep reports it. */
 export interface ClipFidEstimate {
@@ -146,23 +146,20 @@ export function clipFidSection(r: ClipFidStepResult): StudySection {
       figure,
       caption: "One curve per kept checkpoint; error bars: 95% bootstrap intervals.",
     }],
-    headlines: [{
-      id: "clip_fid.clip_score",
-      label: `CLIP score, ${last.label}, guidance ${at.guidance}`,
-      value: at.clipScore.value,
-      lo: at.clipScore.lo,
-      hi: at.clipScore.hi,
-      level: at.clipScore.level,
-      method: "percentile bootstrap over images",
-    }, {
-      id: "clip_fid.fid",
-      label: `${r.fidLabel}, ${last.label}, guidance ${at.guidance}`,
-      value: at.fid.value,
-      lo: at.fid.lo,
-      hi: at.fid.hi,
-      level: at.fid.level,
-      method: "percentile bootstrap over images",
-    }],
+    headlines: [
+      estimateHeadline(
+        "clip_fid.clip_score",
+        `CLIP score, ${last.label}, guidance ${at.guidance}`,
+        at.clipScore,
+        "percentile bootstrap over images",
+      ),
+      estimateHeadline(
+        "clip_fid.fid",
+        `${r.fidLabel}, ${last.label}, guidance ${at.guidance}`,
+        at.fid,
+        "percentile bootstrap over images",
+      ),
+    ],
     tables: [{
       caption: `${r.fidLabel} per checkpoint and scale (95% bootstrap interval)`,
       header: ["checkpoint", ...curves[0].points.map((p) => `guidance ${p.guidance}`)],

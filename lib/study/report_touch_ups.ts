@@ -26,7 +26,7 @@ import {
   touchUpStats,
 } from "../inference/touch_up_stats.ts";
 import { imageGrid } from "../plot/mod.ts";
-import { formatNumber, type Headline, type StudySection } from "./report.ts";
+import { estimateHeadline, formatNumber, type StudySection } from "./report.ts";
 import { imageFromJson, imageToJson, type JsonImage } from "./report_steps.ts";
 import { openStudyModels, type StudyModelSource } from "./report_source.ts";
 
@@ -182,15 +182,8 @@ export function touchUpsSection(r: TouchUpsStepResult): StudySection {
     },
   };
   const method = `paired percentile bootstrap over images (${s.difference.resamples} resamples)`;
-  const h = (id: string, label: string, e: typeof s.difference): Headline => ({
-    id,
-    label,
-    value: e.value,
-    lo: e.lo,
-    hi: e.hi,
-    level: e.level,
-    method,
-  });
+  const h = (id: string, label: string, e: typeof s.difference) =>
+    estimateHeadline(id, label, e, method);
   const caveats = s.outsideUnchanged ? [] : [
     `${s.outsideChanged} pixels outside the regenerated boxes changed: touchUp broke its contract.`,
   ];
